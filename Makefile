@@ -1,0 +1,52 @@
+# Model Training Wizard — `make run` starts the wizard, `make test` runs every check.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# pip's noise about optional local indexes says nothing to a user
+QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: run test install lint typecheck unit e2e chromium bench clean
+
+run: install
+	$(VENV)/bin/mtw ui
+
+install: $(STAMP)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET)
+	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | $(QUIET)
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | $(QUIET)
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+lint: install
+	$(VENV)/bin/ruff check assistant tools tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest tests/unit
+
+e2e: install chromium
+	$(VENV)/bin/pytest tests/e2e
+
+test: install chromium lint typecheck
+	$(VENV)/bin/pytest
+
+bench: install
+	$(PY) bench/dataset_check.py
+	$(PY) bench/train_throughput.py --device cpu
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

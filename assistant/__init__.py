@@ -1,0 +1,1 @@
+"""The conversation: Chainlit handlers, the LangGraph agent and the Ollama client layer."""

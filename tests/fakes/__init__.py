@@ -1,0 +1,1 @@
+"""Test doubles for the boundaries we cannot reach offline."""

@@ -1,0 +1,49 @@
+import json
+
+from typer.testing import CliRunner
+
+from assistant.cli import app
+
+runner = CliRunner()
+
+
+def test_doctor_says_ollama_is_not_running_with_the_fix():
+    res = runner.invoke(app, ["doctor"])
+    assert res.exit_code == 1
+    assert "Ollama is not running" in res.output
+    assert "ollama serve" in res.output
+
+
+def test_doctor_json_reports_version_models_and_assistant_model(ollama):
+    ollama.models = ["phi4-mini:latest", "llama3.2:3b"]
+    res = runner.invoke(app, ["doctor", "--json"])
+    data = json.loads(res.output)
+    by_name = {c["name"]: c for c in data["checks"]}
+    assert by_name["ollama"]["status"] == "ok" and ollama.version in by_name["ollama"]["detail"]
+    assert "llama3.2:3b" in by_name["models"]["detail"]
+    assert by_name["assistant model"]["status"] == "ok"
+    assert {"memory", "disk", "torch", "gpu", "workspace"} <= set(by_name)
+    assert data["ok"] is True and res.exit_code == 0
+
+
+def test_doctor_warns_when_assistant_model_missing(ollama, monkeypatch):
+    ollama.models = ["llama3.2:3b"]
+    monkeypatch.setenv("MTW_ASSISTANT_MODEL", "phi4-mini")
+    from tools.settings import get_settings
+
+    get_settings.cache_clear()
+    data = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
+    check = {c["name"]: c for c in data["checks"]}["assistant model"]
+    assert check["status"] == "warning" and "ollama pull phi4-mini" in check["fix"]
+
+
+def test_doctor_flags_unwritable_home(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("MTW_HOME", str(blocker / "home"))
+    from tools.settings import get_settings
+
+    get_settings.cache_clear()
+    data = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
+    ws = {c["name"]: c for c in data["checks"]}["workspace"]
+    assert ws["status"] == "problem" and "MTW_HOME" in ws["fix"]

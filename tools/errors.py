@@ -1,0 +1,83 @@
+"""Plain-language errors: every failure a user can hit becomes a sentence and a fix, in one place."""
+
+from __future__ import annotations
+
+
+class MTWError(Exception):
+    """A failure the user can act on: what went wrong (`message`) and what to do (`fix`)."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, fix: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        if code:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.fix}".strip()
+
+
+class WorkspaceError(MTWError):
+    """MTW_HOME or a file in it cannot be read or written."""
+
+    code = "workspace"
+
+
+class UsageError(MTWError):
+    """The user asked for something that cannot work as asked (bad flag value, missing file)."""
+
+    code = "usage"
+
+
+class OllamaUnavailable(MTWError):
+    """Ollama is not running or not reachable at OLLAMA_HOST."""
+
+    code = "ollama_down"
+
+
+class ModelNotPulled(MTWError):
+    """The named model is not in the user's Ollama."""
+
+    code = "model_missing"
+
+    def __init__(self, model: str, message: str = "", fix: str = "") -> None:
+        super().__init__(
+            message or f"The model '{model}' is not in your Ollama yet.",
+            fix or f"Download it with `ollama pull {model}` (or let the wizard pull it for you).",
+        )
+        self.model = model
+
+
+class LLMTimeout(MTWError):
+    """Ollama took too long to answer."""
+
+    code = "ollama_timeout"
+
+
+class StructuredOutputError(MTWError):
+    """The model's answer did not fit the expected shape, even after asking again."""
+
+    code = "bad_llm_output"
+
+
+def ollama_down(host: str) -> OllamaUnavailable:
+    """The one sentence for 'Ollama is not running'."""
+    return OllamaUnavailable(
+        f"Ollama is not running (nothing answers at {host}).",
+        "Start it with `ollama serve` (or open the Ollama app), or set OLLAMA_HOST to where it runs.",
+    )
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True for 'nobody is listening' from the ollama client: built-in ConnectionError or httpx's."""
+    import httpx  # local: keep this module import-light
+
+    return isinstance(exc, ConnectionError | httpx.ConnectError | httpx.RemoteProtocolError)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True when a training or generation step ran out of GPU or CPU memory."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "outofmemoryerror" in text

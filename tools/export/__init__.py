@@ -1,0 +1,1 @@
+"""Export: Modelfiles and the routes that put a tuned model into Ollama."""

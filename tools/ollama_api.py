@@ -1,0 +1,76 @@
+"""Thin edge to the user's Ollama: one client factory and the calls the ollama package lacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tools.errors import ModelNotPulled, MTWError, is_connection_error, ollama_down
+from tools.settings import get_settings, normalise_host
+
+
+def host() -> str:
+    """The Ollama URL from OLLAMA_HOST, normalised."""
+    return normalise_host(get_settings().ollama_host)
+
+
+def client(timeout: float | None = 300.0, **httpx_kwargs: Any) -> Any:
+    """A synchronous `ollama.Client` for OLLAMA_HOST."""
+    import ollama
+
+    return ollama.Client(host=host(), timeout=timeout, **httpx_kwargs)
+
+
+def version(timeout: float = 3.0) -> str:
+    """Ollama's version string (GET /api/version); OllamaUnavailable when nothing answers."""
+    try:
+        r = httpx.get(f"{host()}/api/version", timeout=timeout)
+        r.raise_for_status()
+        return str(r.json().get("version", "unknown"))
+    except Exception as exc:
+        if is_connection_error(exc) or isinstance(exc, httpx.TimeoutException):
+            raise ollama_down(host()) from exc
+        raise MTWError(
+            f"Ollama at {host()} answered oddly: {exc}.", "Check that OLLAMA_HOST points at Ollama."
+        ) from exc
+
+
+def list_models(timeout: float = 5.0) -> list[str]:
+    """Names of the models pulled into Ollama (GET /api/tags)."""
+    try:
+        r = httpx.get(f"{host()}/api/tags", timeout=timeout)
+        r.raise_for_status()
+    except Exception as exc:
+        if is_connection_error(exc) or isinstance(exc, httpx.TimeoutException):
+            raise ollama_down(host()) from exc
+        raise
+    return [m.get("name") or m.get("model", "") for m in r.json().get("models", [])]
+
+
+def has_model(name: str, models: list[str]) -> bool:
+    """True when `name` is among `models`, treating a missing tag as ':latest'."""
+    want = name if ":" in name else f"{name}:latest"
+    return any(m == want or m == name for m in models)
+
+
+def translate(exc: BaseException, model: str | None = None) -> MTWError:
+    """Turn an ollama/httpx failure into a plain-language MTWError."""
+    import ollama
+
+    if isinstance(exc, MTWError):
+        return exc
+    if is_connection_error(exc):
+        return ollama_down(host())
+    if isinstance(exc, httpx.TimeoutException):
+        from tools.errors import LLMTimeout
+
+        return LLMTimeout(
+            "Ollama took too long to answer.",
+            "The model may still be loading; try again in a minute, or use a smaller model.",
+        )
+    if isinstance(exc, ollama.ResponseError):
+        if exc.status_code == 404 and model:
+            return ModelNotPulled(model)
+        return MTWError(f"Ollama refused the request: {exc.error}.", "Check the Ollama log (`ollama serve` output).")
+    return MTWError(f"Unexpected problem talking to Ollama: {exc}.", "Try again; if it repeats, restart Ollama.")

@@ -1,0 +1,1 @@
+"""Troubleshooting: the health monitor and the knowledge base, in plain words."""
