@@ -1,0 +1,100 @@
+"""A project: what the user wants their model to do (the interview's answers), saved in MTW_HOME."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tools.db import connect
+from tools.errors import UsageError, WorkspaceError
+from tools.fileio import atomic_write_json
+from tools.settings import get_settings
+
+TaskType = Literal["generation", "classification", "entity_extraction"]
+TASK_TYPES: tuple[TaskType, ...] = ("generation", "classification", "entity_extraction")
+
+
+class ProjectSpec(BaseModel):
+    """What the model is for; drives drafting, training presets, evaluation and the Modelfile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", description="Short project name, e.g. 'PM user stories'.")
+    purpose: str = Field(default="", description="What the model is for, in the user's words.")
+    task_type: TaskType | None = Field(default=None, description="generation, classification or entity_extraction.")
+    audience: str = Field(default="", description="Who reads the model's output.")
+    house_style: str = Field(default="", description="Tone, structure and length the output should have.")
+    samples: list[str] = Field(default_factory=list, description="Real samples of the user's own writing.")
+    never_do: list[str] = Field(default_factory=list, description="Things the model must never do.")
+    labels: list[str] = Field(default_factory=list, description="Class names (classification only).")
+    entity_types: list[str] = Field(default_factory=list, description="Entity kinds (entity extraction only).")
+    base_model: str = Field(default="phi4-mini", description="Catalog key, Hugging Face id or local folder.")
+    preset: Literal["documents", "communications", "balanced"] = "balanced"
+
+    def missing(self) -> list[str]:
+        """The slots the interview still has to fill, in the order it asks them."""
+        gaps = [f for f in ("purpose", "task_type", "audience", "house_style") if not getattr(self, f)]
+        if self.task_type == "classification" and not self.labels:
+            gaps.append("labels")
+        if self.task_type == "entity_extraction" and not self.entity_types:
+            gaps.append("entity_types")
+        return gaps
+
+
+def slugify(name: str) -> str:
+    """A folder-safe id for a project name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug[:60] or "project"
+
+
+def project_dir(slug: str) -> Path:
+    """The folder of one project in MTW_HOME."""
+    return get_settings().projects_dir / slug
+
+
+def _ensure_table() -> None:
+    with connect() as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS projects (slug TEXT PRIMARY KEY, name TEXT NOT NULL, "
+            "spec_path TEXT NOT NULL, thread_id TEXT, created TEXT NOT NULL, updated TEXT NOT NULL)"
+        )
+
+
+def save_spec(spec: ProjectSpec, thread_id: str | None = None) -> Path:
+    """Save the spec atomically as projects/<slug>/spec.json and record the project; returns the path."""
+    slug = slugify(spec.name or spec.purpose[:40] or "project")
+    path = project_dir(slug) / "spec.json"
+    try:
+        atomic_write_json(path, spec.model_dump())
+    except OSError as exc:
+        raise WorkspaceError(f"Could not save the project to {path}: {exc.strerror}.",
+                             "Set MTW_HOME to a folder you can write to; your answers are kept in this chat.") from exc
+    _ensure_table()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with connect() as db:
+        db.execute(
+            "INSERT INTO projects (slug, name, spec_path, thread_id, created, updated) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(slug) DO UPDATE SET name=excluded.name, spec_path=excluded.spec_path, "
+            "thread_id=COALESCE(excluded.thread_id, projects.thread_id), updated=excluded.updated",
+            (slug, spec.name or slug, str(path), thread_id, now, now),
+        )
+    return path
+
+
+def load_spec(project: str) -> ProjectSpec:
+    """Load a spec by project name/slug (from MTW_HOME) or from a path to a spec JSON file."""
+    candidates = [Path(project), Path(project) / "spec.json", project_dir(slugify(project)) / "spec.json"]
+    for path in candidates:
+        if path.is_file():
+            try:
+                return ProjectSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise UsageError(f"The project spec {path} is not valid: {exc}.",
+                                 "Fix the field named above, or redo the interview in the wizard.") from exc
+    raise UsageError(f"No project called '{project}' (looked in {get_settings().projects_dir}).",
+                     "Give a project name from the wizard, or the path to a spec.json file.")
