@@ -1,0 +1,170 @@
+"""Each diagnosis fires on a synthetic curve with its problem and stays silent on a healthy run."""
+
+import json
+import math
+import random
+
+import pytest
+
+from tools.troubleshoot.monitor import Diagnosis, diagnose
+
+TRAIN_CONFIG_FIELDS = {
+    "learning_rate", "batch_size", "grad_accum", "epochs", "max_steps", "context_length", "lora_r",
+    "lora_alpha", "lora_dropout", "weight_decay", "warmup_ratio", "gradient_checkpointing",
+}
+
+
+def run(losses, *, val=None, eval_every=20, steps_per_epoch=40, tps=1500.0, lr=2e-4, start=None):
+    """A synthetic events.jsonl: a start event, one step event per loss, eval events every few steps."""
+    events = [{"type": "start", **(start or {})}]
+    total = len(losses)
+    val = list(val or [])
+    for i, loss in enumerate(losses, start=1):
+        events.append({"type": "step", "step": i, "epoch": i / steps_per_epoch, "loss": loss, "lr": lr,
+                       "tokens_per_s": tps, "eta_s": (total - i) * 0.5, "peak_mem_mb": 900, "ts": 1000.0 + i * 0.5})
+        if i % eval_every == 0 and val:
+            events.append({"type": "eval", "step": i, "val_loss": val.pop(0)})
+    return events
+
+
+def noisy(values, pct=0.03, seed=0):
+    rng = random.Random(seed)
+    return [v * (1 + rng.uniform(-pct, pct)) for v in values]
+
+
+def healthy_losses(n=120):
+    return noisy([2.0 * math.exp(-i / 35) + 0.6 for i in range(n)])
+
+
+def codes(events, **kw):
+    return [d.code for d in diagnose(events, **kw)]
+
+
+def test_healthy_run_gets_no_diagnosis():
+    losses = healthy_losses()
+    val = [losses[i - 1] + 0.15 for i in range(20, 121, 20)]
+    assert codes(run(losses, val=val), n_examples=80, device="cpu") == []
+
+
+def test_healthy_runs_with_other_noise_stay_silent():
+    for seed in range(5):
+        losses = noisy([2.0 * math.exp(-i / 35) + 0.6 for i in range(120)], pct=0.06, seed=seed)
+        assert codes(run(losses), n_examples=50) == [], seed
+
+
+def test_flat_loss_fires_and_suggests_a_higher_learning_rate():
+    ds = diagnose(run(noisy([2.5] * 40, pct=0.01), lr=5e-5))
+    assert [d.code for d in ds] == ["flat_loss"]
+    assert ds[0].fix == {"learning_rate": 3e-4}
+    assert "not learning" in ds[0].message
+
+
+def test_flat_loss_waits_for_enough_steps():
+    assert codes(run([2.5] * 10)) == []
+
+
+def test_diverging_fires_and_lowers_the_learning_rate():
+    losses = [2.0 - 0.05 * i for i in range(20)] + [1.0 * 1.1 ** i for i in range(15)]
+    ds = diagnose(run(losses, lr=6e-4))
+    assert [d.code for d in ds] == ["diverging"]
+    assert ds[0].fix["learning_rate"] == pytest.approx(2e-4)
+    assert ds[0].severity == "error"
+
+
+def test_nan_loss_fires_and_names_the_step():
+    losses = healthy_losses(30)
+    losses[14] = float("nan")
+    ds = diagnose(run(losses))
+    assert ds[0].code == "nan_loss" and "step 15" in ds[0].message
+    assert ds[0].fix["learning_rate"] < 2e-4
+    assert "diverging" not in [d.code for d in ds]
+
+
+def test_nan_loss_from_a_failed_event():
+    events = run(healthy_losses(5)) + [{"type": "failed", "code": "nan_loss", "message": "loss is nan"}]
+    assert codes(events) == ["nan_loss"]
+
+
+def test_overfitting_fires_when_validation_rises_while_training_falls():
+    losses = healthy_losses(120)
+    val = [1.6, 1.3, 1.2, 1.3, 1.45, 1.6]
+    ds = diagnose(run(losses, val=val))
+    assert [d.code for d in ds] == ["overfitting"]
+    # best validation was at step 60 = epoch 1.5, so two epochs would have been enough
+    assert ds[0].fix["epochs"] == 2
+
+
+def test_one_noisy_validation_bump_is_not_overfitting():
+    losses = healthy_losses(120)
+    assert codes(run(losses, val=[1.6, 1.3, 1.2, 1.1, 1.25, 1.05])) == []
+
+
+def test_memorizing_fires_when_training_loss_goes_to_zero():
+    losses = [2.0 * math.exp(-i / 8) + 0.001 for i in range(80)]
+    ds = diagnose(run(losses))
+    assert [d.code for d in ds] == ["memorizing"]
+    assert ds[0].fix["epochs"] >= 1 and "word for word" in ds[0].message
+
+
+def test_oom_keeps_the_effective_batch_and_shortens_context():
+    events = [{"type": "start", "config": {"batch_size": 8, "grad_accum": 1, "context_length": 4096}},
+              {"type": "failed", "code": "oom", "message": "CUDA out of memory. Tried to allocate 2 GiB"}]
+    ds = diagnose(events)
+    assert [d.code for d in ds] == ["oom"]
+    fix = ds[0].fix
+    assert fix["batch_size"] * fix["grad_accum"] == 8 and fix["batch_size"] <= 2
+    assert fix["context_length"] == 2048 and fix["gradient_checkpointing"] is True
+
+
+def test_oom_recognised_from_the_message_alone():
+    assert codes([{"type": "failed", "code": "error", "message": "RuntimeError: out of memory"}]) == ["oom"]
+
+
+def test_too_slow_fires_on_a_crawling_cpu_run():
+    ds = diagnose(run(healthy_losses(10), tps=4.0), device="cpu")
+    assert [d.code for d in ds] == ["too_slow"]
+    assert ds[0].fix["max_steps"] == int(2 * 3600 / 0.5)
+
+
+def test_too_slow_fires_on_a_gpu_run_that_would_take_days():
+    events = run(healthy_losses(10), tps=2000.0)
+    for e in events:
+        if e["type"] == "step":
+            e["eta_s"] = 50 * 3600
+    assert codes(events, device="cuda") == ["too_slow"]
+    assert codes(run(healthy_losses(10), tps=2000.0), device="cuda") == []
+
+
+def test_too_few_examples_fires_under_twenty():
+    assert codes(run(healthy_losses(5)), n_examples=8) == ["too_few_examples"]
+    assert codes(run(healthy_losses(5)), n_examples=20) == []
+    assert codes([{"type": "start", "config": {"n_examples": 5}}]) == ["too_few_examples"]
+
+
+def test_every_fix_uses_train_config_fields_and_events_are_json():
+    scenarios = [
+        run(noisy([2.5] * 40, pct=0.01)),
+        run([2.0 - 0.05 * i for i in range(20)] + [1.0 * 1.1 ** i for i in range(15)]),
+        run([float("nan")] * 3),
+        run(healthy_losses(120), val=[1.6, 1.3, 1.2, 1.3, 1.45, 1.6]),
+        run([2.0 * math.exp(-i / 8) for i in range(80)]),
+        [{"type": "failed", "code": "oom", "message": "out of memory"}],
+        run(healthy_losses(10), tps=4.0),
+    ]
+    seen = set()
+    for events in scenarios:
+        for d in diagnose(events, n_examples=5):
+            assert isinstance(d, Diagnosis)
+            assert set(d.fix) <= TRAIN_CONFIG_FIELDS, d.fix
+            ev = json.loads(json.dumps(d.as_event()))
+            assert ev["type"] == "diagnosis" and ev["code"] == d.code and ev["fix"] == d.fix
+            assert ev["message"] and d.why and d.fix_text
+            seen.add(d.code)
+    assert seen == {"flat_loss", "diverging", "nan_loss", "overfitting", "memorizing", "oom", "too_slow",
+                    "too_few_examples"}
+
+
+def test_one_diagnosis_per_code_and_errors_first():
+    events = run([float("nan")] * 3) + [{"type": "failed", "code": "nan_loss", "message": "nan"}]
+    ds = diagnose(events, n_examples=3)
+    assert [d.code for d in ds] == ["nan_loss", "too_few_examples"]
