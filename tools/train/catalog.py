@@ -1,0 +1,246 @@
+"""The base models a user can pick: what each needs for training and export, and the built-in `tiny-random`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tools.errors import UsageError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TemplateFamily = Literal["phi3", "llama3", "chatml", "gemma"]
+
+TINY_RANDOM = "tiny-random"
+TINY_RANDOM_NOTE = "for trying the workflow and for tests: it learns the format of a dataset, nothing more"
+
+ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PHI3_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+BERT_TARGETS = ("query", "key", "value", "dense")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A base model and the facts training and export need about it."""
+
+    key: str
+    """Short name the user types (`--model qwen2.5-0.5b`)."""
+    hf_id: str
+    """Hugging Face id, or the local folder the entry was read from."""
+    ollama_tag: str | None
+    """The same weights in Ollama's library (the `FROM` of an exported adapter), if any."""
+    architecture: str
+    """transformers architecture class, e.g. `LlamaForCausalLM`."""
+    template_family: TemplateFamily
+    """Which chat template the model was tuned on; decides the Modelfile TEMPLATE."""
+    stop_tokens: tuple[str, ...]
+    """End-of-turn markers: trained into the labels and set as Ollama `stop` parameters."""
+    lora_targets: tuple[str, ...]
+    """Module names LoRA adapts by default."""
+    context: int
+    """Longest context the model supports, in tokens."""
+    ollama_adapter_ok: bool
+    """True when Ollama imports a safetensors LoRA `ADAPTER` for this architecture (llama, gemma2)."""
+    params_b: float
+    """Parameters, in billions."""
+    note: str = ""
+    """One plain sentence for the user."""
+
+
+def _entry(key: str, hf_id: str, tag: str | None, arch: str, family: TemplateFamily, params_b: float,
+           context: int, note: str) -> CatalogEntry:
+    stops = {"phi3": ("<|end|>", "<|endoftext|>"), "llama3": ("<|eot_id|>",), "chatml": ("<|im_end|>",),
+             "gemma": ("<end_of_turn>",)}[family]
+    adapter_ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
+    targets = PHI3_TARGETS if arch == "Phi3ForCausalLM" else ATTENTION_MLP
+    return CatalogEntry(key, hf_id, tag, arch, family, stops, targets, context, adapter_ok, params_b, note)
+
+
+CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
+    _entry("phi-4-mini", "microsoft/Phi-4-mini-instruct", "phi4-mini", "Phi3ForCausalLM", "phi3", 3.84, 131072,
+           "The guide's recommended base: strong writing for its size; needs about 16 GB RAM to train on CPU."),
+    _entry("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", "llama3.2:1b", "LlamaForCausalLM", "llama3", 1.24,
+           131072, "Small and quick to train; Ollama can load its adapter directly."),
+    _entry("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "llama3.2:3b", "LlamaForCausalLM", "llama3", 3.21,
+           131072, "Good quality for PM writing; Ollama can load its adapter directly."),
+    _entry("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5:0.5b", "Qwen2ForCausalLM", "chatml", 0.49, 32768,
+           "The smallest useful base: trains fast even on a laptop CPU."),
+    _entry("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "qwen2.5:1.5b", "Qwen2ForCausalLM", "chatml", 1.54, 32768,
+           "A balance of speed and quality."),
+    _entry("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "qwen2.5:3b", "Qwen2ForCausalLM", "chatml", 3.09, 32768,
+           "Strong at structured output such as user stories and specs."),
+    _entry("gemma-2-2b", "google/gemma-2-2b-it", "gemma2:2b", "Gemma2ForCausalLM", "gemma", 2.61, 8192,
+           "Fluent writer; Ollama can load its adapter directly."),
+    _entry("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2:360m", "LlamaForCausalLM", "chatml", 0.36,
+           8192, "Tiny and fast; good for a first try, limited quality."),
+    _entry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2:1.7b", "LlamaForCausalLM", "chatml", 1.71,
+           8192, "Small and capable; Ollama can load its adapter directly."),
+    CatalogEntry(TINY_RANDOM, TINY_RANDOM, None, "LlamaForCausalLM", "chatml", ("<|im_end|>",), ATTENTION_MLP, 2048,
+                 False, 0.002, f"A tiny randomly initialised model built locally in seconds, {TINY_RANDOM_NOTE}."),
+)}
+
+CHAT_TEMPLATES: dict[str, str] = {
+    "chatml": ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+    "llama3": ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+               "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
+               "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
+    "phi3": ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+             "{% if add_generation_prompt %}<|assistant|>{% endif %}"),
+    "gemma": ("{{ bos_token }}{% for m in messages %}<start_of_turn>"
+              "{{ 'model' if m['role'] == 'assistant' else 'user' }}\n{{ m['content'] | trim }}<end_of_turn>\n"
+              "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"),
+}
+"""Our own rendering of each family, used only when a tokenizer ships without a chat template."""
+
+_FAMILY_MARKERS: tuple[tuple[str, TemplateFamily], ...] = (
+    ("<|eot_id|>", "llama3"), ("<|im_start|>", "chatml"), ("<end_of_turn>", "gemma"), ("<|end|>", "phi3"))
+_FAMILY_BY_TYPE: dict[str, TemplateFamily] = {"llama": "llama3", "phi3": "phi3", "gemma": "gemma",
+                                               "gemma2": "gemma", "gemma3": "gemma", "gemma3_text": "gemma"}
+_STOPS: dict[str, tuple[str, ...]] = {"phi3": ("<|end|>", "<|endoftext|>"), "llama3": ("<|eot_id|>",),
+                                      "chatml": ("<|im_end|>",), "gemma": ("<end_of_turn>",)}
+
+
+def resolve(model: str) -> CatalogEntry:
+    """Find `model` as a catalog key, a Hugging Face id, a local model folder, or `tiny-random`."""
+    name = model.strip()
+    if name in CATALOG:
+        return CATALOG[name]
+    for entry in CATALOG.values():
+        if entry.hf_id.lower() == name.lower():
+            return entry
+    folder = Path(name).expanduser()
+    if (folder / "config.json").is_file():
+        return _entry_from_folder(folder)
+    cached = _cached_folder(name)
+    if cached is not None:
+        return _entry_from_folder(cached, hf_id=name)
+    known = ", ".join(CATALOG)
+    raise UsageError(
+        f"Unknown model '{model}': it is not in the catalog, not a folder with a config.json, "
+        "and not a Hugging Face model already downloaded on this machine.",
+        fix=f"Use one of: {known}; or the path to a downloaded model folder.",
+    )
+
+
+def _cached_folder(hf_id: str) -> Path | None:
+    """The local snapshot of a Hugging Face id, if the hub cache already holds it (no network)."""
+    if hf_id.count("/") != 1:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(hf_id, local_files_only=True))
+    except Exception:  # not cached, or a malformed id: both mean "not available offline"
+        return None
+
+
+def _entry_from_folder(folder: Path, hf_id: str | None = None) -> CatalogEntry:
+    """Describe a model from its own config.json (and its tokenizer's chat template)."""
+    try:
+        config: dict[str, Any] = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"Cannot read {folder / 'config.json'}: {exc}.",
+                         fix="Point --model at a complete model folder (config.json, weights, tokenizer).") from exc
+    arch = (config.get("architectures") or ["unknown"])[0]
+    model_type = str(config.get("model_type", ""))
+    family = _family_from_template(_chat_template_text(folder)) or _FAMILY_BY_TYPE.get(model_type, "chatml")
+    targets: tuple[str, ...]
+    if model_type == "bert" or arch.startswith("Bert"):
+        targets = BERT_TARGETS
+    elif arch == "Phi3ForCausalLM":
+        targets = PHI3_TARGETS
+    else:
+        targets = ATTENTION_MLP
+    context = int(config.get("max_position_embeddings") or 2048)
+    ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
+    return CatalogEntry(folder.name, hf_id or str(folder), None, arch, family, _STOPS[family], targets, context, ok,
+                        0.0, f"Read from {folder}.")
+
+
+def _chat_template_text(folder: Path) -> str:
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    try:
+        tok_cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    template = tok_cfg.get("chat_template") or ""
+    return template if isinstance(template, str) else json.dumps(template)
+
+
+def _family_from_template(template: str) -> TemplateFamily | None:
+    for marker, family in _FAMILY_MARKERS:
+        if marker in template:
+            return family
+    return None
+
+
+def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, offline, with a chat template, an end-of-turn token and a pad token set."""
+    entry = resolve(model)
+    if entry.key == TINY_RANDOM:
+        return tiny_random_tokenizer()
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(entry.hf_id, local_files_only=True, trust_remote_code=False)
+    except OSError as exc:
+        raise UsageError(
+            f"The tokenizer of '{model}' is not on this machine ({exc}).",
+            fix="Download the model once while online (e.g. `huggingface-cli download "
+                f"{entry.hf_id}`), or use --model tiny-random to try the workflow.",
+        ) from exc
+    if not tok.chat_template:
+        tok.chat_template = CHAT_TEMPLATES[entry.template_family]
+    if tok.eos_token is None:
+        tok.eos_token = entry.stop_tokens[0]
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_random_tokenizer() -> PreTrainedTokenizerBase:
+    """The packaged MiniLM word-piece tokenizer with ChatML turn markers added (lower-cases text)."""
+    from transformers import AutoTokenizer
+
+    from tools.embeddings import minilm_path
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True, trust_remote_code=False)
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = CHAT_TEMPLATES["chatml"]
+    tok.eos_token = "<|im_end|>"
+    tok.bos_token = "<|im_start|>"
+    tok.pad_token = "[PAD]"
+    tok.model_max_length = CATALOG[TINY_RANDOM].context
+    return tok
+
+
+TINY_RANDOM_VOCAB = 30524
+"""MiniLM's 30522 word pieces + `<|im_start|>` and `<|im_end|>`."""
+
+
+def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hidden_size: int = 64,
+                      num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128,
+                      context: int = 2048) -> PreTrainedModel:
+    """A tiny Llama-shaped model with random weights, the same for the same seed, built in well under a second."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+        max_position_embeddings=context, tie_word_embeddings=False,
+        bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=0,
+    )
+    # fork the rng so building the model neither depends on nor disturbs the caller's random state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = vocab_size - 1
+    model.generation_config.pad_token_id = 0
+    return model
