@@ -54,6 +54,11 @@ def has_model(name: str, models: list[str]) -> bool:
     return any(m == want or m == name for m in models)
 
 
+def translate_missing(model: str) -> ModelNotPulled:
+    """The plain error for a model that is not pulled."""
+    return ModelNotPulled(model)
+
+
 def translate(exc: BaseException, model: str | None = None) -> MTWError:
     """Turn an ollama/httpx failure into a plain-language MTWError."""
     import ollama

@@ -98,3 +98,69 @@ def load_spec(project: str) -> ProjectSpec:
                                  "Fix the field named above, or redo the interview in the wizard.") from exc
     raise UsageError(f"No project called '{project}' (looked in {get_settings().projects_dir}).",
                      "Give a project name from the wizard, or the path to a spec.json file.")
+
+
+OPTIONAL_SLOTS = ("samples", "never_do")
+LIST_SLOTS = ("samples", "never_do", "labels", "entity_types")
+MAX_FIELD_CHARS = 4000
+SKIP_WORDS = {"skip", "none", "no", "nothing", "n/a", "-"}
+
+
+def next_slot(spec: ProjectSpec, asked: list[str]) -> str | None:
+    """The next slot to ask: required gaps first, then each optional slot once."""
+    missing = spec.missing()
+    if missing:
+        return missing[0]
+    for slot in OPTIONAL_SLOTS:
+        if slot not in asked and not getattr(spec, slot):
+            return slot
+    return None
+
+
+def parse_task_type(text: str) -> TaskType | None:
+    """Map a button value or a free answer ('it picks a label') to a task type."""
+    t = text.lower()
+    if "classif" in t or "label" in t or "categor" in t:
+        return "classification"
+    if "entit" in t or "extract" in t or "ner" in t.split():
+        return "entity_extraction"
+    if "generat" in t or "write" in t or "writes" in t:
+        return "generation"
+    return None
+
+
+def apply_answer(spec: ProjectSpec, slot: str, answer: str) -> ProjectSpec:
+    """Guided-form mode (no LLM): put the answer into the slot it was asked for, as typed."""
+    text = answer.strip()[:MAX_FIELD_CHARS]
+    if not text or text.lower() in SKIP_WORDS:
+        return spec
+    if slot == "task_type":
+        return spec.model_copy(update={"task_type": parse_task_type(text)})
+    if slot in LIST_SLOTS:
+        if slot == "samples":
+            items = [text]
+        else:
+            items = [s.strip(" -•*\t") for s in re.split(r"[\n;]|,(?=\s)", text)]
+        return spec.model_copy(update={slot: [i for i in items if i]})
+    if slot in ProjectSpec.model_fields:
+        return spec.model_copy(update={slot: text})
+    return spec
+
+
+def describe(spec: ProjectSpec) -> str:
+    """The spec as a short Markdown summary for confirmation."""
+    kinds = {"generation": "writes text", "classification": "picks a label", "entity_extraction": "finds entities"}
+    rows = [
+        ("Name", spec.name or "—"),
+        ("What it does", spec.purpose or "—"),
+        ("Kind", kinds.get(spec.task_type or "", "—")),
+        ("Audience", spec.audience or "—"),
+        ("House style", spec.house_style or "—"),
+    ]
+    if spec.labels:
+        rows.append(("Labels", ", ".join(spec.labels)))
+    if spec.entity_types:
+        rows.append(("Entities", ", ".join(spec.entity_types)))
+    rows.append(("Samples", f"{len(spec.samples)} pasted" if spec.samples else "none"))
+    rows.append(("Never", "; ".join(spec.never_do) if spec.never_do else "no rules"))
+    return "\n".join(f"- **{k}:** {v}" for k, v in rows)

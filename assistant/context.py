@@ -1,0 +1,42 @@
+"""Runtime context of the graph: the LLM and settings, injected so tests can script them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from tools.settings import Settings, get_settings
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ChatLLM(Protocol):
+    """What the graph needs from the assistant model (assistant.llm.LLM provides it)."""
+
+    model: str
+
+    async def status(self) -> tuple[bool, str]:
+        """(True, '') when usable, else (False, reason with fix)."""
+        ...
+
+    async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
+        """A validated pydantic answer."""
+        ...
+
+
+def _default_llm() -> ChatLLM:
+    from assistant.llm import LLM
+
+    return LLM()
+
+
+@dataclass
+class WizardContext:
+    """Per-run context: who answers (the LLM), where work is saved (settings), the chat thread."""
+
+    llm: ChatLLM = field(default_factory=_default_llm)
+    settings: Settings = field(default_factory=get_settings)
+    thread_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,39 @@
+"""The wizard's state: data only, one docstring per field."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class WizardState(TypedDict, total=False):
+    """What the graph remembers for one conversation (checkpointed after every node)."""
+
+    spec: dict[str, Any]
+    """The project spec so far (a tools.project.ProjectSpec as a dict)."""
+
+    llm_ok: bool
+    """Whether the assistant model answers; False means the wizard runs as a guided form."""
+
+    llm_note: str
+    """Why the assistant model is not available, in plain words with the fix."""
+
+    asked: str
+    """The spec slot the last question was about."""
+
+    answer: str
+    """The user's answer to the last question."""
+
+    asked_slots: list[str]
+    """Slots asked at least once (optional ones are asked once, then left)."""
+
+    attempts: dict[str, int]
+    """How many times each slot was asked (the second time is a follow-up)."""
+
+    force_slot: str
+    """A slot the user chose to change at confirmation; asked next even if filled."""
+
+    confirmed: bool
+    """The user confirmed the spec."""
+
+    spec_path: str
+    """Where the confirmed spec was saved."""

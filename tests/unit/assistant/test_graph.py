@@ -1,0 +1,181 @@
+import json
+from collections import deque
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from assistant.context import WizardContext
+from assistant.graph import SpecUpdate, builder, route_after_understand
+from tools.errors import OllamaUnavailable
+from tools.project import ProjectSpec, load_spec
+from tools.settings import get_settings
+
+
+class ScriptedLLM:
+    """An assistant model whose structured answers are queued by the test."""
+
+    model = "phi4-mini"
+
+    def __init__(self, *updates: Any, ok: bool = True) -> None:
+        self.updates = deque(updates)
+        self.ok = ok
+        self.prompts: list[str] = []
+
+    async def status(self) -> tuple[bool, str]:
+        return (True, "") if self.ok else (False, "Ollama is not running (nothing answers). Start it.")
+
+    async def astructured(self, prompt, schema, *, system=None):
+        self.prompts.append(prompt)
+        nxt = self.updates.popleft()
+        if isinstance(nxt, Exception):
+            raise nxt
+        return schema.model_validate(nxt)
+
+
+class Session:
+    """Drive the graph the way the chat UI does: run to an interrupt, resume with the answer."""
+
+    def __init__(self, llm: ScriptedLLM) -> None:
+        self.graph = builder.compile(checkpointer=InMemorySaver())
+        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id="t1")
+        self.cfg = {"configurable": {"thread_id": "t1"}}
+        self.said: list[str] = []
+        self.question: dict[str, Any] | None = None
+
+    async def send(self, value: Any = None) -> dict[str, Any] | None:
+        inp = {} if value is None else Command(resume=value)
+        self.question = None
+        async for mode, chunk in self.graph.astream(inp, self.cfg, context=self.ctx,
+                                                    stream_mode=["custom", "updates"]):
+            if mode == "custom" and "say" in chunk:
+                self.said.append(chunk["say"])
+            if mode == "updates" and "__interrupt__" in chunk:
+                self.question = chunk["__interrupt__"][0].value
+        return self.question
+
+    async def state(self) -> dict[str, Any]:
+        return (await self.graph.aget_state(self.cfg)).values
+
+
+async def test_interview_fills_the_spec_from_free_text_and_saves_it():
+    llm = ScriptedLLM(
+        {"purpose": "Write user stories from feature ideas", "name": "Story writer", "task_type": "generation"},
+        {"audience": "engineers"},
+        {"house_style": "plain, bullets"},
+        {"never_do": ["Invent metrics"]},
+    )
+    s = Session(llm)
+    q = await s.send()
+    assert q["slot"] == "purpose" and any("Model Training Wizard" in t for t in s.said)
+    q = await s.send("I want user stories written the way my team writes them")
+    assert q["slot"] == "audience"  # task_type came with the first answer: not asked again
+    q = await s.send("our engineers")
+    assert q["slot"] == "house_style"
+    q = await s.send("plain words, bullet points")
+    assert q["slot"] == "samples" and q["optional"]
+    q = await s.send("As a user I want X so that Y")
+    assert q["slot"] == "never_do"
+    q = await s.send("never invent metrics")
+    assert q["kind"] == "confirm" and "Story writer" in q["spec_md"] and "engineers" in q["spec_md"]
+    assert await s.send("confirm") is None
+    saved = load_spec("Story writer")
+    assert saved.samples == ["As a user I want X so that Y"]  # samples are kept verbatim, not via the LLM
+    assert saved.never_do == ["Invent metrics"] and saved.task_type == "generation"
+    assert any("Saved your project" in t for t in s.said)
+    assert (get_settings().home / "projects" / "story-writer" / "spec.json").is_file()
+
+
+async def test_follow_up_when_the_llm_leaves_the_slot_empty():
+    s = Session(ScriptedLLM({}, {}))
+    await s.send()
+    q = await s.send("hmm, not sure")
+    assert q["slot"] == "purpose" and q["text"].startswith("I did not quite get")
+    # after a follow-up the answer is taken as typed rather than asking forever
+    q = await s.send("summaries of meeting notes")
+    assert (await s.state())["spec"]["purpose"] == "summaries of meeting notes"
+
+
+async def test_guided_mode_without_ollama_uses_buttons_and_says_what_needs_ollama():
+    s = Session(ScriptedLLM(ok=False))
+    q = await s.send()
+    assert any("guided form" in t for t in s.said) and any("ollama" in t.lower() for t in s.said)
+    q = await s.send("Sort support tickets")
+    assert q["slot"] == "task_type" and "classification" in q["choices"]
+    q = await s.send("classification")
+    q = await s.send("support team")
+    q = await s.send("one word")
+    assert q["slot"] == "labels"
+    q = await s.send("skip")
+    assert q["slot"] == "labels" and "at least two" in q["text"]  # required: asked again
+    q = await s.send("bug\nfeature request\nquestion")
+    q = await s.send("skip")
+    q = await s.send("skip")
+    assert q["kind"] == "confirm"
+    spec = ProjectSpec(**(await s.state())["spec"])
+    assert spec.labels == ["bug", "feature request", "question"] and spec.samples == [] and spec.never_do == []
+
+
+async def test_empty_message_repeats_the_question():
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    q = await s.send("   ")
+    assert q["slot"] == "purpose" and any("empty" in t for t in s.said)
+
+
+async def test_very_long_answer_is_trimmed_and_said_so():
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    await s.send("x" * 100_000)
+    assert len((await s.state())["spec"]["purpose"]) == 4000
+    assert any("100,000 characters" in t for t in s.said)
+
+
+async def test_ollama_dying_mid_interview_switches_to_guided_mode():
+    s = Session(ScriptedLLM(OllamaUnavailable("Ollama is not running.", "Start it with `ollama serve`.")))
+    await s.send()
+    q = await s.send("release notes for customers")
+    assert q["slot"] == "task_type"
+    st = await s.state()
+    assert st["llm_ok"] is False and st["spec"]["purpose"] == "release notes for customers"
+    assert any("guided form" in t for t in s.said)
+
+
+async def test_change_something_asks_that_slot_again():
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    for answer in ["PRD drafts", "generation", "execs", "formal", "skip", "skip"]:
+        q = await s.send(answer)
+    assert q["kind"] == "confirm"
+    q = await s.send("edit")
+    assert q["slot"] == "_edit" and "audience" in q["choices"]
+    q = await s.send("audience")
+    assert q["slot"] == "audience"
+    q = await s.send("the whole company")
+    assert q["kind"] == "confirm" and "the whole company" in q["spec_md"]
+
+
+async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    monkeypatch.setenv("MTW_HOME", str(blocker / "home"))
+    get_settings.cache_clear()
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    for answer in ["PRD drafts", "generation", "execs", "formal", "skip", "skip"]:
+        await s.send(answer)
+    assert await s.send("confirm") is None
+    assert any("MTW_HOME" in t for t in s.said)
+    assert (await s.state())["spec"]["purpose"] == "PRD drafts"
+
+
+def test_router_confirms_only_when_nothing_is_open():
+    full = ProjectSpec(purpose="p", task_type="generation", audience="a", house_style="h").model_dump()
+    assert route_after_understand({"spec": full, "asked_slots": ["samples", "never_do"]}) == "confirm_spec"
+    assert route_after_understand({"spec": full, "asked_slots": []}) == "ask_question"
+
+
+def test_spec_update_schema_is_strict():
+    with pytest.raises(ValueError):
+        SpecUpdate.model_validate(json.loads('{"purpose": "x", "surprise": 1}'))

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+from pydantic import BaseModel
+
+from assistant.llm import LLM
+from tools.errors import ModelNotPulled, OllamaUnavailable, StructuredOutputError
+
+
+class Audience(BaseModel):
+    audience: str
+    formal: bool
+
+
+async def test_stream_chat_yields_the_reply_piece_by_piece(ollama):
+    ollama.enqueue("Hello there, product manager")
+    pieces = [p async for p in LLM().stream_chat([{"role": "user", "content": "hi"}])]
+    assert len(pieces) > 1 and "".join(pieces) == "Hello there, product manager"
+    assert ollama.requests_to("/api/chat")[0].body["model"] == "phi4-mini"
+
+
+def test_structured_sends_the_schema_and_validates(ollama):
+    ollama.enqueue(json.dumps({"audience": "engineers", "formal": True}))
+    out = LLM().structured("who reads it?", Audience, system="fill the slots")
+    assert out == Audience(audience="engineers", formal=True)
+    body = ollama.requests_to("/api/chat")[0].body
+    assert body["format"]["properties"].keys() == {"audience", "formal"}
+    assert body["messages"][0] == {"role": "system", "content": "fill the slots"}
+
+
+def test_structured_reasks_once_after_invalid_json(ollama):
+    ollama.enqueue("not json at all", json.dumps({"audience": "execs", "formal": False}))
+    assert LLM().structured("q", Audience).audience == "execs"
+    second = ollama.requests_to("/api/chat")[1].body["messages"]
+    assert second[-1]["role"] == "user" and "did not match" in second[-1]["content"]
+
+
+def test_structured_gives_a_typed_failure_after_two_bad_answers(ollama):
+    ollama.enqueue('{"audience": 3}', "{broken")
+    with pytest.raises(StructuredOutputError) as exc:
+        LLM().structured("q", Audience)
+    assert "MTW_ASSISTANT_MODEL" in exc.value.fix
+    assert len(ollama.requests_to("/api/chat")) == 2
+
+
+async def test_server_down_is_one_plain_sentence():
+    llm = LLM()
+    with pytest.raises(OllamaUnavailable) as exc:
+        [p async for p in llm.stream_chat([{"role": "user", "content": "hi"}])]
+    assert "Ollama is not running" in exc.value.message and "ollama serve" in exc.value.fix
+    with pytest.raises(OllamaUnavailable):
+        llm.structured("q", Audience)
+    ok, why = await llm.status()
+    assert not ok and "ollama serve" in why
+
+
+async def test_model_not_pulled_offers_the_pull(ollama):
+    ollama.models = ["llama3.2:3b"]
+    llm = LLM()
+    ok, why = await llm.status()
+    assert not ok and "ollama pull phi4-mini" in why
+    with pytest.raises(ModelNotPulled):
+        [p async for p in llm.stream_chat([{"role": "user", "content": "hi"}])]
+    seen: list[tuple[str, int, int]] = []
+    await llm.pull(lambda s, c, t: seen.append((s, c, t)))
+    assert seen[-1][0] == "success" and any(t == 100 for _, _, t in seen)
+    assert (await llm.status())[0] is True
+
+
+async def test_connection_dropped_mid_stream_is_plain(ollama):
+    ollama.enqueue("one two three four five six")
+    ollama.fail_after_chunks = 2
+    with pytest.raises(OllamaUnavailable):
+        [p async for p in LLM().stream_chat([{"role": "user", "content": "hi"}])]
