@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from tools.train.batching import grouped_batches, pack, packed_batches, padded_batch
+from tools.train.catalog import build_tiny_random, load_tokenizer
+from tools.train.data import IGNORE, tokenize_chat
+from tools.train.loss import lm_loss
+
+CHAT = [
+    {"role": "system", "content": "You write user stories."},
+    {"role": "user", "content": "Password reset"},
+    {"role": "assistant", "content": "As a user, I want to reset my password."},
+    {"role": "user", "content": "Shorter"},
+    {"role": "assistant", "content": "Reset password story."},
+]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer("tiny-random")
+
+
+def test_labels_cover_assistant_turns_and_their_end_of_turn_only(tok):
+    ex = tokenize_chat(tok, CHAT, max_len=512)
+    taught = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
+    assert tok.decode(taught) == "as a user, i want to reset my password. <|im_end|> reset password story. <|im_end|>"
+    assert taught.count(tok.eos_token_id) == 2
+    # the end-of-turn tokens of system and user turns are not taught
+    assert ex.input_ids.count(tok.eos_token_id) == 5
+    assert tokenize_chat(tok, CHAT, max_len=10).input_ids == ex.input_ids[:10]
+
+
+def _examples(tok, n=6):
+    out = []
+    for i in range(n):
+        msgs = [{"role": "user", "content": f"question {i} " + "word " * (i * 3)},
+                {"role": "assistant", "content": f"answer number {i} " + "more " * i}]
+        out.append(tokenize_chat(tok, msgs, max_len=256))
+    return out
+
+
+def test_packed_loss_equals_per_example_loss(tok):
+    model = build_tiny_random(seed=1)
+    model.eval()
+    examples = _examples(tok)
+    with torch.no_grad():
+        per = [lm_loss(model, padded_batch([e], tok.pad_token_id)) for e in examples]
+        total = sum(loss.item() * n for loss, n in per)
+        count = sum(n for _, n in per)
+        packed, n_packed = lm_loss(model, pack(examples))
+        padded, n_padded = lm_loss(model, padded_batch(examples, tok.pad_token_id))
+    assert n_packed == n_padded == count
+    assert packed.item() == pytest.approx(total / count, rel=1e-4)
+    assert padded.item() == pytest.approx(total / count, rel=1e-4)
+
+
+def test_chunked_loss_matches_full_logits_and_gradients(tok):
+    model = build_tiny_random(seed=2)
+    batch = padded_batch(_examples(tok), tok.pad_token_id)
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    out.loss.backward()
+    ref = model.model.layers[0].mlp.up_proj.weight.grad.clone()
+    model.zero_grad()
+    loss, _ = lm_loss(model, batch, chunk_size=7)
+    loss.backward()
+    assert loss.item() == pytest.approx(out.loss.item(), rel=1e-4)
+    assert torch.allclose(model.model.layers[0].mlp.up_proj.weight.grad, ref, atol=1e-6)
+
+
+def test_packing_keeps_every_token_and_respects_the_budget(tok):
+    examples = _examples(tok)
+    batches = packed_batches(examples, max_tokens=60, seed=0)
+    assert sum(b["input_ids"].shape[1] for b in batches) == sum(len(e) for e in examples)
+    assert all(b["input_ids"].shape[1] <= 60 for b in batches)
+    again = packed_batches(examples, 60, 0)
+    assert [b["input_ids"].tolist() for b in batches] == [b["input_ids"].tolist() for b in again]
+    grouped = grouped_batches(examples, batch_size=2, pad_id=tok.pad_token_id, seed=0)
+    assert sorted(int(b["attention_mask"].sum()) for b in grouped) == sorted(
+        len(examples[i]) + len(examples[i + 1]) for i in (0, 2, 4))

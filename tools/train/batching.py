@@ -1,0 +1,88 @@
+"""Batches from tokenized examples: padding-free packing, or length-grouped pad-to-longest batches."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+
+from tools.train.data import IGNORE, TokenizedExample
+
+
+def padded_batch(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example: input_ids, labels (IGNORE on padding) and attention_mask."""
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e)
+        ids[row, :n] = torch.tensor(e.input_ids, dtype=torch.long)
+        labels[row, :n] = torch.tensor(e.labels, dtype=torch.long)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def pack(examples: Sequence[TokenizedExample]) -> dict[str, torch.Tensor]:
+    """Concatenate examples into one 1×T row; position_ids restart at 0 for each, so attention stays inside it."""
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for e in examples:
+        ids += e.input_ids
+        # the first token is never a target of its own example; masking it also stops the
+        # previous example's last token from being taught to predict it
+        labels += [IGNORE, *e.labels[1:]]
+        positions += range(len(e))
+    return {"input_ids": torch.tensor([ids], dtype=torch.long), "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([positions], dtype=torch.long)}
+
+
+def _epoch_order(n: int, seed: int) -> list[int]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def packed_batches(examples: Sequence[TokenizedExample], max_tokens: int, seed: int) -> list[dict[str, torch.Tensor]]:
+    """Shuffle (by `seed`), then fill rows of at most `max_tokens` tokens; an example longer than that is cut."""
+    batches: list[dict[str, torch.Tensor]] = []
+    current: list[TokenizedExample] = []
+    used = 0
+    for i in _epoch_order(len(examples), seed):
+        e = examples[i]
+        if len(e) > max_tokens:
+            e = TokenizedExample(e.input_ids[:max_tokens], e.labels[:max_tokens])
+        if current and used + len(e) > max_tokens:
+            batches.append(pack(current))
+            current, used = [], 0
+        current.append(e)
+        used += len(e)
+    if current:
+        batches.append(pack(current))
+    return batches
+
+
+def grouped_batches(examples: Sequence[TokenizedExample], batch_size: int, pad_id: int, seed: int,
+                    group_factor: int = 50) -> list[dict[str, torch.Tensor]]:
+    """Pad-to-longest batches of similar lengths: shuffle, sort within mega-groups, shuffle the batches."""
+    order = _epoch_order(len(examples), seed)
+    group = batch_size * group_factor
+    index_batches: list[list[int]] = []
+    for g in range(0, len(order), group):
+        chunk = sorted(order[g: g + group], key=lambda i: len(examples[i]), reverse=True)
+        index_batches += [chunk[b: b + batch_size] for b in range(0, len(chunk), batch_size)]
+    random.Random(seed + 1).shuffle(index_batches)
+    return [padded_batch([examples[i] for i in idx], pad_id) for idx in index_batches]
+
+
+def label_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens in the batch that count towards the loss."""
+    return int((batch["labels"] != IGNORE).sum())
+
+
+def real_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens in the batch that are not padding."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
