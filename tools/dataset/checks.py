@@ -1,0 +1,527 @@
+"""Dataset checks: pure functions over canonical rows, each problem with its line, plain words and a fix."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import statistics
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tools.dataset.model import DatasetReport, Example, Issue, Severity
+
+MIN_EXAMPLES = 10
+RECOMMENDED_EXAMPLES = 50
+DEFAULT_CONTEXT = 4096
+NEAR_DUP_THRESHOLD = 0.8
+NUM_PERM = 64
+IMBALANCE_RATIO = 3.0
+# an answer this many times shorter/longer than the median answer is worth a look
+OUTLIER_FACTOR = 5.0
+MAX_EXAMPLE_TEXT = 60
+
+TokenCounter = Callable[[Sequence[Example]], list[int]]
+
+
+def _issue(code: str, severity: Severity, line: int | None, message: str, fix: str) -> Issue:
+    return Issue(code=code, severity=severity, line=line, message=message, fix=fix)
+
+
+def _at(ex: Example) -> str:
+    return f"Line {ex.line}" if ex.line is not None else "An example"
+
+
+# ---------------------------------------------------------------- one row at a time
+
+
+def row_issues(ex: Example) -> list[Issue]:
+    """Structural problems of one row: empty fields, role order, no answer, tag/token mismatches."""
+    if ex.kind == "ner":
+        return _ner_issues(ex)
+    if ex.kind == "classification":
+        return _classification_issues(ex)
+    return _chat_issues(ex)
+
+
+def _chat_issues(ex: Example) -> list[Issue]:
+    at = _at(ex)
+    out: list[Issue] = []
+    if not ex.messages:
+        return [_issue("empty_field", "error", ex.line, f"{at} has an empty conversation (no messages).",
+                       "Add a user turn and an assistant answer, or delete the line; --fix drops it.")]
+    for i, m in enumerate(ex.messages, start=1):
+        if not m.content.strip():
+            out.append(_issue("empty_field", "error", ex.line, f"{at}, message {i} ({m.role}) has no text.",
+                              f"Write the {m.role} text or delete that turn; --fix drops empty turns."))
+    for i, m in enumerate(ex.messages[1:], start=2):
+        if m.role == "system":
+            out.append(_issue("role_order", "error", ex.line,
+                              f"{at}, message {i}: a system message can only come first.",
+                              "Move the system text to the first message; --fix does it."))
+    turns = [(i, m) for i, m in enumerate(ex.messages, start=1) if m.role != "system"]
+    for (_, a), (j, b) in zip(turns, turns[1:], strict=False):
+        if a.role == b.role:
+            out.append(_issue("role_order", "error", ex.line,
+                              f"{at}: two {a.role} turns in a row (messages {j - 1} and {j}).",
+                              f"Merge them into one {a.role} turn, or add the missing "
+                              f"{'assistant' if a.role == 'user' else 'user'} turn between them; --fix merges them."))
+    if not any(m.role == "assistant" for m in ex.messages):
+        out.append(_issue("no_assistant", "error", ex.line,
+                          f"{at} has no assistant turn, so there is no answer to learn from.",
+                          "Add the answer as {\"role\": \"assistant\", \"content\": ...}; --fix drops the row."))
+        return out
+    if turns and turns[0][1].role == "assistant":
+        out.append(_issue("role_order", "error", ex.line, f"{at} starts with the assistant, before any user turn.",
+                          "Put the user's request first; --fix drops the leading assistant turn."))
+    if turns and turns[-1][1].role != "assistant":
+        out.append(_issue("role_order", "error", ex.line,
+                          f"{at} ends on a {turns[-1][1].role} turn, not on the assistant's answer.",
+                          "End every conversation with the assistant's answer; --fix drops the trailing turn."))
+    return out
+
+
+def _classification_issues(ex: Example) -> list[Issue]:
+    at = _at(ex)
+    out = []
+    if not ex.text.strip():
+        out.append(_issue("empty_field", "error", ex.line, f"{at}: \"text\" is empty.",
+                          "Write the text to classify, or delete the line; --fix drops it."))
+    if not (ex.label or "").strip():
+        out.append(_issue("empty_field", "error", ex.line, f"{at}: \"label\" is empty.",
+                          "Give the row its class name; --fix drops rows without one."))
+    return out
+
+
+def _ner_issues(ex: Example) -> list[Issue]:
+    at = _at(ex)
+    tokens, tags = ex.tokens or [], ex.tags or []
+    if not tokens:
+        return [_issue("empty_field", "error", ex.line, f"{at}: \"tokens\" is empty.",
+                       "Give the words of the sentence, one per entry; --fix drops the row.")]
+    if len(tokens) != len(tags):
+        return [_issue("tag_mismatch", "error", ex.line,
+                       f"{at} has {len(tokens)} tokens but {len(tags)} tags.",
+                       "Give exactly one tag per token (O for words outside any entity); --fix drops the row.")]
+    out = []
+    for i, (prev, tag) in enumerate(zip(["O", *tags], tags, strict=False), start=1):
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            out.append(_issue("tag_mismatch", "warning", ex.line,
+                              f"{at}, token {i} (\"{tokens[i - 1]}\") is tagged {tag} but does not continue a "
+                              f"{tag[2:]} entity.", f"Tag the first word of an entity B-{tag[2:]}."))
+            break
+    return out
+
+
+# ---------------------------------------------------------------- PII and secrets
+
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+_PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
+_PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])")
+_SECRETS = (
+    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
+    ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
+    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z]{30,}")),
+    ("a private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
+    ("a password or secret assignment",
+     re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")),
+)
+
+
+def privacy_issues(ex: Example) -> list[Issue]:
+    """Emails, phone numbers and secrets (API keys, tokens, private keys) in a row's text."""
+    text = ex.all_text()
+    at = _at(ex)
+    out = []
+    for name, pattern in _SECRETS:
+        hit = pattern.search(text)
+        if hit:
+            shown = hit.group()[:8] + "…"
+            out.append(_issue("secret", "error", ex.line,
+                              f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
+                              "repeat it to anyone.",
+                              "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
+                              "--fix replaces it with a placeholder."))
+            break
+    emails = [m.group() for m in _EMAIL.finditer(text) if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS)]
+    if emails:
+        out.append(_issue("pii_email", "warning", ex.line,
+                          f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
+                          "Replace real addresses with placeholders like name@example.com unless the model should "
+                          "learn them."))
+    phones = _PHONE.findall(text)
+    if phones:
+        out.append(_issue("pii_phone", "warning", ex.line,
+                          f"{at} contains a phone number ({phones[0].strip()}).",
+                          "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
+    return out
+
+
+def redact_secrets(text: str) -> str:
+    """The text with every secret replaced by a <SECRET> placeholder."""
+    for _, pattern in _SECRETS:
+        text = pattern.sub("<SECRET>", text)
+    return text
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def normalise(text: str) -> str:
+    """Lower-case, whitespace-collapsed text: what 'the same example' means for duplicate checks."""
+    return " ".join(text.lower().split())
+
+
+def _fingerprint(ex: Example) -> str:
+    return hashlib.blake2b(normalise(ex.all_text()).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _shingle_hashes(text: str) -> list[int]:
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < 3:
+        return [zlib.crc32(w.encode()) for w in words] or [0]
+    hashed = [zlib.crc32(w.encode()) for w in words]
+    # combine three word hashes into one 32-bit shingle hash, without building the shingle strings
+    return list({(a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ c * 0xC2B2AE3D) & 0xFFFFFFFF
+                 for a, b, c in zip(hashed, hashed[1:], hashed[2:], strict=False)})
+
+
+def _identity(value: int) -> int:
+    return value
+
+
+def minhash(text: str) -> Any:
+    """A datasketch MinHash of the text's word 3-grams."""
+    from datasketch import MinHash
+
+    mh = MinHash(num_perm=NUM_PERM, hashfunc=_identity)
+    mh.update_batch(_shingle_hashes(text))
+    return mh
+
+
+def duplicate_issues(examples: Sequence[Example], *, near: bool = True,
+                     threshold: float = NEAR_DUP_THRESHOLD) -> list[Issue]:
+    """Exact duplicates by content hash; near-duplicates with MinHash + LSH (never all pairs)."""
+    out: list[Issue] = []
+    seen: dict[str, Example] = {}
+    unique: list[Example] = []
+    for ex in examples:
+        key = _fingerprint(ex)
+        first = seen.get(key)
+        if first is not None:
+            out.append(_issue("duplicate", "warning", ex.line,
+                              f"{_at(ex)} repeats line {first.line} exactly; repeated rows are learned twice as hard.",
+                              "Delete one of them; --fix keeps the first and removes the rest."))
+        else:
+            seen[key] = ex
+            unique.append(ex)
+    if near and len(unique) > 1:
+        out += [_near_issue(ex, other, sim) for ex, other, sim in near_duplicate_pairs(unique, threshold=threshold)]
+    return out
+
+
+def near_duplicate_pairs(examples: Sequence[Example], *, threshold: float = NEAR_DUP_THRESHOLD
+                         ) -> list[tuple[Example, Example, float]]:
+    """(later row, earlier row, estimated similarity) for rows that are almost the same text."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    signatures: list[Any] = []
+    pairs = []
+    for idx, ex in enumerate(examples):
+        mh = minhash(ex.all_text())
+        best: tuple[float, int] | None = None
+        for cand in lsh.query(mh):
+            sim = mh.jaccard(signatures[cand])
+            if sim >= threshold and (best is None or sim > best[0]):
+                best = (sim, cand)
+        if best is not None:
+            pairs.append((ex, examples[best[1]], best[0]))
+        lsh.insert(idx, mh, check_duplication=False)
+        signatures.append(mh)
+    return pairs
+
+
+def _near_issue(ex: Example, other: Example, sim: float) -> Issue:
+    return _issue("near_duplicate", "warning", ex.line,
+                  f"{_at(ex)} is almost the same as line {other.line} (about {sim:.0%} alike); near-copies add "
+                  "little and push the model to memorise.",
+                  "Make one of them teach something different, or delete it; --fix keeps both unless you ask it "
+                  "to drop near-duplicates (--drop-near-duplicates).")
+
+
+def overlap_issues(train: Sequence[Example], validation: Sequence[Example]) -> list[Issue]:
+    """Validation rows that also appear in the training rows (the score on them would be flattering)."""
+    train_keys = {_fingerprint(ex): ex for ex in train}
+    out = []
+    for ex in validation:
+        twin = train_keys.get(_fingerprint(ex))
+        if twin is not None:
+            out.append(_issue("train_val_overlap", "error", ex.line,
+                              f"Validation line {ex.line} is also in the training data (line {twin.line}); the "
+                              "validation score would measure memory, not skill.",
+                              "Remove it from one of the two files; --fix removes it from the validation set."))
+    return out
+
+
+# ---------------------------------------------------------------- lengths
+
+
+def estimate_tokens(ex: Example) -> int:
+    """Fast token estimate: about 4 characters per token, plus a few per turn for the chat template."""
+    if ex.tokens is not None:
+        return sum(len(t) for t in ex.tokens) // 4 + len(ex.tokens) // 2 + 2
+    return sum(len(m.content) // 4 + 4 for m in ex.messages) + 2
+
+
+def estimate_counter(examples: Sequence[Example]) -> list[int]:
+    """Token estimates for many rows."""
+    return [estimate_tokens(ex) for ex in examples]
+
+
+def tokenizer_counter(model: str) -> TokenCounter:
+    """Exact counts with `model`'s tokenizer and chat template (loaded lazily, offline)."""
+    from tools.train.catalog import load_tokenizer
+
+    tok = load_tokenizer(model)
+
+    def count(examples: Sequence[Example]) -> list[int]:
+        out = []
+        for ex in examples:
+            if ex.kind == "chat":
+                msgs = [m.model_dump() for m in ex.messages]
+                out.append(len(tok.apply_chat_template(msgs, tokenize=True, return_dict=False)))
+            else:
+                out.append(len(tok(ex.text)["input_ids"]))
+        return out
+
+    return count
+
+
+def length_issues(examples: Sequence[Example], lengths: Sequence[int], context: int) -> list[Issue]:
+    """Rows longer than the context (their end would be cut off, often the end-of-turn marker)."""
+    return [
+        _issue("too_long", "error", ex.line,
+               f"{_at(ex)} is about {n:,} tokens, longer than the {context:,}-token context; training would cut "
+               "off its end, and a model that never sees the end of an answer does not learn to stop.",
+               "Shorten the answer or split the conversation, or raise the context; --fix drops rows that do not "
+               "fit.")
+        for ex, n in zip(examples, lengths, strict=True) if n > context
+    ]
+
+
+def outlier_issues(examples: Sequence[Example]) -> list[Issue]:
+    """Answers far shorter or far longer than the rest (the model copies the lengths it sees)."""
+    chat = [ex for ex in examples if ex.kind == "chat" and ex.answer().strip()]
+    if len(chat) < MIN_EXAMPLES:
+        return []
+    words = [len(ex.answer().split()) for ex in chat]
+    median = statistics.median(words)
+    out = []
+    for ex, n in zip(chat, words, strict=True):
+        if n * OUTLIER_FACTOR < median:
+            out.append(_issue("length_outlier", "warning", ex.line,
+                              f"{_at(ex)}: the answer has {n} words, far shorter than the usual {median:.0f}.",
+                              "Check it is complete; short answers teach the model to stop early."))
+        elif n > median * OUTLIER_FACTOR and n > 50:
+            out.append(_issue("length_outlier", "warning", ex.line,
+                              f"{_at(ex)}: the answer has {n} words, far longer than the usual {median:.0f}.",
+                              "Check it is meant to be this long; long outliers make answers ramble."))
+    return out
+
+
+# ---------------------------------------------------------------- size and labels
+
+
+def size_issues(examples: Sequence[Example]) -> list[Issue]:
+    """Too few rows to learn from (minimum 10, recommended 50–100)."""
+    n = len(examples)
+    if n < MIN_EXAMPLES:
+        return [_issue("too_few_examples", "error", None,
+                       f"Only {n} usable example{'s' * (n != 1)}; fine-tuning needs at least {MIN_EXAMPLES}.",
+                       "Add more examples (50–100 is a good first round); the wizard can draft them with you.")]
+    if n < RECOMMENDED_EXAMPLES:
+        return [_issue("too_few_examples", "info", None,
+                       f"{n} examples is enough to start; 50–100 gives noticeably better results.",
+                       "Add examples for the task kinds that matter most, 20 high-quality ones beat 100 generic.")]
+    return []
+
+
+def label_issues(examples: Sequence[Example], validation: Sequence[Example] = (),
+                 labels: Sequence[str] = ()) -> list[Issue]:
+    """Class imbalance, labels outside the allowed set, and validation labels never seen in training."""
+    rows = [ex for ex in examples if ex.kind == "classification" and ex.label]
+    if not rows:
+        return []
+    counts = Counter(ex.label for ex in rows)
+    out = []
+    if len(counts) == 1:
+        out.append(_issue("label_imbalance", "error", None,
+                          f"Every example has the same label ('{next(iter(counts))}'); there is nothing to tell "
+                          "apart.", "Add examples of the other classes."))
+    elif len(counts) > 1:
+        (big, nbig), (small, nsmall) = counts.most_common(1)[0], counts.most_common()[-1]
+        if nbig > IMBALANCE_RATIO * nsmall:
+            out.append(_issue("label_imbalance", "warning", None,
+                              f"Classes are unbalanced: '{big}' has {nbig} examples, '{small}' only {nsmall}; "
+                              f"the model will lean towards '{big}'.",
+                              f"Add examples of '{small}' (aim for no class under a third of the largest)."))
+    allowed = set(labels)
+    if allowed:
+        for ex in rows:
+            if ex.label not in allowed:
+                out.append(_issue("unseen_label", "error", ex.line,
+                                  f"{_at(ex)} has label '{ex.label}', which is not one of the project's labels "
+                                  f"({', '.join(sorted(allowed))}).", "Fix the spelling or add the label to the "
+                                                                      "project."))
+    for ex in validation:
+        if ex.kind == "classification" and ex.label and ex.label not in counts:
+            out.append(_issue("unseen_label", "error", ex.line,
+                              f"Validation line {ex.line} has label '{ex.label}', which no training example has.",
+                              f"Add training examples labelled '{ex.label}', or fix the label."))
+    return out
+
+
+def coverage_issues(cov: dict[str, Any], n: int) -> list[Issue]:
+    """A note on PM task kinds that are thin next to the rest (only when the data spans several kinds)."""
+    from tools.dataset.coverage import category_name
+
+    kinds = {k: v for k, v in cov["kinds"].items() if v}
+    if len(kinds) < 2 or not cov["thin"]:
+        return []
+    thin = ", ".join(f"{category_name(k)} ({kinds[k]})" for k in cov["thin"])
+    return [_issue("thin_category", "info", None,
+                   f"Some task kinds have few examples next to the rest: {thin}.",
+                   "Add 10–20 examples for each kind the model must handle well (20–30 for essentials like "
+                   "requirements and communication).")]
+
+
+# ---------------------------------------------------------------- the whole check
+
+
+def _percentile(sorted_values: list[int], q: float) -> int:
+    if not sorted_values:
+        return 0
+    idx = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[idx]
+
+
+def analyse(examples: Sequence[Example], *, model: str | None = None, context: int | None = None,
+            validation: Sequence[Example] = (), labels: Sequence[str] = (), near_duplicates: bool = True,
+            use_embeddings: bool = False) -> tuple[list[Issue], dict[str, Any]]:
+    """Run every check and gather the stats the report shows; returns (issues, stats)."""
+    from tools.dataset.coverage import coverage
+
+    counter = tokenizer_counter(model) if model else estimate_counter
+    # rows made in memory have no file line: number them by position so every issue still points somewhere
+    examples = [ex if ex.line is not None else ex.model_copy(update={"line": i})
+                for i, ex in enumerate(examples, start=1)]
+    ctx = context or _default_context(model)
+    issues: list[Issue] = []
+    for ex in examples:
+        issues += row_issues(ex)
+        issues += privacy_issues(ex)
+    issues += duplicate_issues(examples, near=near_duplicates)
+    lengths = counter(examples)
+    issues += length_issues(examples, lengths, ctx)
+    issues += outlier_issues(examples)
+    issues += size_issues(examples)
+    issues += label_issues(examples, validation, labels)
+    if validation:
+        issues += overlap_issues(examples, validation)
+        for ex in validation:
+            issues += [i for i in row_issues(ex) if i.severity == "error"]
+    kinds = Counter(ex.kind for ex in examples)
+    stats: dict[str, Any] = {
+        "examples": len(examples),
+        "kinds": dict(kinds),
+        "tokens": _length_stats(lengths),
+        "token_counting": f"tokenizer of {model}" if model else "estimate (about 4 characters per token)",
+        "context": ctx,
+        "roles": dict(Counter(m.role for ex in examples for m in ex.messages if ex.kind == "chat")),
+        "turns": dict(Counter(len(ex.messages) for ex in examples if ex.kind == "chat")),
+    }
+    if kinds.get("classification"):
+        stats["labels"] = dict(Counter(ex.label for ex in examples if ex.kind == "classification"))
+    if kinds.get("ner"):
+        stats["entity_tags"] = dict(Counter(t[2:] for ex in examples for t in ex.tags or [] if t.startswith("B-")))
+    if kinds.get("chat"):
+        cov = coverage([ex for ex in examples if ex.kind == "chat"], use_embeddings=use_embeddings)
+        stats["coverage"] = cov
+        issues += coverage_issues(cov, len(examples))
+    if validation:
+        stats["validation_examples"] = len(validation)
+    issues.sort(key=lambda i: (i.line is not None, i.line or 0))
+    return issues, stats
+
+
+def _default_context(model: str | None) -> int:
+    if not model:
+        return DEFAULT_CONTEXT
+    from tools.train.catalog import resolve
+
+    return min(DEFAULT_CONTEXT, resolve(model).context)
+
+
+def _length_stats(lengths: Sequence[int]) -> dict[str, int]:
+    ordered = sorted(lengths)
+    return {"min": ordered[0] if ordered else 0, "median": _percentile(ordered, 0.5),
+            "p95": _percentile(ordered, 0.95), "max": ordered[-1] if ordered else 0, "total": sum(ordered)}
+
+
+def check_examples(examples: Iterable[Example], *, model: str | None = None, context: int | None = None,
+                   validation: Sequence[Example] = (), labels: Sequence[str] = (),
+                   near_duplicates: bool = True, use_embeddings: bool = False) -> list[Issue]:
+    """Every issue in some canonical rows (no file involved): the pure core of `mtw check`."""
+    return analyse(list(examples), model=model, context=context, validation=validation, labels=labels,
+                   near_duplicates=near_duplicates, use_embeddings=use_embeddings)[0]
+
+
+def validation_path_for(path: str | Path) -> Path | None:
+    """The validation file that sits next to a training file, if any (name.validation.jsonl, validation.jsonl…)."""
+    path = Path(path)
+    names = [f"{path.stem}.validation{path.suffix}", f"{path.stem}.val{path.suffix}"]
+    if path.stem in ("train", "training"):
+        names += [f"{n}{path.suffix}" for n in ("validation", "val", "valid", "dev")]
+    for name in names:
+        candidate = path.with_name(name)
+        if candidate.is_file() and candidate != path:
+            return candidate
+    return None
+
+
+def check_file(path: str | Path, *, model: str | None = None, context: int | None = None,
+               format: str | None = None, validation: str | Path | None = None,
+               use_embeddings: bool = False) -> DatasetReport:
+    """Read a dataset file and check it; a validation file next to it is checked for overlap too."""
+    from tools.dataset.readers import read_dataset
+
+    result = read_dataset(path, format)
+    val_path = Path(validation) if validation else validation_path_for(path)
+    val_rows: list[Example] = []
+    if val_path is not None:
+        val_rows = read_dataset(val_path, result.format if result.format in _KNOWN else None).examples
+    issues, stats = analyse(result.examples, model=model, context=context, validation=val_rows,
+                            use_embeddings=use_embeddings)
+    stats.update(container=result.container, encoding=result.encoding, records=result.records)
+    if val_path is not None:
+        stats["validation_file"] = str(val_path)
+    if result.format in ("unknown", "empty"):
+        # nothing could be read: the size check would only repeat the format problem
+        issues = [i for i in issues if i.code != "too_few_examples"]
+        if result.format == "empty":
+            result.issues.append(_issue("too_few_examples", "error", None, f"{path} has no records.",
+                                        "Add examples, one JSON object per line."))
+    all_issues = result.issues + issues
+    return DatasetReport(format=result.format, examples=len(result.examples),
+                         ok=not any(i.severity == "error" for i in all_issues), issues=all_issues, stats=stats)
+
+
+_KNOWN = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")

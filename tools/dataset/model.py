@@ -1,0 +1,120 @@
+"""The canonical dataset rows every reader produces, and the report `mtw check --json` prints."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+Severity = Literal["error", "warning", "info"]
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str
+
+
+class Example(BaseModel):
+    """One training row, whatever file format it came from.
+
+    Chat rows fill `messages`. Classification rows hold the text as a single user message and the
+    class in `label`. Entity-extraction rows hold `tokens` and their BIO `tags`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(default_factory=list)
+    label: str | None = None
+    tokens: list[str] | None = None
+    tags: list[str] | None = None
+    line: int | None = None
+    """Line of the source file the row started on (1-based); None for rows made in memory."""
+
+    @property
+    def kind(self) -> Literal["chat", "classification", "ner"]:
+        """What the row teaches: a conversation, a class label, or entity tags."""
+        if self.tokens is not None:
+            return "ner"
+        if self.label is not None:
+            return "classification"
+        return "chat"
+
+    @property
+    def text(self) -> str:
+        """The classification text (the first user turn), or the tokens joined by spaces."""
+        if self.tokens is not None:
+            return " ".join(self.tokens)
+        return next((m.content for m in self.messages if m.role == "user"), "")
+
+    def prompt(self) -> str:
+        """Everything the model reads before its last answer (system + user turns, joined)."""
+        last = max((i for i, m in enumerate(self.messages) if m.role == "assistant"), default=len(self.messages))
+        return "\n".join(m.content for m in self.messages[:last] if m.role != "assistant") or self.text
+
+    def answer(self) -> str:
+        """The last assistant turn (empty when there is none)."""
+        return next((m.content for m in reversed(self.messages) if m.role == "assistant"), "")
+
+    def all_text(self) -> str:
+        """Every piece of text in the row, for duplicate and PII scans."""
+        parts = [m.content for m in self.messages]
+        if self.tokens is not None:
+            parts.append(" ".join(self.tokens))
+        if self.label is not None:
+            parts.append(self.label)
+        return "\n".join(parts)
+
+    @classmethod
+    def chat(cls, *turns: tuple[Role, str], line: int | None = None) -> Example:
+        """Build a chat row from (role, content) pairs."""
+        return cls(messages=[Message(role=r, content=c) for r, c in turns], line=line)
+
+    @classmethod
+    def classified(cls, text: str, label: str, line: int | None = None) -> Example:
+        """Build a classification row."""
+        return cls(messages=[Message(role="user", content=text)], label=label, line=line)
+
+
+class Issue(BaseModel):
+    """One problem found in a dataset: where, what, and how to fix it, in plain words."""
+
+    code: str
+    severity: Severity
+    line: int | None = None
+    message: str
+    fix: str
+
+
+class DatasetReport(BaseModel):
+    """The result of checking a dataset; `.model_dump()` is the `mtw check --json` document."""
+
+    format: str
+    examples: int
+    ok: bool
+    issues: list[Issue] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+    def count(self, severity: Severity) -> int:
+        """How many issues of one severity."""
+        return sum(1 for i in self.issues if i.severity == severity)
+
+    def codes(self) -> set[str]:
+        """The distinct issue codes in the report."""
+        return {i.code for i in self.issues}
+
+    def summary(self) -> str:
+        """One line a person reads first: '42 examples, 3 problems to fix, 2 warnings, 1 note'."""
+        errors, warnings, notes = self.count("error"), self.count("warning"), self.count("info")
+        parts = [f"{self.examples} example{'s' * (self.examples != 1)}"]
+        parts.append(f"{errors} problem{'s' * (errors != 1)} to fix" if errors else "no problems to fix")
+        if warnings:
+            parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
+        if notes:
+            parts.append(f"{notes} note{'s' * (notes != 1)}")
+        return ", ".join(parts)
