@@ -48,7 +48,7 @@ TARGET_RUN_SECONDS = 2 * 3600
 # the guide's defaults, used when the start event does not tell us the run's own values
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 1, "epochs": 3,
-    "context_length": 4096, "gradient_checkpointing": False,
+    "context": 4096, "gradient_checkpointing": False,
 }
 
 
@@ -220,15 +220,15 @@ def _check_oom(failed: list[dict[str, Any]], cfg: dict[str, Any]) -> Diagnosis |
     # keep the effective batch (batch x accumulation) so the learning dynamics stay the same
     accum = max(1, int(cfg["grad_accum"]) * batch // new_batch)
     fix: dict[str, Any] = {"batch_size": new_batch, "grad_accum": accum, "gradient_checkpointing": True}
-    if int(cfg["context_length"]) > 2048:
-        fix["context_length"] = 2048
+    if int(cfg["context"]) > 2048:
+        fix["context"] = 2048
     return Diagnosis(
         "oom", "error",
         "Training ran out of memory: the model, its optimizer and one batch of examples did not fit.",
         "The batch size or the context length is too large for this machine's memory, or other apps are using it.",
         fix,
         f"Use batch size {new_batch} with {accum} accumulation steps (same learning), gradient checkpointing"
-        + (", context 2048" if "context_length" in fix else "") + "; close other apps.",
+        + (", context 2048" if "context" in fix else "") + "; close other apps.",
     )
 
 
@@ -248,8 +248,8 @@ def _check_slow(steps: list[dict[str, Any]], device: str, cfg: dict[str, Any]) -
         per_step = (timed[-1]["ts"] - timed[0]["ts"]) / (timed[-1]["step"] - timed[0]["step"])
         if per_step > 0:
             fix["max_steps"] = max(10, int(TARGET_RUN_SECONDS / per_step))
-    if int(cfg["context_length"]) > 2048:
-        fix["context_length"] = 2048
+    if int(cfg["context"]) > 2048:
+        fix["context"] = 2048
     if cfg.get("gradient_checkpointing"):
         fix["gradient_checkpointing"] = False
     what = (f"about {statistics.median(tps):.0f} tokens per second" if slow_tps

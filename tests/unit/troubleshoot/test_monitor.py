@@ -6,12 +6,11 @@ import random
 
 import pytest
 
+from tools.train.config import TrainConfig, check_values
 from tools.troubleshoot.monitor import Diagnosis, diagnose
 
-TRAIN_CONFIG_FIELDS = {
-    "learning_rate", "batch_size", "grad_accum", "epochs", "max_steps", "context_length", "lora_r",
-    "lora_alpha", "lora_dropout", "weight_decay", "warmup_ratio", "gradient_checkpointing",
-}
+# the one-click fix is applied as TrainConfig overrides, so its keys must be real settings
+TRAIN_CONFIG_FIELDS = set(TrainConfig.model_fields)
 
 
 def run(losses, *, val=None, eval_every=20, steps_per_epoch=40, tps=1500.0, lr=2e-4, start=None):
@@ -107,13 +106,13 @@ def test_memorizing_fires_when_training_loss_goes_to_zero():
 
 
 def test_oom_keeps_the_effective_batch_and_shortens_context():
-    events = [{"type": "start", "config": {"batch_size": 8, "grad_accum": 1, "context_length": 4096}},
+    events = [{"type": "start", "config": {"batch_size": 8, "grad_accum": 1, "context": 4096}},
               {"type": "failed", "code": "oom", "message": "CUDA out of memory. Tried to allocate 2 GiB"}]
     ds = diagnose(events)
     assert [d.code for d in ds] == ["oom"]
     fix = ds[0].fix
     assert fix["batch_size"] * fix["grad_accum"] == 8 and fix["batch_size"] <= 2
-    assert fix["context_length"] == 2048 and fix["gradient_checkpointing"] is True
+    assert fix["context"] == 2048 and fix["gradient_checkpointing"] is True
 
 
 def test_oom_recognised_from_the_message_alone():
@@ -156,6 +155,7 @@ def test_every_fix_uses_train_config_fields_and_events_are_json():
         for d in diagnose(events, n_examples=5):
             assert isinstance(d, Diagnosis)
             assert set(d.fix) <= TRAIN_CONFIG_FIELDS, d.fix
+            assert check_values(TrainConfig(model="tiny-random", data="d.jsonl", **d.fix)) == [], d.fix
             ev = json.loads(json.dumps(d.as_event()))
             assert ev["type"] == "diagnosis" and ev["code"] == d.code and ev["fix"] == d.fix
             assert ev["message"] and d.why and d.fix_text
