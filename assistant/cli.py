@@ -78,3 +78,7 @@ app.command()(explain)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

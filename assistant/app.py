@@ -1,0 +1,164 @@
+"""Chainlit handlers only: chat events become graph input, graph output becomes chat messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import aiosqlite
+import chainlit as cl
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.types import ThreadDict
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
+
+from assistant.chat_store import auth_secret, checkpoint_db_path, ensure_chat_db
+from assistant.context import WizardContext
+from assistant.graph import STAGES, builder
+from tools.errors import MTWError
+from tools.settings import get_settings
+
+log = logging.getLogger("mtw.app")
+_MARK = {"ok": "✅", "warning": "⚠️", "problem": "❌"}
+_graph: Any = None
+_graph_lock = asyncio.Lock()
+
+try:
+    os.environ.setdefault("CHAINLIT_AUTH_SECRET", auth_secret())
+    _CHAT_URL: str | None = ensure_chat_db()
+except OSError as exc:  # MTW_HOME not writable: the chat still works, without history
+    log.warning("chat history disabled: %s", exc)
+    _CHAT_URL = None
+
+
+@cl.data_layer
+def data_layer() -> Any:
+    """Chat history in MTW_HOME/chat.db so a reopened conversation comes back."""
+    return SQLAlchemyDataLayer(conninfo=_CHAT_URL) if _CHAT_URL else None
+
+
+@cl.header_auth_callback
+async def local_user(headers: Any) -> cl.User | None:
+    """One local user: the app binds to 127.0.0.1 and nothing leaves the machine."""
+    return cl.User(identifier="local", metadata={"role": "owner", "provider": "local"})
+
+
+async def graph() -> Any:
+    """The compiled wizard with its SQLite checkpointer (opened once per process)."""
+    global _graph
+    async with _graph_lock:
+        if _graph is None:
+            path = checkpoint_db_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            saver = AsyncSqliteSaver(await aiosqlite.connect(path))
+            await saver.setup()
+            _graph = builder.compile(checkpointer=saver)
+    return _graph
+
+
+def _config() -> dict[str, Any]:
+    return {"configurable": {"thread_id": cl.context.session.thread_id}}
+
+
+async def _tasklist(stage: int) -> None:
+    tl = cl.user_session.get("tasklist")
+    if tl is None:
+        tl = cl.TaskList(status="Your journey")
+        for title in STAGES:
+            await tl.add_task(cl.Task(title=title, status=cl.TaskStatus.READY))
+        cl.user_session.set("tasklist", tl)
+    for i, task in enumerate(tl.tasks):
+        task.status = cl.TaskStatus.DONE if i < stage else cl.TaskStatus.RUNNING if i == stage else cl.TaskStatus.READY
+    await tl.send()
+
+
+async def _show_checks(checks: list[dict[str, str]]) -> None:
+    lines = ["| | Check | Result |", "|---|---|---|"]
+    for c in checks:
+        detail = c["detail"] + (f" — {c['fix']}" if c["fix"] else "")
+        lines.append(f"| {_MARK[c['status']]} | {c['name']} | {detail} |")
+    await cl.Message(content="\n".join(lines)).send()
+
+
+async def _ask(payload: dict[str, Any]) -> None:
+    choices: dict[str, str] = dict(payload.get("choices") or {})
+    if payload.get("optional"):
+        choices["skip"] = "Skip"
+    actions = [cl.Action(name="answer", payload={"value": k, "label": v}, label=v) for k, v in choices.items()]
+    text = payload["text"]
+    if payload.get("kind") == "confirm":
+        text = f"{text}\n\n{payload['spec_md']}"
+    await cl.Message(content=text, actions=actions).send()
+
+
+async def run(value: Any) -> None:
+    """Run the graph to its next question, rendering what it says on the way."""
+    g = await graph()
+    ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
+    inp: Any = {} if value is None else Command(resume=value)
+    try:
+        async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
+            if mode == "custom":
+                if "say" in chunk:
+                    await cl.Message(content=chunk["say"]).send()
+                elif "checks" in chunk:
+                    await _show_checks(chunk["checks"])
+                elif "stage" in chunk:
+                    await _tasklist(chunk["stage"])
+            elif mode == "updates" and "__interrupt__" in chunk:
+                await _ask(chunk["__interrupt__"][0].value)
+    except MTWError as exc:
+        await cl.Message(content=f"{exc.message}\n\n**What to do:** {exc.fix}").send()
+    except Exception:
+        log.exception("wizard step failed")
+        await cl.Message(content="Something went wrong on my side. Your answers so far are saved — "
+                                 "send your last answer again, or restart with `mtw ui`.").send()
+
+
+async def _pending() -> dict[str, Any] | None:
+    state = await (await graph()).aget_state(_config())
+    for task in state.tasks:
+        if task.interrupts:
+            value: dict[str, Any] = task.interrupts[0].value
+            return value
+    return None
+
+
+@cl.on_chat_start
+async def start() -> None:
+    """A new conversation: greet, check the machine, ask the first question."""
+    await run(None)
+
+
+@cl.on_message
+async def on_message(message: cl.Message) -> None:
+    """A typed answer resumes the graph at its question."""
+    if await _pending() is None:
+        await cl.Message(content="This conversation has reached the end of what the chat can do for now. "
+                                 "Start a new chat for another project.").send()
+        return
+    await run(message.content)
+
+
+@cl.action_callback("answer")
+async def on_answer(action: cl.Action) -> None:
+    """A clicked button answers the question it belongs to."""
+    await action.remove()
+    await cl.Message(content=action.payload.get("label", action.payload["value"]), type="user_message").send()
+    await run(action.payload["value"])
+
+
+@cl.on_chat_resume
+async def on_resume(thread: ThreadDict) -> None:
+    """A reopened conversation: same graph thread; ask the open question again (or start if unknown)."""
+    state = await (await graph()).aget_state(_config())
+    if not state.values:
+        await cl.Message(content="I could not find where this conversation left off, so let's start again.").send()
+        await run(None)
+        return
+    pending = await _pending()
+    if pending:
+        await cl.Message(content="Welcome back! Here is where we were:").send()
+        await _ask(pending)

@@ -1,0 +1,89 @@
+"""The interview, driven in a real browser the way a person does it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tools.project import ProjectSpec
+
+pytestmark = pytest.mark.e2e
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+FILLS = {
+    "purpose": {"purpose": "Turn a one-line feature idea into a user story with acceptance criteria",
+                "name": "Story writer", "task_type": "generation"},
+    "audience": {"audience": "Engineers and designers"},
+    "house_style": {"house_style": "Plain words; As a / I want / So that, then 3-5 bullet criteria"},
+}
+
+
+def scripted_slot_filler(body: dict) -> str:
+    """What a good assistant model would answer: the slot the question was about, filled."""
+    prompt = body["messages"][-1]["content"]
+    slot = re.search(r"Question \(about '(\w+)'\)", prompt)
+    return json.dumps(FILLS.get(slot.group(1), {}) if slot else {})
+
+
+def say(page, text: str) -> None:
+    page.locator("#chat-input").fill(text)
+    page.keyboard.press("Enter")
+
+
+def wait_text(page, text: str) -> None:
+    page.get_by_text(text, exact=False).last.wait_for()
+
+
+def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, start_wizard, page):
+    ollama.responder = scripted_slot_filler
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    wait_text(page, "I'm the Model Training Wizard")
+    wait_text(page, "is ready in Ollama")
+    wait_text(page, "What should your model do?")
+    say(page, "I want user stories written the way my team writes them")
+    wait_text(page, "Who reads what the model produces?")
+    say(page, "our engineers and designers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain, with bullets")
+    wait_text(page, "Paste one or two real samples")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "must never do")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "Here is your project")
+    wait_text(page, "Engineers and designers")
+    page.screenshot(path=str(DOCS / "wizard.png"), full_page=False)
+    page.get_by_role("button", name="Looks right").click()
+    wait_text(page, "Saved your project")
+    wait_text(page, "Next: your dataset")
+    spec = ProjectSpec.model_validate_json((wizard.home / "projects" / "story-writer" / "spec.json").read_text())
+    assert spec.task_type == "generation" and spec.audience == "Engineers and designers"
+    # the assistant model was asked with a JSON schema for every free-text answer
+    assert all("format" in r.body for r in ollama.requests_to("/api/chat"))
+
+
+def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page):
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    wait_text(page, "Ollama is not running")
+    wait_text(page, "guided form")
+    wait_text(page, "What should your model do?")
+    say(page, "Sort incoming support tickets")
+    wait_text(page, "What kind of model is it?")
+    page.get_by_role("button", name="Picks a label (classification)").click()
+    wait_text(page, "Who reads what the model produces?")
+    say(page, "the support team")
+    wait_text(page, "How should it sound and look?")
+    say(page, "one label, nothing else")
+    wait_text(page, "Which labels should it choose between?")
+    say(page, "bug; feature request; question")
+    wait_text(page, "Paste one or two real samples")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "must never do")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "Here is your project")
+    wait_text(page, "bug, feature request, question")
+    page.screenshot(path=str(DOCS / "wizard-guided.png"), full_page=False)
