@@ -1,0 +1,115 @@
+"""Rubric judging through the Ollama test double: structured output, re-ask, blinding, agreement with the user."""
+
+import json
+
+import pytest
+
+from tools.errors import ModelNotPulled, OllamaUnavailable, StructuredOutputError, UsageError
+from tools.evaluate.agreement import agreement, load_user_scores, record_user_scores, weighted_kappa
+from tools.evaluate.judge import CRITERIA, OllamaStructured, RubricScores, score_all, score_answer
+from tools.evaluate.suite import BUILTIN, TestPrompt
+
+
+@pytest.fixture
+def judge(ollama):
+    """The test double with a judge model pulled."""
+    ollama.models.append("judge-model:latest")
+    return ollama
+
+
+def scores_json(**overrides):
+    return json.dumps({c: {"score": overrides.get(c, 4), "justification": f"{c} is fine"} for c in CRITERIA})
+
+
+def test_score_answer_sends_the_schema_and_parses_the_scores(judge):
+    judge.enqueue(scores_json(tone=2))
+    r = score_answer(OllamaStructured("judge-model"), BUILTIN[0], "As a user I want ...")
+    assert r.scores() == {"accuracy": 4, "format": 4, "relevance": 4, "completeness": 4, "tone": 2}
+    assert r.tone.justification == "tone is fine"
+    body = judge.requests_to("/api/chat")[0].body
+    assert body["format"] == RubricScores.model_json_schema()
+    assert body["options"]["temperature"] == 0
+
+
+def test_bad_json_is_asked_again_then_accepted(judge):
+    judge.enqueue('{"accuracy": {"score": 9, "justification": "x"}}', scores_json())
+    r = score_answer(OllamaStructured("judge-model"), BUILTIN[0], "answer")
+    assert r.mean() == 4
+    second = judge.requests_to("/api/chat")[1].body["messages"]
+    assert "did not fit" in second[-1]["content"]
+
+
+def test_persistently_bad_output_raises_a_plain_error(judge):
+    judge.enqueue("not json", "still not json")
+    with pytest.raises(StructuredOutputError, match="did not return valid scores"):
+        score_answer(OllamaStructured("judge-model"), BUILTIN[0], "answer")
+
+
+def test_missing_judge_model_is_a_plain_error(ollama):
+    with pytest.raises(ModelNotPulled, match="ollama pull no-such-model"):
+        score_answer(OllamaStructured("no-such-model"), BUILTIN[0], "answer")
+
+
+def test_no_ollama_is_a_plain_error():
+    with pytest.raises(OllamaUnavailable):
+        score_answer(OllamaStructured("judge-model"), BUILTIN[0], "answer")
+
+
+def test_each_answer_is_judged_alone_and_blinded(judge):
+    judge.responder = lambda body: scores_json(format=5 if "Acceptance" in body["messages"][-1]["content"] else 2)
+    p = TestPrompt(id="s", prompt="Write a user story for login.", format="user_story")
+    tuned = "As a user I want to log in so that I see my data. Acceptance criteria: - works"
+    base = "Login is a feature."
+    out = score_all(OllamaStructured("judge-model"), [(p, {"base": base, "tuned": tuned})])
+    assert out[("s", "tuned")].format.score == 5 and out[("s", "base")].format.score == 2
+    reqs = judge.requests_to("/api/chat")
+    assert len(reqs) == 2
+    for r in reqs:
+        text = " ".join(m["content"] for m in r.body["messages"]).lower()
+        # one answer per request, and nothing tells the judge which model wrote it
+        assert (tuned.lower() in text) != (base.lower() in text)
+        assert "tuned" not in text and "base model" not in text
+
+
+def test_judging_order_is_shuffled_but_reproducible():
+    class Recorder:
+        def __init__(self):
+            self.seen = []
+
+        def structured(self, prompt, schema, *, system=None):
+            self.seen.append(prompt.split("<<<\n")[1].split("\n>>>")[0])
+            return schema.model_validate_json(scores_json())
+
+    prompts = [TestPrompt(id=f"p{i}", prompt=f"q{i}") for i in range(6)]
+    items = [(p, {"base": f"base-{p.id}", "tuned": f"tuned-{p.id}"}) for p in prompts]
+    a, b = Recorder(), Recorder()
+    score_all(a, items, seed=1)
+    score_all(b, items, seed=1)
+    assert a.seen == b.seen and len(a.seen) == 12
+    firsts = [s.split("-")[0] for s in a.seen[::2]]
+    assert a.seen != [f"{v}-p{i}" for i in range(6) for v in ("base", "tuned")]
+    assert len(set(firsts)) == 2
+
+
+def test_kappa_hand_computed():
+    assert weighted_kappa([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]) == 1.0
+    # observed weighted disagreement 1/16, expected 21/48 -> 1 - 3/21
+    assert weighted_kappa([1, 2, 3], [1, 2, 4]) == pytest.approx(6 / 7)
+    assert weighted_kappa([3, 3], [3, 3]) == 1.0
+
+
+def test_user_scores_round_trip_and_agreement(tmp_path):
+    record_user_scores(tmp_path, "p1", "tuned", {"tone": 2, "format": 5})
+    record_user_scores(tmp_path, "p1", "tuned", {"tone": 4})
+    user = load_user_scores(tmp_path)
+    assert user == {("p1", "tuned", "tone"): 4, ("p1", "tuned", "format"): 5}
+    judge = {("p1", "tuned", "tone"): 3, ("p1", "tuned", "format"): 5, ("p2", "base", "tone"): 1}
+    ag = agreement(judge, user)
+    assert ag["n"] == 2 and ag["mean_abs_diff"] == 0.5 and ag["exact"] == 0.5 and ag["within_one"] == 1.0
+    assert agreement(judge, {}) is None
+
+
+def test_user_scores_are_validated(tmp_path):
+    with pytest.raises(UsageError) as exc:
+        record_user_scores(tmp_path, "p1", "tuned", {"tone": 7, "style": 3})
+    assert "tone = 7" in str(exc.value) and "'style' is not a rubric criterion" in str(exc.value)
