@@ -77,11 +77,13 @@ class Diagnosis:
 def run_config(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's settings as far as the events tell (the `start` event's config), else the defaults."""
     cfg = dict(DEFAULTS)
+    wanted = {*DEFAULTS, "max_steps", "lora_dropout", "device", "n_examples"}
     for ev in events:
         if ev.get("type") == "start":
             inner = ev.get("config")
-            cfg.update({k: v for k, v in (inner if isinstance(inner, dict) else ev).items() if k in DEFAULTS
-                        or k in ("max_steps", "lora_dropout", "device", "examples", "n_examples")})
+            # the training job puts the TrainConfig under `config` and run facts (device, n_examples) beside it
+            for source in (ev, inner if isinstance(inner, dict) else {}):
+                cfg.update({k: v for k, v in source.items() if k in wanted and v is not None})
     return cfg
 
 
@@ -291,7 +293,7 @@ def diagnose(
     finite = [x for x in losses if math.isfinite(x)]
     finite_steps = [s for s in steps if isinstance(s.get("loss"), int | float) and math.isfinite(s["loss"])]
     lr = _lr(steps, cfg)
-    n = n_examples if n_examples is not None else cfg.get("n_examples", cfg.get("examples"))
+    n = n_examples if n_examples is not None else cfg.get("n_examples")
     dev = device or str(cfg.get("device") or "cpu").split(":")[0]
     nan = _check_nan(steps, failed, lr)
     # a NaN curve says nothing reliable about trends, and a rising curve is not merely flat

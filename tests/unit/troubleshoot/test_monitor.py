@@ -137,7 +137,9 @@ def test_too_slow_fires_on_a_gpu_run_that_would_take_days():
 def test_too_few_examples_fires_under_twenty():
     assert codes(run(healthy_losses(5)), n_examples=8) == ["too_few_examples"]
     assert codes(run(healthy_losses(5)), n_examples=20) == []
-    assert codes([{"type": "start", "config": {"n_examples": 5}}]) == ["too_few_examples"]
+    # the training job's start event: TrainConfig under `config`, run facts beside it
+    start = {"type": "start", "config": {"batch_size": 4, "context": 4096}, "n_examples": 5, "device": "cpu"}
+    assert codes([start]) == ["too_few_examples"]
 
 
 def test_every_fix_uses_train_config_fields_and_events_are_json():
