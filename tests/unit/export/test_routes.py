@@ -1,0 +1,69 @@
+"""The route table: which way each base goes into Ollama, and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.errors import UsageError
+from tools.export.routes import arch_name, choose_route, parse_version
+
+LLAMA = {"architecture": "LlamaForCausalLM", "ollama_tag": "llama3.2:1b", "adapter_ok": True}
+PHI3 = {"architecture": "Phi3ForCausalLM", "ollama_tag": "phi4-mini", "adapter_ok": False}
+GEMMA2 = {"architecture": "Gemma2ForCausalLM", "ollama_tag": "gemma2:2b", "adapter_ok": True}
+QWEN2 = {"architecture": "Qwen2ForCausalLM", "ollama_tag": "qwen2.5:0.5b", "adapter_ok": False}
+GEMMA3 = {"architecture": "Gemma3ForCausalLM", "ollama_tag": None, "adapter_ok": False}
+TINY = {"architecture": "LlamaForCausalLM", "ollama_tag": None, "adapter_ok": False}
+OTHER = {"architecture": "FalconForCausalLM", "ollama_tag": None, "adapter_ok": False}
+
+
+@pytest.mark.parametrize(("base", "quant", "version", "route", "says"), [
+    (LLAMA, "F16", "0.12.6", "adapter", "full-precision (F16)"),
+    (GEMMA2, "BF16", "0.6.0", "adapter", "adapter learned on"),
+    (LLAMA, "Q4_K_M", "0.12.6", "merged", "is Q4_K_M"),
+    (LLAMA, None, "0.12.6", "merged", "could not be checked"),
+    (LLAMA, "F16", None, "adapter", "full-precision"),
+    (PHI3, "Q4_K_M", "0.12.6", "merged", "cannot load a LoRA adapter on a phi3 base"),
+    (QWEN2, None, "0.12.6", "merged", "qwen2 is an architecture it knows"),
+    (TINY, None, None, "merged", "not in Ollama's library"),
+    (GEMMA3, None, "0.5.7", "gguf", "needs 0.6.0"),
+    (GEMMA3, None, "0.6.1", "merged", "gemma3"),
+    (OTHER, None, "0.12.6", "gguf", "cannot convert falcon"),
+])
+def test_auto_picks_the_route_and_says_why(base: dict, quant: str | None, version: str | None,
+                                           route: str, says: str) -> None:
+    choice = choose_route("auto", base_quantization=quant, ollama_version=version, **base)
+    assert choice.route == route
+    assert says in choice.reason
+
+
+def test_old_ollama_is_told_to_update() -> None:
+    with pytest.raises(UsageError, match="0.5.1") as err:
+        choose_route("auto", base_quantization=None, ollama_version="0.5.1", **LLAMA)
+    assert "ollama.com/download" in err.value.fix
+
+
+@pytest.mark.parametrize(("base", "route", "message", "fix"), [
+    (PHI3, "adapter", "only for llama and gemma2", "--route merged"),
+    (TINY, "adapter", "no Ollama tag", "--route merged"),
+    (OTHER, "merged", "cannot convert falcon", "--route gguf"),
+    (LLAMA, "fast", "Unknown route 'fast'", "auto, adapter, merged, gguf"),
+])
+def test_impossible_requests_are_refused_with_the_way_out(base: dict, route: str, message: str, fix: str) -> None:
+    with pytest.raises(UsageError, match=message) as err:
+        choose_route(route, base_quantization=None, ollama_version="0.12.6", **base)
+    assert fix in err.value.fix
+
+
+def test_explicit_routes_are_honoured_when_possible() -> None:
+    assert choose_route("adapter", base_quantization="Q4_K_M", ollama_version=None, **LLAMA).route == "adapter"
+    assert choose_route("merged", base_quantization=None, ollama_version=None, **LLAMA).route == "merged"
+    assert choose_route("gguf", base_quantization=None, ollama_version=None, **QWEN2).route == "gguf"
+
+
+def test_versions_and_architecture_names_are_read_leniently() -> None:
+    assert parse_version("0.12.6") == (0, 12, 6)
+    assert parse_version("v0.6.0-rc2") == (0, 6, 0)
+    assert parse_version("0.6") == (0, 6, 0)
+    assert parse_version("unknown") is None
+    assert arch_name("Phi3ForCausalLM") == "phi3"
+    assert arch_name("StarcoderForCausalLM") == "starcoder"

@@ -1,0 +1,82 @@
+"""Verification after create, on scripted good and bad replies from the Ollama test double."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.ollama_double import OllamaDouble
+from tools.errors import ModelNotPulled
+from tools.export.verify import PROBES, ask_ollama, similarity, verify_replies
+
+STOPS = ["<|im_end|>"]
+GOOD = ["As a user, I want to reset my password.", "OKRs are goals; KPIs are health metrics.",
+        "Hi all, we are two weeks late because of the payment review."]
+
+
+def checks_by_name(checks: list) -> dict:
+    return {c.name: c for c in checks}
+
+
+def test_good_replies_pass_every_check(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue(*GOOD)
+    replies = ask_ollama("pm", PROBES)
+    assert [r.content for r in replies] == GOOD and all(r.done_reason == "stop" for r in replies)
+    checks = verify_replies(replies, STOPS, expected=GOOD, exact=True)
+    assert [c.name for c in checks] == ["answers", "stops", "no_template_text", "matches_tuned"]
+    assert all(c.ok and not c.fix for c in checks)
+    # greedy, one user turn, a probe-length cap: what the check relies on
+    body = ollama.requests_to("/api/chat")[0].body
+    assert body["options"]["temperature"] == 0 and body["options"]["num_predict"] > 0
+    assert body["messages"] == [{"role": "user", "content": PROBES[0]}]
+
+
+def test_a_model_that_never_stops_is_caught_with_the_stop_fix(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue(GOOD[0], {"content": "OKRs " * 300, "done_reason": "length"}, GOOD[2])
+    checks = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))
+    assert not checks["stops"].ok
+    assert "never stopped on 1 of 3" in checks["stops"].message and "'length'" in checks["stops"].message
+    assert "PARAMETER stop" in checks["stops"].fix and "<|im_end|>" in checks["stops"].fix
+    assert checks["answers"].ok and "matches_tuned" not in checks
+
+
+def test_template_leakage_names_the_markers(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue("Sure.<|im_end|>\n<|im_start|>user\nmore", GOOD[1], "[INST] hi [/INST]")
+    check = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))["no_template_text"]
+    assert not check.ok
+    for marker in ("<|im_end|>", "<|im_start|>", "[INST]", "[/INST]"):
+        assert marker in check.message
+    assert "TEMPLATE" in check.fix and "PARAMETER stop" in check.fix
+
+
+def test_empty_answers_are_reported(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue("", "   ", GOOD[2])
+    check = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))["answers"]
+    assert not check.ok and "no answer to 2 of 3" in check.message and "TEMPLATE" in check.fix
+
+
+def test_match_is_exact_for_f16_and_similar_enough_for_quantised(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    close = [g.replace("reset", "change") for g in GOOD]
+    ollama.enqueue(*close, *close)
+    exact = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=True))["matches_tuned"]
+    loose = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=False))["matches_tuned"]
+    assert not exact.ok and "1 of 3" in exact.message and "F16" in exact.fix
+    assert loose.ok
+    ollama.enqueue("Bananas are yellow.")
+    unrelated = checks_by_name(verify_replies(ask_ollama("pm", PROBES[:1]), STOPS, GOOD[:1]))["matches_tuned"]
+    assert not unrelated.ok and "lowest similarity 0%" in unrelated.message
+
+
+def test_similarity_is_word_level() -> None:
+    assert similarity("a b c d", "a b c d") == 1.0
+    assert similarity("a b c d", "w x y z") == 0.0
+    assert 0.7 < similarity("as a user I want x", "as a user I want y") < 1.0
+
+
+def test_missing_model_surfaces_as_not_in_ollama(ollama: OllamaDouble) -> None:
+    with pytest.raises(ModelNotPulled, match="'ghost'"):
+        ask_ollama("ghost", PROBES[:1])
