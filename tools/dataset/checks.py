@@ -120,7 +120,8 @@ def _ner_issues(ex: Example) -> list[Issue]:
 
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 _PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
-_PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])")
+_PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])"
+                    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,4}(?![\w-])")
 _SECRETS = (
     ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
     ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
@@ -179,7 +180,8 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _fingerprint(ex: Example) -> str:
+def fingerprint(ex: Example) -> str:
+    """A content hash of the normalised row: equal for rows that differ only in case or spacing."""
     return hashlib.blake2b(normalise(ex.all_text()).encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -213,7 +215,7 @@ def duplicate_issues(examples: Sequence[Example], *, near: bool = True,
     seen: dict[str, Example] = {}
     unique: list[Example] = []
     for ex in examples:
-        key = _fingerprint(ex)
+        key = fingerprint(ex)
         first = seen.get(key)
         if first is not None:
             out.append(_issue("duplicate", "warning", ex.line,
@@ -259,10 +261,10 @@ def _near_issue(ex: Example, other: Example, sim: float) -> Issue:
 
 def overlap_issues(train: Sequence[Example], validation: Sequence[Example]) -> list[Issue]:
     """Validation rows that also appear in the training rows (the score on them would be flattering)."""
-    train_keys = {_fingerprint(ex): ex for ex in train}
+    train_keys = {fingerprint(ex): ex for ex in train}
     out = []
     for ex in validation:
-        twin = train_keys.get(_fingerprint(ex))
+        twin = train_keys.get(fingerprint(ex))
         if twin is not None:
             out.append(_issue("train_val_overlap", "error", ex.line,
                               f"Validation line {ex.line} is also in the training data (line {twin.line}); the "
@@ -394,7 +396,8 @@ def coverage_issues(cov: dict[str, Any], n: int) -> list[Issue]:
     from tools.dataset.coverage import category_name
 
     kinds = {k: v for k, v in cov["kinds"].items() if v}
-    if len(kinds) < 2 or not cov["thin"]:
+    # on a small first round every kind is thin; the note only helps once there is a body of data
+    if n < 2 * MIN_EXAMPLES or len(kinds) < 2 or not cov["thin"]:
         return []
     thin = ", ".join(f"{category_name(k)} ({kinds[k]})" for k in cov["thin"])
     return [_issue("thin_category", "info", None,
@@ -423,7 +426,7 @@ def analyse(examples: Sequence[Example], *, model: str | None = None, context: i
     # rows made in memory have no file line: number them by position so every issue still points somewhere
     examples = [ex if ex.line is not None else ex.model_copy(update={"line": i})
                 for i, ex in enumerate(examples, start=1)]
-    ctx = context or _default_context(model)
+    ctx = context or default_context(model)
     issues: list[Issue] = []
     for ex in examples:
         issues += row_issues(ex)
@@ -462,7 +465,8 @@ def analyse(examples: Sequence[Example], *, model: str | None = None, context: i
     return issues, stats
 
 
-def _default_context(model: str | None) -> int:
+def default_context(model: str | None) -> int:
+    """The context to check against: 4096 (the training default), or less when the model supports less."""
     if not model:
         return DEFAULT_CONTEXT
     from tools.train.catalog import resolve

@@ -36,7 +36,7 @@ _CSV_ALIASES = {
     "class": "label", "intent": "label", "tokens": "tokens", "tags": "tags", "ner_tags": "tags",
 }
 _DETECT_SAMPLE = 50
-_CHUNK = 1 << 20
+_CHUNK = 1 << 18
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
@@ -249,10 +249,12 @@ def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes
                     "record per line."))
             return
         yield Record(line, value)
-        line += buf[pos:end].count("\n")
-        # drop what was consumed so a huge array never sits in memory
-        buf = buf[end:]
-        pos = 0
+        line += buf.count("\n", pos, end)
+        pos = end
+        if pos > _CHUNK // 2:
+            # drop what was consumed so a huge array never sits in memory
+            buf = buf[pos:]
+            pos = 0
 
 
 def _csv_records(lines: Iterator[str], first: str, first_line: int, delimiter: str, notes: _Notes) -> Iterator[Record]:
@@ -316,13 +318,44 @@ def _records(path: Path, notes: _Notes, container: str | None = None) -> Iterato
                                         and not head.startswith(("{", "["))):
         delim = "\t" if (container == "tsv" or suffix == ".tsv" or "\t" in first) else ","
         yield from _csv_records(lines, first, n, delim, notes)
-    elif head.startswith("["):
+    elif head.startswith("[") and not _whole_line_json(first):
         yield from _json_array_records(lines, first, n, notes)
+    elif head.startswith("["):
+        # a one-line array: the whole file, or the first record of a JSONL file that is a list by mistake
+        rest = _peek_rest(lines)
+        if rest is None:
+            yield from _json_array_records(iter(()), first, n, notes)
+        else:
+            yield _parse_json_line(first.strip(), n, notes)
+            yield from _jsonl_records(rest, n + 1, notes)
     else:
         if first.endswith("\r\n"):
             notes.crlf = True
         yield _parse_json_line(first.strip(), n, notes)
         yield from _jsonl_records(lines, n + 1, notes)
+
+
+def _whole_line_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _peek_rest(lines: Iterator[str]) -> Iterator[str] | None:
+    """The remaining lines, or None when only blank lines are left."""
+    held: list[str] = []
+    for text in lines:
+        held.append(text)
+        if text.strip():
+            return _chain_all(held, lines)
+    return None
+
+
+def _chain_all(held: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from held
+    yield from rest
 
 
 def iter_records(path: str | Path, *, notes: _Notes | None = None) -> Iterator[Record]:

@@ -1,0 +1,228 @@
+"""Checks: each code fires on the problem it names (with the line and a fix) and stays quiet otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.dataset.conftest import stories, story
+from tools.dataset.checks import (
+    analyse,
+    check_examples,
+    check_file,
+    duplicate_issues,
+    label_issues,
+    length_issues,
+    outlier_issues,
+    overlap_issues,
+    privacy_issues,
+    row_issues,
+    size_issues,
+)
+from tools.dataset.coverage import classify, classify_keywords
+from tools.dataset.model import Example, Message
+
+
+def codes(issues):
+    return [i.code for i in issues]
+
+
+def test_clean_rows_have_no_issues():
+    assert check_examples(stories(60)) == []
+
+
+def test_every_issue_names_line_message_and_fix():
+    rows = stories(12) + [Example.chat(("user", "a"), ("user", "b"), line=40)]
+    for issue in check_examples(rows):
+        assert issue.message and issue.fix
+    role = [i for i in check_examples(rows) if i.code == "role_order"]
+    assert role and role[0].line == 40 and "two user turns in a row" in role[0].message
+
+
+@pytest.mark.parametrize(("turns", "code"), [
+    ([("user", "  "), ("assistant", "ok")], "empty_field"),
+    ([("user", "a"), ("user", "b"), ("assistant", "c")], "role_order"),
+    ([("user", "a"), ("assistant", "b"), ("user", "c")], "role_order"),
+    ([("assistant", "a"), ("user", "b"), ("assistant", "c")], "role_order"),
+    ([("user", "a"), ("assistant", "b"), ("system", "late")], "role_order"),
+    ([("system", "s"), ("user", "a")], "no_assistant"),
+])
+def test_row_problems(turns, code):
+    assert code in codes(row_issues(Example.chat(*turns, line=3)))
+
+
+@pytest.mark.parametrize("turns", [
+    [("user", "a"), ("assistant", "b")],
+    [("system", "s"), ("user", "a"), ("assistant", "b"), ("user", "c"), ("assistant", "d")],
+])
+def test_good_rows_pass(turns):
+    assert row_issues(Example.chat(*turns)) == []
+
+
+def test_classification_and_ner_rows():
+    assert codes(row_issues(Example.classified("", "okr"))) == ["empty_field"]
+    assert codes(row_issues(Example.classified("Write OKRs", " "))) == ["empty_field"]
+    assert row_issues(Example.classified("Write OKRs", "okr")) == []
+    assert codes(row_issues(Example(tokens=["a", "b"], tags=["O"]))) == ["tag_mismatch"]
+    assert codes(row_issues(Example(tokens=["a", "b"], tags=["O", "I-ORG"]))) == ["tag_mismatch"]
+    assert row_issues(Example(tokens=["Acme", "Corp"], tags=["B-ORG", "I-ORG"])) == []
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Mail jane.doe@acme-corp.io about it", "pii_email"),
+    ("Call me at (415) 555-0134 tomorrow", "pii_phone"),
+    ("Call +44 20 7946 0958", "pii_phone"),
+    ("use key sk-proj-abcdefghijklmnopqrstuvwxyz012345", "secret"),
+    ("AKIAIOSFODNN7EXAMPLE is the id", "secret"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIE", "secret"),
+    ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "secret"),
+    ("password = hunter2hunter2", "secret"),
+])
+def test_privacy_positive(text, code):
+    assert code in codes(privacy_issues(Example.chat(("user", "q"), ("assistant", text), line=5)))
+
+
+@pytest.mark.parametrize("text", [
+    "Ship on 2025-03-14, budget 10,000 users, v2.3.1 release",
+    "Write to name@example.com for the demo",
+    "Revenue grew 12.5% to 1,250,000 in Q3 2024",
+    "Ticket PROJ-1234 and sprint 42",
+])
+def test_privacy_negative(text):
+    assert privacy_issues(Example.chat(("user", "q"), ("assistant", text))) == []
+
+
+def test_exact_and_near_duplicates_point_at_the_first_copy():
+    rows = stories(20)
+    for i, ex in enumerate(rows, start=1):
+        ex.line = i
+    twin = rows[3].model_copy(update={"line": 30})
+    near = rows[5].model_copy(deep=True, update={"line": 31})
+    near.messages[1].content = near.messages[1].content.replace("smoother", "better")
+    issues = duplicate_issues([*rows, twin, near])
+    assert [(i.code, i.line) for i in issues] == [("duplicate", 30), ("near_duplicate", 31)]
+    assert "line 4" in issues[0].message and "line 6" in issues[1].message
+
+
+def test_distinct_rows_are_not_near_duplicates():
+    assert duplicate_issues(stories(40)) == []
+
+
+def test_near_duplicates_can_be_switched_off():
+    rows = stories(5)
+    near = rows[0].model_copy(deep=True)
+    near.messages[1].content += " Thanks."
+    assert duplicate_issues([*rows, near], near=False) == []
+
+
+def test_train_val_overlap():
+    train = stories(20)
+    val = [story(3).model_copy(update={"line": 2}), story(99)]
+    issues = overlap_issues(train, val)
+    assert [(i.code, i.line) for i in issues] == [("train_val_overlap", 2)]
+    assert overlap_issues(train, [story(99)]) == []
+
+
+def test_too_long_uses_context():
+    rows = [Example.chat(("user", "q"), ("assistant", "word " * 4000), line=1), story(1)]
+    assert [(i.code, i.line) for i in length_issues(rows, [5000, 50], 4096)] == [("too_long", 1)]
+    assert length_issues(rows, [5000, 50], 8192) == []
+    issues, stats = analyse(rows, context=1024)
+    assert "too_long" in codes(issues) and stats["context"] == 1024
+
+
+def test_too_few_examples():
+    assert [(i.code, i.severity) for i in size_issues(stories(9))] == [("too_few_examples", "error")]
+    assert [(i.code, i.severity) for i in size_issues(stories(30))] == [("too_few_examples", "info")]
+    assert size_issues(stories(50)) == []
+
+
+def test_label_imbalance_and_unseen_labels():
+    rows = [Example.classified(f"request {i}", "prd") for i in range(20)]
+    rows += [Example.classified(f"ask {i}", "okr") for i in range(3)]
+    assert codes(label_issues(rows)) == ["label_imbalance"]
+    balanced = rows[:10] + [Example.classified(f"ask {i}", "okr") for i in range(8)]
+    assert label_issues(balanced) == []
+    val = [Example.classified("what", "roadmap", line=4)]
+    assert [(i.code, i.line) for i in label_issues(balanced, val)] == [("unseen_label", 4)]
+    assert codes(label_issues(balanced, labels=["prd"])).count("unseen_label") == 8
+
+
+def test_length_outliers():
+    rows = stories(15)
+    rows.append(Example.chat(("user", "Write a user story for exports"), ("assistant", "OK."), line=16))
+    assert [(i.code, i.line) for i in outlier_issues(rows)] == [("length_outlier", 16)]
+    assert outlier_issues(stories(15)) == []
+
+
+def test_stats_shape():
+    rows = stories(12) + [Example.classified("Plan the roadmap", "roadmap")]
+    _, stats = analyse(rows)
+    assert stats["examples"] == 13
+    assert set(stats["tokens"]) == {"min", "median", "p95", "max", "total"}
+    assert stats["tokens"]["min"] <= stats["tokens"]["median"] <= stats["tokens"]["p95"] <= stats["tokens"]["max"]
+    assert stats["roles"]["assistant"] == 12 and stats["labels"] == {"roadmap": 1}
+    assert stats["coverage"]["kinds"]["user_story"] == 12
+
+
+def test_coverage_keywords_name_pm_task_kinds():
+    assert classify_keywords("Write a user story for password reset") == "user_story"
+    assert classify_keywords("Draft a PRD for offline mode") == "prd"
+    assert classify_keywords("We are 2 weeks behind; write a stakeholder status update") == "status_update"
+    assert classify_keywords("What is the difference between OKRs and KPIs?") == "okr"
+    assert classify_keywords("Compare our pricing page with competitors") == "competitive_analysis"
+    assert classify_keywords("Tell me a joke about cats") is None
+
+
+def test_thin_category_note():
+    rows = stories(30) + [Example.chat(("user", "Write Q3 OKRs for the growth team"), ("assistant", "Objective..."))]
+    issues = check_examples(rows)
+    thin = [i for i in issues if i.code == "thin_category"]
+    assert thin and "OKRs" in thin[0].message
+
+
+def test_tokenizer_path_counts_with_the_chat_template():
+    rows = stories(3)
+    _, est = analyse(rows)
+    _, real = analyse(rows, model="tiny-random")
+    assert real["token_counting"] == "tokenizer of tiny-random"
+    assert real["tokens"]["max"] > 0 and real["tokens"] != est["tokens"]
+
+
+def test_tokenizer_path_with_minilm_folder():
+    from tools.embeddings import minilm_path
+
+    issues, stats = analyse(stories(3), model=str(minilm_path()))
+    assert stats["tokens"]["min"] > 10
+    # MiniLM reads 512 tokens at most, so the check holds rows to that context
+    assert stats["context"] == 512
+
+
+def test_embeddings_place_requests_keywords_miss():
+    texts = ["Give me ideas to reduce the time new customers need before they see value",
+             "Tell me a joke about cats"]
+    assert classify(texts) == [None, None]
+    kinds = classify(texts, use_embeddings=True)
+    assert kinds[0] is not None
+
+
+def test_check_file_reports_format_and_ok(tmp_path):
+    from tools.dataset.readers import write_messages_jsonl
+
+    write_messages_jsonl(stories(12), tmp_path / "d.jsonl")
+    report = check_file(tmp_path / "d.jsonl")
+    assert report.ok and report.format == "messages" and report.examples == 12
+    assert set(report.model_dump()) == {"format", "examples", "ok", "issues", "stats"}
+
+
+def test_check_file_finds_validation_next_to_it(tmp_path):
+    from tools.dataset.readers import write_messages_jsonl
+
+    write_messages_jsonl(stories(12), tmp_path / "train.jsonl")
+    write_messages_jsonl([story(2)], tmp_path / "validation.jsonl")
+    report = check_file(tmp_path / "train.jsonl")
+    assert not report.ok and "train_val_overlap" in report.codes()
+
+
+def test_message_model_rejects_unknown_roles():
+    with pytest.raises(ValueError):
+        Message(role="tool", content="x")  # type: ignore[arg-type]
