@@ -156,9 +156,17 @@ def _text_lines(path: Path, notes: _Notes) -> Iterator[str]:
                 yield raw.decode("cp1252", errors="replace")
 
 
+def _too_deep(line: int) -> Issue:
+    return Issue(code="invalid_json", severity="error", line=line,
+                 message=f"Line {line} is nested too deeply to read (lists inside lists, thousands of levels).",
+                 fix="Check how the file was produced; a training record needs only a few levels.")
+
+
 def _parse_json_line(text: str, line: int, notes: _Notes) -> Record:
     try:
         return Record(line, json.loads(text))
+    except RecursionError:
+        return Record(line, issue=_too_deep(line))
     except json.JSONDecodeError as exc:
         repaired = _TRAILING_COMMA.sub(r"\1", text)
         if repaired != text:
@@ -237,6 +245,9 @@ def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes
             return
         try:
             value, end = decoder.raw_decode(buf, pos)
+        except RecursionError:
+            yield Record(line, issue=_too_deep(line))
+            return
         except json.JSONDecodeError as exc:
             if not eof and more():
                 continue
@@ -338,7 +349,7 @@ def _records(path: Path, notes: _Notes, container: str | None = None) -> Iterato
 def _whole_line_json(text: str) -> bool:
     try:
         json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
