@@ -1,11 +1,79 @@
-"""`mtw eval` (placeholder until evaluation lands)."""
+"""`mtw eval RUN_DIR [--prompts FILE] [--judge OLLAMA_MODEL] [--json]`: is the tuned model better than its base?"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from tools.errors import MTWError, UsageError
 
 
-def eval_run() -> None:
-    """Compare the tuned model with its base."""
-    typer.echo("`mtw eval` is not available yet.", err=True)
-    raise typer.Exit(2)
+def _print(report: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]Evaluation of {report['run_dir']}[/] (base {report['model']}, task {report['task']})\n")
+    held = report.get("heldout") or {}
+    if held:
+        keys = [k for k in ("val_loss", "perplexity", "accuracy", "precision", "recall", "f1") if k in held["tuned"]]
+        t = Table("held-out", *keys)
+        for v in ("base", "tuned"):
+            if v in held:
+                t.add_row(v, *(f"{held[v][k]:.3g}" for k in keys))
+        console.print(t)
+    s = report.get("summary")
+    if s:
+        t = Table("test prompts", "all checks pass", "stops by itself", "ROUGE-L", "judge (1-5)")
+        for v in ("base", "tuned"):
+            x = s[v]
+            t.add_row(v, f"{x['all_checks_pass']} of {x['prompts']}", f"{x['stopped']} of {x['prompts']}",
+                      "–" if x["rouge_l"] is None else f"{x['rouge_l']:.2f}",
+                      "–" if x["judge_mean"] is None else f"{x['judge_mean']:.1f}")
+        console.print(t)
+    for d in report.get("diagnoses") or []:
+        console.print(f"[yellow]! {d['code']}[/]: {d['message']} → {d['fix_text']}")
+    console.print(f"\n[bold]Verdict[/]: {report['verdict']}")
+
+
+def eval_run(
+    run_dir: Path = typer.Argument(..., help="The run folder (the --out of `mtw train`)."),
+    prompts: Path = typer.Option(None, "--prompts", help="Your own test prompts: .txt (one per line) or .jsonl."),
+    judge: str = typer.Option(None, "--judge", help="An Ollama model that scores each answer 1-5 on the rubric."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    compare: Path = typer.Option(None, "--compare", help="Another run to evaluate on the same prompts and compare."),
+) -> None:
+    """Compare the tuned model with its base: held-out numbers, test prompts side by side, a plain verdict."""
+    from tools.evaluate.run import evaluate_run
+
+    console = Console()
+    try:
+        report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge)
+        comparison = None
+        if compare is not None:
+            from tools.evaluate.compare import compare_reports
+            from tools.fileio import atomic_write_json
+
+            other = evaluate_run(compare, prompts_file=prompts, judge_model=judge)
+            comparison = compare_reports(report, other)
+            atomic_write_json(Path(run_dir) / "eval" / "compare.json", comparison)
+    except UsageError as exc:
+        typer.echo(f"{exc.message}\n→ {exc.fix}", err=True)
+        raise typer.Exit(2) from None
+    except MTWError as exc:
+        typer.echo(f"{exc.message}\n→ {exc.fix}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(report if comparison is None else {**report, "comparison": comparison},
+                              indent=2, ensure_ascii=False, default=str))
+        return
+    _print(report, console)
+    if comparison is not None:
+        t = Table("measure", Path(comparison["a"]).name, Path(comparison["b"]).name, "better")
+        for r in comparison["metrics"]:
+            t.add_row(r["metric"], f"{r['a']:.3g}", f"{r['b']:.3g}",
+                      {"a": Path(comparison["a"]).name, "b": Path(comparison["b"]).name}.get(r["better"], "same"))
+        console.print(t)
+        console.print(f"[bold]Comparison[/]: {comparison['verdict']}")
+    console.print(f"\nReport: {Path(run_dir) / 'eval' / 'report.md'}")

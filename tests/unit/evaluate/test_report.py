@@ -1,0 +1,155 @@
+"""The report and its verdict from scripted answers (no model): numbers, side by side, charts, comparison."""
+
+import json
+import math
+
+import pytest
+
+from tools.dataset.model import Example
+from tools.evaluate.agreement import record_user_scores
+from tools.evaluate.compare import compare_reports
+from tools.evaluate.generate import Generation
+from tools.evaluate.heldout import classification_metrics
+from tools.evaluate.judge import CRITERIA, OllamaStructured
+from tools.evaluate.report import write_report
+from tools.evaluate.run import build_report, validation_prompts
+from tools.evaluate.suite import BUILTIN
+
+STORY = "As a user\nI want to {x}\nSo that I save time\n\nAcceptance criteria:\n- it works\n- it is fast"
+GOOD = {
+    "format_consistency": STORY,
+    "domain_knowledge": "OKRs set goals; KPIs measure health. A roadmap plans; a backlog lists work.",
+    "contextual_understanding": "We are 2 weeks behind. Next steps: we will ship on May 3.",
+    "creative_problem_solving": "1. checklist\n2. videos\n3. templates\n4. in-app tips\n5. office hours",
+    "validation": STORY,
+}
+
+
+def events(n=40):
+    evs = [{"type": "start", "config": {"batch_size": 4}, "n_examples": 60, "device": "cpu"}]
+    for i in range(1, n + 1):
+        evs.append({"type": "step", "step": i, "epoch": i / 20, "loss": 2 * math.exp(-i / 15) + 0.5, "lr": 2e-4,
+                    "tokens_per_s": 900.0, "eta_s": n - i, "peak_mem_mb": 500})
+        if i % 10 == 0:
+            evs.append({"type": "eval", "step": i, "val_loss": 2 * math.exp(-i / 15) + 0.7})
+    return evs + [{"type": "done", "adapter": "adapter", "metrics": {}}]
+
+
+def scripted(bad_categories=()):
+    """Tuned answers well in every category except `bad_categories`; base answers vaguely and never stops."""
+    by_prompt = {p.prompt: p.category for p in BUILTIN}
+
+    def generate(prompts, variant):
+        out = []
+        for p in prompts:
+            cat = by_prompt.get(p, "validation")
+            if variant == "tuned" and cat not in bad_categories:
+                out.append(Generation(GOOD[cat].format(x="do it"), True, 30))
+            else:
+                out.append(Generation("Sure! Here is some text about that topic", variant == "tuned", 12))
+        return out
+
+    return generate
+
+
+VALIDATION = [Example.chat(("user", f"Write a user story for feature {i}"), ("assistant", STORY.format(x=f"use {i}")),
+                           line=i) for i in range(1, 4)]
+HELD = {"base": {"val_loss": 5.0, "perplexity": math.exp(5.0), "tokens": 90},
+        "tuned": {"val_loss": 3.0, "perplexity": math.exp(3.0), "tokens": 90}}
+
+
+def test_validation_prompts_take_the_answer_as_reference_and_its_format():
+    ps = validation_prompts(VALIDATION)
+    assert [p.id for p in ps] == ["validation-1", "validation-2", "validation-3"]
+    assert all(p.format == "user_story" and "As a user" in p.reference for p in ps)
+
+
+def test_report_counts_and_verdict_from_side_by_side_answers(tmp_path):
+    prompts = [*BUILTIN, *validation_prompts(VALIDATION)]
+    r = build_report(tmp_path, model="tiny-random", task="causal", events=events(), heldout=HELD,
+                     prompts=prompts, generate=scripted())
+    s = r["summary"]
+    assert s["tuned"]["user_story_pass"] == 5 and s["base"]["user_story_pass"] == 0
+    assert s["tuned"]["all_checks_pass"] == 9 and s["base"]["stopped"] == 0
+    assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
+    v = r["verdict"]
+    assert "loss fell from 5.00 to 3.00" in v
+    assert "follows your user-story format in 5 of 5 prompts (base: 0 of 5)" in v
+    assert "did not get worse in any category" in v and "tiny-random" in v
+    row = r["prompts"][0]
+    assert row["tuned"]["answer"].startswith("As a user") and row["base"]["answer"].startswith("Sure!")
+    assert r["diagnoses"] == []
+
+
+def test_verdict_names_the_category_that_got_worse(tmp_path):
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=list(BUILTIN),
+                     generate=lambda ps, v: scripted(bad_categories=("domain_knowledge",))(ps, "tuned")
+                     if v == "tuned" else [Generation(GOOD["domain_knowledge"], True, 9) for _ in ps])
+    assert "It got worse at domain knowledge" in r["verdict"]
+
+
+def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
+    ollama.models.append("judge:latest")
+
+    def reply(body):
+        answer = body["messages"][-1]["content"].split("<<<")[1]
+        good = "Acceptance criteria" in answer or "KPI" in answer
+        return json.dumps({c: {"score": 5 if good else 2, "justification": "because"} for c in CRITERIA})
+
+    ollama.responder = reply
+    record_user_scores(tmp_path, "story-password-reset", "tuned", {"tone": 4, "format": 5})
+    prompts = list(BUILTIN[:3])
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=prompts,
+                     generate=scripted(), judge=OllamaStructured("judge"), judge_model="judge")
+    assert len(ollama.requests_to("/api/chat")) == 2 * len(prompts)
+    s = r["summary"]
+    assert s["tuned"]["judge_mean"] == 5.0 and s["base"]["judge_mean"] == 2.0
+    assert "Judge scores average 2.0 → 5.0" in r["verdict"]
+    assert r["prompts"][0]["tuned"]["judge"]["tone"]["justification"] == "because"
+    ag = r["agreement"]
+    assert ag["n"] == 2 and ag["mean_abs_diff"] == pytest.approx(0.5)
+
+
+def test_report_files_markdown_png_and_plotly(tmp_path):
+    import plotly.io
+
+    evs = events()
+    r = build_report(tmp_path, model="m", task="causal", events=evs, heldout=HELD, prompts=list(BUILTIN),
+                     generate=scripted())
+    out = write_report(tmp_path, r, evs)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["verdict"] == r["verdict"] and len(saved["prompts"]) == len(BUILTIN)
+    md = (out / "report.md").read_text()
+    assert "## Verdict" in md and "story-password-reset" in md and "![loss_png](loss.png)" in md
+    for name in ("loss", "scores"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        fig = plotly.io.from_json((out / f"{name}.plotly.json").read_text())
+        assert len(fig.data) == 2
+    loss = json.loads((out / "loss.plotly.json").read_text())
+    assert [t["name"] for t in loss["data"]] == ["training loss", "validation loss"]
+    assert len(loss["data"][0]["x"]) == 40 and len(loss["data"][1]["x"]) == 4
+
+
+def test_classification_verdict_and_confusion(tmp_path):
+    labels = ["bug", "feature", "question"]
+    gold = ["bug", "bug", "feature", "question", "feature"]
+    held = {"base": classification_metrics(gold, ["bug"] * 5, labels),
+            "tuned": classification_metrics(gold, ["bug", "feature", "feature", "question", "feature"], labels)}
+    r = build_report(tmp_path, model="minilm", task="classification", events=[], heldout=held, prompts=[],
+                     generate=None)
+    v = r["verdict"]
+    assert "labels 4 of 5 held-out texts correctly (80 %; base: 2 of 5, 40 %)" in v
+    assert "mistakes 'bug' for 'feature' (1 time)" in v
+    out = write_report(tmp_path, r, [])
+    md = (out / "report.md").read_text()
+    assert "Confusion matrix" in md and "| bug | 1 | 1 | 0 |" in md
+    assert json.loads((out / "scores.plotly.json").read_text())["data"][1]["y"][0] == pytest.approx(0.8)
+
+
+def test_compare_two_runs():
+    a = {"run_dir": "runs/v1", "heldout": {"tuned": {"val_loss": 3.0}}, "summary": {"tuned": {"all_checks_pass": 4}}}
+    b = {"run_dir": "runs/v2", "heldout": {"tuned": {"val_loss": 2.5}}, "summary": {"tuned": {"all_checks_pass": 6}}}
+    c = compare_reports(a, b)
+    assert [(m["metric"], m["better"]) for m in c["metrics"]] == [("validation loss", "b"),
+                                                                  ("prompts passing every check", "b")]
+    assert c["verdict"].startswith("v2 is better on 2 of 2 measures")
