@@ -34,7 +34,7 @@ CATEGORIES: tuple[Category, ...] = (
              "Plan or explain a product roadmap and its milestones."),
     Category("prioritization", "Prioritisation", "planning",
              ("prioritize", "prioritise", "prioritization", "prioritisation", "rice", "moscow", "trade-off",
-              "tradeoff", "which should we build first"),
+              "tradeoff", "which should we build first", "technical debt", "tech debt", "urgent requests"),
              "Prioritise features or backlog items with a framework."),
     Category("okr", "OKRs and goals", "planning",
              ("okr", "okrs", "key result", "objectives and key results", "kpi", "kpis", "north star"),
