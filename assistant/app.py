@@ -24,6 +24,7 @@ log = logging.getLogger("mtw.app")
 _MARK = {"ok": "✅", "warning": "⚠️", "problem": "❌"}
 _graph: Any = None
 _graph_lock = asyncio.Lock()
+_background: set[asyncio.Task[None]] = set()
 
 try:
     os.environ.setdefault("CHAINLIT_AUTH_SECRET", auth_secret())
@@ -153,6 +154,15 @@ async def on_answer(action: cl.Action) -> None:
 @cl.on_chat_resume
 async def on_resume(thread: ThreadDict) -> None:
     """A reopened conversation: same graph thread; ask the open question again (or start if unknown)."""
+    # chainlit restores the stored history right after this hook returns and would wipe anything
+    # said inside it, so speak from a task that runs once the history is back
+    task = asyncio.create_task(_welcome_back())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _welcome_back() -> None:
+    await asyncio.sleep(0.5)
     state = await (await graph()).aget_state(_config())
     if not state.values:
         await cl.Message(content="I could not find where this conversation left off, so let's start again.").send()

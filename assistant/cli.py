@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,10 +43,9 @@ def ui(
     env = dict(os.environ, CHAINLIT_APP_ROOT=str(UI_ROOT))
     console.print(f"Model Training Wizard on [bold]http://{host}:{port}[/] — press Ctrl-C to stop.")
     cmd = [sys.executable, "-m", "chainlit", "run", str(APP_FILE), "-h", "--host", host, "--port", str(port)]
-    try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stdout.flush()
+    # become the server process, so a stop signal reaches it directly
+    os.execve(sys.executable, cmd, env)
 
 
 @app.command()

@@ -87,3 +87,24 @@ def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page):
     wait_text(page, "Here is your project")
     wait_text(page, "bug, feature request, question")
     page.screenshot(path=str(DOCS / "wizard-guided.png"), full_page=False)
+
+
+def test_a_reopened_conversation_continues_where_it_left_off_after_a_restart(ollama, start_wizard, page):
+    import sqlite3
+
+    ollama.responder = scripted_slot_filler
+    first = start_wizard(ollama.url)
+    page.goto(first.url)
+    wait_text(page, "What should your model do?")
+    say(page, "I want user stories written the way my team writes them")
+    wait_text(page, "Who reads what the model produces?")
+    first.stop()
+
+    with sqlite3.connect(first.home / "chat.db") as db:
+        (thread_id,) = db.execute('SELECT "id" FROM threads').fetchone()
+    second = start_wizard(ollama.url)
+    page.goto(f"{second.url}/thread/{thread_id}")
+    wait_text(page, "Welcome back")
+    wait_text(page, "I want user stories written the way my team writes them")  # history is there
+    say(page, "our engineers")
+    wait_text(page, "How should it sound and look?")
