@@ -83,6 +83,22 @@ async def _show_checks(checks: list[dict[str, str]]) -> None:
     await cl.Message(content="\n".join(lines)).send()
 
 
+async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Message:
+    total, done = p.get("total") or 0, p.get("completed") or 0
+    bar = ""
+    if total:
+        filled = int(20 * done / total)
+        bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {total / 2**30:.1f} GB"
+    text = f"Downloading: {p.get('status', '')}{bar}"
+    if msg is None:
+        msg = cl.Message(content=text)
+        await msg.send()
+    else:
+        msg.content = text
+        await msg.update()
+    return msg
+
+
 async def _ask(payload: dict[str, Any]) -> None:
     choices: dict[str, str] = dict(payload.get("choices") or {})
     if payload.get("optional"):
@@ -99,6 +115,7 @@ async def run(value: Any) -> None:
     g = await graph()
     ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
     inp: Any = {} if value is None else Command(resume=value)
+    progress: cl.Message | None = None
     try:
         async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
             if mode == "custom":
@@ -108,6 +125,8 @@ async def run(value: Any) -> None:
                     await _show_checks(chunk["checks"])
                 elif "stage" in chunk:
                     await _tasklist(chunk["stage"])
+                elif "progress" in chunk:
+                    progress = await _show_progress(progress, chunk["progress"])
             elif mode == "updates" and "__interrupt__" in chunk:
                 await _ask(chunk["__interrupt__"][0].value)
     except MTWError as exc:

@@ -17,8 +17,12 @@ class ChatLLM(Protocol):
 
     model: str
 
-    async def status(self) -> tuple[bool, str]:
-        """(True, '') when usable, else (False, reason with fix)."""
+    async def status(self) -> Any:
+        """An assistant.llm.Availability: ok, note (reason + fix), missing_model."""
+        ...
+
+    async def pull(self, on_progress: Any = None) -> None:
+        """Download the model into Ollama, calling on_progress(status, completed, total)."""
         ...
 
     async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:

@@ -55,22 +55,50 @@ async def check_environment(state: WizardState, runtime: Runtime[WizardContext])
     _say("Hi! I'm the **Model Training Wizard**. I'll help you fine-tune a model on your own examples and run it "
          "in your Ollama — step by step, in plain words. First, a quick look at this machine.")
     settings = runtime.context.settings
-    ok, note = await runtime.context.llm.status()
+    ok, note, missing = await runtime.context.llm.status()
     checks = await asyncio.to_thread(
         lambda: [doctor.check_workspace(settings), doctor.check_memory(), doctor.check_disk(settings),
                  *doctor.check_accelerator()])
     get_stream_writer()({"checks": [c.as_dict() for c in checks]})
     if ok:
         _say(f"The assistant model **{runtime.context.llm.model}** is ready in Ollama.")
-    else:
+    elif not missing:
         _say(f"{note}\n\n{GUIDED}")
-    _stage(1)
-    return {"llm_ok": ok, "llm_note": note, "spec": state.get("spec") or ProjectSpec().model_dump(),
+    return {"llm_ok": ok, "llm_note": note, "model_missing": missing,
+            "spec": state.get("spec") or ProjectSpec().model_dump(),
             "asked_slots": state.get("asked_slots", []), "attempts": state.get("attempts", {})}
+
+
+def route_after_check(state: WizardState) -> Literal["offer_download", "ask_question"]:
+    """Offer to download the assistant model when Ollama runs but lacks it."""
+    return "offer_download" if state.get("model_missing") else "ask_question"
+
+
+async def offer_download(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
+    """Ask before a multi-GB download; pull with progress, or go on as a guided form."""
+    model = runtime.context.llm.model
+    choice = interrupt({"kind": "question", "slot": "_download", "optional": False,
+                        "text": f"Ollama runs, but the assistant model **{model}** is not downloaded yet. "
+                                "Download it now? It is a few GB and takes a few minutes.",
+                        "choices": {"pull": f"Download {model}", "skip": "Continue without it"}})
+    if str(choice).strip().lower() not in {"pull", f"download {model}".lower(), "yes", "y"}:
+        _say(GUIDED)
+        return {"model_missing": False}
+    writer = get_stream_writer()
+    try:
+        await runtime.context.llm.pull(
+            lambda status, done, total: writer({"progress": {"status": status, "completed": done, "total": total}}))
+    except MTWError as exc:
+        _say(f"The download did not finish: {exc.message} {exc.fix}\n\n{GUIDED}")
+        return {"model_missing": False}
+    ok, note, _ = await runtime.context.llm.status()
+    _say(f"**{model}** is downloaded and ready." if ok else f"{note}\n\n{GUIDED}")
+    return {"llm_ok": ok, "llm_note": note, "model_missing": False}
 
 
 def ask_question(state: WizardState) -> dict[str, Any]:
     """Ask the next open slot (or the one the user chose to change); the answer comes back on resume."""
+    _stage(1)
     spec = ProjectSpec(**state["spec"])
     slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", [])) or "purpose"
     q = prompts.questions()[slot]
@@ -177,6 +205,7 @@ def next_steps(state: WizardState) -> dict[str, Any]:
 
 builder = StateGraph(WizardState, context_schema=WizardContext)
 builder.add_node(check_environment)
+builder.add_node(offer_download)
 builder.add_node(ask_question)
 builder.add_node(understand_answer)
 builder.add_node(confirm_spec)
@@ -184,7 +213,8 @@ builder.add_node(choose_edit)
 builder.add_node(save_project)
 builder.add_node(next_steps)
 builder.add_edge(START, "check_environment")
-builder.add_edge("check_environment", "ask_question")
+builder.add_conditional_edges("check_environment", route_after_check)
+builder.add_edge("offer_download", "ask_question")
 builder.add_edge("ask_question", "understand_answer")
 builder.add_conditional_edges("understand_answer", route_after_understand)
 builder.add_conditional_edges("confirm_spec", route_after_confirm)

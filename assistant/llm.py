@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,6 +15,14 @@ from tools.settings import get_settings
 
 T = TypeVar("T", bound=BaseModel)
 Progress = Callable[[str, int, int], None]
+
+class Availability(NamedTuple):
+    """Can the assistant model answer right now?"""
+
+    ok: bool
+    note: str
+    missing_model: bool = False
+
 
 REASK = (
     "Your previous answer did not match the required JSON schema ({error}). "
@@ -35,18 +43,16 @@ class LLM:
         self._aclient = ollama.AsyncClient(host=self.host, timeout=timeout, **httpx_kwargs)
 
     # availability --------------------------------------------------------------------------
-    async def status(self) -> tuple[bool, str]:
-        """(True, '') when Ollama answers and the model is pulled; else (False, plain reason + fix)."""
+    async def status(self) -> Availability:
+        """Whether Ollama answers and the model is pulled; if not, the plain reason with its fix."""
         try:
             listed = await self._aclient.list()
         except Exception as exc:
-            err = ollama_api.translate(exc, self.model)
-            return False, str(err)
+            return Availability(False, str(ollama_api.translate(exc, self.model)))
         names = [m.model or "" for m in listed.models]
         if not ollama_api.has_model(self.model, names):
-            err = ollama_api.translate_missing(self.model)
-            return False, str(err)
-        return True, ""
+            return Availability(False, str(ollama_api.translate_missing(self.model)), missing_model=True)
+        return Availability(True, "")
 
     async def pull(self, on_progress: Progress | None = None) -> None:
         """Download the model into Ollama, reporting (status, completed, total) as it goes."""

@@ -17,6 +17,9 @@ class WizardState(TypedDict, total=False):
     llm_note: str
     """Why the assistant model is not available, in plain words with the fix."""
 
+    model_missing: bool
+    """Ollama runs but the assistant model is not pulled (the wizard offers the download)."""
+
     asked: str
     """The spec slot the last question was about."""
 

@@ -108,3 +108,14 @@ def test_a_reopened_conversation_continues_where_it_left_off_after_a_restart(oll
     wait_text(page, "I want user stories written the way my team writes them")  # history is there
     say(page, "our engineers")
     wait_text(page, "How should it sound and look?")
+
+
+def test_a_missing_assistant_model_is_downloaded_from_the_chat(ollama, start_wizard, page):
+    ollama.models = []
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    wait_text(page, "is not downloaded yet")
+    page.get_by_role("button", name="Download phi4-mini").click()
+    wait_text(page, "is downloaded and ready")
+    wait_text(page, "What should your model do?")
+    assert ollama.requests_to("/api/pull")[0].body["model"] == "phi4-mini"

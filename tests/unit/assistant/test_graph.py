@@ -8,6 +8,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.graph import SpecUpdate, builder, route_after_understand
+from assistant.llm import Availability
 from tools.errors import OllamaUnavailable
 from tools.project import ProjectSpec, load_spec
 from tools.settings import get_settings
@@ -18,13 +19,24 @@ class ScriptedLLM:
 
     model = "phi4-mini"
 
-    def __init__(self, *updates: Any, ok: bool = True) -> None:
+    def __init__(self, *updates: Any, ok: bool = True, missing: bool = False) -> None:
         self.updates = deque(updates)
         self.ok = ok
+        self.missing = missing
+        self.pulled = False
         self.prompts: list[str] = []
 
-    async def status(self) -> tuple[bool, str]:
-        return (True, "") if self.ok else (False, "Ollama is not running (nothing answers). Start it.")
+    async def status(self) -> Availability:
+        if self.missing and not self.pulled:
+            return Availability(False, "The model 'phi4-mini' is not in your Ollama yet.", True)
+        if self.ok:
+            return Availability(True, "")
+        return Availability(False, "Ollama is not running (nothing answers). Start it.")
+
+    async def pull(self, on_progress=None) -> None:
+        for done in (0, 50, 100):
+            on_progress("pulling", done, 100)
+        self.pulled = True
 
     async def astructured(self, prompt, schema, *, system=None):
         self.prompts.append(prompt)
@@ -42,6 +54,7 @@ class Session:
         self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id="t1")
         self.cfg = {"configurable": {"thread_id": "t1"}}
         self.said: list[str] = []
+        self.progress: list[dict[str, Any]] = []
         self.question: dict[str, Any] | None = None
 
     async def send(self, value: Any = None) -> dict[str, Any] | None:
@@ -51,6 +64,8 @@ class Session:
                                                     stream_mode=["custom", "updates"]):
             if mode == "custom" and "say" in chunk:
                 self.said.append(chunk["say"])
+            if mode == "custom" and "progress" in chunk:
+                self.progress.append(chunk["progress"])
             if mode == "updates" and "__interrupt__" in chunk:
                 self.question = chunk["__interrupt__"][0].value
         return self.question
@@ -179,3 +194,22 @@ def test_router_confirms_only_when_nothing_is_open():
 def test_spec_update_schema_is_strict():
     with pytest.raises(ValueError):
         SpecUpdate.model_validate(json.loads('{"purpose": "x", "surprise": 1}'))
+
+
+async def test_missing_assistant_model_is_offered_for_download_with_progress():
+    s = Session(ScriptedLLM({"purpose": "weekly status updates"}, missing=True))
+    q = await s.send()
+    assert q["slot"] == "_download" and "pull" in q["choices"]
+    q = await s.send("pull")
+    assert [p["completed"] for p in s.progress] == [0, 50, 100]
+    assert any("downloaded and ready" in t for t in s.said)
+    assert q["slot"] == "purpose"
+    assert (await s.state())["llm_ok"] is True
+
+
+async def test_declining_the_download_continues_as_a_guided_form():
+    s = Session(ScriptedLLM(missing=True))
+    await s.send()
+    q = await s.send("skip")
+    assert q["slot"] == "purpose" and any("guided form" in t for t in s.said)
+    assert (await s.state())["llm_ok"] is False

@@ -50,15 +50,15 @@ async def test_server_down_is_one_plain_sentence():
     assert "Ollama is not running" in exc.value.message and "ollama serve" in exc.value.fix
     with pytest.raises(OllamaUnavailable):
         llm.structured("q", Audience)
-    ok, why = await llm.status()
-    assert not ok and "ollama serve" in why
+    ok, why, missing = await llm.status()
+    assert not ok and "ollama serve" in why and not missing
 
 
 async def test_model_not_pulled_offers_the_pull(ollama):
     ollama.models = ["llama3.2:3b"]
     llm = LLM()
-    ok, why = await llm.status()
-    assert not ok and "ollama pull phi4-mini" in why
+    ok, why, missing = await llm.status()
+    assert not ok and "ollama pull phi4-mini" in why and missing
     with pytest.raises(ModelNotPulled):
         [p async for p in llm.stream_chat([{"role": "user", "content": "hi"}])]
     seen: list[tuple[str, int, int]] = []
