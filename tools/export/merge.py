@@ -59,8 +59,15 @@ def save_dtype(model: Any) -> Any:
 
 def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> list[Path]:
     """Write 16-bit safetensors weights, config and tokenizer to `out_dir`; returns the files written."""
+    from transformers.utils import logging
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.to(save_dtype(model)).save_pretrained(out_dir, safe_serialization=True)
+    # our own progress bar is already on screen; a second one from transformers would garble it
+    logging.disable_progress_bar()
+    try:
+        model.to(save_dtype(model)).save_pretrained(out_dir, safe_serialization=True)
+    finally:
+        logging.enable_progress_bar()
     tokenizer.save_pretrained(out_dir)
     return sorted(p for p in out_dir.iterdir() if p.is_file())
 

@@ -149,7 +149,8 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...]) -> list[str]:
         ids: Any = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
         with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=PROBE_TOKENS, do_sample=False)
+            out = model.generate(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"],
+                                 max_new_tokens=PROBE_TOKENS, do_sample=False)
         text: Any = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
         answers.append(str(text).strip())
     return answers

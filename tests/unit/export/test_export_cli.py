@@ -1,0 +1,145 @@
+"""`mtw export`: dry run from a tiny-random run, the full create-verify-register flow, and the quick path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from assistant.cli import app
+from tests.fakes.ollama_double import OllamaDouble
+from tests.unit.export.conftest import write_dataset
+from tools.export.modelfile import parse_modelfile
+from tools.export.templates import TEMPLATES
+from tools.export.verify import PROBES
+
+runner = CliRunner()
+
+
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_dry_run_writes_modelfile_and_merged_model_without_contacting_ollama(
+        tiny_run: Path, ollama: OllamaDouble) -> None:
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    export = tiny_run / "export"
+    spec = parse_modelfile((export / "Modelfile").read_text(encoding="utf-8"))
+    assert spec.from_ == "./merged" and spec.adapter is None
+    assert spec.template == TEMPLATES["chatml"]
+    assert ("stop", "<|im_end|>") in spec.parameters and ("temperature", 0.7) in spec.parameters
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in (export / "merged").iterdir()}
+    assert f"  ollama create PM-General-v1 -f {export / 'Modelfile'}\n" in result.output
+    out = " ".join(result.output.split())
+    assert "Route: merged" in out and "not in Ollama's library" in out
+    assert ollama.requests == []
+
+
+def test_dry_run_asks_for_a_route_that_cannot_work_with_exit_2(tiny_run: Path) -> None:
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--route", "adapter", "--dry-run"])
+    assert result.exit_code == 2
+    assert "no Ollama tag" in flat(result.output) and "--route merged" in flat(result.output)
+
+
+def test_gguf_route_without_converter_explains_how_to_get_it(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--route", "gguf", "--dry-run"])
+    assert result.exit_code == 2
+    assert "convert_hf_to_gguf.py" in flat(result.output) and "LLAMA_CPP_DIR" in flat(result.output)
+    assert not (tiny_run / "export" / "merged").exists()  # refused before writing gigabytes
+
+
+def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: OllamaDouble,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.export import verify
+
+    monkeypatch.setattr(verify, "PROBE_TOKENS", 24)  # the tiny model never stops; keep its answers short
+
+    # a faithful Ollama answers exactly what the tuned model says in-process
+    tuned = dict(zip(PROBES, verify.ask_tuned(tiny_run, PROBES), strict=True))
+    ollama.responder = lambda body: {"content": tuned[body["messages"][-1]["content"]], "done_reason": "stop"}
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["name"] == "PM-General-v1" and report["route"] == "merged" and report["ok"]
+    assert [c["name"] for c in report["checks"]] == ["answers", "stops", "no_template_text", "matches_tuned"]
+    body = ollama.created["PM-General-v1"]
+    merged = tiny_run / "export" / "merged"
+    assert set(body["files"]) == {p.name for p in merged.iterdir()}
+    assert set(body["files"].values()) <= set(ollama.blobs)
+    assert body["parameters"]["stop"] == ["<|im_end|>"] and body["template"] == TEMPLATES["chatml"]
+
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
+    assert [(m["name"], m["route"], m["verified"], m["run_id"]) for m in listed] == \
+        [("PM-General-v1", "merged", True, "run")]
+    assert len(listed[0]["dataset_hash"]) == 12
+
+    again = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
+    assert again.exit_code == 2 and "--name PM-General-v2" in flat(again.output)
+
+
+def test_export_that_never_stops_exits_1_and_registers_unverified(tiny_run: Path, ollama: OllamaDouble,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.export import verify
+
+    monkeypatch.setattr(verify, "PROBE_TOKENS", 8)
+    ollama.responder = lambda body: {"content": "word " * 200, "done_reason": "length"}
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
+    assert result.exit_code == 1
+    assert "never stopped" in flat(result.output) and "PARAMETER stop" in flat(result.output)
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
+    assert listed[0]["verified"] is False
+
+
+def test_export_without_ollama_says_so(tiny_run: Path) -> None:
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
+    assert result.exit_code == 1 and "Ollama is not running" in flat(result.output)
+
+
+def test_run_dir_and_from_spec_are_exclusive() -> None:
+    assert runner.invoke(app, ["export", "--name", "x"]).exit_code == 2
+    assert runner.invoke(app, ["export", "run", "--from-spec", "p", "--name", "x"]).exit_code == 2
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> str:
+    from tools.project import load_spec, save_spec
+
+    spec = load_spec(str(Path(__file__).parents[3] / "examples" / "spec_user_stories.json"))
+    save_spec(spec)
+    return spec.name
+
+
+def test_quick_path_builds_a_styled_model_from_the_spec(project: str, ollama: OllamaDouble, tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "pm.jsonl")
+    ollama.enqueue("As a user, I want a reset link.", "OKRs are goals.", "Hi all, we are two weeks late.")
+    result = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style", "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    body = ollama.created["PM-Style-v1"]
+    assert body["from"] == "phi4-mini"
+    assert "user story with acceptance criteria" in body["system"] and "Invent metrics" in body["system"]
+    assert body["parameters"] == {"temperature": 0.7, "top_p": 0.9, "num_ctx": 4096,
+                                  "stop": ["<|end|>", "<|endoftext|>"]}
+    assert body["template"] == TEMPLATES["phi3"]
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["user", "assistant"] * 3
+    assert len({m["content"] for m in body["messages"]}) == 6
+    listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
+    assert [(m["name"], m["route"], m["base_model"], m["verified"]) for m in listed] == \
+        [("PM-Style-v1", "spec", "phi4-mini", True)]
+
+
+def test_quick_path_dry_run_writes_a_modelfile_that_reads_back(project: str, tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "pm.jsonl")
+    result = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style-v3", "--data", str(data),
+                                 "--dry-run"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "ollama create" in x)
+    spec = parse_modelfile(Path(line.split(" -f ")[1].strip()).read_text(encoding="utf-8"))
+    assert spec.from_ == "phi4-mini" and len(spec.messages) == 6
+    assert spec.system and "Never:" in spec.system

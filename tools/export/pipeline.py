@@ -1,0 +1,242 @@
+"""The export workflow, top to bottom: choose the route, write the files, create in Ollama, verify, register."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tools.errors import UsageError
+from tools.export.create import CreateJob, Progress, create
+from tools.export.modelfile import ModelfileSpec, render_modelfile
+from tools.export.quick import (
+    GUIDE_PARAMETERS,
+    PM_SAMPLE_DATA,
+    dataset_pairs,
+    pick_few_shot,
+    project_dataset,
+    system_prompt,
+)
+from tools.export.routes import RouteChoice, choose_route
+from tools.export.templates import stops_for, template_for
+from tools.export.verify import PROBES, Check, ask_ollama, verify_replies
+from tools.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from tools.train.catalog import CatalogEntry
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class ExportResult:
+    """What an export did: where its files are, the commands to repeat it, and how verification went."""
+
+    name: str
+    route: str
+    reason: str
+    export_dir: Path
+    modelfile: Path
+    commands: list[str]
+    dry_run: bool
+    checks: list[Check] = field(default_factory=list)
+    registered: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every verification check passed (a dry run has none)."""
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "route": self.route, "reason": self.reason, "export_dir": str(self.export_dir),
+                "modelfile": str(self.modelfile), "commands": self.commands, "dry_run": self.dry_run,
+                "ok": self.ok, "checks": [c.as_dict() for c in self.checks], "registered": self.registered}
+
+
+def base_entry(model: str) -> CatalogEntry | None:
+    """The catalog entry for a model named by key, Hugging Face id, folder or Ollama tag; None when unknown."""
+    from tools.train.catalog import CATALOG, resolve
+
+    try:
+        return resolve(model)
+    except UsageError:
+        tag = model if ":" in model else f"{model}:latest"
+        return next((e for e in CATALOG.values() if e.ollama_tag and tag in (e.ollama_tag, f"{e.ollama_tag}:latest")),
+                    None)
+
+
+def _ollama_base_quantization(tag: str | None) -> str | None:
+    """The quantisation Ollama holds the base in (`/api/show` details), or None when it is not there."""
+    if not tag:
+        return None
+    from tools.ollama_api import client
+
+    try:
+        details = client(timeout=10).show(tag).details
+    except Exception:  # not pulled (404) or unreadable: the route table treats both as unknown
+        return None
+    return str(details.quantization_level) if details and details.quantization_level else None
+
+
+def file_hash(path: Path) -> str:
+    """The first 12 hex digits of a file's sha256: how dataset versions are named."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _parameters(stops: list[str], num_ctx: int) -> list[tuple[str, str | int | float]]:
+    params: list[tuple[str, str | int | float]] = [("temperature", GUIDE_PARAMETERS["temperature"]),
+                                                   ("top_p", GUIDE_PARAMETERS["top_p"]), ("num_ctx", num_ctx)]
+    return params + [("stop", s) for s in stops]
+
+
+def _api_parameters(params: list[tuple[str, str | int | float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params:
+        if key == "stop":
+            out.setdefault("stop", []).append(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _command(name: str, modelfile: Path, quantize: str | None) -> str:
+    return f"ollama create {name} -f {modelfile}" + (f" --quantize {quantize}" if quantize else "")
+
+
+def _adapter_files(run_dir: Path) -> dict[str, Path]:
+    adapter = run_dir / "adapter"
+    files = {n: adapter / n for n in ("adapter_model.safetensors", "adapter_config.json")}
+    missing = [n for n, p in files.items() if not p.is_file()]
+    if missing:
+        raise UsageError(f"{run_dir} has no finished adapter ({adapter} lacks {', '.join(missing)}).",
+                         f"Finish training first (`mtw train ... --out {run_dir}`, or add --resume), then export.")
+    return files
+
+
+def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool = False, quantize: str | None = None,
+               say: Say = print, progress: Progress = lambda what, done, total: None) -> ExportResult:
+    """Export a training run to Ollama (or, with `dry_run`, only write RUN_DIR/export/ and the commands)."""
+    from tools import ollama_api
+    from tools.export import merge
+    from tools.train.config import load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    adapter_files = _adapter_files(run_dir)
+    entry = base_entry(cfg.model)
+    if entry is None:
+        raise UsageError(f"The run's base model '{cfg.model}' cannot be found any more.",
+                         "Make the base model available again (same folder or download), then export.")
+    version = None if dry_run else ollama_api.version()
+    base_quant = None if dry_run else _ollama_base_quantization(entry.ollama_tag)
+    choice: RouteChoice = choose_route(route, architecture=entry.architecture, ollama_tag=entry.ollama_tag,
+                                       adapter_ok=entry.ollama_adapter_ok, base_quantization=base_quant,
+                                       ollama_version=version)
+    say(f"Route: {choice.route}. {choice.reason}")
+    export_dir = run_dir / "export"
+    export_dir.mkdir(parents=True, exist_ok=True)
+
+    files: dict[str, Path] = {}
+    adapters: dict[str, Path] = {}
+    if choice.route == "adapter":
+        assert entry.ollama_tag, "choose_route only picks the adapter route for a base with an Ollama tag"
+        from_, adapter_line, adapters = entry.ollama_tag, "../adapter", adapter_files
+    else:
+        converter = merge.require_converter() if choice.route == "gguf" else None
+        merged_dir = export_dir / "merged"
+        written = merge.merge_run(run_dir, merged_dir, lambda what: progress(what, 0, 0))
+        say(f"Merged model written to {merged_dir} ({sum(p.stat().st_size for p in written) / 1e6:.1f} MB).")
+        if converter is not None:
+            gguf = export_dir / "model.gguf"
+            merge.check_disk(sum(p.stat().st_size for p in written), merge.free_bytes(export_dir), export_dir)
+            progress("converting to GGUF with llama.cpp", 0, 0)
+            merge.convert_to_gguf(converter, merged_dir, gguf)
+            from_, adapter_line, files = "./model.gguf", None, {"model.gguf": gguf}
+        else:
+            from_, adapter_line = "./merged", None
+            files = {p.name: p for p in written}
+
+    stops = stops_for(entry.template_family, entry.stop_tokens)
+    params = _parameters(stops, min(cfg.context, entry.context))
+    spec = ModelfileSpec(from_=from_, adapter=adapter_line, parameters=params,
+                         template=template_for(entry.template_family))
+    modelfile = export_dir / "Modelfile"
+    atomic_write_text(modelfile, render_modelfile(spec))
+    result = ExportResult(name, choice.route, choice.reason, export_dir, modelfile,
+                          [_command(name, modelfile, quantize)], dry_run)
+    if dry_run:
+        return result
+
+    job = CreateJob(name=name, from_=entry.ollama_tag if choice.route == "adapter" else None, files=files,
+                    adapters=adapters, quantize=quantize, template=spec.template,
+                    parameters=_api_parameters(params))
+    create(ollama_api.client(), job, progress)
+    say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
+    from tools.export.verify import ask_tuned
+
+    replies = ask_ollama(name, PROBES)
+    expected = ask_tuned(run_dir, PROBES)
+    result.checks = verify_replies(replies, stops, expected, exact=quantize is None)
+
+    from tools import registry
+
+    dataset = Path(cfg.data)
+    record = registry.register(registry.ModelRecord(
+        name=name, base_model=cfg.model, route=choice.route, ollama_tag=name,
+        dataset_hash=file_hash(dataset) if dataset.is_file() else "", run_id=run_dir.resolve().name,
+        run_dir=str(run_dir.resolve()), eval_scores=registry.run_scores(run_dir),
+        verified=result.ok, notes=choice.reason))
+    result.registered = record.as_dict()
+    return result
+
+
+def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Path | None = None,
+                     say: Say = print, progress: Progress = lambda what, done, total: None) -> ExportResult:
+    """The quick path: a model on the project's base in Ollama, styled by a SYSTEM prompt and few-shot examples."""
+    from tools import ollama_api
+    from tools.project import load_spec, project_dir, slugify
+
+    spec = load_spec(project)
+    entry = base_entry(spec.base_model)
+    tag = entry.ollama_tag if entry and entry.ollama_tag else spec.base_model
+    source = data or project_dataset(project_dir(slugify(spec.name or project)))
+    if source is None and PM_SAMPLE_DATA.is_file():
+        source = PM_SAMPLE_DATA
+        say(f"Few-shot examples come from the bundled PM sample data ({source.name}): the project has no dataset yet.")
+    pairs = pick_few_shot(dataset_pairs(source)) if source else []
+    messages = [(role, text) for p, a in pairs for role, text in (("user", p), ("assistant", a))]
+    stops = stops_for(entry.template_family, entry.stop_tokens) if entry else []
+    params = _parameters(stops, int(GUIDE_PARAMETERS["num_ctx"]))
+    # with no catalog entry the base keeps the template Ollama already has for it
+    template = template_for(entry.template_family) if entry else None
+    mf = ModelfileSpec(from_=tag, parameters=params, system=system_prompt(spec), template=template,
+                       messages=messages)
+    export_dir = project_dir(slugify(spec.name or project)) / "export" / name
+    modelfile = export_dir / "Modelfile"
+    atomic_write_text(modelfile, render_modelfile(mf))
+    result = ExportResult(name, "spec", f"Built on '{tag}' with a SYSTEM prompt from the project spec and "
+                                        f"{len(pairs)} example conversation(s); no training.", export_dir, modelfile,
+                          [f"ollama pull {tag}", _command(name, modelfile, None)], dry_run)
+    if dry_run:
+        return result
+
+    job = CreateJob(name=name, from_=tag, template=template, system=mf.system, parameters=_api_parameters(params),
+                    messages=[{"role": r, "content": c} for r, c in messages])
+    create(ollama_api.client(), job, progress)
+    say(f"Created '{name}' in Ollama on '{tag}'. Checking that it answers and stops...")
+    result.checks = verify_replies(ask_ollama(name, PROBES), stops)
+
+    from tools import registry
+
+    record = registry.register(registry.ModelRecord(
+        name=name, base_model=spec.base_model, route="spec", ollama_tag=name,
+        dataset_hash=file_hash(source) if source else "", verified=result.ok,
+        notes=f"Quick path from the project '{spec.name or project}': SYSTEM prompt and {len(pairs)} example(s)."))
+    result.registered = record.as_dict()
+    return result
