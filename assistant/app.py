@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
+import sqlite3
 from typing import Any
 
 import aiosqlite
 import chainlit as cl
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.types import ThreadDict
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
@@ -25,12 +28,14 @@ _MARK = {"ok": "✅", "warning": "⚠️", "problem": "❌"}
 _graph: Any = None
 _graph_lock = asyncio.Lock()
 _background: set[asyncio.Task[None]] = set()
+_unsaved = ""
 
 try:
     os.environ.setdefault("CHAINLIT_AUTH_SECRET", auth_secret())
     _CHAT_URL: str | None = ensure_chat_db()
-except OSError as exc:  # MTW_HOME not writable: the chat still works, without history
+except (OSError, sqlite3.Error) as exc:  # MTW_HOME not writable: the chat still works, without history
     log.warning("chat history disabled: %s", exc)
+    os.environ.setdefault("CHAINLIT_AUTH_SECRET", secrets.token_urlsafe(48))
     _CHAT_URL = None
 
 
@@ -48,13 +53,21 @@ async def local_user(headers: Any) -> cl.User | None:
 
 async def graph() -> Any:
     """The compiled wizard with its SQLite checkpointer (opened once per process)."""
-    global _graph
+    global _graph, _unsaved
     async with _graph_lock:
         if _graph is None:
             path = checkpoint_db_path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            saver = AsyncSqliteSaver(await aiosqlite.connect(path))
-            await saver.setup()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(path))
+                await saver.setup()
+            except (OSError, sqlite3.Error) as exc:
+                # keep the conversation going in memory and tell the user how to make it stick
+                log.warning("checkpoints disabled: %s", exc)
+                _unsaved = (f"I cannot save your progress in {path.parent} ({exc}). This conversation works, "
+                            "but it is lost when the wizard stops. Fix: set MTW_HOME to a folder you can write "
+                            "to, e.g. `MTW_HOME=~/mtw-work mtw ui`.")
+                saver = InMemorySaver()
             _graph = builder.compile(checkpointer=saver)
     return _graph
 
@@ -149,6 +162,9 @@ async def _pending() -> dict[str, Any] | None:
 @cl.on_chat_start
 async def start() -> None:
     """A new conversation: greet, check the machine, ask the first question."""
+    await graph()
+    if _unsaved:
+        await cl.Message(content=_unsaved).send()
     await run(None)
 
 

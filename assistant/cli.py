@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from tools.dataset.cli import check
 from tools.evaluate.cli import eval_run
@@ -40,6 +42,13 @@ def ui(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            console.print(f"[red]Port {port} on {host} is already in use[/] — the wizard may already be running: "
+                          f"open http://{host}:{port}, or start another one with `mtw ui --port {port + 1}`.")
+            raise typer.Exit(2) from None
     env = dict(os.environ, CHAINLIT_APP_ROOT=str(UI_ROOT))
     console.print(f"Model Training Wizard on [bold]http://{host}:{port}[/] — press Ctrl-C to stop.")
     cmd = [sys.executable, "-m", "chainlit", "run", str(APP_FILE), "-h", "--host", host, "--port", str(port)]
@@ -58,10 +67,10 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
         typer.echo(json.dumps({"ok": all(c.status != "problem" for c in checks),
                                "checks": [c.as_dict() for c in checks]}, indent=2))
     else:
+        table = Table(box=None, show_header=False, padding=(0, 1))
         for c in checks:
-            console.print(f"{_MARK[c.status]:<22} [bold]{c.name}[/]: {c.detail}")
-            if c.fix:
-                console.print(f"{'':<13}→ {c.fix}")
+            table.add_row(_MARK[c.status], f"[bold]{c.name}[/]", c.detail + (f"\n[dim]→ {c.fix}[/]" if c.fix else ""))
+        console.print(table)
     raise typer.Exit(1 if any(c.status == "problem" for c in checks) else 0)
 
 

@@ -27,12 +27,12 @@ def _free_port() -> int:
 class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
-    def __init__(self, home: Path, ollama_host: str) -> None:
+    def __init__(self, home: Path, ollama_host: str, logs: Path) -> None:
         self.home = home
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1")
-        self.log = open(home.parent / f"ui-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(logs / f"ui-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port)],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -61,8 +61,8 @@ class Wizard:
 def start_wizard(tmp_path: Path) -> Iterator:
     started: list[Wizard] = []
 
-    def _start(ollama_host: str) -> Wizard:
-        w = Wizard(tmp_path / "home", ollama_host)
+    def _start(ollama_host: str, home: Path | None = None) -> Wizard:
+        w = Wizard(home or tmp_path / "home", ollama_host, tmp_path)
         started.append(w)
         return w
 

@@ -119,3 +119,15 @@ def test_a_missing_assistant_model_is_downloaded_from_the_chat(ollama, start_wiz
     wait_text(page, "is downloaded and ready")
     wait_text(page, "What should your model do?")
     assert ollama.requests_to("/api/pull")[0].body["model"] == "phi4-mini"
+
+
+def test_an_unwritable_workspace_is_explained_and_the_chat_still_works(tmp_path, start_wizard, page, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    wizard = start_wizard("http://127.0.0.1:9", home=blocker / "home")
+    page.goto(wizard.url)
+    wait_text(page, "I cannot save your progress")
+    wait_text(page, "MTW_HOME")
+    wait_text(page, "What should your model do?")
+    say(page, "Weekly status updates")
+    wait_text(page, "What kind of model is it?")

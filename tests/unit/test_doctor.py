@@ -47,3 +47,15 @@ def test_doctor_flags_unwritable_home(monkeypatch, tmp_path):
     data = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
     ws = {c["name"]: c for c in data["checks"]}["workspace"]
     assert ws["status"] == "problem" and "MTW_HOME" in ws["fix"]
+
+
+def test_ui_refuses_a_busy_port_with_the_fix():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = runner.invoke(app, ["ui", "--port", str(port)])
+    assert res.exit_code == 2
+    assert "already in use" in res.output and f"--port {port + 1}" in res.output
