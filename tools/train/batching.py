@@ -45,36 +45,50 @@ def _epoch_order(n: int, seed: int) -> list[int]:
     return order
 
 
+def pack_plan(lengths: Sequence[int], max_tokens: int, seed: int) -> list[list[int]]:
+    """Which examples go in each packed row: shuffled by `seed`, rows filled up to `max_tokens` in order."""
+    plan: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for i in _epoch_order(len(lengths), seed):
+        n = min(lengths[i], max_tokens)
+        if current and used + n > max_tokens:
+            plan.append(current)
+            current, used = [], 0
+        current.append(i)
+        used += n
+    if current:
+        plan.append(current)
+    return plan
+
+
+def _cut(e: TokenizedExample, max_tokens: int) -> TokenizedExample:
+    return e if len(e) <= max_tokens else TokenizedExample(e.input_ids[:max_tokens], e.labels[:max_tokens])
+
+
 def packed_batches(examples: Sequence[TokenizedExample], max_tokens: int, seed: int) -> list[dict[str, torch.Tensor]]:
     """Shuffle (by `seed`), then fill rows of at most `max_tokens` tokens; an example longer than that is cut."""
-    batches: list[dict[str, torch.Tensor]] = []
-    current: list[TokenizedExample] = []
-    used = 0
-    for i in _epoch_order(len(examples), seed):
-        e = examples[i]
-        if len(e) > max_tokens:
-            e = TokenizedExample(e.input_ids[:max_tokens], e.labels[:max_tokens])
-        if current and used + len(e) > max_tokens:
-            batches.append(pack(current))
-            current, used = [], 0
-        current.append(e)
-        used += len(e)
-    if current:
-        batches.append(pack(current))
-    return batches
+    plan = pack_plan([len(e) for e in examples], max_tokens, seed)
+    return [pack([_cut(examples[i], max_tokens) for i in idx]) for idx in plan]
+
+
+def group_plan(lengths: Sequence[int], batch_size: int, seed: int, group_factor: int = 50) -> list[list[int]]:
+    """Batches of similar lengths: shuffle, sort within mega-groups of batch_size × group_factor, shuffle batches."""
+    order = _epoch_order(len(lengths), seed)
+    group = batch_size * group_factor
+    plan: list[list[int]] = []
+    for g in range(0, len(order), group):
+        chunk = sorted(order[g: g + group], key=lambda i: lengths[i], reverse=True)
+        plan += [chunk[b: b + batch_size] for b in range(0, len(chunk), batch_size)]
+    random.Random(seed + 1).shuffle(plan)
+    return plan
 
 
 def grouped_batches(examples: Sequence[TokenizedExample], batch_size: int, pad_id: int, seed: int,
                     group_factor: int = 50) -> list[dict[str, torch.Tensor]]:
-    """Pad-to-longest batches of similar lengths: shuffle, sort within mega-groups, shuffle the batches."""
-    order = _epoch_order(len(examples), seed)
-    group = batch_size * group_factor
-    index_batches: list[list[int]] = []
-    for g in range(0, len(order), group):
-        chunk = sorted(order[g: g + group], key=lambda i: len(examples[i]), reverse=True)
-        index_batches += [chunk[b: b + batch_size] for b in range(0, len(chunk), batch_size)]
-    random.Random(seed + 1).shuffle(index_batches)
-    return [padded_batch([examples[i] for i in idx], pad_id) for idx in index_batches]
+    """Pad-to-longest batches of similar lengths (the layout when packing is off)."""
+    plan = group_plan([len(e) for e in examples], batch_size, seed, group_factor)
+    return [padded_batch([examples[i] for i in idx], pad_id) for idx in plan]
 
 
 def label_tokens(batch: dict[str, torch.Tensor]) -> int:

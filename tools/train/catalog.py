@@ -241,6 +241,9 @@ def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hid
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
+        # unit-scale output weights: with the default 0.02 the logits span so little that even a perfectly
+        # trained adapter could not push the loss much below log(vocab), and the curve would look flat
+        torch.nn.init.normal_(model.lm_head.weight, std=hidden_size**-0.5)
     model.generation_config.eos_token_id = vocab_size - 1
     model.generation_config.pad_token_id = 0
     return model

@@ -1,11 +1,210 @@
-"""`mtw train` (placeholder until the training engine lands)."""
+"""`mtw train`: fine-tune a base model on a dataset with LoRA, with a live progress bar (thin edge over the loops)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
 
+from tools.errors import MTWError
 
-def train() -> None:
+PLAIN_EVERY = 10
+"""In plain (non-terminal) output, print one line per this many steps."""
+
+
+def _detect_task(data: str) -> tuple[str, list[str]]:
+    """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names."""
+    from tools.dataset.readers import read_dataset
+
+    result = read_dataset(data)
+    if result.format == "classification":
+        return "classification", sorted({ex.label for ex in result.examples if ex.label is not None})
+    if result.format == "ner":
+        return "token", sorted({t for ex in result.examples for t in ex.tags or []})
+    return "causal", []
+
+
+class Narrator:
+    """Renders events: a rich progress bar on a terminal, one plain line per event otherwise (logs, the UI)."""
+
+    def __init__(self, plain: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=False)
+        self.plain = plain or not self.console.is_terminal
+        self.progress: Any = None
+        self.task: Any = None
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        kind = ev["type"]
+        if kind == "start":
+            self._start(ev)
+        elif kind == "step":
+            self._step(ev)
+        elif kind == "eval":
+            extra = "".join(f", {k} {ev[k]:.3f}" for k in ("accuracy", "f1") if k in ev)
+            self._line(f"step {ev['step']}: validation loss {ev['val_loss']:.4f}{extra}")
+        elif kind == "diagnosis":
+            self._line(f"[yellow]! {ev['message']}[/] → {ev.get('fix_text') or ev.get('fix')}")
+        elif kind == "checkpoint":
+            self._line(f"checkpoint saved at step {ev['step']}", dim=True)
+        elif kind in ("done", "stopped", "failed"):
+            self.close()
+
+    def _start(self, ev: dict[str, Any]) -> None:
+        resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
+        self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
+                   f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        if self.plain:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
+                                 TimeRemainingColumn(), console=self.console)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=ev["total_steps"], completed=ev.get("resumed_from", 0),
+                                           loss="…", speed="…")
+
+    def _step(self, ev: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=ev["step"], loss=f"{ev['loss']:.4f}",
+                                 speed=f"{ev['tokens_per_s']:.0f}")
+        elif ev["step"] % PLAIN_EVERY == 0 or ev["step"] == 1:
+            eta = ev.get("eta_s")
+            self.console.print(f"step {ev['step']}  loss {ev['loss']:.4f}  {ev['tokens_per_s']:.0f} tok/s"
+                               + (f"  about {eta:.0f}s left" if eta is not None else ""), highlight=False)
+
+    def _line(self, text: str, dim: bool = False) -> None:
+        target = self.progress.console if self.progress is not None else self.console
+        target.print(f"[dim]{text}[/]" if dim else text, highlight=False)
+
+    def close(self) -> None:
+        """Stop the live bar (before the summary is printed)."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) -> dict[str, Any]:
+    """Render a child run's events as they are appended, until it exits; return its last final event."""
+    events_path = run_dir / "events.jsonl"
+    offset = events_path.stat().st_size if events_path.exists() else 0
+    final: dict[str, Any] = {}
+
+    def drain() -> None:
+        nonlocal offset, final
+        if not events_path.exists():
+            return
+        with open(events_path, encoding="utf-8") as f:
+            f.seek(offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            ev = json.loads(line)
+            listener(ev)
+            if ev["type"] in ("done", "stopped", "failed"):
+                final = ev
+
+    while proc.poll() is None:
+        drain()
+        time.sleep(0.5)
+    drain()
+    return final or {"type": "failed", "code": "crash", "message": f"the training processes exited ({proc.returncode})",
+                     "fix": f"See {run_dir / 'train.log'} or the output above."}
+
+
+def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, listener: Narrator) -> dict[str, Any]:
+    """Start the same training script in `nproc` processes under torchrun (data parallel) and follow it."""
+    from tools.train.config import save_run_config
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        save_run_config(run_dir, cfg, command)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else [])]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        return _follow(proc, run_dir, listener)
+    except KeyboardInterrupt:
+        # torchrun passes the interrupt to its workers, which checkpoint and stop; wait for them
+        return _follow(proc, run_dir, listener)
+
+
+def train(
+    data: str = typer.Option(None, "--data", help="The dataset file (JSONL/CSV; chat, text+label or tokens+tags)."),
+    model: str = typer.Option(None, "--model", help="Base model: catalog name, Hugging Face id, folder, tiny-random."),
+    out: Path = typer.Option(..., "--out", help="The run folder to create (or to continue with --resume)."),
+    preset: str = typer.Option(None, "--preset", help="documents | communications | balanced."),
+    sets: list[str] = typer.Option([], "--set", help="Override one setting: --set key=value (repeatable)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    nproc: int = typer.Option(1, "--nproc", help="Train in N processes (data parallel, one per GPU or CPU share)."),
+) -> None:
     """Fine-tune a base model on your dataset with LoRA."""
-    typer.echo("`mtw train` is not available yet.", err=True)
-    raise typer.Exit(2)
+    from tools.train.config import build_config, load_run_config, reproduce_command
+
+    narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
+    try:
+        if resume:
+            cfg = load_run_config(out)
+        else:
+            if not data or not model:
+                raise MTWError("--data and --model are needed to start a run.",
+                               fix="e.g. mtw train --data examples/pm_dataset.jsonl --model tiny-random "
+                                   "--out runs/try1",
+                               code="usage")
+            if not Path(data).is_file():
+                raise MTWError(f"The dataset {data} does not exist.", fix="Check the path given to --data.",
+                               code="usage")
+            task, labels = _detect_task(data)
+            cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels)
+        if nproc < 1 or (nproc > 1 and cfg.task != "causal"):
+            raise MTWError(f"--nproc {nproc} is not possible here.",
+                           fix="Use --nproc 1 or more; several processes are for text-generation models only.",
+                           code="usage")
+    except MTWError as exc:
+        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    command = reproduce_command(cfg, out)
+    try:
+        if nproc > 1:
+            final = _run_nproc(cfg, out, nproc, resume, command, narrator)
+        elif cfg.task == "causal":
+            from tools.train.sft import train as run_sft
+
+            final = run_sft(cfg, out, resume=resume, listener=narrator, command=command)
+        else:
+            from tools.train.classify import train as run_classify
+
+            final = run_classify(cfg, out, resume=resume, listener=narrator, command=command)
+    except MTWError as exc:
+        narrator.close()
+        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    narrator.close()
+    _summary(final)
+
+
+def _summary(final: dict[str, Any]) -> None:
+    kind = final.get("type")
+    if kind == "done":
+        m = final.get("metrics", {})
+        parts = [f"{k.replace('_', ' ')} {v}" for k, v in m.items() if v is not None]
+        typer.secho(f"done: adapter in {final['adapter']}", fg="green")
+        typer.echo("  " + ", ".join(parts))
+        raise typer.Exit(0)
+    if kind == "stopped":
+        typer.echo(final["message"])
+        raise typer.Exit(0)
+    typer.secho(f"training failed: {final.get('message')}", fg="red", err=True)
+    if final.get("fix"):
+        typer.echo(f"→ {final['fix']}", err=True)
+    raise typer.Exit(1)

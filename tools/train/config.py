@@ -110,7 +110,7 @@ def check_values(cfg: TrainConfig) -> list[str]:
     if cfg.context < 32:
         p.append(f"context {cfg.context} — use at least 32 tokens (2048 or 4096 are usual)")
     if not 0 < cfg.learning_rate <= 1e-2:
-        p.append(f"learning rate {cfg.learning_rate} — use a value between 1e-5 and 1e-3 (2e-4 is the default)")
+        p.append(f"learning rate {cfg.learning_rate} — use a value between 1e-5 and 1e-2 (2e-4 is the default)")
     if cfg.epochs <= 0 and cfg.max_steps is None:
         p.append(f"epochs {cfg.epochs} — use 1 or more (3 is the default)")
     if cfg.max_steps is not None and cfg.max_steps < 1:

@@ -1,0 +1,51 @@
+"""The run's narration: one JSON object per line in RUN_DIR/events.jsonl, appended and flushed as it happens."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tools.fileio import append_jsonl
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class EventWriter:
+    """Appends events (each with a `ts` in Unix seconds) to RUN_DIR/events.jsonl and tells an optional listener."""
+
+    def __init__(self, run_dir: Path | str, listener: Listener | None = None, enabled: bool = True) -> None:
+        self.path = Path(run_dir) / "events.jsonl"
+        self.listener = listener
+        # in a multi-process run only rank 0 narrates; the others get a writer that stays silent
+        self.enabled = enabled
+        self.history: list[dict[str, Any]] = []
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Write one event now (flushed to disk before returning) and return it."""
+        event = {"type": type, "ts": round(time.time(), 3), **fields}
+        if not self.enabled:
+            return event
+        append_jsonl(self.path, event)
+        self.history.append(event)
+        if self.listener is not None:
+            self.listener(event)
+        return event
+
+
+def read_events(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Every complete event of a run, oldest first (a half-written last line from a crash is skipped)."""
+    path = Path(run_dir) / "events.jsonl"
+    if not path.is_file():
+        return []
+    events: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            events.append(obj)
+    return events

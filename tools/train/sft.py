@@ -1,0 +1,382 @@
+"""Causal-LM LoRA fine-tuning, read top to bottom: setup → train → save, narrated as events.
+
+Why a lean loop and not TRL's SFTTrainer or the HF Trainer: our batches are padding-free packed
+rows (position_ids restart per example) and our loss runs the output layer in chunks over label
+tokens only; the Trainer computes full-vocabulary logits for every position and would need a
+custom collator, a loss override and callbacks for every event, checkpoint and stop we narrate.
+One readable loop with those pieces is shorter than the configuration around the Trainer, and
+`bench/train_throughput.py` measures it against the stock Trainer recipe.
+
+Run as `python -m tools.train.sft RUN_DIR [--resume]` (what `mtw train --nproc N` starts under
+torchrun, reading RUN_DIR/config.yaml); `mtw train` calls `train()` directly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tools.errors import MTWError, UsageError, is_out_of_memory
+from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens
+from tools.train.checkpoint import StopRequest, latest_checkpoint, load_checkpoint, save_checkpoint
+from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
+from tools.train.data import TokenizedExample, tokenize_chat
+from tools.train.events import EventWriter, Listener, read_events
+from tools.train.loss import lm_loss
+
+DIAGNOSE_EVERY = 10
+"""Steps between health checks (also run at each evaluation)."""
+
+
+# ---------------------------------------------------------------- setup
+
+
+@dataclass
+class Dist:
+    """Where this process sits in a multi-process run (world 1 = a plain single-process run)."""
+
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+
+    @property
+    def main(self) -> bool:
+        """Only the main process writes events, checkpoints and the adapter."""
+        return self.rank == 0
+
+
+def setup_distributed() -> Dist:
+    """Join the torchrun process group when launched by it (gloo on CPU, nccl on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world == 1:
+        return Dist(device="cuda" if cuda else "cpu")
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if cuda:
+        torch.cuda.set_device(local)
+    else:
+        # processes share the cores: without this each would start a thread per core and thrash
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    return Dist(rank=dist.get_rank(), world=world, device=f"cuda:{local}" if cuda else "cpu")
+
+
+def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[TokenizedExample]:
+    """Chat rows → token ids with assistant-only labels; rows that teach nothing (no assistant token) are dropped."""
+    out = [tokenize_chat(tokenizer, [m.model_dump() for m in r.messages], context) for r in rows]
+    return [e for e in out if e.n_label_tokens > 0]
+
+
+def token_budget(examples: list[TokenizedExample], cfg: TrainConfig) -> int:
+    """Tokens per packed row: about `batch_size` examples of average length, never less than the longest one."""
+    lengths = [len(e) for e in examples]
+    mean = sum(lengths) / max(1, len(lengths))
+    return int(min(cfg.context * cfg.batch_size, max(max(lengths, default=1), math.ceil(cfg.batch_size * mean))))
+
+
+def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist) -> tuple[list[list[int]], int, int]:
+    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch).
+
+    Returns (plan, optimizer steps, micro-batches per epoch). The plan is a pure function of the
+    data and the config, which is what lets `--resume` continue with the same data order.
+    """
+    lengths = [len(e) for e in examples]
+    budget = token_budget(examples, cfg)
+
+    def epoch(e: int) -> list[list[int]]:
+        if cfg.packing:
+            return pack_plan(lengths, budget, cfg.seed + e)
+        from tools.train.batching import group_plan
+
+        return group_plan(lengths, cfg.batch_size, cfg.seed + e)
+
+    per_step = cfg.grad_accum * dist.world
+    first = epoch(0)
+    per_epoch = len(first)
+    wanted = cfg.max_steps * per_step if cfg.max_steps else math.ceil(per_epoch * cfg.epochs)
+    plan = list(first)
+    e = 1
+    while len(plan) < wanted:
+        plan += epoch(e)
+        e += 1
+    plan = plan[:wanted]
+    steps = cfg.max_steps or math.ceil(len(plan) / per_step)
+    return plan, steps, per_epoch
+
+
+def materialise(examples: list[TokenizedExample], idx: list[int], cfg: TrainConfig, pad_id: int,
+                device: str) -> dict[str, torch.Tensor]:
+    """One micro-batch as tensors on the device."""
+    rows = [examples[i] for i in idx]
+    batch = pack(rows) if cfg.packing else padded_batch(rows, pad_id)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def lr_lambda(total: int, warmup: int):  # noqa: ANN201 - a closure for LambdaLR
+    """Linear warm-up, then cosine decay to zero over the rest of the run."""
+
+    def at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return at
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process: GPU allocations on CUDA, resident set size on CPU."""
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@torch.no_grad()
+def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad_id: int, device: str) -> float:
+    """Mean loss per label token over the validation rows."""
+    model.eval()
+    total, count = 0.0, 0
+    budget = token_budget(examples, cfg)
+    for idx in pack_plan([len(e) for e in examples], budget, seed=0):
+        loss, n = lm_loss(model, materialise(examples, idx, cfg, pad_id, device), cfg.loss_chunk)
+        total += loss.item() * n
+        count += n
+    model.train()
+    return total / max(1, count)
+
+
+class Health:
+    """Runs the health monitor on the events so far and emits each new diagnosis once."""
+
+    def __init__(self, events: EventWriter, prior: list[dict[str, Any]], n_examples: int, device: str) -> None:
+        self.events, self.prior, self.n, self.device = events, prior, n_examples, device
+        self.seen = {e.get("code") for e in prior if e.get("type") == "diagnosis"}
+
+    def check(self) -> None:
+        """Emit the diagnoses not yet reported."""
+        from tools.troubleshoot.monitor import diagnose
+
+        for d in diagnose(self.prior + self.events.history, n_examples=self.n, device=self.device.split(":")[0]):
+            if d.code not in self.seen:
+                self.seen.add(d.code)
+                fields = {k: v for k, v in d.as_event().items() if k != "type"}
+                self.events.emit("diagnosis", **fields)
+
+
+# ---------------------------------------------------------------- train
+
+
+def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
+          command: str | None = None) -> dict[str, Any]:
+    """Run (or resume) a causal-LM LoRA fine-tune into RUN_DIR; returns the final event (done/stopped/failed)."""
+    run = Path(run_dir)
+    dist = setup_distributed()
+    if resume:
+        cfg = load_run_config(run)
+    elif dist.main and (run / "events.jsonl").exists():
+        raise UsageError(f"{run} already holds a training run.",
+                         fix="Continue it with --resume, or choose a new folder with --out.")
+    run.mkdir(parents=True, exist_ok=True)
+    events = EventWriter(run, listener, enabled=dist.main)
+    prior = read_events(run) if resume else []
+    if dist.main and not resume:
+        save_run_config(run, cfg, command)
+    from tools import jobs
+
+    try:
+        final = _fit(cfg, run, dist, events, prior, resume)
+    except MTWError as exc:
+        final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
+    except (RuntimeError, MemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        final = events.emit(
+            "failed", code="oom",
+            message=f"Training ran out of memory on {dist.device} (batch size {cfg.batch_size}, "
+                    f"context {cfg.context}).",
+            fix="Use --set batch_size=1 (or 2) and --set context=2048, turn on --set gradient_checkpointing=true, "
+                "and close other programs.")
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        final = events.emit("failed", code="crash", message=f"Training stopped unexpectedly: {exc}.",
+                            fix=f"See {run / 'train.log'} or the terminal for details; --resume continues "
+                                "from the last checkpoint.")
+    if final["type"] == "failed" and dist.main:
+        Health(events, prior, 0, dist.device).check()
+    if dist.main:
+        jobs.record_outcome(run, final)
+    return final
+
+
+def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: list[dict[str, Any]],
+         resume: bool) -> dict[str, Any]:
+    from tools import jobs
+    from tools.train.inputs import read_training_data
+    from tools.train.modeling import apply_lora, load_base, lora_settings
+
+    # ---- data: checked before any model is loaded, so a bad file fails in seconds
+    data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
+                              seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device,
+                           four_bit=cfg.four_bit)
+    train_ex = tokenize_rows(data.train, tok, cfg.context)
+    val_ex = tokenize_rows(data.validation, tok, cfg.context)
+    if not train_ex:
+        raise UsageError(f"No example in {cfg.data} has an assistant answer to learn from.",
+                         fix="Each example needs at least one assistant turn; run `mtw check` on it.")
+    pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
+
+    # ---- model: frozen base + LoRA
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = apply_lora(model, **lora_settings(cfg))
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    plan, total_steps, per_epoch = plan_batches(train_ex, cfg, dist)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    warmup = math.ceil(total_steps * cfg.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup))
+    step = 0
+    checkpoint = latest_checkpoint(run) if resume else None
+    if checkpoint is not None:
+        step = int(load_checkpoint(checkpoint, model, optimizer, scheduler)["step"])
+    first_step = step
+
+    n_params = sum(p.numel() for p in model.parameters())
+    events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_ex), n_validation=len(val_ex),
+                total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
+                trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
+                dataset_version=data.version, pid=os.getpid())
+    if dist.main:
+        jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
+    health = Health(events, prior, len(train_ex), dist.device)
+    per_step = cfg.grad_accum * dist.world
+    resume_cmd = reproduce_command(cfg, run) + " --resume"
+    started = time.monotonic()
+    tokens_done = 0
+    train_loss = float("nan")
+    val_loss: float | None = None
+
+    with StopRequest() as stop:
+        while step < total_steps:
+            t0 = time.monotonic()
+            # ---- one optimizer step over grad_accum micro-batches per process
+            loss_sum, label_sum, tokens = 0.0, 0, 0
+            base = step * per_step
+            micro = [plan[(base + k * dist.world + dist.rank) % len(plan)] for k in range(cfg.grad_accum)]
+            batches = [materialise(train_ex, idx, cfg, pad_id, dist.device) for idx in micro]
+            step_labels = max(1, sum(label_tokens(b) for b in batches))
+            for batch in batches:
+                loss, n = lm_loss(model, batch, cfg.loss_chunk)
+                # weight each micro-batch by its label tokens: the step's loss is the mean over all of them
+                (loss * (n / step_labels)).backward()
+                loss_sum += loss.item() * n
+                label_sum += n
+                tokens += real_tokens(batch)
+            if dist.world > 1:
+                _all_reduce_grads(trainable, dist.world)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            train_loss = loss_sum / max(1, label_sum)
+            if not math.isfinite(train_loss):
+                events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=train_loss,
+                            lr=scheduler.get_last_lr()[0], tokens_per_s=0.0, eta_s=None,
+                            peak_mem_mb=peak_memory_mb(dist.device))
+                raise MTWError(f"The loss became NaN at step {step}: training blew up and cannot recover.",
+                               fix=f"Lower the learning rate (e.g. --set learning_rate={cfg.learning_rate / 4:g}) "
+                                   "and check the data with `mtw check`.", code="nan_loss")
+            elapsed = time.monotonic() - t0
+            tokens_done += tokens * dist.world
+            run_s = time.monotonic() - started
+            events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
+                        lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
+                        eta_s=round(run_s / max(1, step - first_step) * (total_steps - step), 1),
+                        peak_mem_mb=peak_memory_mb(dist.device))
+            if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
+                val_loss = evaluate(model, val_ex, cfg, pad_id, dist.device)
+                events.emit("eval", step=step, val_loss=round(val_loss, 5))
+                health.check()
+            elif step % DIAGNOSE_EVERY == 0:
+                health.check()
+            stop_now = _agree(stop.requested, dist)
+            if step % cfg.checkpoint_every == 0 or stop_now:
+                if dist.main:
+                    path = save_checkpoint(run, step, model, optimizer, scheduler)
+                    events.emit("checkpoint", step=step, path=str(path))
+            if stop_now and step < total_steps:
+                return events.emit("stopped", step=step,
+                                   message=f"stopped at step {step}; resume with `{resume_cmd}`")
+
+    # ---- save: the adapter, and the tokenizer that goes with it
+    health.check()
+    adapter = run / "adapter"
+    if dist.main:
+        save_adapter(model, tok, adapter)
+    metrics = {"train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
+               "steps": step, "epochs": round(step * per_step / per_epoch, 3), "tokens": tokens_done,
+               "seconds": round(time.monotonic() - started, 1)}
+    return events.emit("done", adapter=str(adapter), metrics=metrics)
+
+
+def _agree(flag: bool, dist: Dist) -> bool:
+    """In a multi-process run all processes stop at the same step if any one was asked to."""
+    if dist.world == 1:
+        return flag
+    import torch.distributed as tdist
+
+    t = torch.tensor([1.0 if flag else 0.0])
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average the (small) LoRA gradients across processes: data-parallel training without a DDP wrapper."""
+    import torch.distributed as tdist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        tdist.all_reduce(p.grad)
+        p.grad /= world
+
+
+def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
+    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter."""
+    import shutil
+
+    tmp = adapter.with_name(".adapter.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(adapter, ignore_errors=True)
+    os.replace(tmp, adapter)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tools.train.sft RUN_DIR [--resume]`: train from RUN_DIR/config.yaml (the torchrun entry)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    resume = "--resume" in args
+    run_dir = Path(next(a for a in args if not a.startswith("--")))
+    final = train(load_run_config(run_dir), run_dir, resume=resume)
+    return 0 if final["type"] in ("done", "stopped") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
