@@ -45,6 +45,21 @@ def test_dry_run_asks_for_a_route_that_cannot_work_with_exit_2(tiny_run: Path) -
     assert "no Ollama tag" in flat(result.output) and "--route merged" in flat(result.output)
 
 
+def test_adapter_route_dry_run_builds_on_the_ollama_base(tiny_run: Path, ollama: OllamaDouble) -> None:
+    config = tiny_run / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("model: tiny-random", "model: llama-3.2-1b"),
+                      encoding="utf-8")
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1", "--route", "adapter",
+                                 "--dry-run"])
+    assert result.exit_code == 0, result.output
+    spec = parse_modelfile((tiny_run / "export" / "Modelfile").read_text(encoding="utf-8"))
+    assert (spec.from_, spec.adapter) == ("llama3.2:1b", "../adapter")
+    assert spec.template == TEMPLATES["llama3"] and ("stop", "<|eot_id|>") in spec.parameters
+    assert (tiny_run / "export" / spec.adapter / "adapter_model.safetensors").is_file()
+    assert not (tiny_run / "export" / "merged").exists()
+    assert "without --dry-run" in flat(result.output) and ollama.requests == []
+
+
 def test_gguf_route_without_converter_explains_how_to_get_it(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
