@@ -6,9 +6,9 @@ import hashlib
 import math
 import re
 import statistics
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +122,42 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 _PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
 _PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])"
                     r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,4}(?![\w-])")
-_SECRETS = (
-    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
-    ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
-    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z]{30,}")),
-    ("a private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
-    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-    ("a password or secret assignment",
-     re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")),
+_PHONE_CANDIDATE = re.compile(r"[+(]?\d[\d ().-]{6,18}\d")
+# (what it is, literal hints that must appear for it to be possible, the pattern); the hints keep the scan cheap
+_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    ("an OpenAI-style API key", ("sk-",), re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
+    ("an AWS access key", ("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
+    ("a Slack token", ("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", ("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("a Hugging Face token", ("hf_",), re.compile(r"\bhf_[A-Za-z]{30,}")),
+    ("a private key", ("PRIVATE KEY",), re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+    ("a JSON web token", ("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
 )
+_ASSIGNMENT_HINTS = ("password", "passwd", "api_key", "api-key", "apikey", "secret", "access_token", "access-token")
+_ASSIGNMENT = re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")
+
+
+def _find_secret(text: str) -> tuple[str, re.Match[str]] | None:
+    for name, hints, pattern in _SECRETS:
+        if any(h in text for h in hints):
+            hit = pattern.search(text)
+            if hit:
+                return name, hit
+    low = text.lower()
+    if any(h in low for h in _ASSIGNMENT_HINTS):
+        hit = _ASSIGNMENT.search(text)
+        if hit:
+            return "a password or secret assignment", hit
+    return None
+
+
+def _find_phones(text: str) -> list[str]:
+    found = []
+    for cand in _PHONE_CANDIDATE.finditer(text):
+        window = text[max(0, cand.start() - 1): cand.end() + 1]
+        found += [m.group() for m in _PHONE.finditer(window)]
+    return found
 
 
 def privacy_issues(ex: Example) -> list[Issue]:
@@ -141,23 +165,25 @@ def privacy_issues(ex: Example) -> list[Issue]:
     text = ex.all_text()
     at = _at(ex)
     out = []
-    for name, pattern in _SECRETS:
-        hit = pattern.search(text)
-        if hit:
-            shown = hit.group()[:8] + "…"
-            out.append(_issue("secret", "error", ex.line,
-                              f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
-                              "repeat it to anyone.",
-                              "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
-                              "--fix replaces it with a placeholder."))
-            break
-    emails = [m.group() for m in _EMAIL.finditer(text) if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS)]
+    secret = _find_secret(text)
+    if secret:
+        name, hit = secret
+        shown = hit.group()[:8] + "…"
+        out.append(_issue("secret", "error", ex.line,
+                          f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
+                          "repeat it to anyone.",
+                          "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
+                          "--fix replaces it with a placeholder."))
+    emails = []
+    if "@" in text:
+        emails = [m.group() for m in _EMAIL.finditer(text)
+                  if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS)]
     if emails:
         out.append(_issue("pii_email", "warning", ex.line,
                           f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
                           "Replace real addresses with placeholders like name@example.com unless the model should "
                           "learn them."))
-    phones = _PHONE.findall(text)
+    phones = _find_phones(text)
     if phones:
         out.append(_issue("pii_phone", "warning", ex.line,
                           f"{at} contains a phone number ({phones[0].strip()}).",
@@ -167,9 +193,9 @@ def privacy_issues(ex: Example) -> list[Issue]:
 
 def redact_secrets(text: str) -> str:
     """The text with every secret replaced by a <SECRET> placeholder."""
-    for _, pattern in _SECRETS:
+    for _, _, pattern in _SECRETS:
         text = pattern.sub("<SECRET>", text)
-    return text
+    return _ASSIGNMENT.sub("<SECRET>", text)
 
 
 # ---------------------------------------------------------------- duplicates
@@ -185,27 +211,86 @@ def fingerprint(ex: Example) -> str:
     return hashlib.blake2b(normalise(ex.all_text()).encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _shingle_hashes(text: str) -> list[int]:
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < 3:
-        return [zlib.crc32(w.encode()) for w in words] or [0]
-    hashed = [zlib.crc32(w.encode()) for w in words]
-    # combine three word hashes into one 32-bit shingle hash, without building the shingle strings
-    return list({(a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ c * 0xC2B2AE3D) & 0xFFFFFFFF
-                 for a, b, c in zip(hashed, hashed[1:], hashed[2:], strict=False)})
+_HASH_BASE = 0x01000193  # odd, so it has an inverse modulo 2^32
+_powers: dict[str, Any] = {}
 
 
-def _identity(value: int) -> int:
-    return value
+def _power_tables(n: int) -> tuple[Any, Any]:
+    """base^i and base^-i modulo 2^32 for i < n (uint32 arithmetic wraps, which is the modulo)."""
+    import numpy as np
+
+    if _powers.get("n", 0) < n:
+        size = max(n, 1 << 16)
+        inv = pow(_HASH_BASE, -1, 1 << 32)
+        # cumprod gives base^(i+1); one step the other way brings each back to base^i
+        _powers["pow"] = np.cumprod(np.full(size, _HASH_BASE, dtype=np.uint32), dtype=np.uint32) * np.uint32(inv)
+        _powers["inv"] = np.cumprod(np.full(size, inv, dtype=np.uint32), dtype=np.uint32) * np.uint32(_HASH_BASE)
+        _powers["n"] = size
+    return _powers["pow"][:n], _powers["inv"][:n]
+
+
+def _word_hashes(text: str) -> Any:
+    """One 32-bit hash per whitespace-separated lower-cased word, computed without a Python loop.
+
+    A polynomial hash over the bytes: prefix sums of byte * base^i, and a word's hash is its slice of the
+    prefix sums scaled back by base^-start, so the same word hashes the same wherever it stands.
+    """
+    import numpy as np
+
+    data = np.frombuffer(text.lower().encode("utf-8"), dtype=np.uint8)
+    n = len(data)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint32)
+    powers, inverse = _power_tables(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint32)
+    np.cumsum(data.astype(np.uint32) * powers[:n], dtype=np.uint32, out=prefix[1:])
+    word = ~_space_table()[data]
+    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint32)
+
+
+@lru_cache(maxsize=1)
+def _space_table() -> Any:
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[[9, 10, 11, 12, 13, 32]] = True
+    return table
+
+
+@lru_cache(maxsize=1)
+def _permutations() -> Any:
+    import numpy as np
+
+    rng = np.random.RandomState(1)
+    # odd multipliers make h -> a*h + b (mod 2^32) a bijection: one random permutation per hash function
+    a = rng.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = rng.randint(0, 1 << 32, NUM_PERM, dtype=np.uint64).astype(np.uint32)
+    return np.array([a, b])
+
+
+def signature(text: str) -> Any:
+    """MinHash signature (uint32 array) of the text's word 3-grams, computed in one vectorised step."""
+    import numpy as np
+
+    hashes = _word_hashes(text)
+    if len(hashes) >= 3:
+        # combine three word hashes into one shingle hash without building the shingle strings
+        shingles = (hashes[:-2] * np.uint32(0x9E3779B1)) ^ (hashes[1:-1] * np.uint32(0x85EBCA77)) \
+            ^ (hashes[2:] * np.uint32(0xC2B2AE3D))
+    else:
+        shingles = hashes if len(hashes) else np.zeros(1, dtype=np.uint32)
+    a, b = _permutations()
+    return (shingles[:, None] * a[None, :] + b[None, :]).min(axis=0)
 
 
 def minhash(text: str) -> Any:
-    """A datasketch MinHash of the text's word 3-grams."""
+    """A datasketch MinHash of the text's word 3-grams (the signature wrapped for MinHashLSH)."""
     from datasketch import MinHash
 
-    mh = MinHash(num_perm=NUM_PERM, hashfunc=_identity)
-    mh.update_batch(_shingle_hashes(text))
-    return mh
+    return MinHash(num_perm=NUM_PERM, hashvalues=signature(text), permutations=_permutations(), scheme="affine32")
 
 
 def duplicate_issues(examples: Sequence[Example], *, near: bool = True,
@@ -239,15 +324,16 @@ def near_duplicate_pairs(examples: Sequence[Example], *, threshold: float = NEAR
     pairs = []
     for idx, ex in enumerate(examples):
         mh = minhash(ex.all_text())
+        sig = mh.hashvalues
         best: tuple[float, int] | None = None
         for cand in lsh.query(mh):
-            sim = mh.jaccard(signatures[cand])
+            sim = float((signatures[cand] == sig).mean())
             if sim >= threshold and (best is None or sim > best[0]):
                 best = (sim, cand)
         if best is not None:
             pairs.append((ex, examples[best[1]], best[0]))
         lsh.insert(idx, mh, check_duplication=False)
-        signatures.append(mh)
+        signatures.append(sig)
     return pairs
 
 

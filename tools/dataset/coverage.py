@@ -70,20 +70,21 @@ CATEGORIES: tuple[Category, ...] = (
              "Improve a team process, onboarding or workflow."),
 )
 _BY_KEY = {c.key: c for c in CATEGORIES}
-_PATTERNS = {c.key: re.compile(r"\b(?:" + "|".join(re.escape(k) for k in c.keywords) + r")\b", re.I)
-             for c in CATEGORIES}
+_ORDER = {c.key: i for i, c in enumerate(CATEGORIES)}
+# one pattern with a named group per kind: a single scan of the text finds every hit
+_PATTERN = re.compile("|".join(f"(?P<{c.key}>\\b(?:{'|'.join(re.escape(k) for k in c.keywords)})\\b)"
+                               for c in CATEGORIES), re.I)
 
 
 def classify_keywords(text: str) -> str | None:
     """The PM task kind a request is about, by the earliest / most specific keyword hit; None when none hits."""
     best: tuple[int, int, str] | None = None
-    for order, cat in enumerate(CATEGORIES):
-        hit = _PATTERNS[cat.key].search(text)
-        if hit:
-            # earlier categories in the list are the more specific ones, so they win ties on position
-            score = (hit.start() // 40, order, cat.key)
-            if best is None or score < best:
-                best = score
+    for hit in _PATTERN.finditer(text):
+        key = hit.lastgroup or ""
+        # earlier categories in the list are the more specific ones, so they win ties on position
+        score = (hit.start() // 40, _ORDER[key], key)
+        if best is None or score < best:
+            best = score
     return best[2] if best else None
 
 
