@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,10 @@ def merge_run(run_dir: Path, out_dir: Path, step: Callable[[str], None]) -> list
     from tools.train.modeling import load_tuned
 
     step("loading the tuned model")
-    model, tokenizer, _cfg = load_tuned(run_dir)
+    with warnings.catch_warnings():
+        # library deprecation notices say nothing a user can act on
+        warnings.simplefilter("ignore", FutureWarning)
+        model, tokenizer, _cfg = load_tuned(run_dir)
     params = sum(p.numel() for p in model.parameters())
     check_disk(merged_size_bytes(params, 2), free_bytes(out_dir), out_dir)
     step("merging the adapter into the base weights")

@@ -214,7 +214,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     if source is None and PM_SAMPLE_DATA.is_file():
         source = PM_SAMPLE_DATA
         say(f"Few-shot examples come from the bundled PM sample data ({source.name}): the project has no dataset yet.")
-    pairs = pick_few_shot(dataset_pairs(source)) if source else []
+    pairs = pick_few_shot(dataset_pairs(source), focus=f"{spec.purpose} {spec.house_style}") if source else []
     messages = [(role, text) for p, a in pairs for role, text in (("user", p), ("assistant", a))]
     stops = stops_for(entry.template_family, entry.stop_tokens) if entry else []
     params = _parameters(stops, int(GUIDE_PARAMETERS["num_ctx"]))

@@ -54,22 +54,27 @@ def _distance(a: set[str], b: set[str]) -> float:
     return 1.0 - len(a & b) / max(1, len(a | b))
 
 
-def pick_few_shot(pairs: list[tuple[str, str]], k: int = FEW_SHOT) -> list[tuple[str, str]]:
-    """Up to `k` (prompt, answer) pairs that are short enough and as different from each other as possible.
+def pick_few_shot(pairs: list[tuple[str, str]], k: int = FEW_SHOT, focus: str = "") -> list[tuple[str, str]]:
+    """Up to `k` (prompt, answer) pairs that fit, are about `focus` (the project's purpose) and differ from each other.
 
-    Farthest-first over word sets: start with the pair closest to the typical length, then keep adding
-    the pair least like any already chosen. Deterministic for the same input.
+    Start with the pair whose prompt shares most words with `focus` (ties: closest to the typical length),
+    then keep adding the pair that best combines relevance with being unlike any already chosen.
+    Deterministic for the same input.
     """
     fits = [(p.strip(), a.strip()) for p, a in pairs if p.strip() and a.strip() and len(p) + len(a) <= MAX_PAIR_CHARS]
     if not fits:
         return []
     lengths = sorted(len(p) + len(a) for p, a in fits)
     typical = lengths[len(lengths) // 2]
-    chosen = [min(range(len(fits)), key=lambda i: (abs(len(fits[i][0]) + len(fits[i][1]) - typical), i))]
+    topic = _words(focus)
+    prompts = [_words(p) for p, _ in fits]
+    relevance = [len(w & topic) / max(1, len(w)) for w in prompts]
+    chosen = [min(range(len(fits)),
+                  key=lambda i: (-relevance[i], abs(len(fits[i][0]) + len(fits[i][1]) - typical), i))]
     words = [_words(p + " " + a) for p, a in fits]
     while len(chosen) < min(k, len(fits)):
         best = max((i for i in range(len(fits)) if i not in chosen),
-                   key=lambda i: (min(_distance(words[i], words[j]) for j in chosen), -i))
+                   key=lambda i: (relevance[i] + min(_distance(words[i], words[j]) for j in chosen), -i))
         chosen.append(best)
     return [fits[i] for i in chosen]
 

@@ -103,3 +103,10 @@ def test_any_text_round_trips_through_render_and_parse(system: str, user: str, a
     assert back.system == (clean_text(system) if system else None)
     assert back.messages == [("user", clean_text(user)), ("assistant", clean_text(answer))]
     assert back.parameters == [("stop", clean_text(stop)), ("num_ctx", 4096)]
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[3] / "examples").glob("Modelfile.*")), ids=str)
+def test_sample_modelfiles_read_back(path: Path) -> None:
+    spec = parse_modelfile(path.read_text(encoding="utf-8"))
+    assert spec.from_ and spec.template in TEMPLATES.values()
+    assert any(k == "stop" for k, _ in spec.parameters)
