@@ -166,6 +166,10 @@ def train(
                                code="usage")
             task, labels = _detect_task(data)
             cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels)
+        if cfg.task == "causal":
+            from tools.train.catalog import resolve
+
+            resolve(cfg.model)  # an unknown model is a usage error, found before the run folder is made
         if nproc < 1 or (nproc > 1 and cfg.task != "causal"):
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",

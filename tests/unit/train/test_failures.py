@@ -1,0 +1,87 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import tools.train.sft as sft
+from assistant.cli import app
+from tools.train.events import read_events
+
+RUNNER = CliRunner()
+
+
+def invoke(*args: str):
+    return RUNNER.invoke(app, ["train", *args])
+
+
+def test_dataset_with_errors_fails_in_plain_words(tmp_path: Path, chat_file: Path):
+    bad = tmp_path / "bad.jsonl"
+    lines = chat_file.read_text().splitlines()
+    lines[1] = '{"messages": [{"role": "user", "content": "hi"}'
+    bad.write_text("\n".join(lines) + "\n")
+    result = invoke("--data", str(bad), "--model", "tiny-random", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1
+    assert "line 2" in result.output and "mtw check" in result.output
+    assert "Traceback" not in result.output
+    failed = read_events(tmp_path / "run")[-1]
+    assert failed["type"] == "failed" and failed["code"] == "dataset_errors" and failed["fix"]
+
+
+def test_bad_settings_are_a_usage_error_listing_each(tmp_path: Path, chat_file: Path):
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"),
+                    "--set", "batch_size=0", "--set", "epochs=-1")
+    assert result.exit_code == 2
+    assert "batch size 0 — use 1 or more" in result.output and "epochs -1" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_model_and_missing_data_are_usage_errors(tmp_path: Path, chat_file: Path):
+    result = invoke("--data", str(chat_file), "--model", "nope/nothing", "--out", str(tmp_path / "r1"))
+    assert result.exit_code == 2 and "Unknown model 'nope/nothing'" in result.output
+    assert not (tmp_path / "r1").exists()
+    result = invoke("--data", str(tmp_path / "missing.jsonl"), "--model", "tiny-random", "--out", str(tmp_path / "r2"))
+    assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path: Path, chat_file: Path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.jsonl").write_text(json.dumps({"type": "start"}) + "\n")
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_a_failed_event_and_a_diagnosis(tmp_path: Path, chat_file: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    real = sft.lm_loss
+    calls = {"n": 0}
+
+    def exploding(model, batch, chunk_size=1024):
+        loss, n = real(model, batch, chunk_size)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] >= 3 else loss), n
+
+    monkeypatch.setattr(sft, "lm_loss", exploding)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"),
+                    "--set", "batch_size=2", "--max-steps", "6")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    events = read_events(tmp_path / "run")
+    failed = next(e for e in events if e["type"] == "failed")
+    assert failed["code"] == "nan_loss" and "learning_rate" in failed["fix"]
+    assert any(e["type"] == "diagnosis" and e["code"] == "nan_loss" for e in events)
+
+
+@pytest.mark.slow
+def test_out_of_memory_becomes_advice(tmp_path: Path, chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    def oom(model, batch, chunk_size=1024):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(sft, "lm_loss", oom)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "ran out of memory" in result.output and "batch_size=1" in result.output
+    events = read_events(tmp_path / "run")
+    assert any(e["type"] == "failed" and e["code"] == "oom" for e in events)
+    assert any(e["type"] == "diagnosis" and e["code"] == "oom" for e in events)
