@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,15 +77,6 @@ def _ollama_base_quantization(tag: str | None) -> str | None:
     except Exception:  # not pulled (404) or unreadable: the route table treats both as unknown
         return None
     return str(details.quantization_level) if details and details.quantization_level else None
-
-
-def file_hash(path: Path) -> str:
-    """The first 12 hex digits of a file's sha256: how dataset versions are named."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 def _parameters(stops: list[str], num_ctx: int) -> list[tuple[str, str | int | float]]:
@@ -190,11 +180,12 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     result.checks = verify_replies(replies, stops, expected, exact=exact)
 
     from tools import registry
+    from tools.train.inputs import dataset_version
 
     dataset = Path(cfg.data)
     record = registry.register(registry.ModelRecord(
         name=name, base_model=cfg.model, route=choice.route, ollama_tag=name,
-        dataset_hash=file_hash(dataset) if dataset.is_file() else "", run_id=run_dir.resolve().name,
+        dataset_hash=dataset_version(dataset) if dataset.is_file() else "", run_id=run_dir.resolve().name,
         run_dir=str(run_dir.resolve()), eval_scores=registry.run_scores(run_dir),
         verified=result.ok, notes=choice.reason))
     result.registered = record.as_dict()
@@ -238,10 +229,11 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     result.checks = verify_replies(ask_ollama(name, PROBES), stops)
 
     from tools import registry
+    from tools.train.inputs import dataset_version
 
     record = registry.register(registry.ModelRecord(
         name=name, base_model=spec.base_model, route="spec", ollama_tag=name,
-        dataset_hash=file_hash(source) if source else "", verified=result.ok,
+        dataset_hash=dataset_version(source) if source else "", verified=result.ok,
         notes=f"Quick path from the project '{spec.name or project}': SYSTEM prompt and {len(pairs)} example(s)."))
     result.registered = record.as_dict()
     return result
