@@ -200,6 +200,12 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
 
     spec = load_spec(project)
     entry = base_entry(spec.base_model)
+    if entry is not None and not entry.ollama_tag:
+        from tools.train.catalog import CATALOG
+
+        tagged = ", ".join(e.key for e in CATALOG.values() if e.ollama_tag)
+        raise UsageError(f"The quick path builds on a model in Ollama, and the project's base '{spec.base_model}' "
+                         "has no Ollama version.", f"Set the project's base model to one that has: {tagged}.")
     tag = entry.ollama_tag if entry and entry.ollama_tag else spec.base_model
     source = data or project_dataset(project_dir(slugify(spec.name or project)))
     if source is None and PM_SAMPLE_DATA.is_file():

@@ -69,6 +69,21 @@ def test_gguf_route_without_converter_explains_how_to_get_it(tiny_run: Path, mon
     assert not (tiny_run / "export" / "merged").exists()  # refused before writing gigabytes
 
 
+def test_gguf_route_dry_run_converts_with_llama_cpp(tiny_run: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.export.test_merge import fake_converter
+
+    fake_converter(tmp_path / "llama.cpp")
+    monkeypatch.setenv("LLAMA_CPP_DIR", str(tmp_path / "llama.cpp"))
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--route", "gguf", "--dry-run",
+                                 "--quantize", "q4_K_M"])
+    assert result.exit_code == 0, result.output
+    export = tiny_run / "export"
+    assert (export / "model.gguf").read_bytes() == b"GGUF"
+    assert parse_modelfile((export / "Modelfile").read_text(encoding="utf-8")).from_ == "./model.gguf"
+    assert f"  ollama create x-v1 -f {export / 'Modelfile'} --quantize q4_K_M\n" in result.output
+
+
 def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: OllamaDouble,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.export import verify
@@ -150,6 +165,15 @@ def test_quick_path_builds_a_styled_model_from_the_spec(project: str, ollama: Ol
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
     assert [(m["name"], m["route"], m["base_model"], m["verified"]) for m in listed] == \
         [("PM-Style-v1", "spec", "phi4-mini", True)]
+
+
+def test_quick_path_needs_a_base_that_ollama_has(tmp_path: Path) -> None:
+    from tools.project import ProjectSpec, save_spec
+
+    save_spec(ProjectSpec(name="Toy", purpose="try it", base_model="tiny-random"))
+    result = runner.invoke(app, ["export", "--from-spec", "Toy", "--name", "Toy-v1", "--dry-run"])
+    assert result.exit_code == 2
+    assert "no Ollama version" in flat(result.output) and "phi-4-mini" in flat(result.output)
 
 
 def test_quick_path_dry_run_writes_a_modelfile_that_reads_back(project: str, tmp_path: Path) -> None:
