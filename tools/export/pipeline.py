@@ -17,6 +17,7 @@ from tools.export.quick import (
     pick_few_shot,
     project_dataset,
     system_prompt,
+    training_system_prompt,
 )
 from tools.export.routes import UNQUANTISED, RouteChoice, choose_route
 from tools.export.templates import stops_for, template_for
@@ -154,7 +155,8 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
 
     stops = stops_for(entry.template_family, entry.stop_tokens)
     params = _parameters(stops, min(cfg.context, entry.context))
-    spec = ModelfileSpec(from_=from_, adapter=adapter_line, parameters=params,
+    system = training_system_prompt(Path(cfg.data)) if Path(cfg.data).is_file() else None
+    spec = ModelfileSpec(from_=from_, adapter=adapter_line, parameters=params, system=system,
                          template=template_for(entry.template_family))
     modelfile = export_dir / "Modelfile"
     atomic_write_text(modelfile, render_modelfile(spec))
@@ -167,14 +169,14 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
         return result
 
     job = CreateJob(name=name, from_=entry.ollama_tag if choice.route == "adapter" else None, files=files,
-                    adapters=adapters, quantize=quantize, template=spec.template,
+                    adapters=adapters, quantize=quantize, template=spec.template, system=system,
                     parameters=_api_parameters(params))
     create(ollama_api.client(), job, progress)
     say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
     from tools.export.verify import ask_tuned
 
     replies = ask_ollama(name, PROBES)
-    expected = ask_tuned(run_dir, PROBES)
+    expected = ask_tuned(run_dir, PROBES, system)
     # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base
     exact = quantize is None and (choice.route != "adapter" or (base_quant or "").upper() in UNQUANTISED)
     result.checks = verify_replies(replies, stops, expected, exact=exact)

@@ -87,6 +87,20 @@ def dataset_pairs(path: Path) -> list[tuple[str, str]]:
     return [(ex.prompt(), ex.answer()) for ex in result.examples if ex.kind == "chat" and ex.answer()]
 
 
+def training_system_prompt(path: Path) -> str | None:
+    """The system prompt every chat row of a training file starts with, if they all share one; else None.
+
+    A model trained under a fixed system prompt answers best when Ollama sends the same one.
+    """
+    from tools.dataset.readers import read_dataset
+
+    chats = [ex for ex in read_dataset(path).examples if ex.kind == "chat"]
+    systems = {next((m.content for m in ex.messages if m.role == "system"), None) for ex in chats}
+    if len(systems) != 1:
+        return None
+    return systems.pop() or None
+
+
 def project_dataset(project_folder: Path) -> Path | None:
     """The newest dataset file saved in a project's folder, if it has any."""
     found = [p for p in project_folder.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".csv")

@@ -136,8 +136,8 @@ def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0) 
     return out
 
 
-def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...]) -> list[str]:
-    """The tuned model's own greedy answers to `prompts`, generated in-process from the run folder."""
+def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...], system: str | None = None) -> list[str]:
+    """The tuned model's own greedy answers to `prompts` (after `system`), generated in-process from the run."""
     import torch
 
     from tools.train.modeling import load_tuned
@@ -146,8 +146,9 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...]) -> list[str]:
     model.eval()
     answers: list[str] = []
     for prompt in prompts:
-        ids: Any = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)
+        turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        ids: Any = tokenizer.apply_chat_template(turns, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
         with torch.no_grad():
             out = model.generate(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"],
                                  max_new_tokens=PROBE_TOKENS, do_sample=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.export.quick import MAX_PAIR_CHARS, pick_few_shot, project_dataset, system_prompt
+from tools.export.quick import MAX_PAIR_CHARS, pick_few_shot, project_dataset, system_prompt, training_system_prompt
 from tools.project import ProjectSpec
 
 PAIRS = [
@@ -62,3 +62,20 @@ def test_project_dataset_is_the_newest_data_file_outside_runs(tmp_path: Path) ->
         f.write_text("{}\n", encoding="utf-8")
         os.utime(f, (1_000_000 + i, 1_000_000 + i))
     assert project_dataset(tmp_path) == new
+
+
+def test_a_shared_training_system_prompt_is_found(tmp_path: Path) -> None:
+    import json
+
+    def rows(systems: list[str | None]) -> Path:
+        path = tmp_path / "d.jsonl"
+        path.write_text("".join(json.dumps({"messages": ([{"role": "system", "content": s}] if s else [])
+                                            + [{"role": "user", "content": f"q{i}"},
+                                               {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                                for i, s in enumerate(systems)), encoding="utf-8")
+        return path
+
+    assert training_system_prompt(rows(["You are PM-bot.", "You are PM-bot."])) == "You are PM-bot."
+    assert training_system_prompt(rows(["You are PM-bot.", None])) is None
+    assert training_system_prompt(rows(["A", "B"])) is None
+    assert training_system_prompt(rows([None, None])) is None
