@@ -63,19 +63,21 @@ class Narrator:
                    f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
         if self.plain:
             return
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, TextColumn
 
         self.progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                                  TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
-                                 TimeRemainingColumn(), console=self.console)
+                                 TextColumn("ETA {task.fields[eta]}"), console=self.console)
         self.progress.start()
         self.task = self.progress.add_task("train", total=ev["total_steps"], completed=ev.get("resumed_from", 0),
-                                           loss="…", speed="…")
+                                           loss="…", speed="…", eta="…")
 
     def _step(self, ev: dict[str, Any]) -> None:
         if self.progress is not None:
+            eta = ev.get("eta_s")
             self.progress.update(self.task, completed=ev["step"], loss=f"{ev['loss']:.4f}",
-                                 speed=f"{ev['tokens_per_s']:.0f}")
+                                 speed=f"{ev['tokens_per_s']:.0f}",
+                                 eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "…")
         elif ev["step"] % PLAIN_EVERY == 0 or ev["step"] == 1:
             eta = ev.get("eta_s")
             self.console.print(f"step {ev['step']}  loss {ev['loss']:.4f}  {ev['tokens_per_s']:.0f} tok/s"
@@ -178,6 +180,9 @@ def train(
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
+    _quiet_libraries()
+    if not resume:
+        _print_estimate(cfg, narrator)
     try:
         if nproc > 1:
             final = _run_nproc(cfg, out, nproc, resume, command, narrator)
@@ -195,6 +200,23 @@ def train(
         raise typer.Exit(2) from None
     narrator.close()
     _summary(final)
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (e.g. 'classifier weights newly initialised', which is the point) is not for the user."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def _print_estimate(cfg: Any, narrator: Narrator) -> None:
+    from tools.train.estimate import estimate
+
+    e = estimate(cfg)
+    colour = "green" if e.fits else "red"
+    narrator.console.print(f"[{colour}]estimate:[/] {e.verdict}", highlight=False)
+    for change in e.changes:
+        narrator.console.print(f"  → {change}", highlight=False)
 
 
 def _summary(final: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,7 +111,9 @@ def apply_lora(model: Any, *, task: str = "causal", r: int = 16, alpha: int = 32
         targets = ENCODER_TARGETS if task != "causal" else "all-linear"  # type: ignore[assignment]
     config = LoraConfig(task_type=task_type, r=r, lora_alpha=alpha, lora_dropout=dropout,
                         target_modules=list(targets) if not isinstance(targets, str) else targets)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft asks transformers a deprecated question; the warning says nothing to a user
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(seed)
         try:
             return get_peft_model(model, config)
