@@ -65,7 +65,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: 
                 ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}],
                 tokenize=False, add_generation_prompt=True) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(model.device) for k, v in enc.items()}
+            # only what a decoder reads (a BERT-style tokenizer adds token_type_ids, which generate() rejects)
+            enc = {k: enc[k].to(model.device) for k in ("input_ids", "attention_mask")}
             with torch.no_grad():
                 seqs = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
                                       pad_token_id=pad, temperature=None, top_p=None, top_k=None)

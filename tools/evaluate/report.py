@@ -94,6 +94,9 @@ def verdict(report: dict[str, Any]) -> str:
                        f"prompts (base: {b['structure_pass']} of {b['structure_total']}).")
         out.append(f"It passes every format check in {t['all_checks_pass']} of {t['prompts']} prompts "
                    f"(base: {b['all_checks_pass']} of {b['prompts']}).")
+        if t["stopped"] != b["stopped"]:
+            out.append(f"It ends its answer by itself in {t['stopped']} of {t['prompts']} prompts "
+                       f"(base: {b['stopped']} of {b['prompts']}).")
         if t["stopped"] < t["prompts"]:
             out.append(f"In {t['prompts'] - t['stopped']} prompt(s) it did not end its answer and ran to the length "
                        "limit: check the chat template and stop tokens before exporting.")

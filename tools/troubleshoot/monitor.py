@@ -293,7 +293,8 @@ def diagnose(
     finite = [x for x in losses if math.isfinite(x)]
     finite_steps = [s for s in steps if isinstance(s.get("loss"), int | float) and math.isfinite(s["loss"])]
     lr = _lr(steps, cfg)
-    n = n_examples if n_examples is not None else cfg.get("n_examples")
+    # 0 means "not known here" (a job that failed before counting); a real empty dataset never starts training
+    n = n_examples or cfg.get("n_examples")
     dev = device or str(cfg.get("device") or "cpu").split(":")[0]
     nan = _check_nan(steps, failed, lr)
     # a NaN curve says nothing reliable about trends, and a rising curve is not merely flat
