@@ -190,8 +190,9 @@ def models(
         return
     table = Table(title="Registered models")
     table.add_column("name", no_wrap=True)
-    for col in ("base", "route", "dataset", "verified", "created"):
+    for col in ("base", "route", "dataset", "verified"):
         table.add_column(col)
+    table.add_column("created", no_wrap=True)
     for r in records:
         star = " ★" if r.promoted else ""
         table.add_row(f"{r.name}{star}", r.base_model, r.route, r.dataset_hash or "—", "yes" if r.verified else "no",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import textwrap
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +52,7 @@ def similarity(a: str, b: str) -> float:
 
 
 def _which(replies: list[ProbeReply], bad: list[int]) -> str:
-    return "; ".join(f"'{replies[i].prompt[:50]}'" for i in bad)
+    return "; ".join(f"'{textwrap.shorten(replies[i].prompt, 50, placeholder='…')}'" for i in bad)
 
 
 def verify_replies(
@@ -112,8 +114,9 @@ def verify_replies(
             f"Its answers match the tuned model's own answers {how}." if not off
             else f"On {len(off)} of {n} prompts it answers differently from the tuned model before export "
                  f"({_which(replies, off)}; lowest similarity {low:.0%}).",
-            "" if not off else "Something changed on the way into Ollama: export without quantising (F16) to "
-                               "compare, and check that the base in the Modelfile is exactly the one you trained on.",
+            "" if not off else "Something changed on the way into Ollama. If you quantised, export again without "
+                               "--quantize to compare; check that the Modelfile's base is exactly the model you "
+                               "trained on and that its TEMPLATE matches the training chat template.",
         ))
     return checks
 
@@ -142,7 +145,10 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...], system: str | 
 
     from tools.train.modeling import load_tuned
 
-    model, tokenizer, _cfg = load_tuned(run_dir)
+    with warnings.catch_warnings():
+        # library deprecation notices say nothing a user can act on
+        warnings.simplefilter("ignore", FutureWarning)
+        model, tokenizer, _cfg = load_tuned(run_dir)
     model.eval()
     answers: list[str] = []
     for prompt in prompts:
