@@ -167,7 +167,13 @@ def train(
                 raise MTWError(f"The dataset {data} does not exist.", fix="Check the path given to --data.",
                                code="usage")
             task, labels = _detect_task(data)
-            cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels)
+            # the presets are the guide's values for generators; a small encoder with a fresh head learns
+            # at a higher rate over more passes (--set still wins)
+            encoder: dict[str, Any] = {}
+            if task != "causal" and preset is None:
+                encoder = {"learning_rate": 1e-3, "epochs": 5}
+            cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels,
+                               **encoder)
         if cfg.task == "causal":
             from tools.train.catalog import resolve
 
