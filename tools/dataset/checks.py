@@ -19,6 +19,7 @@ RECOMMENDED_EXAMPLES = 50
 DEFAULT_CONTEXT = 4096
 NEAR_DUP_THRESHOLD = 0.8
 NUM_PERM = 64
+_BATCH = 512
 IMBALANCE_RATIO = 3.0
 # an answer this many times shorter/longer than the median answer is worth a look
 OUTLIER_FACTOR = 5.0
@@ -122,7 +123,8 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 _PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
 _PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])"
                     r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,4}(?![\w-])")
-_PHONE_CANDIDATE = re.compile(r"[+(]?\d[\d ().-]{6,18}\d")
+# starts on a digit so the scan can skip ahead fast; the window handed to _PHONE adds a possible "+44 " or "("
+_PHONE_CANDIDATE = re.compile(r"\d[\d ().-]{6,18}\d")
 # (what it is, literal hints that must appear for it to be possible, the pattern); the hints keep the scan cheap
 _SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
     ("an OpenAI-style API key", ("sk-",), re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
@@ -138,12 +140,16 @@ _ASSIGNMENT_HINTS = ("password", "passwd", "api_key", "api-key", "apikey", "secr
 _ASSIGNMENT = re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")
 
 
+_ANY_HINT = re.compile("|".join(re.escape(h) for _, hints, _ in _SECRETS for h in hints))
+
+
 def _find_secret(text: str) -> tuple[str, re.Match[str]] | None:
-    for name, hints, pattern in _SECRETS:
-        if any(h in text for h in hints):
-            hit = pattern.search(text)
-            if hit:
-                return name, hit
+    if _ANY_HINT.search(text):
+        for name, hints, pattern in _SECRETS:
+            if any(h in text for h in hints):
+                hit = pattern.search(text)
+                if hit:
+                    return name, hit
     low = text.lower()
     if any(h in low for h in _ASSIGNMENT_HINTS):
         hit = _ASSIGNMENT.search(text)
@@ -155,7 +161,7 @@ def _find_secret(text: str) -> tuple[str, re.Match[str]] | None:
 def _find_phones(text: str) -> list[str]:
     found = []
     for cand in _PHONE_CANDIDATE.finditer(text):
-        window = text[max(0, cand.start() - 1): cand.end() + 1]
+        window = text[max(0, cand.start() - 6): cand.end() + 1]
         found += [m.group() for m in _PHONE.finditer(window)]
     return found
 
@@ -230,17 +236,23 @@ def _power_tables(n: int) -> tuple[Any, Any]:
 
 
 def _word_hashes(text: str) -> Any:
-    """One 32-bit hash per whitespace-separated lower-cased word, computed without a Python loop.
+    """One 32-bit hash per whitespace-separated lower-cased word, computed without a Python loop."""
+    return _byte_word_hashes(text.lower().encode("utf-8"))[2]
+
+
+def _byte_word_hashes(raw: bytes) -> tuple[Any, Any, Any]:
+    """(word starts, word ends, word hashes) for the whitespace-separated words of some bytes.
 
     A polynomial hash over the bytes: prefix sums of byte * base^i, and a word's hash is its slice of the
     prefix sums scaled back by base^-start, so the same word hashes the same wherever it stands.
     """
     import numpy as np
 
-    data = np.frombuffer(text.lower().encode("utf-8"), dtype=np.uint8)
+    data = np.frombuffer(raw, dtype=np.uint8)
     n = len(data)
     if n == 0:
-        return np.zeros(0, dtype=np.uint32)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.uint32)
     powers, inverse = _power_tables(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
     np.cumsum(data.astype(np.uint32) * powers[:n], dtype=np.uint32, out=prefix[1:])
@@ -248,7 +260,15 @@ def _word_hashes(text: str) -> Any:
     edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
-    return (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint32)
+    return starts, ends, (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint32)
+
+
+def _shingles(hashes: Any) -> Any:
+    import numpy as np
+
+    # combine three word hashes into one shingle hash without building the shingle strings
+    return (hashes[:-2] * np.uint32(0x9E3779B1)) ^ (hashes[1:-1] * np.uint32(0x85EBCA77)) \
+        ^ (hashes[2:] * np.uint32(0xC2B2AE3D))
 
 
 @lru_cache(maxsize=1)
@@ -272,18 +292,42 @@ def _permutations() -> Any:
 
 
 def signature(text: str) -> Any:
-    """MinHash signature (uint32 array) of the text's word 3-grams, computed in one vectorised step."""
+    """MinHash signature (uint32 array) of the text's word 3-grams (single words for very short texts)."""
     import numpy as np
 
     hashes = _word_hashes(text)
     if len(hashes) >= 3:
-        # combine three word hashes into one shingle hash without building the shingle strings
-        shingles = (hashes[:-2] * np.uint32(0x9E3779B1)) ^ (hashes[1:-1] * np.uint32(0x85EBCA77)) \
-            ^ (hashes[2:] * np.uint32(0xC2B2AE3D))
+        shingles = _shingles(hashes)
     else:
         shingles = hashes if len(hashes) else np.zeros(1, dtype=np.uint32)
     a, b = _permutations()
     return (shingles[:, None] * a[None, :] + b[None, :]).min(axis=0)
+
+
+def signatures(texts: Sequence[str]) -> Any:
+    """Signatures of many texts at once (rows equal `signature(text)`), a few numpy calls per batch."""
+    import numpy as np
+
+    a, b = _permutations()
+    out = np.empty((len(texts), NUM_PERM), dtype=np.uint32)
+    if not texts:
+        return out
+    encoded = [t.lower().encode("utf-8") for t in texts]
+    # a newline between texts is whitespace, so no word runs from one text into the next
+    doc_start = np.cumsum([0] + [len(e) + 1 for e in encoded[:-1]])
+    starts, _, hashes = _byte_word_hashes(b"\n".join(encoded))
+    word_doc = np.searchsorted(doc_start, starts, side="right") - 1
+    same = word_doc[:-2] == word_doc[2:] if len(hashes) >= 3 else np.zeros(0, dtype=bool)
+    shingles = _shingles(hashes)[same] if len(hashes) >= 3 else np.zeros(0, dtype=np.uint32)
+    shingle_doc = word_doc[:-2][same] if len(hashes) >= 3 else np.zeros(0, dtype=np.int64)
+    counts = np.bincount(shingle_doc, minlength=len(texts))
+    has = counts > 0
+    if shingles.size:
+        first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        out[has] = np.minimum.reduceat(shingles[:, None] * a[None, :] + b[None, :], first[has], axis=0)
+    for i in np.flatnonzero(~has):
+        out[i] = signature(texts[int(i)])
+    return out
 
 
 def minhash(text: str) -> Any:
@@ -317,23 +361,24 @@ def duplicate_issues(examples: Sequence[Example], *, near: bool = True,
 def near_duplicate_pairs(examples: Sequence[Example], *, threshold: float = NEAR_DUP_THRESHOLD
                          ) -> list[tuple[Example, Example, float]]:
     """(later row, earlier row, estimated similarity) for rows that are almost the same text."""
-    from datasketch import MinHashLSH
+    from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-    signatures: list[Any] = []
+    # lean towards recall: a false candidate costs one signature comparison, a missed pair is never reported
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.2, 0.8))
+    perms = _permutations()
+    sigs = [signatures([ex.all_text() for ex in examples[i:i + _BATCH]]) for i in range(0, len(examples), _BATCH)]
     pairs = []
     for idx, ex in enumerate(examples):
-        mh = minhash(ex.all_text())
-        sig = mh.hashvalues
+        sig = sigs[idx // _BATCH][idx % _BATCH]
+        mh = MinHash(num_perm=NUM_PERM, hashvalues=sig, permutations=perms, scheme="affine32")
         best: tuple[float, int] | None = None
         for cand in lsh.query(mh):
-            sim = float((signatures[cand] == sig).mean())
+            sim = float((sigs[cand // _BATCH][cand % _BATCH] == sig).mean())
             if sim >= threshold and (best is None or sim > best[0]):
                 best = (sim, cand)
         if best is not None:
             pairs.append((ex, examples[best[1]], best[0]))
         lsh.insert(idx, mh, check_duplication=False)
-        signatures.append(sig)
     return pairs
 
 

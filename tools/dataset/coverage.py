@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -70,21 +69,27 @@ CATEGORIES: tuple[Category, ...] = (
              "Improve a team process, onboarding or workflow."),
 )
 _BY_KEY = {c.key: c for c in CATEGORIES}
-_ORDER = {c.key: i for i, c in enumerate(CATEGORIES)}
-# one pattern with a named group per kind: a single scan of the text finds every hit
-_PATTERN = re.compile("|".join(f"(?P<{c.key}>\\b(?:{'|'.join(re.escape(k) for k in c.keywords)})\\b)"
-                               for c in CATEGORIES), re.I)
+_KEYWORDS = [(k.lower(), order, c.key) for order, c in enumerate(CATEGORIES) for k in c.keywords]
+
+
+def _is_word_edge(text: str, i: int) -> bool:
+    return i < 0 or i >= len(text) or not text[i].isalnum()
 
 
 def classify_keywords(text: str) -> str | None:
     """The PM task kind a request is about, by the earliest / most specific keyword hit; None when none hits."""
+    low = text.lower()
     best: tuple[int, int, str] | None = None
-    for hit in _PATTERN.finditer(text):
-        key = hit.lastgroup or ""
-        # earlier categories in the list are the more specific ones, so they win ties on position
-        score = (hit.start() // 40, _ORDER[key], key)
-        if best is None or score < best:
-            best = score
+    # plain substring search with a word-boundary check: several times faster than a big regex alternation
+    for word, order, key in _KEYWORDS:
+        pos = low.find(word)
+        while pos >= 0 and not (_is_word_edge(low, pos - 1) and _is_word_edge(low, pos + len(word))):
+            pos = low.find(word, pos + 1)
+        if pos >= 0:
+            # earlier categories in the list are the more specific ones, so they win ties on position
+            score = (pos // 40, order, key)
+            if best is None or score < best:
+                best = score
     return best[2] if best else None
 
 

@@ -486,7 +486,8 @@ def _messages(items: Any, key_role: str, key_text: str, where: str, line: int,
         if role is None or content is None:
             ok = False
             continue
-        out.append(Message(role=role, content=content))  # type: ignore[arg-type]
+        # role and content were checked just above; skip a second validation on this hot path
+        out.append(Message.model_construct(role=role, content=content))  # type: ignore[arg-type]
     return out if ok else None
 
 
