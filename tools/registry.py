@@ -172,11 +172,25 @@ def flatten_scores(report: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def tuned_scores(flat: dict[str, float]) -> dict[str, float]:
+    """The numbers that describe the tuned model itself: the base model's columns and plain counts dropped.
+
+    Every version of a model shares its base, so comparing versions is about the `tuned` side only.
+    """
+    out: dict[str, float] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        if "base" in parts or parts[-1] in ("tokens", "prompts"):
+            continue
+        out[".".join(p for p in parts if p != "tuned")] = value
+    return out
+
+
 def run_scores(run_dir: str | Path) -> dict[str, float]:
-    """The numbers of a run's eval report (RUN_DIR/eval/report.json); empty when it has none."""
+    """The tuned model's numbers from a run's eval report (RUN_DIR/eval/report.json); empty when it has none."""
     path = Path(run_dir) / "eval" / "report.json"
     try:
-        return flatten_scores(json.loads(path.read_text(encoding="utf-8")))
+        return tuned_scores(flatten_scores(json.loads(path.read_text(encoding="utf-8"))))
     except (OSError, ValueError):
         return {}
 

@@ -124,3 +124,18 @@ def test_delete_registry_only_leaves_ollama_alone(ollama: OllamaDouble) -> None:
     assert runner.invoke(app, ["models", "--delete", "PM-General-v1", "--yes"]).exit_code == 0
     assert registry.list_models() == [] and "PM-General-v1" in ollama.created
     assert not ollama.requests_to("/api/delete")
+
+
+def test_compare_shows_the_tuned_side_of_eval_reports(tmp_path: Path) -> None:
+    def report(loss: float, rouge: float) -> dict:
+        return {"model": "phi-4-mini", "training": {"steps": 30, "final_val_loss": loss, "finished": True},
+                "heldout": {"base": {"val_loss": 2.5, "tokens": 900}, "tuned": {"val_loss": loss, "tokens": 900}},
+                "summary": {"base": {"prompts": 10, "rouge_l": 0.1}, "tuned": {"prompts": 10, "rouge_l": rouge},
+                            "by_category": {"format_consistency": {"base": {"checks_pass": 0, "prompts": 2},
+                                                                   "tuned": {"checks_pass": 2, "prompts": 2}}}},
+                "prompts": [{"id": "p1", "tuned": {"rouge_l": 0.9}}]}
+    add("PM-General-v1", make_run(tmp_path, "r1", report(1.9, 0.31)))
+    add("PM-General-v2", make_run(tmp_path, "r2", report(1.6, 0.42)))
+    assert registry.compare("PM-General-v1", "PM-General-v2").rows == [
+        ("training.steps", 30.0, 30.0), ("training.final_val_loss", 1.9, 1.6), ("heldout.val_loss", 1.9, 1.6),
+        ("summary.rouge_l", 0.31, 0.42), ("summary.by_category.format_consistency.checks_pass", 2.0, 2.0)]
