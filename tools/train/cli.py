@@ -204,6 +204,11 @@ def train(
         narrator.close()
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        # only possible while loading, before the first step: once training runs, Ctrl-C stops it cleanly
+        narrator.close()
+        typer.echo("stopped before the first training step; nothing to resume — run the same command again.")
+        raise typer.Exit(130) from None
     narrator.close()
     _summary(final)
 

@@ -77,3 +77,21 @@ def test_packing_keeps_every_token_and_respects_the_budget(tok):
     grouped = grouped_batches(examples, batch_size=2, pad_id=tok.pad_token_id, seed=0)
     assert sorted(int(b["attention_mask"].sum()) for b in grouped) == sorted(
         len(examples[i]) + len(examples[i + 1]) for i in (0, 2, 4))
+
+
+@pytest.mark.parametrize("family", ["llama3", "phi3", "gemma", "chatml"])
+def test_each_template_family_teaches_its_own_end_of_turn(family):
+    from tools.train.catalog import CATALOG, CHAT_TEMPLATES, tiny_random_tokenizer
+
+    entry = next(e for e in CATALOG.values() if e.template_family == family)
+    tok = tiny_random_tokenizer()
+    specials = {"llama3": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+                "phi3": ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>"],
+                "gemma": ["<bos>", "<start_of_turn>", "<end_of_turn>"], "chatml": []}[family]
+    tok.add_special_tokens({"additional_special_tokens": specials})
+    tok.chat_template = CHAT_TEMPLATES[family]
+    tok.bos_token = {"llama3": "<|begin_of_text|>", "gemma": "<bos>"}.get(family, tok.bos_token)
+    tok.eos_token = entry.stop_tokens[0]
+    ex = tokenize_chat(tok, CHAT[1:3], max_len=512)
+    taught = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
+    assert tok.decode(taught).replace(" ", "") == "asauser,iwanttoresetmypassword." + entry.stop_tokens[0]
