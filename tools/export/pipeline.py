@@ -80,6 +80,11 @@ def _ollama_base_quantization(tag: str | None) -> str | None:
     return str(details.quantization_level) if details and details.quantization_level else None
 
 
+def ollama_reads(filename: str) -> bool:
+    """True for the files Ollama's safetensors import uses: weights, JSON configs and a SentencePiece model."""
+    return filename.endswith((".safetensors", ".json")) or filename == "tokenizer.model"
+
+
 def _parameters(stops: list[str], num_ctx: int) -> list[tuple[str, str | int | float]]:
     params: list[tuple[str, str | int | float]] = [("temperature", GUIDE_PARAMETERS["temperature"]),
                                                    ("top_p", GUIDE_PARAMETERS["top_p"]), ("num_ctx", num_ctx)]
@@ -151,7 +156,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
             from_, adapter_line, files = "./model.gguf", None, {"model.gguf": gguf}
         else:
             from_, adapter_line = "./merged", None
-            files = {p.name: p for p in written}
+            files = {p.name: p for p in written if ollama_reads(p.name)}
 
     stops = stops_for(entry.template_family, entry.stop_tokens)
     params = _parameters(stops, min(cfg.context, entry.context))

@@ -100,7 +100,8 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     assert [c["name"] for c in report["checks"]] == ["answers", "stops", "no_template_text", "matches_tuned"]
     body = ollama.created["PM-General-v1"]
     merged = tiny_run / "export" / "merged"
-    assert set(body["files"]) == {p.name for p in merged.iterdir()}
+    assert set(body["files"]) == {p.name for p in merged.iterdir() if p.suffix in (".json", ".safetensors")}
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(body["files"])
     assert set(body["files"].values()) <= set(ollama.blobs)
     assert body["parameters"]["stop"] == ["<|im_end|>"] and body["template"] == TEMPLATES["chatml"]
 
