@@ -48,7 +48,7 @@ def end_ids(tokenizer: Any) -> list[int]:
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-             batch_size: int = 8, system: str | None = None) -> list[Generation]:
+             batch_size: int = 16, system: str | None = None) -> list[Generation]:
     """Greedy answers for `prompts`, rendered with the model's own chat template, in left-padded batches."""
     import torch
 

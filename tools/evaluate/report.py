@@ -9,6 +9,8 @@ from tools.evaluate.judge import CRITERIA
 from tools.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 VARIANTS = ("base", "tuned")
+# a held-out loss within 5 % of the base's means the adapter has hardly moved the model yet
+LITTLE_CHANGE = 0.05
 STRUCTURE_CHECKS = ("user_story", "list", "update")
 TINY_NOTE = ("(tiny-random is a randomly initialised model for trying the workflow: it learns the format of a "
              "dataset, nothing more, so its answers are not meant to read well.)")
@@ -84,6 +86,9 @@ def verdict(report: dict[str, Any]) -> str:
         direction = "fell" if t["val_loss"] < b["val_loss"] else "rose"
         out.append(f"On held-out examples the loss {direction} from {b['val_loss']:.2f} to {t['val_loss']:.2f} "
                    f"(perplexity {b['perplexity']:.3g} → {t['perplexity']:.3g}).")
+        if b["val_loss"] - t["val_loss"] < LITTLE_CHANGE * b["val_loss"]:
+            out.append("Training has barely changed the model yet: train longer (more steps or epochs) before "
+                       "judging its answers.")
     if task == "causal" and s:
         b, t = s["base"], s["tuned"]
         if t["user_story_total"]:

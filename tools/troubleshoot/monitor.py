@@ -104,6 +104,12 @@ def _nice(x: float) -> float:
     return float(f"{x:.0e}")
 
 
+def _lr_text(x: float) -> str:
+    """A learning rate as people write it: 3e-4, not 0.0003."""
+    mantissa, exp = f"{x:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exp)}"
+
+
 def _check_nan(steps: list[dict[str, Any]], failed: list[dict[str, Any]], lr: float) -> Diagnosis | None:
     bad = [s for s in steps if isinstance(s.get("loss"), int | float) and not math.isfinite(s["loss"])]
     if not bad and not any(f.get("code") == "nan_loss" for f in failed):
@@ -115,7 +121,8 @@ def _check_nan(steps: list[dict[str, Any]], failed: list[dict[str, Any]], lr: fl
         f"The training loss became 'not a number'{where}: the model's numbers blew up and it stopped learning.",
         "The learning rate is too high for this model or data, or an example is empty or broken.",
         {"learning_rate": new_lr, "warmup_ratio": 0.1},
-        f"Lower the learning rate to {new_lr:g} with a 10 % warm-up and start again; run `mtw check` on the data.",
+        f"Lower the learning rate to {_lr_text(new_lr)} with a 10 % warm-up and start again; "
+        "run `mtw check` on the data.",
     )
 
 
@@ -133,7 +140,7 @@ def _check_diverging(losses: list[float], lr: float) -> Diagnosis | None:
         "worse at your examples.",
         "The learning rate is too high: each update overshoots, so the model forgets what it had learned.",
         {"learning_rate": new_lr, "warmup_ratio": 0.1},
-        f"Restart with a lower learning rate ({new_lr:g} instead of {lr:g}) and a 10 % warm-up.",
+        f"Restart with a lower learning rate ({_lr_text(new_lr)} instead of {_lr_text(lr)}) and a 10 % warm-up.",
     )
 
 
@@ -151,7 +158,8 @@ def _check_flat(losses: list[float], lr: float) -> Diagnosis | None:
         "the model is not learning from your examples.",
         "The learning rate is too low, or the examples are too few, too alike or inconsistent with each other.",
         {"learning_rate": new_lr},
-        f"Raise the learning rate to {new_lr:g}; check the data (`mtw check`) and use at least 20 varied examples.",
+        f"Raise the learning rate to {_lr_text(new_lr)}; check the data (`mtw check`) and use at least 20 varied "
+        "examples.",
     )
 
 

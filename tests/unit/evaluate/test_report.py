@@ -81,6 +81,14 @@ def test_report_counts_and_verdict_from_side_by_side_answers(tmp_path):
     assert r["diagnoses"] == []
 
 
+def test_verdict_says_when_training_has_barely_changed_the_model(tmp_path):
+    held = {"base": {"val_loss": 10.7, "perplexity": 44000.0}, "tuned": {"val_loss": 10.5, "perplexity": 36000.0}}
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout=held, prompts=[], generate=None)
+    assert "barely changed the model" in r["verdict"]
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout=HELD, prompts=[], generate=None)
+    assert "barely" not in r["verdict"]
+
+
 def test_verdict_names_the_category_that_got_worse(tmp_path):
     r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=list(BUILTIN),
                      generate=lambda ps, v: scripted(bad_categories=("domain_knowledge",))(ps, "tuned")

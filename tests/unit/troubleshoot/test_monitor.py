@@ -55,6 +55,7 @@ def test_flat_loss_fires_and_suggests_a_higher_learning_rate():
     ds = diagnose(run(noisy([2.5] * 40, pct=0.01), lr=5e-5))
     assert [d.code for d in ds] == ["flat_loss"]
     assert ds[0].fix == {"learning_rate": 3e-4}
+    assert "Raise the learning rate to 3e-4" in ds[0].fix_text
     assert "not learning" in ds[0].message
 
 
@@ -67,6 +68,7 @@ def test_diverging_fires_and_lowers_the_learning_rate():
     ds = diagnose(run(losses, lr=6e-4))
     assert [d.code for d in ds] == ["diverging"]
     assert ds[0].fix["learning_rate"] == pytest.approx(2e-4)
+    assert "(2e-4 instead of 6e-4)" in ds[0].fix_text
     assert ds[0].severity == "error"
 
 
