@@ -125,6 +125,9 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     run.mkdir(parents=True, exist_ok=True)
     events = EventWriter(run, listener)
     prior = read_events(run) if resume else []
+    if any(e.get("type") == "done" for e in prior):
+        raise UsageError(f"{run} has already finished; its adapter is in {run / 'adapter'}.",
+                         fix="To train again, start a new run with another --out.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         final = _fit(cfg, run, device, events, prior, resume, command)

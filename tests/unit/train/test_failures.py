@@ -85,3 +85,17 @@ def test_out_of_memory_becomes_advice(tmp_path: Path, chat_file: Path, monkeypat
     events = read_events(tmp_path / "run")
     assert any(e["type"] == "failed" and e["code"] == "oom" for e in events)
     assert any(e["type"] == "diagnosis" and e["code"] == "oom" for e in events)
+
+
+def test_resuming_a_finished_run_says_so(tmp_path: Path, chat_file: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"model: tiny-random\ndata: {chat_file}\n")
+    (run / "events.jsonl").write_text(json.dumps({"type": "done", "adapter": str(run / "adapter")}) + "\n")
+    result = invoke("--out", str(run), "--resume")
+    assert result.exit_code == 2 and "already finished" in result.output
+
+
+def test_resume_without_a_run_folder_is_a_usage_error(tmp_path: Path):
+    result = invoke("--out", str(tmp_path / "nothing"), "--resume")
+    assert result.exit_code == 2 and "not a training run" in result.output
