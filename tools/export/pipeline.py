@@ -124,6 +124,10 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    if cfg.task != "causal":
+        raise UsageError(f"{run_dir} trained a {cfg.task} model (labels, not text): Ollama runs text-generation "
+                         "models only.", "Use it from Python with tools.train.modeling.load_tuned, and check it "
+                                         f"with `mtw eval {run_dir}`.")
     adapter_files = _adapter_files(run_dir)
     entry = base_entry(cfg.model)
     if entry is None:

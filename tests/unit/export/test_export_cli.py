@@ -135,6 +135,19 @@ def test_export_without_ollama_says_so(tiny_run: Path) -> None:
     assert result.exit_code == 1 and "Ollama is not running" in flat(result.output)
 
 
+def test_classifier_runs_and_unfinished_runs_are_refused(tiny_run: Path) -> None:
+    config = tiny_run / "config.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("task: causal", "task: classification"), encoding="utf-8")
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--dry-run"])
+    assert result.exit_code == 2 and "text-generation models only" in flat(result.output)
+    config.write_text(text, encoding="utf-8")
+    (tiny_run / "adapter" / "adapter_model.safetensors").unlink()
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--dry-run"])
+    assert result.exit_code == 2 and "no finished adapter" in flat(result.output) and "--resume" in flat(result.output)
+    assert runner.invoke(app, ["export", str(tiny_run / "nope"), "--name", "x-v1", "--dry-run"]).exit_code == 2
+
+
 def test_run_dir_and_from_spec_are_exclusive() -> None:
     assert runner.invoke(app, ["export", "--name", "x"]).exit_code == 2
     assert runner.invoke(app, ["export", "run", "--from-spec", "p", "--name", "x"]).exit_code == 2
