@@ -21,7 +21,7 @@ SYSTEM = 'You write user stories for the "Payments" team.\nUse """As a / I want 
 
 def family_spec(family: str) -> ModelfileSpec:
     return ModelfileSpec(
-        from_="./model.gguf" if family == "gemma" else "phi4-mini",
+        from_={"phi3": "phi4-mini", "llama3": "llama3.2:1b", "chatml": "./merged", "gemma": "./model.gguf"}[family],
         parameters=[("temperature", 0.7), ("top_p", 0.9), ("num_ctx", 4096)]
         + [("stop", s) for s in stops_for(family)],
         system=SYSTEM,
