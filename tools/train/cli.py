@@ -150,7 +150,12 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     nproc: int = typer.Option(1, "--nproc", help="Train in N processes (data parallel, one per GPU or CPU share)."),
 ) -> None:
-    """Fine-tune a base model on your dataset with LoRA."""
+    """Fine-tune a base model on your dataset with LoRA.
+
+    Models: tiny-random (built in, for trying the workflow), minilm (built in, for text+label and
+    tokens+tags data), or phi-4-mini, llama-3.2-1b/3b, qwen2.5-0.5b/1.5b/3b, gemma-2-2b,
+    smollm2-360m/1.7b, any downloaded Hugging Face id or model folder.
+    """
     from tools.train.config import build_config, load_run_config, reproduce_command
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
@@ -235,8 +240,10 @@ def _summary(final: dict[str, Any]) -> None:
     if kind == "done":
         m = final.get("metrics", {})
         parts = [f"{k.replace('_', ' ')} {v}" for k, v in m.items() if v is not None]
+        run_dir = Path(final["adapter"]).parent
         typer.secho(f"done: adapter in {final['adapter']}", fg="green")
         typer.echo("  " + ", ".join(parts))
+        typer.echo(f"next: mtw eval {run_dir}   then   mtw export {run_dir} --name NAME")
         raise typer.Exit(0)
     if kind == "stopped":
         typer.echo(final["message"])
