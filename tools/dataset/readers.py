@@ -406,7 +406,7 @@ def detect_format(value: Any) -> str | None:
     return None
 
 
-def _issue(code: str, line: int, message: str, fix: str, severity: str = "error") -> Issue:
+def _issue(code: str, line: int | None, message: str, fix: str, severity: str = "error") -> Issue:
     return Issue(code=code, severity=severity, line=line, message=message, fix=fix)  # type: ignore[arg-type]
 
 
@@ -585,10 +585,11 @@ def _from_ner(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
         issues.append(_issue("bad_type", line, f"Line {line}: \"text\" must be text and \"{span_key}\" a list.",
                              f"Write \"{span_key}\" as [{{\"start\": 0, \"end\": 5, \"label\": \"ORG\"}}, ...]."))
         return None
-    return _spans_to_bio(text, spans, span_key, line, issues)
+    return bio_from_spans(text, spans, span_key, line, issues)
 
 
-def _spans_to_bio(text: str, spans: list[Any], key: str, line: int, issues: list[Issue]) -> Example | None:
+def bio_from_spans(text: str, spans: list[Any], key: str, line: int | None, issues: list[Issue]) -> Example | None:
+    """An entity row from text + character spans: whitespace tokens with BIO tags; bad spans go to `issues`."""
     words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
     tags = ["O"] * len(words)
     for i, span in enumerate(spans, start=1):
