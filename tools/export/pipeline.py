@@ -239,6 +239,9 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     if dry_run:
         return result
 
+    from tools.export.routes import require_ollama
+
+    require_ollama(ollama_api.version())
     job = CreateJob(name=name, from_=tag, template=template, system=mf.system, parameters=_api_parameters(params),
                     messages=[{"role": r, "content": c} for r, c in messages])
     create(ollama_api.client(), job, progress)

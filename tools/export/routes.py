@@ -59,6 +59,15 @@ def _v(version: tuple[int, int, int]) -> str:
     return ".".join(map(str, version))
 
 
+def require_ollama(ollama_version: str | None) -> tuple[int, int, int] | None:
+    """The parsed version; UsageError when Ollama is too old for the create API we use."""
+    version = parse_version(ollama_version)
+    if version is not None and version < MIN_OLLAMA:
+        raise UsageError(f"Your Ollama is version {ollama_version}; creating models through its API needs "
+                         f"{_v(MIN_OLLAMA)} or newer.", "Update Ollama from https://ollama.com/download and try again.")
+    return version
+
+
 def choose_route(
     requested: str,
     *,
@@ -74,10 +83,7 @@ def choose_route(
     'Q4_K_M' or 'F16'; None when unknown); `ollama_version` is None when Ollama is not asked (dry run).
     """
     arch = arch_name(architecture)
-    version = parse_version(ollama_version)
-    if version is not None and version < MIN_OLLAMA:
-        raise UsageError(f"Your Ollama is version {ollama_version}; creating models from uploaded files needs "
-                         f"{_v(MIN_OLLAMA)} or newer.", "Update Ollama from https://ollama.com/download and try again.")
+    version = require_ollama(ollama_version)
     converts = arch in CONVERTIBLE and (version is None or version >= CONVERTIBLE[arch])
     adapter_possible = adapter_ok and arch in ADAPTER_ARCHS and bool(ollama_tag)
     exact_base = (base_quantization or "").upper() in UNQUANTISED

@@ -181,6 +181,13 @@ def test_quick_path_builds_a_styled_model_from_the_spec(project: str, ollama: Ol
         [("PM-Style-v1", "spec", "phi4-mini", True)]
 
 
+def test_quick_path_on_an_old_ollama_says_update(project: str, ollama: OllamaDouble) -> None:
+    ollama.version = "0.4.7"
+    result = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style"])
+    assert result.exit_code == 2 and "0.4.7" in flat(result.output) and "ollama.com/download" in flat(result.output)
+    assert not ollama.requests_to("/api/create")
+
+
 def test_quick_path_needs_a_base_that_ollama_has(tmp_path: Path) -> None:
     from tools.project import ProjectSpec, save_spec
 
@@ -199,3 +206,21 @@ def test_quick_path_dry_run_writes_a_modelfile_that_reads_back(project: str, tmp
     spec = parse_modelfile(Path(line.split(" -f ")[1].strip()).read_text(encoding="utf-8"))
     assert spec.from_ == "phi4-mini" and len(spec.messages) == 6
     assert spec.system and "Never:" in spec.system
+
+
+@pytest.mark.ollama
+def test_quick_path_against_a_real_ollama(project: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Needs a running Ollama with phi4-mini pulled: the styled model answers, stops and shows no template text."""
+    import os
+
+    from tools.export.create import delete_model
+    from tools.settings import get_settings
+
+    monkeypatch.setenv("OLLAMA_HOST", os.environ.get("MTW_REAL_OLLAMA", "http://127.0.0.1:11434"))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["export", "--from-spec", project, "--name", "mtw-test-style-v1", "--json"])
+    try:
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["ok"]
+    finally:
+        delete_model("mtw-test-style-v1")
