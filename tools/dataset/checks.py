@@ -571,7 +571,8 @@ def analyse(examples: Sequence[Example], *, model: str | None = None, context: i
     if validation:
         issues += overlap_issues(examples, validation)
         for ex in validation:
-            issues += [i for i in row_issues(ex) if i.severity == "error"]
+            issues += [i.model_copy(update={"message": f"In the validation file: {i.message}"})
+                       for i in row_issues(ex) if i.severity == "error"]
     kinds = Counter(ex.kind for ex in examples)
     stats: dict[str, Any] = {
         "examples": len(examples),
