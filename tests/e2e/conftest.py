@@ -71,7 +71,8 @@ def start_wizard(tmp_path: Path) -> Iterator:
         w.stop()
 
 
-@pytest.fixture(scope="session")
+# module scope: the sync API runs its own event loop, which must be gone before async tests run
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
     if not shutil.which(CHROMIUM):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
