@@ -88,7 +88,7 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from tools.export import verify
 
-    monkeypatch.setattr(verify, "PROBE_TOKENS", 24)  # the tiny model never stops; keep its answers short
+    monkeypatch.setattr(verify, "PROBE_TOKENS", 8)  # the tiny model never stops; keep its answers short
 
     # a faithful Ollama answers exactly what the tuned model says in-process
     tuned = dict(zip(PROBES, verify.ask_tuned(tiny_run, PROBES), strict=True))
