@@ -136,3 +136,22 @@ def test_help_lists_the_flags():
     result = runner.invoke(app, ["check", "--help"])
     for flag in ("--model", "--context", "--json", "--fix"):
         assert flag in result.output
+
+
+def test_fix_keeps_a_given_validation_file_and_removes_leaks(tmp_path):
+    write_messages_jsonl(stories(20), tmp_path / "train.jsonl")
+    write_messages_jsonl([stories(20)[2], stories(30)[25]], tmp_path / "validation.jsonl")
+    assert "train_val_overlap" in check_file(tmp_path / "train.jsonl").codes()
+    result = fix_dataset(tmp_path / "train.jsonl", tmp_path / "out" / "clean.jsonl")
+    assert (result.train_examples, result.validation_examples) == (20, 1)
+    assert any("also in the training data" in c for c in result.changes)
+    assert check_file(tmp_path / "out" / "clean.jsonl").ok
+
+
+def test_fix_normalises_other_formats_to_messages(write, tmp_path):
+    rows = "".join(f'"Write a user story for feature {i}","As a user I want feature {i} so that work {i} is easier"\n'
+                   for i in range(15))
+    src = write("d.csv", "prompt,response\n" + rows)
+    fix_dataset(src, tmp_path / "clean.jsonl")
+    report = check_file(tmp_path / "clean.jsonl")
+    assert report.ok and report.format == "messages" and report.examples == 13
