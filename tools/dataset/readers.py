@@ -63,7 +63,7 @@ class ReadResult:
 
 
 @dataclass
-class _Notes:
+class FileNotes:
     """File-level observations gathered while streaming, turned into a few issues at the end."""
 
     container: str = "jsonl"
@@ -117,7 +117,7 @@ def _count(n: int, word: str) -> str:
 # ---------------------------------------------------------------- raw records (streaming)
 
 
-def _open_text(path: Path, notes: _Notes) -> IO[str] | None:
+def _open_text(path: Path, notes: FileNotes) -> IO[str] | None:
     """Open UTF-16 files as text; None means the file is UTF-8-ish and is decoded line by line."""
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -132,7 +132,7 @@ def _open_text(path: Path, notes: _Notes) -> IO[str] | None:
     return open(path, encoding=notes.encoding, errors="replace", newline="")
 
 
-def _text_lines(path: Path, notes: _Notes) -> Iterator[str]:
+def _text_lines(path: Path, notes: FileNotes) -> Iterator[str]:
     """The file's lines as text (line ending kept), decoding each line on its own so memory stays flat."""
     text = _open_text(path, notes)
     if text is not None:
@@ -162,7 +162,7 @@ def _too_deep(line: int) -> Issue:
                  fix="Check how the file was produced; a training record needs only a few levels.")
 
 
-def _parse_json_line(text: str, line: int, notes: _Notes) -> Record:
+def _parse_json_line(text: str, line: int, notes: FileNotes) -> Record:
     try:
         return Record(line, json.loads(text))
     except RecursionError:
@@ -190,7 +190,7 @@ def _invalid_json(exc: json.JSONDecodeError, line: int) -> Issue:
                  fix=f"{hint}; each line must be one complete JSON object. --fix drops lines that cannot be read.")
 
 
-def _jsonl_records(lines: Iterator[str], first_line: int, notes: _Notes) -> Iterator[Record]:
+def _jsonl_records(lines: Iterator[str], first_line: int, notes: FileNotes) -> Iterator[Record]:
     for n, text in enumerate(lines, start=first_line):
         if text.endswith("\r\n"):
             notes.crlf = True
@@ -201,7 +201,7 @@ def _jsonl_records(lines: Iterator[str], first_line: int, notes: _Notes) -> Iter
         yield _parse_json_line(stripped, n, notes)
 
 
-def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes: _Notes) -> Iterator[Record]:
+def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes: FileNotes) -> Iterator[Record]:
     """Stream the elements of a top-level JSON array without loading the whole file."""
     notes.container = "json"
     decoder = json.JSONDecoder()
@@ -268,7 +268,8 @@ def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes
             pos = 0
 
 
-def _csv_records(lines: Iterator[str], first: str, first_line: int, delimiter: str, notes: _Notes) -> Iterator[Record]:
+def _csv_records(lines: Iterator[str], first: str, first_line: int, delimiter: str,
+                 notes: FileNotes) -> Iterator[Record]:
     notes.container = "tsv" if delimiter == "\t" else "csv"
 
     def source() -> Iterator[str]:
@@ -310,7 +311,7 @@ def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-def _records(path: Path, notes: _Notes, container: str | None = None) -> Iterator[Record]:
+def _records(path: Path, notes: FileNotes, container: str | None = None) -> Iterator[Record]:
     lines = _text_lines(path, notes)
     n = 1
     first = ""
@@ -369,7 +370,7 @@ def _chain_all(held: list[str], rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-def iter_records(path: str | Path, *, notes: _Notes | None = None) -> Iterator[Record]:
+def iter_records(path: str | Path, *, notes: FileNotes | None = None) -> Iterator[Record]:
     """Stream the raw records of a JSONL / JSON-array / CSV / TSV file, one at a time.
 
     Records that cannot be parsed come back as a `Record` with `.issue` set; the reader never raises
@@ -378,7 +379,7 @@ def iter_records(path: str | Path, *, notes: _Notes | None = None) -> Iterator[R
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"No dataset file at {path}.", "Check the path; give a .jsonl, .json, .csv or .tsv file.")
-    yield from _records(path, notes if notes is not None else _Notes())
+    yield from _records(path, notes if notes is not None else FileNotes())
 
 
 # ---------------------------------------------------------------- record formats
@@ -648,7 +649,7 @@ def _unknown_format(sample: list[Record]) -> Issue:
 
 
 def iter_examples(path: str | Path, format: str | None = None, *,
-                  issues: list[Issue] | None = None, notes: _Notes | None = None,
+                  issues: list[Issue] | None = None, notes: FileNotes | None = None,
                   detected: list[str] | None = None) -> Iterator[Example]:
     """Stream canonical rows from a file; every problem is appended to `issues`, nothing raises.
 
@@ -657,7 +658,7 @@ def iter_examples(path: str | Path, format: str | None = None, *,
     """
     _check_format(format)
     issues = issues if issues is not None else []
-    notes = notes if notes is not None else _Notes()
+    notes = notes if notes is not None else FileNotes()
     records = iter_records(path, notes=notes)
     sample: list[Record] = []
     fmt = format
@@ -701,7 +702,7 @@ def iter_examples(path: str | Path, format: str | None = None, *,
 def read_dataset(path: str | Path, format: str | None = None) -> ReadResult:
     """Read a whole dataset file into canonical rows, with the detected format and every issue found."""
     issues: list[Issue] = []
-    notes = _Notes()
+    notes = FileNotes()
     detected: list[str] = []
     examples = list(iter_examples(path, format, issues=issues, notes=notes, detected=detected))
     fmt = detected[0] if detected else (format or "empty")
