@@ -37,6 +37,17 @@ def _print(report: dict[str, Any], console: Console) -> None:
     console.print(f"\n[bold]Verdict[/]: {report['verdict']}")
 
 
+def _quiet_libraries() -> None:
+    """Loading notes (e.g. 'classifier weights newly initialised' for the base) and progress bars are not for users."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def eval_run(
     run_dir: Path = typer.Argument(..., help="The run folder (the --out of `mtw train`)."),
     prompts: Path = typer.Option(None, "--prompts", help="Your own test prompts: .txt (one per line) or .jsonl."),
@@ -47,6 +58,7 @@ def eval_run(
     """Compare the tuned model with its base: held-out numbers, test prompts side by side, a plain verdict."""
     from tools.evaluate.run import evaluate_run
 
+    _quiet_libraries()
     console = Console()
     try:
         report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge)

@@ -70,7 +70,9 @@ def predict_tags(model: Any, tokenizer: Any, sentences: list[list[str]], *, batc
 
 def classification_metrics(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, Any]:
     """Accuracy, macro precision / recall / F1, per-label numbers and the confusion matrix."""
-    m = macro_prf(gold, pred, labels)
+    # macro over the labels that occur (in the answers or the predictions), as training reports it:
+    # a label absent from a small validation split would otherwise count as a zero
+    m = macro_prf(gold, pred)
     return {
         "n": len(gold), "correct": sum(g == p for g, p in zip(gold, pred, strict=True)),
         "accuracy": accuracy(gold, pred), "precision": m.precision, "recall": m.recall, "f1": m.f1,

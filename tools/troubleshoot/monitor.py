@@ -12,7 +12,7 @@ Thresholds (constants below, each with the reason for its value):
   while the training loss kept falling.
 - memorizing: the smoothed training loss is under 0.05 (the model predicts its examples ~95 % surely).
 - oom: a `failed` event with code `oom` or "out of memory" in its message.
-- too_slow: below a tokens/s floor for the device, or the projected run is longer than 8 hours.
+- too_slow: more than 8 hours still to go, or a tokens/s rate below the device's floor with 30+ minutes to go.
 - too_few_examples: fewer than 20 training examples (the guide's minimum for varied behaviour).
 """
 
@@ -43,6 +43,8 @@ MIN_EXAMPLES = 20
 MIN_TOKENS_PER_S = {"cuda": 500.0, "mps": 100.0, "cpu": 20.0}
 # a run a PM starts before lunch should finish the same day
 MAX_RUN_SECONDS = 8 * 3600
+# a crawling rate is worth a warning only when this much is still to go (a short run just finishes)
+SLOW_MIN_ETA = 30 * 60
 # the run we suggest instead when too slow: about two hours at the measured speed
 TARGET_RUN_SECONDS = 2 * 3600
 # the guide's defaults, used when the start event does not tell us the run's own values
@@ -247,10 +249,13 @@ def _check_slow(steps: list[dict[str, Any]], device: str, cfg: dict[str, Any]) -
     settled = steps[2:] if len(steps) > 4 else []
     tps = [float(s["tokens_per_s"]) for s in settled[-5:] if isinstance(s.get("tokens_per_s"), int | float)]
     etas = [float(s["eta_s"]) for s in settled[-3:] if isinstance(s.get("eta_s"), int | float)]
+    if not etas:
+        return None
+    eta = statistics.median(etas)
     floor = MIN_TOKENS_PER_S.get(device, MIN_TOKENS_PER_S["cpu"])
-    slow_tps = bool(tps) and statistics.median(tps) < floor
-    long_eta = bool(etas) and statistics.median(etas) > MAX_RUN_SECONDS
-    if not (slow_tps or long_eta):
+    # a low rate only matters when there is a lot left to do (short classifier texts give low rates too)
+    crawling = bool(tps) and statistics.median(tps) < floor and eta > SLOW_MIN_ETA
+    if not (eta > MAX_RUN_SECONDS or crawling):
         return None
     fix: dict[str, Any] = {}
     timed = [s for s in settled if isinstance(s.get("ts"), int | float) and isinstance(s.get("step"), int)]
@@ -262,11 +267,11 @@ def _check_slow(steps: list[dict[str, Any]], device: str, cfg: dict[str, Any]) -
         fix["context"] = 2048
     if cfg.get("gradient_checkpointing"):
         fix["gradient_checkpointing"] = False
-    what = (f"about {statistics.median(tps):.0f} tokens per second" if slow_tps
-            else f"about {statistics.median(etas) / 3600:.0f} more hours")
+    left = f"about {eta / 3600:.0f} hours" if eta >= 5400 else f"about {eta / 60:.0f} minutes"
+    rate = f"about {statistics.median(tps):.0f} tokens per second, " if tps else ""
     return Diagnosis(
         "too_slow", "warning",
-        f"Training is too slow for this machine ({what}); it would take far longer than a working day.",
+        f"Training is too slow for this machine: {rate}{left} still to go.",
         "The model is large for this hardware, the context is long, or the machine is swapping memory "
         + ("(no GPU was found)." if device == "cpu" else "."),
         fix,

@@ -121,18 +121,27 @@ def test_oom_recognised_from_the_message_alone():
     assert codes([{"type": "failed", "code": "error", "message": "RuntimeError: out of memory"}]) == ["oom"]
 
 
-def test_too_slow_fires_on_a_crawling_cpu_run():
-    ds = diagnose(run(healthy_losses(10), tps=4.0), device="cpu")
+def with_eta(events, hours):
+    for e in events:
+        if e["type"] == "step":
+            e["eta_s"] = hours * 3600
+    return events
+
+
+def test_too_slow_fires_on_a_crawling_cpu_run_with_an_hour_to_go():
+    ds = diagnose(with_eta(run(healthy_losses(10), tps=4.0), 1), device="cpu")
     assert [d.code for d in ds] == ["too_slow"]
     assert ds[0].fix["max_steps"] == int(2 * 3600 / 0.5)
+    assert "about 4 tokens per second, about 60 minutes still to go" in ds[0].message
+
+
+def test_a_low_rate_on_a_short_run_is_not_too_slow():
+    # short classifier texts give few tokens per second, yet the run ends in minutes
+    assert codes(with_eta(run(healthy_losses(10), tps=4.0), 0.05), device="cpu") == []
 
 
 def test_too_slow_fires_on_a_gpu_run_that_would_take_days():
-    events = run(healthy_losses(10), tps=2000.0)
-    for e in events:
-        if e["type"] == "step":
-            e["eta_s"] = 50 * 3600
-    assert codes(events, device="cuda") == ["too_slow"]
+    assert codes(with_eta(run(healthy_losses(10), tps=2000.0), 50), device="cuda") == ["too_slow"]
     assert codes(run(healthy_losses(10), tps=2000.0), device="cuda") == []
 
 
@@ -152,7 +161,7 @@ def test_every_fix_uses_train_config_fields_and_events_are_json():
         run(healthy_losses(120), val=[1.6, 1.3, 1.2, 1.3, 1.45, 1.6]),
         run([2.0 * math.exp(-i / 8) for i in range(80)]),
         [{"type": "failed", "code": "oom", "message": "out of memory"}],
-        run(healthy_losses(10), tps=4.0),
+        with_eta(run(healthy_losses(10), tps=4.0), 1),
     ]
     seen = set()
     for events in scenarios:
