@@ -200,3 +200,14 @@ def start_detached(data: str, model: str, out: str | Path, *, preset: str | None
                                 start_new_session=True, env={**os.environ, "MTW_PLAIN_PROGRESS": "1"})
     _upsert(run_dir, pid=proc.pid)
     return get_run(run_dir)
+
+
+def stop_run(run: str | Path) -> bool:
+    """Ask a running job to stop (SIGTERM: it checkpoints and exits cleanly); False when it is not running."""
+    import signal
+
+    record = get_run(run)
+    if record.status not in ACTIVE or not record.pid or not _alive(record.pid):
+        return False
+    os.kill(record.pid, signal.SIGTERM)
+    return True

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
-from tools.jobs import get_run, list_runs, start_detached
+from tools.jobs import get_run, list_runs, start_detached, stop_run
 from tools.train.config import build_config
 from tools.train.events import read_events
 from tools.train.sft import train
@@ -36,8 +36,9 @@ def test_sigterm_then_kill_then_resume_finishes_like_an_uninterrupted_run(chat_f
     record = start_detached(str(chat_file), "tiny-random", run, sets=SETS, max_steps=STEPS)
     assert record.status == "starting" and get_run(record.id).run_dir == str(run.resolve())
     wait_for(run, lambda e: e["type"] == "step")
-    os.kill(record.pid, signal.SIGTERM)
+    assert stop_run(record.id)  # SIGTERM
     assert psutil.Process(record.pid).wait(timeout=60) == 0
+    assert not stop_run(record.id)
     stopped = read_events(run)[-1]
     assert stopped["type"] == "stopped", stopped
     n = stopped["step"]
