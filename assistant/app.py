@@ -113,6 +113,12 @@ async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Messag
 
 
 async def _ask(payload: dict[str, Any]) -> None:
+    if payload.get("kind") == "file":
+        await _ask_file(payload)
+        return
+    if payload.get("kind") == "training":
+        _in_background(_follow_training(payload["run_dir"]))
+        return
     choices: dict[str, str] = dict(payload.get("choices") or {})
     if payload.get("optional"):
         choices["skip"] = "Skip"
@@ -150,6 +156,29 @@ async def run(value: Any) -> None:
                                  "send your last answer again, or restart with `mtw ui`.").send()
 
 
+def _in_background(coro: Any) -> None:
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _ask_file(payload: dict[str, Any]) -> None:
+    files = await cl.AskFileMessage(content=payload["text"], accept={"text/plain": payload.get("accept", [])},
+                                    max_size_mb=500, timeout=3600).send()
+    if files:
+        await run({"path": files[0].path, "name": files[0].name})
+    else:
+        await run({})
+
+
+async def _follow_training(run_dir: str) -> None:
+    """Show the run live, then hand its outcome back to the graph (also after a UI restart)."""
+    from assistant.watch import watch_run
+
+    outcome = await watch_run(run_dir)
+    await run(outcome)
+
+
 async def _pending() -> dict[str, Any] | None:
     state = await (await graph()).aget_state(_config())
     for task in state.tasks:
@@ -170,10 +199,21 @@ async def start() -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    """A typed answer resumes the graph at its question."""
-    if await _pending() is None:
+    """A typed answer (or an attached file) resumes the graph at its question."""
+    pending = await _pending()
+    if pending is None:
         await cl.Message(content="This conversation has reached the end of what the chat can do for now. "
                                  "Start a new chat for another project.").send()
+        return
+    files = [e for e in message.elements or [] if getattr(e, "path", None)]
+    if pending.get("kind") == "file":
+        if files:
+            await run({"path": files[0].path, "name": files[0].name})
+        else:
+            await cl.Message(content="Please attach your examples file (the paperclip), or drop it here.").send()
+        return
+    if pending.get("kind") == "training":
+        await cl.Message(content="Training is running; its progress shows above. Use **Stop** to end it early.").send()
         return
     await run(message.content)
 
@@ -184,6 +224,15 @@ async def on_answer(action: cl.Action) -> None:
     await action.remove()
     await cl.Message(content=action.payload.get("label", action.payload["value"]), type="user_message").send()
     await run(action.payload["value"])
+
+
+@cl.action_callback("stop_training")
+async def on_stop_training(action: cl.Action) -> None:
+    """The Stop button: the job checkpoints and exits; the live view reports it."""
+    from tools.jobs import stop_run
+
+    if not await asyncio.to_thread(stop_run, action.payload["run_dir"]):
+        await cl.Message(content="That run is not running any more.").send()
 
 
 @cl.on_chat_resume

@@ -25,6 +25,10 @@ class ChatLLM(Protocol):
         """Download the model into Ollama, calling on_progress(status, completed, total)."""
         ...
 
+    def structured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
+        """A validated pydantic answer (blocking; run it in a thread)."""
+        ...
+
     async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
         """A validated pydantic answer."""
         ...

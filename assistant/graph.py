@@ -1,4 +1,4 @@
-"""The wizard as a LangGraph: onboard → interview → confirm → save → next stages (placeholders)."""
+"""The wizard as a LangGraph: onboard → interview → confirm → dataset → check → configure → train."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict
 
-from assistant import prompts
+from assistant import prompts, stages
 from assistant.context import WizardContext
 from assistant.state import WizardState
 from tools import doctor
@@ -194,15 +194,6 @@ async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> d
     return {"spec_path": str(path)}
 
 
-def next_steps(state: WizardState) -> dict[str, Any]:
-    """Say what comes next; the later stages are not in the chat yet, so point at the commands that exist."""
-    _stage(2)
-    _say("**Next: your dataset.** Drafting and checking examples together in this chat is the next stage of the "
-         "wizard and is not in the chat yet. Until then you can check a file of examples from a terminal with "
-         "`mtw check your_examples.jsonl`, train with `mtw train`, and export with `mtw export`.")
-    return {}
-
-
 builder = StateGraph(WizardState, context_schema=WizardContext)
 builder.add_node(check_environment)
 builder.add_node(offer_download)
@@ -211,7 +202,11 @@ builder.add_node(understand_answer)
 builder.add_node(confirm_spec)
 builder.add_node(choose_edit)
 builder.add_node(save_project)
-builder.add_node(next_steps)
+for node in (stages.choose_data, stages.receive_file, stages.use_sample, stages.draft_batch, stages.review_draft,
+             stages.after_drafts, stages.check_data, stages.decide_after_check, stages.fix_data,
+             stages.configure_training, stages.confirm_training, stages.start_training, stages.watch_training,
+             stages.after_training):
+    builder.add_node(node)
 builder.add_edge(START, "check_environment")
 builder.add_conditional_edges("check_environment", route_after_check)
 builder.add_edge("offer_download", "ask_question")
@@ -219,5 +214,18 @@ builder.add_edge("ask_question", "understand_answer")
 builder.add_conditional_edges("understand_answer", route_after_understand)
 builder.add_conditional_edges("confirm_spec", route_after_confirm)
 builder.add_conditional_edges("choose_edit", route_after_edit)
-builder.add_edge("save_project", "next_steps")
-builder.add_edge("next_steps", END)
+builder.add_edge("save_project", "choose_data")
+builder.add_conditional_edges("choose_data", stages.route_after_choose_data)
+builder.add_conditional_edges("receive_file", stages.route_after_receive)
+builder.add_edge("use_sample", "check_data")
+builder.add_conditional_edges("draft_batch", stages.route_after_review)
+builder.add_conditional_edges("review_draft", stages.route_after_review)
+builder.add_conditional_edges("after_drafts", stages.route_after_drafts)
+builder.add_edge("check_data", "decide_after_check")
+builder.add_conditional_edges("decide_after_check", stages.route_after_decide)
+builder.add_edge("fix_data", "check_data")
+builder.add_edge("configure_training", "confirm_training")
+builder.add_conditional_edges("confirm_training", stages.route_after_confirm_training)
+builder.add_edge("start_training", "watch_training")
+builder.add_edge("watch_training", "after_training")
+builder.add_edge("after_training", END)

@@ -40,3 +40,30 @@ class WizardState(TypedDict, total=False):
 
     spec_path: str
     """Where the confirmed spec was saved."""
+
+    data_choice: str
+    """The last choice made in the dataset and training stages (upload, sample, draft, fix, start …)."""
+
+    data_path: str
+    """The dataset file the project trains on (inside the project folder; uploads are copied there)."""
+
+    data_ok: bool
+    """The last check found no errors."""
+
+    data_errors: int
+    """How many errors the last check found."""
+
+    drafts: list[dict[str, Any]]
+    """Examples the assistant drafted, waiting for keep / drop."""
+
+    draft_index: int
+    """Which draft is being reviewed."""
+
+    train_model: str
+    """The base model the run trains (catalog key, Hugging Face id, folder, tiny-random or minilm)."""
+
+    run_dir: str
+    """The run folder of the training job."""
+
+    train_outcome: dict[str, Any]
+    """How the run ended: status (done / stopped / failed), message, fix."""

@@ -105,12 +105,13 @@ _STOPS: dict[str, tuple[str, ...]] = {"phi3": ("<|end|>", "<|endoftext|>"), "lla
 
 
 def resolve(model: str) -> CatalogEntry:
-    """Find `model` as a catalog key, a Hugging Face id, a local model folder, or `tiny-random`."""
+    """Find `model` as a catalog key, its Ollama tag, a Hugging Face id, a local model folder, or `tiny-random`."""
     name = model.strip()
     if name in CATALOG:
         return CATALOG[name]
     for entry in CATALOG.values():
-        if entry.hf_id.lower() == name.lower():
+        # people name models the way Ollama does ("phi4-mini", "llama3.2:3b"): accept that too
+        if entry.hf_id.lower() == name.lower() or (entry.ollama_tag and entry.ollama_tag == name):
             return entry
     folder = Path(name).expanduser()
     if (folder / "config.json").is_file():

@@ -1,0 +1,318 @@
+"""The journey after the interview: build the dataset, check it, configure, train, then evaluate and deploy."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from assistant.context import WizardContext
+from assistant.state import WizardState
+from tools.errors import MTWError
+from tools.project import ProjectSpec, project_dir, slugify
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLES = {"classification": EXAMPLES / "pm_task_types.jsonl", "generation": EXAMPLES / "pm_dataset.jsonl"}
+DRAFT_BATCH = 5
+SHOWN_ISSUES = 8
+TRY_STEPS = 20
+"""Optimizer steps of a tiny-random run started from the chat (it only demonstrates the workflow)."""
+
+
+def _say(text: str) -> None:
+    get_stream_writer()({"say": text})
+
+
+def _stage(index: int) -> None:
+    get_stream_writer()({"stage": index})
+
+
+def _spec(state: WizardState) -> ProjectSpec:
+    return ProjectSpec(**state["spec"])
+
+
+def _data_dir(state: WizardState) -> Path:
+    return project_dir(slugify(_spec(state).name)) / "data"
+
+
+def _pick(answer: Any, choices: dict[str, str]) -> str:
+    """A clicked key, or a typed answer matched to a choice's key or label."""
+    text = str(answer or "").strip().lower()
+    for key, label in choices.items():
+        if text in (key, label.lower()):
+            return key
+    return next((k for k, v in choices.items() if text and text in v.lower()), "")
+
+
+# -------------------------------------------------------------------------------- build the dataset
+
+def choose_data(state: WizardState) -> dict[str, Any]:
+    """Ask where the training examples come from: a file, the assistant's drafts, or the sample set."""
+    _stage(2)
+    spec = _spec(state)
+    choices = {"upload": "Upload a file of examples"}
+    if state.get("llm_ok") and spec.task_type == "generation":
+        choices["draft"] = "Draft examples with me"
+    if spec.task_type in SAMPLES:
+        choices["sample"] = "Start from the sample PM dataset"
+    answer = interrupt({"kind": "question", "slot": "_data", "choices": choices, "optional": False,
+                        "text": "**Now your training examples.** 50–100 good examples is a solid first round "
+                                "(10 is the minimum). Where should they come from?"})
+    return {"data_choice": _pick(answer, choices)}
+
+
+def route_after_choose_data(state: WizardState) -> Literal["receive_file", "use_sample", "draft_batch", "choose_data"]:
+    """Follow the user's choice; an unknown answer asks again."""
+    return {"upload": "receive_file", "sample": "use_sample", "draft": "draft_batch"}.get(
+        state.get("data_choice", ""), "choose_data")  # type: ignore[return-value]
+
+
+def receive_file(state: WizardState) -> dict[str, Any]:
+    """Take an uploaded file into the project (the original upload is never changed)."""
+    upload = interrupt({"kind": "file", "text": "Upload your examples — JSONL, JSON, CSV or TSV.",
+                        "accept": [".jsonl", ".json", ".csv", ".tsv", ".txt"]})
+    if not upload:
+        return {"data_choice": "", "data_path": ""}
+    dest = _data_dir(state) / Path(upload["name"]).name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(upload["path"], dest)
+    return {"data_path": str(dest)}
+
+
+def route_after_receive(state: WizardState) -> Literal["check_data", "choose_data"]:
+    """Check a received file; without one, ask again."""
+    return "check_data" if state.get("data_path") else "choose_data"
+
+
+def use_sample(state: WizardState) -> dict[str, Any]:
+    """Copy the sample dataset into the project so the user can try the whole journey."""
+    src = SAMPLES[_spec(state).task_type or "generation"]
+    dest = _data_dir(state) / src.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    _say(f"Copied the sample dataset to `{dest}`.")
+    return {"data_path": str(dest)}
+
+
+async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
+    """Ask the assistant model for a few examples written from the spec (each passed the checks)."""
+    from tools.dataset.draft import draft_examples
+    from tools.dataset.store import DatasetStore
+
+    spec = _spec(state)
+    store = DatasetStore(spec.name)
+    _say(f"Drafting {DRAFT_BATCH} examples from your project — this takes a moment.")
+    try:
+        drafts = await asyncio.to_thread(draft_examples, spec, DRAFT_BATCH, runtime.context.llm,
+                                         existing=store.examples())
+    except MTWError as exc:
+        _say(f"{exc.message} {exc.fix}")
+        drafts = []
+    if not drafts:
+        _say("No usable drafts came back this time.")
+    return {"drafts": [d.model_dump() for d in drafts], "draft_index": 0}
+
+
+def review_draft(state: WizardState) -> dict[str, Any]:
+    """Show one draft; keep it in the project's dataset or drop it."""
+    from tools.dataset.model import Example
+    from tools.dataset.store import DatasetStore
+
+    i, drafts = state.get("draft_index", 0), state.get("drafts", [])
+    ex = Example(**drafts[i])
+    body = "\n\n".join(f"**{m.role.capitalize()}:** {m.content}" for m in ex.messages)
+    answer = interrupt({"kind": "question", "slot": "_review", "optional": False,
+                        "text": f"Draft {i + 1} of {len(drafts)}:\n\n{body}",
+                        "choices": {"keep": "Keep", "drop": "Drop"}})
+    if _pick(answer, {"keep": "Keep", "drop": "Drop"}) == "keep":
+        DatasetStore(_spec(state).name).add(ex)
+    return {"draft_index": i + 1}
+
+
+def route_after_review(state: WizardState) -> Literal["review_draft", "after_drafts"]:
+    """Next draft, or the what-now question when the batch is done."""
+    return "review_draft" if state.get("draft_index", 0) < len(state.get("drafts", [])) else "after_drafts"
+
+
+def after_drafts(state: WizardState) -> dict[str, Any]:
+    """Draft more, or save the kept examples as a dataset version and check them."""
+    from tools.dataset.store import DatasetStore
+
+    store = DatasetStore(_spec(state).name)
+    choices = {"more": f"Draft {DRAFT_BATCH} more", "check": "Check my examples"}
+    answer = interrupt({"kind": "question", "slot": "_drafts", "optional": False, "choices": choices,
+                        "text": f"You have **{len(store.examples())}** examples so far."})
+    if _pick(answer, choices) != "check":
+        return {"data_choice": "draft"}
+    version = store.save(note="drafted in the chat")
+    return {"data_choice": "check", "data_path": str(version.path)}
+
+
+def route_after_drafts(state: WizardState) -> Literal["draft_batch", "check_data"]:
+    """Loop on drafting until the user wants the check."""
+    return "check_data" if state.get("data_choice") == "check" else "draft_batch"
+
+
+# -------------------------------------------------------------------------------- check it
+
+async def check_data(state: WizardState) -> dict[str, Any]:
+    """The plain-language dataset report: a summary first, then each problem with its line and fix."""
+    from tools.dataset.checks import check_file
+
+    _stage(3)
+    path = state["data_path"]
+    try:
+        report = await asyncio.to_thread(check_file, path)
+    except MTWError as exc:
+        _say(f"I could not read `{Path(path).name}`: {exc.message} {exc.fix}")
+        return {"data_ok": False, "data_errors": 1}
+    errors = [i for i in report.issues if i.severity == "error"]
+    warnings = [i for i in report.issues if i.severity == "warning"]
+    lines = [f"**{report.examples} examples** ({report.format}) — {len(errors)} problems to fix, "
+             f"{len(warnings)} suggestions."]
+    for issue in (errors + warnings)[:SHOWN_ISSUES]:
+        where = f"line {issue.line}: " if issue.line else ""
+        mark = "❌" if issue.severity == "error" else "⚠️"
+        lines.append(f"- {mark} {where}{issue.message} **Fix:** {issue.fix}")
+    if len(errors) + len(warnings) > SHOWN_ISSUES:
+        lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more (`mtw check {path}` lists all).")
+    _say("\n".join(lines))
+    return {"data_ok": report.ok, "data_errors": len(errors)}
+
+
+def decide_after_check(state: WizardState) -> dict[str, Any]:
+    """Fix what can be fixed, upload a corrected file, or go on when nothing blocks training."""
+    choices = {"fix": "Fix what can be fixed", "upload": "Upload a corrected file"}
+    if state.get("data_ok"):
+        choices = {"continue": "Continue to training", "fix": "Clean it up (duplicates, validation split)"}
+    answer = interrupt({"kind": "question", "slot": "_checked", "optional": False, "choices": choices,
+                        "text": "Your data is ready to train on." if state.get("data_ok")
+                        else "These problems would stop training. What would you like to do?"})
+    return {"data_choice": _pick(answer, choices)}
+
+
+def route_after_decide(state: WizardState) -> Literal["fix_data", "receive_file", "configure_training",
+                                                     "decide_after_check"]:
+    """Follow the choice made after the report."""
+    return {"fix": "fix_data", "upload": "receive_file", "continue": "configure_training"}.get(
+        state.get("data_choice", ""), "decide_after_check")  # type: ignore[return-value]
+
+
+async def fix_data(state: WizardState) -> dict[str, Any]:
+    """Write a cleaned copy next to the file (the original is kept) and say what changed."""
+    from tools.dataset.fix import fix_dataset
+
+    src = Path(state["data_path"])
+    out = src.with_name(f"{src.stem.removesuffix('.clean')}.clean.jsonl")
+    try:
+        result = await asyncio.to_thread(fix_dataset, src, out)
+    except MTWError as exc:
+        _say(f"{exc.message} {exc.fix}")
+        return {}
+    changes = "\n".join(f"- {c}" for c in result.changes) or "- nothing needed changing"
+    _say(f"Wrote a cleaned copy to `{out}` ({result.train_examples} for training, "
+         f"{result.validation_examples} held out for validation):\n{changes}")
+    return {"data_path": str(result.train_path)}
+
+
+# -------------------------------------------------------------------------------- configure and train
+
+def _base_for(spec: ProjectSpec) -> str:
+    """Encoders for labels and entities (MiniLM ships with the app); the chosen chat model otherwise."""
+    return "minilm" if spec.task_type in ("classification", "entity_extraction") else spec.base_model
+
+
+async def configure_training(state: WizardState) -> dict[str, Any]:
+    """Explain the plan — base model, preset, memory and time — before anything starts."""
+    from tools.train.catalog import TINY_RANDOM, load_tokenizer
+    from tools.train.config import build_config
+    from tools.train.estimate import estimate
+
+    _stage(4)
+    spec = _spec(state)
+    model = state.get("train_model") or _base_for(spec)
+    if model not in ("minilm", TINY_RANDOM):
+        try:
+            await asyncio.to_thread(load_tokenizer, model)
+        except MTWError as exc:
+            _say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with the built-in "
+                 "**tiny-random** model: it trains in seconds and learns only the format of your data — "
+                 "good for trying the steps, not for real answers.")
+            model = TINY_RANDOM
+    try:
+        cfg = build_config(model, state["data_path"], preset=spec.preset)
+        est = await asyncio.to_thread(estimate, cfg)
+    except MTWError as exc:
+        _say(f"{exc.message} {exc.fix}")
+        return {"train_model": model}
+    changes = "".join(f"\n- {c}" for c in est.changes)
+    _say(f"**Plan:** LoRA on **{model}** with the *{spec.preset}* preset (learning rate {cfg.learning_rate:g}, "
+         f"batch {cfg.batch_size}, {cfg.epochs} epochs, context {cfg.context}).\n\n{est.verdict}{changes}")
+    return {"train_model": model}
+
+
+def confirm_training(state: WizardState) -> dict[str, Any]:
+    """Start only when the user says so."""
+    from tools.train.catalog import TINY_RANDOM
+
+    model = state.get("train_model", "")
+    choices = {"start": "Start training"}
+    if model != TINY_RANDOM and model != "minilm":
+        choices["tiny"] = "Try the workflow with tiny-random first"
+    answer = interrupt({"kind": "question", "slot": "_train", "optional": False, "choices": choices,
+                        "text": "Training runs in the background: you can close this page and come back."})
+    picked = _pick(answer, choices)
+    return {"train_model": TINY_RANDOM if picked == "tiny" else model, "data_choice": picked}
+
+
+def route_after_confirm_training(state: WizardState) -> Literal["start_training", "confirm_training"]:
+    """Start on a clear yes."""
+    return "start_training" if state.get("data_choice") in ("start", "tiny") else "confirm_training"
+
+
+def start_training(state: WizardState) -> dict[str, Any]:
+    """Launch `mtw train` as its own process: a crash there cannot take the chat down."""
+    from tools import jobs
+    from tools.train.catalog import TINY_RANDOM
+
+    spec = _spec(state)
+    run_dir = project_dir(slugify(spec.name)) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    # tiny-random only shows the workflow: a short run is enough
+    short = TRY_STEPS if state["train_model"] == TINY_RANDOM else None
+    record = jobs.start_detached(state["data_path"], state["train_model"], run_dir, preset=spec.preset,
+                                 project=slugify(spec.name), max_steps=short)
+    _stage(5)
+    _say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
+    return {"run_dir": str(run_dir)}
+
+
+def watch_training(state: WizardState) -> dict[str, Any]:
+    """Wait for the run to end; the chat shows its progress meanwhile and resumes here with the outcome."""
+    outcome = interrupt({"kind": "training", "run_dir": state["run_dir"]})
+    return {"train_outcome": dict(outcome or {})}
+
+
+def after_training(state: WizardState) -> dict[str, Any]:
+    """Say how the run ended and what comes next."""
+    outcome = state.get("train_outcome", {})
+    run_dir = state.get("run_dir", "")
+    status = outcome.get("status")
+    if status == "done":
+        _stage(6)
+        name = "PM-" + "".join(w.capitalize() for w in slugify(_spec(state).name).split("-")[:2]) + "-v1"
+        _say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.\n\nNext:\n"
+             f"- compare it with the base model: `mtw eval {run_dir}`\n"
+             f"- put it into Ollama: `mtw export {run_dir} --name {name}`\n\n"
+             "Evaluation and export inside this chat are the next stages of the wizard.")
+    elif status == "stopped":
+        _say(f"Training was stopped. Continue it any time with `mtw train --out {run_dir} --resume`.")
+    else:
+        _say(f"Training did not finish: {outcome.get('message', 'the process ended unexpectedly')} "
+             f"{outcome.get('fix', '')}".strip())
+    return {}

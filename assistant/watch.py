@@ -1,0 +1,104 @@
+"""Live view of a training run in the chat: tails events.jsonl and renders progress, charts and diagnoses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import chainlit as cl
+
+TERMINAL = ("done", "stopped", "failed")
+POLL_S = 1.0
+CHART_EVERY_S = 10.0
+
+
+def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Events appended since `offset` (complete lines only) and the new offset: a tail, not a re-read."""
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    end = chunk.rfind(b"\n") + 1
+    events = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
+    return events, offset + end
+
+
+def progress_text(ev: dict[str, Any], total: int | None) -> str:
+    """One line a person can read: step, loss, speed, time left."""
+    of = f" of {total}" if total else ""
+    eta = f", about {int(ev['eta_s']) // 60} min {int(ev['eta_s']) % 60} s left" if ev.get("eta_s") else ""
+    return (f"Training: step **{ev['step']}{of}** · loss {ev['loss']:.3f} · "
+            f"{ev.get('tokens_per_s', 0):.0f} tokens/s{eta}")
+
+
+def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) -> Any:
+    """Training and validation loss as a Plotly figure."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_scatter(x=[s for s, _ in steps], y=[v for _, v in steps], name="training loss", mode="lines")
+    if evals:
+        fig.add_scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="validation loss", mode="lines+markers")
+    fig.update_layout(height=320, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="step",
+                      yaxis_title="loss", title="Loss")
+    return fig
+
+
+async def watch_run(run_dir: str) -> dict[str, Any]:
+    """Render the run until it ends; returns the outcome (status, message, fix) for the graph."""
+    from tools import jobs
+
+    path = Path(run_dir) / "events.jsonl"
+    offset, total = 0, None
+    steps: list[tuple[int, float]] = []
+    evals: list[tuple[int, float]] = []
+    status = cl.Message(content="Training is starting (loading the model)…",
+                        actions=[cl.Action(name="stop_training", payload={"run_dir": run_dir}, label="Stop")])
+    await status.send()
+    chart: cl.Message | None = None
+    last_chart = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        events, offset = read_new(path, offset)
+        for ev in events:
+            kind = ev.get("type")
+            if kind == "start":
+                total = ev.get("total_steps") or ev.get("max_steps")
+            elif kind == "step":
+                steps.append((ev["step"], ev["loss"]))
+                status.content = progress_text(ev, total)
+            elif kind == "eval" and ev.get("val_loss") is not None:
+                evals.append((ev["step"], ev["val_loss"]))
+            elif kind == "diagnosis":
+                await cl.Message(content=f"⚠️ {ev['message']}\n\n**Fix:** {ev.get('fix_text') or ev.get('fix')}").send()
+            elif kind in TERMINAL:
+                await status.remove_actions()
+                status.content = {"done": "Training finished.", "stopped": "Training stopped."}.get(
+                    kind, f"Training failed: {ev.get('message', '')}")
+                await status.update()
+                if steps:
+                    await cl.Message(content="How the loss went:",
+                                     elements=[cl.Plotly(name="loss", figure=loss_figure(steps, evals),
+                                                         display="inline")]).send()
+                return {"status": kind, "message": ev.get("message", ""), "fix": ev.get("fix", "")}
+        if events:
+            await status.update()
+        if steps and loop.time() - last_chart > CHART_EVERY_S:
+            last_chart = loop.time()
+            fig: Any = cl.Plotly(name="loss", figure=loss_figure(steps, evals), display="inline")
+            if chart is None:
+                chart = cl.Message(content="Loss so far:", elements=[fig])
+                await chart.send()
+            else:
+                chart.elements = [fig]
+                await chart.update()
+        record = await asyncio.to_thread(jobs.get_run, run_dir)
+        if record.status == "lost":
+            await status.remove_actions()
+            return {"status": "failed", "message": "The training process ended without saying why.",
+                    "fix": f"Look at {Path(run_dir) / 'train.log'}; resume with "
+                           f"`mtw train --out {run_dir} --resume`."}
+        await asyncio.sleep(POLL_S)

@@ -1,0 +1,99 @@
+import json
+from pathlib import Path
+
+from assistant.watch import progress_text, read_new
+from tests.unit.assistant.test_graph import ScriptedLLM, Session
+from tools import jobs
+from tools.project import project_dir
+
+
+async def interview(s: Session, task: str = "generation") -> None:
+    await s.send()
+    for answer in ["User stories from ideas", task, "engineers", "plain", "skip", "skip"]:
+        q = await s.send(answer)
+    if task == "classification":
+        q = await s.send("bug\nidea")
+    assert q["kind"] == "confirm"
+    q = await s.send("confirm")
+    assert q["slot"] == "_data"
+
+
+async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
+    s = Session(ScriptedLLM(ok=False))
+    await interview(s)
+    assert "draft" not in s.question["choices"]  # drafting needs the assistant model
+    q = await s.send("sample")
+    report = s.said[-1]
+    assert "45 examples" in report and "problems to fix" in report
+    assert q["slot"] == "_checked" and "continue" in q["choices"]
+    q = await s.send("continue")
+    assert any("**Plan:**" in t and "tiny-random" in t for t in s.said)  # phi-4-mini weights are not here
+    assert any("not on this machine" in t for t in s.said)
+    assert q["slot"] == "_train"
+    q = await s.send("start")
+    assert q["kind"] == "training"
+    run_dir = Path(q["run_dir"])
+    assert run_dir.parent == project_dir("user-stories-from-ideas") / "runs"
+    record = jobs.get_run(run_dir)
+    assert record.pid and "--max-steps 20" in record.message
+    jobs.stop_run(run_dir)
+    # the live view hands the outcome back; the chat says what comes next
+    await s.send({"status": "done"})
+    assert any(f"mtw eval {run_dir}" in t for t in s.said)
+
+
+async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(tmp_path):
+    bad = tmp_path / "mine.jsonl"
+    good = {"messages": [{"role": "user", "content": "Write a status update"},
+                         {"role": "assistant", "content": "We shipped the beta."}]}
+    rows = [json.dumps({**good, "messages": [good["messages"][0],
+                                             {"role": "assistant", "content": f"Update number {i} " * 3}]})
+            for i in range(12)]
+    bad.write_text("\n".join([rows[0], rows[0], "{not json", *rows[1:]]) + "\n")
+    s = Session(ScriptedLLM(ok=False))
+    await interview(s)
+    q = await s.send("upload")
+    assert q["kind"] == "file"
+    q = await s.send({"path": str(bad), "name": "mine.jsonl"})
+    assert "line 3" in s.said[-1] and q["slot"] == "_checked" and "fix" in q["choices"]
+    assert bad.read_text().count("{not json") == 1  # the user's file is never edited
+    q = await s.send("fix")
+    assert "cleaned copy" in s.said[-2]
+    assert "0 problems to fix" in s.said[-1] and "continue" in q["choices"]
+
+
+async def test_drafting_keeps_the_examples_the_user_accepts():
+    drafts = {"examples": [{"request": f"Write a user story for feature {i}",
+                            "answer": f"As a user, I want feature {i} so that I save time on task {i}.\n\n"
+                                      f"Acceptance criteria:\n- works for case {i}\n- fails clearly"}
+                           for i in range(5)]}
+    llm = ScriptedLLM(ok=True)
+    llm.updates.extend([{"purpose": "User stories from ideas", "task_type": "generation"}, {"audience": "eng"},
+                        {"house_style": "plain"}, {}])
+    llm.structured = lambda prompt, schema, system=None: schema.model_validate(drafts)  # type: ignore[method-assign]
+    s = Session(llm)
+    await s.send()
+    for answer in ["User stories from ideas", "eng", "plain", "skip", "skip"]:
+        q = await s.send(answer)
+    q = await s.send("confirm")
+    assert "draft" in q["choices"]
+    q = await s.send("draft")
+    assert q["slot"] == "_review" and "feature 0" in q["text"]
+    for answer in ["keep", "drop", "keep", "keep", "drop"]:
+        q = await s.send(answer)
+    assert q["slot"] == "_drafts" and "**3**" in q["text"]
+    q = await s.send("check")
+    assert "3 examples" in s.said[-1]
+
+
+def test_the_live_view_tails_only_complete_new_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "start"}\n{"type": "step", "step": 1, "loss": 2.5}\n{"type": "st')
+    events, offset = read_new(path, 0)
+    assert [e["type"] for e in events] == ["start", "step"]
+    with open(path, "a") as f:
+        f.write('ep", "step": 2, "loss": 2.0, "tokens_per_s": 900, "eta_s": 75}\n')
+    events, offset = read_new(path, offset)
+    assert events[0]["step"] == 2
+    assert progress_text(events[0], 20) == ("Training: step **2 of 20** · loss 2.000 · 900 tokens/s, "
+                                            "about 1 min 15 s left")
