@@ -86,11 +86,33 @@ def build_report(run_dir: str | Path, *, model: str, task: str, events: list[dic
         "summary": summarize(rows) if rows else None, "prompts": rows,
         "diagnoses": [d.as_event() for d in diagnose(events)],
     }
-    judge_scores = {(r["id"], v, c): r[v]["judge"][c]["score"] for r in rows for v in VARIANTS if r[v]["judge"]
-                    for c in CRITERIA}
-    report["agreement"] = agreement(judge_scores, load_user_scores(run_dir))
+    report["agreement"] = agreement(judge_scores(rows), load_user_scores(run_dir))
     report["verdict"] = verdict(report)
     return report
+
+
+def judge_scores(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+    """(prompt id, variant, criterion) → the judge's score, for every judged answer in the report rows."""
+    return {(r["id"], v, c): r[v]["judge"][c]["score"] for r in rows for v in VARIANTS if r[v].get("judge")
+            for c in CRITERIA}
+
+
+def refresh_agreement(run_dir: str | Path) -> dict[str, Any] | None:
+    """After the user scored answers in the UI: recompute judge/user agreement in the saved report, no re-run."""
+    import json
+
+    from tools.evaluate.report import render_markdown
+    from tools.fileio import atomic_write_json, atomic_write_text
+
+    path = Path(run_dir) / "eval" / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path} does not exist yet.", fix=f"Run `mtw eval {run_dir}` first.") from exc
+    report["agreement"] = agreement(judge_scores(report.get("prompts") or []), load_user_scores(run_dir))
+    atomic_write_json(path, report)
+    atomic_write_text(path.with_name("report.md"), render_markdown(report))
+    return report["agreement"]
 
 
 def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None, judge_model: str | None = None,

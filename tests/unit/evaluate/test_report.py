@@ -12,7 +12,7 @@ from tools.evaluate.generate import Generation
 from tools.evaluate.heldout import classification_metrics
 from tools.evaluate.judge import CRITERIA, OllamaStructured
 from tools.evaluate.report import write_report
-from tools.evaluate.run import build_report, validation_prompts
+from tools.evaluate.run import build_report, refresh_agreement, validation_prompts
 from tools.evaluate.suite import BUILTIN
 
 STORY = "As a user\nI want to {x}\nSo that I save time\n\nAcceptance criteria:\n- it works\n- it is fast"
@@ -116,6 +116,12 @@ def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
     assert r["prompts"][0]["tuned"]["judge"]["tone"]["justification"] == "because"
     ag = r["agreement"]
     assert ag["n"] == 2 and ag["mean_abs_diff"] == pytest.approx(0.5)
+    # the user scores one more answer in the UI later: the saved report is updated without generating again
+    write_report(tmp_path, r, [])
+    record_user_scores(tmp_path, "okrs-vs-kpis", "base", {"accuracy": 2})
+    assert refresh_agreement(tmp_path)["n"] == 3
+    saved = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert saved["agreement"]["n"] == 3 and "3 scores compared" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_report_files_markdown_png_and_plotly(tmp_path):
