@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 import os
 import random
-import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from tools.errors import MTWError, UsageError, is_out_of_memory
 from tools.train.checkpoint import StopRequest, latest_checkpoint, load_checkpoint, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events
-from tools.train.sft import DIAGNOSE_EVERY, Health, lr_lambda, peak_memory_mb, save_adapter
+from tools.train.sft import DIAGNOSE_EVERY, Health, crashed_event, lr_lambda, peak_memory_mb, save_adapter
 
 IGNORE = -100
 
@@ -133,16 +131,12 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
         final = _fit(cfg, run, device, events, prior, resume, command)
     except MTWError as exc:
         final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
-    except (RuntimeError, MemoryError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        final = events.emit("failed", code="oom", message=f"Training ran out of memory on {device}.",
-                            fix="Use --set batch_size=4 (or less) and close other programs.")
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        final = events.emit("failed", code="crash", message=f"Training stopped unexpectedly: {exc}.",
-                            fix="See the terminal or train.log for details; --resume continues from the last "
-                                "checkpoint.")
+        if is_out_of_memory(exc):
+            final = events.emit("failed", code="oom", message=f"Training ran out of memory on {device}.",
+                                fix="Use --set batch_size=4 (or less) and close other programs.")
+        else:
+            final = crashed_event(events, exc, run)
     jobs.record_outcome(run, final)
     return final
 

@@ -202,20 +202,16 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
         final = _fit(cfg, run, dist, events, prior, resume)
     except MTWError as exc:
         final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
-    except (RuntimeError, MemoryError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        final = events.emit(
-            "failed", code="oom",
-            message=f"Training ran out of memory on {dist.device} (batch size {cfg.batch_size}, "
-                    f"context {cfg.context}).",
-            fix="Use --set batch_size=1 (or 2) and --set context=2048, turn on --set gradient_checkpointing=true, "
-                "and close other programs.")
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        final = events.emit("failed", code="crash", message=f"Training stopped unexpectedly: {exc}.",
-                            fix=f"See {run / 'train.log'} or the terminal for details; --resume continues "
-                                "from the last checkpoint.")
+        if is_out_of_memory(exc):
+            final = events.emit(
+                "failed", code="oom",
+                message=f"Training ran out of memory on {dist.device} (batch size {cfg.batch_size}, "
+                        f"context {cfg.context}).",
+                fix="Use --set batch_size=1 (or 2) and --set context=2048, turn on "
+                    "--set gradient_checkpointing=true, and close other programs.")
+        else:
+            final = crashed_event(events, exc, run)
     if final["type"] == "failed" and dist.main:
         Health(events, prior, 0, dist.device).check()
     if dist.main:
@@ -336,6 +332,14 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                "steps": step, "epochs": round(step * per_step / per_epoch, 3), "tokens": tokens_done,
                "seconds": round(time.monotonic() - started, 1)}
     return events.emit("done", adapter=str(adapter), metrics=metrics)
+
+
+def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:
+    """An unforeseen error: the details go to the log (stderr), the event says what to do."""
+    traceback.print_exc(file=sys.stderr)
+    return events.emit("failed", code="crash", message=f"Training stopped unexpectedly: {exc}.",
+                       fix=f"See {run / 'train.log'} (for a background run) or the output above for details; "
+                           "--resume continues from the last checkpoint.")
 
 
 def _agree(flag: bool, dist: Dist) -> bool:

@@ -99,3 +99,18 @@ def test_resuming_a_finished_run_says_so(tmp_path: Path, chat_file: Path):
 def test_resume_without_a_run_folder_is_a_usage_error(tmp_path: Path):
     result = invoke("--out", str(tmp_path / "nothing"), "--resume")
     assert result.exit_code == 2 and "not a training run" in result.output
+
+
+def test_an_unforeseen_error_still_ends_the_run_with_a_failed_event(tmp_path: Path, chat_file: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    def broken(model, batch, chunk_size=1024):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(sft, "lm_loss", broken)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1 and "stopped unexpectedly" in result.output
+    failed = next(e for e in read_events(tmp_path / "run") if e["type"] == "failed")
+    assert failed["code"] == "crash" and "--resume" in failed["fix"]
+    from tools.jobs import get_run
+
+    assert get_run(tmp_path / "run").status == "failed"
