@@ -158,21 +158,22 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
 
 
 class Health:
-    """Runs the health monitor on the events so far and emits each new diagnosis once."""
+    """Runs the health monitor on the events so far and emits each new diagnosis once per run."""
 
-    def __init__(self, events: EventWriter, prior: list[dict[str, Any]], n_examples: int, device: str) -> None:
+    def __init__(self, events: EventWriter, prior: list[dict[str, Any]], n_examples: int | None,
+                 device: str) -> None:
         self.events, self.prior, self.n, self.device = events, prior, n_examples, device
-        self.seen = {e.get("code") for e in prior if e.get("type") == "diagnosis"}
 
     def check(self) -> None:
-        """Emit the diagnoses not yet reported."""
+        """Emit the diagnoses not yet reported (in this session or before a resume)."""
         from tools.troubleshoot.monitor import diagnose
 
-        for d in diagnose(self.prior + self.events.history, n_examples=self.n, device=self.device.split(":")[0]):
-            if d.code not in self.seen:
-                self.seen.add(d.code)
-                fields = {k: v for k, v in d.as_event().items() if k != "type"}
-                self.events.emit("diagnosis", **fields)
+        so_far = self.prior + self.events.history
+        seen = {e.get("code") for e in so_far if e.get("type") == "diagnosis"}
+        for d in diagnose(so_far, n_examples=self.n, device=self.device.split(":")[0]):
+            if d.code not in seen:
+                seen.add(d.code)
+                self.events.emit("diagnosis", **{k: v for k, v in d.as_event().items() if k != "type"})
 
 
 # ---------------------------------------------------------------- train
@@ -213,7 +214,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
         else:
             final = crashed_event(events, exc, run)
     if final["type"] == "failed" and dist.main:
-        Health(events, prior, 0, dist.device).check()
+        Health(events, prior, None, dist.device).check()
     if dist.main:
         jobs.record_outcome(run, final)
     return final
