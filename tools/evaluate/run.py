@@ -131,7 +131,10 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     cfg = load_run_config(run)
     extra = load_prompts_file(prompts_file) if prompts_file else []
     validation = _validation_rows(cfg)
-    model, tokenizer, cfg = load_tuned(run)
+    import torch
+
+    # generation is the slow part: on a machine with a GPU it runs there
+    model, tokenizer, cfg = load_tuned(run, device="cuda" if torch.cuda.is_available() else "cpu")
     numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context)
     prompts: list[TestPrompt] = []
     if cfg.task == "causal":

@@ -49,7 +49,7 @@ def test_own_prompts_are_answered_last(tiny_report):
 def test_classifier_run_gets_accuracy_f1_and_confusion(minilm_run):
     res = runner.invoke(app, ["eval", str(minilm_run), "--json"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout[res.stdout.index("{"):])
+    report = json.loads(res.stdout)
     held = report["heldout"]
     assert report["task"] == "classification" and report["prompts"] == []
     for v in ("base", "tuned"):
