@@ -72,9 +72,28 @@ def assistant_spans(tokenizer: PreTrainedTokenizerBase,
     return full, spans
 
 
+def fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Move system text into the first user turn, for templates without a system role."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    first_user = next((m for m in rest if m["role"] == "user"), None)
+    if first_user is None:
+        return [{"role": "user", "content": system}, *rest]
+    first_user["content"] = f"{system}\n\n{first_user['content']}"
+    return rest
+
+
 def tokenize_chat(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]], max_len: int) -> TokenizedExample:
     """Render `messages` with the tokenizer's chat template; label only assistant tokens, end-of-turn included."""
-    text, spans = assistant_spans(tokenizer, messages)
+    from jinja2.exceptions import TemplateError
+
+    try:
+        text, spans = assistant_spans(tokenizer, messages)
+    except TemplateError:
+        # some templates (Gemma's) refuse a system turn; those models read it as the start of the first user turn
+        if not any(m["role"] == "system" for m in messages):
+            raise
+        text, spans = assistant_spans(tokenizer, fold_system(messages))
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(enc["input_ids"])
     labels = [IGNORE] * len(ids)

@@ -95,3 +95,15 @@ def test_each_template_family_teaches_its_own_end_of_turn(family):
     ex = tokenize_chat(tok, CHAT[1:3], max_len=512)
     taught = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
     assert tok.decode(taught).replace(" ", "") == "asauser,iwanttoresetmypassword." + entry.stop_tokens[0]
+
+
+def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user_turn(tok):
+    strict = load_tokenizer("tiny-random")
+    strict.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                            "{{ raise_exception('System role not supported') }}{% endif %}"
+                            "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                            "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    ex = tokenize_chat(strict, CHAT, max_len=512)
+    text = strict.decode(ex.input_ids)
+    assert text.startswith("<|im_start|> user you write user stories. password reset <|im_end|>")
+    assert ex.labels.count(strict.eos_token_id) == 2
