@@ -354,7 +354,8 @@ def duplicate_issues(examples: Sequence[Example], *, near: bool = True,
             seen[key] = ex
             unique.append(ex)
     if near and len(unique) > 1:
-        out += [_near_issue(ex, other, sim) for ex, other, sim in near_duplicate_pairs(unique, threshold=threshold)]
+        out += [_near_issue(ex.line, other.line, sim)
+                for ex, other, sim in near_duplicate_pairs(unique, threshold=threshold)]
     return out
 
 
@@ -362,15 +363,21 @@ def near_duplicate_pairs(examples: Sequence[Example], *, threshold: float = NEAR
                          ) -> list[tuple[Example, Example, float]]:
     """(later row, earlier row, estimated similarity) for rows that are almost the same text."""
     import numpy as np
+
+    if not examples:
+        return []
+    sigs = np.vstack([signatures([ex.all_text() for ex in examples[i:i + _BATCH]])
+                      for i in range(0, len(examples), _BATCH)])
+    return [(examples[i], examples[j], sim) for i, j, sim in near_pairs(sigs, threshold=threshold)]
+
+
+def near_pairs(sigs: Any, *, threshold: float = NEAR_DUP_THRESHOLD) -> list[tuple[int, int, float]]:
+    """(row, earlier most-similar row, estimated similarity) from a matrix of MinHash signatures, via MinHash LSH."""
     from datasketch import MinHash, MinHashLSH
 
     # lean towards recall: a false candidate costs one signature comparison, a missed pair is never reported
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=(0.2, 0.8))
     perms = _permutations()
-    if not examples:
-        return []
-    sigs = np.vstack([signatures([ex.all_text() for ex in examples[i:i + _BATCH]])
-                      for i in range(0, len(examples), _BATCH)])
     pairs = []
     for idx in _sharing_a_band(sigs, lsh.b, lsh.r):
         sig = sigs[idx]
@@ -381,7 +388,7 @@ def near_duplicate_pairs(examples: Sequence[Example], *, threshold: float = NEAR
             if sim >= threshold and (best is None or sim > best[0]):
                 best = (sim, cand)
         if best is not None:
-            pairs.append((examples[idx], examples[best[1]], best[0]))
+            pairs.append((idx, best[1], best[0]))
         lsh.insert(idx, mh, check_duplication=False)
     return pairs
 
@@ -406,9 +413,9 @@ def _sharing_a_band(sigs: Any, bands: int, rows: int) -> list[int]:
     return [int(i) for i in np.flatnonzero(involved)]
 
 
-def _near_issue(ex: Example, other: Example, sim: float) -> Issue:
-    return _issue("near_duplicate", "warning", ex.line,
-                  f"{_at(ex)} is almost the same as line {other.line} (about {sim:.0%} alike); near-copies add "
+def _near_issue(line: int | None, other: int | None, sim: float) -> Issue:
+    return _issue("near_duplicate", "warning", line,
+                  f"Line {line} is almost the same as line {other} (about {sim:.0%} alike); near-copies add "
                   "little and push the model to memorise.",
                   "Make one of them teach something different, or delete it; --fix keeps both unless you ask it "
                   "to drop near-duplicates (--drop-near-duplicates).")
@@ -477,19 +484,22 @@ def length_issues(examples: Sequence[Example], lengths: Sequence[int], context: 
 def outlier_issues(examples: Sequence[Example]) -> list[Issue]:
     """Answers far shorter or far longer than the rest (the model copies the lengths it sees)."""
     chat = [ex for ex in examples if ex.kind == "chat" and ex.answer().strip()]
-    if len(chat) < MIN_EXAMPLES:
+    return _outliers([ex.line for ex in chat], [len(ex.answer().split()) for ex in chat])
+
+
+def _outliers(lines: Sequence[int | None], words: Sequence[int]) -> list[Issue]:
+    if len(words) < MIN_EXAMPLES:
         return []
-    words = [len(ex.answer().split()) for ex in chat]
     median = statistics.median(words)
     out = []
-    for ex, n in zip(chat, words, strict=True):
+    for line, n in zip(lines, words, strict=True):
         if n * OUTLIER_FACTOR < median:
-            out.append(_issue("length_outlier", "warning", ex.line,
-                              f"{_at(ex)}: the answer has {n} words, far shorter than the usual {median:.0f}.",
+            out.append(_issue("length_outlier", "warning", line,
+                              f"Line {line}: the answer has {n} words, far shorter than the usual {median:.0f}.",
                               "Check it is complete; short answers teach the model to stop early."))
         elif n > median * OUTLIER_FACTOR and n > 50:
-            out.append(_issue("length_outlier", "warning", ex.line,
-                              f"{_at(ex)}: the answer has {n} words, far longer than the usual {median:.0f}.",
+            out.append(_issue("length_outlier", "warning", line,
+                              f"Line {line}: the answer has {n} words, far longer than the usual {median:.0f}.",
                               "Check it is meant to be this long; long outliers make answers ramble."))
     return out
 
@@ -497,9 +507,9 @@ def outlier_issues(examples: Sequence[Example]) -> list[Issue]:
 # ---------------------------------------------------------------- size and labels
 
 
-def size_issues(examples: Sequence[Example]) -> list[Issue]:
-    """Too few rows to learn from (minimum 10, recommended 50–100)."""
-    n = len(examples)
+def size_issues(examples: Sequence[Example] | int) -> list[Issue]:
+    """Too few rows to learn from (minimum 10, recommended 50–100); takes the rows or their count."""
+    n = examples if isinstance(examples, int) else len(examples)
     if n < MIN_EXAMPLES:
         return [_issue("too_few_examples", "error", None,
                        f"Only {n} usable example{'s' * (n != 1)}; fine-tuning needs at least {MIN_EXAMPLES}.",
@@ -517,33 +527,42 @@ def label_issues(examples: Sequence[Example], validation: Sequence[Example] = ()
     rows = [ex for ex in examples if ex.kind == "classification" and ex.label]
     if not rows:
         return []
-    counts = Counter(ex.label for ex in rows)
-    out = []
+    counts = Counter(ex.label or "" for ex in rows)
+    out = balance_issues(counts)
+    for ex in rows:
+        out += _allowed_label_issues(ex, labels)
+    return out + _unseen_label_issues(validation, counts)
+
+
+def balance_issues(counts: Counter[str]) -> list[Issue]:
+    """One class only, or the largest class far bigger than the smallest."""
     if len(counts) == 1:
-        out.append(_issue("label_imbalance", "error", None,
-                          f"Every example has the same label ('{next(iter(counts))}'); there is nothing to tell "
-                          "apart.", "Add examples of the other classes."))
-    elif len(counts) > 1:
+        return [_issue("label_imbalance", "error", None,
+                       f"Every example has the same label ('{next(iter(counts))}'); there is nothing to tell apart.",
+                       "Add examples of the other classes.")]
+    if len(counts) > 1:
         (big, nbig), (small, nsmall) = counts.most_common(1)[0], counts.most_common()[-1]
         if nbig > IMBALANCE_RATIO * nsmall:
-            out.append(_issue("label_imbalance", "warning", None,
-                              f"Classes are unbalanced: '{big}' has {nbig} examples, '{small}' only {nsmall}; "
-                              f"the model will lean towards '{big}'.",
-                              f"Add examples of '{small}' (aim for no class under a third of the largest)."))
-    allowed = set(labels)
-    if allowed:
-        for ex in rows:
-            if ex.label not in allowed:
-                out.append(_issue("unseen_label", "error", ex.line,
-                                  f"{_at(ex)} has label '{ex.label}', which is not one of the project's labels "
-                                  f"({', '.join(sorted(allowed))}).", "Fix the spelling or add the label to the "
-                                                                      "project."))
-    for ex in validation:
-        if ex.kind == "classification" and ex.label and ex.label not in counts:
-            out.append(_issue("unseen_label", "error", ex.line,
-                              f"Validation line {ex.line} has label '{ex.label}', which no training example has.",
-                              f"Add training examples labelled '{ex.label}', or fix the label."))
-    return out
+            return [_issue("label_imbalance", "warning", None,
+                           f"Classes are unbalanced: '{big}' has {nbig} examples, '{small}' only {nsmall}; "
+                           f"the model will lean towards '{big}'.",
+                           f"Add examples of '{small}' (aim for no class under a third of the largest).")]
+    return []
+
+
+def _allowed_label_issues(ex: Example, labels: Sequence[str]) -> list[Issue]:
+    if not labels or ex.label is None or ex.label in labels:
+        return []
+    return [_issue("unseen_label", "error", ex.line,
+                   f"{_at(ex)} has label '{ex.label}', which is not one of the project's labels "
+                   f"({', '.join(sorted(labels))}).", "Fix the spelling or add the label to the project.")]
+
+
+def _unseen_label_issues(validation: Sequence[Example], counts: Counter[str]) -> list[Issue]:
+    return [_issue("unseen_label", "error", ex.line,
+                   f"Validation line {ex.line} has label '{ex.label}', which no training example has.",
+                   f"Add training examples labelled '{ex.label}', or fix the label.")
+            for ex in validation if ex.kind == "classification" and ex.label and ex.label not in counts]
 
 
 def coverage_issues(cov: dict[str, Any], n: int) -> list[Issue]:
@@ -571,54 +590,154 @@ def _percentile(sorted_values: list[int], q: float) -> int:
     return sorted_values[idx]
 
 
-def analyse(examples: Sequence[Example], *, model: str | None = None, context: int | None = None,
+class Analysis:
+    """One pass over the rows: row checks at once, a few compact facts per row kept for the dataset-wide ones.
+
+    Holding facts instead of rows keeps memory small (a few hundred bytes a row), so a file of any size can
+    be checked while it streams past.
+    """
+
+    def __init__(self, *, model: str | None = None, context: int | None = None, labels: Sequence[str] = (),
+                 near_duplicates: bool = True, use_embeddings: bool = False) -> None:
+        self.model = model
+        self.counter = tokenizer_counter(model) if model else estimate_counter
+        self.context = context or default_context(model)
+        self.labels = list(labels)
+        self.near_duplicates = near_duplicates
+        self.use_embeddings = use_embeddings
+        self.issues: list[Issue] = []
+        self.n = 0
+        self.kinds: Counter[str] = Counter()
+        self.roles: Counter[str] = Counter()
+        self.turns: Counter[int] = Counter()
+        self.label_counts: Counter[str] = Counter()
+        self.entity_tags: Counter[str] = Counter()
+        self.task_kinds: list[str | None] = []
+        self.unmatched: list[tuple[int, str]] = []
+        self.lengths: list[int] = []
+        self.answer_lines: list[int | None] = []
+        self.answer_words: list[int] = []
+        self.seen: dict[str, int | None] = {}
+        self.sig_lines: list[int | None] = []
+        self.sig_blocks: list[Any] = []
+        self._pending: list[Example] = []
+        self._pending_unique: list[bool] = []
+
+    def add(self, ex: Example) -> None:
+        """Check one row and keep what the dataset-wide checks need."""
+        from tools.dataset.coverage import classify_keywords
+
+        self.n += 1
+        if ex.line is None:
+            # rows made in memory have no file line: number them by position so every issue still points somewhere
+            ex = ex.model_copy(update={"line": self.n})
+        self.issues += row_issues(ex)
+        self.issues += privacy_issues(ex)
+        self.kinds[ex.kind] += 1
+        if ex.kind == "chat":
+            self.roles.update(m.role for m in ex.messages)
+            self.turns[len(ex.messages)] += 1
+            answer = ex.answer()
+            if answer.strip():
+                self.answer_lines.append(ex.line)
+                self.answer_words.append(len(answer.split()))
+            kind = classify_keywords(ex.prompt())
+            if kind is None and self.use_embeddings:
+                self.unmatched.append((len(self.task_kinds), ex.prompt()))
+            self.task_kinds.append(kind)
+        elif ex.kind == "classification" and ex.label:
+            self.label_counts[ex.label] += 1
+            self.issues += _allowed_label_issues(ex, self.labels)
+        elif ex.kind == "ner":
+            self.entity_tags.update(t[2:] for t in ex.tags or [] if t.startswith("B-"))
+        key = fingerprint(ex)
+        first = self.seen.get(key, -1)
+        if first != -1:
+            self.issues.append(_issue("duplicate", "warning", ex.line,
+                                      f"{_at(ex)} repeats line {first} exactly; repeated rows are learned twice "
+                                      "as hard.", "Delete one of them; --fix keeps the first and removes the rest."))
+        else:
+            self.seen[key] = ex.line
+        self._pending.append(ex)
+        self._pending_unique.append(first == -1)
+        if len(self._pending) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows, unique = self._pending, self._pending_unique
+        self._pending, self._pending_unique = [], []
+        if not rows:
+            return
+        lengths = self.counter(rows)
+        self.lengths += lengths
+        self.issues += length_issues(rows, lengths, self.context)
+        if self.near_duplicates:
+            kept = [ex for ex, u in zip(rows, unique, strict=True) if u]
+            if kept:
+                self.sig_blocks.append(signatures([ex.all_text() for ex in kept]))
+                self.sig_lines += [ex.line for ex in kept]
+
+    def finish(self, validation: Sequence[Example] = ()) -> tuple[list[Issue], dict[str, Any]]:
+        """The dataset-wide checks and the stats; returns (issues sorted by line, stats)."""
+        import numpy as np
+
+        from tools.dataset.coverage import classify, summarise
+
+        self._flush()
+        issues = self.issues
+        if self.sig_blocks and len(self.sig_lines) > 1:
+            sigs = np.vstack(self.sig_blocks)
+            issues += [_near_issue(self.sig_lines[i], self.sig_lines[j], sim) for i, j, sim in near_pairs(sigs)]
+        issues += _outliers(self.answer_lines, self.answer_words)
+        issues += size_issues(self.n)
+        if self.label_counts:
+            issues += balance_issues(self.label_counts) + _unseen_label_issues(validation, self.label_counts)
+        for ex in validation:
+            twin = self.seen.get(fingerprint(ex), -1)
+            if twin != -1:
+                issues.append(_issue("train_val_overlap", "error", ex.line,
+                                     f"Validation line {ex.line} is also in the training data (line {twin}); the "
+                                     "validation score would measure memory, not skill.",
+                                     "Remove it from one of the two files; --fix removes it from the validation set."))
+            issues += [i.model_copy(update={"message": f"In the validation file: {i.message}"})
+                       for i in row_issues(ex) if i.severity == "error"]
+        stats: dict[str, Any] = {
+            "examples": self.n,
+            "kinds": dict(self.kinds),
+            "tokens": _length_stats(self.lengths),
+            "token_counting": f"tokenizer of {self.model}" if self.model else "estimate (about 4 characters per token)",
+            "context": self.context,
+            "roles": dict(self.roles),
+            "turns": dict(self.turns),
+        }
+        if self.label_counts:
+            stats["labels"] = dict(self.label_counts)
+        if self.entity_tags:
+            stats["entity_tags"] = dict(self.entity_tags)
+        if self.kinds.get("chat"):
+            kinds = self.task_kinds
+            if self.unmatched:
+                placed = classify([t for _, t in self.unmatched], use_embeddings=True)
+                for (i, _), kind in zip(self.unmatched, placed, strict=True):
+                    kinds[i] = kind
+            cov = summarise(kinds, method="keywords+embeddings" if self.use_embeddings else "keywords")
+            stats["coverage"] = cov
+            issues += coverage_issues(cov, self.n)
+        if validation:
+            stats["validation_examples"] = len(validation)
+        issues.sort(key=lambda i: (i.line is not None, i.line or 0))
+        return issues, stats
+
+
+def analyse(examples: Iterable[Example], *, model: str | None = None, context: int | None = None,
             validation: Sequence[Example] = (), labels: Sequence[str] = (), near_duplicates: bool = True,
             use_embeddings: bool = False) -> tuple[list[Issue], dict[str, Any]]:
     """Run every check and gather the stats the report shows; returns (issues, stats)."""
-    from tools.dataset.coverage import coverage
-
-    counter = tokenizer_counter(model) if model else estimate_counter
-    # rows made in memory have no file line: number them by position so every issue still points somewhere
-    examples = [ex if ex.line is not None else ex.model_copy(update={"line": i})
-                for i, ex in enumerate(examples, start=1)]
-    ctx = context or default_context(model)
-    issues: list[Issue] = []
+    run = Analysis(model=model, context=context, labels=labels, near_duplicates=near_duplicates,
+                   use_embeddings=use_embeddings)
     for ex in examples:
-        issues += row_issues(ex)
-        issues += privacy_issues(ex)
-    issues += duplicate_issues(examples, near=near_duplicates)
-    lengths = counter(examples)
-    issues += length_issues(examples, lengths, ctx)
-    issues += outlier_issues(examples)
-    issues += size_issues(examples)
-    issues += label_issues(examples, validation, labels)
-    if validation:
-        issues += overlap_issues(examples, validation)
-        for ex in validation:
-            issues += [i.model_copy(update={"message": f"In the validation file: {i.message}"})
-                       for i in row_issues(ex) if i.severity == "error"]
-    kinds = Counter(ex.kind for ex in examples)
-    stats: dict[str, Any] = {
-        "examples": len(examples),
-        "kinds": dict(kinds),
-        "tokens": _length_stats(lengths),
-        "token_counting": f"tokenizer of {model}" if model else "estimate (about 4 characters per token)",
-        "context": ctx,
-        "roles": dict(Counter(m.role for ex in examples for m in ex.messages if ex.kind == "chat")),
-        "turns": dict(Counter(len(ex.messages) for ex in examples if ex.kind == "chat")),
-    }
-    if kinds.get("classification"):
-        stats["labels"] = dict(Counter(ex.label for ex in examples if ex.kind == "classification"))
-    if kinds.get("ner"):
-        stats["entity_tags"] = dict(Counter(t[2:] for ex in examples for t in ex.tags or [] if t.startswith("B-")))
-    if kinds.get("chat"):
-        cov = coverage([ex for ex in examples if ex.kind == "chat"], use_embeddings=use_embeddings)
-        stats["coverage"] = cov
-        issues += coverage_issues(cov, len(examples))
-    if validation:
-        stats["validation_examples"] = len(validation)
-    issues.sort(key=lambda i: (i.line is not None, i.line or 0))
-    return issues, stats
+        run.add(ex)
+    return run.finish(validation)
 
 
 def default_context(model: str | None) -> int:
@@ -660,28 +779,35 @@ def validation_path_for(path: str | Path) -> Path | None:
 def check_file(path: str | Path, *, model: str | None = None, context: int | None = None,
                format: str | None = None, validation: str | Path | None = None,
                use_embeddings: bool = False) -> DatasetReport:
-    """Read a dataset file and check it; a validation file next to it is checked for overlap too."""
-    from tools.dataset.readers import read_dataset
+    """Check a dataset file while it streams past; a validation file next to it is checked for overlap too."""
+    from tools.dataset.readers import FileNotes, iter_examples, read_dataset
 
-    result = read_dataset(path, format)
+    read_issues: list[Issue] = []
+    notes = FileNotes()
+    detected: list[str] = []
+    run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
+    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected):
+        run.add(ex)
+    fmt = detected[0] if detected else (format or "empty")
     val_path = Path(validation) if validation else validation_path_for(path)
     val_rows: list[Example] = []
     if val_path is not None:
-        val_rows = read_dataset(val_path, result.format if result.format in _KNOWN else None).examples
-    issues, stats = analyse(result.examples, model=model, context=context, validation=val_rows,
-                            use_embeddings=use_embeddings)
-    stats.update(container=result.container, encoding=result.encoding, records=result.records)
+        val_rows = read_dataset(val_path, fmt if fmt in _KNOWN else None).examples
+    issues, stats = run.finish(val_rows)
+    records = run.n + sum(1 for i in read_issues if i.severity == "error" and i.line is not None)
+    stats.update(container=notes.container, encoding=notes.encoding, records=records)
     if val_path is not None:
         stats["validation_file"] = str(val_path)
-    if result.format in ("unknown", "empty"):
+    file_issues = notes.issues() + read_issues
+    if fmt in ("unknown", "empty"):
         # nothing could be read: the size check would only repeat the format problem
         issues = [i for i in issues if i.code != "too_few_examples"]
-        if result.format == "empty":
-            result.issues.append(_issue("too_few_examples", "error", None, f"{path} has no records.",
-                                        "Add examples, one JSON object per line."))
-    all_issues = result.issues + issues
-    return DatasetReport(format=result.format, examples=len(result.examples),
-                         ok=not any(i.severity == "error" for i in all_issues), issues=all_issues, stats=stats)
+        if fmt == "empty":
+            file_issues.append(_issue("too_few_examples", "error", None, f"{path} has no records.",
+                                      "Add examples, one JSON object per line."))
+    all_issues = file_issues + issues
+    return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
+                         issues=all_issues, stats=stats)
 
 
 _KNOWN = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")

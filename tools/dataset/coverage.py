@@ -113,6 +113,11 @@ def classify(texts: list[str], *, use_embeddings: bool = False, min_similarity: 
 def coverage(examples: list[Example], *, use_embeddings: bool = False) -> dict[str, object]:
     """Counts per task kind and per guide group, and the kinds that are thin next to the rest."""
     kinds = classify([ex.prompt() for ex in examples], use_embeddings=use_embeddings)
+    return summarise(kinds, method="keywords+embeddings" if use_embeddings else "keywords")
+
+
+def summarise(kinds: list[str | None], method: str = "keywords") -> dict[str, object]:
+    """The coverage stats from one task kind (or None) per request."""
     counts = Counter(k for k in kinds if k)
     groups: Counter[str] = Counter()
     for key, n in counts.items():
@@ -124,7 +129,7 @@ def coverage(examples: list[Example], *, use_embeddings: bool = False) -> dict[s
         "groups": dict(groups),
         "unclassified": sum(1 for k in kinds if k is None),
         "thin": thin,
-        "method": "keywords+embeddings" if use_embeddings else "keywords",
+        "method": method,
     }
 
 
