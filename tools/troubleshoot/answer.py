@@ -33,7 +33,7 @@ def grounded_prompt(question: str, entries: list[Entry]) -> str:
     return f"Knowledge-base entries:\n\n{blocks}\n\nQuestion: {question}"
 
 
-def explain_question(question: str, *, k: int = 3, method: Method = "bm25", model: str | None = None) -> Explanation:
+def explain_question(question: str, *, k: int = 3, method: Method = "auto", model: str | None = None) -> Explanation:
     """Retrieve the best entries; ask the assistant model when Ollama answers, otherwise return the entries."""
     import httpx
     import ollama

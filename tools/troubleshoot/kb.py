@@ -1,7 +1,8 @@
 """The troubleshooting knowledge base: entries from prompts/troubleshooting/*.md and retrieval over them.
 
-Retrieval is BM25 over the entry text (title and keywords count double), optionally fused with MiniLM
-sentence embeddings (reciprocal-rank fusion) when the caller can afford loading the encoder (~10 s on CPU).
+Retrieval is BM25 over the entry text (title and keywords count double); MiniLM sentence embeddings
+answer when no entry shares enough words with the question (`auto`), or are fused with BM25 by
+reciprocal rank (`hybrid`) when the caller can afford loading the encoder (~10 s on CPU).
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from pathlib import Path
 from typing import Literal
 
 KB_DIR = Path(__file__).resolve().parents[2] / "prompts" / "troubleshooting"
-Method = Literal["bm25", "embed", "hybrid"]
+Method = Literal["bm25", "embed", "hybrid", "auto"]
 
 # BM25's usual constants: term frequency saturates around k1, length normalisation b
 K1, B = 1.5, 0.75
 # reciprocal-rank fusion constant; 60 is the common choice and keeps one method from dominating
 RRF_K = 60
+# an entry must hold at least half of the question's weighted words to count as a BM25 match
+MIN_COVERAGE = 0.5
+# MiniLM cosine below this is unrelated text (off-topic questions score ~0.1, real matches 0.3+)
+MIN_SIMILARITY = 0.2
 
 _STOP = set(
     "a an and are as at be but by can do does did for from has have how i if in into is it its me my no not of on "
     "or our so that the their them then there these this to was we were what when where which who why will with "
-    "you your after before am been being should would could get got keep keeps".split()
+    "you your after before am been being should would could get got keep keeps make makes made use using way "
+    "thing things want like just also really help know please something go going".split()
 )
 
 
@@ -91,13 +97,17 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Lower-case word stems without stop words."""
-    return [_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP]
+    return [_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP and len(w) > 1]
 
 
 def _doc_text(e: Entry) -> str:
     # title and keywords are what a question usually echoes, so they count twice
     head = f"{e.title} {' '.join(e.keywords)} {e.code or ''}"
     return f"{head} {head} {e.symptoms} {e.cause} {e.fix}"
+
+
+def _idf(n: int, df: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def bm25_scores(query: str, docs: list[list[str]]) -> list[float]:
@@ -111,30 +121,52 @@ def bm25_scores(query: str, docs: list[list[str]]) -> list[float]:
         s = 0.0
         for t in set(tokenize(query)):
             if t in tf:
-                idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
-                s += idf * tf[t] * (K1 + 1) / (tf[t] + K1 * (1 - B + B * len(d) / avg))
+                s += _idf(n, df[t]) * tf[t] * (K1 + 1) / (tf[t] + K1 * (1 - B + B * len(d) / avg))
         scores.append(s)
     return scores
 
 
+def coverage(query: str, docs: list[list[str]]) -> list[float]:
+    """Share of the question's information (idf-weighted words) each document contains.
+
+    BM25 ranks, but one shared word gives a score; requiring half the question's weight keeps a
+    question that merely brushes an entry from pulling it up.
+    """
+    n = len(docs)
+    df = Counter(t for d in docs for t in set(d))
+    # words no entry uses ('laptop', 'pizza') say nothing about which entry fits; only known words count
+    terms = {t for t in tokenize(query) if df[t]}
+    total = sum(_idf(n, df[t]) for t in terms)
+    sets = [set(d) for d in docs]
+    return [sum(_idf(n, df[t]) for t in terms if t in s) / total if total else 0.0 for s in sets]
+
+
 def _embed_ranking(query: str, entries: tuple[Entry, ...]) -> list[int]:
+    """Entries by cosine similarity to the question, those under MIN_SIMILARITY left out."""
     from tools.embeddings import embed
 
     vecs = embed([query] + [f"{e.title}. {' '.join(e.keywords)}. {e.symptoms}" for e in entries])
-    sims = vecs[1:] @ vecs[0]
-    return sorted(range(len(entries)), key=lambda i: -float(sims[i]))
+    sims = [float(x) for x in vecs[1:] @ vecs[0]]
+    return [i for i in sorted(range(len(entries)), key=lambda i: -sims[i]) if sims[i] >= MIN_SIMILARITY]
 
 
 def search(query: str, k: int = 3, *, method: Method = "bm25", entries: tuple[Entry, ...] | None = None
            ) -> list[Entry]:
-    """The `k` entries most relevant to the question; BM25 drops entries that share no word with it."""
+    """The `k` entries most relevant to the question, best first; none when nothing is relevant enough.
+
+    `auto` uses BM25 and loads MiniLM only when no entry shares enough words with the question.
+    """
     entries = entries or load_entries()
     if method == "embed":
         return [entries[i] for i in _embed_ranking(query, entries)[:k]]
-    scores = bm25_scores(query, [tokenize(_doc_text(e)) for e in entries])
-    bm25_rank = [i for i in sorted(range(len(entries)), key=lambda i: -scores[i]) if scores[i] > 0]
-    if method == "bm25":
+    docs = [tokenize(_doc_text(e)) for e in entries]
+    scores, cover = bm25_scores(query, docs), coverage(query, docs)
+    bm25_rank = [i for i in sorted(range(len(entries)), key=lambda i: -scores[i])
+                 if scores[i] > 0 and cover[i] >= MIN_COVERAGE]
+    if method == "bm25" or (method == "auto" and bm25_rank):
         return [entries[i] for i in bm25_rank[:k]]
+    if method == "auto":
+        return [entries[i] for i in _embed_ranking(query, entries)[:k]]
     fused: dict[int, float] = {}
     for ranking in (bm25_rank, _embed_ranking(query, entries)):
         for r, i in enumerate(ranking):
