@@ -52,14 +52,23 @@ def near_copy(rng: random.Random, row: dict) -> dict:
 
 
 def generate(n: int, path: Path, dup_share: float = 0.02, near_share: float = 0.02, seed: int = 0) -> tuple[int, int]:
+    """Write n rows, streaming; copies and near-copies are planted from a bounded pool of earlier rows."""
     rng = random.Random(seed)
-    n_dup, n_near = int(n * dup_share), int(n * near_share)
-    base = [make_row(rng, i) for i in range(n - n_dup - n_near)]
-    planted = [rng.choice(base) for _ in range(n_dup)] + [near_copy(rng, rng.choice(base)) for _ in range(n_near)]
-    rows = base + planted
-    rng.shuffle(rows)
+    pool: list[dict] = []
+    n_dup = n_near = 0
     with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
+        for i in range(n):
+            roll = rng.random()
+            if pool and roll < dup_share:
+                row, n_dup = rng.choice(pool), n_dup + 1
+            elif pool and roll < dup_share + near_share:
+                row, n_near = near_copy(rng, rng.choice(pool)), n_near + 1
+            else:
+                row = make_row(rng, i)
+                if len(pool) < 5000:
+                    pool.append(row)
+                else:
+                    pool[rng.randrange(len(pool))] = row
             f.write(json.dumps(row) + "\n")
     return n_dup, n_near
 
