@@ -78,7 +78,7 @@ CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
            8192, "Tiny and fast; good for a first try, limited quality."),
     _entry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2:1.7b", "LlamaForCausalLM", "chatml", 1.71,
            8192, "Small and capable; Ollama can load its adapter directly."),
-    CatalogEntry(TINY_RANDOM, TINY_RANDOM, None, "LlamaForCausalLM", "chatml", ("<|im_end|>",), ATTENTION_MLP, 2048,
+    CatalogEntry(TINY_RANDOM, TINY_RANDOM, None, "LlamaForCausalLM", "chatml", ("<|im_end|>",), ATTENTION_MLP, 4096,
                  False, 0.002, f"A tiny randomly initialised model built locally in seconds, {TINY_RANDOM_NOTE}."),
 )}
 
@@ -227,7 +227,7 @@ TINY_RANDOM_VOCAB = 30524
 
 def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hidden_size: int = 64,
                       num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128,
-                      context: int = 2048) -> PreTrainedModel:
+                      context: int = 4096) -> PreTrainedModel:
     """A tiny Llama-shaped model with random weights, the same for the same seed, built in well under a second."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -182,7 +182,11 @@ def train(
         if cfg.task == "causal":
             from tools.train.catalog import resolve
 
-            resolve(cfg.model)  # an unknown model is a usage error, found before the run folder is made
+            entry = resolve(cfg.model)  # an unknown model is a usage error, found before the run folder is made
+            if cfg.context > entry.context and not resume:
+                narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
+                                       f"{cfg.model} reads", highlight=False)
+                cfg = cfg.model_copy(update={"context": entry.context})
         if nproc < 1 or (nproc > 1 and cfg.task != "causal"):
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",
