@@ -65,6 +65,20 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     return state
 
 
+def resume_from(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                dataset_version: str, data: str) -> int:
+    """Restore a checkpoint for `--resume`; refuse when the dataset changed, since the data order would not match."""
+    from tools.errors import UsageError
+
+    state = load_checkpoint(path, model, optimizer, scheduler)
+    saved = state["extra"].get("dataset_version")
+    if saved and saved != dataset_version:
+        raise UsageError(f"{data} changed since this run started (version {saved}, now {dataset_version}); "
+                         "resuming would not continue the same data order.",
+                         fix="Restore the original file, or start a new run with another --out.")
+    return int(state["step"])
+
+
 class StopRequest:
     """Turns SIGTERM and Ctrl-C into a flag the loop checks between steps, so it can checkpoint and exit cleanly."""
 

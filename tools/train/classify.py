@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory
-from tools.train.checkpoint import StopRequest, latest_checkpoint, load_checkpoint, save_checkpoint
+from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events
 from tools.train.sft import DIAGNOSE_EVERY, Health, crashed_event, lr_lambda, peak_memory_mb, save_adapter
@@ -175,7 +175,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
     step = 0
     checkpoint = latest_checkpoint(run) if resume else None
     if checkpoint is not None:
-        step = int(load_checkpoint(checkpoint, model, optimizer, scheduler)["step"])
+        step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
     first_step = step
     events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_items),
                 n_validation=len(val_items), total_steps=total_steps, device=device, world_size=1,
@@ -229,7 +229,8 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
             elif step % DIAGNOSE_EVERY == 0:
                 health.check()
             if step % cfg.checkpoint_every == 0 or stop.requested:
-                path = save_checkpoint(run, step, model, optimizer, scheduler)
+                path = save_checkpoint(run, step, model, optimizer, scheduler,
+                                           {"dataset_version": data.version})
                 events.emit("checkpoint", step=step, path=str(path))
             if stop.requested and step < total_steps:
                 return events.emit("stopped", step=step,

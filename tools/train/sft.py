@@ -27,7 +27,7 @@ import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens
-from tools.train.checkpoint import StopRequest, latest_checkpoint, load_checkpoint, save_checkpoint
+from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import TokenizedExample, tokenize_chat
 from tools.train.events import EventWriter, Listener, read_events
@@ -253,7 +253,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     step = 0
     checkpoint = latest_checkpoint(run) if resume else None
     if checkpoint is not None:
-        step = int(load_checkpoint(checkpoint, model, optimizer, scheduler)["step"])
+        step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
     first_step = step
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -318,7 +318,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             stop_now = _agree(stop.requested, dist)
             if step % cfg.checkpoint_every == 0 or stop_now:
                 if dist.main:
-                    path = save_checkpoint(run, step, model, optimizer, scheduler)
+                    path = save_checkpoint(run, step, model, optimizer, scheduler,
+                                           {"dataset_version": data.version})
                     events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 return events.emit("stopped", step=step,

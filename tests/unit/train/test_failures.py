@@ -115,3 +115,23 @@ def test_an_unforeseen_error_still_ends_the_run_with_a_failed_event(tmp_path: Pa
     from tools.jobs import get_run
 
     assert get_run(tmp_path / "run").status == "failed"
+
+
+def test_resume_refuses_a_dataset_that_changed(tmp_path: Path, chat_file: Path):
+    import os
+    import signal
+
+    from tools.train.config import build_config
+    from tools.train.sft import train
+
+    def stop_at_step_two(ev):
+        if ev["type"] == "step" and ev["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=2"], max_steps=20)
+    final = train(cfg, tmp_path / "run", listener=stop_at_step_two)
+    assert final["type"] == "stopped" and final["step"] == 2
+    assert (tmp_path / "run" / "checkpoints" / "step-000002").is_dir()
+    chat_file.write_text(chat_file.read_text().replace("dark mode", "light mode"))
+    result = invoke("--out", str(tmp_path / "run"), "--resume")
+    assert result.exit_code == 1 and "changed since this run started" in result.output
