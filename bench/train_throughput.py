@@ -529,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="memory ours may use (default 40 on cuda, the issue's target; 90%% of RAM on cpu)")
     parser.add_argument("--check-estimate", action="store_true",
                         help="compare the training engine's memory estimate with the measured peak")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (default 1: on a busy small machine a second thread mostly spin-waits)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
 
@@ -537,8 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no CUDA GPU is visible to torch here; run with --device cpu", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads or 1)
     shapes = args.shape or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES)
     steps = args.steps or (16 if device.type == "cuda" else 8)
     compile_layers = device.type == "cuda" if args.compile is None else args.compile
