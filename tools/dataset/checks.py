@@ -705,7 +705,7 @@ class Analysis:
             "examples": self.n,
             "kinds": dict(self.kinds),
             "tokens": _length_stats(self.lengths),
-            "token_counting": f"tokenizer of {self.model}" if self.model else "estimate (about 4 characters per token)",
+            "token_counting": f"tokenizer of {self.model}" if self.model else "estimate: about 4 characters per token",
             "context": self.context,
             "roles": dict(self.roles),
             "turns": dict(self.turns),
