@@ -47,6 +47,21 @@ def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) 
     return fig
 
 
+async def _draw(chart: cl.Message | None, steps: list[tuple[int, float]],
+                evals: list[tuple[int, float]]) -> cl.Message:
+    """One loss chart per run, redrawn in place (the old figure is removed, not stacked)."""
+    fig: Any = cl.Plotly(name="loss", figure=loss_figure(steps, evals), display="inline")
+    if chart is None:
+        chart = cl.Message(content="Loss (training and validation):", elements=[fig])
+        await chart.send()
+        return chart
+    for old in chart.elements:
+        await old.remove()
+    chart.elements = [fig]
+    await chart.update()
+    return chart
+
+
 async def watch_run(run_dir: str) -> dict[str, Any]:
     """Render the run until it ends; returns the outcome (status, message, fix) for the graph."""
     from tools import jobs
@@ -80,21 +95,13 @@ async def watch_run(run_dir: str) -> dict[str, Any]:
                     kind, f"Training failed: {ev.get('message', '')}")
                 await status.update()
                 if steps:
-                    await cl.Message(content="How the loss went:",
-                                     elements=[cl.Plotly(name="loss", figure=loss_figure(steps, evals),
-                                                         display="inline")]).send()
+                    chart = await _draw(chart, steps, evals)
                 return {"status": kind, "message": ev.get("message", ""), "fix": ev.get("fix", "")}
         if events:
             await status.update()
         if steps and loop.time() - last_chart > CHART_EVERY_S:
             last_chart = loop.time()
-            fig: Any = cl.Plotly(name="loss", figure=loss_figure(steps, evals), display="inline")
-            if chart is None:
-                chart = cl.Message(content="Loss so far:", elements=[fig])
-                await chart.send()
-            else:
-                chart.elements = [fig]
-                await chart.update()
+            chart = await _draw(chart, steps, evals)
         record = await asyncio.to_thread(jobs.get_run, run_dir)
         if record.status == "lost":
             await status.remove_actions()

@@ -131,3 +131,35 @@ def test_an_unwritable_workspace_is_explained_and_the_chat_still_works(tmp_path,
     wait_text(page, "What should your model do?")
     say(page, "Weekly status updates")
     wait_text(page, "What kind of model is it?")
+
+
+@pytest.mark.timeout(600)
+def test_from_sample_data_to_a_finished_training_run_in_the_chat(start_wizard, page):
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    wait_text(page, "What should your model do?")
+    for answer in ["Write user stories", None, "engineers", "plain"]:
+        if answer is None:
+            page.get_by_role("button", name="Writes text (generation)").click()
+        else:
+            say(page, answer)
+        page.wait_for_timeout(300)
+    for _ in range(2):
+        page.get_by_role("button", name="Skip").last.wait_for()
+        page.get_by_role("button", name="Skip").last.click()
+        page.wait_for_timeout(300)
+    page.get_by_role("button", name="Looks right").click()
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    wait_text(page, "45 examples")
+    page.get_by_role("button", name="Continue to training").click()
+    wait_text(page, "Plan:")
+    page.get_by_role("button", name="Start training").click()
+    wait_text(page, "Training started")
+    page.get_by_text("Training: step").last.wait_for(timeout=120_000)
+    page.get_by_text("Training finished.").last.wait_for(timeout=400_000)
+    wait_text(page, "Loss (training and validation)")
+    wait_text(page, "mtw export")
+    page.wait_for_timeout(2000)  # let the chart draw
+    page.screenshot(path=str(DOCS / "training.png"), full_page=False)
+    runs = list((wizard.home / "projects").glob("*/runs/*/adapter/adapter_model.safetensors"))
+    assert len(runs) == 1
