@@ -96,6 +96,13 @@ async def _show_checks(checks: list[dict[str, str]]) -> None:
     await cl.Message(content="\n".join(lines)).send()
 
 
+async def _show_figure(fig: dict[str, str]) -> None:
+    import plotly.io
+
+    figure: Any = plotly.io.from_json(fig["json"])
+    await cl.Message(content="", elements=[cl.Plotly(name=fig["name"], figure=figure, display="inline")]).send()
+
+
 async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Message:
     total, done = p.get("total") or 0, p.get("completed") or 0
     bar = ""
@@ -144,6 +151,8 @@ async def run(value: Any) -> None:
                     await _show_checks(chunk["checks"])
                 elif "stage" in chunk:
                     await _tasklist(chunk["stage"])
+                elif "figure" in chunk:
+                    await _show_figure(chunk["figure"])
                 elif "progress" in chunk:
                     progress = await _show_progress(progress, chunk["progress"])
             elif mode == "updates" and "__interrupt__" in chunk:

@@ -205,7 +205,7 @@ builder.add_node(save_project)
 for node in (stages.choose_data, stages.receive_file, stages.use_sample, stages.draft_batch, stages.review_draft,
              stages.after_drafts, stages.check_data, stages.decide_after_check, stages.fix_data,
              stages.configure_training, stages.confirm_training, stages.start_training, stages.watch_training,
-             stages.after_training):
+             stages.after_training, stages.choose_next, stages.evaluate_model, stages.export_model):
     builder.add_node(node)
 builder.add_edge(START, "check_environment")
 builder.add_conditional_edges("check_environment", route_after_check)
@@ -228,4 +228,7 @@ builder.add_edge("configure_training", "confirm_training")
 builder.add_conditional_edges("confirm_training", stages.route_after_confirm_training)
 builder.add_edge("start_training", "watch_training")
 builder.add_edge("watch_training", "after_training")
-builder.add_edge("after_training", END)
+builder.add_conditional_edges("after_training", stages.route_after_training)
+builder.add_conditional_edges("choose_next", stages.route_after_next)
+builder.add_edge("evaluate_model", "choose_next")
+builder.add_edge("export_model", END)

@@ -299,20 +299,92 @@ def watch_training(state: WizardState) -> dict[str, Any]:
 
 
 def after_training(state: WizardState) -> dict[str, Any]:
-    """Say how the run ended and what comes next."""
+    """Say how the run ended; after a finished run, offer the comparison and the export."""
     outcome = state.get("train_outcome", {})
     run_dir = state.get("run_dir", "")
     status = outcome.get("status")
-    if status == "done":
-        _stage(6)
-        name = "PM-" + "".join(w.capitalize() for w in slugify(_spec(state).name).split("-")[:2]) + "-v1"
-        _say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.\n\nNext:\n"
-             f"- compare it with the base model: `mtw eval {run_dir}`\n"
-             f"- put it into Ollama: `mtw export {run_dir} --name {name}`\n\n"
-             "Evaluation and export inside this chat are the next stages of the wizard.")
-    elif status == "stopped":
+    if status == "stopped":
         _say(f"Training was stopped. Continue it any time with `mtw train --out {run_dir} --resume`.")
-    else:
-        _say(f"Training did not finish: {outcome.get('message', 'the process ended unexpectedly')} "
+        return {"data_choice": "done"}
+    if status != "done":
+        _say(f"Training did not finish: {outcome.get('message') or 'the process ended unexpectedly'} "
              f"{outcome.get('fix', '')}".strip())
-    return {}
+        return {"data_choice": "done"}
+    _stage(6)
+    _say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.")
+    return {"data_choice": ""}
+
+
+def choose_next(state: WizardState) -> dict[str, Any]:
+    """After a finished run: compare with the base, put it into Ollama, or stop here."""
+    choices = {"eval": "Compare it with the base model", "export": "Put it into Ollama", "done": "Stop here"}
+    if state.get("evaluated"):
+        choices.pop("eval")
+    answer = interrupt({"kind": "question", "slot": "_next", "optional": False, "choices": choices,
+                        "text": "What next?"})
+    return {"data_choice": _pick(answer, choices) or "_again"}
+
+
+def route_after_training(state: WizardState) -> Literal["choose_next", "__end__"]:
+    """Only a finished run goes on to evaluation and export."""
+    return "__end__" if state.get("data_choice") == "done" else "choose_next"
+
+
+def route_after_next(state: WizardState) -> Literal["evaluate_model", "export_model", "choose_next", "__end__"]:
+    """Follow the choice; 'stop here' ends the conversation's journey."""
+    return {"eval": "evaluate_model", "export": "export_model", "done": "__end__"}.get(
+        state.get("data_choice", ""), "choose_next")  # type: ignore[return-value]
+
+
+async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
+    """Base vs tuned on held-out data and test prompts; the plain verdict and the charts."""
+    from tools.evaluate.run import evaluate_run
+
+    _stage(6)
+    run_dir = Path(state["run_dir"])
+    judge = runtime.context.llm.model if state.get("llm_ok") else None
+    _say("Comparing the tuned model with its base on your held-out examples and the test prompts"
+         + (f", with **{judge}** as the judge" if judge else "") + " — this takes a minute or two.")
+    try:
+        report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge)
+    except MTWError as exc:
+        _say(f"{exc.message} {exc.fix}")
+        return {"evaluated": False}
+    _say(f"**Verdict.** {report['verdict']}\n\nThe full report with every answer side by side is "
+         f"`{run_dir / 'eval' / 'report.md'}`.")
+    writer = get_stream_writer()
+    for name, file in report.get("charts", {}).items():
+        if name.endswith("_plotly"):
+            writer({"figure": {"name": name.removesuffix("_plotly"),
+                               "json": (run_dir / "eval" / file).read_text(encoding="utf-8")}})
+    return {"evaluated": True}
+
+
+async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
+    """Put the model into Ollama (or, with Ollama away, write everything and give the exact commands)."""
+    from tools.export.pipeline import export_run
+    from tools.registry import suggest_name
+
+    _stage(7)
+    spec = _spec(state)
+    base = "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
+    name = await asyncio.to_thread(suggest_name, base)
+    ok, _, _ = await runtime.context.llm.status()
+    dry = not ok
+    notes: list[str] = []
+    try:
+        result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=dry, say=notes.append)
+    except MTWError as exc:
+        _say(f"The export did not work: {exc.message} {exc.fix}")
+        return {}
+    lines = [f"**{result.name}** — route *{result.route}*: {result.reason}"]
+    lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
+              for c in result.checks]
+    if dry:
+        lines.append("Ollama is not reachable, so I wrote everything to "
+                     f"`{result.export_dir}`. When Ollama runs, create the model with:\n\n"
+                     + "\n".join(f"`{c}`" for c in result.commands))
+    elif result.ok:
+        lines.append(f"Try it: `ollama run {result.name}`")
+    _say("\n".join(lines))
+    return {"data_choice": "done"}

@@ -67,3 +67,6 @@ class WizardState(TypedDict, total=False):
 
     train_outcome: dict[str, Any]
     """How the run ended: status (done / stopped / failed), message, fix."""
+
+    evaluated: bool
+    """The finished run was compared with its base in this conversation."""

@@ -133,8 +133,8 @@ def test_an_unwritable_workspace_is_explained_and_the_chat_still_works(tmp_path,
     wait_text(page, "What kind of model is it?")
 
 
-@pytest.mark.timeout(600)
-def test_from_sample_data_to_a_finished_training_run_in_the_chat(start_wizard, page):
+@pytest.mark.timeout(900)
+def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_wizard, page):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
     wait_text(page, "What should your model do?")
@@ -158,8 +158,14 @@ def test_from_sample_data_to_a_finished_training_run_in_the_chat(start_wizard, p
     page.get_by_text("Training: step").last.wait_for(timeout=120_000)
     page.get_by_text("Training finished.").last.wait_for(timeout=400_000)
     wait_text(page, "Loss (training and validation)")
-    wait_text(page, "mtw export")
     page.wait_for_timeout(2000)  # let the chart draw
     page.screenshot(path=str(DOCS / "training.png"), full_page=False)
     runs = list((wizard.home / "projects").glob("*/runs/*/adapter/adapter_model.safetensors"))
     assert len(runs) == 1
+    page.get_by_role("button", name="Compare it with the base model").click()
+    page.get_by_text("Verdict.").last.wait_for(timeout=240_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(DOCS / "evaluation.png"), full_page=False)
+    page.get_by_role("button", name="Put it into Ollama").click()
+    page.get_by_text("ollama create").last.wait_for(timeout=120_000)
+    assert (runs[0].parent.parent / "export" / "Modelfile").is_file()

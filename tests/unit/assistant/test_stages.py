@@ -97,3 +97,41 @@ def test_the_live_view_tails_only_complete_new_lines(tmp_path):
     assert events[0]["step"] == 2
     assert progress_text(events[0], 20) == ("Training: step **2 of 20** · loss 2.000 · 900 tokens/s, "
                                             "about 1 min 15 s left")
+
+
+async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+    from tools import registry
+
+    data = tmp_path / "stories.jsonl"
+    data.write_text("".join(json.dumps({"messages": [
+        {"role": "user", "content": f"Write a user story for feature {i}"},
+        {"role": "assistant", "content": f"As a user, I want feature {i}, so that I save time."}]}) + "\n"
+        for i in range(12)))
+    finished = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "tiny-random", "--out", str(finished),
+                                   "--max-steps", "2"])
+    assert res.exit_code == 0, res.output
+
+    s = Session(ScriptedLLM(ok=False))
+    await interview(s)
+    await s.send("sample")
+    await s.send("continue")
+    q = await s.send("start")
+    jobs.stop_run(q["run_dir"])
+    await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished)})
+    q = await s.send({"status": "done"})
+    assert any("Training finished" in t for t in s.said)
+    assert q["slot"] == "_next" and {"eval", "export", "done"} <= set(q["choices"])
+    q = await s.send("eval")
+    assert any(t.startswith("**Verdict.**") for t in s.said)
+    assert (finished / "eval" / "report.json").is_file()
+    assert "eval" not in q["choices"]
+    q = await s.send("export")
+    assert q is None
+    said = s.said[-1]
+    assert "PM-UserStories-v1" in said and "ollama create PM-UserStories-v1" in said  # Ollama away: dry run
+    assert (finished / "export" / "Modelfile").is_file()
+    assert registry.list_models() == []  # nothing registered until Ollama really has it
