@@ -5,7 +5,7 @@ and returns at most one `Diagnosis` per code. The training loop calls it as it r
 new diagnosis as a `diagnosis` event; the UI offers `fix` (TrainConfig overrides) as a one-click change.
 
 Thresholds (constants below, each with the reason for its value):
-- flat_loss: over >= 20 steps the smoothed loss fell less than 3 % from its start.
+- flat_loss: over >= 20 steps the loss fell less than 1 % from its start, or by no more than noise explains.
 - diverging: after >= 10 steps the smoothed loss climbed 30 % above its lowest point.
 - nan_loss: any step loss that is NaN or infinite, or a `failed` event with that code.
 - overfitting: the last two validation losses sit above the best one, the last by 10 % or more,
@@ -27,8 +27,10 @@ Severity = Literal["error", "warning", "info"]
 
 # a few noisy steps say nothing about a trend; 20 is a short first run with the default presets
 FLAT_MIN_STEPS = 20
-# a learning run drops well over 3 % in its first 20 steps; noise alone moves the mean ~1 %
-FLAT_MIN_DROP = 0.03
+# a learning run drops more than 1 % over its first 20 steps, even a slow one (tiny-random at 2e-4: ~3 %)
+FLAT_MIN_DROP = 0.01
+# ... and by more than the noise could explain: 3 standard deviations of the difference of two window means
+FLAT_SIGMAS = 3.0
 # early steps swing with warm-up; judge divergence only after these
 DIVERGE_MIN_STEPS = 10
 # smoothed loss 30 % above its best is past noise (healthy curves wobble a few %)
@@ -149,14 +151,17 @@ def _check_diverging(losses: list[float], lr: float) -> Diagnosis | None:
 def _check_flat(losses: list[float], lr: float) -> Diagnosis | None:
     if len(losses) < FLAT_MIN_STEPS:
         return None
-    sm = _smooth(losses)
-    first = statistics.fmean(losses[: max(3, len(losses) // 5)])
-    if sm[-1] < MEMORIZE_LOSS or first <= 0 or (first - sm[-1]) / first >= FLAT_MIN_DROP:
+    w = max(3, len(losses) // 5)
+    first, last = statistics.fmean(losses[:w]), statistics.fmean(losses[-w:])
+    # step-to-step noise (differences cancel a steady trend); two window means differ by noise * sqrt(2 / w)
+    noise = statistics.pstdev([b - a for a, b in zip(losses, losses[1:], strict=False)]) / math.sqrt(2)
+    needed = max(FLAT_MIN_DROP * first, FLAT_SIGMAS * noise * math.sqrt(2 / w))
+    if last < MEMORIZE_LOSS or first - last >= needed:
         return None
     new_lr = _nice(3e-4 if lr < 3e-4 else min(lr * 2, 1e-3))
     return Diagnosis(
         "flat_loss", "warning",
-        f"The training loss has hardly moved in {len(losses)} steps ({first:.2f} → {sm[-1]:.2f}): "
+        f"The training loss has hardly moved in {len(losses)} steps ({first:.2f} → {last:.2f}): "
         "the model is not learning from your examples.",
         "The learning rate is too low, or the examples are too few, too alike or inconsistent with each other.",
         {"learning_rate": new_lr},

@@ -59,6 +59,18 @@ def test_flat_loss_fires_and_suggests_a_higher_learning_rate():
     assert "not learning" in ds[0].message
 
 
+def test_flat_loss_fires_when_the_drop_is_within_the_noise():
+    # 5 % wobble hides a 2 % drop: no evidence of learning
+    losses = noisy([2.5 - 0.05 * i / 40 for i in range(40)], pct=0.05, seed=3)
+    assert codes(run(losses)) == ["flat_loss"]
+
+
+def test_a_slow_steady_decline_is_not_flat():
+    # like tiny-random at the default learning rate: 10.7 -> 10.4 in 20 steps, a clear if slow trend
+    losses = noisy([10.7 - 0.017 * i for i in range(20)], pct=0.003, seed=1)
+    assert codes(run(losses)) == []
+
+
 def test_flat_loss_waits_for_enough_steps():
     assert codes(run([2.5] * 10)) == []
 
