@@ -11,6 +11,8 @@ from tools.fileio import atomic_write_bytes, atomic_write_json, atomic_write_tex
 VARIANTS = ("base", "tuned")
 # a held-out loss within 5 % of the base's means the adapter has hardly moved the model yet
 LITTLE_CHANGE = 0.05
+# below this many held-out texts a single example moves accuracy by more than 5 points
+FEW_HELD_OUT = 20
 STRUCTURE_CHECKS = ("user_story", "list", "update")
 TINY_NOTE = ("(tiny-random is a randomly initialised model for trying the workflow: it learns the format of a "
              "dataset, nothing more, so its answers are not meant to read well.)")
@@ -70,6 +72,9 @@ def verdict(report: dict[str, Any]) -> str:
         out.append(f"The tuned classifier labels {t['correct']} of {t['n']} held-out texts correctly "
                    f"({_pct(t['accuracy'])}; base: {b['correct']} of {b['n']}, {_pct(b['accuracy'])}), "
                    f"macro F1 {t['f1']:.2f} (base {b['f1']:.2f}).")
+        if t["n"] < FEW_HELD_OUT:
+            out.append(f"With only {t['n']} held-out texts, one more right or wrong moves accuracy by "
+                       f"{100 / t['n']:.0f} points: add examples before trusting small differences.")
         n_mix, gold_lab, pred_lab = max(((t["confusion"][i][j], g, p) for i, g in enumerate(t["labels"])
                                          for j, p in enumerate(t["labels"]) if i != j), default=(0, "", ""))
         if n_mix:

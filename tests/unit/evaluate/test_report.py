@@ -154,6 +154,7 @@ def test_classification_verdict_and_confusion(tmp_path):
     v = r["verdict"]
     assert "labels 4 of 5 held-out texts correctly (80 %; base: 2 of 5, 40 %)" in v
     assert "mistakes 'bug' for 'feature' (1 time)" in v
+    assert "only 5 held-out texts, one more right or wrong moves accuracy by 20 points" in v
     out = write_report(tmp_path, r, [])
     md = (out / "report.md").read_text()
     assert "Confusion matrix" in md and "| bug | 1 | 1 | 0 |" in md
