@@ -32,6 +32,8 @@ def _print(report: dict[str, Any], console: Console) -> None:
                       "–" if x["rouge_l"] is None else f"{x['rouge_l']:.2f}",
                       "–" if x["judge_mean"] is None else f"{x['judge_mean']:.1f}")
         console.print(t)
+    for note in report.get("notes") or []:
+        console.print(f"[yellow]note[/]: {note}")
     for d in report.get("diagnoses") or []:
         console.print(f"[yellow]! {d['code']}[/]: {d['message']} → {d['fix_text']}")
     console.print(f"\n[bold]Verdict[/]: {report['verdict']}")

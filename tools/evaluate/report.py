@@ -147,7 +147,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     """report.md: the verdict, the numbers, and every prompt's answers side by side."""
     lines = [f"# Evaluation of {report['run_dir']}", "", f"Base model: `{report['model']}` · task: {report['task']}"
              + (f" · judge: `{report['judge_model']}`" if report.get("judge_model") else ""), "",
-             "## Verdict", "", report["verdict"], ""]
+             "## Verdict", "", report["verdict"], ""] + [f"> Note: {n}\n" for n in report.get("notes") or []]
     held = report.get("heldout") or {}
     if held:
         keys = [k for k in ("val_loss", "perplexity", "accuracy", "precision", "recall", "f1", "token_accuracy")

@@ -118,6 +118,8 @@ def refresh_agreement(run_dir: str | Path) -> dict[str, Any] | None:
 def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None, judge_model: str | None = None,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, write: bool = True) -> dict[str, Any]:
     """Evaluate a finished run on this machine and write RUN_DIR/eval/; returns the report."""
+    import torch
+
     from tools.evaluate.generate import in_process_generator
     from tools.evaluate.heldout import heldout
     from tools.evaluate.judge import OllamaStructured
@@ -130,30 +132,37 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         raise UsageError(f"{run} is not a folder.", fix="Give the folder passed as --out to `mtw train`.")
     cfg = load_run_config(run)
     extra = load_prompts_file(prompts_file) if prompts_file else []
-    validation = _validation_rows(cfg)
-    import torch
-
+    notes: list[str] = []
+    validation = _validation_rows(cfg, notes)
     # generation is the slow part: on a machine with a GPU it runs there
     model, tokenizer, cfg = load_tuned(run, device="cuda" if torch.cuda.is_available() else "cpu")
     numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context)
     prompts: list[TestPrompt] = []
     if cfg.task == "causal":
         prompts = [*BUILTIN, *validation_prompts(validation), *extra]
-    generate = in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens)
-    report = build_report(run, model=cfg.model, task=cfg.task, events=read_events(run), heldout=numbers,
-                          prompts=prompts, generate=generate,
+    elif extra:
+        notes.append("Test prompts are for text generation; this run is a classifier, so --prompts was not used.")
+    events = read_events(run)
+    report = build_report(run, model=cfg.model, task=cfg.task, events=events, heldout=numbers, prompts=prompts,
+                          generate=in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens),
                           judge=OllamaStructured(judge_model) if judge_model else None, judge_model=judge_model)
+    report["notes"] = notes
     if write:
-        write_report(run, report, read_events(run))
+        write_report(run, report, events)
     return report
 
 
-def _validation_rows(cfg: Any) -> list[Example]:
+def _validation_rows(cfg: Any, notes: list[str]) -> list[Example]:
     """The run's held-out rows, split exactly as training split them (same file, share and seed)."""
     from tools.train.inputs import read_training_data
 
     if not Path(cfg.data).is_file():
+        notes.append(f"The training data {cfg.data} is no longer there, so there are no held-out numbers; "
+                     "put the file back at that path to get them.")
         return []
     data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
                               check_model=False)
+    if not data.validation:
+        notes.append("The run kept no validation examples (val_share 0 or fewer than 5 examples), so there are no "
+                     "held-out numbers.")
     return data.validation

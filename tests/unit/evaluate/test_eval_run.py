@@ -89,3 +89,24 @@ def test_compare_and_judge_flags_reach_the_evaluation(monkeypatch, tmp_path):
     assert calls == [(str(tmp_path / "v1"), "qwen"), (str(tmp_path / "v2"), "qwen")]
     assert "v2 is better on 1 of 1 measures" in " ".join(res.output.split())
     assert json.loads((tmp_path / "v1" / "eval" / "compare.json").read_text())["metrics"][0]["better"] == "b"
+
+
+def test_moved_training_data_is_a_note_not_a_crash(minilm_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "copy"
+    shutil.copytree(minilm_run, run, ignore=shutil.ignore_patterns("eval"))
+    text = (run / "config.yaml").read_text()
+    head, body = text.split("\n", 1)
+    cfg = yaml.safe_load(body)
+    cfg["data"] = str(tmp_path / "moved.jsonl")
+    (run / "config.yaml").write_text(head + "\n" + yaml.safe_dump(cfg))
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Write a PRD\n")
+    report = evaluate_run(run, prompts_file=prompts)
+    assert report["heldout"] == {}
+    assert any("moved.jsonl is no longer there" in n for n in report["notes"])
+    assert any("--prompts was not used" in n for n in report["notes"])
+    assert "> Note:" in (run / "eval" / "report.md").read_text()
