@@ -133,7 +133,17 @@ async def _ask(payload: dict[str, Any]) -> None:
     text = payload["text"]
     if payload.get("kind") == "confirm":
         text = f"{text}\n\n{payload['spec_md']}"
-    await cl.Message(content=text, actions=actions).send()
+    msg = cl.Message(content=text, actions=actions)
+    await msg.send()
+    cl.user_session.set("question", msg)
+
+
+async def _retire_question() -> None:
+    """An answered question keeps its text but loses its buttons, so old choices cannot be clicked again."""
+    msg = cl.user_session.get("question")
+    if msg is not None:
+        cl.user_session.set("question", None)
+        await msg.remove_actions()
 
 
 async def run(value: Any) -> None:
@@ -224,13 +234,14 @@ async def on_message(message: cl.Message) -> None:
     if pending.get("kind") == "training":
         await cl.Message(content="Training is running; its progress shows above. Use **Stop** to end it early.").send()
         return
+    await _retire_question()
     await run(message.content)
 
 
 @cl.action_callback("answer")
 async def on_answer(action: cl.Action) -> None:
     """A clicked button answers the question it belongs to."""
-    await action.remove()
+    await _retire_question()
     await cl.Message(content=action.payload.get("label", action.payload["value"]), type="user_message").send()
     await run(action.payload["value"])
 
