@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# (label, where in the report, higher is better)
-METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("validation loss", ("heldout", "tuned", "val_loss"), False),
-    ("accuracy", ("heldout", "tuned", "accuracy"), True),
-    ("macro F1", ("heldout", "tuned", "f1"), True),
-    ("prompts passing every check", ("summary", "tuned", "all_checks_pass"), True),
-    ("prompts with the asked structure", ("summary", "tuned", "structure_pass"), True),
-    ("answers that stop by themselves", ("summary", "tuned", "stopped"), True),
-    ("ROUGE-L vs validation answers", ("summary", "tuned", "rouge_l"), True),
-    ("judge average (1-5)", ("summary", "tuned", "judge_mean"), True),
+# (label, where in the report, what to divide by (counts become shares, as two suites may differ in size),
+#  higher is better)
+METRICS: tuple[tuple[str, tuple[str, ...], tuple[str, ...] | None, bool], ...] = (
+    ("validation loss", ("heldout", "tuned", "val_loss"), None, False),
+    ("accuracy", ("heldout", "tuned", "accuracy"), None, True),
+    ("macro F1", ("heldout", "tuned", "f1"), None, True),
+    ("share of prompts passing every check", ("summary", "tuned", "all_checks_pass"),
+     ("summary", "tuned", "prompts"), True),
+    ("share with the asked structure", ("summary", "tuned", "structure_pass"),
+     ("summary", "tuned", "structure_total"), True),
+    ("share of answers that stop by themselves", ("summary", "tuned", "stopped"), ("summary", "tuned", "prompts"),
+     True),
+    ("ROUGE-L vs validation answers", ("summary", "tuned", "rouge_l"), None, True),
+    ("judge average (1-5)", ("summary", "tuned", "judge_mean"), None, True),
 )
 
 
@@ -27,6 +31,14 @@ def _get(report: dict[str, Any], path: tuple[str, ...]) -> float | None:
     return float(node) if isinstance(node, int | float) else None
 
 
+def _value(report: dict[str, Any], path: tuple[str, ...], per: tuple[str, ...] | None) -> float | None:
+    x = _get(report, path)
+    if x is None or per is None:
+        return x
+    n = _get(report, per)
+    return x / n if n else None
+
+
 def _name(report: dict[str, Any]) -> str:
     return Path(report["run_dir"]).name or report["run_dir"]
 
@@ -34,8 +46,8 @@ def _name(report: dict[str, Any]) -> str:
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Each metric both reports have, which run wins it, and a one-line verdict."""
     rows = []
-    for label, path, higher in METRICS:
-        x, y = _get(a, path), _get(b, path)
+    for label, path, per, higher in METRICS:
+        x, y = _value(a, path, per), _value(b, path, per)
         if x is None or y is None:
             continue
         winner = "same" if abs(x - y) < 1e-9 else ("a" if (x > y) == higher else "b")
@@ -52,4 +64,7 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         text = (f"{names[best]} is better on {len(wins[best])} of {len(rows)} measures "
                 f"({', '.join(wins[best])})" + (f"; {names[other]} wins {', '.join(wins[other])}" if wins[other]
                                                 else "") + ".")
+    if a.get("data") != b.get("data"):
+        text += (f" The runs were trained on different data ({a.get('data')} vs {b.get('data')}), so their held-out "
+                 "numbers come from different examples.")
     return {"a": a["run_dir"], "b": b["run_dir"], "metrics": rows, "verdict": text}

@@ -74,13 +74,14 @@ def training_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_report(run_dir: str | Path, *, model: str, task: str, events: list[dict[str, Any]],
                  heldout: dict[str, Any], prompts: list[TestPrompt], generate: Generator | None,
-                 judge: StructuredLLM | None = None, judge_model: str | None = None) -> dict[str, Any]:
+                 judge: StructuredLLM | None = None, judge_model: str | None = None,
+                 data: str | None = None) -> dict[str, Any]:
     """The report dict (report.json): numbers, per-prompt answers, agreement with the user, health, verdict."""
     from tools.troubleshoot.monitor import diagnose
 
     rows = answer_prompts(prompts, generate, judge) if generate is not None and prompts else []
     report: dict[str, Any] = {
-        "run_dir": str(run_dir), "model": model, "task": task, "judge_model": judge_model,
+        "run_dir": str(run_dir), "model": model, "task": task, "data": data, "judge_model": judge_model,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "training": training_summary(events), "heldout": heldout,
         "summary": summarize(rows) if rows else None, "prompts": rows,
@@ -145,7 +146,8 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     events = read_events(run)
     report = build_report(run, model=cfg.model, task=cfg.task, events=events, heldout=numbers, prompts=prompts,
                           generate=in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens),
-                          judge=OllamaStructured(judge_model) if judge_model else None, judge_model=judge_model)
+                          judge=OllamaStructured(judge_model) if judge_model else None, judge_model=judge_model,
+                          data=cfg.data)
     report["notes"] = notes
     if write:
         write_report(run, report, events)

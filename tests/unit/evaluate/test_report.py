@@ -162,9 +162,20 @@ def test_classification_verdict_and_confusion(tmp_path):
 
 
 def test_compare_two_runs():
-    a = {"run_dir": "runs/v1", "heldout": {"tuned": {"val_loss": 3.0}}, "summary": {"tuned": {"all_checks_pass": 4}}}
-    b = {"run_dir": "runs/v2", "heldout": {"tuned": {"val_loss": 2.5}}, "summary": {"tuned": {"all_checks_pass": 6}}}
+    a = {"run_dir": "runs/v1", "data": "d.jsonl", "heldout": {"tuned": {"val_loss": 3.0}},
+         "summary": {"tuned": {"all_checks_pass": 4, "prompts": 8}}}
+    b = {"run_dir": "runs/v2", "data": "d.jsonl", "heldout": {"tuned": {"val_loss": 2.5}},
+         "summary": {"tuned": {"all_checks_pass": 6, "prompts": 8}}}
     c = compare_reports(a, b)
     assert [(m["metric"], m["better"]) for m in c["metrics"]] == [("validation loss", "b"),
-                                                                  ("prompts passing every check", "b")]
-    assert c["verdict"].startswith("v2 is better on 2 of 2 measures")
+                                                                  ("share of prompts passing every check", "b")]
+    assert c["metrics"][1]["a"] == 0.5
+    assert c["verdict"].startswith("v2 is better on 2 of 2 measures") and "different data" not in c["verdict"]
+
+
+def test_compare_uses_shares_when_suites_differ_and_flags_different_data():
+    a = {"run_dir": "v1", "data": "a.jsonl", "summary": {"tuned": {"all_checks_pass": 5, "prompts": 10}}}
+    b = {"run_dir": "v2", "data": "b.jsonl", "summary": {"tuned": {"all_checks_pass": 3, "prompts": 4}}}
+    c = compare_reports(a, b)
+    assert c["metrics"][0]["better"] == "b"
+    assert "trained on different data (a.jsonl vs b.jsonl)" in c["verdict"]
