@@ -175,6 +175,21 @@ async def run(value: Any) -> None:
                                  "send your last answer again, or restart with `mtw ui`.").send()
 
 
+async def _explain(question: str) -> None:
+    from tools.troubleshoot.answer import explain_question
+
+    found = await asyncio.to_thread(explain_question, question)
+    sources = ", ".join(f"*{e.title}*" for e in found.entries)
+    if found.answer:
+        text = f"{found.answer}\n\n<sub>From the troubleshooting guide: {sources}</sub>"
+    elif found.entries:
+        best = found.entries[0]
+        text = f"**{best.title}**\n\n{best.text.strip()}" + (f"\n\n_{found.note}_" if found.note else "")
+    else:
+        text = found.note
+    await cl.Message(content=text).send()
+
+
 def _in_background(coro: Any) -> None:
     task = asyncio.create_task(coro)
     _background.add(task)
@@ -230,6 +245,13 @@ async def on_message(message: cl.Message) -> None:
             await run({"path": files[0].path, "name": files[0].name})
         else:
             await cl.Message(content="Please attach your examples file (the paperclip), or drop it here.").send()
+        return
+    text = message.content.strip()
+    if text.endswith("?") and (pending.get("choices") or pending.get("kind") == "training"):
+        # a question where a choice was expected: answer it from the knowledge base, then ask again
+        await _explain(text)
+        if pending.get("kind") != "training":
+            await _ask(pending)
         return
     if pending.get("kind") == "training":
         await cl.Message(content="Training is running; its progress shows above. Use **Stop** to end it early.").send()
