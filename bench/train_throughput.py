@@ -16,6 +16,7 @@ batching, loss and estimate modules, so it runs on a bare GPU machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
@@ -292,6 +293,8 @@ class Ours:
     """on, off, or auto: per step, on when the memory estimate of that step exceeds `budget_mb`."""
     budget_mb: float
     """Memory the run may use."""
+    attention: str = "auto"
+    """sdpa's own kernel choice, or "efficient": the memory-efficient kernel, which needs no per-shape plan."""
 
     def describe(self) -> str:
         parts = [f"{BATCH} packed"]
@@ -301,13 +304,15 @@ class Ours:
 
 
 def ours_for(device: torch.device, vocab: int, max_tokens: int | None, compile_layers: bool,
-             checkpointing: str, budget_mb: float) -> Ours:
+             checkpointing: str, budget_mb: float, row_multiple: int | None = None, attention: str = "auto") -> Ours:
     """Our recipe's settings on this device."""
     if device.type == "cuda":
         # a chunk's fp32 logits stay under 2 GiB: one chunk for a typical step, several for a long one
         chunk = max(1024, 2**31 // (vocab * 4))
-        return Ours(max_tokens or BATCH * GPU_MIX.max_len, 512, chunk, compile_layers, checkpointing, budget_mb)
-    return Ours(max_tokens or 1024, 0, 1024, False, checkpointing, budget_mb)
+        multiple = 512 if row_multiple is None else row_multiple
+        return Ours(max_tokens or BATCH * GPU_MIX.max_len, multiple, chunk, compile_layers, checkpointing, budget_mb,
+                    attention)
+    return Ours(max_tokens or 1024, row_multiple or 0, 1024, False, checkpointing, budget_mb, attention)
 
 
 def estimate_mb(model: Any, tokens: int, ours: Ours, checkpointing: bool) -> float:
@@ -346,7 +351,12 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
     params = [p for p in model.parameters() if p.requires_grad]
     cuda = device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-    with PeakRSS() as rss:
+    kernels: Any = contextlib.nullcontext()
+    if ours.attention == "efficient":
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernels = sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION])
+    with PeakRSS() as rss, kernels:
         sync(device)
         start = time.perf_counter()
         if ours.compile:
@@ -529,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="memory ours may use (default 40 on cuda, the issue's target; 90%% of RAM on cpu)")
     parser.add_argument("--check-estimate", action="store_true",
                         help="compare the training engine's memory estimate with the measured peak")
+    parser.add_argument("--row-multiple", type=int, default=None,
+                        help="round packed rows up to a multiple of this many tokens (default 512 on cuda, 0 on cpu)")
+    parser.add_argument("--attention", choices=["auto", "efficient"], default="auto",
+                        help="attention kernel in ours: sdpa's choice, or the memory-efficient kernel")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default 1: on a busy small machine a second thread mostly spin-waits)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -557,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for shape in shapes:
         ours = ours_for(device, SHAPES[shape][1]["vocab_size"], args.max_tokens, compile_layers, args.checkpointing,
-                        budget_mb)
+                        budget_mb, args.row_multiple, args.attention)
         results[shape] = bench_shape(shape, device, steps, args.rounds, ours, log)
         results[shape]["settings"] = asdict(ours)
     print_table(results, device)
