@@ -58,7 +58,7 @@ def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, s
     page.screenshot(path=str(DOCS / "wizard.png"), full_page=False)
     page.get_by_role("button", name="Looks right").click()
     wait_text(page, "Saved your project")
-    wait_text(page, "Next: your dataset")
+    wait_text(page, "Now your training examples")
     spec = ProjectSpec.model_validate_json((wizard.home / "projects" / "story-writer" / "spec.json").read_text())
     assert spec.task_type == "generation" and spec.audience == "Engineers and designers"
     # the assistant model was asked with a JSON schema for every free-text answer

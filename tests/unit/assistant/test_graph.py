@@ -94,7 +94,8 @@ async def test_interview_fills_the_spec_from_free_text_and_saves_it():
     assert q["slot"] == "never_do"
     q = await s.send("never invent metrics")
     assert q["kind"] == "confirm" and "Story writer" in q["spec_md"] and "engineers" in q["spec_md"]
-    assert await s.send("confirm") is None
+    q = await s.send("confirm")
+    assert q["slot"] == "_data"  # on to the dataset
     saved = load_spec("Story writer")
     assert saved.samples == ["As a user I want X so that Y"]  # samples are kept verbatim, not via the LLM
     assert saved.never_do == ["Invent metrics"] and saved.task_type == "generation"
@@ -180,8 +181,8 @@ async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
     await s.send()
     for answer in ["PRD drafts", "generation", "execs", "formal", "skip", "skip"]:
         await s.send(answer)
-    assert await s.send("confirm") is None
-    assert any("MTW_HOME" in t for t in s.said)
+    q = await s.send("confirm")
+    assert any("MTW_HOME" in t for t in s.said) and q["slot"] == "_data"
     assert (await s.state())["spec"]["purpose"] == "PRD drafts"
 
 

@@ -38,8 +38,8 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     assert record.pid and "--max-steps 20" in record.message
     jobs.stop_run(run_dir)
     # the live view hands the outcome back; the chat says what comes next
-    await s.send({"status": "done"})
-    assert any(f"mtw eval {run_dir}" in t for t in s.said)
+    q = await s.send({"status": "done"})
+    assert any(f"{run_dir}/adapter" in t for t in s.said) and q["slot"] == "_next"
 
 
 async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(tmp_path):
