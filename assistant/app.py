@@ -247,7 +247,9 @@ async def on_message(message: cl.Message) -> None:
             await cl.Message(content="Please attach your examples file (the paperclip), or drop it here.").send()
         return
     text = message.content.strip()
-    if text.endswith("?") and (pending.get("choices") or pending.get("kind") == "training"):
+    slot = str(pending.get("slot", ""))
+    expects_choice = pending.get("kind") in ("confirm", "training") or slot.startswith("_") or slot == "task_type"
+    if text.endswith("?") and expects_choice:
         # a question where a choice was expected: answer it from the knowledge base, then ask again
         await _explain(text)
         if pending.get("kind") != "training":
