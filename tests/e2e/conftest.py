@@ -90,6 +90,6 @@ def browser() -> Iterator:
 def page(browser) -> Iterator:
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
+    pg.set_default_timeout(60_000)
     yield pg
     ctx.close()
