@@ -205,7 +205,8 @@ builder.add_node(save_project)
 for node in (stages.choose_data, stages.receive_file, stages.use_sample, stages.draft_batch, stages.review_draft,
              stages.after_drafts, stages.check_data, stages.decide_after_check, stages.fix_data,
              stages.configure_training, stages.confirm_training, stages.start_training, stages.watch_training,
-             stages.after_training, stages.choose_next, stages.evaluate_model, stages.export_model):
+             stages.after_training, stages.choose_next, stages.evaluate_model, stages.export_model,
+             stages.score_answer, stages.report_agreement):
     builder.add_node(node)
 builder.add_edge(START, "check_environment")
 builder.add_conditional_edges("check_environment", route_after_check)
@@ -231,4 +232,6 @@ builder.add_edge("watch_training", "after_training")
 builder.add_conditional_edges("after_training", stages.route_after_training)
 builder.add_conditional_edges("choose_next", stages.route_after_next)
 builder.add_edge("evaluate_model", "choose_next")
+builder.add_conditional_edges("score_answer", stages.route_after_score)
+builder.add_edge("report_agreement", "choose_next")
 builder.add_edge("export_model", END)

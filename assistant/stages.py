@@ -319,6 +319,7 @@ def choose_next(state: WizardState) -> dict[str, Any]:
     """After a finished run: compare with the base, put it into Ollama, or stop here."""
     choices = {"eval": "Compare it with the base model", "export": "Put it into Ollama", "done": "Stop here"}
     if state.get("evaluated"):
+        choices = {"score": "Score a few answers myself", **choices}
         choices.pop("eval")
     answer = interrupt({"kind": "question", "slot": "_next", "optional": False, "choices": choices,
                         "text": "What next?"})
@@ -330,9 +331,10 @@ def route_after_training(state: WizardState) -> Literal["choose_next", "__end__"
     return "__end__" if state.get("data_choice") == "done" else "choose_next"
 
 
-def route_after_next(state: WizardState) -> Literal["evaluate_model", "export_model", "choose_next", "__end__"]:
+def route_after_next(state: WizardState) -> Literal["evaluate_model", "export_model", "score_answer", "choose_next",
+                                                   "__end__"]:
     """Follow the choice; 'stop here' ends the conversation's journey."""
-    return {"eval": "evaluate_model", "export": "export_model", "done": "__end__"}.get(
+    return {"eval": "evaluate_model", "export": "export_model", "score": "score_answer", "done": "__end__"}.get(
         state.get("data_choice", ""), "choose_next")  # type: ignore[return-value]
 
 
@@ -388,3 +390,53 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
         lines.append(f"Try it: `ollama run {result.name}`")
     _say("\n".join(lines))
     return {"data_choice": "done"}
+
+
+SCORED_ANSWERS = 3
+SCORED_CRITERIA = ("format", "tone")
+"""What a person judges best at a glance; the judge model scores all five rubric criteria."""
+
+
+def score_answer(state: WizardState) -> dict[str, Any]:
+    """Ask the user to score the tuned model's answers (format, then tone) so the judge can be checked."""
+    import json
+
+    from tools.evaluate.agreement import record_user_scores
+
+    run_dir = Path(state["run_dir"])
+    report = json.loads((run_dir / "eval" / "report.json").read_text(encoding="utf-8"))
+    prompts = report.get("prompts", [])[:SCORED_ANSWERS]
+    i, c = state.get("score_index", 0), state.get("score_criterion", 0)
+    item, criterion = prompts[i], SCORED_CRITERIA[c]
+    answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
+    choices = {str(n): str(n) for n in range(1, 6)}
+    picked = _pick(interrupt({
+        "kind": "question", "slot": "_score", "optional": False, "choices": choices,
+        "text": f"Answer {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n> {answer or '(empty answer)'}\n\n"
+                f"How good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?"}), choices)
+    if not picked:
+        return {}
+    record_user_scores(run_dir, item["id"], "tuned", {criterion: int(picked)})
+    c += 1
+    if c == len(SCORED_CRITERIA):
+        i, c = i + 1, 0
+    return {"score_index": i, "score_criterion": c, "scored_all": i >= len(prompts)}
+
+
+def route_after_score(state: WizardState) -> Literal["score_answer", "report_agreement"]:
+    """Keep asking until every chosen answer is scored."""
+    return "report_agreement" if state.get("scored_all") else "score_answer"
+
+
+async def report_agreement(state: WizardState) -> dict[str, Any]:
+    """Say how the judge's scores compare with the user's."""
+    from tools.evaluate.run import refresh_agreement
+
+    agreed = await asyncio.to_thread(refresh_agreement, state["run_dir"])
+    if agreed:
+        _say(f"Thanks — saved. The judge model agrees with you within one point on {agreed['within_one']:.0%} of "
+             f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
+    else:
+        _say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
+             f"(`mtw eval {state['run_dir']} --judge MODEL`) to see how well it agrees with you.")
+    return {"score_index": 0, "score_criterion": 0, "scored_all": False}

@@ -70,3 +70,12 @@ class WizardState(TypedDict, total=False):
 
     evaluated: bool
     """The finished run was compared with its base in this conversation."""
+
+    score_index: int
+    """Which of the tuned model's answers the user is scoring."""
+
+    score_criterion: int
+    """Which rubric criterion of that answer is being scored."""
+
+    scored_all: bool
+    """Every answer picked for scoring has its scores."""

@@ -128,7 +128,14 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     q = await s.send("eval")
     assert any(t.startswith("**Verdict.**") for t in s.said)
     assert (finished / "eval" / "report.json").is_file()
-    assert "eval" not in q["choices"]
+    assert "eval" not in q["choices"] and "score" in q["choices"]
+    q = await s.send("score")
+    assert q["slot"] == "_score" and "**format**" in q["text"]
+    for n in ["4", "oops", "3", "5", "2", "4", "4"]:  # a non-score answer is asked again
+        q = await s.send(n)
+    assert q["slot"] == "_next" and "scores are saved" in s.said[-1]
+    lines = (finished / "eval" / "user_scores.jsonl").read_text().splitlines()
+    assert [json.loads(x)["scores"] for x in lines][:2] == [{"format": 4}, {"tone": 3}] and len(lines) == 6
     q = await s.send("export")
     assert q is None
     said = s.said[-1]
