@@ -83,6 +83,12 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
         if not device.startswith("cuda"):
             raise UsageError("4-bit loading (QLoRA) needs an NVIDIA GPU.",
                              fix="Use --set four_bit=false on this machine.")
+        import importlib.util
+
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UsageError("4-bit loading (QLoRA) needs the bitsandbytes package, which is not installed.",
+                             fix="Install the GPU extras: `.venv/bin/pip install -e '.[gpu]'`, or use "
+                                 "--set four_bit=false.")
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
