@@ -23,6 +23,8 @@ DRAFT_BATCH = 5
 SHOWN_ISSUES = 8
 TRY_STEPS = 20
 """Optimizer steps of a tiny-random run started from the chat (it only demonstrates the workflow)."""
+TRY_SETS = ["learning_rate=3e-3"]
+"""A random model needs a bold learning rate to show learning within those few steps."""
 
 
 def _say(text: str) -> None:
@@ -223,6 +225,13 @@ async def fix_data(state: WizardState) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------- configure and train
 
+def _try_run(model: str) -> tuple[list[str], int | None]:
+    """Overrides and step cap for a demonstration run on tiny-random; none for real models."""
+    from tools.train.catalog import TINY_RANDOM
+
+    return (TRY_SETS, TRY_STEPS) if model == TINY_RANDOM else ([], None)
+
+
 def _base_for(spec: ProjectSpec) -> str:
     """Encoders for labels and entities (MiniLM ships with the app); the chosen chat model otherwise."""
     return "minilm" if spec.task_type in ("classification", "entity_extraction") else spec.base_model
@@ -246,7 +255,8 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
                  "good for trying the steps, not for real answers.")
             model = TINY_RANDOM
     try:
-        cfg = build_config(model, state["data_path"], preset=spec.preset)
+        sets, steps = _try_run(model)
+        cfg = build_config(model, state["data_path"], preset=spec.preset, sets=sets, max_steps=steps)
         est = await asyncio.to_thread(estimate, cfg)
     except MTWError as exc:
         _say(f"{exc.message} {exc.fix}")
@@ -283,10 +293,12 @@ def start_training(state: WizardState) -> dict[str, Any]:
 
     spec = _spec(state)
     run_dir = project_dir(slugify(spec.name)) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    # tiny-random only shows the workflow: a short run is enough
-    short = TRY_STEPS if state["train_model"] == TINY_RANDOM else None
+    sets, steps = _try_run(state["train_model"])
     record = jobs.start_detached(state["data_path"], state["train_model"], run_dir, preset=spec.preset,
-                                 project=slugify(spec.name), max_steps=short)
+                                 project=slugify(spec.name), sets=sets, max_steps=steps)
+    if steps:
+        _say(f"**{TINY_RANDOM}** run: {steps} steps at a high learning rate — a quick demonstration of every "
+             "step of the journey, not a useful model.")
     _stage(5)
     _say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
     return {"run_dir": str(run_dir)}

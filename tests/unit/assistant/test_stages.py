@@ -35,7 +35,7 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     run_dir = Path(q["run_dir"])
     assert run_dir.parent == project_dir("user-stories-from-ideas") / "runs"
     record = jobs.get_run(run_dir)
-    assert record.pid and "--max-steps 20" in record.message
+    assert record.pid and "--max-steps 20" in record.message and "learning_rate=3e-3" in record.message
     jobs.stop_run(run_dir)
     # the live view hands the outcome back; the chat says what comes next
     q = await s.send({"status": "done"})
