@@ -172,3 +172,26 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.get_by_role("button", name="Put it into Ollama").click()
     page.get_by_text("ollama create").last.wait_for(timeout=120_000)
     assert (runs[0].parent.parent / "export" / "Modelfile").is_file()
+
+
+def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):
+    csv = tmp_path / "my examples.csv"
+    rows = [f'"Write a status update for project {i}","Project {i} is on track: beta ships Friday."' for i in range(12)]
+    csv.write_text("prompt,response\n" + "\n".join(rows) + "\n")
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
+    page.get_by_role("button", name="Writes text (generation)").click()
+    say(page, "leadership")
+    wait_text(page, "How should it sound and look?")
+    say(page, "short, plain")
+    for _ in range(2):
+        page.get_by_role("button", name="Skip").last.click()
+        page.wait_for_timeout(300)
+    page.get_by_role("button", name="Looks right").click()
+    page.get_by_role("button", name="Upload a file of examples").click()
+    wait_text(page, "Upload your examples")
+    page.locator("#ask-button-input").set_input_files(str(csv))
+    wait_text(page, "12 examples")
+    copied = wizard.home / "projects" / "draft-weekly-status-updates-for-stakeholders" / "data" / csv.name
+    assert copied.read_text() == csv.read_text()
