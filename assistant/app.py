@@ -121,7 +121,8 @@ async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Messag
 
 async def _ask(payload: dict[str, Any]) -> None:
     if payload.get("kind") == "file":
-        await _ask_file(payload)
+        # waits for the upload: in the background, so this turn ends and the next can begin
+        _in_background(_ask_file(payload))
         return
     if payload.get("kind") == "training":
         _in_background(_follow_training(payload["run_dir"]))
@@ -146,7 +147,22 @@ async def _retire_question() -> None:
         await msg.remove_actions()
 
 
+def _turn_lock() -> asyncio.Lock:
+    """One graph turn at a time per conversation: a fast click or message waits for the turn before it."""
+    lock = cl.user_session.get("turn_lock")
+    if lock is None:
+        lock = asyncio.Lock()
+        cl.user_session.set("turn_lock", lock)
+    return lock
+
+
 async def run(value: Any) -> None:
+    """Run the graph to its next question (after any turn still in progress)."""
+    async with _turn_lock():
+        await _step(value)
+
+
+async def _step(value: Any) -> None:
     """Run the graph to its next question, rendering what it says on the way."""
     g = await graph()
     ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
@@ -199,10 +215,11 @@ def _in_background(coro: Any) -> None:
 async def _ask_file(payload: dict[str, Any]) -> None:
     files = await cl.AskFileMessage(content=payload["text"], accept={"text/plain": payload.get("accept", [])},
                                     max_size_mb=500, timeout=3600).send()
-    if files:
-        await run({"path": files[0].path, "name": files[0].name})
-    else:
-        await run({})
+    async with _turn_lock():
+        pending = await _pending()
+        if not pending or pending.get("kind") != "file":
+            return  # answered meanwhile (a file attached to a message)
+        await _step({"path": files[0].path, "name": files[0].name} if files else {})
 
 
 async def _follow_training(run_dir: str) -> None:
@@ -234,6 +251,11 @@ async def start() -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """A typed answer (or an attached file) resumes the graph at its question."""
+    async with _turn_lock():
+        await _answer_message(message)
+
+
+async def _answer_message(message: cl.Message) -> None:
     pending = await _pending()
     if pending is None:
         await cl.Message(content="This conversation has reached the end of what the chat can do for now. "
@@ -242,7 +264,7 @@ async def on_message(message: cl.Message) -> None:
     files = [e for e in message.elements or [] if getattr(e, "path", None)]
     if pending.get("kind") == "file":
         if files:
-            await run({"path": files[0].path, "name": files[0].name})
+            await _step({"path": files[0].path, "name": files[0].name})
         else:
             await cl.Message(content="Please attach your examples file (the paperclip), or drop it here.").send()
         return
@@ -259,7 +281,7 @@ async def on_message(message: cl.Message) -> None:
         await cl.Message(content="Training is running; its progress shows above. Use **Stop** to end it early.").send()
         return
     await _retire_question()
-    await run(message.content)
+    await _step(message.content)
 
 
 @cl.action_callback("answer")
