@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from assistant import prompts, stages
 from assistant.context import WizardContext
+from assistant.stages import say, stage
 from assistant.state import WizardState
 from tools import doctor
 from tools.errors import MTWError
@@ -41,18 +42,10 @@ class SpecUpdate(BaseModel):
     entity_types: list[str] = []
 
 
-def _say(text: str) -> None:
-    get_stream_writer()({"say": text})
-
-
-def _stage(index: int) -> None:
-    get_stream_writer()({"stage": index})
-
-
 async def check_environment(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
     """Greet, check the machine and the assistant model, and pick guided mode when Ollama is missing."""
-    _stage(0)
-    _say("Hi! I'm the **Model Training Wizard**. I'll help you fine-tune a model on your own examples and run it "
+    stage(0)
+    say("Hi! I'm the **Model Training Wizard**. I'll help you fine-tune a model on your own examples and run it "
          "in your Ollama — step by step, in plain words. First, a quick look at this machine.")
     settings = runtime.context.settings
     ok, note, missing = await runtime.context.llm.status()
@@ -61,9 +54,9 @@ async def check_environment(state: WizardState, runtime: Runtime[WizardContext])
                  *doctor.check_accelerator()])
     get_stream_writer()({"checks": [c.as_dict() for c in checks]})
     if ok:
-        _say(f"The assistant model **{runtime.context.llm.model}** is ready in Ollama.")
+        say(f"The assistant model **{runtime.context.llm.model}** is ready in Ollama.")
     elif not missing:
-        _say(f"{note}\n\n{GUIDED}")
+        say(f"{note}\n\n{GUIDED}")
     return {"llm_ok": ok, "llm_note": note, "model_missing": missing,
             "spec": state.get("spec") or ProjectSpec().model_dump(),
             "asked_slots": state.get("asked_slots", []), "attempts": state.get("attempts", {})}
@@ -82,23 +75,23 @@ async def offer_download(state: WizardState, runtime: Runtime[WizardContext]) ->
                                 "Download it now? It is a few GB and takes a few minutes.",
                         "choices": {"pull": f"Download {model}", "skip": "Continue without it"}})
     if str(choice).strip().lower() not in {"pull", f"download {model}".lower(), "yes", "y"}:
-        _say(GUIDED)
+        say(GUIDED)
         return {"model_missing": False}
     writer = get_stream_writer()
     try:
         await runtime.context.llm.pull(
             lambda status, done, total: writer({"progress": {"status": status, "completed": done, "total": total}}))
     except MTWError as exc:
-        _say(f"The download did not finish: {exc.message} {exc.fix}\n\n{GUIDED}")
+        say(f"The download did not finish: {exc.message} {exc.fix}\n\n{GUIDED}")
         return {"model_missing": False}
     ok, note, _ = await runtime.context.llm.status()
-    _say(f"**{model}** is downloaded and ready." if ok else f"{note}\n\n{GUIDED}")
+    say(f"**{model}** is downloaded and ready." if ok else f"{note}\n\n{GUIDED}")
     return {"llm_ok": ok, "llm_note": note, "model_missing": False}
 
 
 def ask_question(state: WizardState) -> dict[str, Any]:
     """Ask the next open slot (or the one the user chose to change); the answer comes back on resume."""
-    _stage(1)
+    stage(1)
     spec = ProjectSpec(**state["spec"])
     slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", [])) or "purpose"
     q = prompts.questions()[slot]
@@ -119,10 +112,10 @@ async def understand_answer(state: WizardState, runtime: Runtime[WizardContext])
     slot, answer = state["asked"], state.get("answer", "").strip()
     spec = ProjectSpec(**state["spec"])
     if not answer:
-        _say("That message was empty — no problem, here is the question again.")
+        say("That message was empty — no problem, here is the question again.")
         return {}
     if len(answer) > MAX_FIELD_CHARS:
-        _say(f"That was a long message ({len(answer):,} characters); I kept the first {MAX_FIELD_CHARS:,} for "
+        say(f"That was a long message ({len(answer):,} characters); I kept the first {MAX_FIELD_CHARS:,} for "
              "your project. Long samples are better added later as dataset examples.")
     llm_ok = state.get("llm_ok", False)
     if llm_ok and slot != "samples":
@@ -135,12 +128,12 @@ async def understand_answer(state: WizardState, runtime: Runtime[WizardContext])
             spec = ProjectSpec(**{**spec.model_dump(), **filled})
         except MTWError as exc:
             llm_ok = False
-            _say(f"{exc.message} {exc.fix}\n\n{GUIDED}")
+            say(f"{exc.message} {exc.fix}\n\n{GUIDED}")
     tries = state.get("attempts", {}).get(slot, 0)
     if not getattr(spec, slot) and (not llm_ok or tries >= 2 or slot == "samples"):
         spec = apply_answer(spec, slot, answer)
     if slot == "task_type" and not spec.task_type:
-        _say("I could not tell which kind you meant; please click one of the buttons.")
+        say("I could not tell which kind you meant; please click one of the buttons.")
     return {"spec": spec.model_dump(), "llm_ok": llm_ok}
 
 
@@ -188,9 +181,9 @@ async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> d
     try:
         path = await asyncio.to_thread(save_spec, spec, runtime.context.thread_id or None)
     except MTWError as exc:
-        _say(f"{exc.message} {exc.fix}")
+        say(f"{exc.message} {exc.fix}")
         return {"spec_path": ""}
-    _say(f"Saved your project **{spec.name}** to `{path}`. You can edit that file any time.")
+    say(f"Saved your project **{spec.name}** to `{path}`. You can edit that file any time.")
     return {"spec_path": str(path)}
 
 

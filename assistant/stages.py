@@ -27,11 +27,13 @@ TRY_SETS = ["learning_rate=3e-3"]
 """A random model needs a bold learning rate to show learning within those few steps."""
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
+    """Send a chat message (Markdown) from inside a node."""
     get_stream_writer()({"say": text})
 
 
-def _stage(index: int) -> None:
+def stage(index: int) -> None:
+    """Mark the journey stage (an index into graph.STAGES) as the current one."""
     get_stream_writer()({"stage": index})
 
 
@@ -56,7 +58,7 @@ def _pick(answer: Any, choices: dict[str, str]) -> str:
 
 def choose_data(state: WizardState) -> dict[str, Any]:
     """Ask where the training examples come from: a file, the assistant's drafts, or the sample set."""
-    _stage(2)
+    stage(2)
     spec = _spec(state)
     choices = {"upload": "Upload a file of examples"}
     if state.get("llm_ok") and spec.task_type == "generation":
@@ -98,7 +100,7 @@ def use_sample(state: WizardState) -> dict[str, Any]:
     dest = _data_dir(state) / src.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dest)
-    _say(f"Copied the sample dataset to `{dest}`.")
+    say(f"Copied the sample dataset to `{dest}`.")
     return {"data_path": str(dest)}
 
 
@@ -109,15 +111,15 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> di
 
     spec = _spec(state)
     store = DatasetStore(spec.name)
-    _say(f"Drafting {DRAFT_BATCH} examples from your project — this takes a moment.")
+    say(f"Drafting {DRAFT_BATCH} examples from your project — this takes a moment.")
     try:
         drafts = await asyncio.to_thread(draft_examples, spec, DRAFT_BATCH, runtime.context.llm,
                                          existing=store.examples())
     except MTWError as exc:
-        _say(f"{exc.message} {exc.fix}")
+        say(f"{exc.message} {exc.fix}")
         drafts = []
     if not drafts:
-        _say("No usable drafts came back this time.")
+        say("No usable drafts came back this time.")
     return {"drafts": [d.model_dump() for d in drafts], "draft_index": 0}
 
 
@@ -167,12 +169,12 @@ async def check_data(state: WizardState) -> dict[str, Any]:
     """The plain-language dataset report: a summary first, then each problem with its line and fix."""
     from tools.dataset.checks import check_file
 
-    _stage(3)
+    stage(3)
     path = state["data_path"]
     try:
         report = await asyncio.to_thread(check_file, path)
     except MTWError as exc:
-        _say(f"I could not read `{Path(path).name}`: {exc.message} {exc.fix}")
+        say(f"I could not read `{Path(path).name}`: {exc.message} {exc.fix}")
         return {"data_ok": False, "data_errors": 1}
     errors = [i for i in report.issues if i.severity == "error"]
     warnings = [i for i in report.issues if i.severity == "warning"]
@@ -184,7 +186,7 @@ async def check_data(state: WizardState) -> dict[str, Any]:
         lines.append(f"- {mark} {where}{issue.message} **Fix:** {issue.fix}")
     if len(errors) + len(warnings) > SHOWN_ISSUES:
         lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more (`mtw check {path}` lists all).")
-    _say("\n".join(lines))
+    say("\n".join(lines))
     return {"data_ok": report.ok, "data_errors": len(errors)}
 
 
@@ -215,10 +217,10 @@ async def fix_data(state: WizardState) -> dict[str, Any]:
     try:
         result = await asyncio.to_thread(fix_dataset, src, out)
     except MTWError as exc:
-        _say(f"{exc.message} {exc.fix}")
+        say(f"{exc.message} {exc.fix}")
         return {}
     changes = "\n".join(f"- {c}" for c in result.changes) or "- nothing needed changing"
-    _say(f"Wrote a cleaned copy to `{out}` ({result.train_examples} for training, "
+    say(f"Wrote a cleaned copy to `{out}` ({result.train_examples} for training, "
          f"{result.validation_examples} held out for validation):\n{changes}")
     return {"data_path": str(result.train_path)}
 
@@ -243,14 +245,14 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
     from tools.train.config import build_config
     from tools.train.estimate import estimate
 
-    _stage(4)
+    stage(4)
     spec = _spec(state)
     model = state.get("train_model") or _base_for(spec)
     if model not in ("minilm", TINY_RANDOM):
         try:
             await asyncio.to_thread(load_tokenizer, model)
         except MTWError as exc:
-            _say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with the built-in "
+            say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with the built-in "
                  "**tiny-random** model: it trains in seconds and learns only the format of your data — "
                  "good for trying the steps, not for real answers.")
             model = TINY_RANDOM
@@ -259,10 +261,10 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
         cfg = build_config(model, state["data_path"], preset=spec.preset, sets=sets, max_steps=steps)
         est = await asyncio.to_thread(estimate, cfg)
     except MTWError as exc:
-        _say(f"{exc.message} {exc.fix}")
+        say(f"{exc.message} {exc.fix}")
         return {"train_model": model}
     changes = "".join(f"\n- {c}" for c in est.changes)
-    _say(f"**Plan:** LoRA on **{model}** with the *{spec.preset}* preset (learning rate {cfg.learning_rate:g}, "
+    say(f"**Plan:** LoRA on **{model}** with the *{spec.preset}* preset (learning rate {cfg.learning_rate:g}, "
          f"batch {cfg.batch_size}, {cfg.epochs} epochs, context {cfg.context}).\n\n{est.verdict}{changes}")
     return {"train_model": model}
 
@@ -297,10 +299,10 @@ def start_training(state: WizardState) -> dict[str, Any]:
     record = jobs.start_detached(state["data_path"], state["train_model"], run_dir, preset=spec.preset,
                                  project=slugify(spec.name), sets=sets, max_steps=steps)
     if steps:
-        _say(f"**{TINY_RANDOM}** run: {steps} steps at a high learning rate — a quick demonstration of every "
+        say(f"**{TINY_RANDOM}** run: {steps} steps at a high learning rate — a quick demonstration of every "
              "step of the journey, not a useful model.")
-    _stage(5)
-    _say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
+    stage(5)
+    say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
     return {"run_dir": str(run_dir)}
 
 
@@ -316,14 +318,14 @@ def after_training(state: WizardState) -> dict[str, Any]:
     run_dir = state.get("run_dir", "")
     status = outcome.get("status")
     if status == "stopped":
-        _say(f"Training was stopped. Continue it any time with `mtw train --out {run_dir} --resume`.")
+        say(f"Training was stopped. Continue it any time with `mtw train --out {run_dir} --resume`.")
         return {"data_choice": "done"}
     if status != "done":
-        _say(f"Training did not finish: {outcome.get('message') or 'the process ended unexpectedly'} "
+        say(f"Training did not finish: {outcome.get('message') or 'the process ended unexpectedly'} "
              f"{outcome.get('fix', '')}".strip())
         return {"data_choice": "done"}
-    _stage(6)
-    _say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.")
+    stage(6)
+    say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.")
     return {"data_choice": ""}
 
 
@@ -354,17 +356,17 @@ async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) ->
     """Base vs tuned on held-out data and test prompts; the plain verdict and the charts."""
     from tools.evaluate.run import evaluate_run
 
-    _stage(6)
+    stage(6)
     run_dir = Path(state["run_dir"])
     judge = runtime.context.llm.model if state.get("llm_ok") else None
-    _say("Comparing the tuned model with its base on your held-out examples and the test prompts"
+    say("Comparing the tuned model with its base on your held-out examples and the test prompts"
          + (f", with **{judge}** as the judge" if judge else "") + " — this takes a minute or two.")
     try:
         report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge)
     except MTWError as exc:
-        _say(f"{exc.message} {exc.fix}")
+        say(f"{exc.message} {exc.fix}")
         return {"evaluated": False}
-    _say(f"**Verdict.** {report['verdict']}\n\nThe full report with every answer side by side is "
+    say(f"**Verdict.** {report['verdict']}\n\nThe full report with every answer side by side is "
          f"`{run_dir / 'eval' / 'report.md'}`.")
     writer = get_stream_writer()
     for name, file in report.get("charts", {}).items():
@@ -379,7 +381,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
     from tools.export.pipeline import export_run
     from tools.registry import suggest_name
 
-    _stage(7)
+    stage(7)
     spec = _spec(state)
     base = "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
     name = await asyncio.to_thread(suggest_name, base)
@@ -389,7 +391,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
     try:
         result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=dry, say=notes.append)
     except MTWError as exc:
-        _say(f"The export did not work: {exc.message} {exc.fix}")
+        say(f"The export did not work: {exc.message} {exc.fix}")
         return {}
     lines = [f"**{result.name}** — route *{result.route}*: {result.reason}"]
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
@@ -400,7 +402,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
                      + "\n".join(f"`{c}`" for c in result.commands))
     elif result.ok:
         lines.append(f"Try it: `ollama run {result.name}`")
-    _say("\n".join(lines))
+    say("\n".join(lines))
     return {"data_choice": "done"}
 
 
@@ -446,9 +448,9 @@ async def report_agreement(state: WizardState) -> dict[str, Any]:
 
     agreed = await asyncio.to_thread(refresh_agreement, state["run_dir"])
     if agreed:
-        _say(f"Thanks — saved. The judge model agrees with you within one point on {agreed['within_one']:.0%} of "
+        say(f"Thanks — saved. The judge model agrees with you within one point on {agreed['within_one']:.0%} of "
              f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
     else:
-        _say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
+        say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
              f"(`mtw eval {state['run_dir']} --judge MODEL`) to see how well it agrees with you.")
     return {"score_index": 0, "score_criterion": 0, "scored_all": False}
