@@ -37,6 +37,15 @@ def wait_text(page, text: str) -> None:
     page.get_by_text(text, exact=False).last.wait_for()
 
 
+def skip_optional_questions(page) -> None:
+    """Skip the samples and never-do questions; the spec is then shown for confirmation."""
+    wait_text(page, "Paste one or two real samples")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "must never do")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "Here is your project")
+
+
 def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, start_wizard, page):
     ollama.responder = scripted_slot_filler
     wizard = start_wizard(ollama.url)
@@ -49,11 +58,7 @@ def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, s
     say(page, "our engineers and designers")
     wait_text(page, "How should it sound and look?")
     say(page, "plain, with bullets")
-    wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    skip_optional_questions(page)
     wait_text(page, "Engineers and designers")
     page.screenshot(path=str(DOCS / "wizard.png"), full_page=False)
     page.get_by_role("button", name="Looks right").click()
@@ -82,11 +87,7 @@ def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page):
     say(page, "one label, nothing else")
     wait_text(page, "Which labels should it choose between?")
     say(page, "bug; feature request; question")
-    wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    skip_optional_questions(page)
     wait_text(page, "bug, feature request, question")
     wait_text(page, "Sort incoming feedback into labels")
     page.screenshot(path=str(DOCS / "wizard-guided.png"), full_page=False)
@@ -147,11 +148,7 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     say(page, "engineers")
     wait_text(page, "How should it sound and look?")
     say(page, "plain")
-    wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    skip_optional_questions(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Start from the sample PM dataset").click()
     wait_text(page, "45 examples")
@@ -186,11 +183,7 @@ def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):
     say(page, "leadership")  # typed at once: waits for the click's turn, then answers the next question
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
-    wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    skip_optional_questions(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Upload a file of examples").click()
     wait_text(page, "Upload your examples")
