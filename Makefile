@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip's noise about optional local indexes says nothing to a user
 QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: run test install lint typecheck unit e2e chromium bench clean
+.PHONY: run test install lint typecheck unit e2e screenshots chromium bench clean
 
 run: install
 	$(VENV)/bin/mtw ui
@@ -40,6 +40,10 @@ unit: install
 
 e2e: install chromium
 	$(VENV)/bin/pytest tests/e2e
+
+# the browser tests, saving their screenshots over docs/*.png (a plain run keeps them in pytest's tmp folder)
+screenshots: install chromium
+	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
 
 test: install chromium lint typecheck
 	$(VENV)/bin/pytest

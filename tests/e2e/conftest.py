@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +16,8 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+UPDATE_SCREENSHOTS = "MTW_UPDATE_SCREENSHOTS"
 
 
 def _free_port() -> int:
@@ -93,3 +95,19 @@ def page(browser) -> Iterator:
     pg.set_default_timeout(60_000)
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def screenshot(page, tmp_path: Path) -> Callable[[str], Path]:
+    """Save the visible page as NAME: in the test's tmp folder, or over docs/NAME with MTW_UPDATE_SCREENSHOTS=1.
+
+    A plain test run must leave the git tree as it found it; `make screenshots` refreshes the README's pictures.
+    """
+    folder = DOCS if os.environ.get(UPDATE_SCREENSHOTS) == "1" else tmp_path
+
+    def _save(name: str) -> Path:
+        path = folder / name
+        page.screenshot(path=str(path), full_page=False)
+        return path
+
+    return _save

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from tools.project import ProjectSpec
 
 pytestmark = pytest.mark.e2e
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 FILLS = {
     "purpose": {"purpose": "Turn a one-line feature idea into a user story with acceptance criteria",
@@ -46,7 +44,7 @@ def skip_optional_questions(page) -> None:
     wait_text(page, "Here is your project")
 
 
-def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, start_wizard, page):
+def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, start_wizard, page, screenshot):
     ollama.responder = scripted_slot_filler
     wizard = start_wizard(ollama.url)
     page.goto(wizard.url)
@@ -60,7 +58,7 @@ def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, s
     say(page, "plain, with bullets")
     skip_optional_questions(page)
     wait_text(page, "Engineers and designers")
-    page.screenshot(path=str(DOCS / "wizard.png"), full_page=False)
+    screenshot("wizard.png")
     page.get_by_role("button", name="Looks right").click()
     wait_text(page, "Saved your project")
     wait_text(page, "Now your training examples")
@@ -70,7 +68,7 @@ def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, s
     assert all("format" in r.body for r in ollama.requests_to("/api/chat"))
 
 
-def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page):
+def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
     wait_text(page, "Ollama is not running")
@@ -90,7 +88,7 @@ def test_without_ollama_the_wizard_is_a_guided_form(start_wizard, page):
     skip_optional_questions(page)
     wait_text(page, "bug, feature request, question")
     wait_text(page, "Sort incoming feedback into labels")
-    page.screenshot(path=str(DOCS / "wizard-guided.png"), full_page=False)
+    screenshot("wizard-guided.png")
 
 
 def test_a_reopened_conversation_continues_where_it_left_off_after_a_restart(ollama, start_wizard, page):
@@ -138,7 +136,7 @@ def test_an_unwritable_workspace_is_explained_and_the_chat_still_works(tmp_path,
 
 
 @pytest.mark.timeout(900)
-def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_wizard, page):
+def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
     wait_text(page, "What should your model do?")
@@ -160,13 +158,13 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.get_by_text("Training finished.").last.wait_for(timeout=400_000)
     wait_text(page, "Loss (training and validation)")
     page.wait_for_timeout(2000)  # let the chart draw
-    page.screenshot(path=str(DOCS / "training.png"), full_page=False)
+    screenshot("training.png")
     runs = list((wizard.home / "projects").glob("*/runs/*/adapter/adapter_model.safetensors"))
     assert len(runs) == 1
     page.get_by_role("button", name="Compare it with the base model").click()
     page.get_by_text("Verdict.").last.wait_for(timeout=240_000)
     page.wait_for_timeout(2000)
-    page.screenshot(path=str(DOCS / "evaluation.png"), full_page=False)
+    screenshot("evaluation.png")
     page.get_by_role("button", name="Put it into Ollama").click()
     page.get_by_text("ollama create").last.wait_for(timeout=120_000)
     assert (runs[0].parent.parent / "export" / "Modelfile").is_file()

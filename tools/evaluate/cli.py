@@ -1,4 +1,4 @@
-"""`mtw eval RUN_DIR [--prompts FILE] [--judge OLLAMA_MODEL] [--json]`: is the tuned model better than its base?"""
+"""`mtw eval RUN_DIR [--prompts FILE] [--judge M] [--ollama-model NAME] [--json]`: is the tuned model better?"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tools.errors import MTWError, UsageError
+from tools.evaluate.report import ollama_name, variant_label
 
 
 def _print(report: dict[str, Any], console: Console) -> None:
@@ -18,7 +19,8 @@ def _print(report: dict[str, Any], console: Console) -> None:
     held = report.get("heldout") or {}
     if held:
         keys = [k for k in ("val_loss", "perplexity", "accuracy", "precision", "recall", "f1") if k in held["tuned"]]
-        t = Table("held-out", *keys)
+        # with Ollama answering the prompts, say that these numbers are still the local adapter's
+        t = Table("held-out (local adapter)" if ollama_name(report.get("tuned_source")) else "held-out", *keys)
         for v in ("base", "tuned"):
             if v in held:
                 t.add_row(v, *(f"{held[v][k]:.3g}" for k in keys))
@@ -28,7 +30,8 @@ def _print(report: dict[str, Any], console: Console) -> None:
         t = Table("test prompts", "all checks pass", "stops by itself", "ROUGE-L", "judge (1-5)")
         for v in ("base", "tuned"):
             x = s[v]
-            t.add_row(v, f"{x['all_checks_pass']} of {x['prompts']}", f"{x['stopped']} of {x['prompts']}",
+            t.add_row(variant_label(report, v), f"{x['all_checks_pass']} of {x['prompts']}",
+                      f"{x['stopped']} of {x['prompts']}",
                       "–" if x["rouge_l"] is None else f"{x['rouge_l']:.2f}",
                       "–" if x["judge_mean"] is None else f"{x['judge_mean']:.1f}")
         console.print(t)
@@ -56,6 +59,9 @@ def eval_run(
     judge: str = typer.Option(None, "--judge", help="An Ollama model that scores each answer 1-5 on the rubric."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     compare: Path = typer.Option(None, "--compare", help="Another run to evaluate on the same prompts and compare."),
+    ollama_model: str = typer.Option(None, "--ollama-model", help="Answer the test prompts on the tuned side with "
+                                     "this Ollama model (e.g. the --name given to `mtw export`) instead of the local "
+                                     "adapter: check what you ship. Held-out numbers still come from the adapter."),
 ) -> None:
     """Compare the tuned model with its base: held-out numbers, test prompts side by side, a plain verdict."""
     from tools.evaluate.run import evaluate_run
@@ -63,7 +69,7 @@ def eval_run(
     _quiet_libraries()
     console = Console()
     try:
-        report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge)
+        report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge, ollama_model=ollama_model)
         comparison = None
         if compare is not None:
             from tools.evaluate.compare import compare_reports

@@ -110,3 +110,10 @@ def ollama_generator(models: dict[str, str], *, max_new_tokens: int = DEFAULT_MA
 
     return run
 
+
+def split_generator(base: Generator, tuned: Generator) -> Generator:
+    """A Generator that answers 'base' with one generator and 'tuned' with another (local base, Ollama tuned)."""
+    def run(prompts: list[str], which: str) -> list[Generation]:
+        return (tuned if which == "tuned" else base)(prompts, which)
+
+    return run

@@ -14,8 +14,21 @@ LITTLE_CHANGE = 0.05
 # below this many held-out texts a single example moves accuracy by more than 5 points
 FEW_HELD_OUT = 20
 STRUCTURE_CHECKS = ("user_story", "list", "update")
+OLLAMA = "ollama:"
+"""Prefix of an answer source served by Ollama in `base_source` / `tuned_source`: "ollama:PM-General-v1"."""
 TINY_NOTE = ("(tiny-random is a randomly initialised model for trying the workflow: it learns the format of a "
              "dataset, nothing more, so its answers are not meant to read well.)")
+
+
+def ollama_name(source: str | None) -> str | None:
+    """The Ollama model behind a report's `tuned_source` / `base_source` ("ollama:NAME"), None for local answers."""
+    return source.removeprefix(OLLAMA) if source and source.startswith(OLLAMA) else None
+
+
+def variant_label(report: dict[str, Any], v: str) -> str:
+    """'base' / 'tuned', with the Ollama model named when that side's answers came from Ollama."""
+    name = ollama_name(report.get(f"{v}_source"))
+    return f"{v} (Ollama: {name})" if name else v
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -96,6 +109,9 @@ def verdict(report: dict[str, Any]) -> str:
                        "judging its answers.")
     if task == "causal" and s:
         b, t = s["base"], s["tuned"]
+        served = ollama_name(report.get("tuned_source"))
+        if served:
+            out.append(f"The tuned answers to the test prompts come from '{served}' as your Ollama serves it.")
         if t["user_story_total"]:
             out.append(f"The tuned model follows your user-story format in {t['user_story_pass']} of "
                        f"{t['user_story_total']} prompts (base: {b['user_story_pass']} of {b['user_story_total']}).")
@@ -145,14 +161,19 @@ def _fmt(x: Any) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: the verdict, the numbers, and every prompt's answers side by side."""
+    served = {v: n for v in VARIANTS if (n := ollama_name(report.get(f"{v}_source")))}
     lines = [f"# Evaluation of {report['run_dir']}", "", f"Base model: `{report['model']}` · task: {report['task']}"
-             + (f" · judge: `{report['judge_model']}`" if report.get("judge_model") else ""), "",
+             + (f" · judge: `{report['judge_model']}`" if report.get("judge_model") else "")
+             + "".join(f" · {v} answers: Ollama `{n}`" for v, n in served.items()), "",
              "## Verdict", "", report["verdict"], ""] + [f"> Note: {n}\n" for n in report.get("notes") or []]
     held = report.get("heldout") or {}
     if held:
         keys = [k for k in ("val_loss", "perplexity", "accuracy", "precision", "recall", "f1", "token_accuracy")
                 if k in held.get("tuned", {})]
-        lines += ["## Held-out examples", "", "| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        lines += ["## Held-out examples", ""]
+        if served:
+            lines += ["Measured with the run's adapter on this machine (Ollama answers only the test prompts).", ""]
+        lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         lines += [f"| {v} | " + " | ".join(_fmt(held[v].get(k)) for k in keys) + " |" for v in VARIANTS if v in held]
         if "confusion" in held.get("tuned", {}):
             labs = held["tuned"]["labels"]
@@ -167,7 +188,8 @@ def render_markdown(report: dict[str, Any]) -> str:
                   "|---|---|---|---|---|"]
         for v in VARIANTS:
             x = s[v]
-            lines.append(f"| {v} | {x['all_checks_pass']} of {x['prompts']} | {x['stopped']} of {x['prompts']} | "
+            lines.append(f"| {variant_label(report, v)} | {x['all_checks_pass']} of {x['prompts']} | "
+                         f"{x['stopped']} of {x['prompts']} | "
                          f"{_fmt(x['rouge_l'])} | {_fmt(x['judge_mean'])} |")
         if s["tuned"]["judge"]:
             lines += ["", "| criterion | base | tuned |", "|---|---|---|"]

@@ -2,6 +2,7 @@
 
 Reads top to bottom: `evaluate_run` loads the tuned model and the validation rows (I/O), `build_report`
 turns answers and numbers into the report (pure apart from the generator and judge it is handed).
+With `ollama_model` the tuned side's answers come from that model in Ollama (what the user ships).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import UsageError
+from tools.errors import ModelNotPulled, MTWError, OllamaUnavailable, UsageError
 from tools.evaluate.agreement import agreement, load_user_scores
 from tools.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, Generator
 from tools.evaluate.judge import CRITERIA, score_all
 from tools.evaluate.metrics import rouge_l
-from tools.evaluate.report import VARIANTS, summarize, verdict, write_report
+from tools.evaluate.report import OLLAMA, VARIANTS, summarize, verdict, write_report
 from tools.evaluate.suite import BUILTIN, TestPrompt, check_answer, check_user_story, follows_format, load_prompts_file
 from tools.llm_protocol import StructuredLLM
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 MAX_VALIDATION_PROMPTS = 10
 """Validation examples answered side by side (all of them count in the held-out loss)."""
+LOCAL = "local"
+"""Answers generated on this machine (the run's adapter, or its base with the adapter off)."""
 
 
 def validation_prompts(validation: list[Example]) -> list[TestPrompt]:
@@ -75,13 +78,17 @@ def training_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
 def build_report(run_dir: str | Path, *, model: str, task: str, events: list[dict[str, Any]],
                  heldout: dict[str, Any], prompts: list[TestPrompt], generate: Generator | None,
                  judge: StructuredLLM | None = None, judge_model: str | None = None,
-                 data: str | None = None) -> dict[str, Any]:
-    """The report dict (report.json): numbers, per-prompt answers, agreement with the user, health, verdict."""
+                 data: str | None = None, base_source: str = LOCAL, tuned_source: str = LOCAL) -> dict[str, Any]:
+    """The report dict (report.json): numbers, per-prompt answers, agreement with the user, health, verdict.
+
+    `base_source` / `tuned_source` say where each side's answers came from: "local" or "ollama:NAME".
+    """
     from tools.troubleshoot.monitor import diagnose
 
     rows = answer_prompts(prompts, generate, judge) if generate is not None and prompts else []
     report: dict[str, Any] = {
         "run_dir": str(run_dir), "model": model, "task": task, "data": data, "judge_model": judge_model,
+        "base_source": base_source, "tuned_source": tuned_source,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "training": training_summary(events), "heldout": heldout,
         "summary": summarize(rows) if rows else None, "prompts": rows,
@@ -117,16 +124,22 @@ def refresh_agreement(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None, judge_model: str | None = None,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, write: bool = True) -> dict[str, Any]:
-    """Evaluate a finished run on this machine and write RUN_DIR/eval/; returns the report."""
+                 ollama_model: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 write: bool = True) -> dict[str, Any]:
+    """Evaluate a finished run on this machine and write RUN_DIR/eval/; returns the report.
+
+    With `ollama_model` the tuned answers to the test prompts come from that Ollama model (e.g. the name given
+    to `mtw export`); held-out numbers still come from the local adapter, and a run without one still gets
+    its test prompts compared with the base.
+    """
     import torch
 
-    from tools.evaluate.generate import in_process_generator
+    from tools.evaluate.generate import in_process_generator, ollama_generator, split_generator
     from tools.evaluate.heldout import heldout
     from tools.evaluate.judge import OllamaStructured
     from tools.train.config import load_run_config
     from tools.train.events import read_events
-    from tools.train.modeling import load_tuned
+    from tools.train.modeling import load_base, load_tuned
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -134,24 +147,103 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     cfg = load_run_config(run)
     extra = load_prompts_file(prompts_file) if prompts_file else []
     notes: list[str] = []
+    has_adapter = (run / "adapter" / "adapter_config.json").is_file()
+    if ollama_model:
+        if cfg.task != "causal":
+            raise UsageError(f"{run} trained a {cfg.task} model (labels, not text), and Ollama runs text-generation "
+                             f"models only, so there is nothing to ask '{ollama_model}'.",
+                             f"Evaluate it without --ollama-model: `mtw eval {run}`.")
+        # before loading anything: a missing model or a stopped Ollama is found in a second, not after minutes
+        notes += check_ollama_model(ollama_model, run)
+    elif not has_adapter:
+        exported = exported_from(run)
+        if exported:
+            raise UsageError(f"{run} has no adapter to evaluate, but it was exported to Ollama as "
+                             f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {run} --ollama-model "
+                                                        f"{exported[0]}`.")
     validation = _validation_rows(cfg, notes)
     # generation is the slow part: on a machine with a GPU it runs there
-    model, tokenizer, cfg = load_tuned(run, device="cuda" if torch.cuda.is_available() else "cpu")
-    numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if has_adapter or not ollama_model:
+        model, tokenizer, cfg = load_tuned(run, device=device)
+        numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context)
+    else:
+        model, tokenizer = load_base(cfg.model, cfg.task, precision="fp32" if device == "cpu" else "auto",
+                                     device=device, seed=cfg.seed)
+        numbers = {}
+        notes.append(f"{run} has no adapter, so there are no held-out numbers; the test prompts compare "
+                     f"'{ollama_model}' in Ollama with the base model {cfg.model} on this machine.")
     prompts: list[TestPrompt] = []
     if cfg.task == "causal":
         prompts = [*BUILTIN, *validation_prompts(validation), *extra]
     elif extra:
         notes.append("Test prompts are for text generation; this run is a classifier, so --prompts was not used.")
+    generate = in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens)
+    if ollama_model:
+        generate = split_generator(generate, ollama_generator({"tuned": ollama_model}, max_new_tokens=max_new_tokens))
     events = read_events(run)
     report = build_report(run, model=cfg.model, task=cfg.task, events=events, heldout=numbers, prompts=prompts,
-                          generate=in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens),
-                          judge=OllamaStructured(judge_model) if judge_model else None, judge_model=judge_model,
-                          data=cfg.data)
+                          generate=generate, judge=OllamaStructured(judge_model) if judge_model else None,
+                          judge_model=judge_model, data=cfg.data,
+                          tuned_source=f"{OLLAMA}{ollama_model}" if ollama_model else LOCAL)
     report["notes"] = notes
     if write:
         write_report(run, report, events)
     return report
+
+
+def _same_tag(a: str, b: str) -> bool:
+    """Ollama names compared as Ollama does: case-insensitive, a missing tag meaning ':latest'."""
+    def full(n: str) -> str:
+        return (n if ":" in n else f"{n}:latest").lower()
+
+    return full(a) == full(b)
+
+
+def _registered() -> list[Any]:
+    """The registered models, or none when the workspace cannot be read (the check is advice, not a gate)."""
+    from tools import registry
+
+    try:
+        return registry.list_models()
+    except MTWError:
+        return []
+
+
+def exported_from(run: Path, records: list[Any] | None = None) -> list[str]:
+    """The Ollama names of the models `mtw export` made from this run, newest version first."""
+    return [m.ollama_tag for m in (_registered() if records is None else records)
+            if m.run_dir and Path(m.run_dir).resolve() == run.resolve()]
+
+
+def check_ollama_model(name: str, run: Path) -> list[str]:
+    """Plain errors when Ollama is down or lacks `name`; notes when the registry ties `name` to another run."""
+    from tools import ollama_api, registry
+
+    try:
+        pulled = ollama_api.list_models()
+    except OllamaUnavailable as exc:
+        raise OllamaUnavailable(f"Cannot ask '{name}' for the tuned answers: {exc.message}", exc.fix) from exc
+    records = _registered()
+    mine = exported_from(run, records)
+    if not any(_same_tag(m, name) for m in pulled):
+        if mine:
+            fix = f"This run was exported as {', '.join(mine)}: use --ollama-model {mine[0]}."
+        else:
+            created = registry.next_version_name(name, [m.name for m in records])
+            fix = (f"Put this run into Ollama with `mtw export {run} --name {name}`"
+                   + (f" (it is created as {created})" if created != name else "")
+                   + ", or check the name with `ollama list`.")
+        raise ModelNotPulled(name, f"The model '{name}' is not in your Ollama (at {ollama_api.host()}).", fix)
+    record = next((m for m in records if _same_tag(m.ollama_tag, name)), None)
+    if record is None:
+        return [f"'{name}' is not in the model registry (`mtw models`), so it is not known which run it was "
+                f"exported from; its answers are compared with the base of {run}."]
+    if record.run_dir and Path(record.run_dir).resolve() != run.resolve():
+        return [f"'{name}' was exported from {record.run_dir}, not from {run}: its answers are compared with this "
+                "run's base, and any held-out numbers are this run's adapter's."
+                + (f" This run was exported as {', '.join(mine)}." if mine else "")]
+    return []
 
 
 def _validation_rows(cfg: Any, notes: list[str]) -> list[Example]:
