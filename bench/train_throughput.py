@@ -9,8 +9,9 @@ loss is computed differ.
     python bench/train_throughput.py --device cuda --shape qwen0.5b --json $OUT/qwen.json
     python bench/train_throughput.py --device cuda --check-estimate
 
-Imports only torch, transformers, peft, the standard library and the training engine's data,
-batching, loss and estimate modules, so it runs on a bare GPU machine.
+Ours is the training engine's own pieces (tools/train: packing, row rounding, the chunked loss,
+per-layer compilation, automatic per-step checkpointing from the memory estimate), so what is
+measured is what `mtw train` does. Needs torch, transformers, peft and pydantic.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-from tools.train.batching import packed_batches, padded_batch  # noqa: E402
+from tools.train.batching import packed_batches, padded_batch, round_up_row  # noqa: E402
 from tools.train.data import TokenizedExample  # noqa: E402
-from tools.train.estimate import OVERHEAD, memory_parts  # noqa: E402
+from tools.train.estimate import step_memory  # noqa: E402
 from tools.train.loss import lm_loss  # noqa: E402
+from tools.train.modeling import compile_layers  # noqa: E402
+from tools.train.speed import AutoCheckpointing, Speed, precision  # noqa: E402
 
 # published architectures (hidden size, layers, heads, kv heads, intermediate size, vocab); rope scaling
 # variants are left out: they change no matmul shape
@@ -99,8 +102,9 @@ class Result:
     first_step_s: float = 0.0
     peak_mem_mb: float = 0.0
     estimate_mb: float = 0.0
-    checkpointed_steps: int = 0
     """The training engine's memory estimate for the largest step, as this recipe ran it."""
+    checkpointed_steps: int = 0
+    largest_step_tokens: int = 0
     first_loss: float = float("nan")
     last_loss: float = float("nan")
     notes: list[str] = field(default_factory=list)
@@ -315,42 +319,17 @@ def ours_for(device: torch.device, vocab: int, max_tokens: int | None, compile_l
     return Ours(max_tokens or 1024, row_multiple or 0, 1024, False, checkpointing, budget_mb, attention)
 
 
-def estimate_mb(model: Any, tokens: int, ours: Ours, checkpointing: bool) -> float:
-    """The training engine's memory estimate (its own formula and overhead) for a step of `tokens` tokens."""
-    config = model.get_base_model().config
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    wide = 2 if next(model.parameters()).dtype == torch.bfloat16 else 4
-    parts = memory_parts(params=frozen, hidden=config.hidden_size, layers=config.num_hidden_layers,
-                         vocab=config.vocab_size, lora=lora, batch_tokens=tokens, chunk=ours.chunk_size or tokens,
-                         weight_bytes=wide, act_bytes=wide, grad_ckpt=checkpointing)
-    return sum(parts.values()) * OVERHEAD
-
-
-def pad_row(batch: dict[str, torch.Tensor], multiple: int) -> dict[str, torch.Tensor]:
-    """Round a packed row up to a multiple of `multiple` tokens.
-
-    A handful of row lengths instead of a new one every step lets cuDNN's attention plans and the
-    compiled layers be reused rather than rebuilt; the tail is its own short sequence (positions
-    restart) with no labels, so it changes neither the attention of real tokens nor the loss.
-    """
-    extra = -batch["input_ids"].shape[1] % multiple if multiple else 0
-    if not extra:
-        return batch
-    return {"input_ids": torch.nn.functional.pad(batch["input_ids"], (0, extra), value=PAD_ID),
-            "labels": torch.nn.functional.pad(batch["labels"], (0, extra), value=-100),
-            "position_ids": torch.cat([batch["position_ids"], torch.arange(extra).unsqueeze(0)], dim=1)}
-
-
 def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result,
              ours: Ours) -> None:
-    """Padding-free packed rows, chunked (or fused) linear + cross-entropy, fused AdamW, compiled layers."""
+    """The engine's recipe: packed rows rounded to the row multiple, chunked (or fused) linear + cross-entropy,
+    fused AdamW, compiled layers, and checkpointing only for the steps (and layers) that need it."""
     release(device)
     model = build_model(shape, device)
-    checkpointing = False
     params = [p for p in model.parameters() if p.requires_grad]
     cuda = device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    speed = Speed(compile=ours.compile, row_multiple=ours.row_multiple,
+                  checkpointing={"auto": "auto", "on": True, "off": False}[ours.checkpointing],
+                  memory_budget_mb=ours.budget_mb, autocast=cuda, fused_adamw=True)
     kernels: Any = contextlib.nullcontext()
     if ours.attention == "efficient":
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -360,34 +339,29 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
         sync(device)
         start = time.perf_counter()
         if ours.compile:
-            # one graph per layer type, reused by every layer; dynamic so row lengths do not recompile
-            for layer in model.get_base_model().model.layers:
-                layer.compile(dynamic=True)
+            compile_layers(model)
+        if speed.checkpointing is True:
+            model.get_base_model().activation_checkpointing_enable({"use_reentrant": False})
+        memory = AutoCheckpointing(model, speed, ours.chunk_size or 0, str(device))
+        need = step_memory(model, chunk=ours.chunk_size, device=str(device))
         opt = torch.optim.AdamW(params, lr=LR, fused=True)
         ends, losses, computed = [], [], []
         model.train()
         for step_examples in batches:
-            rows = [pad_row(mb, ours.row_multiple)
+            rows = [round_up_row(mb, ours.row_multiple, PAD_ID)
                     for mb in packed_batches(step_examples, max_tokens=ours.max_tokens, seed=0)]
             longest = max(mb["input_ids"].numel() for mb in rows)
-            want = ours.checkpointing == "on" or (
-                ours.checkpointing == "auto" and estimate_mb(model, longest, ours, False) > ours.budget_mb)
-            if want != checkpointing:
-                # only the steps whose activations would not fit pay for recomputing them
-                if want:
-                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-                else:
-                    model.gradient_checkpointing_disable()
-                checkpointing = want
-            res.estimate_mb = max(res.estimate_mb, estimate_mb(model, longest, ours, checkpointing))
-            res.checkpointed_steps += checkpointing
+            recomputed = memory.before_step(longest)
+            res.estimate_mb = max(res.estimate_mb, need(longest, memory.every_n))
+            res.largest_step_tokens = max(res.largest_step_tokens, longest)
+            res.checkpointed_steps += recomputed > 0
             total_loss = torch.zeros((), device=device)
             total_n = 0
             width = 0
             for mb in rows:
                 width += mb["input_ids"].numel()
-                mb = {k: v.to(device, non_blocking=True) for k, v in mb.items()}
-                with autocast:
+                mb = {k: v if k == "labels" else v.to(device, non_blocking=True) for k, v in mb.items()}
+                with precision(speed):
                     loss, n = lm_loss(model, mb, chunk_size=ours.chunk_size)
                 # summed here and divided once below: the token-level mean over the whole step, like stock
                 (loss * n).backward()

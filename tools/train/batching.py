@@ -39,6 +39,23 @@ def pack(examples: Sequence[TokenizedExample]) -> dict[str, torch.Tensor]:
             "position_ids": torch.tensor([positions], dtype=torch.long)}
 
 
+def round_up_row(batch: dict[str, torch.Tensor], multiple: int, pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a packed row to a multiple of `multiple` tokens (0 = leave it as it is).
+
+    A GPU builds attention plans and compiled kernels per row length; a handful of lengths instead
+    of a new one every step lets them be reused. The tail is a sequence of its own (positions
+    restart at 0) with no labels, so it changes neither the attention of the real tokens nor the loss.
+    """
+    width = batch["input_ids"].shape[1]
+    extra = -width % multiple if multiple else 0
+    if not extra or "position_ids" not in batch:
+        return batch
+    pad = torch.nn.functional.pad
+    return {"input_ids": pad(batch["input_ids"], (0, extra), value=pad_id),
+            "labels": pad(batch["labels"], (0, extra), value=IGNORE),
+            "position_ids": torch.cat([batch["position_ids"], torch.arange(extra).unsqueeze(0)], dim=1)}
+
+
 def _epoch_order(n: int, seed: int) -> list[int]:
     order = list(range(n))
     random.Random(seed).shuffle(order)

@@ -61,6 +61,9 @@ class Narrator:
         resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
         self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
                    f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        speed = describe_speed(ev.get("speed") or {})
+        if speed:
+            self._line(speed, dim=True)
         if self.plain:
             return
         from rich.progress import BarColumn, Progress, TextColumn
@@ -92,6 +95,24 @@ class Narrator:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def describe_speed(speed: dict[str, Any]) -> str:
+    """The start event's speed settings in one line ("" when there are none, as for a classifier)."""
+    if not speed:
+        return ""
+    parts = ["compiled layers"] if speed.get("compile") else []
+    if speed.get("row_multiple"):
+        parts.append(f"rows rounded to {speed['row_multiple']} tokens")
+    ckpt = speed.get("checkpointing")
+    budget = speed.get("memory_budget_mb", 0) / 1024
+    if ckpt == "auto":
+        parts.append(f"gradient checkpointing where a step would exceed {budget:.1f} GB")
+    elif ckpt is True:
+        parts.append("gradient checkpointing on every step")
+    if speed.get("fused_adamw"):
+        parts.append("fused AdamW")
+    return "speed: " + ", ".join(parts) if parts else ""
 
 
 def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from tools.fileio import atomic_write_text
 
 PresetName = Literal["documents", "communications", "balanced"]
 
+COMPILE_MIN_STEPS = 200
+"""Compiling costs tens of seconds once; shorter runs would not earn it back."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "documents": {"learning_rate": 1e-4, "batch_size": 2, "epochs": 5, "context": 4096},
     "communications": {"learning_rate": 3e-4, "batch_size": 8, "epochs": 3, "context": 2048},
@@ -77,12 +80,27 @@ class TrainConfig(BaseModel):
     """auto = bf16 on a capable GPU, fp32 on CPU."""
     four_bit: bool = False
     """Load the base in 4 bits (QLoRA, CUDA only): a quarter of the memory for the frozen weights."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 30% slower."""
+    gradient_checkpointing: bool | Literal["auto"] = "auto"
+    """Recompute activations in the backward pass: less memory, about 30% slower on the steps that use it.
+    auto = only on the steps whose memory estimate would not fit in memory_budget_gb."""
+    compile: bool | Literal["auto"] = "auto"
+    """torch.compile each decoder layer: faster steps after a one-off compilation of tens of seconds.
+    auto = on a GPU, for runs of COMPILE_MIN_STEPS optimizer steps or more."""
+    row_multiple: int | None = None
+    """Round packed rows up to a multiple of this many tokens (padding that teaches nothing), so a GPU reuses
+    its attention plans and compiled kernels across steps; None = 512 on a GPU, 0 (off) on a CPU."""
+    memory_budget_gb: float | None = None
+    """Memory this run may use; automatic gradient checkpointing keeps each step's estimate under it.
+    None = 90% of the GPU's memory, or of the RAM free when training starts."""
     packing: bool = True
     """Pack several short examples into one row instead of padding them (causal only)."""
     loss_chunk: int = 1024
     """Tokens per chunk of the output-layer loss, so the full vocabulary logits are never held at once."""
+
+
+_EXPECTED = {"bool_parsing": "true or false", "bool_type": "true or false", "int_parsing": "a whole number",
+             "int_type": "a whole number", "int_from_float": "a whole number", "float_parsing": "a number",
+             "float_type": "a number", "none_required": "nothing (leave it out)"}
 
 
 def _plain(err: ErrorDetails) -> str:
@@ -97,6 +115,32 @@ def _plain(err: ErrorDetails) -> str:
     if kind == "missing":
         return f"'{field}' is missing — give it (e.g. --{field} …)"
     return f"{field} = {value!r}: {err['msg'].lower()}"
+
+
+def _plain_all(errors: list[ErrorDetails]) -> list[str]:
+    """One sentence per setting; a setting with several kinds of value (true/false or auto) gets one, not one each."""
+    by_field: dict[str, list[ErrorDetails]] = {}
+    for err in errors:
+        loc = err["loc"]
+        if len(loc) > 1 and loc[0] in TrainConfig.model_fields and err["type"] != "extra_forbidden":
+            by_field.setdefault(str(loc[0]), []).append(err)
+        else:
+            by_field.setdefault(f"#{len(by_field)}", []).append(err)
+    out: list[str] = []
+    for field, errs in by_field.items():
+        if field.startswith("#") or len(errs) == 1 and len(errs[0]["loc"]) == 1:
+            out += [_plain(e) for e in errs]
+            continue
+        options: list[str] = []
+        for e in errs:
+            expected = (f"{e['ctx']['expected']}" if e["type"] == "literal_error" and "ctx" in e
+                        else _EXPECTED.get(e["type"], e["msg"].lower()))
+            for option in expected.split(" or ") if expected == "true or false" else [expected]:
+                if option not in options:
+                    options.append(option)
+        choices = ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
+        out.append(f"{field} = {errs[0].get('input')!r}: use {choices}")
+    return out
 
 
 def check_values(cfg: TrainConfig) -> list[str]:
@@ -125,6 +169,10 @@ def check_values(cfg: TrainConfig) -> list[str]:
         p.append(f"weight decay {cfg.weight_decay} — use 0 or a small positive value such as 0.01")
     if cfg.max_grad_norm <= 0:
         p.append(f"max grad norm {cfg.max_grad_norm} — use a positive value (1.0 is usual)")
+    if cfg.row_multiple is not None and not 0 <= cfg.row_multiple <= 8192:
+        p.append(f"row multiple {cfg.row_multiple} — use 0 (off) up to 8192; 512 is usual on a GPU")
+    if cfg.memory_budget_gb is not None and cfg.memory_budget_gb <= 0:
+        p.append(f"memory budget {cfg.memory_budget_gb:g} GB — use a positive number of gigabytes, or leave it out")
     if cfg.task == "causal" and cfg.labels:
         p.append("labels are only for classifiers — drop them or set task=classification")
     return p
@@ -171,7 +219,7 @@ def build_config(model: str, data: str, *, preset: str | None = None, sets: list
     try:
         cfg = TrainConfig(**values)
     except ValidationError as exc:
-        problems += [_plain(e) for e in exc.errors()]
+        problems += _plain_all(exc.errors())
     if cfg is not None:
         problems += check_values(cfg)
     if problems or cfg is None:
@@ -224,5 +272,5 @@ def load_run_config(run_dir: Path | str) -> TrainConfig:
     try:
         return TrainConfig(**raw)
     except ValidationError as exc:
-        problems = "; ".join(_plain(e) for e in exc.errors())
+        problems = "; ".join(_plain_all(exc.errors()))
         raise UsageError(f"{path} has problems: {problems}.", fix="Correct those fields in config.yaml.") from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,19 +13,43 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tools.train.config import TrainConfig
 
-SHAPES: dict[str, tuple[int, int, int]] = {
-    "phi-4-mini": (3072, 32, 200064), "llama-3.2-1b": (2048, 16, 128256), "llama-3.2-3b": (3072, 28, 128256),
-    "qwen2.5-0.5b": (896, 24, 151936), "qwen2.5-1.5b": (1536, 28, 151936), "qwen2.5-3b": (2048, 36, 151936),
-    "gemma-2-2b": (2304, 26, 256000), "smollm2-360m": (960, 32, 49152), "smollm2-1.7b": (2048, 24, 49152),
-    "tiny-random": (64, 2, 30524), "minilm": (384, 6, 30522),
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes that decide a model's training memory."""
+
+    hidden: int
+    layers: int
+    vocab: int
+    intermediate: int
+    """Width of the MLP inside each layer (4 × hidden in the classic transformer, wider in most recent ones)."""
+    params_b: float
+    """Parameters, in billions."""
+
+
+SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "phi-4-mini": (3072, 32, 200064, 8192), "llama-3.2-1b": (2048, 16, 128256, 8192),
+    "llama-3.2-3b": (3072, 28, 128256, 8192), "qwen2.5-0.5b": (896, 24, 151936, 4864),
+    "qwen2.5-1.5b": (1536, 28, 151936, 8960), "qwen2.5-3b": (2048, 36, 151936, 11008),
+    "gemma-2-2b": (2304, 26, 256000, 9216), "smollm2-360m": (960, 32, 49152, 2560),
+    "smollm2-1.7b": (2048, 24, 49152, 8192), "tiny-random": (64, 2, 30524, 128), "minilm": (384, 6, 30522, 1536),
 }
-"""(hidden size, layers, vocabulary) of the catalog models, so no download is needed to estimate."""
+"""(hidden, layers, vocabulary, MLP width) of the catalog models, so no download is needed to estimate."""
 
 MINILM_PARAMS_B = 0.0227
-ACT_BYTES_PER_TOKEN_LAYER = 34
-"""Activation bytes kept per token, per layer, per unit of hidden size in 16-bit (Korthikanti et al. 2022)."""
-OVERHEAD = 1.15
-"""Allocator fragmentation, temporary buffers and the framework itself."""
+ACT_PER_HIDDEN = 4.0
+ACT_PER_INTERMEDIATE = 6.75
+"""Activation values kept for the backward pass, per token and per layer: ACT_PER_HIDDEN × hidden +
+ACT_PER_INTERMEDIATE × MLP width, each value 2 bytes on a GPU (bf16) and 4 on a CPU (fp32). LoRA on every
+linear layer keeps each layer's inputs; the MLP's gate, up and product tensors dominate. Fitted to the
+peaks measured on an H100 for three model shapes at 4.6k-16k tokens per step (bench/README.md): within
+±10 % there."""
+OUTPUT_COPIES = 1.0
+"""fp32 logits of one output-layer chunk alive at the peak."""
+OVERHEAD = 1.1
+"""Allocator fragmentation and temporary buffers."""
+RUNTIME_MB_CPU = 450.0
+"""Python, torch and transformers themselves: part of the RAM a CPU run uses (a GPU's memory holds none of it)."""
 EXAMPLES_PER_MINUTE = 30
 """The guide's slow end of typical speed; used when no warm-up could be measured."""
 
@@ -36,7 +61,8 @@ class Estimate:
     params: int
     trainable_params: int
     memory_mb: dict[str, float]
-    """weights, lora (weights + gradients + optimizer state), activations, output layer."""
+    """weights, lora (weights + gradients + optimizer state), activations, output layer, and on a CPU the
+    runtime (Python and torch themselves)."""
     total_mb: float
     available_mb: float
     device: str
@@ -49,43 +75,104 @@ class Estimate:
     fits: bool
     verdict: str
     changes: list[str] = field(default_factory=list)
+    step_tokens: int = 0
+    """Tokens in the largest micro-batch: the step the memory figures are for."""
+    checkpointing: bool = False
+    """True when gradient checkpointing is needed (or asked for) on the largest steps."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the UI."""
         return asdict(self)
 
 
-def model_shape(model: str) -> tuple[int, int, int, float]:
-    """(hidden, layers, vocab, params in billions) from the table, or from a local folder's config.json."""
+def model_shape(model: str) -> ModelShape:
+    """The model's sizes: from the table for catalog models, or from a local folder's config.json."""
     from tools.train.catalog import resolve
 
     key = model.lower()
     if key in ("minilm", "all-minilm-l6-v2"):
-        h, layers, v = SHAPES["minilm"]
-        return h, layers, v, MINILM_PARAMS_B
+        return ModelShape(*SHAPES["minilm"], params_b=MINILM_PARAMS_B)
     entry = resolve(model)
     if entry.key in SHAPES:
-        h, layers, v = SHAPES[entry.key]
-        return h, layers, v, entry.params_b
+        return ModelShape(*SHAPES[entry.key], params_b=entry.params_b)
     cfg = json.loads((Path(entry.hf_id) / "config.json").read_text(encoding="utf-8"))
+    cfg = cfg.get("text_config", cfg)  # multimodal configs nest the language model's sizes
     h, layers, v = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["vocab_size"])
     inter = int(cfg.get("intermediate_size") or 4 * h)
     params = layers * (4 * h * h + 3 * h * inter) + 2 * v * h
-    return h, layers, v, params / 1e9
+    return ModelShape(h, layers, v, inter, params / 1e9)
+
+
+def activation_bytes(*, hidden: int, intermediate: int, layers: int, tokens: int, act_bytes: int,
+                     checkpointed: int = 0) -> float:
+    """Bytes kept for the backward pass over a step of `tokens` tokens with `checkpointed` layers recomputed."""
+    per_layer = (ACT_PER_HIDDEN * hidden + ACT_PER_INTERMEDIATE * intermediate) * tokens * act_bytes
+    checkpointed = min(max(0, checkpointed), layers)
+    if not checkpointed:
+        return per_layer * layers
+    # a checkpointed layer keeps only its input; one at a time is recomputed in full in the backward pass
+    return (layers - checkpointed) * per_layer + checkpointed * hidden * tokens * act_bytes + per_layer
+
+
+def checkpointed_layers(layers: int, every_n: int) -> int:
+    """How many of `layers` layers are recomputed when every n-th one is (0 = none)."""
+    return math.ceil(layers / every_n) if every_n else 0
 
 
 def memory_parts(*, params: float, hidden: int, layers: int, vocab: int, lora: int, batch_tokens: int, chunk: int,
-                 weight_bytes: float, act_bytes: int, grad_ckpt: bool) -> dict[str, float]:
-    """Memory in MB for each part of a LoRA run (pure arithmetic, unit-tested)."""
+                 weight_bytes: float, act_bytes: int, grad_ckpt: bool, intermediate: int | None = None,
+                 runtime_mb: float = 0.0, every_n: int = 1) -> dict[str, float]:
+    """Memory in MB for each part of a LoRA run (pure arithmetic, unit-tested).
+
+    `intermediate` is the MLP width (4 × hidden when not known); `runtime_mb` the process itself
+    (Python, torch) where it shares the memory, as on a CPU; with `grad_ckpt`, every `every_n`-th
+    layer is recomputed (1 = all of them).
+    """
     mb = 2**20
-    per_layer = ACT_BYTES_PER_TOKEN_LAYER * hidden * batch_tokens * act_bytes / 2
-    activations = (hidden * batch_tokens * act_bytes * layers + per_layer) if grad_ckpt else per_layer * layers
-    return {
+    activations = activation_bytes(hidden=hidden, intermediate=intermediate or 4 * hidden, layers=layers,
+                                   tokens=batch_tokens, act_bytes=act_bytes,
+                                   checkpointed=checkpointed_layers(layers, every_n) if grad_ckpt else 0)
+    parts = {
         "weights": round(params * weight_bytes / mb, 1),
         "lora": round(lora * 4 * 4 / mb, 1),  # fp32 weights, gradients and Adam's two moments
         "activations": round(activations / mb, 1),
-        "output_layer": round(min(chunk, batch_tokens) * vocab * 4 * 3 / mb, 1),
+        "output_layer": round(min(chunk, batch_tokens) * vocab * 4 * OUTPUT_COPIES / mb, 1),
     }
+    if runtime_mb:
+        parts["runtime"] = round(runtime_mb, 1)
+    return parts
+
+
+def total_mb(parts: dict[str, float]) -> float:
+    """The peak the parts add up to (the runtime is measured, so it takes no overhead)."""
+    runtime = parts.get("runtime", 0.0)
+    return round((sum(parts.values()) - runtime) * OVERHEAD + runtime, 1)
+
+
+def step_memory(model: Any, *, chunk: int | None, device: str) -> Callable[[int, int], float]:
+    """For an already loaded (LoRA) model: the estimated peak in MB of a step of `tokens` tokens when
+    every `every_n`-th layer is checkpointed (0 = none).
+
+    What the engine asks, step by step, to recompute only as many layers as a step needs to fit.
+    Weights are counted at their real size in memory (4-bit ones included).
+    """
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = getattr(base.config, "text_config", base.config)
+    frozen = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    cuda = device.startswith("cuda")
+    act = 2 if cuda and getattr(base, "dtype", None) in (torch.bfloat16, torch.float16) else 4
+
+    def at(tokens: int, every_n: int) -> float:
+        return total_mb(memory_parts(params=frozen, hidden=config.hidden_size, layers=config.num_hidden_layers,
+                                     vocab=config.vocab_size, lora=lora, batch_tokens=tokens, chunk=chunk or tokens,
+                                     weight_bytes=1, act_bytes=act, grad_ckpt=every_n > 0, every_n=max(1, every_n),
+                                     intermediate=getattr(config, "intermediate_size", None),
+                                     runtime_mb=0.0 if cuda else RUNTIME_MB_CPU))
+
+    return at
 
 
 def available_mb(device: str) -> float:
@@ -111,29 +198,62 @@ def _duration(seconds: float) -> str:
     return f"about {seconds / 3600:.1f} hours"
 
 
+def step_tokens(cfg: TrainConfig, lengths: list[int], cuda: bool) -> int:
+    """Tokens in the largest micro-batch the engine can build from examples of these lengths.
+
+    Packed rows hold about batch_size examples of average length, never less than the longest one
+    (the engine's `token_budget`), rounded up to the row multiple on a GPU; padded batches are
+    batch_size × the longest example.
+    """
+    mean_len = sum(lengths) / len(lengths) if lengths else 256
+    longest = min(max(lengths, default=256), cfg.context)
+    if cfg.packing and cfg.task == "causal":
+        tokens = min(cfg.context * cfg.batch_size, max(longest, math.ceil(cfg.batch_size * mean_len)))
+        multiple = row_multiple(cfg, cuda)
+        return -(-tokens // multiple) * multiple if multiple else tokens
+    return cfg.batch_size * longest
+
+
+def row_multiple(cfg: TrainConfig, cuda: bool) -> int:
+    """The multiple packed rows are rounded up to: the config's, else 512 on a GPU and none on a CPU."""
+    if cfg.row_multiple is not None:
+        return cfg.row_multiple
+    return 512 if cuda else 0
+
+
 def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = False,
              lengths: list[int] | None = None) -> Estimate:
     """Estimate memory and time for `cfg`; `measure` times a few real steps (loads the model)."""
     import torch
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    hidden, layers, vocab, params_b = model_shape(cfg.model)
+    shape = model_shape(cfg.model)
     if lengths is None:
         lengths = dataset_lengths(cfg)
     n = max(1, len(lengths))
-    mean_len = sum(lengths) / n if lengths else 256
-    longest = max(lengths, default=256)
-    batch_tokens = int(cfg.batch_size * (mean_len if cfg.packing and cfg.task == "causal" else longest))
-    batch_tokens = min(batch_tokens, cfg.batch_size * cfg.context)
-    n_targets = len(cfg.lora_targets) or 7
-    lora = cfg.lora_r * layers * hidden * (18 if n_targets >= 7 else 2.5 * n_targets)
     cuda = dev.startswith("cuda")
+    batch_tokens = step_tokens(cfg, lengths, cuda)
+    n_targets = len(cfg.lora_targets) or 7
+    per_layer = 7.5 * shape.hidden + 3 * shape.intermediate if n_targets >= 7 else 2.5 * n_targets * shape.hidden
+    lora = cfg.lora_r * shape.layers * per_layer
     weight_bytes = 0.56 if cfg.four_bit else (2 if cuda and cfg.precision != "fp32" else 4)
-    parts = memory_parts(params=params_b * 1e9, hidden=hidden, layers=layers, vocab=vocab, lora=int(lora),
-                         batch_tokens=batch_tokens, chunk=cfg.loss_chunk, weight_bytes=weight_bytes,
-                         act_bytes=2 if cuda else 4, grad_ckpt=cfg.gradient_checkpointing)
-    total = sum(parts.values()) * OVERHEAD
+
+    def parts_for(grad_ckpt: bool) -> dict[str, float]:
+        return memory_parts(params=shape.params_b * 1e9, hidden=shape.hidden, layers=shape.layers, vocab=shape.vocab,
+                            lora=int(lora), batch_tokens=batch_tokens, chunk=cfg.loss_chunk,
+                            weight_bytes=weight_bytes, act_bytes=2 if cuda else 4, grad_ckpt=grad_ckpt,
+                            intermediate=shape.intermediate, runtime_mb=0.0 if cuda else RUNTIME_MB_CPU)
+
     free = available_mb(dev)
+    budget = cfg.memory_budget_gb * 1024 if cfg.memory_budget_gb else free * 0.9
+    parts = parts_for(cfg.gradient_checkpointing is True)
+    total = total_mb(parts)
+    auto_ckpt = False
+    if cfg.gradient_checkpointing == "auto" and total > budget:
+        # the engine switches checkpointing on for exactly the steps that would not fit without it
+        with_ckpt = parts_for(True)
+        if total_mb(with_ckpt) <= budget:
+            parts, total, auto_ckpt = with_ckpt, total_mb(with_ckpt), True
     per_step = max(1, cfg.batch_size * cfg.grad_accum)
     steps = cfg.max_steps or math.ceil(n * (1 - cfg.val_share) / per_step * cfg.epochs)
     seconds: float | None = None
@@ -144,39 +264,46 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
             seconds, measured = step_s * steps, True
     if seconds is None:
         seconds = steps * per_step / EXAMPLES_PER_MINUTE * 60
-    fits = total <= free * 0.9
+    fits = total <= budget
     where = "on the GPU" if cuda else "in RAM"
     time_text = _duration(seconds) + ("" if measured else " (rough: measured speed will replace this)")
+    room = (f"the {_gb(budget)} budget" if cfg.memory_budget_gb
+            else f"only {_gb(free)} is free {where}")
     if fits:
-        verdict = f"fits in {_gb(total)} {where} at batch {cfg.batch_size}; {time_text}"
+        verdict = f"fits in {_gb(total)} {where} at batch {cfg.batch_size}"
+        if auto_ckpt:
+            verdict += " with gradient checkpointing on the longest steps (switched on by itself; ~30% slower there)"
+        verdict += f"; {time_text}"
     else:
-        verdict = f"needs about {_gb(total)} but only {_gb(free)} is free {where}; it would run out of memory"
-    changes = _changes(cfg, parts, free, fits, cuda)
-    return Estimate(params=int(params_b * 1e9), trainable_params=int(lora), memory_mb=parts, total_mb=round(total, 1),
+        verdict = f"needs about {_gb(total)} but {room}; it would run out of memory"
+    changes = _changes(cfg, parts, budget, fits, cuda)
+    return Estimate(params=int(shape.params_b * 1e9), trainable_params=int(lora), memory_mb=parts, total_mb=total,
                     available_mb=round(free, 1), device=dev, dataset_tokens=int(sum(lengths)), examples=len(lengths),
                     steps=steps, seconds=round(seconds, 1), measured=measured, fits=fits, verdict=verdict,
-                    changes=changes)
+                    changes=changes, step_tokens=batch_tokens,
+                    checkpointing=auto_ckpt or cfg.gradient_checkpointing is True)
 
 
-def _changes(cfg: TrainConfig, parts: dict[str, float], free: float, fits: bool, cuda: bool) -> list[str]:
+def _changes(cfg: TrainConfig, parts: dict[str, float], budget: float, fits: bool, cuda: bool) -> list[str]:
     if fits:
         return []
     out: list[str] = []
-    fixed = (parts["weights"] + parts["lora"]) * OVERHEAD
+    fixed = (parts["weights"] + parts["lora"]) * OVERHEAD + parts.get("runtime", 0.0)
     act = (parts["activations"] + parts["output_layer"]) * OVERHEAD
-    if fixed > free * 0.9:
+    if fixed > budget:
         out.append("the model alone does not fit: pick a smaller base (e.g. qwen2.5-0.5b or llama-3.2-1b)"
                    + (" or load it in 4 bits (--set four_bit=true)" if cuda and not cfg.four_bit else ""))
         return out
-    room = free * 0.9 - fixed
+    room = budget - fixed
     batch = max(1, int(cfg.batch_size * room / max(act, 1e-9)))
     if batch < cfg.batch_size:
         out.append(f"lower the batch size to {batch} (--set batch_size={batch}) and raise grad_accum to keep the "
                    f"effective batch (--set grad_accum={math.ceil(cfg.batch_size / batch)})")
     if cfg.context > 2048:
         out.append("shorten the context to 2048 tokens (--set context=2048)")
-    if not cfg.gradient_checkpointing:
-        out.append("turn on gradient checkpointing (--set gradient_checkpointing=true): less memory, ~30% slower")
+    if cfg.gradient_checkpointing is False:
+        out.append("let gradient checkpointing switch on where needed (--set gradient_checkpointing=auto): "
+                   "less memory, ~30% slower on those steps")
     out.append("close other programs to free memory")
     return out
 

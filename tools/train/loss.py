@@ -41,18 +41,25 @@ def lm_loss(model: Any, batch: dict[str, torch.Tensor], chunk_size: int | None =
     the output layer, `chunk_size` tokens at a time, each chunk recomputed in the backward pass,
     so the (tokens × vocabulary) logits never exist at once. On CUDA, Liger's fused linear
     cross-entropy does the same in one kernel when it is installed. `chunk_size=None` = one chunk.
+    Labels may stay on the CPU while the inputs are on the GPU: selecting the label positions then
+    needs no round trip to the device.
     """
     lm = _unwrap(model)
     body = lm.get_decoder()
     head = lm.get_output_embeddings()
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
     hidden = body(**inputs, use_cache=False).last_hidden_state
-    labels = batch["labels"].to(hidden.device)
     # position t predicts token t+1
     hidden = hidden[:, :-1].reshape(-1, hidden.size(-1))
-    targets = labels[:, 1:].reshape(-1)
-    keep = targets != IGNORE
-    hidden, targets = hidden[keep], targets[keep]
+    targets = batch["labels"][:, 1:].reshape(-1)
+    if targets.device == hidden.device:
+        keep = targets != IGNORE
+        hidden, targets = hidden[keep], targets[keep]
+    else:
+        # labels left on the host (as the engine does): which rows to keep is known without waiting for the GPU
+        rows = (targets != IGNORE).nonzero().squeeze(1)
+        targets = targets[rows].to(hidden.device, non_blocking=True)
+        hidden = hidden.index_select(0, rows.to(hidden.device, non_blocking=True))
     count = int(targets.numel())
     if count == 0:
         return hidden.sum() * 0.0, 0

@@ -128,6 +128,22 @@ def apply_lora(model: Any, *, task: str = "causal", r: int = 16, alpha: int = 32
                              fix="Check --set lora_targets=… against the model's module names.") from exc
 
 
+def compile_layers(model: Any, *, backend: str = "inductor") -> int:
+    """torch.compile each decoder layer in place; returns how many were compiled.
+
+    One compiled graph per layer type serves every layer, and `dynamic=True` keeps new row lengths
+    from triggering recompilation. The module tree and parameter names stay as they are, so
+    checkpoints and the saved adapter do not change.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = getattr(base.get_decoder(), "layers", None)
+    if layers is None:
+        return 0
+    for layer in layers:
+        layer.compile(dynamic=True, backend=backend)
+    return len(layers)
+
+
 def lora_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The apply_lora arguments a config asks for (catalog defaults when lora_targets is empty)."""
     targets: Sequence[str] = cfg.lora_targets

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -26,12 +27,13 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory
-from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens
+from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
 from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import TokenizedExample, tokenize_chat
 from tools.train.events import EventWriter, Listener, read_events
 from tools.train.loss import lm_loss
+from tools.train.speed import AutoCheckpointing, Speed, precision, speed_settings
 
 DIAGNOSE_EVERY = 10
 """Steps between health checks (also run at each evaluation)."""
@@ -117,11 +119,25 @@ def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist)
 
 
 def materialise(examples: list[TokenizedExample], idx: list[int], cfg: TrainConfig, pad_id: int,
-                device: str) -> dict[str, torch.Tensor]:
-    """One micro-batch as tensors on the device."""
+                device: str, row_multiple: int = 0) -> tuple[dict[str, torch.Tensor], int]:
+    """One micro-batch on the device, and its real (non-padding) token count.
+
+    Labels stay on the host: the loss picks the label positions there without waiting for the GPU.
+    On a GPU the inputs go through pinned memory, so the copy overlaps the previous step's work.
+    """
     rows = [examples[i] for i in idx]
     batch = pack(rows) if cfg.packing else padded_batch(rows, pad_id)
-    return {k: v.to(device) for k, v in batch.items()}
+    real = real_tokens(batch)
+    if cfg.packing:
+        batch = round_up_row(batch, row_multiple, pad_id)
+    cuda = device.startswith("cuda")
+
+    def move(name: str, t: torch.Tensor) -> torch.Tensor:
+        if name == "labels":
+            return t
+        return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
+
+    return {k: move(k, v) for k, v in batch.items()}, real
 
 
 def lr_lambda(total: int, warmup: int):  # noqa: ANN201 - a closure for LambdaLR
@@ -144,17 +160,22 @@ def peak_memory_mb(device: str) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad_id: int, device: str) -> float:
+def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad_id: int, device: str,
+             speed: Speed | None = None) -> float:
     """Mean loss per label token over the validation rows."""
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), device=device)
+    count = 0
     budget = token_budget(examples, cfg)
+    multiple = speed.row_multiple if speed else 0
     for idx in pack_plan([len(e) for e in examples], budget, seed=0):
-        loss, n = lm_loss(model, materialise(examples, idx, cfg, pad_id, device), cfg.loss_chunk)
-        total += loss.item() * n
+        batch, _ = materialise(examples, idx, cfg, pad_id, device, multiple)
+        with precision(speed):
+            loss, n = lm_loss(model, batch, cfg.loss_chunk)
+        total += loss.float() * n
         count += n
     model.train()
-    return total / max(1, count)
+    return total.item() / max(1, count)
 
 
 class Health:
@@ -240,14 +261,20 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
 
     # ---- model: frozen base + LoRA
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+    if cfg.gradient_checkpointing is True:
+        model.activation_checkpointing_enable({"use_reentrant": False})
     model = apply_lora(model, **lora_settings(cfg))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches(train_ex, cfg, dist)
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
+    if speed.compile:
+        from tools.train.modeling import compile_layers
+
+        compile_layers(model)
+    memory = AutoCheckpointing(model, speed, cfg.loss_chunk, dist.device)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                  fused=True if speed.fused_adamw else None)
     warmup = math.ceil(total_steps * cfg.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup))
     step = 0
@@ -260,7 +287,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_ex), n_validation=len(val_ex),
                 total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
-                dataset_version=data.version, pid=os.getpid())
+                dataset_version=data.version, pid=os.getpid(), speed=speed.as_event())
     if dist.main:
         jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
     health = Health(events, prior, len(train_ex), dist.device)
@@ -275,18 +302,21 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
         while step < total_steps:
             t0 = time.monotonic()
             # ---- one optimizer step over grad_accum micro-batches per process
-            loss_sum, label_sum, tokens = 0.0, 0, 0
+            loss_sum = torch.zeros((), device=dist.device)
+            label_sum, tokens = 0, 0
             base = step * per_step
             micro = [plan[(base + k * dist.world + dist.rank) % len(plan)] for k in range(cfg.grad_accum)]
-            batches = [materialise(train_ex, idx, cfg, pad_id, dist.device) for idx in micro]
-            step_labels = max(1, sum(label_tokens(b) for b in batches))
-            for batch in batches:
-                loss, n = lm_loss(model, batch, cfg.loss_chunk)
+            batches = [materialise(train_ex, idx, cfg, pad_id, dist.device, speed.row_multiple) for idx in micro]
+            recomputed = memory.before_step(max(b["input_ids"].numel() for b, _ in batches))
+            step_labels = max(1, sum(label_tokens(b) for b, _ in batches))
+            for batch, real in batches:
+                with precision(speed):
+                    loss, n = lm_loss(model, batch, cfg.loss_chunk)
                 # weight each micro-batch by its label tokens: the step's loss is the mean over all of them
                 (loss * (n / step_labels)).backward()
-                loss_sum += loss.item() * n
+                loss_sum += loss.detach().float() * n
                 label_sum += n
-                tokens += real_tokens(batch)
+                tokens += real
             if dist.world > 1:
                 _all_reduce_grads(trainable, dist.world)
             torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
@@ -294,7 +324,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            train_loss = loss_sum / max(1, label_sum)
+            train_loss = loss_sum.item() / max(1, label_sum)  # the step's one wait for the device
             if not math.isfinite(train_loss):
                 events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=train_loss,
                             lr=scheduler.get_last_lr()[0], tokens_per_s=0.0, eta_s=None,
@@ -305,12 +335,13 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             elapsed = time.monotonic() - t0
             tokens_done += tokens * dist.world
             run_s = time.monotonic() - started
+            extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
                         eta_s=round(run_s / max(1, step - first_step) * (total_steps - step), 1),
-                        peak_mem_mb=peak_memory_mb(dist.device))
+                        peak_mem_mb=peak_memory_mb(dist.device), **extra)
             if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
-                val_loss = evaluate(model, val_ex, cfg, pad_id, dist.device)
+                val_loss = evaluate(model, val_ex, cfg, pad_id, dist.device, speed)
                 events.emit("eval", step=step, val_loss=round(val_loss, 5))
                 health.check()
             elif step % DIAGNOSE_EVERY == 0:
@@ -368,7 +399,6 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
 
 def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
     """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter."""
-    import shutil
 
     tmp = adapter.with_name(".adapter.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -52,7 +52,7 @@ TARGET_RUN_SECONDS = 2 * 3600
 # the guide's defaults, used when the start event does not tell us the run's own values
 DEFAULTS: dict[str, Any] = {
     "learning_rate": 2e-4, "batch_size": 4, "grad_accum": 1, "epochs": 3,
-    "context": 4096, "gradient_checkpointing": False,
+    "context": 4096, "gradient_checkpointing": "auto",
 }
 
 
@@ -270,8 +270,8 @@ def _check_slow(steps: list[dict[str, Any]], device: str, cfg: dict[str, Any]) -
             fix["max_steps"] = max(10, int(TARGET_RUN_SECONDS / per_step))
     if int(cfg["context"]) > 2048:
         fix["context"] = 2048
-    if cfg.get("gradient_checkpointing"):
-        fix["gradient_checkpointing"] = False
+    if cfg.get("gradient_checkpointing") is True:
+        fix["gradient_checkpointing"] = "auto"  # recompute only the steps that need it
     left = f"about {eta / 3600:.0f} hours" if eta >= 5400 else f"about {eta / 60:.0f} minutes"
     rate = f"about {statistics.median(tps):.0f} tokens per second, " if tps else ""
     return Diagnosis(

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from tools.train.batching import packed_batches, padded_batch
+from tools.train.batching import packed_batches, padded_batch, round_up_row
 from tools.train.catalog import build_tiny_random
 from tools.train.data import IGNORE, TokenizedExample
 from tools.train.loss import lm_loss
 
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "train_throughput.py"
 VOCAB = 97
 
 
@@ -114,21 +109,11 @@ def test_packing_keeps_attention_inside_each_example() -> None:
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
 
 
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_throughput"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_row_padding_changes_neither_loss_nor_grads() -> None:
-    bench = load_bench()
+def test_row_rounding_changes_neither_loss_nor_grads() -> None:
     model = lora_model()
     exs = examples(4)
     row = packed_batches(exs, max_tokens=4096, seed=0)[0]
-    padded = bench.pad_row(row, 64)
+    padded = round_up_row(row, 64)
     assert padded["input_ids"].shape[1] % 64 == 0 and padded["input_ids"].shape[1] > row["input_ids"].shape[1]
 
     plain, n_plain = lm_loss(model, row, chunk_size=5)

@@ -1,0 +1,230 @@
+"""The engine's speed settings: automatic gradient checkpointing, rounded rows, compiled layers — same loss."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.unit.train.conftest import FEATURES, write_chat
+from tools.errors import UsageError
+from tools.settings import get_settings
+from tools.train.batching import pack, round_up_row
+from tools.train.catalog import build_tiny_random
+from tools.train.config import COMPILE_MIN_STEPS, build_config, reproduce_command, save_run_config
+from tools.train.data import IGNORE, TokenizedExample
+from tools.train.estimate import step_memory
+from tools.train.events import read_events
+from tools.train.loss import lm_loss
+from tools.train.modeling import apply_lora, compile_layers
+from tools.train.sft import train
+from tools.train.speed import AutoCheckpointing, Speed, speed_settings
+
+
+def _lora_model() -> torch.nn.Module:
+    return apply_lora(build_tiny_random(seed=0), r=4, alpha=8, dropout=0.0)
+
+
+def _batch(lengths: list[int]) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    rows = [TokenizedExample(ids := torch.randint(3, 500, (n,), generator=g).tolist(), [IGNORE] * 2 + ids[2:])
+            for n in lengths]
+    return pack(rows)
+
+
+def _speed(**kw: object) -> Speed:
+    values: dict[str, object] = dict(compile=False, row_multiple=0, checkpointing="auto", memory_budget_mb=1e9,
+                                     autocast=False, fused_adamw=False)
+    return Speed(**(values | kw))  # type: ignore[arg-type]
+
+
+def _layers_recomputing(model: torch.nn.Module) -> list[bool]:
+    return [bool(layer.gradient_checkpointing) for layer in model.get_base_model().model.layers]
+
+
+def test_checkpointing_recomputes_only_as_many_layers_as_a_step_needs():
+    model = apply_lora(build_tiny_random(seed=0, num_layers=4), r=4, alpha=8, dropout=0.0)
+    need = step_memory(model, chunk=1024, device="cpu")
+    tokens = 20_000
+    none, half, every = need(tokens, 0), need(tokens, 2), need(tokens, 1)
+    assert none > half > every and need(100, 0) < every
+    auto = AutoCheckpointing(model, _speed(memory_budget_mb=(none + half) / 2), 1024, "cpu")
+    assert auto.before_step(100) == 0 and _layers_recomputing(model) == [False] * 4
+    # over the budget: the fewest recomputed layers that fit (every 3rd layer here: layers 0 and 3)
+    assert auto.before_step(tokens) == 2 and _layers_recomputing(model) == [True, False, False, True]
+    assert auto.before_step(100) == 0 and _layers_recomputing(model) == [False] * 4
+    tight = AutoCheckpointing(model, _speed(memory_budget_mb=every - 1), 1024, "cpu")
+    assert tight.before_step(tokens) == 4 and _layers_recomputing(model) == [True] * 4  # nothing less fits
+    assert len(model.get_base_model()._require_grads_hooks) == 1  # switching does not pile up hooks
+    fixed = AutoCheckpointing(model, _speed(checkpointing=False, memory_budget_mb=0.0), 1024, "cpu")
+    fixed.every_n = 0
+    assert fixed.before_step(tokens) == 0  # an explicit false is never overridden
+
+
+def test_rounded_row_teaches_the_same_loss():
+    model = _lora_model()
+    batch = _batch([7, 12, 5])
+    padded = round_up_row(batch, 16)
+    assert padded["input_ids"].shape[1] == 32 and batch["input_ids"].shape[1] == 24
+    assert padded["position_ids"][0, 24:].tolist() == list(range(8))  # the tail is a sequence of its own
+    assert (padded["labels"][0, 24:] == IGNORE).all()
+    assert round_up_row(batch, 0) is batch and round_up_row(batch, 8) is batch  # already a multiple of 8
+    with torch.no_grad():
+        plain, n = lm_loss(model, batch)
+        rounded, m = lm_loss(model, padded)
+    assert n == m and rounded.item() == pytest.approx(plain.item(), abs=1e-5)
+
+
+def test_labels_left_on_the_host_give_the_same_loss_and_gradients():
+    model = _lora_model()
+    batch = _batch([9, 14])
+    loss_a, _ = lm_loss(model, batch)
+    loss_a.backward()
+    grads_a = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+
+    class Elsewhere(torch.Tensor):
+        """Labels that report another device, as host labels do next to GPU inputs."""
+
+    meta = {k: v for k, v in batch.items()}
+    meta["labels"] = batch["labels"].as_subclass(Elsewhere)
+    Elsewhere.device = property(lambda self: torch.device("meta"))  # type: ignore[assignment,method-assign]
+    loss_b, _ = lm_loss(model, meta)
+    loss_b.backward()
+    grads_b = [p.grad for p in model.parameters() if p.requires_grad]
+    assert loss_b.item() == pytest.approx(loss_a.item(), abs=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_a, grads_b, strict=True))
+
+
+def test_compiled_layers_compute_the_same_loss():
+    model, plain_model = _lora_model(), _lora_model()
+    assert compile_layers(model, backend="eager") == 2
+    batch = _batch([10, 6])
+    with torch.no_grad():
+        assert lm_loss(model, batch)[0].item() == pytest.approx(lm_loss(plain_model, batch)[0].item(), abs=1e-6)
+    assert [k for k, _ in model.named_parameters()] == [k for k, _ in plain_model.named_parameters()]
+
+
+def test_speed_settings_follow_the_device_and_the_run_length(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    cfg = build_config("tiny-random", str(chat_file))
+    cpu = speed_settings(cfg, "cpu", 1000, torch.float32)
+    assert (cpu.compile, cpu.row_multiple, cpu.fused_adamw, cpu.autocast, cpu.checkpointing) == (
+        False, 0, False, False, "auto")
+    budget = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40"])
+    gpu = speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS, torch.bfloat16)
+    assert (gpu.compile, gpu.row_multiple, gpu.fused_adamw, gpu.autocast) == (True, 512, True, True)
+    assert gpu.memory_budget_mb == 40 * 1024
+    assert speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS - 1, torch.bfloat16).compile is False
+    unpacked = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40", "packing=false"])
+    assert speed_settings(unpacked, "cuda:0", 10, torch.bfloat16).row_multiple == 0
+    forced = build_config("tiny-random", str(chat_file), sets=["compile=true"])
+    monkeypatch.setattr("tools.train.speed.shutil.which", lambda name: None)
+    with pytest.raises(UsageError, match="needs a C compiler"):
+        speed_settings(forced, "cpu", 10, torch.float32)
+
+
+def test_speed_settings_are_validated_and_reproduced(chat_file: Path):
+    with pytest.raises(UsageError) as err:
+        build_config("tiny-random", str(chat_file), sets=["row_multiple=-8", "memory_budget_gb=0"])
+    assert "row multiple -8" in err.value.message and "memory budget 0 GB" in err.value.message
+    with pytest.raises(UsageError) as err:
+        build_config("tiny-random", str(chat_file), sets=["compile=maybe"])
+    assert "compile = 'maybe': use true, false or 'auto'" in err.value.message  # one line, not one per kind
+    cfg = build_config("tiny-random", str(chat_file), sets=["gradient_checkpointing=auto", "compile=false",
+                                                            "row_multiple=256", "memory_budget_gb=12.5"])
+    assert cfg.gradient_checkpointing == "auto" and cfg.compile is False
+    line = reproduce_command(cfg, "runs/x")
+    assert "--set compile=false" in line and "--set row_multiple=256" in line and "memory_budget_gb=12.5" in line
+    assert "gradient_checkpointing" not in line  # auto is the default
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
+    """The same short tiny-random run with each speed setting (one workspace)."""
+    root = tmp_path_factory.mktemp("speed")
+    out: dict[str, list[dict]] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MTW_HOME", str(root / "home"))
+        get_settings.cache_clear()
+        data = write_chat(root / "stories.jsonl", FEATURES)
+        common = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0"]
+        for name, sets in {"plain": ["gradient_checkpointing=false"], "tight": ["memory_budget_gb=0.0001"],
+                           "rows": ["row_multiple=64"]}.items():
+            final = train(build_config("tiny-random", str(data), sets=common + sets, max_steps=6), root / name)
+            assert final["type"] == "done", final
+            out[name] = read_events(root / name)
+    get_settings.cache_clear()
+    return out
+
+
+def _steps(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["type"] == "step"]
+
+
+def test_a_run_over_its_memory_budget_checkpoints_every_step_and_learns_the_same(runs):
+    plain, tight = _steps(runs["plain"]), _steps(runs["tight"])
+    assert len(plain) == len(tight) == 6
+    assert all(s.get("checkpointed_layers") == 2 for s in tight)  # tiny-random has 2 layers, both recomputed
+    assert not any("checkpointed_layers" in s for s in plain)
+    assert [s["loss"] for s in tight] == pytest.approx([s["loss"] for s in plain], abs=1e-4)
+    start = next(e for e in runs["tight"] if e["type"] == "start")
+    assert start["speed"]["checkpointing"] == "auto" and start["speed"]["memory_budget_mb"] == pytest.approx(0.1)
+
+
+def test_rounded_rows_learn_the_same_and_count_only_real_tokens(runs):
+    plain, rows = _steps(runs["plain"]), _steps(runs["rows"])
+    assert [s["loss"] for s in rows] == pytest.approx([s["loss"] for s in plain], abs=1e-4)
+    done = {k: next(e for e in v if e["type"] == "done")["metrics"] for k, v in runs.items()}
+    assert done["rows"]["tokens"] == done["plain"]["tokens"] > 0
+    assert done["rows"]["val_loss"] == pytest.approx(done["plain"]["val_loss"], abs=1e-4)
+    assert next(e for e in runs["rows"] if e["type"] == "start")["speed"]["row_multiple"] == 64
+
+
+@pytest.mark.slow
+def test_compile_true_trains_through_the_engine_on_cpu(tmp_path: Path, runs):
+    """In its own process, as `mtw train` runs: the engine entry point reading RUN_DIR/config.yaml."""
+    data = write_chat(tmp_path / "stories.jsonl", FEATURES)
+    sets = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0",
+            "compile=true", "gradient_checkpointing=false"]
+    run = tmp_path / "run"
+    run.mkdir()
+    save_run_config(run, build_config("tiny-random", str(data), sets=sets, max_steps=2))
+    env = os.environ | {"MTW_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "tools.train.sft", str(run)], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = read_events(run)
+    assert next(e for e in events if e["type"] == "start")["speed"]["compile"] is True
+    assert events[-1]["type"] == "done"
+    assert [s["loss"] for s in _steps(events)] == pytest.approx([s["loss"] for s in _steps(runs["plain"])[:2]],
+                                                                 abs=1e-3)
+
+
+def test_mtw_train_says_which_speed_settings_it_chose(tmp_path: Path, chat_file: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    monkeypatch.setenv("MTW_HOME", str(tmp_path / "home"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["train", "--data", str(chat_file), "--model", "tiny-random", "--out",
+                                      str(tmp_path / "run"), "--max-steps", "1", "--set", "memory_budget_gb=3"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "speed: gradient checkpointing where a step would exceed 3.0 GB" in result.output
+    assert "estimate: fits in " in result.output
+
+
+def test_speed_line_names_each_choice():
+    from tools.train.cli import describe_speed
+
+    line = describe_speed({"compile": True, "row_multiple": 512, "checkpointing": True, "memory_budget_mb": 1024,
+                           "autocast": True, "fused_adamw": True})
+    assert line == ("speed: compiled layers, rows rounded to 512 tokens, gradient checkpointing on every step, "
+                    "fused AdamW")
+    assert describe_speed({}) == "" and describe_speed({"checkpointing": False}) == ""
