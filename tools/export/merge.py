@@ -45,9 +45,28 @@ def merged_size_bytes(params: int, dtype_bytes: int) -> int:
     return params * dtype_bytes + 20_000_000
 
 
-def merge_peft_model(peft_model: Any) -> Any:
-    """The base model with the LoRA deltas added into its weights (peft `merge_and_unload`)."""
-    return peft_model.merge_and_unload(progressbar=False)
+def merge_peft_model(peft_model: Any, progress: Callable[[int, int], None] | None = None) -> Any:
+    """The base model with the LoRA deltas added into its weights.
+
+    Layer by layer (each adapted layer's `merge`, then peft's `unload` drops the adapter modules),
+    so `progress(done, total)` can follow it in bytes of base weights merged.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+    sizes = [_weight_bytes(m.get_base_layer()) for m in layers]
+    total, done = sum(sizes), 0
+    for layer, size in zip(layers, sizes, strict=True):
+        layer.merge()
+        done += size
+        if progress is not None:
+            progress(done, total)
+    return peft_model.unload()
+
+
+def _weight_bytes(module: Any) -> int:
+    weight = getattr(module, "weight", None)
+    return int(weight.numel() * weight.element_size()) if weight is not None else 0
 
 
 def save_dtype(model: Any) -> Any:
@@ -73,23 +92,27 @@ def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> list[Path]:
     return sorted(p for p in out_dir.iterdir() if p.is_file())
 
 
-def merge_run(run_dir: Path, out_dir: Path, step: Callable[[str], None]) -> list[Path]:
-    """Load the tuned model of `run_dir`, merge its adapter, save it to `out_dir`; returns the files written."""
+def merge_run(run_dir: Path, out_dir: Path, progress: Callable[[str, int, int], None]) -> list[Path]:
+    """Load the tuned model of `run_dir`, merge its adapter, save it to `out_dir`; returns the files written.
+
+    `progress(what, done, total)` follows each phase; the merge itself in bytes (total 0 = no measure).
+    """
     import torch
 
     from tools.train.modeling import load_tuned
 
-    step("loading the tuned model")
+    progress("loading the tuned model", 0, 0)
     with warnings.catch_warnings():
         # library deprecation notices say nothing a user can act on
         warnings.simplefilter("ignore", FutureWarning)
         model, tokenizer, _cfg = load_tuned(run_dir)
     params = sum(p.numel() for p in model.parameters())
     check_disk(merged_size_bytes(params, 2), free_bytes(out_dir), out_dir)
-    step("merging the adapter into the base weights")
+    what = "merging the adapter into the base weights"
+    progress(what, 0, 0)
     with torch.no_grad():
-        merged = merge_peft_model(model)
-    step("saving the merged model")
+        merged = merge_peft_model(model, lambda done, total: progress(what, done, total))
+    progress("saving the merged model", 0, 0)
     return save_merged(merged, tokenizer, out_dir)
 
 

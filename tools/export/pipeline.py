@@ -150,7 +150,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     else:
         converter = merge.require_converter() if choice.route == "gguf" else None
         merged_dir = export_dir / "merged"
-        written = merge.merge_run(run_dir, merged_dir, lambda what: progress(what, 0, 0))
+        written = merge.merge_run(run_dir, merged_dir, progress)
         say(f"Merged model written to {merged_dir} ({sum(p.stat().st_size for p in written) / 1e6:.1f} MB).")
         if converter is not None:
             gguf = export_dir / "model.gguf"

@@ -34,7 +34,10 @@ def test_merged_weights_equal_base_plus_scaled_lora_delta(tiny_run: Path) -> Non
             base[key] = module.base_layer.weight.detach().clone()
             expected[key] = base[key] + (b @ a) * module.scaling["default"]
     assert len(expected) == 14  # 7 projections x 2 layers of the tiny model
-    state = merge_peft_model(model).state_dict()
+    seen: list[tuple[int, int]] = []
+    state = merge_peft_model(model, lambda done, total: seen.append((done, total))).state_dict()
+    assert len(seen) == 14 and seen[-1][0] == seen[-1][1] > 0  # one report per merged layer, ending at 100 %
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     for key, want in expected.items():
         torch.testing.assert_close(state[key], want, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(state[key], base[key])  # the adapter really changed this layer
