@@ -108,6 +108,9 @@ def test_a_reopened_conversation_continues_where_it_left_off_after_a_restart(oll
     page.goto(f"{second.url}/thread/{thread_id}")
     wait_text(page, "Welcome back")
     wait_text(page, "I want user stories written the way my team writes them")  # history is there
+    # including what was said before the first answer: the greeting, the machine check and the first question
+    wait_text(page, "First, a quick look at this machine")
+    wait_text(page, "What should your model do?")
     say(page, "our engineers")
     wait_text(page, "How should it sound and look?")
 
