@@ -30,8 +30,10 @@ def progress_text(ev: dict[str, Any], total: int | None) -> str:
     """One line a person can read: step, loss, speed, time left."""
     of = f" of {total}" if total else ""
     eta = f", about {int(ev['eta_s']) // 60} min {int(ev['eta_s']) % 60} s left" if ev.get("eta_s") else ""
+    recomputed = ev.get("checkpointed_layers")
+    saver = f" · saving memory by recomputing {recomputed} layers" if recomputed else ""
     return (f"Training: step **{ev['step']}{of}** · loss {ev['loss']:.3f} · "
-            f"{ev.get('tokens_per_s', 0):.0f} tokens/s{eta}")
+            f"{ev.get('tokens_per_s', 0):.0f} tokens/s{eta}{saver}")
 
 
 def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) -> Any:
