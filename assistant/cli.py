@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tools.dataset.cli import check
+from tools.download_cli import download
 from tools.evaluate.cli import eval_run
 from tools.export.cli import export, models
 from tools.settings import get_settings
@@ -75,6 +76,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks 
 
 
 app.command()(check)
+app.command()(download)
 app.command()(train)
 app.command("eval")(eval_run)
 app.command()(export)

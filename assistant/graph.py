@@ -197,9 +197,9 @@ builder.add_node(choose_edit)
 builder.add_node(save_project)
 for node in (stages.choose_data, stages.receive_file, stages.use_sample, stages.draft_batch, stages.review_draft,
              stages.after_drafts, stages.check_data, stages.decide_after_check, stages.fix_data,
-             stages.configure_training, stages.confirm_training, stages.start_training, stages.watch_training,
-             stages.after_training, stages.choose_next, stages.evaluate_model, stages.export_model,
-             stages.score_answer, stages.report_agreement):
+             stages.configure_training, stages.offer_base_download, stages.confirm_training, stages.start_training,
+             stages.watch_training, stages.after_training, stages.choose_next, stages.evaluate_model,
+             stages.export_model, stages.score_answer, stages.report_agreement):
     builder.add_node(node)
 builder.add_edge(START, "check_environment")
 builder.add_conditional_edges("check_environment", route_after_check)
@@ -218,7 +218,8 @@ builder.add_conditional_edges("after_drafts", stages.route_after_drafts)
 builder.add_edge("check_data", "decide_after_check")
 builder.add_conditional_edges("decide_after_check", stages.route_after_decide)
 builder.add_edge("fix_data", "check_data")
-builder.add_edge("configure_training", "confirm_training")
+builder.add_conditional_edges("configure_training", stages.route_after_configure)
+builder.add_conditional_edges("offer_base_download", stages.route_after_base_offer)
 builder.add_conditional_edges("confirm_training", stages.route_after_confirm_training)
 builder.add_edge("start_training", "watch_training")
 builder.add_edge("watch_training", "after_training")

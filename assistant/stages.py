@@ -14,7 +14,7 @@ from langgraph.types import interrupt
 
 from assistant.context import WizardContext
 from assistant.state import WizardState
-from tools.errors import MTWError
+from tools.errors import MTWError, UsageError
 from tools.project import ProjectSpec, project_dir, slugify
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -241,6 +241,7 @@ def _base_for(spec: ProjectSpec) -> str:
 
 async def configure_training(state: WizardState) -> dict[str, Any]:
     """Explain the plan — base model, preset, memory and time — before anything starts."""
+    from tools.download import needs_download
     from tools.train.catalog import TINY_RANDOM, load_tokenizer
     from tools.train.config import build_config
     from tools.train.estimate import estimate
@@ -250,6 +251,9 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
     model = state.get("train_model") or _base_for(spec)
     if model not in ("minilm", TINY_RANDOM):
         try:
+            if await asyncio.to_thread(needs_download, model):
+                offer = await asyncio.to_thread(_download_offer, model)
+                return {"train_model": model, "base_missing": True, "base_offer": offer}
             await asyncio.to_thread(load_tokenizer, model)
         except MTWError as exc:
             say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with the built-in "
@@ -262,11 +266,82 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
         est = await asyncio.to_thread(estimate, cfg)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return {"train_model": model}
+        return {"train_model": model, "base_missing": False}
     changes = "".join(f"\n- {c}" for c in est.changes)
     say(f"**Plan:** LoRA on **{model}** with the *{spec.preset}* preset (learning rate {cfg.learning_rate:g}, "
          f"batch {cfg.batch_size}, {cfg.epochs} epochs, context {cfg.context}).\n\n{est.verdict}{changes}")
-    return {"train_model": model}
+    return {"train_model": model, "base_missing": False}
+
+
+def _download_offer(model: str) -> dict[str, Any]:
+    """What fetching the base takes, asked of the Hub; estimated from the catalog when the Hub cannot be reached."""
+    from tools.download import estimated_bytes, hub_cache, plan_download, repo_for
+
+    try:
+        plan = plan_download(model)
+    except UsageError:
+        raise  # no such repo: nothing to offer
+    except MTWError as exc:
+        return {"repo": repo_for(model), "bytes": estimated_bytes(model), "cache": str(hub_cache()), "gated": False,
+                "problem": f"{exc.message} {exc.fix}"}
+    return {"repo": plan.repo_id, "bytes": plan.missing_bytes, "cache": str(plan.cache_dir), "gated": plan.gated,
+            "problem": ""}
+
+
+def route_after_configure(state: WizardState) -> Literal["offer_base_download", "confirm_training"]:
+    """A base model that is not on this machine is offered for download first."""
+    return "offer_base_download" if state.get("base_missing") else "confirm_training"
+
+
+async def offer_base_download(state: WizardState) -> dict[str, Any]:
+    """Download the missing base model with progress, or try the steps on tiny-random; the user decides."""
+    from tools.download import download, human_bytes
+    from tools.train.catalog import TINY_RANDOM
+
+    model, offer = state["train_model"], state.get("base_offer", {})
+    size = human_bytes(offer["bytes"]) if offer.get("bytes") else ""
+    choices = {"download": f"Download {model}" + (f" (~{size})" if size else ""),
+               "tiny": "Use tiny-random to try the steps"}
+    repo = offer.get("repo", model)
+    where = f"about **{size}** of disk space in" if size else "space in"
+    text = (f"The weights of **{model}** are not on this machine yet. Downloading them from Hugging Face (`{repo}`) "
+            f"takes {where} `{offer.get('cache', '')}`; after that, training works offline.")
+    if offer.get("gated"):
+        text += (f"\n\n`{repo}` asks you to accept its licence first: open https://huggingface.co/{repo}, accept it, "
+                 "then log in on this machine with `hf auth login`.")
+    if offer.get("problem"):
+        text += f"\n\nRight now the download would not work: {offer['problem']}"
+    text += ("\n\nOr try every step first with the built-in **tiny-random** model: it trains in seconds and learns "
+             "only the format of your data — good for trying the steps, not for real answers.")
+    picked = _pick(interrupt({"kind": "question", "slot": "_base", "optional": False, "choices": choices,
+                              "text": text}), choices)
+    if picked == "tiny":
+        return {"train_model": TINY_RANDOM, "base_missing": False}
+    if picked != "download":
+        return {}
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+    shown = [-1]
+
+    def report(status: str, done: int, total: int) -> None:
+        # called from the download thread: hand each new percent to the event loop, which owns the stream
+        percent = 100 * done // total if total else 0
+        if percent != shown[0]:
+            shown[0] = percent
+            loop.call_soon_threadsafe(writer, {"progress": {"status": f"{model} ({status})", "completed": done,
+                                                            "total": total}})
+
+    try:
+        folder = await asyncio.to_thread(download, model, report)
+    except MTWError as exc:
+        say(f"The download did not finish: {exc.message}\n\n**Fix:** {exc.fix}")
+        return {"base_offer": {**offer, "problem": ""}}
+    say(f"**{model}** is downloaded and ready (`{folder}`).")
+    return {"base_missing": False}
+
+
+def route_after_base_offer(state: WizardState) -> Literal["configure_training", "offer_base_download"]:
+    """Plan with the downloaded model (or tiny-random); after a failed download, offer the choices again."""
+    return "offer_base_download" if state.get("base_missing") else "configure_training"
 
 
 def confirm_training(state: WizardState) -> dict[str, Any]:

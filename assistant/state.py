@@ -62,6 +62,12 @@ class WizardState(TypedDict, total=False):
     train_model: str
     """The base model the run trains (catalog key, Hugging Face id, folder, tiny-random or minilm)."""
 
+    base_missing: bool
+    """The chosen base model's weights are not on this machine (the wizard offers the download)."""
+
+    base_offer: dict[str, Any]
+    """What downloading the base takes: repo, size in bytes, cache folder, gated, or why the Hub is away."""
+
     run_dir: str
     """The run folder of the training job."""
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private MTW_HOME per test, and the Ollama test double on a loopback port."""
+"""Shared fixtures: a private MTW_HOME and Hugging Face cache per test, and the Ollama and Hub test doubles."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.hf_hub_double import HubDouble
 from tests.fakes.ollama_double import OllamaDouble
 from tools.settings import get_settings
 
@@ -18,10 +19,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(autouse=True)
 def mtw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own empty workspace, and no real Ollama is ever contacted."""
+    """Every test gets its own empty workspace and model cache; no real Ollama or Hub is ever contacted."""
     home = tmp_path / "mtw-home"
     monkeypatch.setenv("MTW_HOME", str(home))
     monkeypatch.setenv("OLLAMA_HOST", "http://127.0.0.1:9")  # discard port: 'not running'
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
@@ -36,3 +41,12 @@ def ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator[OllamaDouble]:
     yield double
     double.stop()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubDouble]:
+    """The Hugging Face Hub test double serving test-org/tiny-chat, found through HF_ENDPOINT."""
+    double = HubDouble().with_tiny_chat().start()
+    monkeypatch.setenv("HF_ENDPOINT", double.url)
+    yield double
+    double.stop()

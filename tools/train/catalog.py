@@ -104,8 +104,8 @@ _STOPS: dict[str, tuple[str, ...]] = {"phi3": ("<|end|>", "<|endoftext|>"), "lla
                                       "chatml": ("<|im_end|>",), "gemma": ("<end_of_turn>",)}
 
 
-def resolve(model: str) -> CatalogEntry:
-    """Find `model` as a catalog key, its Ollama tag, a Hugging Face id, a local model folder, or `tiny-random`."""
+def find_in_catalog(model: str) -> CatalogEntry | None:
+    """The catalog entry named by its key, its Hugging Face id or its Ollama tag; None when it is not listed."""
     name = model.strip()
     if name in CATALOG:
         return CATALOG[name]
@@ -113,33 +113,48 @@ def resolve(model: str) -> CatalogEntry:
         # people name models the way Ollama does ("phi4-mini", "llama3.2:3b"): accept that too
         if entry.hf_id.lower() == name.lower() or (entry.ollama_tag and entry.ollama_tag == name):
             return entry
+    return None
+
+
+def resolve(model: str) -> CatalogEntry:
+    """Find `model` as a catalog key, its Ollama tag, a Hugging Face id, a local model folder, or `tiny-random`."""
+    name = model.strip()
+    listed = find_in_catalog(name)
+    if listed is not None:
+        return listed
     folder = Path(name).expanduser()
     if (folder / "config.json").is_file():
         return _entry_from_folder(folder)
     cached = _cached_folder(name)
     if cached is not None:
-        return _entry_from_folder(cached, hf_id=name)
+        return _entry_from_folder(cached, key=name)
     known = ", ".join(CATALOG)
+    hub_id = name.count("/") == 1 and not folder.exists()
     raise UsageError(
         f"Unknown model '{model}': it is not in the catalog, not a folder with a config.json, "
         "and not a Hugging Face model already downloaded on this machine.",
-        fix=f"Use one of: {known}; or the path to a downloaded model folder.",
+        fix=(f"If it is a Hugging Face id, download it first: `mtw download {name}`. Or use one of: {known}."
+             if hub_id else f"Use one of: {known}; or the path to a downloaded model folder."),
     )
 
 
 def _cached_folder(hf_id: str) -> Path | None:
-    """The local snapshot of a Hugging Face id, if the hub cache already holds it (no network)."""
-    if hf_id.count("/") != 1:
-        return None
-    try:
-        from huggingface_hub import snapshot_download
+    """The local snapshot of a Hugging Face id in the hub cache (HF_HOME / HF_HUB_CACHE read now; no network)."""
+    from tools.download import local_snapshot
 
-        return Path(snapshot_download(hf_id, local_files_only=True))
-    except Exception:  # not cached, or a malformed id: both mean "not available offline"
-        return None
+    folder = local_snapshot(hf_id)
+    return folder if folder is not None and (folder / "config.json").is_file() else None
 
 
-def _entry_from_folder(folder: Path, hf_id: str | None = None) -> CatalogEntry:
+def local_source(entry: CatalogEntry) -> str:
+    """Where `from_pretrained` reads the entry: its folder, its snapshot in the hub cache, or (not here) its id."""
+    if Path(entry.hf_id).is_dir():
+        return entry.hf_id
+    cached = _cached_folder(entry.hf_id)
+    return str(cached) if cached is not None else entry.hf_id
+
+
+def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
     """Describe a model from its own config.json (and its tokenizer's chat template)."""
     try:
         config: dict[str, Any] = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -158,7 +173,7 @@ def _entry_from_folder(folder: Path, hf_id: str | None = None) -> CatalogEntry:
         targets = ATTENTION_MLP
     context = int(config.get("max_position_embeddings") or 2048)
     ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
-    return CatalogEntry(folder.name, hf_id or str(folder), None, arch, family, _STOPS[family], targets, context, ok,
+    return CatalogEntry(key or folder.name, str(folder), None, arch, family, _STOPS[family], targets, context, ok,
                         0.0, f"Read from {folder}.")
 
 
@@ -189,12 +204,12 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(entry.hf_id, local_files_only=True, trust_remote_code=False)
+        tok = AutoTokenizer.from_pretrained(local_source(entry), local_files_only=True, trust_remote_code=False)
     except OSError as exc:
         raise UsageError(
             f"The tokenizer of '{model}' is not on this machine ({exc}).",
-            fix="Download the model once while online (e.g. `huggingface-cli download "
-                f"{entry.hf_id}`), or use --model tiny-random to try the workflow.",
+            fix=f"Download the model once while online with `mtw download {model}`, "
+                "or use --model tiny-random to try the workflow.",
         ) from exc
     if not tok.chat_template:
         tok.chat_template = CHAT_TEMPLATES[entry.template_family]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import UsageError
-from tools.train.catalog import TINY_RANDOM, build_tiny_random, load_tokenizer, resolve
+from tools.train.catalog import TINY_RANDOM, build_tiny_random, load_tokenizer, local_source, resolve
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +44,7 @@ def encoder_source(model: str) -> str:
     if model == TINY_RANDOM:
         raise UsageError("tiny-random is a text generator; classification and entity extraction need an encoder.",
                          fix="Use --model minilm (the packaged encoder) for labelled text or tagged tokens.")
-    return resolve(model).hf_id
+    return local_source(resolve(model))
 
 
 def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), precision: str = "auto",
@@ -95,12 +95,12 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
                                                            bnb_4bit_compute_dtype=dtype)
         kwargs["device_map"] = {"": device}
     try:
-        lm: Any = AutoModelForCausalLM.from_pretrained(entry.hf_id, local_files_only=True, trust_remote_code=False,
-                                                   **kwargs)
+        lm: Any = AutoModelForCausalLM.from_pretrained(local_source(entry), local_files_only=True,
+                                                   trust_remote_code=False, **kwargs)
     except OSError as exc:
         raise UsageError(
             f"The weights of '{model}' are not on this machine ({exc}).",
-            fix=f"Download them once while online (`huggingface-cli download {entry.hf_id}`), "
+            fix=f"Download them once while online with `mtw download {model}`, "
                 "or try the workflow with --model tiny-random.",
         ) from exc
     return (lm if four_bit else lm.to(device)), causal_tok

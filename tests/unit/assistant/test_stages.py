@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 from assistant.watch import progress_text, read_new
+from tests.fakes.hf_hub_double import GATED, TINY_CHAT, tiny_chat_files
 from tests.unit.assistant.test_graph import ScriptedLLM, Session
 from tools import jobs
 from tools.project import project_dir
@@ -27,8 +28,11 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     assert "45 examples" in report and "problems to fix" in report
     assert q["slot"] == "_checked" and "continue" in q["choices"]
     q = await s.send("continue")
-    assert any("**Plan:**" in t and "tiny-random" in t for t in s.said)  # phi-4-mini weights are not here
-    assert any("not on this machine" in t for t in s.said)
+    # phi-4-mini's weights are not here and the Hub cannot be reached: the choice still says what it would take
+    assert q["slot"] == "_base" and "not on this machine" in q["text"] and "cannot reach" in q["text"].lower()
+    assert q["choices"]["download"] == "Download phi4-mini (~7.7 GB)"
+    q = await s.send("tiny")
+    assert any("**Plan:**" in t and "tiny-random" in t for t in s.said)
     assert q["slot"] == "_train"
     q = await s.send("start")
     assert q["kind"] == "training"
@@ -119,6 +123,7 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     await interview(s)
     await s.send("sample")
     await s.send("continue")
+    await s.send("Use tiny-random to try the steps")
     q = await s.send("start")
     jobs.stop_run(q["run_dir"])
     await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished)})
@@ -142,3 +147,41 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     assert "PM-UserStories-v1" in said and "ollama create PM-UserStories-v1" in said  # Ollama away: dry run
     assert (finished / "export" / "Modelfile").is_file()
     assert registry.list_models() == []  # nothing registered until Ollama really has it
+
+
+async def _at_base_choice(s: Session, base: str) -> dict:
+    """Interview, sample data, then a project whose base model is `base`; returns the download question."""
+    await interview(s)
+    await s.send("sample")
+    spec = (await s.state())["spec"]
+    await s.graph.aupdate_state(s.cfg, {"spec": {**spec, "base_model": base}})
+    return await s.send("continue")
+
+
+async def test_a_missing_base_model_is_downloaded_with_progress_and_then_planned(hub):
+    s = Session(ScriptedLLM(ok=False))
+    q = await _at_base_choice(s, TINY_CHAT)
+    size = sum(len(b) for n, b in tiny_chat_files().items())
+    assert q["slot"] == "_base" and f"`{TINY_CHAT}`" in q["text"] and "hf-home" in q["text"]
+    assert q["choices"] == {"download": f"Download {TINY_CHAT} (~{size / 1e6:.1f} MB)",
+                            "tiny": "Use tiny-random to try the steps"}
+    q = await s.send("download")
+    assert s.progress and s.progress[-1]["completed"] == s.progress[-1]["total"] == size
+    assert all(p["status"].startswith(TINY_CHAT) for p in s.progress)
+    assert any("is downloaded and ready" in t for t in s.said)
+    plan = next(t for t in s.said if t.startswith("**Plan:**"))
+    assert f"**{TINY_CHAT}**" in plan and "tiny-random" not in plan
+    assert q["slot"] == "_train" and (await s.state())["train_model"] == TINY_CHAT
+    assert sorted(hub.fetched()) == sorted(tiny_chat_files())  # the decoys stayed on the Hub
+
+
+async def test_a_failed_download_says_why_and_still_offers_tiny_random(hub):
+    s = Session(ScriptedLLM(ok=False))
+    q = await _at_base_choice(s, GATED)
+    assert "accept its licence" in q["text"]
+    q = await s.send("download")
+    failed = s.said[-1]
+    assert "is gated" in failed and f"https://huggingface.co/{GATED}" in failed and "hf auth login" in failed
+    assert q["slot"] == "_base" and "tiny" in q["choices"]
+    q = await s.send("tiny")
+    assert any(t.startswith("**Plan:**") and "tiny-random" in t for t in s.said) and q["slot"] == "_train"

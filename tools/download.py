@@ -1,0 +1,448 @@
+"""Fetch a base model from the Hugging Face Hub: only the files training and export read, with progress."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from tools.errors import MTWError, UsageError
+from tools.fileio import atomic_write_text
+
+Progress = Callable[[str, int, int], None]
+"""on_progress(status, bytes_done, bytes_total): the same shape as an Ollama pull's progress."""
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+INFO_TIMEOUT_S = 15.0
+"""How long to wait for the Hub to describe a repo before calling it unreachable."""
+DISK_HEADROOM = 200 * 1000**2
+"""Free space left over after a download, so the system and a run's checkpoints still fit."""
+
+BUILT_IN = ("tiny-random", "minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+CONFIG_FILES = ("config.json", "generation_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "vocab.json", "vocab.txt", "merges.txt")
+VOCABULARIES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json",
+                "vocab.txt")
+"""Any one of these is a tokenizer transformers can build."""
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+BIN_INDEX = "pytorch_model.bin.index.json"
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+# -------------------------------------------------------------------------------- where things are
+
+def hub_endpoint() -> str:
+    """The Hub to download from (HF_ENDPOINT, read now: huggingface_hub reads it once, at import)."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_cache() -> Path:
+    """The Hugging Face cache folder, read now, in huggingface_hub's order of precedence."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(explicit)).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def _storage(repo_id: str, cache: Path) -> Path:
+    return cache / ("models--" + repo_id.replace("/", "--"))
+
+
+def local_snapshot(repo_id: str, cache: Path | None = None) -> Path | None:
+    """The cached snapshot that the repo's main branch points at, if there is one (no network)."""
+    if not _REPO_ID.fullmatch(repo_id):
+        return None
+    storage = _storage(repo_id, cache or hub_cache())
+    try:
+        commit = (storage / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    folder = storage / "snapshots" / commit
+    return folder if commit and folder.is_dir() else None
+
+
+# -------------------------------------------------------------------------------- which repo, which files
+
+def repo_for(model: str) -> str:
+    """The Hub repo behind a catalog key, an Ollama-style name or a Hugging Face id."""
+    from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog
+
+    name = model.strip()
+    if name.lower() in BUILT_IN:
+        raise UsageError(f"'{name}' is built in: there is nothing to download.",
+                         fix=f"Train with it right away: mtw train --data DATA --model {name} --out RUN_DIR")
+    if Path(name).expanduser().is_dir():
+        raise UsageError(f"'{name}' is a folder on this machine: there is nothing to download.",
+                         fix=f"Train on it as it is: mtw train --data DATA --model {name} --out RUN_DIR")
+    entry = find_in_catalog(name)
+    if entry is not None:
+        return entry.hf_id
+    if _REPO_ID.fullmatch(name):
+        return name
+    known = ", ".join(k for k in CATALOG if k != TINY_RANDOM)
+    raise UsageError(f"Unknown model '{model}': it is neither a catalog name nor a Hugging Face id (owner/name).",
+                     fix=f"Use one of: {known}; or a Hugging Face id such as Qwen/Qwen2.5-0.5B-Instruct.")
+
+
+def select_files(names: Iterable[str]) -> list[str]:
+    """The files training and export read: config, tokenizer, and one copy of the weights (safetensors first).
+
+    Subfolders (original/, onnx/), other formats (.gguf, .pt, .msgpack, .h5), code and docs stay on the Hub.
+    """
+    top = {n for n in names if "/" not in n}
+    keep = {n for n in top if n in CONFIG_FILES or n in TOKENIZER_FILES}
+    safetensors = sorted(n for n in top if n.endswith(".safetensors"))
+    transformers_named = [n for n in safetensors if n.startswith("model")]
+    if transformers_named:
+        # some repos add a second copy in another layout (consolidated.safetensors): the model*.safetensors are ours
+        keep |= set(transformers_named) | ({SAFETENSORS_INDEX} & top)
+    elif safetensors:
+        keep |= set(safetensors)
+    else:
+        keep |= {n for n in top if n.startswith("pytorch_model") and n.endswith(".bin")} | ({BIN_INDEX} & top)
+    return sorted(keep)
+
+
+def missing_parts(names: Collection[str]) -> list[str]:
+    """What a set of file names lacks to be trainable, in plain words (empty when nothing is missing)."""
+    missing = [] if "config.json" in names else ["config.json"]
+    if not any(v in names for v in VOCABULARIES):
+        missing.append("a tokenizer")
+    if not any(n.endswith(".safetensors") or (n.startswith("pytorch_model") and n.endswith(".bin")) for n in names):
+        missing.append("weights in safetensors or PyTorch format")
+    return missing
+
+
+def missing_in_folder(folder: Path) -> list[str]:
+    """What a local model folder lacks to be trainable; each shard an index lists counts (no network)."""
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    missing = missing_parts(names)
+    has_safetensors = any(n.endswith(".safetensors") for n in names)
+    for index in (SAFETENSORS_INDEX,) if has_safetensors else (BIN_INDEX,):
+        if index in names:
+            try:
+                shards = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, AttributeError):
+                return [*missing, index]
+            missing += sorted(shards - names)
+    return missing
+
+
+def needs_download(model: str) -> bool:
+    """True when `model` names a Hub repo whose files are not complete on this machine (no network)."""
+    try:
+        repo = repo_for(model)
+    except UsageError:
+        return False
+    folder = local_snapshot(repo)
+    return folder is None or bool(missing_in_folder(folder))
+
+
+# -------------------------------------------------------------------------------- the plan
+
+@dataclass(frozen=True)
+class RepoFile:
+    """One file to fetch."""
+
+    name: str
+    """Path inside the repo (always top level here)."""
+    size: int
+    """Bytes."""
+    cached: bool
+    """Already in the local cache from an earlier (perhaps interrupted) download."""
+
+
+@dataclass
+class DownloadPlan:
+    """What `download` would fetch, from where, to where."""
+
+    model: str
+    """The name the user gave (catalog key, Ollama-style name or Hugging Face id)."""
+    repo_id: str
+    """The Hugging Face repo."""
+    revision: str
+    """The commit the files come from."""
+    files: list[RepoFile]
+    """The selected files (see select_files)."""
+    cache_dir: Path
+    """The Hugging Face cache they go to."""
+    gated: bool = False
+    """The repo's owner asks each user to accept a licence before downloading."""
+    folder: Path | None = None
+    """The local snapshot folder, once complete."""
+    skipped: list[str] = field(default_factory=list)
+    """Files in the repo that are not fetched."""
+
+    @property
+    def total_bytes(self) -> int:
+        """Size of every selected file."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def missing_bytes(self) -> int:
+        """Bytes still to fetch."""
+        return sum(f.size for f in self.files if not f.cached)
+
+    @property
+    def complete(self) -> bool:
+        """Everything is on this machine already."""
+        return self.folder is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (the shape `mtw download --json` prints)."""
+        return {"model": self.model, "repo_id": self.repo_id, "revision": self.revision,
+                "cache_dir": str(self.cache_dir), "folder": str(self.folder) if self.folder else None,
+                "gated": self.gated, "total_bytes": self.total_bytes, "missing_bytes": self.missing_bytes,
+                "complete": self.complete, "files": [{"name": f.name, "size": f.size, "cached": f.cached}
+                                                     for f in self.files], "skipped": self.skipped}
+
+
+def plan_download(model: str, *, timeout: float = INFO_TIMEOUT_S) -> DownloadPlan:
+    """Which repo and files, how many bytes, and whether they are here already (asks the Hub only when not)."""
+    repo = repo_for(model)
+    cache = hub_cache()
+    folder = local_snapshot(repo, cache)
+    if folder is not None and not missing_in_folder(folder):
+        files = [RepoFile(p.name, p.stat().st_size, True) for p in sorted(folder.iterdir()) if p.is_file()]
+        return DownloadPlan(model, repo, folder.name, files, cache, folder=folder)
+    info = _model_info(repo, model, timeout)
+    sizes = {s.rfilename: int((s.lfs.size if s.lfs else s.size) or 0) for s in info.siblings or []}
+    chosen = select_files(sizes)
+    lacking = missing_parts(chosen)
+    if lacking:
+        raise MTWError(f"{repo} on the Hugging Face Hub lacks what training reads: {', '.join(lacking)} "
+                       "(it may hold only GGUF or ONNX files).",
+                       fix="Pick the original model repo (the one with .safetensors files), or a catalog name "
+                           "such as qwen2.5-0.5b.", code="download_unusable")
+    snapshot = _storage(repo, cache) / "snapshots" / str(info.sha)
+    files = [RepoFile(n, sizes[n], (snapshot / n).is_file()) for n in chosen]
+    return DownloadPlan(model, repo, str(info.sha), files, cache, gated=bool(info.gated),
+                        skipped=sorted(set(sizes) - set(chosen)))
+
+
+# -------------------------------------------------------------------------------- the download
+
+def download(model: str, progress: Progress | None = None, *, plan: DownloadPlan | None = None) -> Path:
+    """Fetch what `plan_download` selects into the Hugging Face cache; return the local snapshot folder.
+
+    Already complete: returns at once, without the network. Files finish one by one and stay when the
+    download stops (Ctrl-C, a lost connection), so running it again fetches only what is missing; a
+    connection that drops mid-file is resumed by huggingface_hub from the last chunk it wrote. A file
+    stopped halfway starts over (huggingface_hub 2.4 discards partial files).
+    """
+    plan = plan or plan_download(model)
+    report = progress or (lambda status, done, total: None)
+    total = plan.total_bytes
+    if plan.folder is not None:
+        report("already downloaded", total, total)
+        return plan.folder
+    check_disk_space(plan)
+    from huggingface_hub import hf_hub_download
+
+    endpoint = hub_endpoint()
+    done = plan.total_bytes - plan.missing_bytes
+    report("starting", done, total)
+    todo = sorted((f for f in plan.files if not f.cached), key=lambda f: (f.size, f.name))  # config first
+    for f in todo:
+        def count(n: int, name: str = f.name) -> None:
+            nonlocal done
+            done += n
+            report(name, done, total)
+
+        start = done
+        try:
+            with _online():
+                hf_hub_download(plan.repo_id, f.name, revision=plan.revision, cache_dir=plan.cache_dir,
+                                endpoint=endpoint, tqdm_class=cast(Any, _byte_counter(count)))
+        except Exception as exc:
+            raise _translate(exc, plan.repo_id, model, endpoint, plan) from exc
+        done = start + f.size  # exact, also when the server sent fewer progress updates than bytes
+        report(f.name, done, total)
+    storage = _storage(plan.repo_id, plan.cache_dir)
+    # the main branch now points at what was fetched, so offline loaders (and the next run) find it
+    atomic_write_text(storage / "refs" / "main", plan.revision)
+    folder = storage / "snapshots" / plan.revision
+    lacking = missing_in_folder(folder)
+    if lacking:
+        raise MTWError(f"The download of {plan.repo_id} finished, but {', '.join(lacking)} is missing.",
+                       fix=f"Run `mtw download {model}` again.", code="download_incomplete")
+    report("done", total, total)
+    return folder
+
+
+def check_disk_space(plan: DownloadPlan) -> None:
+    """Refuse before starting when the cache's disk cannot hold what is left to fetch."""
+    need = plan.missing_bytes + DISK_HEADROOM
+    probe = plan.cache_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise MTWError(
+            f"Not enough free disk space for {plan.model}: it needs {human_bytes(need)} in {plan.cache_dir} "
+            f"(the model plus some room to spare), and only {human_bytes(free)} is free.",
+            fix=f"Free up {human_bytes(need - free)} there, or set HF_HOME to a folder on a disk with room "
+                f"(for this command and for training), then run `mtw download {plan.model}` again.",
+            code="disk_full")
+
+
+def human_bytes(n: float) -> str:
+    """Bytes in the units a download page uses: 512 B, 12.3 kB, 988 MB, 7.7 GB."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{int(n)} B"
+
+
+def estimated_bytes(model: str) -> int:
+    """A catalog model's download size from its parameter count (bf16 weights), for when the Hub is away."""
+    from tools.train.catalog import find_in_catalog
+
+    entry = find_in_catalog(model)
+    return int(entry.params_b * 2e9) if entry is not None else 0
+
+
+def _byte_counter(on_bytes: Callable[[int], None]) -> type:
+    """A stand-in for huggingface_hub's tqdm bar that draws nothing and forwards the bytes written to disk."""
+
+    class ByteCounter:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.n = 0
+            self.total = kwargs.get("total")
+
+        def __enter__(self) -> ByteCounter:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def update(self, n: float | None = 1) -> None:
+            self.n += int(n or 0)
+            on_bytes(int(n or 0))
+
+        # network bytes (Xet transfers) differ from bytes on disk; the disk side is what progress counts
+        def update_transfer(self, n: float | None = 1) -> None:
+            return None
+
+        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def refresh(self) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    return ByteCounter
+
+
+# -------------------------------------------------------------------------------- the Hub, and its errors
+
+_online_lock = threading.Lock()
+_online_users = 0
+_offline_before = False
+
+
+@contextmanager
+def _online() -> Iterator[None]:
+    """Let huggingface_hub reach the network for the duration of a download the user asked for.
+
+    The app sets HF_HUB_OFFLINE so that nothing else ever contacts the Hub (tools/embeddings.py), and
+    huggingface_hub reads that variable once, at import; an explicit download is the one exception.
+    """
+    global _online_users, _offline_before
+    from huggingface_hub import constants
+
+    with _online_lock:
+        if _online_users == 0:
+            _offline_before = constants.HF_HUB_OFFLINE
+            constants.HF_HUB_OFFLINE = False
+        _online_users += 1
+    try:
+        yield
+    finally:
+        with _online_lock:
+            _online_users -= 1
+            if _online_users == 0:
+                constants.HF_HUB_OFFLINE = _offline_before
+
+
+def _model_info(repo: str, model: str, timeout: float) -> Any:
+    from huggingface_hub import HfApi
+
+    endpoint = hub_endpoint()
+    try:
+        with _online():
+            return HfApi(endpoint=endpoint).model_info(repo, files_metadata=True, timeout=timeout)
+    except Exception as exc:
+        raise _translate(exc, repo, model, endpoint) from exc
+
+
+def _translate(exc: BaseException, repo: str, model: str, endpoint: str, plan: DownloadPlan | None = None) -> MTWError:
+    """One plain sentence and its fix for whatever the Hub (or the disk) said."""
+    from huggingface_hub.errors import (
+        FileMetadataError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    again = f"run `mtw download {model}` again"
+    if isinstance(exc, MTWError):
+        return exc
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError | FileMetadataError):
+        exc = exc.__cause__  # "not in the cache either" wraps what the Hub actually said
+    if isinstance(exc, FileMetadataError):
+        return MTWError(f"{endpoint} does not answer like the Hugging Face Hub (no file metadata for {repo}).",
+                        fix=f"Check HF_ENDPOINT (unset it for huggingface.co), then {again}.",
+                        code="download_failed")
+    if isinstance(exc, GatedRepoError):
+        return MTWError(
+            f"{repo} is gated: its owner asks every user to accept their licence before downloading.",
+            fix=f"Accept it at https://huggingface.co/{repo} (signed in), then log in on this machine with "
+                f"`hf auth login` (or set HF_TOKEN to an access token), and {again}.", code="download_gated")
+    if isinstance(exc, RepositoryNotFoundError):
+        return UsageError(
+            f"There is no model called {repo} on the Hugging Face Hub (or it is private).",
+            fix="Check the spelling (owner/name, e.g. Qwen/Qwen2.5-0.5B-Instruct), or use a catalog name such as "
+                "qwen2.5-0.5b; for a private model, log in with `hf auth login` first.")
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        need = human_bytes(plan.missing_bytes) if plan else "more space"
+        return MTWError(f"The disk filled up while downloading {repo} (it needs {need} in total).",
+                        fix=f"Free up space in {hub_cache()}, then {again}: finished files are kept.",
+                        code="disk_full")
+    import httpx2
+
+    offline = isinstance(exc, httpx2.TransportError | LocalEntryNotFoundError | OfflineModeIsEnabled
+                         | ConnectionError | TimeoutError)
+    if offline:
+        return MTWError(
+            f"Cannot reach the Hugging Face Hub at {endpoint}: this machine seems to be offline, or the connection "
+            "dropped.",
+            fix=f"Connect to the internet and {again} (finished files are kept). Without internet: copy the model "
+                "folder from a machine that has it and train with `--model /path/to/folder`.",
+            code="download_offline")
+    if isinstance(exc, HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        return MTWError(f"The Hugging Face Hub answered {status} while downloading {repo}.",
+                        fix=f"Try again in a few minutes: {again}.", code="download_failed")
+    return MTWError(f"The download of {repo} failed: {exc}.", fix=f"{again.capitalize()}; finished files are kept.",
+                    code="download_failed")
