@@ -108,8 +108,9 @@ async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Messag
     bar = ""
     if total:
         filled = int(20 * done / total)
-        bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {total / 2**30:.1f} GB"
-    text = f"Downloading: {p.get('status', '')}{bar}"
+        size = f"{total / 1e9:.1f} GB" if total >= 1e8 else f"{total / 1e6:.0f} MB"
+        bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {size}"
+    text = f"{p.get('title', 'Downloading')}: {p.get('status', '')}{bar}"
     if msg is None:
         msg = cl.Message(content=text)
         await msg.send()

@@ -463,8 +463,20 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
     ok, _, _ = await runtime.context.llm.status()
     dry = not ok
     notes: list[str] = []
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+    shown: list[tuple[str, int]] = []
+
+    def report(what: str, done: int, total: int) -> None:
+        # called from the export thread: hand each new phase or percent to the event loop, which owns the stream
+        key = (what, 100 * done // total if total else -1)
+        if not shown or shown[-1] != key:
+            shown.append(key)
+            loop.call_soon_threadsafe(writer, {"progress": {"title": "Exporting", "status": what, "completed": done,
+                                                            "total": total}})
+
     try:
-        result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=dry, say=notes.append)
+        result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=dry, say=notes.append,
+                                         progress=report)
     except MTWError as exc:
         say(f"The export did not work: {exc.message} {exc.fix}")
         return {}

@@ -147,6 +147,10 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     assert "PM-UserStories-v1" in said and "ollama create PM-UserStories-v1" in said  # Ollama away: dry run
     assert (finished / "export" / "Modelfile").is_file()
     assert registry.list_models() == []  # nothing registered until Ollama really has it
+    exporting = [p for p in s.progress if p.get("title") == "Exporting"]
+    merging = [p for p in exporting if p["status"].startswith("merging")]
+    assert exporting[0]["status"] == "loading the tuned model"
+    assert merging and merging[-1]["completed"] == merging[-1]["total"] > 0  # the merge reaches 100 %
 
 
 async def _at_base_choice(s: Session, base: str) -> dict:
