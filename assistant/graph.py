@@ -7,7 +7,7 @@ import json
 from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict
@@ -228,4 +228,4 @@ builder.add_conditional_edges("choose_next", stages.route_after_next)
 builder.add_edge("evaluate_model", "choose_next")
 builder.add_conditional_edges("score_answer", stages.route_after_score)
 builder.add_edge("report_agreement", "choose_next")
-builder.add_edge("export_model", END)
+builder.add_conditional_edges("export_model", stages.route_after_export)

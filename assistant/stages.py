@@ -410,6 +410,11 @@ def choose_next(state: WizardState) -> dict[str, Any]:
     if state.get("evaluated"):
         choices = {"score": "Score a few answers myself", **choices}
         choices.pop("eval")
+    exported = state.get("exported_name")
+    if exported:
+        choices.pop("export")
+        if not state.get("checked_export"):
+            choices = {"check": f"Check {exported} as Ollama serves it", **choices}
     answer = interrupt({"kind": "question", "slot": "_next", "optional": False, "choices": choices,
                         "text": "What next?"})
     return {"data_choice": _pick(answer, choices) or "_again"}
@@ -423,7 +428,8 @@ def route_after_training(state: WizardState) -> Literal["choose_next", "__end__"
 def route_after_next(state: WizardState) -> Literal["evaluate_model", "export_model", "score_answer", "choose_next",
                                                    "__end__"]:
     """Follow the choice; 'stop here' ends the conversation's journey."""
-    return {"eval": "evaluate_model", "export": "export_model", "score": "score_answer", "done": "__end__"}.get(
+    return {"eval": "evaluate_model", "check": "evaluate_model", "export": "export_model", "score": "score_answer",
+            "done": "__end__"}.get(
         state.get("data_choice", ""), "choose_next")  # type: ignore[return-value]
 
 
@@ -434,13 +440,19 @@ async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) ->
     stage(6)
     run_dir = Path(state["run_dir"])
     judge = runtime.context.llm.model if state.get("llm_ok") else None
-    say("Comparing the tuned model with its base on your held-out examples and the test prompts"
+    served = state.get("exported_name") if state.get("data_choice") == "check" else None
+    tuned = f"**{served}** as your Ollama serves it" if served else "the tuned model"
+    say(f"Comparing {tuned} with its base on your held-out examples and the test prompts"
          + (f", with **{judge}** as the judge" if judge else "") + " — this takes a minute or two.")
     try:
-        report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge)
+        report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge, ollama_model=served)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return {"evaluated": False}
+        return {"evaluated": False} if not served else {}
+    if served:
+        say(f"**Verdict for {served}.** {report['verdict']}\n\nThe full report is "
+            f"`{run_dir / 'eval' / 'report.md'}`.")
+        return {"checked_export": True, "evaluated": True}
     say(f"**Verdict.** {report['verdict']}\n\nThe full report with every answer side by side is "
          f"`{run_dir / 'eval' / 'report.md'}`.")
     writer = get_stream_writer()
@@ -479,7 +491,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
                                          progress=report)
     except MTWError as exc:
         say(f"The export did not work: {exc.message} {exc.fix}")
-        return {}
+        return {"data_choice": "_again"}
     lines = [f"**{result.name}** — route *{result.route}*: {result.reason}"]
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
               for c in result.checks]
@@ -487,10 +499,19 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> d
         lines.append("Ollama is not reachable, so I wrote everything to "
                      f"`{result.export_dir}`. When Ollama runs, create the model with:\n\n"
                      + "\n".join(f"`{c}`" for c in result.commands))
-    elif result.ok:
-        lines.append(f"Try it: `ollama run {result.name}`")
+    else:
+        if result.ok:
+            lines.append(f"Try it: `ollama run {result.name}`")
+        say("\n".join(lines))
+        # what Ollama now serves can be checked against the base, as the user will meet it
+        return {"exported_name": result.name, "data_choice": "_again"}
     say("\n".join(lines))
     return {"data_choice": "done"}
+
+
+def route_after_export(state: WizardState) -> Literal["choose_next", "__end__"]:
+    """A dry run ends with the commands to finish by hand; a real export (or a failed one) offers what next."""
+    return "__end__" if state.get("data_choice") == "done" else "choose_next"
 
 
 SCORED_ANSWERS = 3

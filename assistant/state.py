@@ -77,6 +77,12 @@ class WizardState(TypedDict, total=False):
     evaluated: bool
     """The finished run was compared with its base in this conversation."""
 
+    exported_name: str
+    """The Ollama model this conversation created from the run (a real export, not a dry run)."""
+
+    checked_export: bool
+    """The exported model was evaluated as Ollama serves it."""
+
     score_index: int
     """Which of the tuned model's answers the user is scoring."""
 

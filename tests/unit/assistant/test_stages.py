@@ -103,11 +103,11 @@ def test_the_live_view_tails_only_complete_new_lines(tmp_path):
                                             "about 1 min 15 s left")
 
 
-async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
+async def _finished_run(tmp_path: Path, s: Session) -> Path:
+    """A tiny-random run trained through `mtw train`, handed to the wizard as the run it just finished."""
     from typer.testing import CliRunner
 
     from assistant.cli import app
-    from tools import registry
 
     data = tmp_path / "stories.jsonl"
     data.write_text("".join(json.dumps({"messages": [
@@ -118,8 +118,6 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     res = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "tiny-random", "--out", str(finished),
                                    "--max-steps", "2"])
     assert res.exit_code == 0, res.output
-
-    s = Session(ScriptedLLM(ok=False))
     await interview(s)
     await s.send("sample")
     await s.send("continue")
@@ -127,6 +125,14 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     q = await s.send("start")
     jobs.stop_run(q["run_dir"])
     await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished)})
+    return finished
+
+
+async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
+    from tools import registry
+
+    s = Session(ScriptedLLM(ok=False))
+    finished = await _finished_run(tmp_path, s)
     q = await s.send({"status": "done"})
     assert any("Training finished" in t for t in s.said)
     assert q["slot"] == "_next" and {"eval", "export", "done"} <= set(q["choices"])
@@ -151,6 +157,27 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     merging = [p for p in exporting if p["status"].startswith("merging")]
     assert exporting[0]["status"] == "loading the tuned model"
     assert merging and merging[-1]["completed"] == merging[-1]["total"] > 0  # the merge reaches 100 %
+
+
+async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_path, ollama):
+    ollama.responder = lambda body: "As a user, I want the served answer, so that it is checked."
+    s = Session(ScriptedLLM(ok=False))
+    finished = await _finished_run(tmp_path, s)
+    q = await s.send({"status": "done"})
+    s.ctx.llm.ok = True  # Ollama is up by the time the user exports
+    q = await s.send("export")
+    assert "PM-UserStories-v1" in ollama.created
+    # the double answers unlike the local tuned model, and the export's own verification says so
+    assert "❌ On 3 of 3 prompts it answers differently" in s.said[-1]
+    assert q["slot"] == "_next" and q["choices"]["check"] == "Check PM-UserStories-v1 as Ollama serves it"
+    assert "export" not in q["choices"]
+    q = await s.send("check")
+    assert s.said[-1].startswith("**Verdict for PM-UserStories-v1.**")
+    report = json.loads((finished / "eval" / "report.json").read_text())
+    assert report["tuned_source"] == "ollama:PM-UserStories-v1"
+    assert all(p["tuned"]["answer"].startswith("As a user, I want the served answer") for p in report["prompts"])
+    assert any(r.path == "/api/chat" and r.body.get("model") == "PM-UserStories-v1" for r in ollama.requests)
+    assert "check" not in q["choices"] and q["slot"] == "_next"
 
 
 async def _at_base_choice(s: Session, base: str) -> dict:
