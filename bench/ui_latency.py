@@ -112,8 +112,9 @@ def reply_for(body: dict[str, Any]) -> str:
     return json.dumps({name: text} if name else {})
 
 
-# clicks that keep the journey inside the chat: the sample dataset, go on once it checks out
-PREFERRED = ("sample", "continue", "generation")
+# clicks that keep the journey inside the chat: the sample dataset, go on once it checks out, and try the
+# steps on tiny-random rather than download a base model
+PREFERRED = ("sample", "continue", "generation", "tiny")
 # a turn past these would start a multi-GB download or a training process: the conversation ends there
 STOP_SLOTS = {"_train", "_download"}
 
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="mtw-ui-bench-"))
-    env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST="http://127.0.0.1:9", PYTHONUNBUFFERED="1")
+    # no network: the Hub (asked for a base model's size) answers "unreachable" at once, as Ollama does here
+    env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST="http://127.0.0.1:9", HF_ENDPOINT="http://127.0.0.1:9",
+               HF_HOME=str(home / "hf"), PYTHONUNBUFFERED="1")
     out: dict[str, Any] = {"command": " ".join(["python", "bench/ui_latency.py",
                                                 *(argv if argv is not None else sys.argv[1:])])}
     try:
