@@ -114,6 +114,22 @@ def check_accelerator() -> list[Check]:
     return out
 
 
+def check_base_models() -> Check:
+    """Which catalog base models are complete on this machine, so training can start offline (no network)."""
+    from tools.download import estimated_bytes, human_bytes, needs_download
+    from tools.train.catalog import CATALOG, TINY_RANDOM
+
+    here = [key for key, entry in CATALOG.items() if key != TINY_RANDOM and entry.hf_id and not needs_download(key)]
+    if here:
+        return Check("base models", "ok", "Downloaded: " + ", ".join(here))
+    smallest = "qwen2.5-0.5b"
+    return Check("base models", "warning",
+                 "No base model downloaded yet: only the built-in tiny-random (for trying the steps) and minilm "
+                 "(for classifiers).",
+                 f"`mtw download {smallest}` (about {human_bytes(estimated_bytes(smallest))}), or let the chat offer "
+                 "it when you train.")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, most important first."""
     return [
@@ -122,4 +138,5 @@ def run_checks(settings: Settings) -> list[Check]:
         check_memory(),
         check_disk(settings),
         *check_accelerator(),
+        check_base_models(),
     ]

@@ -59,3 +59,26 @@ def test_ui_refuses_a_busy_port_with_the_fix():
         res = runner.invoke(app, ["ui", "--port", str(port)])
     assert res.exit_code == 2
     assert "already in use" in res.output and f"--port {port + 1}" in res.output
+
+
+def test_base_models_line_names_what_is_downloaded_and_how_to_get_one(tmp_path, monkeypatch):
+    import os
+
+    from tools.doctor import check_base_models
+
+    empty = check_base_models()
+    assert empty.status == "warning" and "tiny-random" in empty.detail
+    assert empty.fix.startswith("`mtw download qwen2.5-0.5b` (about 980 MB)")
+    # a complete snapshot of Qwen2.5-0.5B-Instruct in the Hugging Face cache, as `mtw download` leaves it
+    storage = tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct"
+    snapshot = storage / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (snapshot / name).write_text("{}")
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text("abc123")
+    assert os.environ["HF_HOME"] == str(tmp_path / "hf-home")
+    found = check_base_models()
+    assert found.status == "ok" and found.detail == "Downloaded: qwen2.5-0.5b"
+    (snapshot / "model.safetensors").unlink()  # an interrupted download is not a model
+    assert check_base_models().status == "warning"
