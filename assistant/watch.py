@@ -36,16 +36,28 @@ def progress_text(ev: dict[str, Any], total: int | None) -> str:
             f"{ev.get('tokens_per_s', 0):.0f} tokens/s{eta}{saver}")
 
 
+def final_text(kind: str, ev: dict[str, Any], steps: list[tuple[int, float]],
+               evals: list[tuple[int, float]]) -> str:
+    """The live line once the run has ended: how far it got and where the loss ended."""
+    if kind == "failed":
+        return f"Training failed: {ev.get('message', '')}"
+    where = f" at step {steps[-1][0]}, loss {steps[-1][1]:.3f}" if steps else ""
+    val = f" (validation {evals[-1][1]:.3f})" if evals and kind == "done" else ""
+    return ("Training done" if kind == "done" else "Training stopped") + where + val + "."
+
+
 def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) -> Any:
     """Training and validation loss as a Plotly figure."""
     import plotly.graph_objects as go
+
+    from tools.evaluate.report import LEGEND_BELOW
 
     fig = go.Figure()
     fig.add_scatter(x=[s for s, _ in steps], y=[v for _, v in steps], name="training loss", mode="lines")
     if evals:
         fig.add_scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="validation loss", mode="lines+markers")
-    fig.update_layout(height=320, margin={"l": 40, "r": 10, "t": 30, "b": 40}, xaxis_title="step",
-                      yaxis_title="loss", title="Loss")
+    fig.update_layout(height=360, margin={"l": 40, "r": 10, "t": 30, "b": 90}, xaxis_title="step",
+                      yaxis_title="loss", title="Loss", legend=LEGEND_BELOW)
     return fig
 
 
@@ -93,8 +105,7 @@ async def watch_run(run_dir: str) -> dict[str, Any]:
                 await cl.Message(content=f"⚠️ {ev['message']}\n\n**Fix:** {ev.get('fix_text') or ev.get('fix')}").send()
             elif kind in TERMINAL:
                 await status.remove_actions()
-                status.content = {"done": "Training finished.", "stopped": "Training stopped."}.get(
-                    kind, f"Training failed: {ev.get('message', '')}")
+                status.content = final_text(kind, ev, steps, evals)
                 await status.update()
                 if steps:
                     chart = await _draw(chart, steps, evals)

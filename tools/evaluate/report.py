@@ -8,6 +8,9 @@ from typing import Any
 from tools.evaluate.judge import CRITERIA
 from tools.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "center", "x": 0.5}
+"""Under the plot: the chart's toolbar sits at the top right, where a default legend would be covered."""
+
 VARIANTS = ("base", "tuned")
 # a held-out loss within 5 % of the base's means the adapter has hardly moved the model yet
 LITTLE_CHANGE = 0.05
@@ -230,7 +233,7 @@ def loss_figure(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     if evals:
         data.append({"type": "scatter", "mode": "lines+markers", "name": "validation loss",
                      "x": [s for s, _ in evals], "y": [v for _, v in evals]})
-    return {"data": data, "layout": {"title": {"text": "Loss: training vs validation"},
+    return {"data": data, "layout": {"title": {"text": "Loss: training vs validation"}, "legend": LEGEND_BELOW,
                                      "xaxis": {"title": {"text": "step"}}, "yaxis": {"title": {"text": "loss"}}}}
 
 
@@ -253,7 +256,8 @@ def scores_figure(report: dict[str, Any]) -> dict[str, Any] | None:
     else:
         return None
     return {"data": [{"type": "bar", "name": v, "x": names, "y": values[v]} for v in VARIANTS],
-            "layout": {"title": {"text": title}, "barmode": "group", "yaxis": {"title": {"text": axis}}}}
+            "layout": {"title": {"text": title}, "barmode": "group", "legend": LEGEND_BELOW,
+                       "yaxis": {"title": {"text": axis}}}}
 
 
 def figure_png(fig: dict[str, Any]) -> bytes:
