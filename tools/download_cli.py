@@ -18,15 +18,16 @@ def download(
     """Download a base model's weights, tokenizer and config from the Hugging Face Hub.
 
     Only what training and export read is fetched (no GGUF, ONNX or original/ copies).
-    Stopped or cut off? Run it again: finished files are kept. Already here? It returns at once, offline.
+    Stopped or cut off? Run it again: it continues where it stopped. Already here? It returns at once, offline.
     """
     from rich.console import Console
 
+    from tools.download import bytes_here, human_bytes, plan_download
     from tools.download import download as fetch
-    from tools.download import plan_download
 
     console = Console(highlight=False, soft_wrap=True)
     _quiet_hub()
+    plan = None
     try:
         plan = plan_download(model)
         if not as_json:
@@ -38,7 +39,8 @@ def download(
     except MTWError as exc:
         _fail(exc, as_json, 2 if isinstance(exc, UsageError) else 1)
     except KeyboardInterrupt:
-        typer.echo(f"stopped. Finished files are kept: run `mtw download {model}` again to continue.", err=True)
+        here = f" from {human_bytes(bytes_here(plan))}" if plan is not None else ""
+        typer.echo(f"stopped. What arrived is kept: run `mtw download {model}` again to continue{here}.", err=True)
         raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps({"ok": True, **plan.as_dict(), "folder": str(folder), "complete": True}, indent=2))
@@ -69,16 +71,19 @@ def _with_bar(console: Any, model: str, plan: Any) -> Any:
     """Download with a rich bar on a terminal, or one line per finished file otherwise (logs, the UI)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+    from tools.download import ROUTINE, human_bytes
     from tools.download import download as fetch
-    from tools.download import human_bytes
 
+    names = {f.name for f in plan.files}
     if not console.is_terminal:
         started = time.monotonic()
         last = {"name": ""}
 
         def line(status: str, done: int, total: int) -> None:
-            if status != last["name"] and status in {f.name for f in plan.files}:
+            if status in names and status != last["name"]:
                 last["name"] = status
+                console.print(f"  {status}", highlight=False)
+            elif status not in names and status not in ROUTINE:  # a sentence for the user
                 console.print(f"  {status}", highlight=False)
 
         folder = fetch(model, line, plan=plan)
@@ -88,7 +93,15 @@ def _with_bar(console: Any, model: str, plan: Any) -> Any:
                   TimeRemainingColumn(), TextColumn("[dim]{task.fields[file]}"), console=console) as bar:
         task = bar.add_task("download", total=plan.total_bytes, completed=plan.total_bytes - plan.missing_bytes,
                             file="")
-        return fetch(model, lambda status, done, total: bar.update(task, completed=done, file=status), plan=plan)
+
+        def draw(status: str, done: int, total: int) -> None:
+            if status in names or status in ROUTINE:
+                bar.update(task, completed=done, file=status)
+            else:
+                bar.update(task, completed=done)
+                bar.console.print(f"  {status}", highlight=False)
+
+        return fetch(model, draw, plan=plan)
 
 
 def _fail(exc: MTWError, as_json: bool, code: int) -> NoReturn:

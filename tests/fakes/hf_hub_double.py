@@ -8,11 +8,13 @@ them. Endpoints, as huggingface_hub calls them:
 - `GET /api/models/{repo}[/revision/{rev}]?blobs=true` → model info: `sha`, `gated`, `siblings` with sizes
 - `HEAD|GET /{repo}/resolve/{rev}/{file}` → `X-Repo-Commit`, `ETag`, `Content-Length`; files stored in LFS
   answer `302` to a second loopback port (the "CDN") with `X-Linked-Etag` / `X-Linked-Size`, as the Hub does
-- `GET /cdn/{sha256}` → the bytes, honouring `Range: bytes=N-` with `206` (resumed downloads)
+- `GET /cdn/{sha256}` → the bytes, honouring `Range: bytes=N-` with `206` (resumed downloads) unless told to
+  ignore it (`ignore_range`: a plain `200` with the whole file, as some proxies answer)
 - errors carry the Hub's `X-Error-Code`: `RepoNotFound` (404), `GatedRepo` (401 without a token, 403 with a
   wrong one), `EntryNotFound`, `RevisionNotFound`
 
-It never sends `X-Xet-Hash`, so huggingface_hub takes its plain HTTP download path.
+It never sends `X-Xet-Hash`, so huggingface_hub takes its plain HTTP download path. Scripted faults:
+`cut_once` drops the connection partway through a file's next download.
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     """Lower-case names."""
+    sent: int = 0
+    """Body bytes the double sent back for a file download (a client that stopped early read fewer)."""
 
 
 @dataclass
@@ -97,7 +101,9 @@ class HubDouble:
 
     repos: dict[str, HubRepo] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    cuts: dict[str, int] = field(default_factory=dict)
+    cuts: dict[str, list[int]] = field(default_factory=dict)
+    ignore_range: bool = False
+    """Answer every download with 200 and the whole file, whatever Range asks for."""
     _servers: list[ThreadingHTTPServer] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,20 +120,25 @@ class HubDouble:
         return self
 
     def cut_once(self, filename: str, after_bytes: int) -> None:
-        """Drop the connection once, `after_bytes` into the next download of `filename`."""
-        self.cuts[filename] = after_bytes
+        """Drop the connection once, `after_bytes` into the next download of `filename` (calls queue up)."""
+        self.cuts.setdefault(filename, []).append(after_bytes)
 
     def fetched(self) -> list[str]:
         """File names whose bytes were requested (GET on /resolve or on the CDN), in order."""
-        names: list[str] = []
-        for r in self.requests:
-            if r.method != "GET":
-                continue
-            if "/resolve/" in r.path:
-                names.append(unquote(r.path.split("/resolve/", 1)[1].split("/", 1)[1]))
-            elif r.path.startswith("/cdn/"):
-                names.append(self._name_of(r.path.rsplit("/", 1)[-1]))
-        return names
+        return [self._file_of(r) for r in self.requests if self._is_download(r)]
+
+    def downloads(self, filename: str) -> list[Recorded]:
+        """The GET requests for `filename`'s bytes (on /resolve or on the CDN), in order."""
+        return [r for r in self.requests if self._is_download(r) and self._file_of(r) == filename]
+
+    @staticmethod
+    def _is_download(r: Recorded) -> bool:
+        return r.method == "GET" and ("/resolve/" in r.path or r.path.startswith("/cdn/"))
+
+    def _file_of(self, r: Recorded) -> str:
+        if "/resolve/" in r.path:
+            return unquote(r.path.split("/resolve/", 1)[1].split("/", 1)[1])
+        return self._name_of(r.path.rsplit("/", 1)[-1])
 
     def described(self) -> list[str]:
         """File names that got a HEAD (metadata) request."""
@@ -177,7 +188,8 @@ class HubDouble:
 
     def _take_cut(self, name: str) -> int | None:
         with self._lock:
-            return self.cuts.pop(name, None)
+            queued = self.cuts.get(name)
+            return queued.pop(0) if queued else None
 
 
 _RESOLVE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
@@ -187,6 +199,7 @@ _INFO = re.compile(r"^/api/models/([^/]+/[^/]+?)(?:/revision/([^/]+))?$")
 def _handler_for(d: HubDouble) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        recorded: Recorded
 
         def log_message(self, *args: Any) -> None:  # quiet
             pass
@@ -207,7 +220,8 @@ def _handler_for(d: HubDouble) -> type[BaseHTTPRequestHandler]:
 
         def _record(self) -> str:
             path = urlsplit(self.path).path
-            d.requests.append(Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            self.recorded = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            d.requests.append(self.recorded)
             return path
 
         # endpoints
@@ -289,7 +303,7 @@ def _handler_for(d: HubDouble) -> type[BaseHTTPRequestHandler]:
 
         def _bytes(self, data: bytes, headers: dict[str, str], name: str, head: bool) -> None:
             start = 0
-            rng = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            rng = None if d.ignore_range else re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
             status = 200
             if rng:
                 start, status = int(rng.group(1)), 206
@@ -297,17 +311,21 @@ def _handler_for(d: HubDouble) -> type[BaseHTTPRequestHandler]:
             body = data[start:]
             headers = {**headers, "Content-Type": "application/octet-stream", "Content-Length": str(len(body))}
             cut = None if head else d._take_cut(name)
-            if cut is None:
-                self._send(status, headers, body, head)
-                return
-            # send part of the body, then drop the connection: a network that fails mid-file
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(body[:cut])
-            self.wfile.flush()
-            self.close_connection = True
-            self.connection.shutdown(2)
+            if head:
+                return
+            self.recorded.sent = len(body[:cut])  # set first: the client may finish reading before this thread goes on
+            try:
+                self.wfile.write(body[:cut])
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (Ctrl-C)
+                self.close_connection = True
+                return
+            if cut is not None:  # part of the body, then the connection drops: a network that fails mid-file
+                self.close_connection = True
+                self.connection.shutdown(2)
 
     return Handler

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 import socket
@@ -5,7 +6,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from huggingface_hub.constants import DOWNLOAD_CHUNK_SIZE
 from typer.testing import CliRunner
 
 from assistant.cli import app
@@ -16,6 +16,7 @@ from tools.train.catalog import load_tokenizer, resolve
 
 RUNNER = CliRunner()
 DEAD = "http://127.0.0.1:9"
+WEIGHTS = "model.safetensors"
 
 
 def mtw(*args: str):
@@ -25,6 +26,25 @@ def mtw(*args: str):
 def snapshot(hf_home: Path, repo: str = TINY_CHAT) -> Path:
     storage = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
     return storage / "snapshots" / (storage / "refs" / "main").read_text()
+
+
+def partial_of(hf_home: Path, data: bytes, repo: str = TINY_CHAT) -> Path:
+    blobs = hf_home / "hub" / ("models--" + repo.replace("/", "--")) / "blobs"
+    return blobs / (hashlib.sha256(data).hexdigest() + ".partial")
+
+
+def stop_partway(after: int = 5_000_000) -> int:
+    """Download TINY_CHAT until `after` bytes of its weights arrived, then press Ctrl-C; return the bytes kept."""
+    files = tiny_chat_files()
+    small = sum(len(b) for n, b in files.items() if n != WEIGHTS)
+
+    def ctrl_c(status: str, done: int, total: int) -> None:
+        if status == WEIGHTS and done >= small + after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        dl.download(TINY_CHAT, ctrl_c)
+    return small
 
 
 @pytest.fixture
@@ -42,7 +62,8 @@ def test_download_fetches_only_what_training_reads_and_the_model_then_trains_off
     folder = snapshot(hf_home)
     assert sorted(p.name for p in folder.iterdir()) == wanted
     assert all((folder / n).read_bytes() == b for n, b in tiny_chat_files().items())
-    assert sorted(hub.fetched()) == wanted and sorted(hub.described()) == wanted
+    # the weights are described twice: to fetch them, and when huggingface_hub links them into the snapshot
+    assert sorted(hub.fetched()) == wanted and sorted(hub.described()) == sorted([*wanted, WEIGHTS])
     assert not set(hub.fetched()) & set(DECOYS)
 
     # training finds the downloaded folder through the same cache, with the Hub out of reach
@@ -76,17 +97,117 @@ def test_a_second_download_returns_at_once_without_the_network(hub, monkeypatch)
 
 
 def test_a_connection_cut_mid_file_is_resumed_where_it_broke(hub, hf_home):
-    weights = tiny_chat_files()["model.safetensors"]
+    weights = tiny_chat_files()[WEIGHTS]
     assert len(weights) > 12_000_000
-    hub.cut_once("model.safetensors", 12_000_000)
+    hub.cut_once(WEIGHTS, 12_000_000)
     seen: list[tuple[str, int, int]] = []
     folder = dl.download(TINY_CHAT, lambda status, done, total: seen.append((status, done, total)))
-    assert (folder / "model.safetensors").read_bytes() == weights
-    cdn = [r for r in hub.requests if r.path.startswith("/cdn/")]
-    # huggingface_hub writes whole 10 MiB chunks: it asks again from the end of the last one it kept
-    assert [r.headers.get("range") for r in cdn] == [None, f"bytes={DOWNLOAD_CHUNK_SIZE}-"]
+    assert (folder / WEIGHTS).read_bytes() == weights
+    first, second = hub.downloads(WEIGHTS)
+    assert first.headers.get("range") is None and second.headers.get("range") == "bytes=12000000-"
+    assert second.sent == len(weights) - 12_000_000
     assert seen[-1][1] == seen[-1][2] == sum(map(len, tiny_chat_files().values()))
     assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)  # progress never goes backwards
+
+
+def test_a_download_cut_off_for_good_keeps_its_partial_file_and_the_next_run_fetches_only_the_rest(
+        hub, hf_home, monkeypatch):
+    weights = tiny_chat_files()[WEIGHTS]
+    monkeypatch.setattr(dl, "RETRY_WAITS_S", (0.0, 0.0))
+    for after in (12_000_000, 0, 0):  # some bytes arrive, then the network stays down through both retries
+        hub.cut_once(WEIGHTS, after)
+    result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 1, result.output
+    assert "the connection dropped" in result.output and "it continues where it stopped" in result.output
+    assert [r.headers.get("range") for r in hub.downloads(WEIGHTS)] == [None] + ["bytes=12000000-"] * 2
+    partial = partial_of(hf_home, weights)
+    assert partial.read_bytes() == weights[:12_000_000]
+
+    result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 0, result.output
+    assert "of it already here" in result.output
+    assert f"{WEIGHTS}: continuing from the 12.0 MB downloaded earlier" in result.output
+    last = hub.downloads(WEIGHTS)[-1]
+    assert last.headers["range"] == "bytes=12000000-" and last.sent == len(weights) - 12_000_000
+    assert (snapshot(hf_home) / WEIGHTS).read_bytes() == weights
+    assert not partial.exists() and not list((hf_home / "hub").rglob("*.incomplete"))
+
+
+def test_ctrl_c_keeps_the_partial_file_and_the_next_run_starts_its_progress_there(hub, hf_home, monkeypatch):
+    weights = tiny_chat_files()[WEIGHTS]
+    small = stop_partway()
+    kept = partial_of(hf_home, weights).stat().st_size
+    assert 5_000_000 <= kept < len(weights)
+    assert partial_of(hf_home, weights).read_bytes() == weights[:kept]
+
+    def ctrl_c(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(dl, "_append_rest", ctrl_c)
+        result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 130
+    assert (f"run `mtw download {TINY_CHAT}` again to continue from {dl.human_bytes(small + kept)}"
+            in result.output)
+
+    seen: list[tuple[str, int]] = []
+    dl.download(TINY_CHAT, lambda status, done, total: seen.append((status, done)))
+    assert seen[0] == ("starting", small + kept)
+    assert [d for _, d in seen] == sorted(d for _, d in seen)  # from the partial's size up, never back
+    assert hub.downloads(WEIGHTS)[-1].headers["range"] == f"bytes={kept}-"
+    assert hub.downloads(WEIGHTS)[-1].sent == len(weights) - kept
+
+
+def test_a_partial_file_of_a_version_the_hub_no_longer_has_is_not_reused(hub, hf_home):
+    weights = tiny_chat_files()[WEIGHTS]
+    stop_partway()
+    old = partial_of(hf_home, weights)
+    assert old.is_file()
+    changed = weights[:-64] + bytes(64)  # the owner pushed new weights: a new etag
+    hub.add_repo(TINY_CHAT, {**tiny_chat_files(), **DECOYS, WEIGHTS: changed})
+    result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 0, result.output
+    last = hub.downloads(WEIGHTS)[-1]
+    assert "range" not in last.headers and last.sent == len(changed)
+    assert (snapshot(hf_home) / WEIGHTS).read_bytes() == changed
+    assert not old.exists()  # a partial of the old version is removed once the new one is complete
+
+
+def test_a_server_that_ignores_range_makes_the_file_start_over(hub, hf_home):
+    weights = tiny_chat_files()[WEIGHTS]
+    small = stop_partway()
+    kept = partial_of(hf_home, weights).stat().st_size
+    hub.ignore_range = True
+    seen: list[int] = []
+    folder = dl.download(TINY_CHAT, lambda status, done, total: seen.append(done))
+    assert (folder / WEIGHTS).read_bytes() == weights
+    last = hub.downloads(WEIGHTS)[-1]
+    assert last.headers["range"] == f"bytes={kept}-" and last.sent == len(weights)
+    assert seen[0] == small + kept and small in seen  # the bar went back to the file's start
+
+
+def test_a_damaged_partial_file_is_caught_by_its_checksum_and_downloaded_again(hub, hf_home):
+    weights = tiny_chat_files()[WEIGHTS]
+    stop_partway()
+    partial = partial_of(hf_home, weights)
+    kept = partial.stat().st_size
+    damaged = bytearray(partial.read_bytes())
+    damaged[1000] ^= 0xFF
+    partial.write_bytes(bytes(damaged))
+    result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 0, result.output
+    assert (f"{WEIGHTS}: the downloaded file was damaged (its sha256 checksum does not match the Hub's); deleted it "
+            "and downloading it again") in result.output
+    assert [r.headers.get("range") for r in hub.downloads(WEIGHTS)][-2:] == [f"bytes={kept}-", None]
+    assert (snapshot(hf_home) / WEIGHTS).read_bytes() == weights
+
+
+def test_a_file_that_arrives_damaged_twice_stops_with_a_plain_error(hub, monkeypatch):
+    monkeypatch.setattr(dl._Partial, "problem", lambda self, size: "its sha256 checksum does not match the Hub's")
+    result = mtw("download", TINY_CHAT)
+    assert result.exit_code == 1
+    assert f"{WEIGHTS} of {TINY_CHAT} arrived damaged twice" in result.output and "Traceback" not in result.output
+    assert len(hub.downloads(WEIGHTS)) == 2
 
 
 def test_a_stopped_download_fetches_only_what_is_missing_when_run_again(hub, hf_home):
@@ -103,7 +224,18 @@ def test_a_stopped_download_fetches_only_what_is_missing_when_run_again(hub, hf_
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 0, result.output
     assert "already here" in result.output and hub.fetched()[before:] == ["model.safetensors"]
-    assert not list((hf_home / "hub").rglob("*.incomplete"))
+    assert not list((hf_home / "hub").rglob("*.incomplete")) and not list((hf_home / "hub").rglob("*.partial"))
+
+
+def test_without_symlinks_the_weights_are_kept_once(hub, hf_home, monkeypatch):
+    # Windows without developer mode: huggingface_hub copies blobs into the snapshot instead of linking them
+    from huggingface_hub import file_download
+
+    monkeypatch.setattr(file_download, "are_symlinks_supported", lambda *args: False)
+    folder = dl.download(TINY_CHAT)
+    weights = tiny_chat_files()[WEIGHTS]
+    assert not (folder / WEIGHTS).is_symlink() and (folder / WEIGHTS).read_bytes() == weights
+    assert not (partial_of(hf_home, weights).parent / hashlib.sha256(weights).hexdigest()).exists()
 
 
 def test_a_gated_model_says_how_to_get_access_and_a_token_opens_it(hub, monkeypatch):
