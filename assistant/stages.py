@@ -234,9 +234,20 @@ def _try_run(model: str) -> tuple[list[str], int | None]:
     return (TRY_SETS, TRY_STEPS) if model == TINY_RANDOM else ([], None)
 
 
-def _base_for(spec: ProjectSpec) -> str:
-    """Encoders for labels and entities (MiniLM ships with the app); the chosen chat model otherwise."""
-    return "minilm" if spec.task_type in ("classification", "entity_extraction") else spec.base_model
+def _base_for(spec: ProjectSpec) -> tuple[str, str]:
+    """The base to train and why: MiniLM for labels and entities (it ships with the app), the project's own base
+    if it names one, otherwise the best base for this machine (the reason is the second item, "" if none)."""
+    from tools.project import DEFAULT_BASE
+    from tools.train.recommend import for_this_machine
+
+    if spec.task_type in ("classification", "entity_extraction"):
+        return "minilm", ""
+    if spec.base_model != DEFAULT_BASE:
+        return spec.base_model, ""
+    pick = for_this_machine(spec.task_type or "generation")
+    others = "".join(f"\n- {p}" for p in pick.passed_over)
+    return pick.model, (f"**Base model:** {pick.model}, chosen for this machine: {pick.reason}."
+                        + (f" Passed over:{others}" if others else ""))
 
 
 async def configure_training(state: WizardState) -> dict[str, Any]:
@@ -248,7 +259,11 @@ async def configure_training(state: WizardState) -> dict[str, Any]:
 
     stage(4)
     spec = _spec(state)
-    model = state.get("train_model") or _base_for(spec)
+    model: str = state.get("train_model") or ""
+    if not model:
+        model, why = await asyncio.to_thread(_base_for, spec)
+        if why:
+            say(why)
     if model not in ("minilm", TINY_RANDOM):
         try:
             if await asyncio.to_thread(needs_download, model):

@@ -130,6 +130,17 @@ def check_base_models() -> Check:
                  "it when you train.")
 
 
+def check_recommended_base() -> Check:
+    """The base model that suits this machine (memory and the time a first run takes), and why."""
+    from tools.train.recommend import for_this_machine
+
+    pick = for_this_machine()
+    if pick.model == "tiny-random":
+        return Check("recommended base", "warning", f"None: {pick.reason}.",
+                     "Train on a machine with more memory (16 GB RAM or a GPU), or use a model folder with --model.")
+    return Check("recommended base", "ok", f"{pick.model}: {pick.reason}")
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every check, most important first."""
     return [
@@ -139,4 +150,5 @@ def run_checks(settings: Settings) -> list[Check]:
         check_disk(settings),
         *check_accelerator(),
         check_base_models(),
+        check_recommended_base(),
     ]

@@ -19,6 +19,11 @@ TaskType = Literal["generation", "classification", "entity_extraction"]
 TASK_TYPES: tuple[TaskType, ...] = ("generation", "classification", "entity_extraction")
 
 
+DEFAULT_BASE = "phi4-mini"
+"""The guide's base. A project that keeps it gets the best base for the machine it trains on
+(tools/train/recommend.py: phi-4-mini where it fits and trains in time, a smaller one otherwise)."""
+
+
 class ProjectSpec(BaseModel):
     """What the model is for; drives drafting, training presets, evaluation and the Modelfile."""
 
@@ -33,7 +38,8 @@ class ProjectSpec(BaseModel):
     never_do: list[str] = Field(default_factory=list, description="Things the model must never do.")
     labels: list[str] = Field(default_factory=list, description="Class names (classification only).")
     entity_types: list[str] = Field(default_factory=list, description="Entity kinds (entity extraction only).")
-    base_model: str = Field(default="phi4-mini", description="Catalog key, Hugging Face id or local folder.")
+    base_model: str = Field(default=DEFAULT_BASE, description="Catalog key, Hugging Face id or local folder; the "
+                                                              "guide's base means 'the best for this machine'.")
     preset: Literal["documents", "communications", "balanced"] = "balanced"
 
     def missing(self) -> list[str]:

@@ -82,3 +82,17 @@ def test_base_models_line_names_what_is_downloaded_and_how_to_get_one(tmp_path, 
     assert found.status == "ok" and found.detail == "Downloaded: qwen2.5-0.5b"
     (snapshot / "model.safetensors").unlink()  # an interrupted download is not a model
     assert check_base_models().status == "warning"
+
+
+def test_the_recommended_base_says_which_and_why(monkeypatch):
+    from tools.doctor import check_recommended_base
+    from tools.train import recommend
+
+    monkeypatch.setattr(recommend, "for_this_machine",
+                        lambda task="generation": recommend.recommend_base(cuda=False, memory_mb=24 * 1024, cores=2))
+    line = check_recommended_base()
+    assert line.status == "ok" and line.detail.startswith("qwen2.5-0.5b: it fits")
+    monkeypatch.setattr(recommend, "for_this_machine",
+                        lambda task="generation": recommend.recommend_base(cuda=True, memory_mb=1024, cores=2))
+    none = check_recommended_base()
+    assert none.status == "warning" and "no real base model fits" in none.detail and none.fix
