@@ -50,8 +50,8 @@ OVERHEAD = 1.1
 """Allocator fragmentation and temporary buffers."""
 RUNTIME_MB_CPU = 450.0
 """Python, torch and transformers themselves: part of the RAM a CPU run uses (a GPU's memory holds none of it)."""
-EXAMPLES_PER_MINUTE = 30
-"""The guide's slow end of typical speed; used when no warm-up could be measured."""
+STEP_OVERHEAD_S = 0.02
+"""Per optimizer step, whatever the model: Python, the optimizer, the data (what dominates a tiny model)."""
 
 
 @dataclass
@@ -263,7 +263,8 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
         if step_s is not None:
             seconds, measured = step_s * steps, True
     if seconds is None:
-        seconds = steps * per_step / EXAMPLES_PER_MINUTE * 60
+        checkpointing = auto_ckpt or cfg.gradient_checkpointing is True
+        seconds = rough_seconds(cfg, shape.params_b, lengths, steps, cuda, checkpointing)
     fits = total <= budget
     where = "on the GPU" if cuda else "in RAM"
     time_text = _duration(seconds) + ("" if measured else " (rough: measured speed will replace this)")
@@ -282,6 +283,18 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
                     steps=steps, seconds=round(seconds, 1), measured=measured, fits=fits, verdict=verdict,
                     changes=changes, step_tokens=batch_tokens,
                     checkpointing=auto_ckpt or cfg.gradient_checkpointing is True)
+
+
+def rough_seconds(cfg: TrainConfig, params_b: float, lengths: list[int], steps: int, cuda: bool,
+                  checkpointing: bool) -> float:
+    """Training time from the arithmetic it needs at a rough sustained rate (tools/train/recommend.py), for when
+    no warm-up was measured: enough to tell seconds from minutes from hours."""
+    from tools.train.recommend import CHECKPOINT_SLOWDOWN, machine_cores, tokens_per_second
+
+    mean = sum(lengths) / len(lengths) if lengths else 256
+    tokens = steps * cfg.batch_size * cfg.grad_accum * mean
+    seconds = tokens / tokens_per_second(params_b, cuda=cuda, cores=machine_cores()) + steps * STEP_OVERHEAD_S
+    return seconds * (CHECKPOINT_SLOWDOWN if checkpointing else 1.0)
 
 
 def _changes(cfg: TrainConfig, parts: dict[str, float], budget: float, fits: bool, cuda: bool) -> list[str]:

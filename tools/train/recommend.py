@@ -121,5 +121,11 @@ def for_this_machine(task: str = "generation") -> Recommendation:
         memory_mb = torch.cuda.get_device_properties(0).total_memory / 2**20
     else:
         memory_mb = psutil.virtual_memory().total / 2**20
-    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    return recommend_base(cuda=cuda, memory_mb=memory_mb, cores=cores, task=task)
+    return recommend_base(cuda=cuda, memory_mb=memory_mb, cores=machine_cores(), task=task)
+
+
+def machine_cores() -> int:
+    """Physical CPU cores (hyper-threads add little to training arithmetic)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -132,3 +132,22 @@ def test_the_estimate_is_for_the_largest_step_the_engine_builds(chat_file: Path)
     assert est.step_tokens(cfg, [100] * 30, cuda=False) == 400
     padded = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "packing=false"])
     assert est.step_tokens(padded, lengths, cuda=True) == 3600
+
+
+def test_rough_time_follows_model_size_and_machine(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    from tools.train import recommend
+
+    monkeypatch.setattr(est, "available_mb", lambda device: 64 * 1024)
+    monkeypatch.setattr(recommend, "machine_cores", lambda: 2)
+    lengths = [400] * 60
+    small = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced"), device="cpu",
+                         lengths=lengths)
+    assert small.steps == 41 and "about 27 minutes (rough" in small.verdict
+    big = est.estimate(build_config("phi-4-mini", str(chat_file), preset="balanced"), device="cpu", lengths=lengths)
+    assert big.seconds > 7 * small.seconds and "hours" in big.verdict
+    tiny = est.estimate(build_config("tiny-random", str(chat_file), preset="balanced"), device="cpu", lengths=lengths)
+    assert tiny.seconds < 30 and "seconds" in tiny.verdict  # a toy model: seconds, not the guide's minutes
+    monkeypatch.setattr(recommend, "machine_cores", lambda: 8)
+    faster = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced"), device="cpu",
+                          lengths=lengths)
+    assert faster.seconds == pytest.approx(small.seconds / 4, rel=0.05)
