@@ -27,8 +27,22 @@ def scripted_slot_filler(body: dict) -> str:
 
 
 def say(page, text: str) -> None:
-    page.locator("#chat-input").fill(text)
-    page.keyboard.press("Enter")
+    """Type and send like a person: Chainlit ignores Enter while the previous turn is still finishing, so a
+    message that stays in the box is sent again once the box is free."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.locator("#chat-input")
+    for _ in range(6):
+        box.fill(text)
+        page.keyboard.press("Enter")
+        try:
+            # the box empties once the message is on its way
+            page.wait_for_function("() => { const box = document.querySelector('#chat-input');"
+                                   " return (box.value ?? box.innerText).trim() === ''; }", timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the chat never took the message {text!r}")
 
 
 def wait_text(page, text: str) -> None:
