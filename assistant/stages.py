@@ -465,8 +465,11 @@ async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) ->
         say(f"{exc.message} {exc.fix}")
         return {"evaluated": False} if not served else {}
     if served:
+        from tools.evaluate.report import report_dir
+
         say(f"**Verdict for {served}.** {report['verdict']}\n\nThe full report is "
-            f"`{run_dir / 'eval' / 'report.md'}`.")
+            f"`{report_dir(run_dir, served) / 'report.md'}` (the comparison of the local adapter stays in "
+            f"`{run_dir / 'eval'}`).")
         return {"checked_export": True, "evaluated": True}
     say(f"**Verdict.** {report['verdict']}\n\nThe full report with every answer side by side is "
          f"`{run_dir / 'eval' / 'report.md'}`.")

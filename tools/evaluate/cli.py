@@ -96,4 +96,6 @@ def eval_run(
                       {"a": Path(comparison["a"]).name, "b": Path(comparison["b"]).name}.get(r["better"], "same"))
         console.print(t)
         console.print(f"[bold]Comparison[/]: {comparison['verdict']}")
-    console.print(f"\nReport: {Path(run_dir) / 'eval' / 'report.md'}")
+    from tools.evaluate.report import report_dir
+
+    console.print(f"\nReport: {report_dir(run_dir, ollama_model) / 'report.md'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -291,9 +292,19 @@ def figure_png(fig: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def write_report(run_dir: str | Path, report: dict[str, Any], events: list[dict[str, Any]]) -> Path:
-    """Write RUN_DIR/eval/: report.json, report.md, loss and score charts as PNG and Plotly JSON."""
+def report_dir(run_dir: str | Path, ollama_model: str | None = None) -> Path:
+    """Where an evaluation is written: RUN_DIR/eval/, or RUN_DIR/eval/ollama/NAME/ for the model as Ollama serves it
+    (so checking the exported model never replaces the local comparison)."""
     out = Path(run_dir) / "eval"
+    if ollama_model:
+        out = out / "ollama" / re.sub(r"[^A-Za-z0-9._-]+", "_", ollama_model)
+    return out
+
+
+def write_report(run_dir: str | Path, report: dict[str, Any], events: list[dict[str, Any]],
+                 out: Path | None = None) -> Path:
+    """Write report.json, report.md, loss and score charts as PNG and Plotly JSON (to RUN_DIR/eval/ by default)."""
+    out = out or report_dir(run_dir)
     charts: dict[str, str] = {}
     for name, fig in (("loss", loss_figure(events)), ("scores", scores_figure(report))):
         if fig is not None:

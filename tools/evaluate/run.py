@@ -17,7 +17,7 @@ from tools.evaluate.agreement import agreement, load_user_scores
 from tools.evaluate.generate import DEFAULT_MAX_NEW_TOKENS, Generator
 from tools.evaluate.judge import CRITERIA, score_all
 from tools.evaluate.metrics import rouge_l
-from tools.evaluate.report import OLLAMA, VARIANTS, summarize, verdict, write_report
+from tools.evaluate.report import OLLAMA, VARIANTS, report_dir, summarize, verdict, write_report
 from tools.evaluate.suite import BUILTIN, TestPrompt, check_answer, check_user_story, follows_format, load_prompts_file
 from tools.llm_protocol import StructuredLLM
 
@@ -188,7 +188,7 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
                           tuned_source=f"{OLLAMA}{ollama_model}" if ollama_model else LOCAL)
     report["notes"] = notes
     if write:
-        write_report(run, report, events)
+        write_report(run, report, events, report_dir(run, ollama_model))
     return report
 
 

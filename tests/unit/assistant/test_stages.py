@@ -167,6 +167,8 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     s = Session(ScriptedLLM(ok=False))
     finished = await _finished_run(tmp_path, s)
     q = await s.send({"status": "done"})
+    q = await s.send("eval")  # the local comparison first
+    assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     s.ctx.llm.ok = True  # Ollama is up by the time the user exports
     q = await s.send("export")
     assert "PM-UserStories-v1" in ollama.created
@@ -176,8 +178,10 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     assert "export" not in q["choices"]
     q = await s.send("check")
     assert s.said[-1].startswith("**Verdict for PM-UserStories-v1.**")
-    report = json.loads((finished / "eval" / "report.json").read_text())
+    report = json.loads((finished / "eval" / "ollama" / "PM-UserStories-v1" / "report.json").read_text())
     assert report["tuned_source"] == "ollama:PM-UserStories-v1"
+    # the local comparison is still there, untouched
+    assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     assert all(p["tuned"]["answer"].startswith("As a user, I want the served answer") for p in report["prompts"])
     assert any(r.path == "/api/chat" and r.body.get("model") == "PM-UserStories-v1" for r in ollama.requests)
     assert "check" not in q["choices"] and q["slot"] == "_next"

@@ -58,9 +58,11 @@ def test_tuned_answers_come_from_the_ollama_model_and_the_report_says_so(run, ol
     assert report["heldout"]["tuned"]["val_loss"] < report["heldout"]["base"]["val_loss"]
     assert f"come from '{SHIPPED}' as your Ollama serves it" in report["verdict"]
     assert report["notes"] == []
-    md = (run / "eval" / "report.md").read_text()
+    served = run / "eval" / "ollama" / SHIPPED  # beside the local comparison, never over it
+    md = (served / "report.md").read_text()
     assert f"tuned answers: Ollama `{SHIPPED}`" in md and f"| tuned (Ollama: {SHIPPED}) |" in md
-    assert json.loads((run / "eval" / "report.json").read_text())["tuned_source"] == f"ollama:{SHIPPED}"
+    assert json.loads((served / "report.json").read_text())["tuned_source"] == f"ollama:{SHIPPED}"
+    assert not (run / "eval" / "report.json").exists()
 
     console = Console(record=True, width=200)
     _print(report, console)
