@@ -17,7 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
-from assistant.chat_store import auth_secret, checkpoint_db_path, ensure_chat_db
+from assistant.chat_store import FILES_ROUTE, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db, stored_file
 from assistant.context import WizardContext
 from assistant.graph import STAGES, builder
 from tools.errors import MTWError
@@ -41,8 +41,30 @@ except (OSError, sqlite3.Error) as exc:  # MTW_HOME not writable: the chat still
 
 @cl.data_layer
 def data_layer() -> Any:
-    """Chat history in MTW_HOME/chat.db so a reopened conversation comes back."""
-    return SQLAlchemyDataLayer(conninfo=_CHAT_URL) if _CHAT_URL else None
+    """Chat history in MTW_HOME/chat.db, its charts and files in MTW_HOME/chat-files, so a reopened conversation
+    comes back whole."""
+    return SQLAlchemyDataLayer(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
+
+
+def _serve_files() -> None:
+    """GET /mtw-files/KEY: the stored files of conversations, for a reopened chat to load its charts from."""
+    from chainlit.server import app as server
+    from fastapi import HTTPException
+    from fastapi.responses import FileResponse
+    from starlette.routing import Route
+
+    async def stored(request: Any) -> FileResponse:
+        path = stored_file(request.path_params["key"])
+        if path is None:
+            raise HTTPException(status_code=404, detail="No such file")
+        return FileResponse(path)
+
+    # first in line: chainlit's own catch-all route would otherwise answer with the app's page
+    server.router.routes.insert(0, Route(FILES_ROUTE + "/{key:path}", stored, methods=["GET"]))
+
+
+if _CHAT_URL:
+    _serve_files()
 
 
 @cl.header_auth_callback

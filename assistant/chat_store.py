@@ -6,6 +6,8 @@ import secrets
 import sqlite3
 from pathlib import Path
 
+from chainlit.data.storage_clients.base import BaseStorageClient
+
 from tools.settings import get_settings
 
 # chainlit's SQLAlchemy layer expects these tables; SQLite also needs the newer step columns
@@ -60,3 +62,60 @@ def auth_secret() -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+FILES_ROUTE = "/mtw-files"
+"""Where the chat server hands out the files of stored conversations (charts, uploads)."""
+
+
+def files_dir() -> Path:
+    """The files attached to chat messages (charts, uploads), so a reopened conversation shows them again."""
+    return get_settings().home / "chat-files"
+
+
+def stored_file(object_key: str) -> Path | None:
+    """The file behind an object key, or None when the key would leave the files folder or names nothing."""
+    root = files_dir().resolve()
+    path = (root / object_key).resolve()
+    return path if path.is_relative_to(root) and path != root and path.is_file() else None
+
+
+class LocalFiles(BaseStorageClient):
+    """Chainlit's storage client over a folder in MTW_HOME (nothing leaves the machine).
+
+    Keys are `<user id>/<element id>/<name>`; the element id is a random UUID, and the server only
+    listens on 127.0.0.1.
+    """
+
+    async def upload_file(self, object_key: str, data: bytes | str, mime: str = "application/octet-stream",
+                          overwrite: bool = True, content_disposition: str | None = None) -> dict[str, str]:
+        """Write the file atomically; returns its key and the URL the chat loads it from."""
+        from urllib.parse import quote
+
+        from tools.fileio import atomic_write_bytes
+
+        root = files_dir().resolve()
+        path = (root / object_key).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise ValueError(f"object key {object_key!r} leaves {root}")
+        if path.exists() and not overwrite:
+            return {"object_key": object_key, "url": f"{FILES_ROUTE}/{quote(object_key)}"}
+        atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
+        return {"object_key": object_key, "url": f"{FILES_ROUTE}/{quote(object_key)}"}
+
+    async def delete_file(self, object_key: str) -> bool:
+        """Remove a stored file (when its conversation is deleted)."""
+        path = stored_file(object_key)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
+    async def get_read_url(self, object_key: str) -> str:
+        """The URL a reopened conversation loads the file from."""
+        from urllib.parse import quote
+
+        return f"{FILES_ROUTE}/{quote(object_key)}"
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -187,6 +187,18 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.get_by_role("button", name="Put it into Ollama").click()
     page.get_by_text("ollama create").last.wait_for(timeout=120_000)
     assert (runs[0].parent.parent / "export" / "Modelfile").is_file()
+    charts = page.locator(".js-plotly-plot").count()
+    assert charts >= 2
+
+    # reopened later, the conversation comes back with its charts (stored in MTW_HOME/chat-files)
+    import sqlite3
+
+    with sqlite3.connect(wizard.home / "chat.db") as db:
+        (thread_id,) = db.execute('SELECT "id" FROM threads').fetchone()
+    page.goto(f"{wizard.url}/thread/{thread_id}")
+    wait_text(page, "Loss (training and validation)")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() == charts
 
 
 def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):

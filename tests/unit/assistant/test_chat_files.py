@@ -1,0 +1,31 @@
+"""Files attached to chat messages (charts, uploads) are kept in MTW_HOME so a reopened chat shows them."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.chat_store import FILES_ROUTE, LocalFiles, files_dir, stored_file
+
+
+async def test_a_stored_file_comes_back_under_its_key_and_can_be_deleted():
+    files = LocalFiles()
+    key = "user-1/1b4e28ba-2fa1-11d2-883f-0016d3cca427/loss chart"
+    stored = await files.upload_file(key, '{"data": []}', mime="application/json")
+    url = f"{FILES_ROUTE}/user-1/1b4e28ba-2fa1-11d2-883f-0016d3cca427/loss%20chart"
+    assert stored == {"object_key": key, "url": url}
+    assert await files.get_read_url(key) == stored["url"]
+    path = stored_file(key)
+    assert path is not None and path.read_text() == '{"data": []}' and path.is_relative_to(files_dir())
+    await files.upload_file(key, b"\x89PNG", overwrite=False)  # an existing file is kept when asked
+    assert path.read_text() == '{"data": []}'
+    assert await files.delete_file(key) and stored_file(key) is None
+    assert not await files.delete_file(key)
+
+
+@pytest.mark.parametrize("key", ["../chat.db", "user/../../auth_secret", "", "/etc/passwd"])
+async def test_keys_cannot_reach_outside_the_files_folder(key):
+    files_dir().mkdir(parents=True, exist_ok=True)
+    (files_dir().parent / "auth_secret").write_text("secret")
+    assert stored_file(key) is None
+    with pytest.raises(ValueError):
+        await LocalFiles().upload_file(key, b"x")
