@@ -56,6 +56,8 @@ def test_an_entry_without_a_fix_section_is_rejected_by_name():
     ("my laptop ran out of memory", "out-of-memory"),
     ("it keeps repeating my training data", "memorizing"),
     ("the model makes things up", "makes-things-up"),
+    ("the weights are not on this machine, how do I download the base model?", "base-model-missing"),
+    ("llama is gated, what do I do?", "base-model-missing"),
 ])
 def test_bm25_puts_the_right_entry_first(question, expected):
     assert search(question, 3)[0].id == expected
