@@ -214,6 +214,20 @@ def step_tokens(cfg: TrainConfig, lengths: list[int], cuda: bool) -> int:
     return cfg.batch_size * longest
 
 
+def memory_budget_mb(cfg: TrainConfig, device: str, free_mb: float | None = None) -> float:
+    """What a step may use: the config's budget, else 90 % of the memory free where training runs (`free_mb`
+    when already known; the device is only asked when the config sets no budget)."""
+    if cfg.memory_budget_gb:
+        return cfg.memory_budget_gb * 1024
+    return 0.9 * (available_mb(device) if free_mb is None else free_mb)
+
+
+def lora_params(shape: ModelShape, r: int, n_targets: int = 7) -> float:
+    """Trainable LoRA parameters: every linear layer (7 targets) or a few attention projections."""
+    per_layer = 7.5 * shape.hidden + 3 * shape.intermediate if n_targets >= 7 else 2.5 * n_targets * shape.hidden
+    return r * shape.layers * per_layer
+
+
 def row_multiple(cfg: TrainConfig, cuda: bool) -> int:
     """The multiple packed rows are rounded up to: the config's, else 512 on a GPU and none on a CPU."""
     if cfg.row_multiple is not None:
@@ -234,8 +248,7 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
     cuda = dev.startswith("cuda")
     batch_tokens = step_tokens(cfg, lengths, cuda)
     n_targets = len(cfg.lora_targets) or 7
-    per_layer = 7.5 * shape.hidden + 3 * shape.intermediate if n_targets >= 7 else 2.5 * n_targets * shape.hidden
-    lora = cfg.lora_r * shape.layers * per_layer
+    lora = lora_params(shape, cfg.lora_r, n_targets)
     weight_bytes = 0.56 if cfg.four_bit else (2 if cuda and cfg.precision != "fp32" else 4)
 
     def parts_for(grad_ckpt: bool) -> dict[str, float]:
@@ -245,7 +258,7 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
                             intermediate=shape.intermediate, runtime_mb=0.0 if cuda else RUNTIME_MB_CPU)
 
     free = available_mb(dev)
-    budget = cfg.memory_budget_gb * 1024 if cfg.memory_budget_gb else free * 0.9
+    budget = memory_budget_mb(cfg, dev, free)
     parts = parts_for(cfg.gradient_checkpointing is True)
     total = total_mb(parts)
     auto_ckpt = False

@@ -50,10 +50,10 @@ def tokens_per_second(params_b: float, *, cuda: bool, cores: int) -> float:
 
 def training_memory_mb(model: str, *, cuda: bool, checkpointing: bool = False) -> float:
     """Peak memory of a typical step of `model`, as the training estimate computes it."""
-    from tools.train.estimate import RUNTIME_MB_CPU, memory_parts, model_shape, total_mb
+    from tools.train.estimate import RUNTIME_MB_CPU, lora_params, memory_parts, model_shape, total_mb
 
     shape = model_shape(model)
-    lora = 16 * shape.layers * (7.5 * shape.hidden + 3 * shape.intermediate)
+    lora = lora_params(shape, r=16)
     parts = memory_parts(params=shape.params_b * 1e9, hidden=shape.hidden, layers=shape.layers, vocab=shape.vocab,
                          lora=int(lora), batch_tokens=STEP_TOKENS, chunk=1024, weight_bytes=2 if cuda else 4,
                          act_bytes=2 if cuda else 4, grad_ckpt=checkpointing, intermediate=shape.intermediate,

@@ -38,7 +38,7 @@ class Speed:
 
 def speed_settings(cfg: TrainConfig, device: str, total_steps: int, dtype: torch.dtype) -> Speed:
     """Resolve the speed settings for this device and run length (plain error for what cannot work here)."""
-    from tools.train.estimate import available_mb
+    from tools.train.estimate import memory_budget_mb, row_multiple
 
     cuda = device.startswith("cuda")
     if cfg.compile == "auto":
@@ -48,10 +48,8 @@ def speed_settings(cfg: TrainConfig, device: str, total_steps: int, dtype: torch
         if compile_layers and not cuda and shutil.which("cc") is None and shutil.which("gcc") is None:
             raise UsageError("compile=true on a CPU needs a C compiler (gcc), and none was found.",
                              fix="Install gcc (e.g. `apt-get install gcc`) or use --set compile=auto.")
-    multiple = cfg.row_multiple if cfg.row_multiple is not None else (512 if cuda else 0)
-    budget = cfg.memory_budget_gb * 1024 if cfg.memory_budget_gb else 0.9 * available_mb(device)
-    return Speed(compile=compile_layers, row_multiple=multiple if cfg.packing else 0,
-                 checkpointing=cfg.gradient_checkpointing, memory_budget_mb=budget,
+    return Speed(compile=compile_layers, row_multiple=row_multiple(cfg, cuda) if cfg.packing else 0,
+                 checkpointing=cfg.gradient_checkpointing, memory_budget_mb=memory_budget_mb(cfg, device),
                  autocast=cuda and dtype == torch.bfloat16, fused_adamw=cuda)
 
 
@@ -74,7 +72,7 @@ class AutoCheckpointing:
     def __init__(self, model: Any, speed: Speed, chunk: int, device: str) -> None:
         from tools.train.estimate import step_memory
 
-        self.model, self.speed = model, speed
+        self.speed = speed
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.base = base
         self.layers = int(getattr(base.config, "text_config", base.config).num_hidden_layers)
