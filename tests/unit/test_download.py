@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from tests.fakes.hf_hub_double import DECOYS, GATED, TINY_CHAT, TOKEN, tiny_chat_files
+from tests.unit.train.conftest import FEATURES, write_chat
 from tools import download as dl
 from tools.errors import UsageError
 from tools.train.catalog import load_tokenizer, resolve
@@ -69,11 +70,7 @@ def test_download_fetches_only_what_training_reads_and_the_model_then_trains_off
     # training finds the downloaded folder through the same cache, with the Hub out of reach
     monkeypatch.setenv("HF_ENDPOINT", DEAD)
     seen = len(hub.requests)
-    data = tmp_path / "stories.jsonl"
-    data.write_text("".join(json.dumps({"messages": [
-        {"role": "user", "content": f"Write a user story for feature {i}."},
-        {"role": "assistant", "content": f"As a user, I want feature {i} so that I save time."}]}) + "\n"
-        for i in range(12)))
+    data = write_chat(tmp_path / "stories.jsonl", FEATURES)
     run = tmp_path / "run"
     result = mtw("train", "--data", str(data), "--model", TINY_CHAT, "--out", str(run), "--max-steps", "2")
     assert result.exit_code == 0, result.output

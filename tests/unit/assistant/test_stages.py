@@ -4,6 +4,7 @@ from pathlib import Path
 from assistant.watch import progress_text, read_new
 from tests.fakes.hf_hub_double import GATED, TINY_CHAT, tiny_chat_files
 from tests.unit.assistant.test_graph import ScriptedLLM, Session
+from tests.unit.train.conftest import FEATURES, write_chat
 from tools import jobs
 from tools.project import project_dir
 
@@ -112,11 +113,7 @@ async def _finished_run(tmp_path: Path, s: Session) -> Path:
 
     from assistant.cli import app
 
-    data = tmp_path / "stories.jsonl"
-    data.write_text("".join(json.dumps({"messages": [
-        {"role": "user", "content": f"Write a user story for feature {i}"},
-        {"role": "assistant", "content": f"As a user, I want feature {i}, so that I save time."}]}) + "\n"
-        for i in range(12)))
+    data = write_chat(tmp_path / "stories.jsonl", FEATURES)
     finished = tmp_path / "run"
     res = CliRunner().invoke(app, ["train", "--data", str(data), "--model", "tiny-random", "--out", str(finished),
                                    "--max-steps", "2"])
