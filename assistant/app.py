@@ -20,6 +20,7 @@ from langgraph.types import Command
 from assistant.chat_store import FILES_ROUTE, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db, stored_file
 from assistant.context import WizardContext
 from assistant.graph import STAGES, builder
+from tools.download import human_bytes
 from tools.errors import MTWError
 from tools.settings import get_settings
 
@@ -130,8 +131,7 @@ async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Messag
     bar = ""
     if total:
         filled = int(20 * done / total)
-        size = f"{total / 1e9:.1f} GB" if total >= 1e8 else f"{total / 1e6:.0f} MB"
-        bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {size}"
+        bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {human_bytes(total)}"
     text = f"{p.get('title', 'Downloading')}: {p.get('status', '')}{bar}"
     if msg is None:
         msg = cl.Message(content=text)
