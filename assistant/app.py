@@ -1,4 +1,4 @@
-"""Chainlit handlers only: chat events become graph input, graph output becomes chat messages."""
+"""Chainlit handlers and the one renderer: chat events become graph input, the graph's UI events become messages."""
 
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from langgraph.types import Command
 
 from assistant.chat_store import FILES_ROUTE, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db, stored_file
 from assistant.context import WizardContext
-from assistant.graph import STAGES, builder
+from assistant.graph import builder
+from assistant.ui_events import STAGES, is_ui_event, stage_index
 from tools.download import human_bytes
 from tools.errors import MTWError
 from tools.settings import get_settings
 
 log = logging.getLogger("mtw.app")
-_MARK = {"ok": "✅", "warning": "⚠️", "problem": "❌"}
 _graph: Any = None
 _graph_lock = asyncio.Lock()
 _background: set[asyncio.Task[None]] = set()
@@ -99,79 +99,110 @@ def _config() -> dict[str, Any]:
     return {"configurable": {"thread_id": cl.context.session.thread_id}}
 
 
-async def _tasklist(stage: int) -> None:
+# ------------------------------------------------------------------------------------------ the renderer
+
+async def _tasklist(stage: str) -> None:
     tl = cl.user_session.get("tasklist")
     if tl is None:
         tl = cl.TaskList(status="Your journey")
-        for title in STAGES:
+        for title in STAGES.values():
             await tl.add_task(cl.Task(title=title, status=cl.TaskStatus.READY))
         cl.user_session.set("tasklist", tl)
+    at = stage_index(stage) if stage in STAGES else 0
     for i, task in enumerate(tl.tasks):
-        task.status = cl.TaskStatus.DONE if i < stage else cl.TaskStatus.RUNNING if i == stage else cl.TaskStatus.READY
+        task.status = cl.TaskStatus.DONE if i < at else cl.TaskStatus.RUNNING if i == at else cl.TaskStatus.READY
     await tl.send()
 
 
-async def _show_checks(checks: list[dict[str, str]]) -> None:
-    lines = ["| | Check | Result |", "|---|---|---|"]
-    for c in checks:
-        detail = c["detail"] + (f" — {c['fix']}" if c["fix"] else "")
-        lines.append(f"| {_MARK[c['status']]} | {c['name']} | {detail} |")
+async def _table(ev: dict[str, Any]) -> None:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"**{ev['title']}**", "", "| " + " | ".join(ev["columns"]) + " |",
+             "|" + "---|" * len(ev["columns"])]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in ev["rows"]]
     await cl.Message(content="\n".join(lines)).send()
 
 
-async def _show_figure(fig: dict[str, str]) -> None:
+async def _figure(ev: dict[str, Any]) -> None:
     import plotly.io
 
-    figure: Any = plotly.io.from_json(fig["json"])
-    await cl.Message(content="", elements=[cl.Plotly(name=fig["name"], figure=figure, display="inline")]).send()
+    figure: Any = plotly.io.from_json(ev["json"])
+    await cl.Message(content="", elements=[cl.Plotly(name=ev["name"], figure=figure, display="inline")]).send()
 
 
-async def _show_progress(msg: cl.Message | None, p: dict[str, Any]) -> cl.Message:
-    total, done = p.get("total") or 0, p.get("completed") or 0
+async def _progress(ev: dict[str, Any]) -> None:
+    bars: dict[str, cl.Message] = cl.user_session.get("progress") or {}
+    total, done = ev.get("total") or 0, ev.get("completed") or 0
     bar = ""
     if total:
         filled = int(20 * done / total)
         bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {human_bytes(total)}"
-    text = f"{p.get('title', 'Downloading')}: {p.get('status', '')}{bar}"
+    text = f"{ev.get('title', 'Working')}: {ev.get('status', '')}{bar}"
+    msg = bars.get(ev["key"])
     if msg is None:
         msg = cl.Message(content=text)
         await msg.send()
+        bars[ev["key"]] = msg
+        cl.user_session.set("progress", bars)
     else:
         msg.content = text
         await msg.update()
-    return msg
 
 
-async def _ask(payload: dict[str, Any]) -> None:
-    if payload.get("kind") == "file":
-        # waits for the upload: in the background, so this turn ends and the next can begin
-        _in_background(_ask_file(payload))
+async def _title(text: str) -> None:
+    cl.user_session.set("titled", True)
+    await cl.context.emitter.init_thread(text[:80])
+
+
+async def render(ev: dict[str, Any]) -> None:
+    """Turn one UI event of the graph into chat elements."""
+    kind = ev["ui"]
+    if kind == "say":
+        await cl.Message(content=ev["text"]).send()
+    elif kind == "table":
+        await _table(ev)
+    elif kind == "figure":
+        await _figure(ev)
+    elif kind == "progress":
+        await _progress(ev)
+    elif kind == "stage":
+        await _tasklist(ev["stage"])
+    elif kind == "title":
+        await _title(ev["text"])
+
+
+async def _ask(q: dict[str, Any]) -> None:
+    """Show the open question with its buttons (older buttons are taken away first)."""
+    await _retire_question()
+    if q.get("stage"):
+        await _tasklist(q["stage"])
+    if q.get("kind") == "training":
+        _follow(q)
         return
-    if payload.get("kind") == "training":
-        _in_background(_follow_training(payload["run_dir"]))
-        return
-    choices: dict[str, str] = dict(payload.get("choices") or {})
-    if payload.get("optional"):
+    choices: dict[str, str] = dict(q.get("choices") or {})
+    if q.get("optional"):
         choices["skip"] = "Skip"
-    actions = [cl.Action(name="answer", payload={"value": k, "label": v}, label=v) for k, v in choices.items()]
-    text = payload["text"]
-    if payload.get("kind") == "confirm":
-        text = f"{text}\n\n{payload['spec_md']}"
-    msg = cl.Message(content=text, actions=actions)
+    actions = [cl.Action(name="answer", payload={"qid": q["id"], "value": k, "label": v}, label=v)
+               for k, v in choices.items()]
+    text = q["text"] + (f"\n\n{q['spec_md']}" if q.get("kind") == "confirm" else "")
+    msg = cl.Message(content=text, actions=actions, metadata={"mtw_question": q["id"]})
     await msg.send()
     cl.user_session.set("question", msg)
 
 
 async def _retire_question() -> None:
-    """An answered question keeps its text but loses its buttons, so old choices cannot be clicked again."""
+    """An answered or superseded question keeps its text but loses its buttons."""
     msg = cl.user_session.get("question")
     if msg is not None:
         cl.user_session.set("question", None)
         await msg.remove_actions()
 
 
+# ------------------------------------------------------------------------------------------ running the graph
+
 def _turn_lock() -> asyncio.Lock:
-    """One graph turn at a time per conversation: a fast click or message waits for the turn before it."""
+    """One graph turn at a time per conversation: a click or message that comes meanwhile waits for the turn."""
     lock = cl.user_session.get("turn_lock")
     if lock is None:
         lock = asyncio.Lock()
@@ -179,31 +210,21 @@ def _turn_lock() -> asyncio.Lock:
     return lock
 
 
-async def run(value: Any) -> None:
+async def run(value: Any, *, fresh: bool = False) -> None:
     """Run the graph to its next question (after any turn still in progress)."""
     async with _turn_lock():
-        await _step(value)
+        await _step(value, fresh=fresh)
 
 
-async def _step(value: Any) -> None:
-    """Run the graph to its next question, rendering what it says on the way."""
+async def _step(value: Any, *, fresh: bool = False) -> None:
+    """Run the graph from the open question (or from the start, or on from a crash), rendering what it emits."""
     g = await graph()
     ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
-    inp: Any = {} if value is None else Command(resume=value)
-    progress: cl.Message | None = None
+    inp: Any = {} if fresh else None if value is None else Command(resume=value)
     try:
         async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
-            if mode == "custom":
-                if "say" in chunk:
-                    await cl.Message(content=chunk["say"]).send()
-                elif "checks" in chunk:
-                    await _show_checks(chunk["checks"])
-                elif "stage" in chunk:
-                    await _tasklist(chunk["stage"])
-                elif "figure" in chunk:
-                    await _show_figure(chunk["figure"])
-                elif "progress" in chunk:
-                    progress = await _show_progress(progress, chunk["progress"])
+            if mode == "custom" and is_ui_event(chunk):
+                await render(chunk)
             elif mode == "updates" and "__interrupt__" in chunk:
                 await _ask(chunk["__interrupt__"][0].value)
     except MTWError as exc:
@@ -214,53 +235,43 @@ async def _step(value: Any) -> None:
                                  "send your last answer again, or restart with `mtw ui`.").send()
 
 
-async def _explain(question: str) -> None:
-    from tools.troubleshoot.answer import explain_question
-
-    found = await asyncio.to_thread(explain_question, question)
-    sources = ", ".join(f"*{e.title}*" for e in found.entries)
-    if found.answer:
-        text = f"{found.answer}\n\n<sub>From the troubleshooting guide: {sources}</sub>"
-    elif found.entries:
-        best = found.entries[0]
-        text = f"**{best.title}**\n\n{best.text.strip()}" + (f"\n\n_{found.note}_" if found.note else "")
-    else:
-        text = found.note
-    await cl.Message(content=text).send()
-
-
-def _in_background(coro: Any) -> None:
-    task = asyncio.create_task(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def _ask_file(payload: dict[str, Any]) -> None:
-    files = await cl.AskFileMessage(content=payload["text"], accept={"text/plain": payload.get("accept", [])},
-                                    max_size_mb=500, timeout=3600).send()
-    async with _turn_lock():
-        pending = await _pending()
-        if not pending or pending.get("kind") != "file":
-            return  # answered meanwhile (a file attached to a message)
-        await _step({"path": files[0].path, "name": files[0].name} if files else {})
-
-
-async def _follow_training(run_dir: str) -> None:
-    """Show the run live, then hand its outcome back to the graph (also after a UI restart)."""
-    from assistant.watch import watch_run
-
-    outcome = await watch_run(run_dir)
-    await run(outcome)
-
-
-async def _pending() -> dict[str, Any] | None:
+async def _pending() -> tuple[dict[str, Any] | None, bool]:
+    """The open question, and whether the graph has work left to finish (a crash between two nodes)."""
     state = await (await graph()).aget_state(_config())
     for task in state.tasks:
         if task.interrupts:
             value: dict[str, Any] = task.interrupts[0].value
-            return value
-    return None
+            return value, False
+    return None, bool(state.next)
 
+
+def _in_background(coro: Any) -> asyncio.Task[None]:
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+def _follow(q: dict[str, Any]) -> None:
+    """Show the run live (once per run and page), then hand its outcome to the graph (also after a restart)."""
+    followers: dict[str, asyncio.Task[None]] = cl.user_session.get("followers") or {}
+    running = followers.get(q["run_dir"])
+    if running is not None and not running.done():
+        return
+    followers[q["run_dir"]] = _in_background(_watch(q))
+    cl.user_session.set("followers", followers)
+
+
+async def _watch(q: dict[str, Any]) -> None:
+    from assistant.watch import watch_run
+    from tools.jobs import run_outcome
+
+    await watch_run(q["run_dir"], q["id"])
+    outcome = await asyncio.to_thread(run_outcome, q["run_dir"])
+    await run({"outcome": outcome})
+
+
+# ------------------------------------------------------------------------------------------ chat events
 
 @cl.on_chat_start
 async def start() -> None:
@@ -268,80 +279,75 @@ async def start() -> None:
     await graph()
     if _unsaved:
         await cl.Message(content=_unsaved).send()
-    await run(None)
+    await run(None, fresh=True)
 
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    """A typed answer (or an attached file) resumes the graph at its question."""
+    """A typed message (or an attached file) goes to the graph, which decides what it means."""
     async with _turn_lock():
-        await _answer_message(message)
-
-
-async def _answer_message(message: cl.Message) -> None:
-    pending = await _pending()
-    if pending is None:
-        await cl.Message(content="This conversation has reached the end of what the chat can do for now. "
-                                 "Start a new chat for another project.").send()
-        return
-    files = [e for e in message.elements or [] if getattr(e, "path", None)]
-    if pending.get("kind") == "file":
+        pending, unfinished = await _pending()
+        if pending is None:
+            # a crash between two steps: finish them, then take the message at the question that follows
+            if unfinished:
+                await _step(None)
+                pending, _ = await _pending()
+            if pending is None:
+                await _step(None, fresh=True)
+                return
+        if not cl.user_session.get("titled") and message.content.strip():
+            await _title(message.content.strip())
+        files = [e for e in message.elements or [] if getattr(e, "path", None)]
         if files:
-            await _step({"path": files[0].path, "name": files[0].name})
+            reply: Any = {"path": files[0].path, "name": files[0].name}
+            if pending.get("kind") != "file":
+                await cl.Message(content="I'll look at files when I ask for your examples; for now, here is the "
+                                         "question again.").send()
+                await _ask(pending)
+                return
         else:
-            await cl.Message(content="Please attach your examples file (the paperclip), or drop it here.").send()
-        return
-    text = message.content.strip()
-    slot = str(pending.get("slot", ""))
-    expects_choice = pending.get("kind") in ("confirm", "training") or slot.startswith("_") or slot == "task_type"
-    if text.endswith("?") and expects_choice:
-        # a question where a choice was expected: answer it from the knowledge base, then ask again
-        await _explain(text)
+            reply = message.content
         if pending.get("kind") != "training":
-            await _ask(pending)
-        return
-    if pending.get("kind") == "training":
-        await cl.Message(content="Training is running; its progress shows above. Use **Stop** to end it early.").send()
-        return
-    await _retire_question()
-    await _step(message.content)
+            await _retire_question()
+        await _step(reply)
 
 
 @cl.action_callback("answer")
 async def on_answer(action: cl.Action) -> None:
-    """A clicked button answers the question it belongs to."""
-    await _retire_question()
-    await cl.Message(content=action.payload.get("label", action.payload["value"]), type="user_message").send()
-    await run(action.payload["value"])
-
-
-@cl.action_callback("stop_training")
-async def on_stop_training(action: cl.Action) -> None:
-    """The Stop button: the job checkpoints and exits; the live view reports it."""
-    from tools.jobs import stop_run
-
-    if not await asyncio.to_thread(stop_run, action.payload["run_dir"]):
-        await cl.Message(content="That run is not running any more.").send()
+    """A clicked button answers the question it was shown with (the graph ignores older ones)."""
+    label = action.payload.get("label", action.payload.get("value", ""))
+    await cl.Message(content=label, type="user_message").send()
+    if not cl.user_session.get("titled"):
+        await _title(label)
+    await run({"qid": action.payload.get("qid"), "value": action.payload.get("value"), "label": label})
 
 
 @cl.on_chat_resume
 async def on_resume(thread: ThreadDict) -> None:
-    """A reopened conversation: same graph thread; ask the open question again (or start if unknown)."""
+    """A reopened conversation: one welcome back, the open question again, the Tasks panel, the live run."""
+    # copies of the open question and earlier welcomes are replaced, not stacked
+    stale = [s["id"] for s in thread.get("steps", [])
+             if (s.get("metadata") or {}).get("mtw_question") or (s.get("metadata") or {}).get("mtw_welcome")
+             or (s.get("metadata") or {}).get("mtw_live")]
+    cl.user_session.set("titled", True)
     # chainlit restores the stored history right after this hook returns and would wipe anything
     # said inside it, so speak from a task that runs once the history is back
-    task = asyncio.create_task(_welcome_back())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    _in_background(_welcome_back(stale))
 
 
-async def _welcome_back() -> None:
+async def _welcome_back(stale: list[str]) -> None:
     await asyncio.sleep(0.5)
     state = await (await graph()).aget_state(_config())
     if not state.values:
         await cl.Message(content="I could not find where this conversation left off, so let's start again.").send()
+        await run(None, fresh=True)
+        return
+    for step_id in stale:
+        await cl.Message(id=step_id, content="").remove()
+    pending, unfinished = await _pending()
+    if pending is None and unfinished:
         await run(None)
         return
-    pending = await _pending()
     if pending:
-        await cl.Message(content="Welcome back! Here is where we were:").send()
+        await cl.Message(content="Welcome back! Here is where we were:", metadata={"mtw_welcome": True}).send()
         await _ask(pending)

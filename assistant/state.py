@@ -8,6 +8,21 @@ from typing import Any, TypedDict
 class WizardState(TypedDict, total=False):
     """What the graph remembers for one conversation (checkpointed after every node)."""
 
+    question: dict[str, Any]
+    """The open question (an assistant.ui_events.Question): what `listen` shows and `understand` reads against."""
+
+    qid: int
+    """The id of the newest question; clicks carry it, so a click on an older one is ignored."""
+
+    reply: Any
+    """What came back at `listen`: typed text, a click {qid, value}, a file {path, name}, or {outcome} of a run."""
+
+    intent: dict[str, Any]
+    """The reply understood (an assistant.routing.Intent): answer, setting, navigate, question, status …"""
+
+    suggested: str
+    """A choice that starts work, suggested by the assistant model's reading; a "yes" confirms it."""
+
     spec: dict[str, Any]
     """The project spec so far (a tools.project.ProjectSpec as a dict)."""
 
@@ -20,12 +35,6 @@ class WizardState(TypedDict, total=False):
     model_missing: bool
     """Ollama runs but the assistant model is not pulled (the wizard offers the download)."""
 
-    asked: str
-    """The spec slot the last question was about."""
-
-    answer: str
-    """The user's answer to the last question."""
-
     asked_slots: list[str]
     """Slots asked at least once (optional ones are asked once, then left)."""
 
@@ -35,14 +44,11 @@ class WizardState(TypedDict, total=False):
     force_slot: str
     """A slot the user chose to change at confirmation; asked next even if filled."""
 
-    confirmed: bool
-    """The user confirmed the spec."""
-
     spec_path: str
     """Where the confirmed spec was saved."""
 
-    data_choice: str
-    """The last choice made in the dataset and training stages (upload, sample, draft, fix, start …)."""
+    adding: bool
+    """The next upload adds to the current dataset instead of replacing it."""
 
     data_path: str
     """The dataset file the project trains on (inside the project folder; uploads are copied there)."""
@@ -53,6 +59,12 @@ class WizardState(TypedDict, total=False):
     data_errors: int
     """How many errors the last check found."""
 
+    too_few: bool
+    """The only errors of the last check are too few examples."""
+
+    data_examples: int
+    """How many examples the last check read."""
+
     drafts: list[dict[str, Any]]
     """Examples the assistant drafted, waiting for keep / drop."""
 
@@ -62,8 +74,14 @@ class WizardState(TypedDict, total=False):
     train_model: str
     """The base model the run trains (catalog key, Hugging Face id, folder, tiny-random or minilm)."""
 
-    base_missing: bool
-    """The chosen base model's weights are not on this machine (the wizard offers the download)."""
+    train_sets: dict[str, str]
+    """Settings the user changed (TrainConfig `--set` values, max_steps too); applied to the plan and the run."""
+
+    preset: str
+    """The preset the user chose by talking; empty = the project's preset."""
+
+    plan_changed: str
+    """What the last setting change changed, in words, shown with the next plan."""
 
     base_offer: dict[str, Any]
     """What downloading the base takes: repo, size in bytes, cache folder, gated, or why the Hub is away."""
@@ -72,13 +90,16 @@ class WizardState(TypedDict, total=False):
     """The run folder of the training job."""
 
     train_outcome: dict[str, Any]
-    """How the run ended: status (done / stopped / failed), message, fix."""
+    """How the run ended (tools.jobs.run_outcome): status, step, message, fix_text, fix_sets, resumable …"""
 
     evaluated: bool
     """The finished run was compared with its base in this conversation."""
 
     exported_name: str
     """The Ollama model this conversation created from the run (a real export, not a dry run)."""
+
+    export_name: str
+    """The name an export waiting for Ollama will use."""
 
     checked_export: bool
     """The exported model was evaluated as Ollama serves it."""
@@ -89,5 +110,5 @@ class WizardState(TypedDict, total=False):
     score_criterion: int
     """Which rubric criterion of that answer is being scored."""
 
-    scored_all: bool
-    """Every answer picked for scoring has its scores."""
+    score_prompts: int
+    """How many answers are being scored."""

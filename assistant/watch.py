@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from pathlib import Path
 from typing import Any
 
 import chainlit as cl
@@ -12,18 +10,6 @@ import chainlit as cl
 TERMINAL = ("done", "stopped", "failed")
 POLL_S = 1.0
 CHART_EVERY_S = 10.0
-
-
-def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Events appended since `offset` (complete lines only) and the new offset: a tail, not a re-read."""
-    if not path.exists():
-        return [], offset
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read()
-    end = chunk.rfind(b"\n") + 1
-    events = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
-    return events, offset + end
 
 
 def progress_text(ev: dict[str, Any], total: int | None) -> str:
@@ -76,22 +62,23 @@ async def _draw(chart: cl.Message | None, steps: list[tuple[int, float]],
     return chart
 
 
-async def watch_run(run_dir: str) -> dict[str, Any]:
-    """Render the run until it ends; returns the outcome (status, message, fix) for the graph."""
+async def watch_run(run_dir: str, qid: int) -> None:
+    """Render the run until it ends (its Stop button answers question `qid`); the outcome is read afterwards."""
     from tools import jobs
+    from tools.train.events import tail_events
 
-    path = Path(run_dir) / "events.jsonl"
     offset, total = 0, None
     steps: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
-    status = cl.Message(content="Training is starting (loading the model)…",
-                        actions=[cl.Action(name="stop_training", payload={"run_dir": run_dir}, label="Stop")])
+    status = cl.Message(content="Training is starting (loading the model)…", metadata={"mtw_live": run_dir},
+                        actions=[cl.Action(name="answer", payload={"qid": qid, "value": "stop", "label": "Stop"},
+                                           label="Stop")])
     await status.send()
     chart: cl.Message | None = None
     last_chart = 0.0
     loop = asyncio.get_running_loop()
     while True:
-        events, offset = read_new(path, offset)
+        events, offset = await asyncio.to_thread(tail_events, run_dir, offset)
         for ev in events:
             kind = ev.get("type")
             if kind == "start":
@@ -106,10 +93,11 @@ async def watch_run(run_dir: str) -> dict[str, Any]:
             elif kind in TERMINAL:
                 await status.remove_actions()
                 status.content = final_text(kind, ev, steps, evals)
+                status.metadata = {}
                 await status.update()
                 if steps:
-                    chart = await _draw(chart, steps, evals)
-                return {"status": kind, "message": ev.get("message", ""), "fix": ev.get("fix", "")}
+                    await _draw(chart, steps, evals)
+                return
         if events:
             await status.update()
         if steps and loop.time() - last_chart > CHART_EVERY_S:
@@ -118,7 +106,8 @@ async def watch_run(run_dir: str) -> dict[str, Any]:
         record = await asyncio.to_thread(jobs.get_run, run_dir)
         if record.status == "lost":
             await status.remove_actions()
-            return {"status": "failed", "message": "The training process ended without saying why.",
-                    "fix": f"Look at {Path(run_dir) / 'train.log'}; resume with "
-                           f"`mtw train --out {run_dir} --resume`."}
+            status.content = "Training ended without saying why."
+            status.metadata = {}
+            await status.update()
+            return
         await asyncio.sleep(POLL_S)

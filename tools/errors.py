@@ -56,6 +56,18 @@ class LLMTimeout(MTWError):
     code = "ollama_timeout"
 
 
+class LLMDropped(MTWError):
+    """Ollama answered, then the connection broke before the answer was complete."""
+
+    code = "ollama_dropped"
+
+
+class LLMServerError(MTWError):
+    """Ollama answered with a server error (HTTP 5xx)."""
+
+    code = "ollama_server_error"
+
+
 class StructuredOutputError(MTWError):
     """The model's answer did not fit the expected shape, even after asking again."""
 
@@ -74,7 +86,14 @@ def is_connection_error(exc: BaseException) -> bool:
     """True for 'nobody is listening' from the ollama client: built-in ConnectionError or httpx's."""
     import httpx  # local: keep this module import-light
 
-    return isinstance(exc, ConnectionError | httpx.ConnectError | httpx.RemoteProtocolError)
+    return isinstance(exc, ConnectionError | httpx.ConnectError)
+
+
+def is_dropped_connection(exc: BaseException) -> bool:
+    """True when the server was reached but the connection broke mid-answer (not the same as 'not running')."""
+    import httpx
+
+    return isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

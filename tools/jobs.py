@@ -211,3 +211,27 @@ def stop_run(run: str | Path) -> bool:
         return False
     os.kill(record.pid, signal.SIGTERM)
     return True
+
+
+def run_outcome(run_dir: Path | str) -> dict[str, Any]:
+    """How a run ended, for the chat and the CLI: status, step, message, and the fix as words and as settings."""
+    from tools.train.events import read_events
+
+    run = Path(run_dir)
+    events = read_events(run)
+    final = next((e for e in reversed(events) if e.get("type") in ("done", "stopped", "failed")), None)
+    steps = [e for e in events if e.get("type") == "step"]
+    diagnosis = next((e for e in reversed(events) if e.get("type") == "diagnosis"), None)
+    if final is None:
+        status, message = ("lost", "The training process ended without saying why.")
+        final = {}
+    else:
+        status, message = final["type"], str(final.get("message", ""))
+    fix_sets = dict(diagnosis.get("fix") or {}) if diagnosis and status == "failed" else {}
+    fix_text = str(final.get("fix") or (diagnosis.get("fix_text") if diagnosis else "") or "")
+    if status == "lost":
+        status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with `mtw train --out {run} --resume`.")
+    return {"status": status, "step": steps[-1]["step"] if steps else 0, "message": message, "fix_text": fix_text,
+            "fix_sets": fix_sets, "code": final.get("code", ""),
+            "resumable": status != "done" and any((run / "checkpoints").glob("step-*/state.pt")),
+            "can_evaluate": (run / "adapter" / "adapter_config.json").is_file()}

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tools.errors import ModelNotPulled, MTWError, is_connection_error, ollama_down
+from tools.errors import ModelNotPulled, MTWError, is_connection_error, is_dropped_connection, ollama_down
 from tools.settings import get_settings, normalise_host
 
 
@@ -67,6 +67,11 @@ def translate(exc: BaseException, model: str | None = None) -> MTWError:
         return exc
     if is_connection_error(exc):
         return ollama_down(host())
+    if is_dropped_connection(exc):
+        from tools.errors import LLMDropped
+
+        return LLMDropped("The connection to Ollama dropped in the middle of an answer.",
+                          "Try again; if it keeps happening, look at Ollama's log or restart it.")
     if isinstance(exc, httpx.TimeoutException):
         from tools.errors import LLMTimeout
 
@@ -77,5 +82,10 @@ def translate(exc: BaseException, model: str | None = None) -> MTWError:
     if isinstance(exc, ollama.ResponseError):
         if exc.status_code == 404 and model:
             return ModelNotPulled(model)
+        if exc.status_code >= 500:
+            from tools.errors import LLMServerError
+
+            return LLMServerError(f"Ollama had a server error (HTTP {exc.status_code}: {exc.error}).",
+                                  "Try again; if it repeats, look at the Ollama log or restart Ollama.")
         return MTWError(f"Ollama refused the request: {exc.error}.", "Check the Ollama log (`ollama serve` output).")
     return MTWError(f"Unexpected problem talking to Ollama: {exc}.", "Try again; if it repeats, restart Ollama.")

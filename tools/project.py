@@ -170,3 +170,14 @@ def describe(spec: ProjectSpec) -> str:
     rows.append(("Samples", f"{len(spec.samples)} pasted" if spec.samples else "none"))
     rows.append(("Never", "; ".join(spec.never_do) if spec.never_do else "no rules"))
     return "\n".join(f"- **{k}:** {v}" for k, v in rows)
+
+
+def project_owner(name: str) -> tuple[bool, str | None]:
+    """Whether a project of this name is saved already, and the chat thread that made it (None if unknown)."""
+    slug = slugify(name)
+    if not (project_dir(slug) / "spec.json").is_file():
+        return False, None
+    _ensure_table()
+    with connect() as db:
+        row = db.execute("SELECT thread_id FROM projects WHERE slug = ?", (slug,)).fetchone()
+    return True, (row[0] if row else None)

@@ -149,7 +149,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
 
     # ---- data: checked first; the label names come from the data when the config has none
     data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
-                              check_model=False)
+                              check_model=False, min_examples=cfg.min_examples)
     if not cfg.labels:
         names = {r.label for r in data.train if r.label is not None} if cfg.task == "classification" else {
             t for r in data.train for t in r.tags or []}

@@ -68,6 +68,8 @@ class TrainConfig(BaseModel):
     """L2 pull of the LoRA weights towards zero."""
     max_grad_norm: float = 1.0
     """Gradient clipping threshold."""
+    min_examples: int = 10
+    """Fewer usable examples than this stop the run before it starts; lower it to train on a handful anyway."""
     val_share: float = 0.1
     """Share of the examples held out for validation."""
     eval_every: int = 50

@@ -49,3 +49,23 @@ def read_events(run_dir: Path | str) -> list[dict[str, Any]]:
         if isinstance(obj, dict):
             events.append(obj)
     return events
+
+
+def tail_events(run_dir: Path | str, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Events appended since byte `offset` (complete lines only) and the new offset: a tail, not a re-read."""
+    path = Path(run_dir) / "events.jsonl"
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    end = chunk.rfind(b"\n") + 1
+    events: list[dict[str, Any]] = []
+    for line in chunk[:end].splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            events.append(obj)
+    return events, offset + end

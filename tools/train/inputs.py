@@ -55,7 +55,7 @@ def split(rows: list[Any], share: float, seed: int) -> tuple[list[Any], list[Any
 
 
 def read_training_data(path: str, *, model: str | None, context: int, val_share: float, seed: int,
-                       check_model: bool = True) -> TrainingData:
+                       check_model: bool = True, min_examples: int = 10) -> TrainingData:
     """Check the file like `mtw check`, then read it; errors raise DatasetHasErrors naming lines and fixes."""
     from tools.dataset.checks import check_file, validation_path_for
     from tools.dataset.readers import read_dataset
@@ -64,7 +64,8 @@ def read_training_data(path: str, *, model: str | None, context: int, val_share:
     if not file.is_file():
         raise UsageError(f"The dataset {path} does not exist.", fix="Check the path given to --data.")
     report = check_file(file, model=model if check_model else None, context=context)
-    errors = [i for i in report.issues if i.severity == "error"]
+    errors = [i for i in report.issues if i.severity == "error"
+              and not (i.code == "too_few_examples" and 0 < min_examples <= report.examples)]
     if errors:
         listed = "\n".join(f"  - {'line ' + str(i.line) + ': ' if i.line else ''}{i.message} → {i.fix}"
                            for i in errors[:MAX_LISTED])

@@ -249,7 +249,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
 
     # ---- data: checked before any model is loaded, so a bad file fails in seconds
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
-                              seed=cfg.seed)
+                              seed=cfg.seed, min_examples=cfg.min_examples)
     torch.manual_seed(cfg.seed)
     model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device,
                            four_bit=cfg.four_bit)
@@ -353,6 +353,9 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                            {"dataset_version": data.version})
                     events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
+                if dist.main:
+                    # the weights so far, so a stopped run can be tried and evaluated before it is resumed
+                    save_adapter(model, tok, run / "adapter")
                 return events.emit("stopped", step=step,
                                    message=f"stopped at step {step}; resume with `{resume_cmd}`")
 

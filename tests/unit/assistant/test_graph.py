@@ -1,77 +1,12 @@
 import json
-from collections import deque
-from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
 
-from assistant.context import WizardContext
-from assistant.graph import SpecUpdate, builder, route_after_understand
-from assistant.llm import Availability
+from assistant.stages.interview import SpecUpdate
+from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tools.errors import OllamaUnavailable
 from tools.project import ProjectSpec, load_spec
 from tools.settings import get_settings
-
-
-class ScriptedLLM:
-    """An assistant model whose structured answers are queued by the test."""
-
-    model = "phi4-mini"
-
-    def __init__(self, *updates: Any, ok: bool = True, missing: bool = False) -> None:
-        self.updates = deque(updates)
-        self.ok = ok
-        self.missing = missing
-        self.pulled = False
-        self.prompts: list[str] = []
-
-    async def status(self) -> Availability:
-        if self.missing and not self.pulled:
-            return Availability(False, "The model 'phi4-mini' is not in your Ollama yet.", True)
-        if self.ok:
-            return Availability(True, "")
-        return Availability(False, "Ollama is not running (nothing answers). Start it.")
-
-    async def pull(self, on_progress=None) -> None:
-        for done in (0, 50, 100):
-            on_progress("pulling", done, 100)
-        self.pulled = True
-
-    async def astructured(self, prompt, schema, *, system=None):
-        self.prompts.append(prompt)
-        nxt = self.updates.popleft()
-        if isinstance(nxt, Exception):
-            raise nxt
-        return schema.model_validate(nxt)
-
-
-class Session:
-    """Drive the graph the way the chat UI does: run to an interrupt, resume with the answer."""
-
-    def __init__(self, llm: ScriptedLLM) -> None:
-        self.graph = builder.compile(checkpointer=InMemorySaver())
-        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id="t1")
-        self.cfg = {"configurable": {"thread_id": "t1"}}
-        self.said: list[str] = []
-        self.progress: list[dict[str, Any]] = []
-        self.question: dict[str, Any] | None = None
-
-    async def send(self, value: Any = None) -> dict[str, Any] | None:
-        inp = {} if value is None else Command(resume=value)
-        self.question = None
-        async for mode, chunk in self.graph.astream(inp, self.cfg, context=self.ctx,
-                                                    stream_mode=["custom", "updates"]):
-            if mode == "custom" and "say" in chunk:
-                self.said.append(chunk["say"])
-            if mode == "custom" and "progress" in chunk:
-                self.progress.append(chunk["progress"])
-            if mode == "updates" and "__interrupt__" in chunk:
-                self.question = chunk["__interrupt__"][0].value
-        return self.question
-
-    async def state(self) -> dict[str, Any]:
-        return (await self.graph.aget_state(self.cfg)).values
 
 
 async def test_interview_fills_the_spec_from_free_text_and_saves_it():
@@ -95,7 +30,7 @@ async def test_interview_fills_the_spec_from_free_text_and_saves_it():
     q = await s.send("never invent metrics")
     assert q["kind"] == "confirm" and "Story writer" in q["spec_md"] and "engineers" in q["spec_md"]
     q = await s.send("confirm")
-    assert q["slot"] == "_data"  # on to the dataset
+    assert q["then"] == "on_data_choice"  # on to the dataset
     saved = load_spec("Story writer")
     assert saved.samples == ["As a user I want X so that Y"]  # samples are kept verbatim, not via the LLM
     assert saved.never_do == ["Invent metrics"] and saved.task_type == "generation"
@@ -148,14 +83,18 @@ async def test_very_long_answer_is_trimmed_and_said_so():
     assert any("100,000 characters" in t for t in s.said)
 
 
-async def test_ollama_dying_mid_interview_switches_to_guided_mode():
-    s = Session(ScriptedLLM(OllamaUnavailable("Ollama is not running.", "Start it with `ollama serve`.")))
+async def test_ollama_dying_mid_interview_falls_back_for_that_turn_only():
+    s = Session(ScriptedLLM(OllamaUnavailable("Ollama is not running.", "Start it with `ollama serve`."),
+                            {"audience": "customers"}))
     await s.send()
     q = await s.send("release notes for customers")
     assert q["slot"] == "task_type"
     st = await s.state()
-    assert st["llm_ok"] is False and st["spec"]["purpose"] == "release notes for customers"
-    assert any("guided form" in t for t in s.said)
+    assert st["spec"]["purpose"] == "release notes for customers"  # taken as typed this turn
+    assert any("guided form" in t and "again next time" in t for t in s.said)
+    await s.send("generation")
+    q = await s.send("the people who buy it")
+    assert (await s.state())["spec"]["audience"] == "customers"  # the next turn asks the model again
 
 
 async def test_change_something_asks_that_slot_again():
@@ -165,7 +104,7 @@ async def test_change_something_asks_that_slot_again():
         q = await s.send(answer)
     assert q["kind"] == "confirm"
     q = await s.send("edit")
-    assert q["slot"] == "_edit" and "audience" in q["choices"]
+    assert q["then"] == "on_edit" and "audience" in q["choices"]
     q = await s.send("audience")
     assert q["slot"] == "audience"
     q = await s.send("the whole company")
@@ -182,14 +121,8 @@ async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
     for answer in ["PRD drafts", "generation", "execs", "formal", "skip", "skip"]:
         await s.send(answer)
     q = await s.send("confirm")
-    assert any("MTW_HOME" in t for t in s.said) and q["slot"] == "_data"
+    assert any("MTW_HOME" in t for t in s.said) and q["then"] == "on_data_choice"
     assert (await s.state())["spec"]["purpose"] == "PRD drafts"
-
-
-def test_router_confirms_only_when_nothing_is_open():
-    full = ProjectSpec(purpose="p", task_type="generation", audience="a", house_style="h").model_dump()
-    assert route_after_understand({"spec": full, "asked_slots": ["samples", "never_do"]}) == "confirm_spec"
-    assert route_after_understand({"spec": full, "asked_slots": []}) == "ask_question"
 
 
 def test_spec_update_schema_is_strict():
@@ -200,8 +133,8 @@ def test_spec_update_schema_is_strict():
 async def test_missing_assistant_model_is_offered_for_download_with_progress():
     s = Session(ScriptedLLM({"purpose": "weekly status updates"}, missing=True))
     q = await s.send()
-    assert q["slot"] == "_download" and "pull" in q["choices"]
-    q = await s.send("pull")
+    assert q["then"] == "pull_assistant_model" and "pull" in q["choices"]
+    q = await s.click("pull")
     assert [p["completed"] for p in s.progress] == [0, 50, 100]
     assert any("downloaded and ready" in t for t in s.said)
     assert q["slot"] == "purpose"

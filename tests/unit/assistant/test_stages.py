@@ -1,9 +1,9 @@
 import json
 from pathlib import Path
 
-from assistant.watch import progress_text, read_new
+from assistant.watch import progress_text
 from tests.fakes.hf_hub_double import GATED, TINY_CHAT, tiny_chat_files
-from tests.unit.assistant.test_graph import ScriptedLLM, Session
+from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tests.unit.train.conftest import FEATURES, write_chat
 from tools import jobs
 from tools.project import project_dir
@@ -17,7 +17,12 @@ async def interview(s: Session, task: str = "generation") -> None:
         q = await s.send("bug\nidea")
     assert q["kind"] == "confirm"
     q = await s.send("confirm")
-    assert q["slot"] == "_data"
+    assert q["then"] == "on_data_choice"
+
+
+def done(run_dir) -> dict:
+    """What the live view hands back when a run has finished."""
+    return {"outcome": jobs.run_outcome(run_dir) | {"status": "done"}}
 
 
 async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
@@ -27,18 +32,18 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     q = await s.send("sample")
     report = s.said[-1]
     assert "45 examples" in report and "problems to fix" in report
-    assert q["slot"] == "_checked" and "continue" in q["choices"]
+    assert q["then"] == "on_checked" and "continue" in q["choices"]
     q = await s.send("continue")
     # on a 2-core CPU the wizard picks a base that trains a first dataset within the hour, and says why
     assert any(t.startswith("**Base model:** qwen2.5-0.5b, chosen for this machine") and "about 21 minutes" in t
                and "phi-4-mini would take about 4 hours" in t for t in s.said)
     # its weights are not here and the Hub cannot be reached: the choice still says what it would take
-    assert q["slot"] == "_base" and "not on this machine" in q["text"] and "cannot reach" in q["text"].lower()
+    assert q["then"] == "on_base_offer" and "not on this machine" in q["text"] and "cannot reach" in q["text"].lower()
     assert q["choices"]["download"] == "Download qwen2.5-0.5b (~980 MB)"
     q = await s.send("tiny")
     assert any("**Plan:**" in t and "tiny-random" in t for t in s.said)
-    assert q["slot"] == "_train"
-    q = await s.send("start")
+    assert q["then"] == "on_confirm_training"
+    q = await s.click("start")
     assert q["kind"] == "training"
     run_dir = Path(q["run_dir"])
     assert run_dir.parent == project_dir("user-stories-from-ideas") / "runs"
@@ -46,8 +51,8 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     assert record.pid and "--max-steps 20" in record.message and "learning_rate=3e-3" in record.message
     jobs.stop_run(run_dir)
     # the live view hands the outcome back; the chat says what comes next
-    q = await s.send({"status": "done"})
-    assert any(f"{run_dir}/adapter" in t for t in s.said) and q["slot"] == "_next"
+    q = await s.send(done(run_dir))
+    assert any(f"{run_dir}/adapter" in t for t in s.said) and q["then"] == "on_next"
 
 
 async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(tmp_path):
@@ -63,7 +68,8 @@ async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(
     q = await s.send("upload")
     assert q["kind"] == "file"
     q = await s.send({"path": str(bad), "name": "mine.jsonl"})
-    assert "line 3" in s.said[-1] and q["slot"] == "_checked" and "fix" in q["choices"]
+    assert "line 3" in s.said[-1].lower() and "line 3: Line 3" not in s.said[-1]
+    assert q["then"] == "on_checked" and "fix" in q["choices"]
     assert bad.read_text().count("{not json") == 1  # the user's file is never edited
     q = await s.send("fix")
     assert "cleaned copy" in s.said[-2]
@@ -86,22 +92,24 @@ async def test_drafting_keeps_the_examples_the_user_accepts():
     q = await s.send("confirm")
     assert "draft" in q["choices"]
     q = await s.send("draft")
-    assert q["slot"] == "_review" and "feature 0" in q["text"]
+    assert q["then"] == "on_review" and "feature 0" in q["text"]
     for answer in ["keep", "drop", "keep", "keep", "drop"]:
         q = await s.send(answer)
-    assert q["slot"] == "_drafts" and "**3**" in q["text"]
+    assert q["then"] == "on_after_drafts" and "**3 examples**" in q["text"]
     q = await s.send("check")
     assert "3 examples" in s.said[-1]
 
 
 def test_the_live_view_tails_only_complete_new_lines(tmp_path):
+    from tools.train.events import tail_events
+
     path = tmp_path / "events.jsonl"
     path.write_text('{"type": "start"}\n{"type": "step", "step": 1, "loss": 2.5}\n{"type": "st')
-    events, offset = read_new(path, 0)
+    events, offset = tail_events(tmp_path, 0)
     assert [e["type"] for e in events] == ["start", "step"]
     with open(path, "a") as f:
         f.write('ep", "step": 2, "loss": 2.0, "tokens_per_s": 900, "eta_s": 75}\n')
-    events, offset = read_new(path, offset)
+    events, offset = tail_events(tmp_path, offset)
     assert events[0]["step"] == 2
     assert progress_text(events[0], 20) == ("Training: step **2 of 20** · loss 2.000 · 900 tokens/s, "
                                             "about 1 min 15 s left")
@@ -122,9 +130,10 @@ async def _finished_run(tmp_path: Path, s: Session) -> Path:
     await s.send("sample")
     await s.send("continue")
     await s.send("Use tiny-random to try the steps")
-    q = await s.send("start")
+    q = await s.click("start")
     jobs.stop_run(q["run_dir"])
-    await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished)})
+    # the live view hands back how the run ended: here, the run trained above
+    await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished), "reply": done(finished)}, as_node="listen")
     return finished
 
 
@@ -133,22 +142,23 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
 
     s = Session(ScriptedLLM(ok=False))
     finished = await _finished_run(tmp_path, s)
-    q = await s.send({"status": "done"})
+    q = await s.resume()
     assert any("Training finished" in t for t in s.said)
-    assert q["slot"] == "_next" and {"eval", "export", "done"} <= set(q["choices"])
+    assert q["then"] == "on_next" and {"eval", "export", "new"} <= set(q["choices"])
     q = await s.send("eval")
     assert any(t.startswith("**Verdict.**") for t in s.said)
     assert (finished / "eval" / "report.json").is_file()
     assert "eval" not in q["choices"] and "score" in q["choices"]
     q = await s.send("score")
-    assert q["slot"] == "_score" and "**format**" in q["text"]
+    assert q["then"] == "on_score" and "**format**" in q["text"]
     for n in ["4", "oops", "3", "5", "2", "4", "4"]:  # a non-score answer is asked again
         q = await s.send(n)
-    assert q["slot"] == "_next" and "scores are saved" in s.said[-1]
+    assert q["then"] == "on_next" and "scores are saved" in s.said[-1]
     lines = (finished / "eval" / "user_scores.jsonl").read_text().splitlines()
     assert [json.loads(x)["scores"] for x in lines][:2] == [{"format": 4}, {"tone": 3}] and len(lines) == 6
-    q = await s.send("export")
-    assert q is None
+    q = await s.click("export")
+    # Ollama away: a dry run, then a way on once Ollama is back
+    assert q["then"] == "on_export_problem" and "again" in q["choices"]
     said = s.said[-1]
     assert "PM-UserStories-v1" in said and "ollama create PM-UserStories-v1" in said  # Ollama away: dry run
     assert (finished / "export" / "Modelfile").is_file()
@@ -163,15 +173,15 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     ollama.responder = lambda body: "As a user, I want the served answer, so that it is checked."
     s = Session(ScriptedLLM(ok=False))
     finished = await _finished_run(tmp_path, s)
-    q = await s.send({"status": "done"})
+    await s.resume()
     q = await s.send("eval")  # the local comparison first
     assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     s.ctx.llm.ok = True  # Ollama is up by the time the user exports
-    q = await s.send("export")
+    q = await s.click("export")
     assert "PM-UserStories-v1" in ollama.created
     # the double answers unlike the local tuned model, and the export's own verification says so
     assert "❌ On 3 of 3 prompts it answers differently" in s.said[-1]
-    assert q["slot"] == "_next" and q["choices"]["check"] == "Check PM-UserStories-v1 as Ollama serves it"
+    assert q["then"] == "on_next" and q["choices"]["check"] == "Check PM-UserStories-v1 as Ollama serves it"
     assert "export" not in q["choices"]
     q = await s.send("check")
     assert s.said[-1].startswith("**Verdict for PM-UserStories-v1.**")
@@ -181,7 +191,7 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     assert all(p["tuned"]["answer"].startswith("As a user, I want the served answer") for p in report["prompts"])
     assert any(r.path == "/api/chat" and r.body.get("model") == "PM-UserStories-v1" for r in ollama.requests)
-    assert "check" not in q["choices"] and q["slot"] == "_next"
+    assert "check" not in q["choices"] and q["then"] == "on_next"
 
 
 async def _at_base_choice(s: Session, base: str) -> dict:
@@ -189,24 +199,25 @@ async def _at_base_choice(s: Session, base: str) -> dict:
     await interview(s)
     await s.send("sample")
     spec = (await s.state())["spec"]
-    await s.graph.aupdate_state(s.cfg, {"spec": {**spec, "base_model": base}})
-    return await s.send("continue")
+    # the user answers "continue" to a project whose spec names this base
+    await s.graph.aupdate_state(s.cfg, {"spec": {**spec, "base_model": base}, "reply": "continue"}, as_node="listen")
+    return await s.resume()
 
 
 async def test_a_missing_base_model_is_downloaded_with_progress_and_then_planned(hub):
     s = Session(ScriptedLLM(ok=False))
     q = await _at_base_choice(s, TINY_CHAT)
     size = sum(len(b) for n, b in tiny_chat_files().items())
-    assert q["slot"] == "_base" and f"`{TINY_CHAT}`" in q["text"] and "hf-home" in q["text"]
+    assert q["then"] == "on_base_offer" and f"`{TINY_CHAT}`" in q["text"] and "hf-home" in q["text"]
     assert q["choices"] == {"download": f"Download {TINY_CHAT} (~{size / 1e6:.1f} MB)",
                             "tiny": "Use tiny-random to try the steps"}
-    q = await s.send("download")
+    q = await s.click("download")
     assert s.progress and s.progress[-1]["completed"] == s.progress[-1]["total"] == size
     assert all(p["status"].startswith(TINY_CHAT) for p in s.progress)
     assert any("is downloaded and ready" in t for t in s.said)
     plan = next(t for t in s.said if t.startswith("**Plan:**"))
     assert f"**{TINY_CHAT}**" in plan and "tiny-random" not in plan
-    assert q["slot"] == "_train" and (await s.state())["train_model"] == TINY_CHAT
+    assert q["then"] == "on_confirm_training" and (await s.state())["train_model"] == TINY_CHAT
     assert sorted(hub.fetched()) == sorted(tiny_chat_files())  # the decoys stayed on the Hub
 
 
@@ -214,9 +225,10 @@ async def test_a_failed_download_says_why_and_still_offers_tiny_random(hub):
     s = Session(ScriptedLLM(ok=False))
     q = await _at_base_choice(s, GATED)
     assert "accept its licence" in q["text"]
-    q = await s.send("download")
+    q = await s.click("download")
     failed = s.said[-1]
     assert "is gated" in failed and f"https://huggingface.co/{GATED}" in failed and "hf auth login" in failed
-    assert q["slot"] == "_base" and "tiny" in q["choices"]
+    assert q["then"] == "on_base_offer" and "tiny" in q["choices"]
     q = await s.send("tiny")
-    assert any(t.startswith("**Plan:**") and "tiny-random" in t for t in s.said) and q["slot"] == "_train"
+    assert any(t.startswith("**Plan:**") and "tiny-random" in t for t in s.said)
+    assert q["then"] == "on_confirm_training"

@@ -1,0 +1,236 @@
+"""The conversation loop every question goes through: ask, listen, understand, then answer, explain or steer.
+
+A stage node that needs the user returns `ask(...)`: the question goes into the state and the graph moves to
+`listen`, the only node that interrupts. `understand` reads the reply (a click, a typed message, a file or a
+training outcome) and `route_intent` sends it on: an answer to the node named in the question, a question to
+`explain` (then the same question again), a setting to `change_setting`, navigation to the stage asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command, interrupt
+from pydantic import BaseModel
+
+from assistant import routing
+from assistant.context import WizardContext
+from assistant.routing import Intent
+from assistant.state import WizardState
+from assistant.ui_events import STAGES, Question, say
+from tools.errors import ModelNotPulled, MTWError, OllamaUnavailable
+
+ENTRY: dict[str, str] = {
+    "interview": "confirm_spec", "dataset": "choose_data", "plan": "configure_training",
+    "evaluate": "evaluate_model", "deploy": "export_model", "models": "list_models", "start_over": "confirm_start_over",
+}
+"""Where navigation lands, by target."""
+
+
+def ask(state: WizardState, text: str, *, then: str, stage: str, choices: dict[str, str] | None = None,
+        kind: str = "question", free_text: bool = False, optional: bool = False, slot: str = "",
+        effects: tuple[str, ...] = (), update: dict[str, Any] | None = None, **extra: Any) -> Command[Any]:
+    """Ask the user something; the answer goes to the node `then`."""
+    qid = state.get("qid", 0) + 1
+    question: dict[str, Any] = {"id": qid, "kind": kind, "text": text, "choices": dict(choices or {}),
+                                "free_text": free_text, "optional": optional, "then": then, "stage": stage,
+                                "slot": slot, "effects": list(effects), **extra}
+    return Command(update={**(update or {}), "question": question, "qid": qid, "suggested": ""}, goto="listen")
+
+
+def go(node: str, update: dict[str, Any] | None = None) -> Command[Any]:
+    """Move on to another node."""
+    return Command(update=update or {}, goto=node)
+
+
+def listen(state: WizardState) -> dict[str, Any]:
+    """Wait for the user's reply to the open question (the only interrupt in the graph: no side effects here)."""
+    reply = interrupt(state["question"])
+    return {"reply": reply}
+
+
+async def understand(state: WizardState, runtime: Runtime[WizardContext]) -> dict[str, Any]:
+    """Decide what the reply means at the open question (the routing node at every interrupt)."""
+    question: Question = state["question"]  # type: ignore[assignment]
+    reply = state.get("reply")
+    if isinstance(reply, dict) and "qid" in reply:
+        intent = routing.from_click(reply, question)
+    elif isinstance(reply, dict) and reply.get("outcome"):
+        intent = {"kind": "outcome", "value": reply["outcome"], "by": "click"}
+    elif isinstance(reply, dict) and "path" in reply:
+        intent = {"kind": "file", "value": reply, "text": str(reply.get("name", "")), "by": "click"}
+    else:
+        text = str(reply or "")
+        intent = routing.parse(text, question) or await _ask_model(state, runtime, text, question)
+        suggested = state.get("suggested")
+        if suggested and text.strip().lower().strip(" .!") in routing.YES:
+            intent = {"kind": "answer", "value": suggested, "text": text, "by": "parser"}
+    return {"intent": intent}
+
+
+async def _ask_model(state: WizardState, runtime: Runtime[WizardContext], text: str, question: Question) -> Intent:
+    """One structured-output call onto the closed set; without the model, 'unclear' for this turn only."""
+    ip = await call_model(state, runtime, routing.interpretation_prompt(text, question), routing.Interpretation)
+    if ip is None:
+        return {"kind": "unclear", "text": text, "by": "parser"}
+    return routing.from_interpretation(ip, text, question)
+
+
+async def call_model(state: WizardState, runtime: Runtime[WizardContext], prompt: str, schema: type[BaseModel],
+                     system: str | None = None) -> Any:
+    """Ask the assistant model for a typed answer, retrying once; None (and a plain note) when it fails.
+
+    A failure falls back to the guided form for this turn only: the next turn asks the model again.
+    """
+    if not state.get("llm_ok"):
+        return None
+    last: MTWError | None = None
+    for attempt in range(2):
+        try:
+            return await runtime.context.llm.astructured(prompt, schema, system=system)
+        except (OllamaUnavailable, ModelNotPulled) as exc:
+            last = exc
+            break  # nothing to retry: it is not there
+        except MTWError as exc:
+            last = exc
+            if attempt == 0:
+                await asyncio.sleep(0)
+    if last is not None:
+        say(f"{last.message} For this answer I'll work as a guided form; I'll ask the assistant model again "
+            f"next time. {last.fix}".strip())
+    return None
+
+
+def route_intent(state: WizardState) -> str:
+    """Send the understood reply on: to the question's handler, or to explain / steer / ask again."""
+    intent = state.get("intent") or {}
+    kind = intent.get("kind")
+    question = state.get("question") or {}
+    if kind == "outcome":
+        return "after_training"
+    if kind in ("answer", "file"):
+        if kind == "answer" and intent.get("by") == "model" and intent.get("value") in question.get("effects", []):
+            return "confirm_suggestion"
+        return str(question.get("then"))
+    return {"question": "explain", "status": "where_we_are", "setting": "change_setting", "navigate": "navigate",
+            "stale": "note_stale"}.get(str(kind), "not_understood")
+
+
+async def explain(state: WizardState) -> Command[Any]:
+    """Answer a question from the troubleshooting guide, then ask the open question again."""
+    from tools.troubleshoot.answer import explain_question
+
+    text = (state.get("intent") or {}).get("text", "")
+    found = await asyncio.to_thread(explain_question, text)
+    sources = ", ".join(f"*{e.title}*" for e in found.entries)
+    if found.answer:
+        out = f"{found.answer}\n\n_From the troubleshooting guide: {sources}_"
+    elif found.entries:
+        best = found.entries[0]
+        out = f"**{best.title}**\n\n{best.text.strip()}" + (f"\n\n_{found.note}_" if found.note else "")
+    else:
+        out = found.note or "I have nothing in the troubleshooting guide on that."
+    say(out + "\n\nNow, back to where we were:")
+    return go("listen")
+
+
+def where_we_are(state: WizardState) -> Command[Any]:
+    """Say where the journey stands and what can be said here, then ask again."""
+    from tools.project import ProjectSpec
+
+    spec = ProjectSpec(**state.get("spec", {}))
+    question = state.get("question") or {}
+    done = []
+    if spec.name:
+        done.append(f"project **{spec.name}**")
+    if state.get("data_path"):
+        done.append(f"dataset `{state['data_path']}`")
+    if state.get("run_dir"):
+        done.append(f"run `{state['run_dir']}` ({(state.get('train_outcome') or {}).get('status', 'started')})")
+    if state.get("exported_name"):
+        done.append(f"model **{state['exported_name']}** in Ollama")
+    where = STAGES.get(str(question.get("stage", "")), "the start")
+    say(f"We are at **{where}**." + (f" So far: {', '.join(done)}." if done else "")
+        + "\n\nYou can click a button or type: an answer, a question (\"what is an epoch?\"), a setting "
+          "(\"use 1 epoch\", \"pick qwen2.5-1.5b\"), or where to go (\"back to the dataset\", \"start over\").")
+    return go("listen")
+
+
+def note_stale(state: WizardState) -> Command[Any]:
+    """A click on an older question's button: ignored, with a short note; the open question is asked again."""
+    say("That button belonged to an earlier question, so I left it alone. Here is the current one:")
+    return go("listen")
+
+
+def not_understood(state: WizardState) -> Command[Any]:
+    """Neither the parser nor the assistant model could place the message: say what can be said here."""
+    question = state.get("question") or {}
+    if not str((state.get("intent") or {}).get("text", "")).strip():
+        say("That message was empty — no problem, here is the question again.")
+        return go("listen")
+    labels = [f"**{v}**" for v in (question.get("choices") or {}).values()]
+    hint = f"Pick one of: {', '.join(labels)} (click, or type it)." if labels else "Try saying it another way."
+    if question.get("kind") == "file":
+        hint = "Attach your file with the paperclip (or drop it on the chat)." + (f" Or: {', '.join(labels)}."
+                                                                                 if labels else "")
+    say(f"I did not get that. {hint} You can also ask a question, or say \"where are we?\".")
+    return go("listen")
+
+
+def confirm_suggestion(state: WizardState) -> Command[Any]:
+    """Something that starts work was only said in other words: show it and wait for a click or a clear yes."""
+    question = state.get("question") or {}
+    key = str((state.get("intent") or {}).get("value"))
+    label = (question.get("choices") or {}).get(key, key)
+    say(f"Did you mean **{label}**? Click it, or say yes.")
+    return go("listen", {"suggested": key})
+
+
+def navigate(state: WizardState) -> Command[Any]:
+    """Go to the stage the user named, when it can be reached from here."""
+    target = str((state.get("intent") or {}).get("value"))
+    question = state.get("question") or {}
+    if question.get("kind") == "training":
+        say("Training is running. Stop it first (the **Stop** button, or say \"stop\"), or wait for it to finish.")
+        return go("listen")
+    if target == "back":
+        target = {"dataset": "interview", "check": "dataset", "configure": "dataset", "train": "plan",
+                  "evaluate": "plan", "deploy": "evaluate"}.get(str(question.get("stage")), "")
+        if not target:
+            say("There is no earlier step to go back to from here.")
+            return go("listen")
+    if target == "plan" and not state.get("data_path"):
+        say("The training plan needs a dataset first — let's build it.")
+        target = "dataset"
+    if target in ("evaluate", "deploy") and (state.get("train_outcome") or {}).get("status") != "done":
+        say("That needs a finished training run first.")
+        return go("listen")
+    if target in ("dataset", "plan") and not state.get("spec_path"):
+        say("Let's finish describing your model first.")
+        return go("listen")
+    return go(ENTRY[target])
+
+
+def change_setting(state: WizardState) -> Command[Any]:
+    """A setting said in words: checked with the config's own rules, then the plan is made again."""
+    from tools.train.setting import apply_settings
+
+    wanted: dict[str, Any] = dict((state.get("intent") or {}).get("value") or {})
+    question = state.get("question") or {}
+    if question.get("kind") == "training":
+        say("This run keeps its settings. Stop it (say \"stop\") and I'll restart it with the change.")
+        return go("listen")
+    try:
+        sets, model, preset, said = apply_settings(wanted, sets=dict(state.get("train_sets") or {}),
+                                                   model=state.get("train_model", ""),
+                                                   preset=state.get("preset") or "")
+    except MTWError as exc:
+        say(f"{exc.message} {exc.fix}".strip())
+        return go("listen")
+    update = {"train_sets": sets, "train_model": model, "preset": preset, "plan_changed": said}
+    if not state.get("data_path") or not state.get("spec_path"):
+        say(f"Noted: {said}. I'll use it when we get to training.")
+        return go("listen", update)
+    return go("configure_training", update)

@@ -1,0 +1,1 @@
+"""One module per journey stage: onboard, interview, dataset, train, evaluate, deploy."""

@@ -1,0 +1,148 @@
+"""What the graph shows the user: a small typed union of UI events, emitted from nodes and rendered by app.py.
+
+Nodes never touch Chainlit. They emit these events on LangGraph's custom stream (`say`, `table`, `figure`,
+`progress`, `stage`) and ask through an interrupt whose payload is a `Question`. The chat renders both; the graph
+tests read the very same events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+from langgraph.config import get_stream_writer
+
+StageName = Literal["onboard", "interview", "dataset", "check", "configure", "train", "evaluate", "deploy"]
+STAGES: dict[str, str] = {
+    "onboard": "Check your machine",
+    "interview": "Describe your model",
+    "dataset": "Build the dataset",
+    "check": "Check the dataset",
+    "configure": "Configure training",
+    "train": "Train",
+    "evaluate": "Evaluate",
+    "deploy": "Deploy to Ollama",
+}
+"""The journey's stages in order, with the titles of the Tasks panel."""
+
+
+class Question(TypedDict, total=False):
+    """What the wizard is asking now (the interrupt payload); answered by a click, a typed message or a file."""
+
+    id: int
+    """Grows with every question; a click carries it, so a click on an older question's button is ignored."""
+    kind: Literal["question", "confirm", "file", "training"]
+    text: str
+    choices: dict[str, str]
+    """Button value -> label; a typed message may name a label, or say it in other words."""
+    free_text: bool
+    """A typed message is the answer itself (interview questions), unless it is a question or a command."""
+    optional: bool
+    """A Skip button is added; skipping answers with an empty value."""
+    then: str
+    """The node that handles the answer."""
+    stage: str
+    """The journey stage the question belongs to."""
+    slot: str
+    """The spec slot asked about (interview questions) or a name for the choice."""
+    effects: list[str]
+    """Choices that start something (training, export, download, delete): a typed message only suggests them."""
+    spec_md: str
+    run_dir: str
+    accept: list[str]
+
+
+class Say(TypedDict):
+    """A chat message (Markdown)."""
+
+    ui: Literal["say"]
+    text: str
+
+
+class Table(TypedDict):
+    """A small table: a header row and rows of cells (Markdown)."""
+
+    ui: Literal["table"]
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+class Figure(TypedDict):
+    """A Plotly figure as JSON."""
+
+    ui: Literal["figure"]
+    name: str
+    json: str
+
+
+class Progress(TypedDict):
+    """A progress line, updated in place while `key` stays the same."""
+
+    ui: Literal["progress"]
+    key: str
+    title: str
+    status: str
+    completed: int
+    total: int
+
+
+class Stage(TypedDict):
+    """The journey moved to a stage (the Tasks panel follows)."""
+
+    ui: Literal["stage"]
+    stage: str
+
+
+class Title(TypedDict):
+    """A name for the conversation (the sidebar shows it)."""
+
+    ui: Literal["title"]
+    text: str
+
+
+UIEvent = Say | Table | Figure | Progress | Stage | Title
+
+
+def emit(event: UIEvent) -> None:
+    """Send one UI event from inside a node."""
+    get_stream_writer()(dict(event))
+
+
+def say(text: str) -> None:
+    """A chat message (Markdown)."""
+    emit(Say(ui="say", text=text))
+
+
+def stage(name: str) -> None:
+    """Mark the journey stage as the current one."""
+    emit(Stage(ui="stage", stage=name))
+
+
+def title(text: str) -> None:
+    """Name the conversation."""
+    emit(Title(ui="title", text=text))
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A small table."""
+    emit(Table(ui="table", title=title, columns=columns, rows=rows))
+
+
+def figure(name: str, figure_json: str) -> None:
+    """A Plotly figure."""
+    emit(Figure(ui="figure", name=name, json=figure_json))
+
+
+def progress_event(key: str, title: str, status: str, completed: int = 0, total: int = 0) -> Progress:
+    """A progress event (for handing to the stream writer from a worker thread)."""
+    return Progress(ui="progress", key=key, title=title, status=status, completed=completed, total=total)
+
+
+def stage_index(name: str) -> int:
+    """The position of a stage in the journey."""
+    return list(STAGES).index(name)
+
+
+def is_ui_event(chunk: Any) -> bool:
+    """True for a custom-stream chunk that is one of the events above."""
+    return isinstance(chunk, dict) and chunk.get("ui") in ("say", "table", "figure", "progress", "stage", "title")

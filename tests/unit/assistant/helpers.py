@@ -1,0 +1,97 @@
+"""Drive the wizard's graph as the chat does, with a scripted assistant model (a test double)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from assistant.context import WizardContext
+from assistant.graph import builder
+from assistant.llm import Availability
+from assistant.ui_events import is_ui_event
+from tools.settings import get_settings
+
+
+class ScriptedLLM:
+    """An assistant model whose structured answers are queued by the test (a double, never shipped)."""
+
+    model = "phi4-mini"
+
+    def __init__(self, *updates: Any, ok: bool = True, missing: bool = False) -> None:
+        self.updates = deque(updates)
+        self.ok = ok
+        self.missing = missing
+        self.pulled = False
+        self.prompts: list[str] = []
+
+    async def status(self) -> Availability:
+        if self.missing and not self.pulled:
+            return Availability(False, "The model 'phi4-mini' is not in your Ollama yet.", True)
+        if self.ok:
+            return Availability(True, "")
+        return Availability(False, "Ollama is not running (nothing answers). Start it.")
+
+    async def pull(self, on_progress=None) -> None:
+        for done in (0, 50, 100):
+            on_progress("pulling", done, 100)
+        self.pulled = True
+
+    async def astructured(self, prompt, schema, *, system=None):
+        self.prompts.append(prompt)
+        nxt = self.updates.popleft() if self.updates else {}
+        if isinstance(nxt, Exception):
+            raise nxt
+        return schema.model_validate(nxt)
+
+
+class Session:
+    """Run to the open question, answer by typing, clicking or attaching; collect every UI event on the way."""
+
+    def __init__(self, llm: ScriptedLLM, thread: str = "t1") -> None:
+        self.graph = builder.compile(checkpointer=InMemorySaver())
+        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=thread)
+        self.cfg = {"configurable": {"thread_id": thread}}
+        self.events: list[dict[str, Any]] = []
+        self.question: dict[str, Any] | None = None
+
+    @property
+    def said(self) -> list[str]:
+        return [e["text"] for e in self.events if e["ui"] == "say"]
+
+    @property
+    def progress(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["ui"] == "progress"]
+
+    def tables(self, title: str = "") -> list[dict[str, Any]]:
+        return [e for e in self.events if e["ui"] == "table" and title in e["title"]]
+
+    async def _run(self, inp: Any) -> dict[str, Any] | None:
+        self.question = None
+        async for mode, chunk in self.graph.astream(inp, self.cfg, context=self.ctx,
+                                                    stream_mode=["custom", "updates"]):
+            if mode == "custom":
+                assert is_ui_event(chunk), chunk  # nodes only ever emit the typed UI events
+                self.events.append(chunk)
+            if mode == "updates" and "__interrupt__" in chunk:
+                self.question = chunk["__interrupt__"][0].value
+        return self.question
+
+    async def send(self, value: Any = None) -> dict[str, Any] | None:
+        """Start (no value) or answer: a typed string, a file {path, name}, or a run's {outcome}."""
+        return await self._run({} if value is None else Command(resume=value))
+
+    async def resume(self) -> dict[str, Any] | None:
+        """Go on from where the graph stopped (after a crash, or a state set by the test)."""
+        return await self._run(None)
+
+    async def click(self, key: str, question: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Click a button of the open question (or of an older one, to test stale clicks)."""
+        q = question or self.question
+        assert q is not None and key in {**q["choices"], "skip": "Skip"}, (key, q and q["choices"])
+        return await self._run(Command(resume={"qid": q["id"], "value": key, "label": q["choices"].get(key, key)}))
+
+    async def state(self) -> dict[str, Any]:
+        return (await self.graph.aget_state(self.cfg)).values

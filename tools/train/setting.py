@@ -1,0 +1,78 @@
+"""Change one training setting said in words ("1 epoch", "smaller model"), checked with the config's own rules."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from tools.errors import UsageError
+from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog
+from tools.train.config import PRESETS, build_config
+
+LABELS = {"epochs": "epochs", "learning_rate": "learning rate", "batch_size": "batch size", "max_steps": "max steps",
+          "context": "context", "lora_r": "LoRA rank", "preset": "preset", "base_model": "base model"}
+CLASSIFIER_BASE = "minilm"
+
+
+def _ladder() -> list[str]:
+    """Catalog bases from smallest to largest (the built-in test model is not a step on it)."""
+    return [e.key for e in sorted(CATALOG.values(), key=lambda e: e.params_b) if e.key != TINY_RANDOM]
+
+
+def pick_base(wanted: str, current: str) -> str:
+    """A catalog key for a named model, or the next smaller / bigger base than `current`."""
+    ladder = _ladder()
+    if wanted in ("smaller", "bigger"):
+        entry = find_in_catalog(current)
+        size = entry.params_b if entry else CATALOG["phi-4-mini"].params_b
+        options = [k for k in ladder if (CATALOG[k].params_b < size if wanted == "smaller"
+                                         else CATALOG[k].params_b > size)]
+        if not options:
+            raise UsageError(f"There is no {wanted} base model in the catalog than {current}.",
+                             f"Pick one by name: {', '.join(ladder)}.")
+        return options[-1] if wanted == "smaller" else options[0]
+    if wanted == TINY_RANDOM:
+        return TINY_RANDOM
+    entry = find_in_catalog(wanted)
+    if entry is None:
+        close = difflib.get_close_matches(wanted, ladder, n=1)
+        raise UsageError(f"'{wanted}' is not a base model I know.",
+                         (f"Did you mean {close[0]}? " if close else "") + f"Pick one of: {', '.join(ladder)}.")
+    return entry.key
+
+
+def apply_settings(wanted: dict[str, Any], *, sets: dict[str, str], model: str, preset: str,
+                   ) -> tuple[dict[str, str], str, str, str]:
+    """The run's overrides, base and preset with `wanted` applied, and what changed in words.
+
+    Raises UsageError with the config's own plain message when a value cannot work.
+    """
+    sets = dict(sets)
+    said: list[str] = []
+    for name, raw in wanted.items():
+        value = str(raw).strip()
+        if name == "base_model":
+            if model == CLASSIFIER_BASE:
+                raise UsageError("Classifiers and entity taggers train on the built-in MiniLM encoder.",
+                                 "Keep it; change epochs, learning rate or batch size instead.")
+            new = pick_base(value.lower(), model)
+            said.append(f"base model {model or 'automatic'} → {new}")
+            model = new
+        elif name == "preset":
+            if value not in PRESETS:
+                raise UsageError(f"'{value}' is not a preset.", f"Use one of: {', '.join(PRESETS)}.")
+            said.append(f"preset {preset or 'balanced'} → {value}")
+            preset = value
+            # a new preset brings its own values: forget the overrides it sets
+            for key in PRESETS[value]:
+                sets.pop(key, None)
+        elif name in LABELS:
+            before = sets.get(name)
+            sets[name] = value
+            said.append(f"{LABELS[name]} {before + ' → ' if before else '→ '}{value}")
+        else:
+            raise UsageError(f"'{name}' is not a setting I can change here.",
+                             f"You can change: {', '.join(LABELS.values())}.")
+    # the config's own checks, on a stand-in model and file: only the values are judged here
+    build_config(TINY_RANDOM, "data.jsonl", preset=preset or None, sets=[f"{k}={v}" for k, v in sets.items()])
+    return sets, model, preset, "; ".join(said)
