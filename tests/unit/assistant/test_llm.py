@@ -4,7 +4,7 @@ import pytest
 from pydantic import BaseModel
 
 from assistant.llm import LLM
-from tools.errors import ModelNotPulled, OllamaUnavailable, StructuredOutputError
+from tools.errors import LLMDropped, ModelNotPulled, OllamaUnavailable, StructuredOutputError
 
 
 class Audience(BaseModel):
@@ -70,5 +70,6 @@ async def test_model_not_pulled_offers_the_pull(ollama):
 async def test_connection_dropped_mid_stream_is_plain(ollama):
     ollama.enqueue("one two three four five six")
     ollama.fail_after_chunks = 2
-    with pytest.raises(OllamaUnavailable):
+    # reached, then cut off: not the same as "Ollama is not running"
+    with pytest.raises(LLMDropped, match="dropped in the middle"):
         [p async for p in LLM().stream_chat([{"role": "user", "content": "hi"}])]
