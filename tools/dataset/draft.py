@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.dataset.checks import NEAR_DUP_THRESHOLD, fingerprint, privacy_issues, row_issues, signature
-from tools.dataset.model import Example, Issue
+from tools.dataset.documents import Document, Passage
+from tools.dataset.model import Example, Issue, Message
 from tools.dataset.readers import bio_from_spans
+from tools.errors import StructuredOutputError, UsageError
+from tools.evaluate.metrics import bio_spans
 from tools.llm_protocol import StructuredLLM
 from tools.project import ProjectSpec
 
@@ -119,11 +124,13 @@ def _brief(spec: ProjectSpec) -> str:
     return "\n".join(lines)
 
 
-def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example]) -> str:
+def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example], focus: str = "") -> str:
     kind = {"classification": "labelled texts", "entity_extraction": "texts with their entities"}.get(
         spec.task_type or "", "request / answer pairs")
     avoid = "\n".join(f"- {ex.prompt()[:160]}" for ex in list(existing)[-SHOWN_EXISTING:])
-    return (f"{_brief(spec)}\n\nWrite {k} new {kind}. Make each one different in topic and wording from the others"
+    return (f"{_brief(spec)}\n\nWrite {k} new {kind}."
+            + (f" Every one of them is of this kind: {focus}" if focus else "")
+            + " Make each one different in topic and wording from the others"
             + (f" and from these existing ones:\n{avoid}" if avoid else ".")
             + "\nAnswers must be complete, follow the house style and never do what the brief forbids.")
 
@@ -219,10 +226,11 @@ def _batch_schema(spec: ProjectSpec) -> type[DraftBatch]:
 
 
 def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: Sequence[Example] = (),
-                   rejected: list[tuple[Example | None, str]] | None = None) -> list[Example]:
+                   rejected: list[tuple[Example | None, str]] | None = None, focus: str = "") -> list[Example]:
     """Up to `n` new examples written from the spec; each passed the checks and is no near-copy of another.
 
     Asks in batches of 5, for at most 3 rounds per batch needed; `rejected` collects what was turned away and why.
+    `focus` narrows what to write (a category's description, e.g. from tools/dataset/categories.py).
     """
     schema = _batch_schema(spec)
     pool = _Pool(existing)
@@ -232,7 +240,7 @@ def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: S
         if len(accepted) >= n:
             break
         k = min(BATCH, n - len(accepted))
-        batch = llm.structured(_draft_prompt(spec, k, [*existing, *accepted]), schema, system=SYSTEM)
+        batch = llm.structured(_draft_prompt(spec, k, [*existing, *accepted], focus), schema, system=SYSTEM)
         accepted += _gate(_to_examples(batch, spec), pool, rejected)[: n - len(accepted)]
     return accepted
 
@@ -259,10 +267,14 @@ def critique(example: Example, spec: ProjectSpec, llm: StructuredLLM) -> Critiqu
 
 
 def augment(examples: Sequence[Example], k: int, llm: StructuredLLM, *, spec: ProjectSpec | None = None,
-            rejected: list[tuple[Example | None, str]] | None = None) -> list[Example]:
-    """Up to `k` variations of each accepted example (new wording and details, same intent and label)."""
+            rejected: list[tuple[Example | None, str]] | None = None, existing: Sequence[Example] = ()
+            ) -> list[Example]:
+    """Up to `k` variations of each accepted example (new wording and details, same intent and label).
+
+    Variations that copy `examples` or any of `existing` (the rest of the dataset) are turned away.
+    """
     spec = spec or ProjectSpec()
-    pool = _Pool(examples)
+    pool = _Pool([*existing, *examples])
     out: list[Example] = []
     for ex in examples:
         if ex.kind == "classification":
@@ -280,4 +292,225 @@ def augment(examples: Sequence[Example], k: int, llm: StructuredLLM, *, spec: Pr
         brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
         batch = llm.structured(brief + ask, schema, system=SYSTEM)
         out += _gate(_to_examples(batch, spec_for), pool, rejected)[:k]
+    return out
+
+
+def more_like_this(example: Example, n: int, spec: ProjectSpec, llm: StructuredLLM, *,
+                   existing: Sequence[Example] = (), rejected: list[tuple[Example | None, str]] | None = None
+                   ) -> list[Example]:
+    """Up to `n` new drafts like `example` (same kind of request and label), none a copy of the dataset."""
+    return augment([example], n, llm, spec=spec, rejected=rejected, existing=existing)
+
+
+# ---------------------------------------------------------------- rewrite by instruction
+
+
+def _last_pair(ex: Example) -> tuple[list[Message], str, str]:
+    """The turns before the last request, the last request and its answer (what a rewrite changes)."""
+    user = max((i for i, m in enumerate(ex.messages) if m.role == "user"), default=None)
+    if user is None:
+        raise UsageError("This example has no user turn to rewrite.", "Edit it instead, starting with 'User:'.")
+    return ex.messages[:user], ex.messages[user].content, ex.answer()
+
+
+def _shown(ex: Example) -> str:
+    """The example as the model (and the user) reads it."""
+    if ex.kind == "chat":
+        _, request, answer = _last_pair(ex)
+        return f"Request: {request}\n\nAnswer: {answer}"
+    return example_to_text(ex)
+
+
+def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: StructuredLLM, *,
+            existing: Sequence[Example] = ()) -> Example:
+    """`example` rewritten as the user asked ("shorter", "more formal", "make the persona an admin").
+
+    The result passes the same checks as any draft and copies no other example in `existing` (the original
+    itself may be in it); a system prompt and earlier turns are kept. Raises StructuredOutputError with the
+    reason when three tries give nothing usable.
+    """
+    if not instruction.strip():
+        raise UsageError("Say how to rewrite the example.", "For example: 'shorter', 'more formal', "
+                                                             "'make the persona an admin'.")
+    original = fingerprint(example)
+    pool = _Pool([ex for ex in existing if fingerprint(ex) != original])
+    schemas: dict[str, type[BaseModel]] = {"classification": DraftedLabel, "ner": DraftedEntities, "chat": DraftedChat}
+    schema = schemas[example.kind]
+    brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
+    prompt = (f"{brief}Rewrite this training example as the user asks: {instruction.strip()}\n"
+              f"Change only what the instruction asks for; keep it correct, complete and in the house style."
+              f"\n\n{_shown(example)}")
+    spec_for = spec.model_copy(update={"labels": spec.labels or ([example.label] if example.label else [])})
+    reason = ""
+    for _ in range(MAX_ROUNDS):
+        item: BaseModel = llm.structured(prompt, schema, system=SYSTEM)
+        cand = _to_example(item, spec_for)
+        if isinstance(cand, Example) and example.kind == "chat":
+            prefix, _, _ = _last_pair(example)
+            cand = Example(messages=[*prefix, *cand.messages])
+        if isinstance(cand, str):
+            reason = cand
+            continue
+        errors = [i for i in format_issues(cand) if i.severity == "error"]
+        if errors:
+            reason = errors[0].message
+        elif fingerprint(cand) == original:
+            reason = "the rewrite came back unchanged"
+        else:
+            reason = pool.why_not(cand) or ""
+        if not reason:
+            return cand
+    raise StructuredOutputError(f"The assistant could not rewrite this example as asked ({reason}).",
+                                "Try a more specific instruction, or edit the example yourself.")
+
+
+# ---------------------------------------------------------------- editing an example as text
+
+_ROLE_LINE = re.compile(r"^(system|user|assistant)\s*:\s?(.*)$", re.IGNORECASE)
+_FIELD_LINE = re.compile(r"^(text|label|entities)\s*:\s?(.*)$", re.IGNORECASE)
+
+
+def example_to_text(ex: Example) -> str:
+    """The example as editable text: 'User: … / Assistant: …', 'Text: … / Label: …' or 'Text: … / Entities: …'."""
+    if ex.kind == "classification":
+        return f"Text: {ex.text}\nLabel: {ex.label}"
+    if ex.kind == "ner":
+        tokens = ex.tokens or []
+        spans = sorted(bio_spans(ex.tags or []))
+        ents = "; ".join(f"{' '.join(tokens[s:e])} = {t}" for s, e, t in spans)
+        return f"Text: {ex.text}\nEntities: {ents}"
+    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in ex.messages)
+
+
+def parse_example_text(text: str, kind: Literal["chat", "classification", "ner"] = "chat") -> Example:
+    """The edited text back as an example, checked; a UsageError names the line and what is wrong.
+
+    `kind` is the kind of the example being edited (Example.kind): a classifier row is edited as
+    'Text: …' and 'Label: …', an entity row as 'Text: …' and 'Entities: Ana = PERSON; Acme = ORG'.
+    """
+    if not text.strip():
+        raise UsageError("The edited example is empty.", "Write the example, or drop it instead of editing.")
+    ex = _parse_chat(text) if kind == "chat" else _parse_fields(text, kind)
+    errors = [i for i in row_issues(ex) if i.severity == "error"]
+    if errors:
+        raise UsageError(errors[0].message.replace("An example", "The edited example"), errors[0].fix)
+    return ex
+
+
+def _parse_chat(text: str) -> Example:
+    turns: list[tuple[str, list[str]]] = []
+    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        hit = _ROLE_LINE.match(line.strip()) if not line[:1].isspace() else None
+        if hit:
+            turns.append((hit.group(1).lower(), [hit.group(2)]))
+        elif turns:
+            turns[-1][1].append(line)
+        elif line.strip():
+            raise UsageError(f"Line {n} ('{line.strip()[:40]}') comes before any 'User:' or 'Assistant:' label.",
+                             "Start the example with 'User:' followed by the request, then 'Assistant:' and the "
+                             "answer.")
+    messages = [Message.model_validate({"role": role, "content": "\n".join(lines).strip()}) for role, lines in turns]
+    return Example(messages=messages)
+
+
+def _parse_fields(text: str, kind: str) -> Example:
+    fields: dict[str, list[str]] = {}
+    current = ""
+    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        hit = _FIELD_LINE.match(line.strip())
+        if hit:
+            current = hit.group(1).lower()
+            fields[current] = [hit.group(2)]
+        elif current:
+            fields[current].append(line)
+        elif line.strip():
+            raise UsageError(f"Line {n} ('{line.strip()[:40]}') comes before the 'Text:' label.",
+                             "Start with 'Text:' followed by the text.")
+    body = "\n".join(fields.get("text", [])).strip()
+    if not body:
+        raise UsageError("The edited example has no 'Text:' line (or the text after it is empty).",
+                         "Write 'Text:' followed by the text.")
+    if kind == "classification":
+        label = " ".join(fields.get("label", [])).strip()
+        if not label:
+            raise UsageError("The edited example has no 'Label:' line (or the label is empty).",
+                             "Write 'Label:' followed by one of the project's labels.")
+        return Example.classified(body, label)
+    spans: list[dict[str, Any]] = []
+    cursor = 0
+    for item in filter(None, (e.strip() for e in " ".join(fields.get("entities", [])).split(";"))):
+        mention, eq, label = (part.strip() for part in item.rpartition("="))
+        if not eq or not mention or not label:
+            raise UsageError(f"The entity '{item}' is not written as 'words = TYPE'.",
+                             "List entities as 'Ana = PERSON; Acme Corp = ORG'.")
+        start = body.find(mention, cursor)
+        if start < 0:
+            raise UsageError(f"The entity '{mention}' does not appear in the text (after the entities before it).",
+                             "Copy the words exactly from the text, in the order they appear.")
+        spans.append({"start": start, "end": start + len(mention), "label": label})
+        cursor = start + len(mention)
+    issues: list[Issue] = []
+    ex = bio_from_spans(body, spans, "entities", None, issues)
+    if ex is None:
+        raise UsageError(issues[0].message, issues[0].fix)
+    return ex
+
+
+# ---------------------------------------------------------------- examples from the user's documents
+
+
+@dataclass(frozen=True)
+class GroundedDraft:
+    """A draft written from one passage of a document; the passage is shown with it."""
+
+    example: Example
+    passage: Passage
+
+
+_DOC_ASKS = {
+    "qa": ("questions a reader of this document would ask, each answered from the passage alone",
+           "question"),
+    "instruction": ("instructions a user would give (summarise, draft, list, rewrite) about this passage, each "
+                    "carried out from the passage alone", "instruction"),
+}
+DocStyle = Literal["qa", "instruction"]
+
+
+def _passage_prompt(spec: ProjectSpec, passage: Passage, k: int, style: DocStyle) -> str:
+    what, word = _DOC_ASKS[style]
+    brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
+    return (f"{brief}Below is {passage.label}. Write {k} request / answer pairs: {what}. Each request must make "
+            f"sense without the passage in front of the reader (name the feature, project or decision it is "
+            f"about). Answers use only facts stated in the passage, in the house style; never invent names, "
+            f"numbers or dates. Each {word} differs from the others.\n\n--- passage ---\n{passage.text}\n--- end ---")
+
+
+def draft_from_document(doc: Document, spec: ProjectSpec, llm: StructuredLLM, *, per_passage: int = 2,
+                        style: DocStyle = "qa", passages: Sequence[int] | None = None, include_flagged: bool = False,
+                        existing: Sequence[Example] = (), rejected: list[tuple[Example | None, str]] | None = None
+                        ) -> list[GroundedDraft]:
+    """Question/answer (or instruction/answer) drafts grounded in the document's passages, each kept with it.
+
+    Passages with private data (`doc.privacy`) are skipped until the user says they may be used
+    (`include_flagged`); `passages` picks passage numbers (all by default). Every draft passes the same
+    checks and duplicate gate as any other draft.
+    """
+    if spec.task_type not in (None, "generation"):
+        raise UsageError("Drafting from documents writes request / answer pairs, for a model that writes text; "
+                         "this project picks labels or finds entities.",
+                         "Upload labelled examples (CSV or JSONL) instead, or draft them from the project brief.")
+    chosen = set(passages) if passages is not None else None
+    flagged = doc.flagged()
+    pool = _Pool(existing)
+    out: list[GroundedDraft] = []
+    for passage in doc.passages:
+        if chosen is not None and passage.index not in chosen:
+            continue
+        if passage.index in flagged and not include_flagged:
+            if rejected is not None:
+                rejected.append((None, f"{passage.label} was skipped: it holds private data"))
+            continue
+        batch = llm.structured(_passage_prompt(spec, passage, per_passage, style), ChatBatch, system=SYSTEM)
+        for ex in _gate(_to_examples(batch, spec), pool, rejected)[:per_passage]:
+            out.append(GroundedDraft(example=ex, passage=passage))
     return out

@@ -47,6 +47,12 @@ def end_ids(tokenizer: Any) -> list[int]:
     return sorted(ids)
 
 
+def render_prompt(tokenizer: Any, prompt: str, system: str | None = None) -> str:
+    """The prompt as the model reads it: its own chat template, ready for the assistant's turn."""
+    turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    return str(tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
+
+
 def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
              batch_size: int = 16, system: str | None = None) -> list[Generation]:
     """Greedy answers for `prompts`, rendered with the model's own chat template, in left-padded batches."""
@@ -61,9 +67,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: 
     try:
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i: i + batch_size]
-            texts = [tokenizer.apply_chat_template(
-                ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}],
-                tokenize=False, add_generation_prompt=True) for p in chunk]
+            texts = [render_prompt(tokenizer, p, system) for p in chunk]
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             # only what a decoder reads (a BERT-style tokenizer adds token_type_ids, which generate() rejects)
             enc = {k: enc[k].to(model.device) for k in ("input_ids", "attention_mask")}

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import ollama
+import pytest
 from pydantic import BaseModel
 
 from tests.unit.dataset.conftest import story
-from tools.dataset.draft import augment, critique, draft_examples
+from tools.dataset.draft import (
+    augment,
+    critique,
+    draft_examples,
+    example_to_text,
+    more_like_this,
+    parse_example_text,
+    rewrite,
+)
 from tools.dataset.model import Example
+from tools.errors import StructuredOutputError, UsageError
 from tools.project import ProjectSpec
 from tools.settings import get_settings
 
@@ -114,3 +125,88 @@ def test_draft_through_the_ollama_wire(ollama):
     assert len(out) == 2 and out[1].answer().startswith("As a workspace owner")
     (request,) = ollama.requests_to("/api/chat")
     assert request.body["format"]["title"] == "ChatBatch"  # the schema went out as Ollama's structured format
+
+
+# ---------------------------------------------------------------- rewrite, more like this, edit as text
+
+ORIGINAL = Example.chat(("system", "You write user stories for Acme."), ("user", GOOD[0]["request"]),
+                        ("assistant", GOOD[0]["answer"]))
+
+
+def test_rewrite_follows_the_instruction_and_keeps_the_system_prompt():
+    admin = {"request": GOOD[0]["request"], "answer": GOOD[0]["answer"].replace("finance admin", "workspace admin")}
+    llm = ScriptedLLM([admin])
+    out = rewrite(ORIGINAL, "make the persona an admin", SPEC, llm, existing=[ORIGINAL, story(1)])
+    assert out.messages[0].content == "You write user stories for Acme."  # earlier turns survive
+    assert out.answer().startswith("As a workspace admin")
+    assert "make the persona an admin" in llm.prompts[0] and GOOD[0]["answer"] in llm.prompts[0]
+
+
+def test_rewrite_asks_again_when_the_result_fails_the_checks_and_says_why_when_it_never_passes():
+    shorter = {"request": GOOD[0]["request"], "answer": "As a finance admin, I want invoice export, so that I "
+                                                        "can reconcile."}
+    llm = ScriptedLLM([{"request": "x", "answer": ""}, {"request": GOOD[0]["request"], "answer": GOOD[0]["answer"]},
+                       shorter])
+    assert rewrite(ORIGINAL, "shorter", SPEC, llm).answer() == shorter["answer"]
+    assert len(llm.prompts) == 3  # empty answer, then unchanged, then the real rewrite
+
+    copy_of_other = {"request": story(2).prompt(), "answer": story(2).answer()}
+    with pytest.raises(StructuredOutputError, match="near-duplicate of an existing example"):
+        rewrite(ORIGINAL, "more formal", SPEC, ScriptedLLM([copy_of_other] * 3), existing=[story(2)])
+
+
+def test_rewrite_of_a_labelled_text_keeps_it_in_the_projects_labels():
+    spec = SPEC.model_copy(update={"task_type": "classification", "labels": ["bug", "feature"]})
+    ex = Example.classified("app crashes on upload", "bug")
+    llm = ScriptedLLM([{"text": "The app crashes whenever I upload a file.", "label": "bug"}])
+    assert rewrite(ex, "more formal", spec, llm).text == "The app crashes whenever I upload a file."
+    with pytest.raises(StructuredOutputError, match="label 'question' is not one of bug, feature"):
+        rewrite(ex, "as a question", spec, ScriptedLLM([{"text": "Why does it crash?", "label": "question"}] * 3))
+
+
+def test_more_like_this_skips_copies_of_the_whole_dataset():
+    like = {"request": "Write a user story for exporting receipts", "answer":
+            "As an office manager, I want to export receipts, so that expenses reconcile.\n\n"
+            "Acceptance criteria:\n- One row per receipt\n- Currency shown"}
+    llm = ScriptedLLM([{"examples": [{"request": story(3).prompt(), "answer": story(3).answer()}, like]}])
+    out = more_like_this(ORIGINAL, 2, SPEC, llm, existing=[story(3)])
+    assert [ex.prompt() for ex in out] == [like["request"]]
+    assert GOOD[0]["request"] in llm.prompts[0]
+
+
+def test_edited_text_round_trips_for_every_kind():
+    ner = Example(tokens=["Ana", "from", "Acme", "Corp", "approved"], tags=["B-PERSON", "O", "B-ORG", "I-ORG", "O"])
+    for ex in (ORIGINAL, Example.classified("app crashes", "bug"), ner):
+        text = example_to_text(ex)
+        assert parse_example_text(text, ex.kind) == ex
+    assert example_to_text(ner) == "Text: Ana from Acme Corp approved\nEntities: Ana = PERSON; Acme Corp = ORG"
+
+
+def test_an_edit_changes_the_example_and_keeps_multi_line_answers():
+    edited = ("User: Write a user story for SSO\n\nAssistant: As an IT admin, I want SSO,\nso that people log in once."
+              "\n\nAcceptance criteria:\n- Okta works")
+    ex = parse_example_text(edited)
+    assert ex.prompt() == "Write a user story for SSO"
+    assert ex.answer() == ("As an IT admin, I want SSO,\nso that people log in once.\n\n"
+                           "Acceptance criteria:\n- Okta works")
+
+
+@pytest.mark.parametrize(("text", "kind", "says"), [
+    ("Write a story\nAssistant: As a user...", "chat", "Line 1 ('Write a story') comes before any 'User:'"),
+    ("User: Write a story", "chat", "no assistant turn"),
+    ("User: one\nUser: two\nAssistant: ok", "chat", "two user turns in a row"),
+    ("User: Write a story\nAssistant:   ", "chat", "message 2 (assistant) has no text"),
+    ("Text: app crashes", "classification", "no 'Label:' line"),
+    ("Text: Ana joined\nEntities: Bob = PERSON", "ner", "'Bob' does not appear in the text"),
+    ("Text: Ana joined\nEntities: Ana PERSON", "ner", "not written as 'words = TYPE'"),
+    ("   ", "chat", "is empty"),
+])
+def test_a_bad_edit_says_what_is_wrong(text, kind, says):
+    with pytest.raises(UsageError, match=re.escape(says)):
+        parse_example_text(text, kind)
+
+
+def test_draft_can_focus_on_one_category():
+    llm = ScriptedLLM([{"examples": [GOOD[1]]}])
+    draft_examples(SPEC, 1, llm, focus="Write a project status update.")
+    assert "Every one of them is of this kind: Write a project status update." in llm.prompts[0]
