@@ -266,7 +266,7 @@ async def _watch(q: dict[str, Any]) -> None:
     from assistant.watch import watch_run
     from tools.jobs import run_outcome
 
-    await watch_run(q["run_dir"], q["id"])
+    await watch_run(q["run_dir"], q["id"], q.get("since", 0))
     outcome = await asyncio.to_thread(run_outcome, q["run_dir"])
     await run({"outcome": outcome})
 

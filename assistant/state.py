@@ -89,6 +89,9 @@ class WizardState(TypedDict, total=False):
     run_dir: str
     """The run folder of the training job."""
 
+    events_since: int
+    """Where in events.jsonl the current attempt of the run starts (a resumed run appends to the same file)."""
+
     train_outcome: dict[str, Any]
     """How the run ended (tools.jobs.run_outcome): status, step, message, fix_text, fix_sets, resumable …"""
 

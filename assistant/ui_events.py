@@ -48,6 +48,8 @@ class Question(TypedDict, total=False):
     """Choices that start something (training, export, download, delete): a typed message only suggests them."""
     spec_md: str
     run_dir: str
+    since: int
+    """For a training question: the byte offset in events.jsonl where this attempt of the run begins."""
     accept: list[str]
 
 

@@ -62,12 +62,12 @@ async def _draw(chart: cl.Message | None, steps: list[tuple[int, float]],
     return chart
 
 
-async def watch_run(run_dir: str, qid: int) -> None:
+async def watch_run(run_dir: str, qid: int, since: int = 0) -> None:
     """Render the run until it ends (its Stop button answers question `qid`); the outcome is read afterwards."""
     from tools import jobs
     from tools.train.events import tail_events
 
-    offset, total = 0, None
+    offset, total = since, None
     steps: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
     status = cl.Message(content="Training is starting (loading the model)…", metadata={"mtw_live": run_dir},

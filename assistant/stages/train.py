@@ -210,7 +210,7 @@ def start_training(state: WizardState) -> Command[Any]:
             "of the journey, not a useful model.")
     stage("train")
     say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
-    return go("watch_training", {"run_dir": str(run_dir), "train_outcome": {"status": "running"}})
+    return go("watch_training", {"run_dir": str(run_dir), "train_outcome": {"status": "running"}, "events_since": 0})
 
 
 def resume_training(state: WizardState) -> Command[Any]:
@@ -218,6 +218,8 @@ def resume_training(state: WizardState) -> Command[Any]:
     from tools import jobs
 
     run_dir = state["run_dir"]
+    events = Path(run_dir) / "events.jsonl"
+    since = events.stat().st_size if events.exists() else 0
     try:
         jobs.start_detached(state["data_path"], state["train_model"], run_dir, resume=True,
                             project=slugify(_spec(state).name))
@@ -226,13 +228,13 @@ def resume_training(state: WizardState) -> Command[Any]:
         return go("after_training")
     stage("train")
     say(f"Resuming `{Path(run_dir).name}` from its last checkpoint.")
-    return go("watch_training", {"train_outcome": {"status": "running"}})
+    return go("watch_training", {"train_outcome": {"status": "running"}, "events_since": since})
 
 
 def watch_training(state: WizardState) -> Command[Any]:
     """Wait for the run to end while the chat shows it live; Stop (or saying "stop") ends it early."""
     return ask(state, "Training is running.", then="on_training_input", stage="train", kind="training",
-               run_dir=state["run_dir"], choices={"stop": "Stop"})
+               run_dir=state["run_dir"], since=state.get("events_since", 0), choices={"stop": "Stop"})
 
 
 def on_training_input(state: WizardState) -> Command[Any]:
