@@ -144,12 +144,14 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]], resume: bool,
          command: str | None) -> dict[str, Any]:
     from tools import jobs
-    from tools.train.inputs import read_training_data
+    from tools.train.inputs import load_split, read_training_data, save_split
     from tools.train.modeling import apply_lora, load_base, lora_settings
 
     # ---- data: checked first; the label names come from the data when the config has none
     data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
-                              check_model=False)
+                              check_model=False, recorded=load_split(run) if resume else None)
+    if not resume:
+        save_split(run, data, cfg.data)
     if not cfg.labels:
         names = {r.label for r in data.train if r.label is not None} if cfg.task == "classification" else {
             t for r in data.train for t in r.tags or []}
@@ -181,7 +183,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
                 n_validation=len(val_items), total_steps=total_steps, device=device, world_size=1,
                 resumed_from=step, trainable_params=sum(p.numel() for p in trainable),
                 total_params=sum(p.numel() for p in model.parameters()), dataset_version=data.version,
-                pid=os.getpid())
+                held_out_duplicates=len(data.dropped_rows), pid=os.getpid())
     jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
     health = Health(events, prior, len(train_items), device)
 
