@@ -52,7 +52,7 @@ def sized_steps(cfg: TrainConfig, texts: list[str], *, cuda: bool) -> int | None
     per_step = rough_seconds(cfg, model_shape(cfg.model).params_b, lengths, 1, cuda, False)
     n_train = len(texts) - round(len(texts) * cfg.val_share)
     return planned_steps(n_train, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, epochs=cfg.epochs,
-                         seconds_per_step=per_step)
+                         seconds_per_step=per_step, budget_s=STEP_BUDGET_S)
 
 
 def classification_metrics(truth: list[int], predicted: list[int], n_labels: int,

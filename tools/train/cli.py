@@ -61,6 +61,9 @@ class Narrator:
         resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
         self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
                    f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        if ev.get("held_out_duplicates"):
+            self._line(f"{ev['held_out_duplicates']} held-out row(s) left out: the very same row is in the training "
+                       "data, so it would measure memory, not skill", dim=True)
         speed = describe_speed(ev.get("speed") or {})
         if speed:
             self._line(speed, dim=True)

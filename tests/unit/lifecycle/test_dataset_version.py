@@ -136,3 +136,42 @@ def test_the_file_is_parsed_at_most_twice_before_the_first_step(tmp_path, monkey
                                  "--max-steps", "1"])
     assert second.exit_code == 0, second.output
     assert parses.count(str(data)) <= 1, parses
+
+
+def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path):
+    import math
+
+    from tools.train.classify import ENCODER_DEFAULTS, STEP_BUDGET_S, planned_steps, sized_steps
+    from tools.train.estimate import model_shape, rough_seconds
+
+    # SMS-sized texts, 5,000 rows, on a CPU
+    texts = [f"Hey, are we still on for dinner at {i % 12} tonight? Call me when you are free, thanks!"
+             for i in range(5000)]
+    cfg = TrainConfig(model="minilm", data="sms.csv", task="classification", labels=["ham", "spam"],
+                      **ENCODER_DEFAULTS)
+    steps = sized_steps(cfg, texts, cuda=False)
+    full = math.ceil(math.ceil(4500 / cfg.batch_size) * cfg.epochs)
+    planned = steps or full
+    assert planned <= full
+    lengths = [len(t) // 4 + 2 for t in texts]
+    assert rough_seconds(cfg, model_shape("minilm").params_b, lengths, planned, False, False) <= STEP_BUDGET_S
+    # long texts on a slow machine: capped to the budget, never to nothing
+    assert planned_steps(5000, batch_size=16, grad_accum=1, epochs=3, seconds_per_step=5.0) == STEP_BUDGET_S // 5
+    assert planned_steps(5000, batch_size=16, grad_accum=1, epochs=3, seconds_per_step=600.0) == 50
+    assert planned_steps(200, batch_size=16, grad_accum=1, epochs=3, seconds_per_step=0.5) is None
+
+
+def test_mtw_train_says_when_it_caps_a_classifier_run(tmp_path, monkeypatch):
+    import tools.train.classify as classify
+    from tools.train.cli import Narrator, _size_classifier
+
+    data = write_tickets(tmp_path / "tickets.jsonl", n=400)
+    monkeypatch.setattr(classify, "STEP_BUDGET_S", 1.0)  # a machine where ten minutes buy almost nothing
+    cfg = TrainConfig(model="minilm", data=str(data), task="classification", labels=["bug", "feature", "question"],
+                      **classify.ENCODER_DEFAULTS)
+    narrator = Narrator(plain=True)
+    narrator.console.record = True
+    sized = _size_classifier(cfg, narrator)
+    said = " ".join(narrator.console.export_text().split())
+    assert sized.max_steps == classify.MIN_PLANNED_STEPS
+    assert f"3 epochs of 400 examples would take too long on this machine: training {sized.max_steps} steps" in said
