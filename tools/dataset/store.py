@@ -211,7 +211,12 @@ class DatasetStore:
             raise UsageError(f"Project '{self.project}' has no dataset version to clean.",
                              "Upload a file of examples first.")
         staged = self._staging() / "clean.jsonl"
-        result = fix_dataset(source.path, staged, **options)
+        try:
+            result = fix_dataset(source.path, staged, **options)
+        except BaseException:
+            # nothing half-made is left behind when the data cannot be cleaned
+            shutil.rmtree(staged.parent, ignore_errors=True)
+            raise
         fixed = self._add_version(staged, source=f"fix:{source.version}", note=note or f"cleaned {source.version}")
         val = fixed.path.with_name(f"{fixed.version}.validation.jsonl")
         return fixed, replace(result, train_path=fixed.path, validation_path=val if val.is_file() else None)
