@@ -14,7 +14,7 @@ from assistant.conversation import ask, go
 from assistant.state import WizardState
 from assistant.ui_events import say, stage
 from tools.errors import MTWError
-from tools.project import ProjectSpec, project_dir, slugify
+from tools.project import ProjectSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLES = {"classification": EXAMPLES / "pm_task_types.jsonl", "generation": EXAMPLES / "pm_dataset.jsonl"}
@@ -101,15 +101,10 @@ async def receive_file(state: WizardState) -> Command[Any]:
 
 
 def keep_upload(project: str, src: Path, name: str) -> Path:
-    """Store an upload in the project under its content hash: same-name uploads never overwrite each other."""
-    from tools.dataset.store import file_version
-    from tools.fileio import atomic_write_bytes
+    """Take an upload into the project as its own version: same-name uploads never overwrite each other."""
+    from tools.dataset.store import DatasetStore
 
-    stem, suffix = Path(name).stem or "upload", Path(name).suffix.lower() or ".jsonl"
-    dest = project_dir(slugify(project)) / "data" / f"{slugify(stem)}-{file_version(src)}{suffix}"
-    if not dest.exists():
-        atomic_write_bytes(dest, src.read_bytes())
-    return dest
+    return DatasetStore(project).import_file(src, name=name).path
 
 
 def combine(project: str, current: Path, more: Path) -> Path:
@@ -204,12 +199,12 @@ def on_after_drafts(state: WizardState) -> Command[Any]:
 
 async def check_data(state: WizardState) -> Command[Any]:
     """The plain-language report: a summary first, then each problem with its line and fix; then what next."""
-    from tools.dataset.checks import check_file
+    from tools.dataset.store import checked
 
     stage("check")
     path = state["data_path"]
     try:
-        report = await asyncio.to_thread(check_file, path)
+        report = await asyncio.to_thread(checked, path)
     except MTWError as exc:
         say(f"I could not read `{Path(path).name}`: {exc.message} {exc.fix}")
         return go("decide_after_check", {"data_ok": False, "data_errors": 1, "too_few": False})
@@ -273,17 +268,17 @@ def on_checked(state: WizardState) -> Command[Any]:
 
 
 async def fix_data(state: WizardState) -> Command[Any]:
-    """Write a cleaned copy next to the file (the original is kept) and say what changed."""
-    from tools.dataset.fix import fix_dataset
+    """Clean the current version into a new one (nothing is overwritten) and say what changed."""
+    from tools.dataset.store import DatasetStore
 
     src = Path(state["data_path"])
-    out = src.with_name(f"{src.stem.removesuffix('.clean')}.clean.jsonl")
+    store = DatasetStore(_spec(state).name)
     try:
-        result = await asyncio.to_thread(fix_dataset, src, out)
+        version, result = await asyncio.to_thread(store.fix, src.name.split(".")[0])
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("decide_after_check")
     changes = "\n".join(f"- {c}" for c in result.changes) or "- nothing needed changing"
-    say(f"Wrote a cleaned copy to `{out}` ({result.train_examples} for training, "
-        f"{result.validation_examples} held out for validation):\n{changes}")
+    say(f"Made a cleaned version `{version.version}` ({result.train_examples} for training, "
+        f"{result.validation_examples} held out for validation); your file is kept as it was:\n{changes}")
     return go("check_data", {"data_path": str(result.train_path)})

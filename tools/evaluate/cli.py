@@ -24,6 +24,9 @@ def _print(report: dict[str, Any], console: Console) -> None:
         for v in ("base", "tuned"):
             if v in held:
                 t.add_row(v, *(f"{held[v][k]:.3g}" for k in keys))
+        if "majority" in held:
+            m = held["majority"]
+            t.add_row(f"always '{m['label']}'", *(f"{m[k]:.3g}" if k in m else "–" for k in keys))
         console.print(t)
     s = report.get("summary")
     if s:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tools.evaluate.generate import variant
-from tools.evaluate.metrics import accuracy, confusion_matrix, macro_prf, per_class, perplexity, span_prf
+from tools.evaluate.metrics import (
+    accuracy,
+    confusion_matrix,
+    macro_prf,
+    majority_baseline,
+    majority_label,
+    per_class,
+    perplexity,
+    span_prf,
+)
 
 
 def causal_loss(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, context: int,
@@ -90,12 +100,20 @@ def tagging_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, A
             "token_accuracy": accuracy(flat_g, flat_p)}
 
 
-def heldout(model: Any, tokenizer: Any, task: str, validation: list[Any], *, labels: list[str], context: int
-            ) -> dict[str, Any]:
-    """Base and tuned numbers on the validation rows ({} when the run kept none back)."""
+def heldout(model: Any, tokenizer: Any, task: str, validation: list[Any], *, labels: list[str], context: int,
+            train: Sequence[Any] = ()) -> dict[str, Any]:
+    """Base and tuned numbers on the validation rows ({} when the run kept none back).
+
+    A classifier's numbers come with `majority`: the score of always answering the commonest training label.
+    """
     result: dict[str, Any] = {}
     if not validation:
         return result
+    if task == "classification":
+        gold = [str(ex.label) for ex in validation]
+        common = majority_label([str(ex.label) for ex in train]) or majority_label(gold)
+        if common is not None:
+            result["majority"] = majority_baseline(common, gold)
     for which in ("base", "tuned"):
         with variant(model, which):
             if task == "causal":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +51,21 @@ def macro_prf(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | 
     n = len(pc) or 1
     return PRF(sum(x.precision for x in pc.values()) / n, sum(x.recall for x in pc.values()) / n,
                sum(x.f1 for x in pc.values()) / n, len(gold))
+
+
+def majority_label(train_labels: Sequence[str]) -> str | None:
+    """The most common training label (ties go to the first in name order): what a model that learned nothing
+    but the label counts would always answer."""
+    counts = Counter(train_labels)
+    return min(counts, key=lambda lab: (-counts[lab], lab)) if counts else None
+
+
+def majority_baseline(label: str, gold: Sequence[str]) -> dict[str, float | str]:
+    """Accuracy and macro precision / recall / F1 of always answering `label`: the score a classifier must beat."""
+    pred = [label] * len(gold)
+    m = macro_prf(gold, pred)
+    return {"label": label, "accuracy": accuracy(gold, pred), "precision": m.precision, "recall": m.recall,
+            "f1": m.f1}
 
 
 def confusion_matrix(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> list[list[int]]:

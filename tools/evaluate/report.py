@@ -80,6 +80,34 @@ def _words(category: str) -> str:
     return category.replace("_", " ")
 
 
+def _quoted(labels: list[str]) -> str:
+    return " or ".join(f"'{lab}'" for lab in labels)
+
+
+def baseline_sentences(tuned: dict[str, Any], majority: dict[str, Any] | None) -> list[str]:
+    """The majority-class baseline named, and said plainly when the classifier does not beat it."""
+    missed = [lab for lab, m in tuned["per_label"].items() if m["support"] and m["recall"] == 0]
+    weak = [lab for lab, m in tuned["per_label"].items() if m["support"] and 0 < m["recall"] < 0.5]
+    out: list[str] = []
+    if majority is not None:
+        common, base_acc, acc = majority["label"], majority["accuracy"], tuned["accuracy"]
+        scores = f"always answering '{common}' would score {base_acc:.3f}; this model scores {acc:.3f}"
+        rare = [lab for lab in missed if lab != common]
+        # compared as shown: a model equal to the guess at three decimals has not beaten it
+        if round(acc, 3) <= round(base_acc, 3) or tuned["f1"] <= majority["f1"]:
+            what = f"it has not learned to find {_quoted(rare)}" if rare else "it does no better than that guess"
+            out.append(f"{scores[0].upper()}{scores[1:]} — {what}. Train longer, or add more examples of the "
+                       "rarer labels, before using it.")
+            missed = [lab for lab in missed if lab not in rare]
+        else:
+            out.append(f"{scores[0].upper()}{scores[1:]}: it beats that guess.")
+    if missed:
+        out.append(f"It finds none of the {_quoted(missed)} examples: add more of those.")
+    if weak:
+        out.append(f"It finds fewer than half of the {_quoted(weak)} examples: add more of those.")
+    return out
+
+
 def verdict(report: dict[str, Any]) -> str:
     """One plain paragraph: did tuning help, where, and where it got worse."""
     task, held, s = report["task"], report.get("heldout") or {}, report.get("summary") or {}
@@ -96,9 +124,7 @@ def verdict(report: dict[str, Any]) -> str:
                                          for j, p in enumerate(t["labels"]) if i != j), default=(0, "", ""))
         if n_mix:
             out.append(f"It most often mistakes '{gold_lab}' for '{pred_lab}' ({n_mix} time{'s' * (n_mix > 1)}).")
-        weak = [lab for lab, m in t["per_label"].items() if m["support"] and m["recall"] < 0.5]
-        if weak:
-            out.append(f"It finds fewer than half of the '{', '.join(weak)}' examples: add more of those.")
+        out += baseline_sentences(t, held.get("majority"))
     elif task == "token" and {"base", "tuned"} <= set(held):
         b, t = held["base"], held["tuned"]
         out.append(f"The tuned tagger finds the entities with F1 {t['f1']:.2f} (precision {t['precision']:.2f}, "
@@ -179,6 +205,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["Measured with the run's adapter on this machine (Ollama answers only the test prompts).", ""]
         lines += ["| | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         lines += [f"| {v} | " + " | ".join(_fmt(held[v].get(k)) for k in keys) + " |" for v in VARIANTS if v in held]
+        if "majority" in held:
+            m = held["majority"]
+            lines.append(f"| always '{m['label']}' | " + " | ".join(_fmt(m.get(k)) for k in keys) + " |")
         if "confusion" in held.get("tuned", {}):
             labs = held["tuned"]["labels"]
             lines += ["", "Confusion matrix of the tuned model (rows: true label, columns: predicted):", "",

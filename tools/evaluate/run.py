@@ -23,6 +23,7 @@ from tools.llm_protocol import StructuredLLM
 
 if TYPE_CHECKING:
     from tools.dataset.model import Example
+    from tools.train.inputs import TrainingData
 
 MAX_VALIDATION_PROMPTS = 10
 """Validation examples answered side by side (all of them count in the held-out loss)."""
@@ -161,12 +162,15 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
             raise UsageError(f"{run} has no adapter to evaluate, but it was exported to Ollama as "
                              f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {run} --ollama-model "
                                                         f"{exported[0]}`.")
-    validation = _validation_rows(cfg, notes)
+    events = read_events(run)
+    data = heldout_data(run, cfg, events, notes)
+    validation = data.validation if data else []
     # generation is the slow part: on a machine with a GPU it runs there
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if has_adapter or not ollama_model:
         model, tokenizer, cfg = load_tuned(run, device=device)
-        numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context)
+        numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context,
+                          train=data.train if data else [])
     else:
         model, tokenizer = load_base(cfg.model, cfg.task, precision="fp32" if device == "cpu" else "auto",
                                      device=device, seed=cfg.seed)
@@ -181,7 +185,6 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     generate = in_process_generator(model, tokenizer, max_new_tokens=max_new_tokens)
     if ollama_model:
         generate = split_generator(generate, ollama_generator({"tuned": ollama_model}, max_new_tokens=max_new_tokens))
-    events = read_events(run)
     report = build_report(run, model=cfg.model, task=cfg.task, events=events, heldout=numbers, prompts=prompts,
                           generate=generate, judge=OllamaStructured(judge_model) if judge_model else None,
                           judge_model=judge_model, data=cfg.data,
@@ -246,17 +249,37 @@ def check_ollama_model(name: str, run: Path) -> list[str]:
     return []
 
 
-def _validation_rows(cfg: Any, notes: list[str]) -> list[Example]:
-    """The run's held-out rows, split exactly as training split them (same file, share and seed)."""
-    from tools.train.inputs import read_training_data
+def heldout_data(run: Path, cfg: Any, events: list[dict[str, Any]], notes: list[str]) -> TrainingData | None:
+    """The run's own training and held-out rows: the split it recorded, read from the dataset version it used.
 
-    if not Path(cfg.data).is_file():
+    When the file changed since, the same version kept in a project's dataset versions is used instead; with
+    no copy of it anywhere this refuses (DataChanged), since the held-out rows could now be training rows.
+    """
+    from tools.dataset.store import dataset_hash, find_version
+    from tools.train.inputs import load_split, read_training_data, require_version
+
+    recorded = load_split(run)
+    version = (recorded or {}).get("dataset_version") or next(
+        (e.get("dataset_version") for e in events if e.get("type") == "start" and e.get("dataset_version")), None)
+    path = str(cfg.data)
+    present = Path(path).is_file()
+    if version and (not present or dataset_hash(path) != version):
+        kept = find_version(version)
+        if kept is not None:
+            notes.append(f"{cfg.data} is {'not the same' if present else 'no longer there'} since this run trained "
+                         f"on it; the held-out rows come from the version it trained on ({version}), kept at {kept}.")
+            path, present = str(kept), True
+    if not present:
         notes.append(f"The training data {cfg.data} is no longer there, so there are no held-out numbers; "
                      "put the file back at that path to get them.")
-        return []
-    data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
-                              check_model=False)
+        return None
+    require_version(path, version, dataset_hash(path))
+    data = read_training_data(path, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
+                              check_model=False, recorded=recorded)
     if not data.validation:
         notes.append("The run kept no validation examples (val_share 0 or fewer than 5 examples), so there are no "
                      "held-out numbers.")
-    return data.validation
+    if data.dropped_rows:
+        notes.append(f"{len(data.dropped_rows)} held-out row(s) were left out because the very same row is in the "
+                     "training data: scoring them would measure memory, not skill.")
+    return data

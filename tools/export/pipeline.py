@@ -191,12 +191,11 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     result.checks = verify_replies(replies, stops, expected, exact=exact)
 
     from tools import registry
-    from tools.train.inputs import dataset_version
+    from tools.train.inputs import run_dataset_version
 
-    dataset = Path(cfg.data)
     record = registry.register(registry.ModelRecord(
         name=name, base_model=cfg.model, route=choice.route, ollama_tag=name,
-        dataset_hash=dataset_version(dataset) if dataset.is_file() else "", run_id=run_dir.resolve().name,
+        dataset_hash=run_dataset_version(run_dir, cfg.data), run_id=run_dir.resolve().name,
         run_dir=str(run_dir.resolve()), eval_scores=registry.run_scores(run_dir),
         verified=result.ok, notes=choice.reason))
     result.registered = record.as_dict()
@@ -249,11 +248,11 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     result.checks = verify_replies(ask_ollama(name, PROBES), stops)
 
     from tools import registry
-    from tools.train.inputs import dataset_version
+    from tools.dataset.store import dataset_hash
 
     record = registry.register(registry.ModelRecord(
         name=name, base_model=spec.base_model, route="spec", ollama_tag=name,
-        dataset_hash=dataset_version(source) if source else "", verified=result.ok,
+        dataset_hash=dataset_hash(source) if source else "", verified=result.ok,
         notes=f"Quick path from the project '{spec.name or project}': SYSTEM prompt and {len(pairs)} example(s)."))
     result.registered = record.as_dict()
     return result

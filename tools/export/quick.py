@@ -102,7 +102,12 @@ def training_system_prompt(path: Path) -> str | None:
 
 
 def project_dataset(project_folder: Path) -> Path | None:
-    """The newest dataset file saved in a project's folder, if it has any."""
+    """The project's current dataset version, else the newest dataset file saved in its folder, if it has any."""
+    from tools.dataset.store import DatasetStore
+
+    current = DatasetStore(project_folder.name, root=project_folder / "dataset").current()
+    if current is not None:
+        return current.path
     found = [p for p in project_folder.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".csv")
-             and p.name != "spec.json" and "runs" not in p.relative_to(project_folder).parts]
+             and p.name != "spec.json" and not {"runs", "dataset"} & set(p.relative_to(project_folder).parts)]
     return max(found, key=lambda p: (p.stat().st_mtime, str(p)), default=None)

@@ -23,6 +23,36 @@ from tools.train.events import EventWriter, Listener, read_events
 from tools.train.sft import DIAGNOSE_EVERY, Health, crashed_event, lr_lambda, peak_memory_mb, save_adapter
 
 IGNORE = -100
+ENCODER_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "epochs": 3, "batch_size": 16}
+"""A small encoder with a fresh head learns at a higher rate than the generators' presets, over a few passes, in
+larger batches of short texts (the common recipe for BERT-sized classifiers)."""
+STEP_BUDGET_S = 10 * 60
+"""A default classifier run is sized to finish in about this long on the machine it runs on."""
+MIN_PLANNED_STEPS = 50
+"""Fewer steps than this teach a fresh head nothing, however slow the machine."""
+
+
+def planned_steps(n_train: int, *, batch_size: int, grad_accum: int, epochs: float, seconds_per_step: float,
+                  budget_s: float = STEP_BUDGET_S) -> int | None:
+    """The steps a default classifier run takes: None for whole epochs when they fit the time budget, else what
+    fits (at least MIN_PLANNED_STEPS, never more than the epochs need)."""
+    full = math.ceil(math.ceil(n_train / max(1, batch_size)) * epochs / max(1, grad_accum))
+    affordable = int(budget_s / max(seconds_per_step, 1e-6))
+    if full <= affordable:
+        return None
+    return max(min(full, MIN_PLANNED_STEPS), affordable)
+
+
+def sized_steps(cfg: TrainConfig, texts: list[str], *, cuda: bool) -> int | None:
+    """`planned_steps` for this data on this machine, timed with the estimate's speed model."""
+    from tools.train.estimate import model_shape, rough_seconds
+
+    # about 4 characters a token: the same rough count the dataset check uses without a tokenizer
+    lengths = [max(1, len(t) // 4) + 2 for t in texts]
+    per_step = rough_seconds(cfg, model_shape(cfg.model).params_b, lengths, 1, cuda, False)
+    n_train = len(texts) - round(len(texts) * cfg.val_share)
+    return planned_steps(n_train, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, epochs=cfg.epochs,
+                         seconds_per_step=per_step, budget_s=STEP_BUDGET_S)
 
 
 def classification_metrics(truth: list[int], predicted: list[int], n_labels: int,
@@ -144,12 +174,15 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]], resume: bool,
          command: str | None) -> dict[str, Any]:
     from tools import jobs
-    from tools.train.inputs import read_training_data
+    from tools.train.inputs import load_split, read_training_data, save_split
     from tools.train.modeling import apply_lora, load_base, lora_settings
 
     # ---- data: checked first; the label names come from the data when the config has none
     data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
-                              check_model=False, min_examples=cfg.min_examples)
+                              check_model=False, min_examples=cfg.min_examples,
+                              recorded=load_split(run) if resume else None)
+    if not resume:
+        save_split(run, data, cfg.data)
     if not cfg.labels:
         names = {r.label for r in data.train if r.label is not None} if cfg.task == "classification" else {
             t for r in data.train for t in r.tags or []}
@@ -181,7 +214,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
                 n_validation=len(val_items), total_steps=total_steps, device=device, world_size=1,
                 resumed_from=step, trainable_params=sum(p.numel() for p in trainable),
                 total_params=sum(p.numel() for p in model.parameters()), dataset_version=data.version,
-                pid=os.getpid())
+                held_out_duplicates=len(data.dropped_rows), pid=os.getpid())
     jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
     health = Health(events, prior, len(train_items), device)
 

@@ -20,9 +20,9 @@ PLAIN_EVERY = 10
 
 def _detect_task(data: str) -> tuple[str, list[str]]:
     """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names."""
-    from tools.dataset.readers import read_dataset
+    from tools.train.inputs import dataset_rows
 
-    result = read_dataset(data)
+    result = dataset_rows(data)
     if result.format == "classification":
         return "classification", sorted({ex.label for ex in result.examples if ex.label is not None})
     if result.format == "ner":
@@ -61,6 +61,9 @@ class Narrator:
         resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
         self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
                    f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        if ev.get("held_out_duplicates"):
+            self._line(f"{ev['held_out_duplicates']} held-out row(s) left out: the very same row is in the training "
+                       "data, so it would measure memory, not skill", dim=True)
         speed = describe_speed(ev.get("speed") or {})
         if speed:
             self._line(speed, dim=True)
@@ -193,13 +196,16 @@ def train(
                 raise MTWError(f"The dataset {data} does not exist.", fix="Check the path given to --data.",
                                code="usage")
             task, labels = _detect_task(data)
-            # the presets are the guide's values for generators; a small encoder with a fresh head learns
-            # at a higher rate over more passes (--set still wins)
+            # the presets are the guide's values for generators; an encoder has its own (--set still wins)
             encoder: dict[str, Any] = {}
             if task != "causal" and preset is None:
-                encoder = {"learning_rate": 1e-3, "epochs": 5}
+                from tools.train.classify import ENCODER_DEFAULTS
+
+                encoder = dict(ENCODER_DEFAULTS)
             cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels,
                                **encoder)
+            if task != "causal" and cfg.max_steps is None and not {"epochs", "max_steps"} & _set_keys(sets):
+                cfg = _size_classifier(cfg, narrator)
         if cfg.task == "causal":
             from tools.train.catalog import resolve
 
@@ -241,6 +247,28 @@ def train(
         raise typer.Exit(130) from None
     narrator.close()
     _summary(final)
+
+
+def _set_keys(sets: list[str]) -> set[str]:
+    return {pair.partition("=")[0].strip() for pair in sets}
+
+
+def _size_classifier(cfg: Any, narrator: Narrator) -> Any:
+    """Cap a default classifier run to what this machine trains in about ten minutes, and say so."""
+    import torch
+
+    from tools.train.classify import STEP_BUDGET_S, sized_steps
+    from tools.train.inputs import dataset_rows
+
+    rows = dataset_rows(cfg.data).examples
+    texts = [r.text if cfg.task == "classification" else " ".join(r.tokens or []) for r in rows]
+    steps = sized_steps(cfg, texts, cuda=torch.cuda.is_available())
+    if steps is None:
+        return cfg
+    narrator.console.print(f"{cfg.epochs:g} epochs of {len(rows):,} examples would take too long on this machine: "
+                           f"training {steps:,} steps (about {STEP_BUDGET_S // 60} minutes); --max-steps or "
+                           "--set epochs=N trains longer", highlight=False)
+    return cfg.model_copy(update={"max_steps": steps})
 
 
 def _quiet_libraries() -> None:

@@ -336,9 +336,9 @@ def _changes(cfg: TrainConfig, parts: dict[str, float], budget: float, fits: boo
 
 def dataset_lengths(cfg: TrainConfig) -> list[int]:
     """Token counts of the dataset's examples (the model's tokenizer if available, else ~4 characters a token)."""
-    from tools.dataset.readers import read_dataset
+    from tools.train.inputs import dataset_rows
 
-    rows = read_dataset(cfg.data).examples
+    rows = dataset_rows(cfg.data).examples
     try:
         from tools.train.catalog import load_tokenizer
 

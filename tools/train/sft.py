@@ -244,12 +244,15 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: list[dict[str, Any]],
          resume: bool) -> dict[str, Any]:
     from tools import jobs
-    from tools.train.inputs import read_training_data
+    from tools.train.inputs import load_split, read_training_data, save_split
     from tools.train.modeling import apply_lora, load_base, lora_settings
 
-    # ---- data: checked before any model is loaded, so a bad file fails in seconds
+    # ---- data: checked before any model is loaded, so a bad file fails in seconds; a resumed run keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
-                              seed=cfg.seed, min_examples=cfg.min_examples)
+                              seed=cfg.seed, min_examples=cfg.min_examples,
+                              recorded=load_split(run) if resume else None)
+    if dist.main and not resume:
+        save_split(run, data, cfg.data)
     torch.manual_seed(cfg.seed)
     model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device,
                            four_bit=cfg.four_bit)
@@ -287,7 +290,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_ex), n_validation=len(val_ex),
                 total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
-                dataset_version=data.version, pid=os.getpid(), speed=speed.as_event())
+                dataset_version=data.version, held_out_duplicates=len(data.dropped_rows), pid=os.getpid(),
+                speed=speed.as_event())
     if dist.main:
         jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
     health = Health(events, prior, len(train_ex), dist.device)

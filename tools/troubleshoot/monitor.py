@@ -37,6 +37,8 @@ DIVERGE_MIN_STEPS = 10
 DIVERGE_RISE = 1.30
 # validation must end this far above its best before we call it overfitting, not noise
 OVERFIT_RISE = 0.10
+# above this a LoRA update overshoots (the guide's ceiling, also the encoders' default)
+MAX_LR = 1e-3
 # mean cross-entropy under 0.05 nats per token = the model is ~95 % sure of every token it saw
 MEMORIZE_LOSS = 0.05
 # the guide asks for at least 20 varied examples before training makes sense
@@ -81,7 +83,7 @@ class Diagnosis:
 def run_config(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's settings as far as the events tell (the `start` event's config), else the defaults."""
     cfg = dict(DEFAULTS)
-    wanted = {*DEFAULTS, "max_steps", "lora_dropout", "device", "n_examples"}
+    wanted = {*DEFAULTS, "max_steps", "lora_dropout", "warmup_ratio", "device", "n_examples"}
     for ev in events:
         if ev.get("type") == "start":
             inner = ev.get("config")
@@ -97,10 +99,13 @@ def _smooth(values: list[float]) -> list[float]:
     return [statistics.fmean(values[max(0, i - w + 1): i + 1]) for i in range(len(values))]
 
 
-def _lr(steps: list[dict[str, Any]], cfg: dict[str, Any]) -> float:
-    """The peak learning rate seen (warm-up and decay make the latest one misleading)."""
+def _lr(steps: list[dict[str, Any]], events: list[dict[str, Any]]) -> float:
+    """The run's learning rate: the configured peak when the run says it, else the peak seen (warm-up makes the
+    latest one misleading), else the default."""
     seen = [float(s["lr"]) for s in steps if isinstance(s.get("lr"), int | float) and s["lr"] > 0]
-    return max(seen) if seen else float(cfg["learning_rate"])
+    given = [float(ev["config"]["learning_rate"]) for ev in events if ev.get("type") == "start"
+             and isinstance(ev.get("config"), dict) and isinstance(ev["config"].get("learning_rate"), int | float)]
+    return max(given + seen) if given or seen else float(DEFAULTS["learning_rate"])
 
 
 def _nice(x: float) -> float:
@@ -114,7 +119,8 @@ def _lr_text(x: float) -> str:
     return f"{mantissa.removesuffix('.0')}e{int(exp)}"
 
 
-def _check_nan(steps: list[dict[str, Any]], failed: list[dict[str, Any]], lr: float) -> Diagnosis | None:
+def _check_nan(steps: list[dict[str, Any]], failed: list[dict[str, Any]], lr: float, warm: bool
+               ) -> Diagnosis | None:
     bad = [s for s in steps if isinstance(s.get("loss"), int | float) and not math.isfinite(s["loss"])]
     if not bad and not any(f.get("code") == "nan_loss" for f in failed):
         return None
@@ -125,12 +131,12 @@ def _check_nan(steps: list[dict[str, Any]], failed: list[dict[str, Any]], lr: fl
         f"The training loss became 'not a number'{where}: the model's numbers blew up and it stopped learning.",
         "The learning rate is too high for this model or data, or an example is empty or broken.",
         {"learning_rate": new_lr, "warmup_ratio": 0.1},
-        f"Lower the learning rate to {_lr_text(new_lr)} with a 10 % warm-up and start again; "
+        f"Lower the learning rate to {_lr_text(new_lr)}{' with a 10 % warm-up' if warm else ''} and start again; "
         "run `mtw check` on the data.",
     )
 
 
-def _check_diverging(losses: list[float], lr: float) -> Diagnosis | None:
+def _check_diverging(losses: list[float], lr: float, warm: bool) -> Diagnosis | None:
     if len(losses) < DIVERGE_MIN_STEPS:
         return None
     sm = _smooth(losses)
@@ -144,11 +150,12 @@ def _check_diverging(losses: list[float], lr: float) -> Diagnosis | None:
         "worse at your examples.",
         "The learning rate is too high: each update overshoots, so the model forgets what it had learned.",
         {"learning_rate": new_lr, "warmup_ratio": 0.1},
-        f"Restart with a lower learning rate ({_lr_text(new_lr)} instead of {_lr_text(lr)}) and a 10 % warm-up.",
+        f"Restart with a lower learning rate ({_lr_text(new_lr)} instead of {_lr_text(lr)})"
+        + (" and a 10 % warm-up." if warm else "."),
     )
 
 
-def _check_flat(losses: list[float], lr: float) -> Diagnosis | None:
+def _check_flat(losses: list[float], lr: float, cfg: dict[str, Any]) -> Diagnosis | None:
     if len(losses) < FLAT_MIN_STEPS:
         return None
     w = max(3, len(losses) // 5)
@@ -158,16 +165,40 @@ def _check_flat(losses: list[float], lr: float) -> Diagnosis | None:
     needed = max(FLAT_MIN_DROP * first, FLAT_SIGMAS * noise * math.sqrt(2 / w))
     if last < MEMORIZE_LOSS or first - last >= needed:
         return None
-    new_lr = _nice(3e-4 if lr < 3e-4 else min(lr * 2, 1e-3))
+    message = (f"The training loss has hardly moved in {len(losses)} steps ({first:.2f} → {last:.2f}): "
+               "the model is not learning from your examples.")
+    new_lr = _nice(3e-4 if lr < 3e-4 else min(lr * 2, MAX_LR))
+    if new_lr > lr * 1.2:
+        return Diagnosis(
+            "flat_loss", "warning", message,
+            "The learning rate is too low, or the examples are too few, too alike or inconsistent with each other.",
+            {"learning_rate": new_lr},
+            f"Raise the learning rate to {_lr_text(new_lr)}; check the data (`mtw check`) and use at least 20 varied "
+            "examples.",
+        )
+    # the rate is already as high as is safe: raising it again would be no advice at all
+    longer = _longer(cfg, len(losses))
     return Diagnosis(
-        "flat_loss", "warning",
-        f"The training loss has hardly moved in {len(losses)} steps ({first:.2f} → {last:.2f}): "
-        "the model is not learning from your examples.",
-        "The learning rate is too low, or the examples are too few, too alike or inconsistent with each other.",
-        {"learning_rate": new_lr},
-        f"Raise the learning rate to {_lr_text(new_lr)}; check the data (`mtw check`) and use at least 20 varied "
-        "examples.",
+        "flat_loss", "warning", message,
+        f"The learning rate is already {_lr_text(lr)}, as high as is safe; the run may be too short to get past the "
+        "easy answer (for a classifier: always the commonest label), or the examples disagree with each other.",
+        longer,
+        f"Keep the learning rate at {_lr_text(lr)} and train longer ({_describe(longer)}); check the data "
+        "(`mtw check`): add examples of the rarer labels or kinds of request, and fix rows that contradict each "
+        "other.",
     )
+
+
+def _longer(cfg: dict[str, Any], steps_run: int) -> dict[str, Any]:
+    """Twice the training: twice the steps when the run is capped, else twice the epochs."""
+    if cfg.get("max_steps"):
+        return {"max_steps": max(int(cfg["max_steps"]), steps_run) * 2}
+    return {"epochs": float(cfg["epochs"]) * 2}
+
+
+def _describe(fix: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {_lr_text(v) if k == 'learning_rate' else f'{v:g}'}"
+                     for k, v in fix.items())
 
 
 def _epoch_at(steps: list[dict[str, Any]], step: Any) -> float | None:
@@ -197,19 +228,20 @@ def _check_overfit(steps: list[dict[str, Any]], evals: list[dict[str, Any]], cfg
         return None
     epoch = _epoch_at(steps, best_step)
     epochs = max(1, math.ceil(epoch)) if epoch else max(1, int(cfg["epochs"]) - 1)
+    fix = _changed({"epochs": epochs, "lora_dropout": 0.1}, cfg)
     return Diagnosis(
         "overfitting", "warning",
         f"The model keeps improving on its training examples but is getting worse on examples it has not seen "
         f"(validation loss {best:.2f} at its best, now {vals[-1][1]:.2f}).",
         "It has started to learn your training examples by heart instead of the pattern behind them: too many "
         "epochs for this amount of data.",
-        {"epochs": epochs, "lora_dropout": 0.1},
-        f"Train for {epochs} epoch(s) (where validation was best) with a little more dropout, or add more varied "
-        "examples.",
+        fix,
+        (f"Train with {_describe(fix)} (epochs: where validation was best), or add more varied examples." if fix
+         else "Add more varied examples, or stop at the checkpoint where validation was best."),
     )
 
 
-def _check_memorizing(losses: list[float], steps: list[dict[str, Any]]) -> Diagnosis | None:
+def _check_memorizing(losses: list[float], steps: list[dict[str, Any]], cfg: dict[str, Any]) -> Diagnosis | None:
     if len(losses) < 3:
         return None
     sm = _smooth(losses)
@@ -218,13 +250,15 @@ def _check_memorizing(losses: list[float], steps: list[dict[str, Any]]) -> Diagn
     crossed = next(i for i, v in enumerate(sm) if v < MEMORIZE_LOSS)
     epoch = steps[crossed].get("epoch")
     epochs = max(1, int(epoch)) if isinstance(epoch, int | float) else 1
+    fix = _changed({"epochs": epochs, "lora_dropout": 0.1}, cfg)
     return Diagnosis(
         "memorizing", "warning",
         f"The training loss is almost zero ({sm[-1]:.3f}): the model can recite your examples word for word, "
         "and will likely copy them instead of writing new text.",
         "Too many epochs or too high a learning rate for a small dataset; the model memorises instead of generalising.",
-        {"epochs": epochs, "lora_dropout": 0.1},
-        f"Train for {epochs} epoch(s) with a little more dropout, and add more diverse examples.",
+        fix,
+        (f"Train with {_describe(fix)}, and add more diverse examples." if fix
+         else "Add more diverse examples, and stop at an earlier checkpoint."),
     )
 
 
@@ -239,13 +273,20 @@ def _check_oom(failed: list[dict[str, Any]], cfg: dict[str, Any]) -> Diagnosis |
     fix: dict[str, Any] = {"batch_size": new_batch, "grad_accum": accum, "gradient_checkpointing": True}
     if int(cfg["context"]) > 2048:
         fix["context"] = 2048
+    fix = _changed(fix, cfg)
+    same_learning = f"use batch size {new_batch} with {accum} accumulation steps (same learning)"
+    parts = [same_learning] if "batch_size" in fix else []
+    parts += ["turn on gradient checkpointing"] if fix.get("gradient_checkpointing") else []
+    parts += ["shorten the context to 2048 tokens"] if "context" in fix else []
+    # with every memory saver already set, repeating them would be no advice
+    text = ", ".join(parts) if parts else ("batch size 1, gradient checkpointing and a short context are already "
+                                           "set: use a smaller base model or 4-bit loading (--set four_bit=true)")
+    text = text[0].upper() + text[1:]
     return Diagnosis(
         "oom", "error",
         "Training ran out of memory: the model, its optimizer and one batch of examples did not fit.",
         "The batch size or the context length is too large for this machine's memory, or other apps are using it.",
-        fix,
-        f"Use batch size {new_batch} with {accum} accumulation steps (same learning), gradient checkpointing"
-        + (", context 2048" if "context" in fix else "") + "; close other apps.",
+        fix, text + "; close other apps.",
     )
 
 
@@ -285,18 +326,24 @@ def _check_slow(steps: list[dict[str, Any]], device: str, cfg: dict[str, Any]) -
     )
 
 
-def _check_few(n_examples: int | None, lr: float) -> Diagnosis | None:
+def _check_few(n_examples: int | None, lr: float, cfg: dict[str, Any]) -> Diagnosis | None:
     if n_examples is None or n_examples >= MIN_EXAMPLES:
         return None
+    gentle = _changed({"learning_rate": _nice(min(lr, 1e-4)), "epochs": 2}, cfg)
     return Diagnosis(
         "too_few_examples", "warning",
         f"Only {n_examples} training examples: too few for the model to pick up your style reliably.",
         "With a handful of examples the model either learns nothing or copies them; the guide asks for at least 20 "
         "varied examples, 50–100 for a first round.",
-        {"learning_rate": _nice(min(lr, 1e-4)), "epochs": 2},
-        f"Add examples (at least {MIN_EXAMPLES}, ideally 50–100 covering each kind of request); meanwhile train "
-        "gently: learning rate 1e-4, 2 epochs.",
+        gentle,
+        f"Add examples (at least {MIN_EXAMPLES}, ideally 50–100 covering each kind of request)"
+        + (f"; meanwhile train gently: {_describe(gentle)}." if gentle else "."),
     )
+
+
+def _changed(fix: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """Only the settings the fix would really change: advice never repeats the value already set."""
+    return {k: v for k, v in fix.items() if cfg.get(k) != v}
 
 
 def diagnose(
@@ -310,22 +357,28 @@ def diagnose(
     losses = [float(s["loss"]) for s in steps if isinstance(s.get("loss"), int | float)]
     finite = [x for x in losses if math.isfinite(x)]
     finite_steps = [s for s in steps if isinstance(s.get("loss"), int | float) and math.isfinite(s["loss"])]
-    lr = _lr(steps, cfg)
+    lr = _lr(steps, events)
+    cfg["learning_rate"] = lr
     # 0 means "not known here" (a job that failed before counting); a real empty dataset never starts training
     n = n_examples or cfg.get("n_examples")
     dev = device or str(cfg.get("device") or "cpu").split(":")[0]
-    nan = _check_nan(steps, failed, lr)
+    # a warm-up is advised only to a run that has less of one
+    warm = float(cfg.get("warmup_ratio") or 0) < 0.1
+    nan = _check_nan(steps, failed, lr, warm)
     # a NaN curve says nothing reliable about trends, and a rising curve is not merely flat
-    diverging = None if nan else _check_diverging(finite, lr)
+    diverging = None if nan else _check_diverging(finite, lr, warm)
     found = [
         nan,
         _check_oom(failed, cfg),
         diverging,
-        None if nan or diverging else _check_flat(finite, lr),
+        None if nan or diverging else _check_flat(finite, lr, cfg),
         _check_overfit(finite_steps, evals, cfg),
-        _check_memorizing(finite, finite_steps),
+        _check_memorizing(finite, finite_steps, cfg),
         _check_slow(steps, dev, cfg),
-        _check_few(n if isinstance(n, int) else None, lr),
+        _check_few(n if isinstance(n, int) else None, lr, cfg),
     ]
     order = {"error": 0, "warning": 1, "info": 2}
-    return sorted((d for d in found if d is not None), key=lambda d: order[d.severity])
+    kept = sorted((d for d in found if d is not None), key=lambda d: order[d.severity])
+    for d in kept:
+        d.fix = _changed(d.fix, cfg)
+    return kept

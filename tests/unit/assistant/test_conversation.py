@@ -217,9 +217,11 @@ async def test_an_upload_more_adds_to_the_dataset_and_same_names_never_overwrite
     await s.send("upload_more")
     q = await s.send({"path": str(b), "name": "mine.jsonl"})
     assert any("12 examples" in t for t in s.said)
-    kept = sorted(p.name for p in (get_settings().home / "projects" / "user-stories-from-ideas" /
-                                   "data").iterdir())
-    assert len(kept) == 2 and all(k.startswith("mine-") for k in kept)  # both uploads kept
+    from tools.dataset.store import DatasetStore
+
+    sources = [v.note for v in DatasetStore("User stories from ideas").versions()]
+    assert sources.count("uploaded mine.jsonl") == 2  # both same-name uploads kept, and the combined version
+    assert len(sources) == 3
 
 
 async def test_empty_and_image_uploads_get_a_plain_message(tmp_path):

@@ -72,7 +72,7 @@ async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(
     assert q["then"] == "on_checked" and "fix" in q["choices"]
     assert bad.read_text().count("{not json") == 1  # the user's file is never edited
     q = await s.send("fix")
-    assert "cleaned copy" in s.said[-2]
+    assert "cleaned version" in s.said[-2] and "your file is kept" in s.said[-2]
     assert "0 problems to fix" in s.said[-1] and "continue" in q["choices"]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.unit.dataset.conftest import story
 from tools.dataset.readers import read_dataset
-from tools.dataset.store import DatasetStore, content_hash, file_version
+from tools.dataset.store import DatasetStore, content_hash, dataset_hash
 from tools.db import connect
 from tools.errors import UsageError
 
@@ -19,7 +21,7 @@ def test_add_edit_delete_save_and_reopen():
     v1 = store.save("first round")
     assert [ex.messages for ex in store.examples()] == [story(3).messages]
     assert v1.examples == 1 and v1.path.is_file() and not store.dirty
-    assert v1.version == content_hash(v1.path.read_text())
+    assert v1.version == content_hash(v1.path.read_bytes())
     again = DatasetStore("PM user stories")
     assert [ex.messages for ex in again.examples()] == [story(3).messages]
     assert again.head == v1.version and [v.version for v in again.versions()] == [v1.version]
@@ -83,11 +85,73 @@ def test_versions_are_recorded_in_the_workspace_db():
     assert row["version"] == v.version and row["examples"] == 1 and row["note"] == "note"
 
 
-def test_file_version_matches_a_saved_version(tmp_path):
+def test_a_saved_version_is_named_by_the_hash_training_records():
     store = DatasetStore("p")
     store.add(story(1))
     store.add(story(2))
     v = store.save()
-    copy = tmp_path / "copy.jsonl"
-    copy.write_text(v.path.read_text().replace("\n", "\r\n"))
-    assert file_version(copy) == v.version
+    assert dataset_hash(v.path) == v.version
+
+
+def _upload(folder, name, rows):
+    """A file as the chat receives it: a temporary path, and the name the user gave it."""
+    path = folder / "upload-tmp"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, name
+
+
+def test_uploads_with_the_same_name_keep_both(tmp_path):
+    first, name = _upload(tmp_path, "data.jsonl", [{"text": "win a prize now", "label": "spam"}] * 1
+                          + [{"text": f"see you at {i}", "label": "ham"} for i in range(12)])
+    v1 = DatasetStore("p").import_file(first, name=name)
+    second, _ = _upload(tmp_path, "data.jsonl", [{"text": f"lunch at {i}?", "label": "ham"} for i in range(15)])
+    # another chat on the same project, the same file name, other rows
+    v2 = DatasetStore("p").import_file(second, name=name)
+    assert v1.version != v2.version
+    assert v1.path.is_file() and v2.path.is_file()
+    assert len(read_dataset(v1.path).examples) == 13 and len(read_dataset(v2.path).examples) == 15
+    reopened = DatasetStore("p")
+    assert [v.version for v in reopened.versions()] == [v1.version, v2.version]
+    assert reopened.current() == v2 and v2.source == "upload:data.jsonl" and v2.examples == 15
+
+
+def test_an_upload_keeps_its_bytes_and_file_type(tmp_path):
+    src = tmp_path / "sms.csv"
+    src.write_text("text,label\nhello there,ham\nwin cash,spam\n")
+    v = DatasetStore("p").import_file(src)
+    assert v.path.suffix == ".csv" and v.path.read_bytes() == src.read_bytes()
+    assert v.version == dataset_hash(src)
+
+
+def test_a_fix_is_a_new_version_and_never_overwrites_an_earlier_one(tmp_path):
+    store = DatasetStore("p")
+    rows = [{"messages": [{"role": "user", "content": f"story {i % 12}"},
+                          {"role": "assistant", "content": f"As a user I want {i % 12}"}]} for i in range(30)]
+    src = tmp_path / "up.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    upload = store.import_file(src)
+    fixed, result = store.fix(seed=1)
+    first_bytes = fixed.path.read_bytes()
+    again, _ = store.fix(upload.version, seed=2)  # another cleaning of the same upload: its own version
+    assert fixed.version != again.version and fixed.path.read_bytes() == first_bytes
+    assert result.train_path == fixed.path and result.validation_path is not None
+    assert result.validation_path.is_file() and fixed.source == f"fix:{upload.version}"
+    # the version names the training and the validation file together: training reads both
+    assert dataset_hash(fixed.path) == fixed.version
+    assert store.current() == again and upload.path.read_bytes() == src.read_bytes()
+
+
+def test_the_check_report_is_cached_by_version(tmp_path, monkeypatch):
+    import tools.dataset.checks as checks
+
+    calls = []
+    real = checks.check_file
+    monkeypatch.setattr(checks, "check_file", lambda *a, **k: calls.append(a) or real(*a, **k))
+    src = tmp_path / "up.jsonl"
+    src.write_text("".join(json.dumps(story(i).model_dump(exclude_none=True)) + "\n" for i in range(12)))
+    store = DatasetStore("p")
+    v = store.import_file(src)
+    assert store.report().examples == 12 and DatasetStore("p").report(v.version).examples == 12
+    assert len(calls) == 1
+    src.write_text(src.read_text() + json.dumps(story(40).model_dump(exclude_none=True)) + "\n")
+    assert store.import_file(src).examples == 13 and len(calls) == 2

@@ -58,6 +58,12 @@ def test_classifier_run_gets_accuracy_f1_and_confusion(minilm_run):
         assert h["accuracy"] == pytest.approx(h["correct"] / h["n"])
     assert held["tuned"]["confusion"] != held["base"]["confusion"]
     assert f"labels {held['tuned']['correct']} of {held['tuned']['n']} held-out texts correctly" in report["verdict"]
+    # the commonest training label, scored on the held-out texts, is named next to the model's score
+    m = held["majority"]
+    assert m["label"] in ("bug", "feature", "question")
+    gold_count = sum(held["tuned"]["confusion"][held["tuned"]["labels"].index(m["label"])])
+    assert m["accuracy"] == pytest.approx(gold_count / held["tuned"]["n"])
+    assert f"Always answering '{m['label']}' would score {m['accuracy']:.3f}" in report["verdict"]
     assert (minilm_run / "eval" / "scores.png").exists()
     human = runner.invoke(app, ["eval", str(minilm_run)])
     assert human.exit_code == 0 and "Verdict" in human.output and "accuracy" in human.output

@@ -11,7 +11,8 @@ from tools.evaluate.compare import compare_reports
 from tools.evaluate.generate import Generation
 from tools.evaluate.heldout import classification_metrics
 from tools.evaluate.judge import CRITERIA, OllamaStructured
-from tools.evaluate.report import write_report
+from tools.evaluate.metrics import majority_baseline, majority_label
+from tools.evaluate.report import render_markdown, write_report
 from tools.evaluate.run import build_report, refresh_agreement, validation_prompts
 from tools.evaluate.suite import BUILTIN
 
@@ -159,6 +160,46 @@ def test_classification_verdict_and_confusion(tmp_path):
     md = (out / "report.md").read_text()
     assert "Confusion matrix" in md and "| bug | 1 | 1 | 0 |" in md
     assert json.loads((out / "scores.plotly.json").read_text())["data"][1]["y"][0] == pytest.approx(0.8)
+
+
+def _spam_heldout(pred_spam: int) -> dict:
+    """SMS spam held out: 862 ham, 138 spam; the model calls `pred_spam` of the spam texts spam."""
+    labels = ["ham", "spam"]
+    gold = ["ham"] * 862 + ["spam"] * 138
+    pred = ["ham"] * 862 + ["spam"] * pred_spam + ["ham"] * (138 - pred_spam)
+    return {"base": classification_metrics(gold, ["ham"] * 500 + ["spam"] * 500, labels),
+            "tuned": classification_metrics(gold, pred, labels),
+            "majority": majority_baseline(majority_label(["ham"] * 4000 + ["spam"] * 600), gold)}
+
+
+def test_a_classifier_that_always_answers_the_commonest_label_is_called_out(tmp_path):
+    r = build_report(tmp_path, model="minilm", task="classification", events=[], heldout=_spam_heldout(0),
+                     prompts=[], generate=None)
+    assert ("Always answering 'ham' would score 0.862; this model scores 0.862 — it has not learned to find "
+            "'spam'.") in r["verdict"]
+    assert "fewer than half" not in r["verdict"]
+    md = render_markdown(r)
+    assert "| always 'ham' | 0.862 |" in md
+
+
+def test_a_classifier_that_beats_the_baseline_is_told_so_with_the_baseline_named(tmp_path):
+    r = build_report(tmp_path, model="minilm", task="classification", events=[], heldout=_spam_heldout(120),
+                     prompts=[], generate=None)
+    assert "Always answering 'ham' would score 0.862; this model scores 0.982: it beats that guess." in r["verdict"]
+    assert "has not learned" not in r["verdict"]
+
+
+def test_mtw_eval_prints_the_baseline_row(tmp_path):
+    from rich.console import Console
+
+    from tools.evaluate.cli import _print
+
+    r = build_report(tmp_path, model="minilm", task="classification", events=[], heldout=_spam_heldout(0),
+                     prompts=[], generate=None)
+    console = Console(record=True, width=140)
+    _print(r, console)
+    text = console.export_text()
+    assert "always 'ham'" in text and "it has not learned to find 'spam'" in " ".join(text.split())
 
 
 def test_compare_two_runs():

@@ -108,10 +108,11 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
     assert [(m["name"], m["route"], m["verified"], m["run_id"]) for m in listed] == \
         [("PM-General-v1", "merged", True, "run")]
+    from tools.dataset.store import dataset_hash
     from tools.train.config import load_run_config
-    from tools.train.inputs import dataset_version
 
-    assert listed[0]["dataset_hash"] == dataset_version(load_run_config(tiny_run).data)
+    # this run predates split.json, so its data file names the version
+    assert listed[0]["dataset_hash"] == dataset_hash(load_run_config(tiny_run).data)
 
     again = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
     assert again.exit_code == 2 and "--name PM-General-v2" in flat(again.output)

@@ -193,3 +193,51 @@ def test_one_diagnosis_per_code_and_errors_first():
     events = run([float("nan")] * 3) + [{"type": "failed", "code": "nan_loss", "message": "nan"}]
     ds = diagnose(events, n_examples=3)
     assert [d.code for d in ds] == ["nan_loss", "too_few_examples"]
+
+
+def _current(events):
+    start = next(e for e in events if e["type"] == "start")
+    return {**start.get("config", {})}
+
+
+def test_a_flat_run_already_at_the_highest_rate_is_not_told_to_raise_it():
+    # minilm on SMS spam at 1e-3: the loss stalls at "always ham"
+    events = run(noisy([0.41] * 150, pct=0.01), lr=1e-3,
+                 start={"config": {"learning_rate": 1e-3, "epochs": 5, "batch_size": 16, "task": "classification"}})
+    (d,) = diagnose(events)
+    assert d.code == "flat_loss"
+    assert "learning_rate" not in d.fix
+    assert "raise the learning rate" not in d.fix_text.lower()
+    assert d.fix == {"epochs": 10.0}
+
+
+@pytest.mark.parametrize("settings", [
+    {"learning_rate": 1e-3, "epochs": 2, "batch_size": 1, "grad_accum": 4, "gradient_checkpointing": True,
+     "context": 2048, "lora_dropout": 0.1, "warmup_ratio": 0.1},
+    {"learning_rate": 1e-4, "epochs": 2, "batch_size": 2, "grad_accum": 2, "gradient_checkpointing": True,
+     "context": 1024, "lora_dropout": 0.1, "max_steps": 40},
+    {"learning_rate": 3e-4, "epochs": 1, "batch_size": 4, "grad_accum": 1, "gradient_checkpointing": "auto",
+     "context": 4096, "lora_dropout": 0.05},
+])
+@pytest.mark.parametrize("curve", ["flat", "diverging", "overfit", "memorize", "oom", "few"])
+def test_advice_never_repeats_the_value_already_set(settings, curve):
+    lr = settings["learning_rate"]
+    losses = {
+        "flat": noisy([2.0] * 60, pct=0.01),
+        "diverging": [2.0 - 0.05 * i for i in range(20)] + [1.0 * 1.1 ** i for i in range(15)],
+        "overfit": [2.0 * math.exp(-i / 20) + 0.3 for i in range(120)],
+        "memorize": [2.0 * math.exp(-i / 5) for i in range(60)],
+        "oom": [2.0, 1.9],
+        "few": healthy_losses(),
+    }[curve]
+    val = [1.2, 1.0, 1.15, 1.3, 1.45] if curve == "overfit" else None
+    events = run(losses, val=val, lr=lr, start={"config": settings, "n_examples": 8 if curve == "few" else 200})
+    if curve == "oom":
+        events.append({"type": "failed", "code": "oom", "message": "CUDA out of memory"})
+    found = diagnose(events)
+    assert found, f"no diagnosis for the {curve} curve"
+    current = _current(events)
+    for d in found:
+        repeated = {k: v for k, v in d.fix.items() if current.get(k) == v}
+        assert not repeated, f"{d.code} advises what is already set: {repeated}"
+        assert f"to {lr:.0e}".replace("e-0", "e-") not in d.fix_text, d.fix_text
