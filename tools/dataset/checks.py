@@ -794,20 +794,39 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     if val_path is not None:
         val_rows = read_dataset(val_path, fmt if fmt in _KNOWN else None).examples
     issues, stats = run.finish(val_rows)
-    records = run.n + sum(1 for i in read_issues if i.severity == "error" and i.line is not None)
+    records = notes.records
     stats.update(container=notes.container, encoding=notes.encoding, records=records)
     if val_path is not None:
         stats["validation_file"] = str(val_path)
     file_issues = notes.issues() + read_issues
-    if fmt in ("unknown", "empty"):
-        # nothing could be read: the size check would only repeat the format problem
+    if run.n == 0:
+        # the size check would only say "0 examples"; say why nothing was read instead
         issues = [i for i in issues if i.code != "too_few_examples"]
-        if fmt == "empty":
-            file_issues.append(_issue("too_few_examples", "error", None, f"{path} has no records.",
-                                      "Add examples, one JSON object per line."))
+        file_issues.insert(0, no_examples_issue(path, records, file_issues))
     all_issues = file_issues + issues
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
+
+
+def no_examples_issue(path: str | Path, records: int, found: Sequence[Issue]) -> Issue:
+    """The one error for a file that yielded no examples, saying why (empty, unreadable, unknown columns)."""
+    name = Path(path).name
+    errors = [i for i in found if i.severity == "error"]
+    codes = {i.code for i in errors}
+    if records == 0 and not errors:
+        why = f"{name} holds no records (it is empty, only blank lines, or an empty list `[]`)"
+        fix = "Add examples, one JSON object per line, e.g. {\"messages\": [{\"role\": \"user\", ...}, ...]}."
+    elif codes == {"unknown_format"} or "unknown_format" in codes:
+        why = f"none of the {records} record(s) in {name} has the fields of a known format"
+        fix = ("Name the columns with --map, e.g. --map prompt=question --map response=answer, or "
+               "--map text=SMS --map label=Label.")
+    elif codes <= {"invalid_json", "not_object", "encoding"}:
+        why = f"none of the {records} record(s) in {name} could be read (see the lines below)"
+        fix = "Fix the broken lines listed below; each line must be one complete JSON object."
+    else:
+        why = f"every one of the {records} record(s) in {name} has a problem that stops it being used"
+        fix = "Fix the problems listed below, starting with the first line."
+    return _issue("no_examples", "error", None, f"No examples: {why}.", fix)
 
 
 _KNOWN = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")

@@ -36,14 +36,21 @@ def check(
         _usage(err, f"Unknown --format '{format}'.", f"Use one of: {', '.join(FORMATS)}, or leave it out to detect.")
     try:
         report = check_file(data, model=model, context=context, format=format)
-        fixed = None
-        if fix is not None:
-            from tools.dataset.fix import fix_dataset
-
-            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
-                                drop_near_duplicates=drop_near_duplicates)
     except MTWError as exc:
         _usage(err, exc.message, exc.fix)
+    fixed = None
+    fix_failed: MTWError | None = None
+    if fix is not None:
+        from tools.dataset.fix import NothingToKeep, fix_dataset
+
+        try:
+            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
+                                drop_near_duplicates=drop_near_duplicates)
+        except NothingToKeep as exc:
+            # the report still shows, so the user sees why nothing could be kept
+            fix_failed = exc
+        except MTWError as exc:
+            _usage(err, exc.message, exc.fix)
     if fixed is not None:
         after = check_file(fixed.train_path, model=model, context=context)
         report.stats["fix"] = {
@@ -66,8 +73,12 @@ def check(
                 console.print(f"  • {change}", highlight=False)
             colour = "green" if info["ok_after"] else "red"
             console.print(f"  [{colour}]Checked again: {info['summary_after']}[/]", highlight=False)
-        elif not report.ok:
+        elif not report.ok and fix_failed is None:
             console.print(f"\nTo write a cleaned copy: [bold]mtw check {data} --fix clean.jsonl[/]", highlight=False)
+    if fix_failed is not None:
+        err.print(f"[red]✘[/] {fix_failed.message}", highlight=False)
+        err.print(f"  → {fix_failed.fix}", highlight=False)
+        raise typer.Exit(1)
     raise typer.Exit(0 if report.ok else 1)
 
 

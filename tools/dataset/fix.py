@@ -20,9 +20,15 @@ from tools.dataset.checks import (
 )
 from tools.dataset.model import Example, Message
 from tools.dataset.readers import read_dataset, write_messages_jsonl
-from tools.errors import UsageError
+from tools.errors import MTWError, UsageError
 
 VALIDATION_SHARE = 0.1
+
+
+class NothingToKeep(MTWError):
+    """--fix found no example worth keeping, so it wrote nothing (a problem with the data, not the command)."""
+
+    code = "no_examples"
 
 
 @dataclass
@@ -151,7 +157,8 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
     if unread:
         changes.append(f"Dropped {len(unread)} record(s) that could not be read (lines {_lines(unread)}).")
     if result.format in ("unknown", "empty"):
-        raise UsageError(f"Nothing in {path} could be read as examples, so there is nothing to clean.",
+        raise NothingToKeep(f"--fix would keep no examples: nothing in {path} could be read as examples, so it "
+                            "wrote nothing.",
                          "Fix the format problems listed in the report first.")
     codes = {i.code for i in result.issues}
     if "bad_role" in codes:
@@ -197,6 +204,10 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
             changes.append(f"Split off {len(val_rows)} row(s) ({validation_share:.0%}, {how}) for validation.")
         else:
             changes.append(f"Did not split off a validation set: {len(rows)} rows leave too few to train on.")
+    if not train:
+        raise NothingToKeep(f"--fix would keep no examples of {path}, so it wrote nothing: "
+                         + " ".join(changes[:3]),
+                         "Fix the problems in the report (each names its line), then run --fix again.")
     write_messages_jsonl(train, out)
     val_path = None
     if val_rows:

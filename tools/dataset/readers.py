@@ -73,6 +73,8 @@ class FileNotes:
     blank_lines: list[int] = field(default_factory=list)
     bad_bytes: list[int] = field(default_factory=list)
     trailing_commas: list[int] = field(default_factory=list)
+    records: int = 0
+    """Records seen, readable or not."""
 
     def issues(self) -> list[Issue]:
         out: list[Issue] = []
@@ -676,11 +678,13 @@ def iter_examples(path: str | Path, format: str | None = None, *,
             if any(r.issue is None for r in sample):
                 issues.append(_unknown_format(sample))
             issues.extend(r.issue for r in sample if r.issue)
+            notes.records += len(sample)
             for rec in records:  # count the rest so the report says how many records there were
+                notes.records += 1
                 if rec.issue:
                     issues.append(rec.issue)
             if detected is not None:
-                detected.append("unknown")
+                detected.append("unknown" if sample else "empty")
             return
         fmt = max(votes, key=lambda k: votes[k])
     if detected is not None:
@@ -691,6 +695,7 @@ def iter_examples(path: str | Path, format: str | None = None, *,
         yield from records
 
     for rec in all_records():
+        notes.records += 1
         if rec.issue is not None:
             issues.append(rec.issue)
             continue
@@ -707,9 +712,8 @@ def read_dataset(path: str | Path, format: str | None = None) -> ReadResult:
     examples = list(iter_examples(path, format, issues=issues, notes=notes, detected=detected))
     fmt = detected[0] if detected else (format or "empty")
     issues[:0] = notes.issues()
-    records = len(examples) + sum(1 for i in issues if i.severity == "error" and i.line is not None)
     return ReadResult(format=fmt, examples=examples, issues=issues, container=notes.container,
-                      encoding=notes.encoding, records=records)
+                      encoding=notes.encoding, records=notes.records)
 
 
 # ---------------------------------------------------------------- writers
