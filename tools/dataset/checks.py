@@ -55,9 +55,10 @@ def _chat_issues(ex: Example) -> list[Issue]:
         return [_issue("empty_field", "error", ex.line, f"{at} has an empty conversation (no messages).",
                        "Add a user turn and an assistant answer, or delete the line; --fix drops it.")]
     for i, m in enumerate(ex.messages, start=1):
-        if not m.content.strip():
+        if not m.content.strip() and not m.tool_calls:
             out.append(_issue("empty_field", "error", ex.line, f"{at}, message {i} ({m.role}) has no text.",
                               f"Write the {m.role} text or delete that turn; --fix drops empty turns."))
+    out += tool_issues(ex)
     for i, m in enumerate(ex.messages[1:], start=2):
         if m.role == "system":
             out.append(_issue("role_order", "error", ex.line,
@@ -65,7 +66,8 @@ def _chat_issues(ex: Example) -> list[Issue]:
                               "Move the system text to the first message; --fix does it."))
     turns = [(i, m) for i, m in enumerate(ex.messages, start=1) if m.role != "system"]
     for (_, a), (j, b) in zip(turns, turns[1:], strict=False):
-        if a.role == b.role:
+        # a call, its results and the answer after them are assistant / tool / assistant by design
+        if a.role == b.role and "tool" not in (a.role, b.role) and not a.tool_calls:
             out.append(_issue("role_order", "error", ex.line,
                               f"{at}: two {a.role} turns in a row (messages {j - 1} and {j}).",
                               f"Merge them into one {a.role} turn, or add the missing "
@@ -75,6 +77,10 @@ def _chat_issues(ex: Example) -> list[Issue]:
                           f"{at} has no assistant turn, so there is no answer to learn from.",
                           "Add the answer as {\"role\": \"assistant\", \"content\": ...}; --fix drops the row."))
         return out
+    if not any(m.taught() for m in ex.messages):
+        out.append(_issue("no_assistant", "error", ex.line,
+                          f"{at}: every assistant turn has weight 0, so nothing in it is taught.",
+                          "Set \"weight\": 1 on the answer the model should learn, or delete the row; --fix drops it."))
     if turns and turns[0][1].role == "assistant":
         out.append(_issue("role_order", "error", ex.line, f"{at} starts with the assistant, before any user turn.",
                           "Put the user's request first; --fix drops the leading assistant turn."))
@@ -82,6 +88,50 @@ def _chat_issues(ex: Example) -> list[Issue]:
         out.append(_issue("role_order", "error", ex.line,
                           f"{at} ends on a {turns[-1][1].role} turn, not on the assistant's answer.",
                           "End every conversation with the assistant's answer; --fix drops the trailing turn."))
+    return out
+
+
+def tool_issues(ex: Example) -> list[Issue]:
+    """Tool calls that name no defined tool or carry arguments that are not JSON; results with no call before them."""
+    import json
+
+    at = _at(ex)
+    out: list[Issue] = []
+    defined = {str(t.get("function", {}).get("name")) for t in ex.tools or ()}
+    pending = results_allowed = False
+    for i, m in enumerate(ex.messages, start=1):
+        for call in m.tool_calls or ():
+            if ex.tools is not None and call.name not in defined:
+                out.append(_issue("unknown_tool", "error", ex.line,
+                                  f"{at}, message {i} calls \"{call.name}\", which is not among the tools defined "
+                                  f"for it ({', '.join(sorted(defined)) or 'none'}).",
+                                  f"Add a definition for \"{call.name}\" to \"tools\", or fix the name in the call."))
+            try:
+                json.loads(call.arguments)
+            except json.JSONDecodeError:
+                out.append(_issue("bad_tool_arguments", "error", ex.line,
+                                  f"{at}, message {i}: the arguments of \"{call.name}\" are not valid JSON "
+                                  f"(`{call.arguments[:40]}`).",
+                                  "Write the arguments as a JSON object, e.g. {\"city\": \"Paris\"}."))
+        if m.role == "tool" and not results_allowed:
+            out.append(_issue("tool_order", "error", ex.line,
+                              f"{at}, message {i} is a tool result with no tool call before it.",
+                              "Put the assistant turn that makes the call (tool_calls) just before its result."))
+        elif m.role in ("user", "assistant") and pending:
+            out.append(_issue("tool_order", "error", ex.line,
+                              f"{at}, message {i}: the tool call before it never gets its result.",
+                              "Add the tool's result ({\"role\": \"tool\", \"content\": ...}) right after the "
+                              "call."))
+        if m.tool_calls:
+            pending = results_allowed = True
+        elif m.role == "tool":
+            pending = False
+        else:
+            pending = results_allowed = False
+    if any(m.tool_calls for m in ex.messages) and not ex.tools:
+        out.append(_issue("unknown_tool", "warning", ex.line,
+                          f"{at} calls tools but defines none, so the model learns calls without their "
+                          "descriptions.", "Add the tool definitions in a \"tools\" field next to \"messages\"."))
     return out
 
 
@@ -778,34 +828,57 @@ def validation_path_for(path: str | Path) -> Path | None:
 
 def check_file(path: str | Path, *, model: str | None = None, context: int | None = None,
                format: str | None = None, validation: str | Path | None = None,
-               use_embeddings: bool = False) -> DatasetReport:
+               use_embeddings: bool = False, column_map: dict[str, str] | None = None) -> DatasetReport:
     """Check a dataset file while it streams past; a validation file next to it is checked for overlap too."""
-    from tools.dataset.readers import FileNotes, iter_examples, read_dataset
+    from tools.dataset.readers import FORMATS, NOT_DATASETS, FileNotes, iter_examples, read_dataset, renumber
 
     read_issues: list[Issue] = []
     notes = FileNotes()
     detected: list[str] = []
     run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected):
+    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected,
+                            column_map=column_map):
         run.add(ex)
     fmt = detected[0] if detected else (format or "empty")
     val_path = Path(validation) if validation else validation_path_for(path)
     val_rows: list[Example] = []
     if val_path is not None:
-        val_rows = read_dataset(val_path, fmt if fmt in _KNOWN else None).examples
+        val_rows = read_dataset(val_path, fmt if fmt in FORMATS else None, column_map=column_map).examples
     issues, stats = run.finish(val_rows)
     records = notes.records
     stats.update(container=notes.container, encoding=notes.encoding, records=records)
+    if notes.numbering == "record":
+        stats["numbering"] = "record"
     if val_path is not None:
         stats["validation_file"] = str(val_path)
     file_issues = notes.issues() + read_issues
+    if fmt in ("dpo", "kto"):
+        file_issues.insert(0, preference_issue(fmt, run.n))
     if run.n == 0:
         # the size check would only say "0 examples"; say why nothing was read instead
         issues = [i for i in issues if i.code != "too_few_examples"]
-        file_issues.insert(0, no_examples_issue(path, records, file_issues))
-    all_issues = file_issues + issues
+        if fmt not in NOT_DATASETS:
+            file_issues.insert(0, no_examples_issue(path, records, file_issues))
+    all_issues = renumber(file_issues + issues, notes)
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
+
+
+def preference_issue(fmt: str, n: int) -> Issue:
+    """Preference data is recognised but not trained: one error saying what it is and what to do."""
+    if fmt == "dpo":
+        what = (f"This is preference data (DPO): {n} prompts, each with a chosen and a rejected answer. It teaches "
+                "which of two answers is better, which needs preference training, not the supervised fine-tuning "
+                "mtw does; training on it as it is would teach the rejected answers too.")
+        fix = ("To fine-tune on the chosen answers only: mtw check FILE --fix chosen.jsonl writes them as ordinary "
+               "examples (the rejected ones are left out); then train on chosen.jsonl.")
+    else:
+        what = (f"This is preference data (KTO): {n} conversations, each labelled desirable (true) or undesirable "
+                "(false). mtw does supervised fine-tuning, which would teach the undesirable answers as if they "
+                "were good.")
+        fix = ("To fine-tune on the desirable answers only: mtw check FILE --fix good.jsonl keeps the rows labelled "
+               "true and leaves out the rest; then train on good.jsonl.")
+    return _issue("preference_data", "error", None, what, fix)
 
 
 def no_examples_issue(path: str | Path, records: int, found: Sequence[Issue]) -> Issue:
@@ -829,4 +902,4 @@ def no_examples_issue(path: str | Path, records: int, found: Sequence[Issue]) ->
     return _issue("no_examples", "error", None, f"No examples: {why}.", fix)
 
 
-_KNOWN = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")
+

@@ -21,6 +21,11 @@ def check(
                                                       "alpaca, sharegpt, prompt_completion, classification, ner."),
     drop_near_duplicates: bool = typer.Option(False, "--drop-near-duplicates",
                                               help="With --fix, also remove near-duplicates (kept by default)."),
+    maps: list[str] = typer.Option([], "--map", help="Which column holds which field: --map text=SMS "
+                                                     "--map label=Label (repeatable)."),
+    dataset_info: Path = typer.Option(None, "--dataset-info", help="LLaMA-Factory dataset_info.json to read the "
+                                                                   "column names from (with --dataset)."),
+    dataset: str = typer.Option(None, "--dataset", help="The entry of --dataset-info that describes DATA."),
 ) -> None:
     """Check a dataset and explain every problem with its line and fix; exit 0 = no errors, 1 = errors."""
     from tools.dataset.checks import check_file
@@ -35,7 +40,10 @@ def check(
     if format is not None and format not in FORMATS:
         _usage(err, f"Unknown --format '{format}'.", f"Use one of: {', '.join(FORMATS)}, or leave it out to detect.")
     try:
-        report = check_file(data, model=model, context=context, format=format)
+        from tools.dataset.mapping import column_map
+
+        columns = column_map(maps, dataset_info, dataset)
+        report = check_file(data, model=model, context=context, format=format, column_map=columns)
     except MTWError as exc:
         _usage(err, exc.message, exc.fix)
     fixed = None
@@ -45,7 +53,7 @@ def check(
 
         try:
             fixed = fix_dataset(data, fix, format=format, model=model, context=context,
-                                drop_near_duplicates=drop_near_duplicates)
+                                drop_near_duplicates=drop_near_duplicates, column_map=columns)
         except NothingToKeep as exc:
             # the report still shows, so the user sees why nothing could be kept
             fix_failed = exc

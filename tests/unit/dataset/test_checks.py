@@ -225,4 +225,4 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
 
 def test_message_model_rejects_unknown_roles():
     with pytest.raises(ValueError):
-        Message(role="tool", content="x")  # type: ignore[arg-type]
+        Message(role="function", content="x")  # type: ignore[arg-type]
