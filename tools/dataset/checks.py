@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.dataset.model import DatasetReport, Example, Issue, Severity
+from tools.dataset.privacy import privacy_issues, redact_secrets
+
+__all__ = ["privacy_issues", "redact_secrets"]
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
@@ -165,93 +167,6 @@ def _ner_issues(ex: Example) -> list[Issue]:
                               f"{tag[2:]} entity.", f"Tag the first word of an entity B-{tag[2:]}."))
             break
     return out
-
-
-# ---------------------------------------------------------------- PII and secrets
-
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
-_PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
-_PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])"
-                    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,4}(?![\w-])")
-# starts on a digit so the scan can skip ahead fast; the window handed to _PHONE adds a possible "+44 " or "("
-_PHONE_CANDIDATE = re.compile(r"\d[\d ().-]{6,18}\d")
-# (what it is, literal hints that must appear for it to be possible, the pattern); the hints keep the scan cheap
-_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    ("an OpenAI-style API key", ("sk-",), re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
-    ("an AWS access key", ("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
-    ("a Slack token", ("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("a Google API key", ("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("a Hugging Face token", ("hf_",), re.compile(r"\bhf_[A-Za-z]{30,}")),
-    ("a private key", ("PRIVATE KEY",), re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
-    ("a JSON web token", ("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-)
-_ASSIGNMENT_HINTS = ("password", "passwd", "api_key", "api-key", "apikey", "secret", "access_token", "access-token")
-_ASSIGNMENT = re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")
-
-
-_ANY_HINT = re.compile("|".join(re.escape(h) for _, hints, _ in _SECRETS for h in hints))
-
-
-def _find_secret(text: str) -> tuple[str, re.Match[str]] | None:
-    if _ANY_HINT.search(text):
-        for name, hints, pattern in _SECRETS:
-            if any(h in text for h in hints):
-                hit = pattern.search(text)
-                if hit:
-                    return name, hit
-    low = text.lower()
-    if any(h in low for h in _ASSIGNMENT_HINTS):
-        hit = _ASSIGNMENT.search(text)
-        if hit:
-            return "a password or secret assignment", hit
-    return None
-
-
-def _find_phones(text: str) -> list[str]:
-    found = []
-    for cand in _PHONE_CANDIDATE.finditer(text):
-        window = text[max(0, cand.start() - 6): cand.end() + 1]
-        found += [m.group() for m in _PHONE.finditer(window)]
-    return found
-
-
-def privacy_issues(ex: Example) -> list[Issue]:
-    """Emails, phone numbers and secrets (API keys, tokens, private keys) in a row's text."""
-    text = ex.all_text()
-    at = _at(ex)
-    out = []
-    secret = _find_secret(text)
-    if secret:
-        name, hit = secret
-        shown = hit.group()[:8] + "…"
-        out.append(_issue("secret", "error", ex.line,
-                          f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
-                          "repeat it to anyone.",
-                          "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
-                          "--fix replaces it with a placeholder."))
-    emails = []
-    if "@" in text:
-        emails = [m.group() for m in _EMAIL.finditer(text)
-                  if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS)]
-    if emails:
-        out.append(_issue("pii_email", "warning", ex.line,
-                          f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
-                          "Replace real addresses with placeholders like name@example.com unless the model should "
-                          "learn them."))
-    phones = _find_phones(text)
-    if phones:
-        out.append(_issue("pii_phone", "warning", ex.line,
-                          f"{at} contains a phone number ({phones[0].strip()}).",
-                          "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
-    return out
-
-
-def redact_secrets(text: str) -> str:
-    """The text with every secret replaced by a <SECRET> placeholder."""
-    for _, _, pattern in _SECRETS:
-        text = pattern.sub("<SECRET>", text)
-    return _ASSIGNMENT.sub("<SECRET>", text)
 
 
 # ---------------------------------------------------------------- duplicates
