@@ -67,6 +67,7 @@ def _known_formats() -> tuple[tuple[str, re.Pattern[str]], ...]:
     return (*found, *_EXTRA)
 
 
+
 def _luhn(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -107,15 +108,20 @@ def redact_secrets(text: str) -> str:
 
 def find_phones(text: str) -> list[str]:
     """Phone numbers, international or in US / UK / German national form (placeholders like 555-0100 skipped)."""
-    if not _DIGITS.search(text):
-        return []
-    import phonenumbers
-
     found: list[str] = []
-    for region in _PHONE_REGIONS:
-        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-            if match.raw_string not in found and not _PLACEHOLDER_PHONE.search(match.raw_string):
-                found.append(match.raw_string)
+    for cand in _DIGITS.finditer(text):
+        if sum(ch.isdigit() for ch in cand.group()) < 7 or _PLACEHOLDER_PHONE.search(cand.group()):
+            continue
+        import phonenumbers
+
+        # only the stretch around the digits goes to the matcher: scanning whole texts is what costs
+        window = text[max(0, cand.start() - 4): cand.end() + 1]
+        for region in _PHONE_REGIONS:
+            for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID):
+                if match.raw_string not in found:
+                    found.append(match.raw_string)
+            if found:
+                return found
     return found
 
 
