@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from tools.dataset.model import DatasetReport, Example, Issue, Severity
+from tools.dataset.privacy import privacy_issues, redact_secrets
+
+__all__ = ["privacy_issues", "redact_secrets"]
 
 MIN_EXAMPLES = 10
 RECOMMENDED_EXAMPLES = 50
@@ -55,9 +57,10 @@ def _chat_issues(ex: Example) -> list[Issue]:
         return [_issue("empty_field", "error", ex.line, f"{at} has an empty conversation (no messages).",
                        "Add a user turn and an assistant answer, or delete the line; --fix drops it.")]
     for i, m in enumerate(ex.messages, start=1):
-        if not m.content.strip():
+        if not m.content.strip() and not m.tool_calls:
             out.append(_issue("empty_field", "error", ex.line, f"{at}, message {i} ({m.role}) has no text.",
                               f"Write the {m.role} text or delete that turn; --fix drops empty turns."))
+    out += tool_issues(ex)
     for i, m in enumerate(ex.messages[1:], start=2):
         if m.role == "system":
             out.append(_issue("role_order", "error", ex.line,
@@ -65,7 +68,8 @@ def _chat_issues(ex: Example) -> list[Issue]:
                               "Move the system text to the first message; --fix does it."))
     turns = [(i, m) for i, m in enumerate(ex.messages, start=1) if m.role != "system"]
     for (_, a), (j, b) in zip(turns, turns[1:], strict=False):
-        if a.role == b.role:
+        # a call, its results and the answer after them are assistant / tool / assistant by design
+        if a.role == b.role and "tool" not in (a.role, b.role) and not a.tool_calls:
             out.append(_issue("role_order", "error", ex.line,
                               f"{at}: two {a.role} turns in a row (messages {j - 1} and {j}).",
                               f"Merge them into one {a.role} turn, or add the missing "
@@ -75,6 +79,10 @@ def _chat_issues(ex: Example) -> list[Issue]:
                           f"{at} has no assistant turn, so there is no answer to learn from.",
                           "Add the answer as {\"role\": \"assistant\", \"content\": ...}; --fix drops the row."))
         return out
+    if not any(m.taught() for m in ex.messages):
+        out.append(_issue("no_assistant", "error", ex.line,
+                          f"{at}: every assistant turn has weight 0, so nothing in it is taught.",
+                          "Set \"weight\": 1 on the answer the model should learn, or delete the row; --fix drops it."))
     if turns and turns[0][1].role == "assistant":
         out.append(_issue("role_order", "error", ex.line, f"{at} starts with the assistant, before any user turn.",
                           "Put the user's request first; --fix drops the leading assistant turn."))
@@ -82,6 +90,50 @@ def _chat_issues(ex: Example) -> list[Issue]:
         out.append(_issue("role_order", "error", ex.line,
                           f"{at} ends on a {turns[-1][1].role} turn, not on the assistant's answer.",
                           "End every conversation with the assistant's answer; --fix drops the trailing turn."))
+    return out
+
+
+def tool_issues(ex: Example) -> list[Issue]:
+    """Tool calls that name no defined tool or carry arguments that are not JSON; results with no call before them."""
+    import json
+
+    at = _at(ex)
+    out: list[Issue] = []
+    defined = {str(t.get("function", {}).get("name")) for t in ex.tools or ()}
+    pending = results_allowed = False
+    for i, m in enumerate(ex.messages, start=1):
+        for call in m.tool_calls or ():
+            if ex.tools is not None and call.name not in defined:
+                out.append(_issue("unknown_tool", "error", ex.line,
+                                  f"{at}, message {i} calls \"{call.name}\", which is not among the tools defined "
+                                  f"for it ({', '.join(sorted(defined)) or 'none'}).",
+                                  f"Add a definition for \"{call.name}\" to \"tools\", or fix the name in the call."))
+            try:
+                json.loads(call.arguments)
+            except json.JSONDecodeError:
+                out.append(_issue("bad_tool_arguments", "error", ex.line,
+                                  f"{at}, message {i}: the arguments of \"{call.name}\" are not valid JSON "
+                                  f"(`{call.arguments[:40]}`).",
+                                  "Write the arguments as a JSON object, e.g. {\"city\": \"Paris\"}."))
+        if m.role == "tool" and not results_allowed:
+            out.append(_issue("tool_order", "error", ex.line,
+                              f"{at}, message {i} is a tool result with no tool call before it.",
+                              "Put the assistant turn that makes the call (tool_calls) just before its result."))
+        elif m.role in ("user", "assistant") and pending:
+            out.append(_issue("tool_order", "error", ex.line,
+                              f"{at}, message {i}: the tool call before it never gets its result.",
+                              "Add the tool's result ({\"role\": \"tool\", \"content\": ...}) right after the "
+                              "call."))
+        if m.tool_calls:
+            pending = results_allowed = True
+        elif m.role == "tool":
+            pending = False
+        else:
+            pending = results_allowed = False
+    if any(m.tool_calls for m in ex.messages) and not ex.tools:
+        out.append(_issue("unknown_tool", "warning", ex.line,
+                          f"{at} calls tools but defines none, so the model learns calls without their "
+                          "descriptions.", "Add the tool definitions in a \"tools\" field next to \"messages\"."))
     return out
 
 
@@ -115,93 +167,6 @@ def _ner_issues(ex: Example) -> list[Issue]:
                               f"{tag[2:]} entity.", f"Tag the first word of an entity B-{tag[2:]}."))
             break
     return out
-
-
-# ---------------------------------------------------------------- PII and secrets
-
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
-_PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
-_PHONE = re.compile(r"(?<![\w.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{3,4}(?![\w-])"
-                    r"|(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,4}){2,4}(?![\w-])")
-# starts on a digit so the scan can skip ahead fast; the window handed to _PHONE adds a possible "+44 " or "("
-_PHONE_CANDIDATE = re.compile(r"\d[\d ().-]{6,18}\d")
-# (what it is, literal hints that must appear for it to be possible, the pattern); the hints keep the scan cheap
-_SECRETS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    ("an OpenAI-style API key", ("sk-",), re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
-    ("an AWS access key", ("AKIA", "ASIA"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}")),
-    ("a Slack token", ("xox",), re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("a Google API key", ("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("a Hugging Face token", ("hf_",), re.compile(r"\bhf_[A-Za-z]{30,}")),
-    ("a private key", ("PRIVATE KEY",), re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
-    ("a JSON web token", ("eyJ",), re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-)
-_ASSIGNMENT_HINTS = ("password", "passwd", "api_key", "api-key", "apikey", "secret", "access_token", "access-token")
-_ASSIGNMENT = re.compile(r"(?i)\b(?:password|passwd|api[_-]?key|secret|access[_-]?token)\s*[:=]\s*['\"]?[^\s'\"]{8,}")
-
-
-_ANY_HINT = re.compile("|".join(re.escape(h) for _, hints, _ in _SECRETS for h in hints))
-
-
-def _find_secret(text: str) -> tuple[str, re.Match[str]] | None:
-    if _ANY_HINT.search(text):
-        for name, hints, pattern in _SECRETS:
-            if any(h in text for h in hints):
-                hit = pattern.search(text)
-                if hit:
-                    return name, hit
-    low = text.lower()
-    if any(h in low for h in _ASSIGNMENT_HINTS):
-        hit = _ASSIGNMENT.search(text)
-        if hit:
-            return "a password or secret assignment", hit
-    return None
-
-
-def _find_phones(text: str) -> list[str]:
-    found = []
-    for cand in _PHONE_CANDIDATE.finditer(text):
-        window = text[max(0, cand.start() - 6): cand.end() + 1]
-        found += [m.group() for m in _PHONE.finditer(window)]
-    return found
-
-
-def privacy_issues(ex: Example) -> list[Issue]:
-    """Emails, phone numbers and secrets (API keys, tokens, private keys) in a row's text."""
-    text = ex.all_text()
-    at = _at(ex)
-    out = []
-    secret = _find_secret(text)
-    if secret:
-        name, hit = secret
-        shown = hit.group()[:8] + "…"
-        out.append(_issue("secret", "error", ex.line,
-                          f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
-                          "repeat it to anyone.",
-                          "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
-                          "--fix replaces it with a placeholder."))
-    emails = []
-    if "@" in text:
-        emails = [m.group() for m in _EMAIL.finditer(text)
-                  if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS)]
-    if emails:
-        out.append(_issue("pii_email", "warning", ex.line,
-                          f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
-                          "Replace real addresses with placeholders like name@example.com unless the model should "
-                          "learn them."))
-    phones = _find_phones(text)
-    if phones:
-        out.append(_issue("pii_phone", "warning", ex.line,
-                          f"{at} contains a phone number ({phones[0].strip()}).",
-                          "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
-    return out
-
-
-def redact_secrets(text: str) -> str:
-    """The text with every secret replaced by a <SECRET> placeholder."""
-    for _, _, pattern in _SECRETS:
-        text = pattern.sub("<SECRET>", text)
-    return _ASSIGNMENT.sub("<SECRET>", text)
 
 
 # ---------------------------------------------------------------- duplicates
@@ -778,36 +743,78 @@ def validation_path_for(path: str | Path) -> Path | None:
 
 def check_file(path: str | Path, *, model: str | None = None, context: int | None = None,
                format: str | None = None, validation: str | Path | None = None,
-               use_embeddings: bool = False) -> DatasetReport:
+               use_embeddings: bool = False, column_map: dict[str, str] | None = None) -> DatasetReport:
     """Check a dataset file while it streams past; a validation file next to it is checked for overlap too."""
-    from tools.dataset.readers import FileNotes, iter_examples, read_dataset
+    from tools.dataset.readers import FORMATS, NOT_DATASETS, FileNotes, iter_examples, read_dataset, renumber
 
     read_issues: list[Issue] = []
     notes = FileNotes()
     detected: list[str] = []
     run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected):
+    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected,
+                            column_map=column_map):
         run.add(ex)
     fmt = detected[0] if detected else (format or "empty")
     val_path = Path(validation) if validation else validation_path_for(path)
     val_rows: list[Example] = []
     if val_path is not None:
-        val_rows = read_dataset(val_path, fmt if fmt in _KNOWN else None).examples
+        val_rows = read_dataset(val_path, fmt if fmt in FORMATS else None, column_map=column_map).examples
     issues, stats = run.finish(val_rows)
-    records = run.n + sum(1 for i in read_issues if i.severity == "error" and i.line is not None)
+    records = notes.records
     stats.update(container=notes.container, encoding=notes.encoding, records=records)
+    if notes.numbering == "record":
+        stats["numbering"] = "record"
     if val_path is not None:
         stats["validation_file"] = str(val_path)
     file_issues = notes.issues() + read_issues
-    if fmt in ("unknown", "empty"):
-        # nothing could be read: the size check would only repeat the format problem
+    if fmt in ("dpo", "kto"):
+        file_issues.insert(0, preference_issue(fmt, run.n))
+    if run.n == 0:
+        # the size check would only say "0 examples"; say why nothing was read instead
         issues = [i for i in issues if i.code != "too_few_examples"]
-        if fmt == "empty":
-            file_issues.append(_issue("too_few_examples", "error", None, f"{path} has no records.",
-                                      "Add examples, one JSON object per line."))
-    all_issues = file_issues + issues
+        if fmt not in NOT_DATASETS:
+            file_issues.insert(0, no_examples_issue(path, records, file_issues))
+    all_issues = renumber(file_issues + issues, notes)
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
 
 
-_KNOWN = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")
+def preference_issue(fmt: str, n: int) -> Issue:
+    """Preference data is recognised but not trained: one error saying what it is and what to do."""
+    if fmt == "dpo":
+        what = (f"This is preference data (DPO): {n} prompts, each with a chosen and a rejected answer. It teaches "
+                "which of two answers is better, which needs preference training, not the supervised fine-tuning "
+                "mtw does; training on it as it is would teach the rejected answers too.")
+        fix = ("To fine-tune on the chosen answers only: mtw check FILE --fix chosen.jsonl writes them as ordinary "
+               "examples (the rejected ones are left out); then train on chosen.jsonl.")
+    else:
+        what = (f"This is preference data (KTO): {n} conversations, each labelled desirable (true) or undesirable "
+                "(false). mtw does supervised fine-tuning, which would teach the undesirable answers as if they "
+                "were good.")
+        fix = ("To fine-tune on the desirable answers only: mtw check FILE --fix good.jsonl keeps the rows labelled "
+               "true and leaves out the rest; then train on good.jsonl.")
+    return _issue("preference_data", "error", None, what, fix)
+
+
+def no_examples_issue(path: str | Path, records: int, found: Sequence[Issue]) -> Issue:
+    """The one error for a file that yielded no examples, saying why (empty, unreadable, unknown columns)."""
+    name = Path(path).name
+    errors = [i for i in found if i.severity == "error"]
+    codes = {i.code for i in errors}
+    if records == 0 and not errors:
+        why = f"{name} holds no records (it is empty, only blank lines, or an empty list `[]`)"
+        fix = "Add examples, one JSON object per line, e.g. {\"messages\": [{\"role\": \"user\", ...}, ...]}."
+    elif codes == {"unknown_format"} or "unknown_format" in codes:
+        why = f"none of the {records} record(s) in {name} has the fields of a known format"
+        fix = ("Name the columns with --map, e.g. --map prompt=question --map response=answer, or "
+               "--map text=SMS --map label=Label.")
+    elif codes <= {"invalid_json", "not_object", "encoding"}:
+        why = f"none of the {records} record(s) in {name} could be read (see the lines below)"
+        fix = "Fix the broken lines listed below; each line must be one complete JSON object."
+    else:
+        why = f"every one of the {records} record(s) in {name} has a problem that stops it being used"
+        fix = "Fix the problems listed below, starting with the first line."
+    return _issue("no_examples", "error", None, f"No examples: {why}.", fix)
+
+
+

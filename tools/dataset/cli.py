@@ -21,6 +21,11 @@ def check(
                                                       "alpaca, sharegpt, prompt_completion, classification, ner."),
     drop_near_duplicates: bool = typer.Option(False, "--drop-near-duplicates",
                                               help="With --fix, also remove near-duplicates (kept by default)."),
+    maps: list[str] = typer.Option([], "--map", help="Which column holds which field: --map text=SMS "
+                                                     "--map label=Label (repeatable)."),
+    dataset_info: Path = typer.Option(None, "--dataset-info", help="LLaMA-Factory dataset_info.json to read the "
+                                                                   "column names from (with --dataset)."),
+    dataset: str = typer.Option(None, "--dataset", help="The entry of --dataset-info that describes DATA."),
 ) -> None:
     """Check a dataset and explain every problem with its line and fix; exit 0 = no errors, 1 = errors."""
     from tools.dataset.checks import check_file
@@ -35,15 +40,25 @@ def check(
     if format is not None and format not in FORMATS:
         _usage(err, f"Unknown --format '{format}'.", f"Use one of: {', '.join(FORMATS)}, or leave it out to detect.")
     try:
-        report = check_file(data, model=model, context=context, format=format)
-        fixed = None
-        if fix is not None:
-            from tools.dataset.fix import fix_dataset
+        from tools.dataset.mapping import column_map
 
-            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
-                                drop_near_duplicates=drop_near_duplicates)
+        columns = column_map(maps, dataset_info, dataset)
+        report = check_file(data, model=model, context=context, format=format, column_map=columns)
     except MTWError as exc:
         _usage(err, exc.message, exc.fix)
+    fixed = None
+    fix_failed: MTWError | None = None
+    if fix is not None:
+        from tools.dataset.fix import NothingToKeep, fix_dataset
+
+        try:
+            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
+                                drop_near_duplicates=drop_near_duplicates, column_map=columns)
+        except NothingToKeep as exc:
+            # the report still shows, so the user sees why nothing could be kept
+            fix_failed = exc
+        except MTWError as exc:
+            _usage(err, exc.message, exc.fix)
     if fixed is not None:
         after = check_file(fixed.train_path, model=model, context=context)
         report.stats["fix"] = {
@@ -66,8 +81,12 @@ def check(
                 console.print(f"  • {change}", highlight=False)
             colour = "green" if info["ok_after"] else "red"
             console.print(f"  [{colour}]Checked again: {info['summary_after']}[/]", highlight=False)
-        elif not report.ok:
+        elif not report.ok and fix_failed is None:
             console.print(f"\nTo write a cleaned copy: [bold]mtw check {data} --fix clean.jsonl[/]", highlight=False)
+    if fix_failed is not None:
+        err.print(f"[red]✘[/] {fix_failed.message}", highlight=False)
+        err.print(f"  → {fix_failed.fix}", highlight=False)
+        raise typer.Exit(1)
     raise typer.Exit(0 if report.ok else 1)
 
 

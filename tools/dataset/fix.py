@@ -19,10 +19,16 @@ from tools.dataset.checks import (
     validation_path_for,
 )
 from tools.dataset.model import Example, Message
-from tools.dataset.readers import read_dataset, write_messages_jsonl
-from tools.errors import UsageError
+from tools.dataset.readers import NOT_DATASETS, read_dataset, write_messages_jsonl
+from tools.errors import MTWError, UsageError
 
 VALIDATION_SHARE = 0.1
+
+
+class NothingToKeep(MTWError):
+    """--fix found no example worth keeping, so it wrote nothing (a problem with the data, not the command)."""
+
+    code = "no_examples"
 
 
 @dataclass
@@ -59,18 +65,20 @@ def repair(ex: Example) -> tuple[Example | None, list[str]]:
         if clean != text:
             did.append("replaced a secret with <SECRET>")
         return Example.classified(clean, label, line=ex.line), did
+    if ex.desirable is False:
+        return None, ["dropped: an answer labelled undesirable"]
     msgs: list[Message] = []
     for m in ex.messages:
         content = m.content.strip()
         if content != m.content:
             did.append("stripped whitespace")
-        if not content:
+        if not content and not m.tool_calls:
             did.append("dropped an empty turn")
             continue
         redacted = redact_secrets(content)
         if redacted != content:
             did.append("replaced a secret with <SECRET>")
-        msgs.append(Message(role=m.role, content=redacted))
+        msgs.append(m.model_copy(update={"content": redacted}))
     system = [m.content for m in msgs if m.role == "system"]
     turns = [m for m in msgs if m.role != "system"]
     if len(system) > 1 or (system and msgs[0].role != "system"):
@@ -80,8 +88,9 @@ def repair(ex: Example) -> tuple[Example | None, list[str]]:
         did.append("dropped a leading assistant turn")
     merged: list[Message] = []
     for m in turns:
-        if merged and merged[-1].role == m.role:
-            merged[-1] = Message(role=m.role, content=f"{merged[-1].content}\n\n{m.content}")
+        last = merged[-1] if merged else None
+        if last is not None and last.role == m.role and m.role != "tool" and not (last.tool_calls or m.tool_calls):
+            merged[-1] = last.model_copy(update={"content": f"{last.content}\n\n{m.content}"})
             did.append(f"merged two {m.role} turns in a row")
         else:
             merged.append(m)
@@ -91,7 +100,7 @@ def repair(ex: Example) -> tuple[Example | None, list[str]]:
     if not merged:
         return None, ["dropped: no user request with an assistant answer"]
     head = [Message(role="system", content="\n\n".join(system))] if system else []
-    return Example(messages=head + merged, line=ex.line), did
+    return Example(messages=head + merged, tools=ex.tools, line=ex.line), did
 
 
 def _dedupe(rows: list[Example]) -> tuple[list[Example], list[int]]:
@@ -137,7 +146,8 @@ def _lines(nums: Sequence[int], limit: int = 8) -> str:
 
 def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None, model: str | None = None,
                 context: int | None = None, validation_share: float = VALIDATION_SHARE,
-                drop_near_duplicates: bool = False, seed: int = 0) -> FixResult:
+                drop_near_duplicates: bool = False, seed: int = 0,
+                column_map: dict[str, str] | None = None) -> FixResult:
     """Clean `path` into `out` (+ a validation file next to it) and return the changes, in plain words."""
     path, out = Path(path), Path(out)
     if out.resolve() == path.resolve():
@@ -145,20 +155,33 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
     if not 0 < validation_share < 1:
         raise UsageError(f"The validation share must be between 0 and 1 (got {validation_share}).",
                          "Use e.g. 0.1 for 10 %.")
-    result = read_dataset(path, format)
+    result = read_dataset(path, format, column_map=column_map)
     changes: list[str] = []
     unread = sorted({i.line for i in result.issues if i.severity == "error" and i.line is not None})
     if unread:
         changes.append(f"Dropped {len(unread)} record(s) that could not be read (lines {_lines(unread)}).")
-    if result.format in ("unknown", "empty"):
-        raise UsageError(f"Nothing in {path} could be read as examples, so there is nothing to clean.",
+    if result.format in ("unknown", "empty", *NOT_DATASETS):
+        raise NothingToKeep(f"--fix would keep no examples: nothing in {path} could be read as examples, so it "
+                            "wrote nothing.",
                          "Fix the format problems listed in the report first.")
     codes = {i.code for i in result.issues}
+    if result.format == "dpo":
+        changes.append("Kept each prompt with its chosen answer as an ordinary example; the rejected answers were "
+                       "left out.")
+    media = next((i for i in result.issues if i.code == "media_skipped"), None)
+    if media is not None:
+        changes.append(f"Left out the examples with images, audio or video (first: line {media.line}).")
+    if "extra_columns" in codes:
+        changes.append("Dropped rows whose text spilled into columns without a name.")
     if "bad_role" in codes:
         changes.append("Renamed roles like 'human' / 'gpt' to 'user' / 'assistant'.")
     if codes & {"blank_line", "encoding", "line_endings", "invalid_json"} or result.container != "jsonl":
         changes.append("Wrote plain UTF-8 JSONL: one record per line, no blank lines, Unix line endings.")
-    rows, tally, dropped_rows = _repair_all(result.examples)
+    undesirable = [ex.line or 0 for ex in result.examples if ex.desirable is False]
+    if undesirable:
+        changes.append(f"Left out {len(undesirable)} answer(s) labelled undesirable (false), so they are never "
+                       f"taught (lines {_lines(undesirable)}).")
+    rows, tally, dropped_rows = _repair_all([ex for ex in result.examples if ex.desirable is not False])
     for what, n in sorted(tally.items()):
         changes.append(f"{what[0].upper()}{what[1:]} ({n} row{'s' * (n != 1)}).")
     if dropped_rows:
@@ -197,6 +220,10 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
             changes.append(f"Split off {len(val_rows)} row(s) ({validation_share:.0%}, {how}) for validation.")
         else:
             changes.append(f"Did not split off a validation set: {len(rows)} rows leave too few to train on.")
+    if not train:
+        raise NothingToKeep(f"--fix would keep no examples of {path}, so it wrote nothing: "
+                         + " ".join(changes[:3]),
+                         "Fix the problems in the report (each names its line), then run --fix again.")
     write_messages_jsonl(train, out)
     val_path = None
     if val_rows:

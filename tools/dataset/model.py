@@ -6,9 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["system", "user", "assistant"]
-ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: tuple[Role, ...] = ("system", "user", "assistant", "tool")
 Severity = Literal["error", "warning", "info"]
+
+
+class ToolCall(BaseModel):
+    """A function call the assistant makes: the tool's name and its arguments as JSON text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: str
+    """The arguments exactly as written (JSON text); the checks say when they do not parse."""
+    id: str | None = None
 
 
 class Message(BaseModel):
@@ -18,6 +29,30 @@ class Message(BaseModel):
 
     role: Role
     content: str
+    tool_calls: list[ToolCall] | None = None
+    """Calls an assistant turn makes (its content is often empty then)."""
+    tool_call_id: str | None = None
+    """Which call a tool turn answers."""
+    weight: float | None = None
+    """0 = the turn is shown to the model but not taught (OpenAI `weight`, LLaMA-Factory `loss_weight`)."""
+
+    def openai(self) -> dict[str, Any]:
+        """The turn in OpenAI's chat shape (content null beside tool calls), for writing JSONL."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["content"] = self.content or None
+            out["tool_calls"] = [{"id": c.id or f"call_{i}", "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}}
+                                 for i, c in enumerate(self.tool_calls)]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.weight is not None:
+            out["weight"] = self.weight
+        return out
+
+    def taught(self) -> bool:
+        """Whether training puts this turn in the loss (assistant turns not weighted 0)."""
+        return self.role == "assistant" and self.weight != 0
 
 
 class Example(BaseModel):
@@ -33,6 +68,10 @@ class Example(BaseModel):
     label: str | None = None
     tokens: list[str] | None = None
     tags: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    """Function definitions the conversation may call (OpenAI `tools` shape)."""
+    desirable: bool | None = None
+    """KTO-style preference label: False marks an answer that must never be taught."""
     line: int | None = None
     """Line of the source file the row started on (1-based); None for rows made in memory."""
 
@@ -64,6 +103,7 @@ class Example(BaseModel):
     def all_text(self) -> str:
         """Every piece of text in the row, for duplicate and PII scans."""
         parts = [m.content for m in self.messages]
+        parts += [c.arguments for m in self.messages for c in m.tool_calls or ()]
         if self.tokens is not None:
             parts.append(" ".join(self.tokens))
         if self.label is not None:

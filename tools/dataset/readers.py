@@ -12,32 +12,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
-from tools.dataset.model import ROLES, Example, Issue, Message
+from tools.dataset.formats import MediaPart, bio_from_spans, detect_format, to_example
+from tools.dataset.formats import issue as _issue
+from tools.dataset.model import Example, Issue
 from tools.errors import UsageError
 from tools.fileio import atomic_write_text
 
-FORMATS = ("messages", "alpaca", "sharegpt", "prompt_completion", "classification", "ner")
+FORMATS = ("messages", "alpaca", "dolly", "sharegpt", "prompt_completion", "classification", "ner", "dpo", "kto")
 """Record formats `--format` accepts and the reader detects."""
+NOT_DATASETS = ("plain_text", "dataset_registry", "binary")
+"""What a file can be instead of a dataset; the report names it and says what to do."""
+PREFERENCE_FORMATS = ("dpo", "kto")
+"""Preference data: read and checked, but refused for training (see the README)."""
+MAX_EXAMPLE_CHARS = 1_000_000
+"""A single example longer than this is reported as too long and not scanned in full."""
 
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                   "system": "system", "bot": "assistant", "model": "assistant", "chatgpt": "assistant"}
-_ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
-                 "ai": "assistant", "chatgpt": "assistant", "customer": "user", "developer": "system"}
-_PROMPT_KEYS = ("prompt", "question", "input", "query")
-_COMPLETION_KEYS = ("completion", "response", "answer", "output", "chosen")
-# csv headers people use, mapped onto the JSON keys the record formats read
+# csv headers people use, mapped onto the JSON keys the record formats read (after any --map)
 _CSV_ALIASES = {
     "prompt": "prompt", "question": "prompt", "query": "prompt", "user": "prompt", "request": "prompt",
     "completion": "completion", "response": "completion", "answer": "completion", "assistant": "completion",
     "reply": "completion", "instruction": "instruction", "input": "input", "output": "output",
     "system": "system", "text": "text", "sentence": "text", "label": "label", "category": "label",
     "class": "label", "intent": "label", "tokens": "tokens", "tags": "tags", "ner_tags": "tags",
+    "context": "context",
 }
 _DETECT_SAMPLE = 50
 _CHUNK = 1 << 18
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
+# {"data": [...]}: the record list under one of the names exporters use
+_WRAPPER = re.compile(r'^\s*\{\s*"(data|examples|train|rows|records|instances|items|dataset)"\s*:\s*\[')
+_WHOLE_JSON_LIMIT = 64 << 20
+_CONLL_TAG = re.compile(r"^(?:O|[BIESLU]-\S+)$")
+_MAGIC = ((b"\x1f\x8b", "gzip-compressed"), (b"PK\x03\x04", "a zip archive (or an Excel / Word file)"),
+          (b"%PDF", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+          (b"PAR1", "a Parquet file"), (b"SQLite format 3", "an SQLite database"))
 
 
 @dataclass
@@ -73,9 +81,37 @@ class FileNotes:
     blank_lines: list[int] = field(default_factory=list)
     bad_bytes: list[int] = field(default_factory=list)
     trailing_commas: list[int] = field(default_factory=list)
+    records: int = 0
+    """Records seen, readable or not."""
+    kind: str | None = None
+    """Set when the file is not a dataset at all: plain_text, binary."""
+    what: str = ""
+    """Plain words for `kind` (which binary format, how much text)."""
+    numbering: str = "line"
+    """"record" when records share one line (a one-line JSON array): issues then name record numbers."""
+    media: list[int] = field(default_factory=list)
+    """Lines of examples skipped because they hold images, audio or video."""
 
     def issues(self) -> list[Issue]:
         out: list[Issue] = []
+        if self.kind == "binary":
+            out.append(Issue(code="encoding", severity="error", line=None,
+                             message=f"This is not a text file: it looks like {self.what}.",
+                             fix="Give a dataset saved as text: JSONL (one JSON object per line), JSON, CSV or TSV; "
+                                 "unpack or export it first."))
+        if self.kind == "plain_text":
+            out.append(Issue(code="plain_text", severity="error", line=None,
+                             message=f"This is plain text ({self.what}), the kind used for pre-training, not "
+                                     "examples of requests and answers; fine-tuning needs examples.",
+                             fix="Turn it into examples: ask the wizard to draft questions and answers from it, or "
+                                 "write JSONL like {\"messages\": [{\"role\": \"user\", ...}, {\"role\": "
+                                 "\"assistant\", ...}]}."))
+        if self.media:
+            out.append(Issue(code="media_skipped", severity="warning", line=self.media[0],
+                             message=f"{_count(len(self.media), 'example')} (first: line {self.media[0]}) hold "
+                                     "images, audio or video; this tool trains on text only, so they were skipped.",
+                             fix="Remove the media parts (or those examples) to train on the rest; --fix leaves "
+                                 "them out."))
         if self.encoding.startswith("utf-16"):
             out.append(Issue(code="encoding", severity="warning", line=None,
                              message=f"The file is encoded as {self.encoding.upper()}, not UTF-8; it was decoded "
@@ -201,9 +237,16 @@ def _jsonl_records(lines: Iterator[str], first_line: int, notes: FileNotes) -> I
         yield _parse_json_line(stripped, n, notes)
 
 
-def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes: FileNotes) -> Iterator[Record]:
-    """Stream the elements of a top-level JSON array without loading the whole file."""
+def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes: FileNotes,
+                        numbered: bool = False) -> Iterator[Record]:
+    """Stream the elements of a top-level JSON array without loading the whole file.
+
+    `numbered`: the array sits on one line, so records are named by their number instead of the line.
+    """
     notes.container = "json"
+    if numbered:
+        notes.numbering = "record"
+    count = 0
     decoder = json.JSONDecoder()
     buf = first[first.index("[") + 1:]
     line = first_line + first[: first.index("[")].count("\n")
@@ -259,7 +302,8 @@ def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes
                 fix="Fix the JSON near that line (a missing comma or quote), or convert the file to JSONL, one "
                     "record per line."))
             return
-        yield Record(line, value)
+        count += 1
+        yield Record(count if numbered else line, value)
         line += buf.count("\n", pos, end)
         pos = end
         if pos > _CHUNK // 2:
@@ -268,9 +312,26 @@ def _json_array_records(lines: Iterator[str], first: str, first_line: int, notes
             pos = 0
 
 
+def _csv_header(row: list[str], column_map: dict[str, str] | None) -> list[str]:
+    """Column names as record keys: --map first (FIELD=COLUMN, any case), then the usual header names.
+
+    None keeps the names exactly as written (to show them to the user).
+    """
+    names = [h.strip().lstrip("\ufeff") for h in row]
+    if column_map is None:
+        return names
+    by_column = {col.strip().lower(): fld for fld, col in column_map.items()}
+    aliases = dict(_CSV_ALIASES)
+    if any(n.lower() == "instruction" for n in names):
+        # instruction / context / response is Dolly: keep "response" for the alpaca reader
+        aliases["response"] = "response"
+    return [by_column.get(n.lower()) or (aliases.get(n.lower(), n) if n else "") for n in names]
+
+
 def _csv_records(lines: Iterator[str], first: str, first_line: int, delimiter: str,
-                 notes: FileNotes) -> Iterator[Record]:
+                 notes: FileNotes, column_map: dict[str, str] | None) -> Iterator[Record]:
     notes.container = "tsv" if delimiter == "\t" else "csv"
+    csv.field_size_limit(4 * MAX_EXAMPLE_CHARS)
 
     def source() -> Iterator[str]:
         for text in _chain(first, lines):
@@ -296,14 +357,23 @@ def _csv_records(lines: Iterator[str], first: str, first_line: int, delimiter: s
                 notes.blank_lines.append(start)
             continue
         if header is None:
-            header = [_CSV_ALIASES.get(h.strip().lower().lstrip("\ufeff"), h.strip()) for h in row]
+            header = _csv_header(row, column_map)
+            unnamed = [i for i, h in enumerate(header) if not h]
             continue
         if len(row) != len(header):
             yield Record(start, issue=_issue(
                 "missing_field", start, f"Line {start} has {len(row)} columns but the header has {len(header)}.",
                 "Quote cells that contain the separator (\"like, this\") or fill the missing columns."))
             continue
-        yield Record(start, dict(zip(header, row, strict=True)))
+        spilled = [row[i] for i in unnamed if row[i].strip()]
+        if spilled:
+            yield Record(start, issue=_issue(
+                "extra_columns", start, f"Line {start} has text in {_count(len(spilled), 'column')} without a name "
+                                        f"(`{spilled[0][:40]}`); it would be cut off, so the row was not read.",
+                "Quote the cell that contains the separator (\"like, this\") so it stays in one column; --fix drops "
+                "the row.", "warning"))
+            continue
+        yield Record(start, {h: v for h, v in zip(header, row, strict=True) if h})
 
 
 def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
@@ -311,7 +381,113 @@ def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-def _records(path: Path, notes: FileNotes, container: str | None = None) -> Iterator[Record]:
+def _binary_kind(path: Path) -> str | None:
+    """What a binary file is ("gzip-compressed" …), or None for text; UTF-16 text is not binary."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if b"\x00" in head and not _utf16(head):
+        return "binary data (it contains NUL bytes)"
+    return None
+
+
+def _utf16(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return True
+    return len(head) >= 4 and ((head[1] == 0 and head[3] == 0 and head[0] != 0)
+                               or (head[0] == 0 and head[2] == 0 and head[1] != 0))
+
+
+def _looks_conll(first: str) -> bool:
+    """One token per line with its tag last (`EU NNP B-NP B-ORG`), or CoNLL's -DOCSTART- line."""
+    if first.startswith("-DOCSTART-"):
+        return True
+    cells = first.split()
+    return 2 <= len(cells) <= 10 and "," not in first and bool(_CONLL_TAG.match(cells[-1]))
+
+
+def _looks_tabular(first: str) -> bool:
+    """A header row: two or more short column names split by tabs or commas."""
+    delim = "\t" if "\t" in first else ","
+    cells = next(csv.reader([first], delimiter=delim), [])
+    return len(cells) >= 2 and all(len(c) <= 40 and len(c.split()) <= 4 for c in cells)
+
+
+def _conll_records(lines: Iterator[str], first: str, first_line: int, notes: FileNotes) -> Iterator[Record]:
+    """Sentences of a CoNLL file (token ... tag per line, blank line between), streamed; -DOCSTART- skipped."""
+    notes.container = "conll"
+    tokens: list[str] = []
+    tags: list[str] = []
+    start = first_line
+    for n, text in enumerate(_chain(first, lines), start=first_line):
+        cells = text.split()
+        if not cells or cells[0] == "-DOCSTART-":
+            if tokens:
+                yield Record(start, {"tokens": tokens, "tags": tags})
+                tokens, tags = [], []
+            continue
+        if len(cells) < 2:
+            yield Record(n, issue=_issue("tag_mismatch", n, f"Line {n} has the token \"{cells[0][:40]}\" but no tag.",
+                                         "Give every token its tag in the last column (O outside entities)."))
+            continue
+        if not tokens:
+            start = n
+        tokens.append(cells[0])
+        tags.append(cells[-1])
+    if tokens:
+        yield Record(start, {"tokens": tokens, "tags": tags})
+
+
+def _plain_text(lines: Iterator[str], first: str, notes: FileNotes) -> Iterator[Record]:
+    notes.kind = "plain_text"
+    n_lines = words = 0
+    for text in _chain(first, lines):
+        n_lines += 1
+        words += len(text.split())
+    notes.what = f"{_count(n_lines, 'line')}, {_count(words, 'word')}"
+    return iter(())
+
+
+def _json_document_records(lines: Iterator[str], first: str, first_line: int, size: int,
+                           notes: FileNotes) -> Iterator[Record]:
+    """A file that starts with `{` but whose first line is not a whole object: a wrapper, or one pretty JSON."""
+    head = [first]
+    total = len(first)
+    for text in lines:
+        head.append(text)
+        total += len(text)
+        if total >= 65536:
+            break
+    buf = "".join(head)
+    wrapper = _WRAPPER.match(buf)
+    if wrapper:
+        # {"data": [...]}: stream the list from its "[" on
+        start = wrapper.end() - 1
+        yield from _json_array_records(lines, buf[start:], first_line + buf[:start].count("\n"), notes)
+        return
+    if size <= _WHOLE_JSON_LIMIT:
+        whole = buf + "".join(lines)
+        try:
+            value = json.loads(whole)
+        except (json.JSONDecodeError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            notes.container = "json"
+            yield Record(first_line, value)
+            return
+        yield from _jsonl_records(iter(whole.splitlines(keepends=True)), first_line, notes)
+        return
+    yield from _jsonl_records(_chain_all(head, lines), first_line, notes)
+
+
+def _records(path: Path, notes: FileNotes, column_map: dict[str, str] | None) -> Iterator[Record]:
+    container = None
+    binary = _binary_kind(path)
+    if binary is not None:
+        notes.kind, notes.what = "binary", binary
+        return
     lines = _text_lines(path, notes)
     n = 1
     first = ""
@@ -326,21 +502,38 @@ def _records(path: Path, notes: FileNotes, container: str | None = None) -> Iter
     notes.blank_lines.clear()  # blank lines before the first record are harmless
     suffix = path.suffix.lower()
     head = first.lstrip()
-    if container in ("csv", "tsv") or (container is None and suffix in (".csv", ".tsv", ".txt")
-                                        and not head.startswith(("{", "["))):
+    is_json = head.startswith(("{", "["))
+    if not is_json and container is None and _looks_conll(first):
+        yield from _conll_records(lines, first, n, notes)
+    elif container in ("csv", "tsv") or (container is None and suffix in (".csv", ".tsv") and not is_json):
         delim = "\t" if (container == "tsv" or suffix == ".tsv" or "\t" in first) else ","
-        yield from _csv_records(lines, first, n, delim, notes)
+        yield from _csv_records(lines, first, n, delim, notes, column_map)
+    elif not is_json and suffix in (".txt", ".md", ".text", ""):
+        if _looks_tabular(first):
+            yield from _csv_records(lines, first, n, "\t" if "\t" in first else ",", notes, column_map)
+        else:
+            yield from _plain_text(lines, first, notes)
     elif head.startswith("[") and not _whole_line_json(first):
         yield from _json_array_records(lines, first, n, notes)
     elif head.startswith("["):
         # a one-line array: the whole file, or the first record of a JSONL file that is a list by mistake
         rest = _peek_rest(lines)
         if rest is None:
-            yield from _json_array_records(iter(()), first, n, notes)
+            yield from _json_array_records(iter(()), first, n, notes, numbered=True)
         else:
             yield _parse_json_line(first.strip(), n, notes)
             yield from _jsonl_records(rest, n + 1, notes)
+    elif head.startswith("{") and not _whole_line_json(first):
+        yield from _json_document_records(lines, first, n, path.stat().st_size, notes)
     else:
+        wrapper = _WRAPPER.match(first)
+        if wrapper:
+            rest = _peek_rest(lines)
+            if rest is None:
+                # {"data": [...]} on one line: its records, numbered
+                yield from _json_array_records(iter(()), first[wrapper.end() - 1:], n, notes, numbered=True)
+                return
+            lines = rest
         if first.endswith("\r\n"):
             notes.crlf = True
         yield _parse_json_line(first.strip(), n, notes)
@@ -370,7 +563,8 @@ def _chain_all(held: list[str], rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-def iter_records(path: str | Path, *, notes: FileNotes | None = None) -> Iterator[Record]:
+def iter_records(path: str | Path, *, notes: FileNotes | None = None,
+                 column_map: dict[str, str] | None = None, raw_names: bool = False) -> Iterator[Record]:
     """Stream the raw records of a JSONL / JSON-array / CSV / TSV file, one at a time.
 
     Records that cannot be parsed come back as a `Record` with `.issue` set; the reader never raises
@@ -379,253 +573,22 @@ def iter_records(path: str | Path, *, notes: FileNotes | None = None) -> Iterato
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"No dataset file at {path}.", "Check the path; give a .jsonl, .json, .csv or .tsv file.")
-    yield from _records(path, notes if notes is not None else FileNotes())
+    column_map = column_map or {}
+    notes = notes if notes is not None else FileNotes()
+    for rec in _records(path, notes, None if raw_names else column_map):
+        # csv headers are mapped where they are read; JSON records here
+        if column_map and isinstance(rec.value, dict) and notes.container not in ("csv", "tsv"):
+            rec.value = apply_column_map(rec.value, column_map)
+        yield rec
 
 
-# ---------------------------------------------------------------- record formats
-
-
-def detect_format(value: Any) -> str | None:
-    """The record format one JSON object is in, judged by its keys; None when it matches none."""
-    if not isinstance(value, dict):
-        return None
-    keys = set(value)
-    if "messages" in keys:
-        return "messages"
-    if "conversations" in keys:
-        return "sharegpt"
-    if "instruction" in keys and ("output" in keys or "response" in keys):
-        return "alpaca"
-    if "tokens" in keys and ("tags" in keys or "ner_tags" in keys):
-        return "ner"
-    if "text" in keys and ("spans" in keys or "entities" in keys):
-        return "ner"
-    if "text" in keys and "label" in keys:
-        return "classification"
-    if any(k in keys for k in _PROMPT_KEYS) and any(k in keys for k in _COMPLETION_KEYS):
-        return "prompt_completion"
-    return None
-
-
-def _issue(code: str, line: int | None, message: str, fix: str, severity: str = "error") -> Issue:
-    return Issue(code=code, severity=severity, line=line, message=message, fix=fix)  # type: ignore[arg-type]
-
-
-def _text(value: Any, where: str, line: int, issues: list[Issue]) -> str | None:
-    """A text field: strings pass, OpenAI content parts are joined, anything else is a reported problem."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in value):
-        return "".join(p["text"] for p in value)
-    if value is None:
-        issues.append(_issue("missing_field", line, f"Line {line}: {where} is missing (null).",
-                             f"Add the text for {where}."))
-        return None
-    if isinstance(value, int | float | bool):
-        return str(value)
-    issues.append(_issue("bad_type", line, f"Line {line}: {where} should be text but is a {type(value).__name__}.",
-                         f"Write {where} as a plain string in quotes."))
-    return None
-
-
-def _require(obj: dict[str, Any], key: str, fmt: str, line: int, issues: list[Issue]) -> bool:
-    if key in obj:
-        return True
-    issues.append(_issue("missing_field", line,
-                         f"Line {line} has no \"{key}\" field, which every {fmt} record needs "
-                         f"(it has: {', '.join(sorted(map(str, obj))) or 'nothing'}).",
-                         f"Add \"{key}\" to this record, or --format another format if the file is not {fmt}."))
-    return False
-
-
-def _role(raw: Any, line: int, turn: int, issues: list[Issue]) -> str | None:
-    role = str(raw).strip().lower() if raw is not None else ""
-    if role in ROLES:
-        return role
-    alias = _ROLE_ALIASES.get(role)
-    if alias:
-        issues.append(_issue("bad_role", line, f"Line {line}, message {turn}: role \"{raw}\" is not one of "
-                                               f"system / user / assistant; it was read as \"{alias}\".",
-                             f"Rename the role to \"{alias}\"; --fix does it for you.", "warning"))
-        return alias
-    issues.append(_issue("bad_role", line,
-                         f"Line {line}, message {turn}: unknown role \"{raw}\" (allowed: system, user, assistant).",
-                         "Use system, user or assistant; tool / function turns are not supported for training. "
-                         "--fix drops this record."))
-    return None
-
-
-def _messages(items: Any, key_role: str, key_text: str, where: str, line: int,
-              issues: list[Issue], role_map: dict[str, str] | None = None) -> list[Message] | None:
-    if not isinstance(items, list):
-        issues.append(_issue("bad_type", line, f"Line {line}: \"{where}\" should be a list of turns but is a "
-                                               f"{type(items).__name__}.",
-                             f"Write \"{where}\" as a list: [{{\"{key_role}\": ..., \"{key_text}\": ...}}, ...]."))
-        return None
-    out: list[Message] = []
-    ok = True
-    for i, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            issues.append(_issue("not_object", line, f"Line {line}, message {i} is not an object.",
-                                 f"Write each turn as {{\"{key_role}\": ..., \"{key_text}\": ...}}."))
-            ok = False
-            continue
-        for key in (key_role, key_text):
-            if key not in item:
-                issues.append(_issue("missing_field", line, f"Line {line}, message {i} has no \"{key}\".",
-                                     f"Add \"{key}\" to message {i}."))
-                ok = False
-        if key_role not in item or key_text not in item:
-            continue
-        raw_role = item[key_role]
-        if role_map is not None:
-            mapped = role_map.get(str(raw_role).strip().lower())
-            role = mapped if mapped else _role(raw_role, line, i, issues)
-        else:
-            role = _role(raw_role, line, i, issues)
-        content = _text(item[key_text], f"message {i}'s \"{key_text}\"", line, issues)
-        if role is None or content is None:
-            ok = False
-            continue
-        # role and content were checked just above; skip a second validation on this hot path
-        out.append(Message.model_construct(role=role, content=content))  # type: ignore[arg-type]
-    return out if ok else None
-
-
-def _from_messages(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not _require(obj, "messages", "messages", line, issues):
-        return None
-    msgs = _messages(obj["messages"], "role", "content", "messages", line, issues)
-    return None if msgs is None else Example(messages=msgs, line=line)
-
-
-def _from_sharegpt(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not _require(obj, "conversations", "sharegpt", line, issues):
-        return None
-    msgs = _messages(obj["conversations"], "from", "value", "conversations", line, issues, _SHAREGPT_ROLES)
-    if msgs is None:
-        return None
-    system = obj.get("system")
-    if isinstance(system, str) and system.strip() and not any(m.role == "system" for m in msgs):
-        msgs.insert(0, Message(role="system", content=system))
-    return Example(messages=msgs, line=line)
-
-
-def _from_alpaca(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    out_key = "output" if "output" in obj else "response"
-    if not (_require(obj, "instruction", "alpaca", line, issues) and _require(obj, out_key, "alpaca", line, issues)):
-        return None
-    instruction = _text(obj["instruction"], '"instruction"', line, issues)
-    extra = _text(obj.get("input", ""), '"input"', line, issues)
-    output = _text(obj[out_key], f'"{out_key}"', line, issues)
-    if instruction is None or extra is None or output is None:
-        return None
-    msgs: list[Message] = []
-    system = obj.get("system")
-    if isinstance(system, str) and system.strip():
-        msgs.append(Message(role="system", content=system))
-    history = obj.get("history") or []
-    if isinstance(history, list):
-        for pair in history:
-            if isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
-                msgs += [Message(role="user", content=pair[0]), Message(role="assistant", content=pair[1])]
-            else:
-                issues.append(_issue("bad_type", line, f"Line {line}: a \"history\" entry is not a [question, "
-                                                       "answer] pair of texts.",
-                                     "Write history as [[\"earlier question\", \"earlier answer\"], ...]."))
-                return None
-    user = instruction if not extra.strip() else f"{instruction}\n\n{extra}"
-    msgs += [Message(role="user", content=user), Message(role="assistant", content=output)]
-    return Example(messages=msgs, line=line)
-
-
-def _from_prompt_completion(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    p_key = next((k for k in _PROMPT_KEYS if k in obj), "prompt")
-    c_key = next((k for k in _COMPLETION_KEYS if k in obj), "completion")
-    if not (_require(obj, p_key, "prompt/completion", line, issues)
-            and _require(obj, c_key, "prompt/completion", line, issues)):
-        return None
-    prompt = _text(obj[p_key], f'"{p_key}"', line, issues)
-    completion = _text(obj[c_key], f'"{c_key}"', line, issues)
-    if prompt is None or completion is None:
-        return None
-    msgs = []
-    system = obj.get("system")
-    if isinstance(system, str) and system.strip():
-        msgs.append(Message(role="system", content=system))
-    msgs += [Message(role="user", content=prompt), Message(role="assistant", content=completion)]
-    return Example(messages=msgs, line=line)
-
-
-def _from_classification(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not (_require(obj, "text", "classification", line, issues)
-            and _require(obj, "label", "classification", line, issues)):
-        return None
-    text = _text(obj["text"], '"text"', line, issues)
-    label = _text(obj["label"], '"label"', line, issues)
-    if text is None or label is None:
-        return None
-    return Example.classified(text, label, line=line)
-
-
-def _from_ner(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if "tokens" in obj:
-        tag_key = "tags" if "tags" in obj else "ner_tags"
-        tokens, tags = obj.get("tokens"), obj.get(tag_key)
-        if not (isinstance(tokens, list) and isinstance(tags, list)):
-            issues.append(_issue("bad_type", line, f"Line {line}: \"tokens\" and \"{tag_key}\" must both be lists.",
-                                 "Write them as [\"word\", ...] and [\"B-PER\", \"O\", ...], one tag per token."))
-            return None
-        return Example(tokens=[str(t) for t in tokens], tags=[str(t) for t in tags], line=line)
-    span_key = "spans" if "spans" in obj else "entities"
-    if not (_require(obj, "text", "entity extraction", line, issues)
-            and _require(obj, span_key, "entity extraction", line, issues)):
-        return None
-    text, spans = obj["text"], obj[span_key]
-    if not isinstance(text, str) or not isinstance(spans, list):
-        issues.append(_issue("bad_type", line, f"Line {line}: \"text\" must be text and \"{span_key}\" a list.",
-                             f"Write \"{span_key}\" as [{{\"start\": 0, \"end\": 5, \"label\": \"ORG\"}}, ...]."))
-        return None
-    return bio_from_spans(text, spans, span_key, line, issues)
-
-
-def bio_from_spans(text: str, spans: list[Any], key: str, line: int | None, issues: list[Issue]) -> Example | None:
-    """An entity row from text + character spans: whitespace tokens with BIO tags; bad spans go to `issues`."""
-    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
-    tags = ["O"] * len(words)
-    for i, span in enumerate(spans, start=1):
-        ok = isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int) \
-            and isinstance(span.get("label"), str)
-        if not ok or not (0 <= span["start"] < span["end"] <= len(text)):
-            issues.append(_issue("bad_type", line, f"Line {line}: span {i} in \"{key}\" needs integer start < end "
-                                                   f"within the text and a label (got {span!r}).",
-                                 "Write each span as {\"start\": 0, \"end\": 5, \"label\": \"ORG\"}."))
-            return None
-        inside = [j for j, (s, e, _) in enumerate(words) if s < span["end"] and e > span["start"]]
-        for k, j in enumerate(inside):
-            tags[j] = ("B-" if k == 0 else "I-") + span["label"]
-    return Example(tokens=[w for _, _, w in words], tags=tags, line=line)
-
-
-_CONVERTERS = {
-    "messages": _from_messages, "sharegpt": _from_sharegpt, "alpaca": _from_alpaca,
-    "prompt_completion": _from_prompt_completion, "classification": _from_classification, "ner": _from_ner,
-}
-
-
-def to_example(value: Any, fmt: str, line: int, issues: list[Issue]) -> Example | None:
-    """Convert one raw record in format `fmt` to a canonical row; problems go to `issues`."""
-    if not isinstance(value, dict):
-        kind = "a list" if isinstance(value, list) else type(value).__name__
-        issues.append(_issue("not_object", line, f"Line {line} is {kind}, not a JSON object.",
-                             "Each line must be one object, e.g. {\"messages\": [...]}. --fix drops this line."))
-        return None
-    try:
-        return _CONVERTERS[fmt](value, line, issues)
-    except ValidationError as exc:  # defensive: converters build models from checked values
-        issues.append(_issue("bad_type", line, f"Line {line} could not be read: {exc.errors()[0]['msg']}.",
-                             "Check the field types of this record."))
-        return None
+def apply_column_map(value: dict[str, Any], column_map: dict[str, str]) -> dict[str, Any]:
+    """A record with its columns renamed to the fields they hold (`{"text": "SMS"}` reads "SMS" as "text")."""
+    out = dict(value)
+    for fld, col in column_map.items():
+        if col in out and col != fld:
+            out[fld] = out.pop(col)
+    return out
 
 
 # ---------------------------------------------------------------- the reader
@@ -648,25 +611,53 @@ def _unknown_format(sample: list[Record]) -> Issue:
                      "--format.")
 
 
+def _registry_issue(value: dict[str, Any], line: int) -> Issue:
+    names = list(value)
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    first = value[names[0]]
+    file = first.get("file_name", "FILE") if isinstance(first, dict) else "FILE"
+    return _issue("dataset_registry", line,
+                  "This is a dataset registry (LLaMA-Factory's dataset_info.json) listing "
+                  f"{_count(len(names), 'dataset')} ({shown}), not a dataset itself.",
+                  f"Check one of the datasets it lists, with its column names: mtw check {file} "
+                  f"--dataset-info dataset_info.json --dataset {names[0]}")
+
+
+def _missing_columns(sample: list[Record], column_map: dict[str, str]) -> list[Issue]:
+    """--map names a column that no record has: say which columns there are."""
+    values = [r.value for r in sample if isinstance(r.value, dict)]
+    if not values or not column_map:
+        return []
+    seen = {str(k) for v in values for k in v}
+    out = []
+    for fld, col in column_map.items():
+        if fld not in seen:
+            out.append(_issue("missing_field", None, f"--map {fld}={col}: there is no column \"{col}\" "
+                                                     f"(columns: {', '.join(sorted(seen)[:12])}).",
+                              "Spell the column exactly as in the file's header or keys."))
+    return out
+
+
 def iter_examples(path: str | Path, format: str | None = None, *,
                   issues: list[Issue] | None = None, notes: FileNotes | None = None,
-                  detected: list[str] | None = None) -> Iterator[Example]:
+                  detected: list[str] | None = None, column_map: dict[str, str] | None = None) -> Iterator[Example]:
     """Stream canonical rows from a file; every problem is appended to `issues`, nothing raises.
 
     The format is detected from the first records (or forced with `format`); its name is appended to
-    `detected` as soon as it is known.
+    `detected` as soon as it is known. `column_map` (FIELD -> COLUMN) names the columns first.
     """
     _check_format(format)
     issues = issues if issues is not None else []
     notes = notes if notes is not None else FileNotes()
-    records = iter_records(path, notes=notes)
+    records = iter_records(path, notes=notes, column_map=column_map)
     sample: list[Record] = []
+    for rec in records:
+        sample.append(rec)
+        if len(sample) >= _DETECT_SAMPLE:
+            break
+    issues += _missing_columns(sample, column_map or {})
     fmt = format
     if fmt is None:
-        for rec in records:
-            sample.append(rec)
-            if len(sample) >= _DETECT_SAMPLE:
-                break
         votes: dict[str, int] = {}
         for rec in sample:
             found = detect_format(rec.value)
@@ -676,41 +667,80 @@ def iter_examples(path: str | Path, format: str | None = None, *,
             if any(r.issue is None for r in sample):
                 issues.append(_unknown_format(sample))
             issues.extend(r.issue for r in sample if r.issue)
+            notes.records += len(sample)
             for rec in records:  # count the rest so the report says how many records there were
+                notes.records += 1
                 if rec.issue:
                     issues.append(rec.issue)
             if detected is not None:
-                detected.append("unknown")
+                detected.append(notes.kind or ("unknown" if sample else "empty"))
             return
         fmt = max(votes, key=lambda k: votes[k])
     if detected is not None:
         detected.append(fmt)
+    if fmt == "dataset_registry":
+        registry = next(r for r in sample if detect_format(r.value) == fmt)
+        notes.records += len(sample)
+        issues.append(_registry_issue(registry.value, registry.line))
+        return
 
     def all_records() -> Iterator[Record]:
         yield from sample
         yield from records
 
     for rec in all_records():
+        notes.records += 1
         if rec.issue is not None:
             issues.append(rec.issue)
             continue
-        ex = to_example(rec.value, fmt, rec.line, issues)
+        try:
+            ex = to_example(rec.value, fmt, rec.line, issues)
+        except MediaPart:
+            notes.media.append(rec.line)
+            continue
         if ex is not None:
             yield ex
 
 
-def read_dataset(path: str | Path, format: str | None = None) -> ReadResult:
+def renumber(issues: list[Issue], notes: FileNotes) -> list[Issue]:
+    """Issues that say "Line N" say "Record N" when the records share one line (a one-line JSON array)."""
+    if notes.numbering != "record":
+        return issues
+    return [i.model_copy(update={"message": re.sub(r"\b[Ll]ine (\d)", r"Record \1", i.message)}) for i in issues]
+
+
+def read_dataset(path: str | Path, format: str | None = None, *,
+                 column_map: dict[str, str] | None = None) -> ReadResult:
     """Read a whole dataset file into canonical rows, with the detected format and every issue found."""
     issues: list[Issue] = []
     notes = FileNotes()
     detected: list[str] = []
-    examples = list(iter_examples(path, format, issues=issues, notes=notes, detected=detected))
+    examples = list(iter_examples(path, format, issues=issues, notes=notes, detected=detected,
+                                  column_map=column_map))
     fmt = detected[0] if detected else (format or "empty")
     issues[:0] = notes.issues()
-    records = len(examples) + sum(1 for i in issues if i.severity == "error" and i.line is not None)
-    return ReadResult(format=fmt, examples=examples, issues=issues, container=notes.container,
-                      encoding=notes.encoding, records=records)
+    return ReadResult(format=fmt, examples=examples, issues=renumber(issues, notes), container=notes.container,
+                      encoding=notes.encoding, records=notes.records)
 
+
+def columns_preview(path: str | Path, *, values: int = 3, width: int = 60) -> dict[str, list[str]]:
+    """Each column (or top-level key) of a file with its first few non-empty values, for asking which is which."""
+    out: dict[str, list[str]] = {}
+    for n, rec in enumerate(iter_records(path, raw_names=True)):
+        if n >= _DETECT_SAMPLE:
+            break
+        if not isinstance(rec.value, dict):
+            continue
+        for key, value in rec.value.items():
+            shown = out.setdefault(str(key), [])
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            if len(shown) < values and text.strip():
+                shown.append(text if len(text) <= width else text[: width - 1] + "…")
+    return out
+
+
+__all__ = ["bio_from_spans", "detect_format", "to_example"]
+"""Re-exported: callers read formats through the reader."""
 
 # ---------------------------------------------------------------- writers
 
@@ -721,7 +751,10 @@ def to_record(ex: Example) -> dict[str, Any]:
         return {"tokens": ex.tokens, "tags": ex.tags}
     if ex.kind == "classification":
         return {"text": ex.text, "label": ex.label}
-    return {"messages": [m.model_dump() for m in ex.messages]}
+    record: dict[str, Any] = {"messages": [m.openai() for m in ex.messages]}
+    if ex.tools:
+        record["tools"] = ex.tools
+    return record
 
 
 def to_alpaca(ex: Example) -> dict[str, Any]:

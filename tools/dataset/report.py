@@ -14,7 +14,10 @@ FORMAT_NAMES = {
     "messages": "OpenAI chat messages", "alpaca": "alpaca (instruction / input / output)",
     "sharegpt": "ShareGPT conversations", "prompt_completion": "prompt / completion",
     "classification": "classification (text + label)", "ner": "entity extraction (tokens + tags)",
-    "unknown": "unknown", "empty": "empty file",
+    "unknown": "unknown", "empty": "empty file", "dolly": "Dolly (instruction / context / response)",
+    "dpo": "preference data, DPO (chosen / rejected)", "kto": "preference data, KTO (desirable / undesirable)",
+    "plain_text": "plain text (pre-training material)", "dataset_registry": "dataset registry (dataset_info.json)",
+    "binary": "not a text file",
 }
 SHOWN_PER_CODE = 5
 _HEADINGS: dict[Severity, tuple[str, str]] = {
@@ -64,6 +67,8 @@ def _render_stats(report: DatasetReport, console: Console) -> None:
     console.print(f"  Tokens per example ({stats.get('token_counting', 'estimate')}): min {tokens.get('min', 0):,}, "
                   f"median {tokens.get('median', 0):,}, 95% under {tokens.get('p95', 0):,}, "
                   f"max {tokens.get('max', 0):,} — context {stats.get('context', 0):,}", highlight=False)
+    if stats.get("numbering") == "record":
+        console.print("  The records share one line, so issues name record numbers.", highlight=False)
     if stats.get("roles"):
         roles = ", ".join(f"{k} {v}" for k, v in stats["roles"].items())
         console.print(f"  Turns by role: {roles}", highlight=False)

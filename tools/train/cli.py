@@ -30,6 +30,28 @@ def _detect_task(data: str) -> tuple[str, list[str]]:
     return "causal", []
 
 
+def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
+    """The dataset with its columns named by --map, written into the run folder as plain JSONL to train on."""
+    from tools.dataset.checks import check_file
+    from tools.dataset.mapping import parse_map
+    from tools.dataset.readers import read_dataset, write_messages_jsonl
+
+    columns = parse_map(maps)
+    report = check_file(data, column_map=columns)
+    errors = [i for i in report.issues if i.severity == "error"]
+    if errors:
+        first = errors[0]
+        where = f"line {first.line}: " if first.line else ""
+        raise MTWError(f"The dataset {data} read with --map {' --map '.join(maps)} has {len(errors)} error(s), "
+                       f"so training did not start; first: {where}{first.message}",
+                       fix=f"Run `mtw check {data} --map {' --map '.join(maps)}` for the full report.",
+                       code="dataset_errors")
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / "dataset.jsonl"
+    write_messages_jsonl(read_dataset(data, column_map=columns).examples, copy)
+    return str(copy)
+
+
 class Narrator:
     """Renders events: a rich progress bar on a terminal, one plain line per event otherwise (logs, the UI)."""
 
@@ -173,6 +195,8 @@ def train(
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     nproc: int = typer.Option(1, "--nproc", help="Train in N processes (data parallel, one per GPU or CPU share)."),
+    maps: list[str] = typer.Option([], "--map", help="Which column holds which field: --map text=SMS "
+                                                     "--map label=Label (repeatable)."),
 ) -> None:
     """Fine-tune a base model on your dataset with LoRA.
 
@@ -195,6 +219,8 @@ def train(
             if not Path(data).is_file():
                 raise MTWError(f"The dataset {data} does not exist.", fix="Check the path given to --data.",
                                code="usage")
+            if maps:
+                data = _mapped_copy(data, maps, out)
             task, labels = _detect_task(data)
             # the presets are the guide's values for generators; an encoder has its own (--set still wins)
             encoder: dict[str, Any] = {}

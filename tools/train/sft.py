@@ -30,7 +30,7 @@ from tools.errors import MTWError, UsageError, is_out_of_memory
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
 from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
-from tools.train.data import TokenizedExample, tokenize_chat
+from tools.train.data import TokenizedExample, tokenize_example
 from tools.train.events import EventWriter, Listener, read_events
 from tools.train.loss import lm_loss
 from tools.train.speed import AutoCheckpointing, Speed, precision, speed_settings
@@ -77,7 +77,7 @@ def setup_distributed() -> Dist:
 
 def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[TokenizedExample]:
     """Chat rows → token ids with assistant-only labels; rows that teach nothing (no assistant token) are dropped."""
-    out = [tokenize_chat(tokenizer, [m.model_dump() for m in r.messages], context) for r in rows]
+    out = [tokenize_example(tokenizer, r, context) for r in rows]
     return [e for e in out if e.n_label_tokens > 0]
 
 

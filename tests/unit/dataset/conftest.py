@@ -40,7 +40,7 @@ def jsonl(rows: list[dict[str, Any]]) -> str:
 
 def chat_record(i: int) -> dict[str, Any]:
     ex = story(i)
-    return {"messages": [m.model_dump() for m in ex.messages]}
+    return {"messages": [m.openai() for m in ex.messages]}
 
 
 @pytest.fixture

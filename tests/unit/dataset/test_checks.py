@@ -69,7 +69,7 @@ def test_classification_and_ner_rows():
 
 @pytest.mark.parametrize(("text", "code"), [
     ("Mail jane.doe@acme-corp.io about it", "pii_email"),
-    ("Call me at (415) 555-0134 tomorrow", "pii_phone"),
+    ("Call me at (415) 723-4567 tomorrow", "pii_phone"),
     ("Call +44 20 7946 0958", "pii_phone"),
     ("use key sk-proj-abcdefghijklmnopqrstuvwxyz012345", "secret"),
     ("AKIAIOSFODNN7EXAMPLE is the id", "secret"),
@@ -225,4 +225,4 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
 
 def test_message_model_rejects_unknown_roles():
     with pytest.raises(ValueError):
-        Message(role="tool", content="x")  # type: ignore[arg-type]
+        Message(role="function", content="x")  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ CASES = {
     "too_long": (BASE, json.dumps(msgs(("user", "Write a PRD"), ("assistant", "word " * 5000))) + "\n", 13),
     "pii_email": (BASE, json.dumps(msgs(("user", "Mail the team"), ("assistant", "Sent to ana.lopez@acme.io"))) + "\n",
                   13),
-    "pii_phone": (BASE, json.dumps(msgs(("user", "Who to call?"), ("assistant", "Call 415-555-0134"))) + "\n", 13),
+    "pii_phone": (BASE, json.dumps(msgs(("user", "Who to call?"), ("assistant", "Call 415-723-4567"))) + "\n", 13),
     "secret": (BASE, json.dumps(msgs(("user", "Config?"), ("assistant", "AKIAIOSFODNN7EXAMPLE"))) + "\n", 13),
     "too_few_examples": (BASE[:5], "", None),
 }

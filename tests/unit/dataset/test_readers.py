@@ -18,7 +18,7 @@ PAIR = [Message(role="user", content="Write a user story for dark mode"),
 
 
 @pytest.mark.parametrize(("name", "record", "fmt"), [
-    ("messages", {"messages": [m.model_dump() for m in PAIR]}, "messages"),
+    ("messages", {"messages": [m.openai() for m in PAIR]}, "messages"),
     ("alpaca", {"instruction": PAIR[0].content, "input": "", "output": PAIR[1].content}, "alpaca"),
     ("sharegpt", {"conversations": [{"from": "human", "value": PAIR[0].content},
                                     {"from": "gpt", "value": PAIR[1].content}]}, "sharegpt"),

@@ -1,0 +1,180 @@
+"""Secrets and personal data in example text: credential formats from detect-secrets, phones via phonenumbers."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from tools.dataset.model import Example, Issue
+
+PLACEHOLDER = "<SECRET>"
+_PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.S)
+# credential formats detect-secrets has no plugin for
+_EXTRA = (
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
+    ("a bearer token", re.compile(r"(?<=Bearer )[A-Za-z0-9._~+/-]{20,}=*")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("an OpenAI-style API key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}")),
+)
+# `key = value`: the key names that always hold a credential, and the ones that may hold an example password
+_CREDENTIAL_KEYS = r"aws_secret_access_key|client_secret|secret_key|private_key|api[_-]?key|access[_-]?token|auth_token"
+_ASSIGNMENT = re.compile(rf"(?i)\b({_CREDENTIAL_KEYS}|password|passwd|pwd|secret)\b\"?\s*[:=]\s*[\"']?"
+                         r"([^\s\"',;]{6,})")
+_URL_PASSWORD = re.compile(r"(://[^:/?#\[\]@\s]+:)([^:/?#\[\]@\s]+)(@)")
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
+_PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net", "test.com", "company.com")
+_SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
+_TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444", "378282246310005")
+_DIGITS = re.compile(r"\d[\d ()./-]{6,}\d")
+_PHONE_REGIONS = ("US", "GB", "DE")
+_PLACEHOLDER_PHONE = re.compile(r"555[ .-]?01\d\d")
+
+
+@lru_cache(maxsize=1)
+def _known_formats() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """detect-secrets' credential patterns (AWS, Azure, GitHub, GitLab, Stripe, Slack, JWT …) plus a few more."""
+    from detect_secrets.plugins import (
+        artifactory,
+        aws,
+        azure_storage_key,
+        discord,
+        github_token,
+        gitlab_token,
+        jwt,
+        mailchimp,
+        npm,
+        openai,
+        pypi_token,
+        sendgrid,
+        slack,
+        square_oauth,
+        stripe,
+        telegram_token,
+        twilio,
+    )
+
+    plugins: list[Any] = [aws.AWSKeyDetector, azure_storage_key.AzureStorageKeyDetector,
+                          github_token.GitHubTokenDetector, gitlab_token.GitLabTokenDetector,
+                          jwt.JwtTokenDetector, openai.OpenAIDetector,
+                          slack.SlackDetector, stripe.StripeDetector, twilio.TwilioKeyDetector,
+                          sendgrid.SendGridDetector, discord.DiscordBotTokenDetector, npm.NpmDetector,
+                          pypi_token.PypiTokenDetector, mailchimp.MailchimpDetector,
+                          square_oauth.SquareOAuthDetector, telegram_token.TelegramBotTokenDetector,
+                          artifactory.ArtifactoryDetector]
+    found = [(f"a {p.secret_type}", pattern) for p in plugins for pattern in p.denylist]
+    return (*found, *_EXTRA)
+
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def find_secret(text: str) -> tuple[str, str, bool] | None:
+    """(what it is, the text found, certain) for the first secret; certain=False for an example-looking password."""
+    pem = _PEM.search(text)
+    if pem:
+        return "a private key", pem.group()[:30], True
+    for name, pattern in _known_formats():
+        hit = pattern.search(text)
+        if hit and len(hit.group()) >= 16:
+            return name, hit.group(), True
+    url = _URL_PASSWORD.search(text)
+    if url:
+        return "a password inside a URL", url.group(2), True
+    for hit in _ASSIGNMENT.finditer(text):
+        key, value = hit.group(1).lower(), hit.group(2)
+        if value == PLACEHOLDER or value.startswith("<"):
+            continue
+        certain = re.fullmatch(_CREDENTIAL_KEYS, key) is not None and len(value) >= 12
+        return ("a credential" if certain else "a password"), value, certain
+    return None
+
+
+def redact_secrets(text: str) -> str:
+    """The text with every secret replaced by <SECRET>: whole key blocks, the value after `key =`, URL passwords."""
+    text = _PEM.sub(PLACEHOLDER, text)
+    for _, pattern in _known_formats():
+        text = pattern.sub(lambda m: PLACEHOLDER if len(m.group()) >= 16 else m.group(), text)
+    text = _URL_PASSWORD.sub(rf"\1{PLACEHOLDER}\3", text)
+    return _ASSIGNMENT.sub(lambda m: m.group().replace(m.group(2), PLACEHOLDER), text)
+
+
+def find_phones(text: str) -> list[str]:
+    """Phone numbers, international or in US / UK / German national form (placeholders like 555-0100 skipped)."""
+    found: list[str] = []
+    for cand in _DIGITS.finditer(text):
+        if sum(ch.isdigit() for ch in cand.group()) < 7 or _PLACEHOLDER_PHONE.search(cand.group()):
+            continue
+        import phonenumbers
+
+        # only the stretch around the digits goes to the matcher: scanning whole texts is what costs
+        window = text[max(0, cand.start() - 4): cand.end() + 1]
+        for region in _PHONE_REGIONS:
+            for match in phonenumbers.PhoneNumberMatcher(window, region, leniency=phonenumbers.Leniency.VALID):
+                if match.raw_string not in found:
+                    found.append(match.raw_string)
+            if found:
+                return found
+    return found
+
+
+def find_cards(text: str) -> list[str]:
+    """Card numbers: 13–19 digits that pass the Luhn check."""
+    out = []
+    for hit in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", hit.group())
+        if len(set(digits)) > 2 and _luhn(digits) and digits not in _TEST_CARDS:
+            out.append(hit.group())
+    return out
+
+
+def _issue(code: str, severity: str, line: int | None, message: str, fix: str) -> Issue:
+    return Issue(code=code, severity=severity, line=line, message=message, fix=fix)  # type: ignore[arg-type]
+
+
+def privacy_issues(ex: Example) -> list[Issue]:
+    """Secrets (errors when they are a known credential format), emails, phones, ID and card numbers."""
+    text = ex.all_text()
+    at = f"Line {ex.line}" if ex.line is not None else "An example"
+    out = []
+    secret = find_secret(text)
+    if secret:
+        name, hit, certain = secret
+        shown = hit[:8] + "…"
+        if certain:
+            out.append(_issue("secret", "error", ex.line,
+                              f"{at} contains what looks like {name} (`{shown}`). A model can memorise it and "
+                              "repeat it to anyone.",
+                              "Remove it or replace it with a placeholder like <API_KEY>, and revoke the real key; "
+                              "--fix replaces it with <SECRET>."))
+        else:
+            out.append(_issue("secret", "warning", ex.line,
+                              f"{at} contains what looks like {name} (`{shown}`); fine if it is a made-up example, "
+                              "but a real one would be memorised.",
+                              "If it is real, replace it with a placeholder; --fix replaces it with <SECRET>."))
+    scan = _URL_PASSWORD.sub(r"\1x\3", text) if "://" in text else text
+    emails = [m.group() for m in _EMAIL.finditer(scan) if "@" in text
+              and not m.group().lower().endswith(_PLACEHOLDER_DOMAINS) and "://" not in scan[:m.start()][-60:]]
+    if emails:
+        out.append(_issue("pii_email", "warning", ex.line,
+                          f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
+                          "Replace real addresses with placeholders like name@example.com unless the model should "
+                          "learn them."))
+    phones = find_phones(text)
+    if phones:
+        out.append(_issue("pii_phone", "warning", ex.line, f"{at} contains a phone number ({phones[0].strip()}).",
+                          "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
+    ids = _SSN.findall(text)
+    cards = find_cards(text)
+    if ids or cards:
+        what = f"a card number ({cards[0]})" if cards else f"a US social security number ({ids[0]})"
+        out.append(_issue("pii_id", "warning", ex.line, f"{at} contains {what}.",
+                          "Replace it with a made-up placeholder (e.g. 4111 1111 1111 1111 or 123-45-6789)."))
+    return out
