@@ -9,7 +9,6 @@ from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tools import jobs
 from tools.errors import LLMDropped, LLMServerError, StructuredOutputError
 from tools.project import ProjectSpec, load_spec, save_spec
-from tools.settings import get_settings
 
 
 async def to_data_choice(s: Session, purpose: str = "User stories from ideas") -> dict:
