@@ -163,8 +163,11 @@ def verdict(report: dict[str, Any]) -> str:
         if t["judge"] and b["judge"]:
             rises = sorted(CRITERIA, key=lambda c: t["judge"][c] - b["judge"][c])
             best, worst = str(rises[-1]), str(rises[0])
+            gain = t["judge"][best] - b["judge"][best]
+            moved = (f"{best} scores rose most, from {b['judge'][best]:.1f} to {t['judge'][best]:.1f}" if gain > 0
+                     else "no criterion scored higher than the base")
             out.append(f"Judge scores average {b['judge_mean']:.1f} → {t['judge_mean']:.1f} out of 5 "
-                       f"(target 4 or more); {best} scores rose from {b['judge'][best]:.1f} to {t['judge'][best]:.1f}.")
+                       f"(target 4 or more); {moved}.")
             if t["judge"][worst] < b["judge"][worst]:
                 out.append(f"{worst.capitalize()} scores fell from {b['judge'][worst]:.1f} to "
                            f"{t['judge'][worst]:.1f}.")

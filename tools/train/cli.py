@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -142,21 +141,16 @@ def describe_speed(speed: dict[str, Any]) -> str:
 
 def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) -> dict[str, Any]:
     """Render a child run's events as they are appended, until it exits; return its last final event."""
+    from tools.train.events import tail_events
+
     events_path = run_dir / "events.jsonl"
     offset = events_path.stat().st_size if events_path.exists() else 0
     final: dict[str, Any] = {}
 
     def drain() -> None:
         nonlocal offset, final
-        if not events_path.exists():
-            return
-        with open(events_path, encoding="utf-8") as f:
-            f.seek(offset)
-            chunk = f.read()
-        complete = chunk[: chunk.rfind("\n") + 1]
-        offset += len(complete.encode("utf-8"))
-        for line in complete.splitlines():
-            ev = json.loads(line)
+        events, offset = tail_events(run_dir, offset)
+        for ev in events:
             listener(ev)
             if ev["type"] in ("done", "stopped", "failed"):
                 final = ev
