@@ -271,12 +271,45 @@ async def _watch(q: dict[str, Any]) -> None:
     await run({"outcome": outcome})
 
 
+async def _settings_panel() -> None:
+    """The settings panel: the same changes a user can make by saying them, with their explanations."""
+    from chainlit.input_widget import NumberInput, Select, TextInput
+
+    from tools.train.setting import panel
+
+    widgets: list[Any] = []
+    for item in panel():
+        common = {"id": item["id"], "label": item["label"], "description": item["description"]}
+        if item["kind"] == "select":
+            widgets.append(Select(**common, values=item["values"], initial_value=item["initial"]))
+        elif item["kind"] == "number":
+            widgets.append(NumberInput(**common, initial=item["initial"]))
+        else:
+            widgets.append(TextInput(**common, initial=item["initial"]))
+    values = await cl.ChatSettings(widgets).send()
+    cl.user_session.set("settings", values)
+
+
+@cl.on_settings_update
+async def on_settings(values: dict[str, Any]) -> None:
+    """A change in the settings panel is a setting said to the graph (checked and planned again there)."""
+    from tools.train.setting import panel_changes
+
+    changed = panel_changes(cl.user_session.get("settings") or {}, values)
+    cl.user_session.set("settings", values)
+    if changed:
+        await cl.Message(content="Settings: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in changed.items()),
+                         type="user_message").send()
+        await run({"settings": changed})
+
+
 # ------------------------------------------------------------------------------------------ chat events
 
 @cl.on_chat_start
 async def start() -> None:
     """A new conversation: greet, check the machine, ask the first question."""
     await graph()
+    await _settings_panel()
     if _unsaved:
         await cl.Message(content=_unsaved).send()
     await run(None, fresh=True)
@@ -344,6 +377,7 @@ async def _welcome_back(stale: list[str]) -> None:
         return
     for step_id in stale:
         await cl.Message(id=step_id, content="").remove()
+    await _settings_panel()
     pending, unfinished = await _pending()
     if pending is None and unfinished:
         await run(None)

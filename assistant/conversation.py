@@ -59,6 +59,8 @@ async def understand(state: WizardState, runtime: Runtime[WizardContext]) -> dic
         intent = routing.from_click(reply, question)
     elif isinstance(reply, dict) and reply.get("outcome"):
         intent = {"kind": "outcome", "value": reply["outcome"], "by": "click"}
+    elif isinstance(reply, dict) and reply.get("settings"):
+        intent = {"kind": "setting", "value": dict(reply["settings"]), "text": "", "by": "click"}
     elif isinstance(reply, dict) and "path" in reply:
         intent = {"kind": "file", "value": reply, "text": str(reply.get("name", "")), "by": "click"}
     else:

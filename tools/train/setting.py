@@ -76,3 +76,40 @@ def apply_settings(wanted: dict[str, Any], *, sets: dict[str, str], model: str, 
     # the config's own checks, on a stand-in model and file: only the values are judged here
     build_config(TINY_RANDOM, "data.jsonl", preset=preset or None, sets=[f"{k}={v}" for k, v in sets.items()])
     return sets, model, preset, "; ".join(said)
+
+
+def panel() -> list[dict[str, Any]]:
+    """The settings a user may change in the chat's settings panel, each with a one-sentence explanation."""
+    base = PRESETS["balanced"]
+    return [
+        {"id": "preset", "label": "Preset", "kind": "select", "values": list(PRESETS), "initial": "balanced",
+         "description": "Starting values from the guide: documents (PRDs, specs), communications (emails, updates), "
+                        "balanced (mixed)."},
+        {"id": "base_model", "label": "Base model", "kind": "select", "values": ["automatic", *_ladder(), TINY_RANDOM],
+         "initial": "automatic",
+         "description": "The model you fine-tune; automatic picks the best one this machine trains in time."},
+        {"id": "epochs", "label": "Epochs", "kind": "number", "initial": base["epochs"],
+         "description": "Passes over your examples: 1–2 for tiny data, 3 usual, 5–10 for large or complex data."},
+        {"id": "learning_rate", "label": "Learning rate", "kind": "text", "initial": f"{base['learning_rate']:g}",
+         "description": "Step size: 1e-4 careful, 2e-4 usual, 5e-4 fast with a risk of overfitting."},
+        {"id": "max_steps", "label": "Max steps (0 = whole epochs)", "kind": "number", "initial": 0,
+         "description": "Stop after this many steps, whatever the epochs say — for a quick try."},
+        {"id": "batch_size", "label": "Batch size", "kind": "select", "values": ["1", "2", "4", "8", "16"],
+         "initial": str(base["batch_size"]),
+         "description": "Examples per step: 1–2 on little memory, 8–16 with more."},
+        {"id": "context", "label": "Context (tokens)", "kind": "select", "values": ["1024", "2048", "4096", "8192"],
+         "initial": str(base["context"]), "description": "The longest example in tokens; longer ones are cut."},
+        {"id": "lora_r", "label": "LoRA rank", "kind": "select", "values": ["4", "8", "16", "32", "64"],
+         "initial": "16", "description": "Size of what the model learns: higher learns more and needs more memory."},
+    ]
+
+
+def panel_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
+    """The panel values the user changed, as settings to apply ("automatic" base and 0 steps mean no change)."""
+    changed: dict[str, str] = {}
+    for key, value in after.items():
+        if key in before and str(before[key]) != str(value):
+            if (key == "base_model" and value == "automatic") or (key == "max_steps" and not value):
+                continue
+            changed[key] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
+    return changed

@@ -325,3 +325,17 @@ async def test_after_an_export_the_hub_always_offers_a_way_on():
     assert q["then"] == "on_start_over"
     q = await s.send("yes")
     assert q["slot"] == "purpose" and (await s.state())["spec"]["purpose"] == ""
+
+
+async def test_the_settings_panel_changes_the_plan_like_words_do():
+    from tools.train.setting import panel, panel_changes
+
+    before = {w["id"]: w["initial"] for w in panel()}
+    changed = panel_changes(before, {**before, "epochs": 1.0, "base_model": "automatic"})
+    assert changed == {"epochs": "1"}
+    s = Session(ScriptedLLM(ok=False))
+    await to_plan(s)
+    q = await s.send({"settings": changed})
+    assert any(t.startswith("**Changed:** epochs → 1") for t in s.said) and q["then"] == "on_confirm_training"
+    q = await s.send({"settings": {"base_model": "no-such-model"}})
+    assert "not a base model I know" in s.said[-1] and q["then"] == "on_confirm_training"

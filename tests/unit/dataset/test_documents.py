@@ -107,7 +107,7 @@ def test_cp1252_text_is_read_not_rejected(write):
 
 
 def test_private_data_is_flagged_before_drafting_and_secrets_never_reach_the_model(write):
-    text = (f"## Contacts\n\nFor questions write to dana.lopez@acme-corp.io or call +1 415 555 0134 before the "
+    text = (f"## Contacts\n\nFor questions write to dana.lopez@acme-corp.io or call +1 415 723 4567 before the "
             f"launch review next week.\n\n## Setup\n\nThe staging key is sk-abcdefghijklmnopqrstuvwxyz123456 and "
             f"it must be rotated after the demo.\n\n## Goals\n\n{GOALS}")
     doc = read_document(write("notes.md", text))
