@@ -49,6 +49,14 @@ def wait_text(page, text: str) -> None:
     page.get_by_text(text, exact=False).last.wait_for()
 
 
+def attach(page, path) -> None:
+    """Attach a file with the message box's paperclip and send it, as a person does."""
+    page.locator("#upload-button-input").set_input_files(str(path))
+    page.locator("#chat-submit").wait_for()
+    page.wait_for_function("() => !document.querySelector('#chat-submit').disabled")
+    page.locator("#chat-submit").click()
+
+
 def skip_optional_questions(page) -> None:
     """Skip the samples and never-do questions; the spec is then shown for confirmation."""
     wait_text(page, "Paste one or two real samples")
@@ -187,6 +195,11 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.get_by_role("button", name="Put it into Ollama").click()
     page.get_by_text("ollama create").last.wait_for(timeout=120_000)
     assert (runs[0].parent.parent / "export" / "Modelfile").is_file()
+    # Ollama is away: the chat does not end there — it waits to try again, or goes back to the choices
+    page.get_by_role("button", name="Try again now").click()
+    wait_text(page, "still not answering")
+    page.get_by_role("button", name="Back to what next").last.click()
+    wait_text(page, "What next?")
     charts = page.locator(".js-plotly-plot").count()
     assert charts >= 2
 
@@ -199,6 +212,12 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     wait_text(page, "Loss (training and validation)")
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     assert page.locator(".js-plotly-plot").count() == charts
+    # with their data, not empty axes
+    points = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                           ".map(p => (p.data || []).reduce((n, t) => n + ((t.x || t.y || []).length || 0), 0))")
+    assert all(n > 0 for n in points), points
+    wait_text(page, "Welcome back")
+    assert page.get_by_text("Welcome back").count() == 1
 
 
 def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):
@@ -215,8 +234,13 @@ def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):
     skip_optional_questions(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Upload a file of examples").click()
-    wait_text(page, "Upload your examples")
-    page.locator("#ask-button-input").set_input_files(str(csv))
+    wait_text(page, "Attach your examples file")
+    attach(page, csv)
     wait_text(page, "12 examples")
-    copied = wizard.home / "projects" / "draft-weekly-status-updates-for-stakeholders" / "data" / csv.name
-    assert copied.read_text() == csv.read_text()
+    versions = wizard.home / "projects" / "draft-weekly-status-updates-for-stakeholders" / "dataset" / "versions"
+    assert [p.read_text() for p in versions.glob("*.csv")] == [csv.read_text()]  # kept byte for byte
+    # the chat is free at once: a typed question is answered and the choice asked again
+    say(page, "what is a validation set?")
+    wait_text(page, "Now, back to where we were")
+    page.get_by_role("button", name="Continue to training").last.click()
+    wait_text(page, "are not on this machine yet")

@@ -1,0 +1,84 @@
+"""Steering the wizard by talking, in a real browser: questions, settings, stop and resume, old buttons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.test_wizard import attach, say, skip_optional_questions, wait_text
+
+pytestmark = pytest.mark.e2e
+
+
+def interview(page) -> None:
+    """A generation project, typed and clicked; ends at the dataset question."""
+    wait_text(page, "What should your model do?")
+    say(page, "Write user stories")
+    page.get_by_role("button", name="Writes text (generation)").click()
+    wait_text(page, "Who reads what the model produces?")
+    say(page, "engineers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain")
+    skip_optional_questions(page)
+
+
+def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard, page):
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    wait_text(page, "What should your model do?")
+    say(page, "Write user stories")
+    page.get_by_role("button", name="Writes text (generation)").click()
+    say(page, "engineers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain")
+    wait_text(page, "Paste one or two real samples")
+    say(page, "what is an epoch?")
+    wait_text(page, "Now, back to where we were")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "must never do")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "Here is your project")
+    # a burst of clicks on one button answers one question
+    page.get_by_role("button", name="Looks right").click(click_count=3)
+    wait_text(page, "Now your training examples")
+    page.wait_for_timeout(3000)
+    assert page.get_by_text("Saved your project").count() == 1
+    spec = json.loads(next((wizard.home / "projects").glob("*/spec.json")).read_text())
+    assert spec["samples"] == [] and spec["never_do"] == []  # neither the question nor "Skip" was stored
+    # after a question is asked again, only its newest copy has buttons
+    say(page, "where are we?")
+    wait_text(page, "We are at")
+    page.wait_for_timeout(1500)
+    assert page.get_by_role("button", name="Upload a file of examples").count() == 1
+
+
+@pytest.mark.timeout(900)
+def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path, start_wizard, page, screenshot):
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    interview(page)
+    page.get_by_role("button", name="Looks right").click()
+    page.get_by_role("button", name="Upload a file of examples").click()
+    wait_text(page, "Attach your examples file")
+    attach(page, "examples/pm_dataset.jsonl")
+    wait_text(page, "45 examples")
+    page.get_by_role("button", name="Continue to training").last.click()
+    wait_text(page, "are not on this machine yet")
+    say(page, "tiny-random please")  # said, not clicked
+    wait_text(page, "Plan:")
+    say(page, "max steps 8")
+    wait_text(page, "Changed:")
+    wait_text(page, "at most 8 steps")
+    screenshot("plan-changed.png")
+    page.get_by_role("button", name="Start training").last.click()
+    page.get_by_text("Training: step").last.wait_for(timeout=240_000)
+    say(page, "stop")
+    page.get_by_text("Training was stopped").last.wait_for(timeout=240_000)
+    page.get_by_role("button", name="Resume training").last.click()
+    wait_text(page, "Resuming")
+    page.get_by_text("Training finished.").last.wait_for(timeout=400_000)
+    wait_text(page, "What next?")
+    runs = list((wizard.home / "projects").glob("*/runs/*/events.jsonl"))
+    events = runs[0].read_text()
+    assert '"stopped"' in events and '"done"' in events and '"max_steps": 8' in events
