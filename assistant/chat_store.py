@@ -76,15 +76,25 @@ def files_dir() -> Path:
 def stored_file(object_key: str) -> Path | None:
     """The file behind an object key, or None when the key would leave the files folder or names nothing."""
     root = files_dir().resolve()
+    if "\x00" in object_key:
+        return None
     path = (root / object_key).resolve()
     return path if path.is_relative_to(root) and path != root and path.is_file() else None
+
+
+def safe_key(object_key: str) -> str:
+    """`<user id>/<element id>/<name>` with each part a safe base name: a name like `..` or `../../x` can neither
+    replace the user's folder nor leave it."""
+    from assistant.uploads import safe_name
+
+    return "/".join(safe_name(part) for part in object_key.split("/", 2))
 
 
 class LocalFiles(BaseStorageClient):
     """Chainlit's storage client over a folder in MTW_HOME (nothing leaves the machine).
 
-    Keys are `<user id>/<element id>/<name>`; the element id is a random UUID, and the server only
-    listens on 127.0.0.1.
+    Keys are `<user id>/<element id>/<name>`; the element id is a random UUID, and the server hands a file only to
+    the user whose id starts its key.
     """
 
     async def upload_file(self, object_key: str, data: bytes | str, mime: str = "application/octet-stream",
@@ -94,6 +104,7 @@ class LocalFiles(BaseStorageClient):
 
         from tools.fileio import atomic_write_bytes
 
+        object_key = safe_key(object_key)
         root = files_dir().resolve()
         path = (root / object_key).resolve()
         if not path.is_relative_to(root) or path == root:
