@@ -1,4 +1,4 @@
-"""Chat history on SQLite in MTW_HOME for Chainlit's SQLAlchemy data layer (schema + local auth secret)."""
+"""Chat history on SQLite in MTW_HOME for Chainlit's SQLAlchemy data layer (migrated schema, stored files)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chainlit.data.storage_clients.base import BaseStorageClient
 
+from tools.db import Migration
 from tools.settings import get_settings
 
 # chainlit's SQLAlchemy layer expects these tables; SQLite also needs the newer step columns
@@ -45,12 +46,25 @@ def checkpoint_db_path() -> Path:
     return get_settings().home / "checkpoints.db"
 
 
+MIGRATIONS: list[Migration] = [
+    # 1: chainlit 2.x's tables (IF NOT EXISTS: chat history from before migrations is kept)
+    tuple(s.strip() for s in SCHEMA.split(";") if s.strip()),
+]
+"""The chat schema, oldest first: a chainlit upgrade that changes its tables gets a new step here."""
+
+
 def ensure_chat_db() -> str:
-    """Create the chat tables if missing; returns the SQLAlchemy URL for chainlit."""
+    """Bring the chat database's schema up to date; returns the SQLAlchemy URL for chainlit."""
+    from tools.db import migrate
+
     path = chat_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate(db, MIGRATIONS)
+    finally:
+        db.close()
     return f"sqlite+aiosqlite:///{path}"
 
 

@@ -30,14 +30,15 @@ def _free_port() -> int:
 class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
-    def __init__(self, home: Path, ollama_host: str, logs: Path) -> None:
+    def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = ()) -> None:
         self.home = home
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.cookie = ""
         env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1")
         self.log = open(logs / f"ui-{self.port}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port),
-                                      "--no-browser"],
+                                      "--no-browser", *args],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 90
@@ -50,7 +51,9 @@ class Wizard:
                 token = printed.group(1) if printed else ""
                 reply = httpx.get(self.url, params={"token": token}, timeout=1)
                 if reply.status_code == 200:
-                    self.cookie = reply.cookies[f"mtw_session_{self.port}"]
+                    # with a password (off loopback) there is no token and no session cookie until a login
+                    self.cookie = reply.cookies.get(f"mtw_session_{self.port}", "")
+                    self.token = token
                     return
             except httpx.HTTPError:
                 pass
@@ -59,6 +62,8 @@ class Wizard:
 
     def sign_in(self, page) -> None:
         """Give PAGE's browser this wizard's session cookie, as opening the printed ?token= link does."""
+        if not self.cookie:
+            return
         page.context.add_cookies([{"name": f"mtw_session_{self.port}", "value": self.cookie, "domain": "127.0.0.1",
                                    "path": "/", "httpOnly": True, "sameSite": "Strict"}])
 

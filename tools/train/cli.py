@@ -61,6 +61,8 @@ class Narrator:
         resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
         self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
                    f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        if ev.get("resume_note"):
+            self._line(f"[yellow]! {ev['resume_note']}[/]")
         speed = describe_speed(ev.get("speed") or {})
         if speed:
             self._line(speed, dim=True)
