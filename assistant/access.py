@@ -22,8 +22,7 @@ TOKEN_FILE = "ui_token"
 USERS_FILE = "ui_users.json"
 UPLOAD_PATH = "/project/file"
 # paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
-LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/project/settings",
-               "/assets/", "/public/", "/favicon", "/logo", "/avatars/", "/health")
+LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/favicon", "/logo", "/health")
 SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -226,9 +225,10 @@ class Guard:
 
 
 def _login_path(path: str) -> bool:
-    if any(path.startswith(p) for p in SIGNED_IN_PREFIXES):
-        return False
-    return True if path in ("/", "") or not path.startswith(("/auth", "/project", "/ws")) else path in LOGIN_PATHS
+    """Open before a password sign-in: the login page's own calls and the app's page (/, /login, /thread/…)."""
+    if path in LOGIN_PATHS or path.startswith(("/assets/", "/public/", "/avatars/")):
+        return True
+    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth")
 
 
 def _session_cookie(policy: Policy) -> str:

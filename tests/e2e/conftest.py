@@ -30,13 +30,14 @@ def _free_port() -> int:
 class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
-    def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cookie = ""
         env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1")
-        self.log = open(logs / f"ui-{self.port}.log", "w")  # noqa: SIM115
+        self.log = open(logs / f"ui-{self.port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port),
                                       "--no-browser", *args],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+from pathlib import Path
 
 import httpx
 import pytest
@@ -77,7 +78,7 @@ def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(l
     assert stat.S_IMODE((home / "ui_users.json").stat().st_mode) == 0o600
     assert "alice-secret" not in (home / "ui_users.json").read_text()
     w = launch("--host", "0.0.0.0", home=home)
-    assert "Anyone who can reach" in (tmp_path / f"ui-{w.port}.log").read_text()
+    assert "Anyone who can reach" in Path(w.log.name).read_text()
     anon = httpx.Client(base_url=w.url, timeout=30)
     assert anon.get("/").status_code == 200  # the sign-in page
     assert anon.post("/project/threads", json={"pagination": {"first": 20}, "filter": {}}).status_code == 401
