@@ -40,3 +40,25 @@ def test_off_loopback_the_password_page_signs_in(launch, page, tmp_path):
     page.locator("#password").fill("a long passphrase")
     page.locator("button[type=submit]").click()
     page.get_by_text("What should your model do?").first.wait_for()
+
+
+def test_an_image_renamed_jsonl_gets_a_plain_message_in_the_chat(launch, page, tmp_path):
+    from tests.e2e.test_wizard import say, skip_optional_questions, wait_text
+
+    photo = tmp_path / "examples.jsonl"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 256)
+    w = launch()
+    w.sign_in(page)
+    page.goto(w.url)
+    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
+    page.get_by_role("button", name="Writes text (generation)").click()
+    say(page, "leadership")
+    wait_text(page, "How should it sound and look?")
+    say(page, "short, plain")
+    skip_optional_questions(page)
+    page.get_by_role("button", name="Looks right").click()
+    page.get_by_role("button", name="Upload a file of examples").click()
+    wait_text(page, "Upload your examples")
+    page.locator("#ask-button-input").set_input_files(str(photo))
+    wait_text(page, "examples.jsonl is a PNG image, not text")
+    assert not list((w.home / "projects").rglob("examples.jsonl"))
