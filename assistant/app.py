@@ -17,9 +17,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
-from assistant.chat_store import FILES_ROUTE, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db, stored_file
+from assistant.chat_store import LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
 from assistant.context import WizardContext
 from assistant.graph import builder
+from assistant.server import install
 from assistant.ui_events import STAGES, is_ui_event, stage_index
 from tools.download import human_bytes
 from tools.errors import MTWError
@@ -47,31 +48,7 @@ def data_layer() -> Any:
     return SQLAlchemyDataLayer(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
 
 
-def _serve_files() -> None:
-    """GET /mtw-files/KEY: the stored files of conversations, for a reopened chat to load its charts from."""
-    from chainlit.server import app as server
-    from fastapi import HTTPException
-    from fastapi.responses import FileResponse
-    from starlette.routing import Route
-
-    async def stored(request: Any) -> FileResponse:
-        path = stored_file(request.path_params["key"])
-        if path is None:
-            raise HTTPException(status_code=404, detail="No such file")
-        return FileResponse(path)
-
-    # first in line: chainlit's own catch-all route would otherwise answer with the app's page
-    server.router.routes.insert(0, Route(FILES_ROUTE + "/{key:path}", stored, methods=["GET"]))
-
-
-if _CHAT_URL:
-    _serve_files()
-
-
-@cl.header_auth_callback
-async def local_user(headers: Any) -> cl.User | None:
-    """One local user: the app binds to 127.0.0.1 and nothing leaves the machine."""
-    return cl.User(identifier="local", metadata={"role": "owner", "provider": "local"})
+install(chat_history=bool(_CHAT_URL))
 
 
 async def graph() -> Any:

@@ -1,4 +1,4 @@
-"""Chat history on SQLite in MTW_HOME for Chainlit's SQLAlchemy data layer (schema + local auth secret)."""
+"""Chat history on SQLite in MTW_HOME for Chainlit's SQLAlchemy data layer (migrated schema, stored files)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from chainlit.data.storage_clients.base import BaseStorageClient
 
+from tools.db import Migration
 from tools.settings import get_settings
 
 # chainlit's SQLAlchemy layer expects these tables; SQLite also needs the newer step columns
@@ -45,12 +46,25 @@ def checkpoint_db_path() -> Path:
     return get_settings().home / "checkpoints.db"
 
 
+MIGRATIONS: list[Migration] = [
+    # 1: chainlit 2.x's tables (IF NOT EXISTS: chat history from before migrations is kept)
+    tuple(s.strip() for s in SCHEMA.split(";") if s.strip()),
+]
+"""The chat schema, oldest first: a chainlit upgrade that changes its tables gets a new step here."""
+
+
 def ensure_chat_db() -> str:
-    """Create the chat tables if missing; returns the SQLAlchemy URL for chainlit."""
+    """Bring the chat database's schema up to date; returns the SQLAlchemy URL for chainlit."""
+    from tools.db import migrate
+
     path = chat_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as db:
-        db.executescript(SCHEMA)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        migrate(db, MIGRATIONS)
+    finally:
+        db.close()
     return f"sqlite+aiosqlite:///{path}"
 
 
@@ -76,15 +90,25 @@ def files_dir() -> Path:
 def stored_file(object_key: str) -> Path | None:
     """The file behind an object key, or None when the key would leave the files folder or names nothing."""
     root = files_dir().resolve()
+    if "\x00" in object_key:
+        return None
     path = (root / object_key).resolve()
     return path if path.is_relative_to(root) and path != root and path.is_file() else None
+
+
+def safe_key(object_key: str) -> str:
+    """`<user id>/<element id>/<name>` with each part a safe base name: a name like `..` or `../../x` can neither
+    replace the user's folder nor leave it."""
+    from assistant.uploads import safe_name
+
+    return "/".join(safe_name(part) for part in object_key.split("/", 2))
 
 
 class LocalFiles(BaseStorageClient):
     """Chainlit's storage client over a folder in MTW_HOME (nothing leaves the machine).
 
-    Keys are `<user id>/<element id>/<name>`; the element id is a random UUID, and the server only
-    listens on 127.0.0.1.
+    Keys are `<user id>/<element id>/<name>`; the element id is a random UUID, and the server hands a file only to
+    the user whose id starts its key.
     """
 
     async def upload_file(self, object_key: str, data: bytes | str, mime: str = "application/octet-stream",
@@ -94,6 +118,7 @@ class LocalFiles(BaseStorageClient):
 
         from tools.fileio import atomic_write_bytes
 
+        object_key = safe_key(object_key)
         root = files_dir().resolve()
         path = (root / object_key).resolve()
         if not path.is_relative_to(root) or path == root:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import secrets
 import sys
-from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from assistant.uploads import DEFAULT_MAX_UPLOAD_MB
 from tools.dataset.cli import check
 from tools.download_cli import download
 from tools.evaluate.cli import eval_run
@@ -28,34 +28,76 @@ app = typer.Typer(
 )
 console = Console()
 
-APP_FILE = Path(__file__).with_name("app.py")
-UI_ROOT = Path(__file__).with_name("ui")
-
 _MARK = {"ok": "[green]✔ ok[/]", "warning": "[yellow]! warning[/]", "problem": "[red]✘ problem[/]"}
 
 
 @app.command()
 def ui(
-    host: str = typer.Option(None, help="Address to bind (default 127.0.0.1, or MTW_HOST)."),
+    host: str = typer.Option(None, help="Address to bind (default 127.0.0.1, or MTW_HOST). Anything but loopback "
+                                        "needs a password."),
     port: int = typer.Option(None, help="Port to listen on (default 8000, or MTW_PORT)."),
+    max_upload_mb: int = typer.Option(DEFAULT_MAX_UPLOAD_MB, help="Largest file the chat accepts, in MB."),
+    set_password: bool = typer.Option(False, "--set-password", help="Set a sign-in password (for --host other "
+                                                                    "than 127.0.0.1), then exit."),
+    user: str = typer.Option("owner", help="The user name --set-password sets the password for."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Print the link but do not open a browser."),
 ) -> None:
     """Start the chat wizard in your browser."""
+    from assistant.access import Policy, has_passwords, is_loopback, ui_token
+    from assistant.access import set_password as store_password
+    from assistant.server import PortInUse, bind, serve
+
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
-    with socket.socket() as probe:
+    home = settings.home
+    if set_password:
+        store_password(home, user, typer.prompt(f"New password for {user}", hide_input=True,
+                                                confirmation_prompt=True))
+        console.print(f"Password for [bold]{user}[/] saved (hashed) in {home}. Start the wizard with "
+                      f"`mtw ui --host {host if not is_loopback(host) else '0.0.0.0'}`.")
+        return
+    try:
+        sock = bind(host, port)
+    except PortInUse:
+        console.print(f"[red]Port {port} on {host} is already in use[/] — the wizard may already be running: "
+                      f"open http://{host}:{port}, or start another one with `mtw ui --port {port + 1}`.")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        console.print(f"[red]Cannot listen on {host}:{port}[/] ({exc.strerror}). Use an address of this "
+                      "computer, e.g. `mtw ui --host 127.0.0.1`.")
+        raise typer.Exit(2) from None
+    token: str | None = None
+    if is_loopback(host):
         try:
-            probe.bind((host, port))
-        except OSError:
-            console.print(f"[red]Port {port} on {host} is already in use[/] — the wizard may already be running: "
-                          f"open http://{host}:{port}, or start another one with `mtw ui --port {port + 1}`.")
-            raise typer.Exit(2) from None
-    env = dict(os.environ, CHAINLIT_APP_ROOT=str(UI_ROOT))
-    console.print(f"Model Training Wizard on [bold]http://{host}:{port}[/] — press Ctrl-C to stop.")
-    cmd = [sys.executable, "-m", "chainlit", "run", str(APP_FILE), "-h", "--host", host, "--port", str(port)]
+            token = ui_token(home)
+        except OSError as exc:
+            token = secrets.token_urlsafe(32)
+            console.print(f"[yellow]Cannot save the sign-in token in {home} ({exc.strerror}):[/] this link works "
+                          "until the wizard stops.")
+        url = f"http://{host}:{port}/?token={token}"
+        console.print(f"Model Training Wizard on [bold]{url}[/]", soft_wrap=True)
+        console.print("Only this computer can reach it, and only with this link (the token signs you in) — "
+                      "press Ctrl-C to stop.")
+    else:
+        if not has_passwords(home):
+            if not sys.stdin.isatty():
+                console.print(f"[red]Listening on {host} lets other computers reach the wizard, so it needs a "
+                              "password first:[/] run `mtw ui --set-password`, then start it again.")
+                raise typer.Exit(2)
+            store_password(home, user, typer.prompt(f"The wizard is reachable from other computers on {host}. "
+                                                    f"Choose a password for {user}", hide_input=True,
+                                                    confirmation_prompt=True))
+        url = f"http://{host}:{port}/"
+        console.print(f"Model Training Wizard on [bold]{url}[/]\n[yellow]Anyone who can reach {host}:{port} "
+                      "(your network) sees the sign-in page;[/] only users with a password (`mtw ui "
+                      "--set-password --user NAME`) get in, each to their own conversations — press Ctrl-C to stop.")
     sys.stdout.flush()
-    # become the server process, so a stop signal reaches it directly
-    os.execve(sys.executable, cmd, env)
+    if not no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux"):
+        import webbrowser
+
+        webbrowser.open(url)
+    serve(sock, Policy(host=host, port=port, token=token, max_upload_bytes=max_upload_mb * 2**20), home)
 
 
 @app.command()

@@ -100,3 +100,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True when a training or generation step ran out of GPU or CPU memory."""
     text = f"{type(exc).__name__}: {exc}".lower()
     return isinstance(exc, MemoryError) or "out of memory" in text or "outofmemoryerror" in text
+
+
+def storage_error(exc: OSError, where: object) -> MTWError | None:
+    """A full disk or an unwritable folder as one sentence and its fix (None for any other OSError)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MTWError(f"The disk holding {where} is full, so it could not be saved.",
+                        "Free some space (or move the folder to a disk with room), then continue with --resume: "
+                        "nothing saved before is lost.", code="disk_full")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return MTWError(f"{where} cannot be written (the folder is read-only or not yours).",
+                        "Make it writable (or copy the run to a folder you own), then continue with --resume.",
+                        code="read_only")
+    return None

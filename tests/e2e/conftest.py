@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -29,13 +30,16 @@ def _free_port() -> int:
 class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
-    def __init__(self, home: Path, ollama_host: str, logs: Path) -> None:
+    def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.cookie = ""
         env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1")
-        self.log = open(logs / f"ui-{self.port}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port)],
+        self.log = open(logs / f"ui-{self.port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port),
+                                      "--no-browser", *args],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 90
@@ -43,12 +47,26 @@ class Wizard:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mtw ui exited early: {Path(self.log.name).read_text()[-2000:]}")
             try:
-                if httpx.get(self.url, timeout=1).status_code == 200:
+                # the link `mtw ui` printed, as a user opens it
+                printed = re.search(r"\?token=([\w-]+)", Path(self.log.name).read_text())
+                token = printed.group(1) if printed else ""
+                reply = httpx.get(self.url, params={"token": token}, timeout=1)
+                if reply.status_code == 200:
+                    # with a password (off loopback) there is no token and no session cookie until a login
+                    self.cookie = reply.cookies.get(f"mtw_session_{self.port}", "")
+                    self.token = token
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
         raise RuntimeError("mtw ui did not serve its page within 90 s")
+
+    def sign_in(self, page) -> None:
+        """Give PAGE's browser this wizard's session cookie, as opening the printed ?token= link does."""
+        if not self.cookie:
+            return
+        page.context.add_cookies([{"name": f"mtw_session_{self.port}", "value": self.cookie, "domain": "127.0.0.1",
+                                   "path": "/", "httpOnly": True, "sameSite": "Strict"}])
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -60,12 +78,15 @@ class Wizard:
 
 
 @pytest.fixture
-def start_wizard(tmp_path: Path) -> Iterator:
+def start_wizard(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
+    """Start `mtw ui`; a test's browser page is signed in to it with the token, as a user would be."""
     started: list[Wizard] = []
 
     def _start(ollama_host: str, home: Path | None = None) -> Wizard:
         w = Wizard(home or tmp_path / "home", ollama_host, tmp_path)
         started.append(w)
+        if "page" in request.fixturenames:
+            w.sign_in(request.getfixturevalue("page"))
         return w
 
     yield _start

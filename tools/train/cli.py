@@ -85,6 +85,8 @@ class Narrator:
         if ev.get("held_out_duplicates"):
             self._line(f"{ev['held_out_duplicates']} held-out row(s) left out: the very same row is in the training "
                        "data, so it would measure memory, not skill", dim=True)
+        if ev.get("resume_note"):
+            self._line(f"[yellow]! {ev['resume_note']}[/]")
         speed = describe_speed(ev.get("speed") or {})
         if speed:
             self._line(speed, dim=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ class EventWriter:
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         """Write one event now (flushed to disk before returning) and return it."""
-        event = {"type": type, "ts": round(time.time(), 3), **fields}
+        event = finite({"type": type, "ts": round(time.time(), 3), **fields})
         if not self.enabled:
             return event
         append_jsonl(self.path, event)
@@ -33,6 +34,17 @@ class EventWriter:
         if self.listener is not None:
             self.listener(event)
         return event
+
+
+def finite(value: Any) -> Any:
+    """VALUE with every NaN or infinity replaced by None: events.jsonl stays strict JSON (no bare NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def read_events(run_dir: Path | str) -> list[dict[str, Any]]:

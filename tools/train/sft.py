@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from tools.errors import MTWError, UsageError, is_out_of_memory
+from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
-from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
+from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import TokenizedExample, tokenize_example
 from tools.train.events import EventWriter, Listener, read_events
@@ -223,9 +223,11 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     try:
         final = _fit(cfg, run, dist, events, prior, resume)
     except MTWError as exc:
-        final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
+        final = failed_event(events, exc)
     except Exception as exc:
-        if is_out_of_memory(exc):
+        if isinstance(exc, OSError) and (plain := storage_error(exc, run)):
+            final = failed_event(events, plain)
+        elif is_out_of_memory(exc):
             final = events.emit(
                 "failed", code="oom",
                 message=f"Training ran out of memory on {dist.device} (batch size {cfg.batch_size}, "
@@ -234,6 +236,8 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
                     "--set gradient_checkpointing=true, and close other programs.")
         else:
             final = crashed_event(events, exc, run)
+    if final["type"] == "failed" and final.get("code") in ("disk_full", "read_only"):
+        return final  # nothing more can be written; the run folder and its checkpoints stay as they were
     if final["type"] == "failed" and dist.main:
         Health(events, prior, None, dist.device).check()
     if dist.main:
@@ -281,9 +285,12 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     warmup = math.ceil(total_steps * cfg.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, warmup))
     step = 0
-    checkpoint = latest_checkpoint(run) if resume else None
+    # what the run did before a resume, so its final metrics cover the whole run
+    before: dict[str, Any] = {}
+    checkpoint, resume_note = pick_checkpoint(run) if resume else (None, None)
     if checkpoint is not None:
-        step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
+        state = restore(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
+        step, before = int(state["step"]), state["extra"]
     first_step = step
 
     n_params = sum(p.numel() for p in model.parameters())
@@ -291,16 +298,16 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                 total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
                 dataset_version=data.version, held_out_duplicates=len(data.dropped_rows), pid=os.getpid(),
-                speed=speed.as_event())
+                speed=speed.as_event(), **({"resume_note": resume_note} if resume_note else {}))
     if dist.main:
         jobs.record_start(run, cfg, dataset_version=data.version, pid=os.getpid())
     health = Health(events, prior, len(train_ex), dist.device)
     per_step = cfg.grad_accum * dist.world
     resume_cmd = reproduce_command(cfg, run) + " --resume"
-    started = time.monotonic()
-    tokens_done = 0
-    train_loss = float("nan")
-    val_loss: float | None = None
+    started = time.monotonic() - float(before.get("seconds", 0.0))
+    tokens_done = int(before.get("tokens", 0))
+    train_loss = float("nan") if before.get("train_loss") is None else float(before["train_loss"])
+    val_loss: float | None = before.get("val_loss")
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -338,7 +345,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                    "and check the data with `mtw check`.", code="nan_loss")
             elapsed = time.monotonic() - t0
             tokens_done += tokens * dist.world
-            run_s = time.monotonic() - started
+            run_s = time.monotonic() - started - float(before.get("seconds", 0.0))
             extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
@@ -354,7 +361,9 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             if step % cfg.checkpoint_every == 0 or stop_now:
                 if dist.main:
                     path = save_checkpoint(run, step, model, optimizer, scheduler,
-                                           {"dataset_version": data.version})
+                                           {"dataset_version": data.version, "tokens": tokens_done,
+                                            "seconds": time.monotonic() - started, "train_loss": train_loss,
+                                            "val_loss": val_loss})
                     events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 if dist.main:
@@ -367,11 +376,23 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     health.check()
     adapter = run / "adapter"
     if dist.main:
-        save_adapter(model, tok, adapter)
+        try:
+            save_adapter(model, tok, adapter)
+        except OSError as exc:
+            raise (storage_error(exc, adapter) or exc) from exc
     metrics = {"train_loss": round(train_loss, 5), "val_loss": None if val_loss is None else round(val_loss, 5),
                "steps": step, "epochs": round(step * per_step / per_epoch, 3), "tokens": tokens_done,
                "seconds": round(time.monotonic() - started, 1)}
     return events.emit("done", adapter=str(adapter), metrics=metrics)
+
+
+def failed_event(events: EventWriter, exc: MTWError) -> dict[str, Any]:
+    """The `failed` event for EXC; when even that cannot be written (a full disk), it goes to stderr instead."""
+    try:
+        return events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
+    except OSError:
+        print(f"{exc.message} {exc.fix}", file=sys.stderr)
+        return {"type": "failed", "code": exc.code, "message": exc.message, "fix": exc.fix}
 
 
 def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:

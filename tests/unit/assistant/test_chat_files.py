@@ -22,10 +22,21 @@ async def test_a_stored_file_comes_back_under_its_key_and_can_be_deleted():
     assert not await files.delete_file(key)
 
 
-@pytest.mark.parametrize("key", ["../chat.db", "user/../../auth_secret", "", "/etc/passwd"])
+@pytest.mark.parametrize("key", ["../chat.db", "user/../../auth_secret", "/etc/passwd", "u/e/..", "u/e/../../x.jsonl",
+                                 "u/e/a\x00b.jsonl"])
 async def test_keys_cannot_reach_outside_the_files_folder(key):
     files_dir().mkdir(parents=True, exist_ok=True)
     (files_dir().parent / "auth_secret").write_text("secret")
     assert stored_file(key) is None
-    with pytest.raises(ValueError):
-        await LocalFiles().upload_file(key, b"x")
+    stored = await LocalFiles().upload_file(key, b"x")
+    path = stored_file(stored["object_key"])
+    assert path is not None and path.is_relative_to(files_dir()) and path.read_bytes() == b"x"
+    assert (files_dir().parent / "auth_secret").read_text() == "secret"
+    assert all(p.is_dir() for p in files_dir().rglob("*") if p != path)  # no file where a folder belongs
+
+
+async def test_a_file_named_dot_dot_leaves_the_users_folder_usable():
+    files = LocalFiles()
+    await files.upload_file("user-1/el-1/..", b"oops")
+    later = await files.upload_file("user-1/el-2/chart.json", b"{}")
+    assert stored_file(later["object_key"]) is not None

@@ -1,0 +1,284 @@
+"""Who may talk to the chat server: the per-install token, hashed passwords, and the Host/Origin/size guard."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import socket
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.exceptions import HTTPException
+
+from tools.fileio import atomic_write_bytes
+
+TOKEN_FILE = "ui_token"
+USERS_FILE = "ui_users.json"
+UPLOAD_PATH = "/project/file"
+# paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
+LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/favicon", "/logo", "/health")
+SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`: only this machine can connect."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    atomic_write_bytes(path, data)
+    path.chmod(0o600)
+
+
+def ui_token(home: Path) -> str:
+    """The per-install secret in MTW_HOME/ui_token (owner-only), created on first use."""
+    path = home / TOKEN_FILE
+    if not path.is_file():
+        _write_private(path, secrets.token_urlsafe(32).encode())
+    return path.read_text().strip()
+
+
+def session_value(token: str, port: int) -> str:
+    """What the session cookie holds: derived from the token, so a new token signs everyone out."""
+    return hmac.new(token.encode(), f"mtw-session:{port}".encode(), hashlib.sha256).hexdigest()
+
+
+def cookie_name(port: int) -> str:
+    """Cookies ignore ports: two wizards on one machine each keep their own."""
+    return f"mtw_session_{port}"
+
+
+def _hash_password(password: str, salt: bytes) -> str:
+    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT).hex()
+
+
+def set_password(home: Path, user: str, password: str) -> None:
+    """Store (or replace) USER's password, salted and hashed with scrypt, in MTW_HOME/ui_users.json (owner-only)."""
+    path = home / USERS_FILE
+    users = json.loads(path.read_text()) if path.is_file() else {}
+    salt = secrets.token_bytes(16)
+    users[user] = {"salt": salt.hex(), "scrypt": _hash_password(password, salt)}
+    _write_private(path, json.dumps(users, indent=2).encode())
+
+
+def has_passwords(home: Path) -> bool:
+    """True once at least one user has a password."""
+    path = home / USERS_FILE
+    return path.is_file() and bool(json.loads(path.read_text()))
+
+
+def check_password(home: Path, user: str, password: str) -> bool:
+    """True when USER exists and PASSWORD is theirs (constant-time compare)."""
+    path = home / USERS_FILE
+    entry = (json.loads(path.read_text()) if path.is_file() else {}).get(user)
+    if entry is None:
+        return False
+    return hmac.compare_digest(_hash_password(password, bytes.fromhex(entry["salt"])), entry["scrypt"])
+
+
+def _machine_names() -> set[str]:
+    import psutil
+
+    names = {"localhost", "127.0.0.1", "::1", socket.gethostname().lower(), socket.getfqdn().lower()}
+    for addrs in psutil.net_if_addrs().values():
+        names.update(a.address.split("%")[0].lower() for a in addrs if a.family in (socket.AF_INET, socket.AF_INET6))
+    return names
+
+
+def allowed_host_names(host: str) -> set[str]:
+    """Host names a request may carry: the bound address; on loopback also localhost; on 0.0.0.0 this machine's."""
+    if host in ("0.0.0.0", "::", ""):
+        return _machine_names()
+    names = {host.lower()}
+    if is_loopback(host):
+        names |= {"localhost", "127.0.0.1", "::1"}
+    return names
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    parts = urlsplit("//" + value)
+    try:
+        return (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", -1
+
+
+def origins(host: str, port: int) -> list[str]:
+    """The server's own origins: all CORS allows."""
+    return sorted(f"http://{f'[{n}]' if ':' in n else n}:{port}" for n in allowed_host_names(host))
+
+
+@dataclass
+class Policy:
+    """What the guard enforces for one server."""
+
+    host: str
+    """The address the server is bound to."""
+    port: int
+    """The port it listens on."""
+    token: str | None
+    """The loopback token; None when passwords (chainlit's login) guard the server."""
+    max_upload_bytes: int
+    """Largest upload body accepted."""
+    names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.names = allowed_host_names(self.host)
+
+    def host_ok(self, value: str) -> bool:
+        name, port = _split_host(value)
+        return name in self.names and port in (None, self.port)
+
+    def origin_ok(self, value: str) -> bool:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and self.host_ok(parts.netloc)
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except Exception:  # a malformed cookie header is just no cookie
+        return {}
+    return {k: m.value for k, m in jar.items()}
+
+
+def signed_in(policy: Policy, headers: dict[str, str]) -> bool:
+    """True when the request carries this server's session cookie (token mode) or a valid chainlit login."""
+    cookies = _cookies(headers)
+    if policy.token is not None:
+        got = cookies.get(cookie_name(policy.port), "")
+        return hmac.compare_digest(got, session_value(policy.token, policy.port))
+    from chainlit.auth.cookie import get_token_from_cookies
+    from chainlit.auth.jwt import decode_jwt
+
+    jwt = get_token_from_cookies(cookies)
+    if not jwt:
+        return False
+    try:
+        decode_jwt(jwt)
+    except Exception:  # expired, forged or signed by another install
+        return False
+    return True
+
+
+class Guard:
+    """Pure ASGI middleware in front of everything chainlit serves (HTTP and websockets alike).
+
+    Wrong Host or foreign Origin -> 403; no session -> 401; an upload body over the limit -> 413 before it is read.
+    """
+
+    def __init__(self, app: Any, policy: Policy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        policy = self.policy
+        if not policy.host_ok(headers.get("host", "")):
+            await _refuse(scope, receive, send, 403, "This wizard only answers at the address it was started on.")
+            return
+        if "origin" in headers and not policy.origin_ok(headers["origin"]):
+            await _refuse(scope, receive, send, 403, "Requests from other web sites are not allowed.")
+            return
+        extra_headers: list[tuple[bytes, bytes]] = []
+        if not signed_in(policy, headers):
+            if policy.token is not None:
+                query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                given = (query.get("token") or [""])[0]
+                if scope["type"] != "http" or not hmac.compare_digest(given, policy.token):
+                    await _refuse(scope, receive, send, 401,
+                                  "Open the link `mtw ui` printed (it ends in ?token=…) to sign in.")
+                    return
+                extra_headers.append((b"set-cookie", _session_cookie(policy).encode("latin-1")))
+            elif not _login_path(scope["path"]):
+                await _refuse(scope, receive, send, 401, "Sign in first.")
+                return
+        if scope["type"] == "http" and scope["path"].endswith(UPLOAD_PATH):
+            size = headers.get("content-length")
+            if size is not None and (not size.isdigit() or int(size) > policy.max_upload_bytes):
+                await _refuse(scope, receive, send, 413, _too_big(policy.max_upload_bytes))
+                return
+            receive = _capped(receive, policy.max_upload_bytes)
+        if extra_headers:
+            send = _with_headers(send, extra_headers)
+        await self.app(scope, receive, send)
+
+
+def _login_path(path: str) -> bool:
+    """Open before a password sign-in: the login page's own calls and the app's page (/, /login, /thread/…)."""
+    if path in LOGIN_PATHS or path.startswith(("/assets/", "/public/", "/avatars/")):
+        return True
+    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth")
+
+
+def _session_cookie(policy: Policy) -> str:
+    assert policy.token is not None
+    return (f"{cookie_name(policy.port)}={session_value(policy.token, policy.port)}; Path=/; HttpOnly; "
+            "SameSite=Strict; Max-Age=31536000")
+
+
+def _too_big(limit: int) -> str:
+    from tools.download import human_bytes
+
+    return (f"That file is larger than {human_bytes(limit)}, the most the wizard accepts. Split it, or raise the "
+            "limit with `mtw ui --max-upload-mb N`.")
+
+
+class UploadTooLarge(HTTPException):
+    """The body streamed past the limit (no Content-Length, or a lying one): a 413 with the plain message."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=_too_big(limit))
+
+
+def _capped(receive: Any, limit: int) -> Any:
+    seen = 0
+
+    async def counted() -> dict[str, Any]:
+        nonlocal seen
+        message: dict[str, Any] = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise UploadTooLarge(limit)
+        return message
+
+    return counted
+
+
+def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+async def _refuse(scope: dict[str, Any], receive: Any, send: Any, status: int, text: str) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+        return
+    body = json.dumps({"detail": text}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,223 @@
+"""The chat server: its own folder and chainlit config under MTW_HOME, the listening socket, and the access hooks."""
+
+import asyncio
+import errno
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import string
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from assistant.access import Guard, Policy, check_password, origins, signed_in, ui_token
+from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, refusal, safe_name
+
+APP_FILE = Path(__file__).with_name("app.py")
+UI_SOURCE = Path(__file__).with_name("ui")
+LOCAL_USER = "local"
+
+
+class PortInUse(OSError):
+    """Something is really listening on the port (not just connections closing from a previous run)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on HOST:PORT with address reuse, so a restart right after Ctrl-C or a crash works."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(exc.errno, f"port {port} on {host} is in use") from exc
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def app_root(home: Path, host: str, port: int, max_upload_mb: int) -> Path:
+    """This server's own chainlit folder, MTW_HOME/ui/<pid>: config, translations and chainlit's scratch files.
+
+    One per process, so a second wizard stopping (chainlit deletes its files folder then) never touches this one;
+    folders left by wizards that are no longer running are removed.
+    """
+    base = home / "ui"
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.iterdir():
+        if old.name.isdigit() and int(old.name) != os.getpid() and not _pid_alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    root = base / str(os.getpid())
+    (root / ".chainlit").mkdir(parents=True, exist_ok=True)
+    template = string.Template((UI_SOURCE / "chainlit.toml").read_text(encoding="utf-8"))
+    config = template.safe_substitute(allow_origins=json.dumps(origins(host, port)), max_size_mb=max_upload_mb)
+    (root / ".chainlit" / "config.toml").write_text(config, encoding="utf-8")
+    shutil.copyfile(UI_SOURCE / "chainlit.md", root / "chainlit.md")
+    return root
+
+
+def serve(sock: socket.socket, rules: Policy, home: Path) -> None:
+    """Run chainlit's server for the wizard app on SOCK under RULES (blocks until stopped)."""
+    global _rules
+    _rules = rules
+    try:
+        root = app_root(home, rules.host, rules.port, rules.max_upload_bytes // 2**20)
+    except OSError:  # MTW_HOME not writable: the wizard still runs (and says so), its scratch files in a temp dir
+        root = app_root(Path(tempfile.mkdtemp(prefix="mtw-ui-")), rules.host, rules.port,
+                        rules.max_upload_bytes // 2**20)
+    os.environ.update({"CHAINLIT_APP_ROOT": str(root), "CHAINLIT_COOKIE_SAMESITE": "strict",
+                       "CHAINLIT_HOST": rules.host, "CHAINLIT_PORT": str(rules.port)})
+    import uvicorn
+    from chainlit.auth import ensure_jwt_secret
+    from chainlit.cli import assert_app
+    from chainlit.config import config, load_module
+    from chainlit.server import app
+
+    config.run.host, config.run.port, config.run.headless = rules.host, rules.port, True
+    config.run.module_name = str(APP_FILE)
+    load_module(str(APP_FILE))
+    ensure_jwt_secret()
+    assert_app()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", ws_per_message_deflate=True))
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+_rules: Policy | None = None
+
+
+def policy() -> Policy:
+    """The rules `mtw ui` started this server with (loopback with the install's token otherwise)."""
+    if _rules is not None:
+        return _rules
+    from tools.settings import get_settings
+
+    settings = get_settings()
+    return Policy(host=settings.host, port=settings.port, token=ui_token(settings.home),
+                  max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * 2**20)
+
+
+def ensure_user(identifier: str) -> None:
+    """Create the chat user row once (INSERT OR IGNORE), so simultaneous first logins cannot race to insert it."""
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from assistant.chat_store import chat_db_path
+
+    with sqlite3.connect(chat_db_path(), timeout=30) as db:
+        db.execute('INSERT OR IGNORE INTO users ("id", "identifier", "metadata", "createdAt") VALUES (?, ?, ?, ?)',
+                   (str(uuid4()), identifier, "{}", datetime.now(UTC).isoformat()))
+
+
+def install(chat_history: bool) -> None:
+    """Hook the wizard into chainlit: sign-in (token or password), the guard, safe uploads, owned stored files."""
+    import chainlit as cl
+    from chainlit.server import app
+
+    rules = policy()
+    if rules.token is not None:
+        if chat_history:
+            ensure_user(LOCAL_USER)
+
+        @cl.header_auth_callback
+        async def token_user(headers: Any) -> cl.User | None:
+            """The token's holder is the one local user; the guard already refused everyone else."""
+            ok = signed_in(rules, {k.lower(): v for k, v in headers.items()})
+            return cl.User(identifier=LOCAL_USER, metadata={"role": "owner", "provider": "token"}) if ok else None
+    else:
+        from tools.settings import get_settings
+
+        home = get_settings().home
+
+        @cl.password_auth_callback
+        async def password_user(username: str, password: str) -> cl.User | None:
+            """A user set with `mtw ui --set-password`."""
+            if not await asyncio.to_thread(check_password, home, username, password):
+                return None
+            if chat_history:
+                await asyncio.to_thread(ensure_user, username)
+            return cl.User(identifier=username, metadata={"role": "owner", "provider": "password"})
+
+    router = _routes(rules, chat_history)
+    # first in line: chainlit's own upload route and its catch-all page route would otherwise answer
+    app.router.routes[0:0] = router.routes
+    app.add_middleware(Guard, policy=rules)
+
+
+def _routes(rules: Policy, chat_history: bool) -> Any:
+    # FastAPI reads these handlers' annotations at definition, so this module keeps them evaluated (no __future__)
+    from chainlit.server import UserParam, validate_file_upload
+    from chainlit.session import WebsocketSession
+    from fastapi import APIRouter, HTTPException, Request, UploadFile
+    from fastapi.responses import FileResponse, JSONResponse
+
+    from assistant.chat_store import FILES_ROUTE, stored_file
+
+    router = APIRouter()
+
+    @router.post("/project/file")
+    async def upload(current_user: UserParam, session_id: str, file: UploadFile,
+                     ask_parent_id: str | None = None) -> JSONResponse:
+        """Chainlit's upload, with a safe base name and a check of what the file really is before it is kept."""
+        session = WebsocketSession.get_by_id(session_id)
+        if not session or (current_user and (not session.user or session.user.identifier != current_user.identifier)):
+            raise HTTPException(status_code=404, detail="Session not found")
+        spec = session.files_spec.get(ask_parent_id) if ask_parent_id else None
+        if ask_parent_id and not spec:
+            raise HTTPException(status_code=404, detail="Parent message not found")
+        try:
+            name = safe_name(file.filename or "")
+            content = await file.read()
+            if why := refusal(name, content):
+                raise HTTPException(status_code=400, detail=why)
+            try:
+                validate_file_upload(file, spec=spec)
+            except ValueError as exc:
+                raise HTTPException(status_code=400, detail=str(exc)) from exc
+            mime = file.content_type or "application/octet-stream"
+            return JSONResponse(content=await session.persist_file(name=name, content=content, mime=mime))
+        finally:
+            await file.close()
+
+    if chat_history:
+        @router.get(FILES_ROUTE + "/{key:path}")
+        async def stored(key: str, request: Request) -> FileResponse:
+            """A stored chat file, only for the user whose conversation it belongs to (everyone else: 404)."""
+            owner = await _user_id(rules, request)
+            path = stored_file(key)
+            if owner is None or path is None or not key.startswith(owner + "/"):
+                raise HTTPException(status_code=404, detail="No such file")
+            return FileResponse(path)
+
+    return router
+
+
+async def _user_id(rules: Policy, request: Any) -> str | None:
+    """The signed-in user's id in the chat database, or None."""
+    from chainlit.auth.cookie import get_token_from_cookies
+    from chainlit.auth.jwt import decode_jwt
+    from chainlit.data import get_data_layer
+
+    identifier = LOCAL_USER
+    if rules.token is None:
+        try:
+            identifier = decode_jwt(get_token_from_cookies(dict(request.cookies)) or "").identifier
+        except Exception:  # no login, or an expired / foreign one
+            return None
+    data = get_data_layer()
+    user = await data.get_user(identifier) if data else None
+    return user.id if user else None

@@ -1,0 +1,110 @@
+"""Uploads: hostile names are reduced to safe base names, and only readable files of a sane size are kept."""
+
+from __future__ import annotations
+
+import io
+import socket
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.uploads import MAX_NAME, refusal, safe_name
+from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("..", "upload"), ("../../x.jsonl", "x.jsonl"), ("/etc/passwd", "passwd"), ("a\x00b.jsonl", "ab.jsonl"),
+    ("C:\\Users\\me\\data.csv", "data.csv"), (".hidden", "hidden"), ("", "upload"), ("my examples.csv",
+                                                                                    "my examples.csv"),
+    ("line\nbreak.txt", "linebreak.txt"), ("<script>.html", "_script_.html"),
+])
+def test_names_become_safe_base_names(name: str, safe: str):
+    assert safe_name(name) == safe
+
+
+def test_long_names_are_capped_and_keep_their_extension():
+    cut = safe_name("x" * 500 + ".jsonl")
+    assert len(cut) <= MAX_NAME and cut.endswith(".jsonl")
+
+
+def _docx() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("word/document.xml", "<w:document/>")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (b"", "empty (0 bytes)"), (PNG, "PNG image"), (b"\xff\xd8\xff\xe0" + b"\0" * 32, "JPEG image"),
+    (b"\x1f\x8b\x08" + b"\0" * 32, "gzip-compressed"), (b"\x7fELF\x02\x01\x01" + b"\0" * 60, "does not look like"),
+    (b"PK\x03\x04" + b"\0" * 40, "zip archive"),
+])
+def test_files_the_wizard_cannot_read_are_refused_in_words(data: bytes, words: str):
+    why = refusal("data.jsonl", data)
+    assert why is not None and words in why and "data.jsonl" in why
+
+
+@pytest.mark.parametrize("data", [
+    b'{"messages": []}\n', b"prompt,response\na,b\n", "caf\u00e9;cr\u00e8me\n".encode("latin-1"),
+    "\ufeffhello".encode("utf-16"), b"%PDF-1.7\n...", b"# Notes\n\n- one\n", b"<html><body>x</body></html>",
+])
+def test_text_and_documents_are_accepted(data: bytes):
+    assert refusal("data", data) is None
+    assert refusal("report.docx", _docx()) is None
+
+
+def _upload(client: httpx.Client, session_id: str, name: str, data: bytes, mime: str = "text/plain") -> httpx.Response:
+    return client.post("/project/file", params={"session_id": session_id}, files={"file": (name, data, mime)})
+
+
+@pytest.mark.slow
+def test_uploads_through_the_server(launch):
+    package_ui = Path(__file__).resolve().parents[2] / "assistant" / "ui"
+    before = sorted(package_ui.rglob("*"))
+    w = launch("--max-upload-mb", "1")
+    client = signed_in_client(w)
+    ws, session = socket_session(w, cookie_header(client))
+    scratch = next((w.home / "ui").iterdir()) / ".files" / session
+    try:
+        for hostile in ["..", "../../x.jsonl", "/etc/passwd", "a\x00b.jsonl"]:
+            reply = _upload(client, session, hostile, b'{"text": "hi"}\n')
+            assert reply.status_code == 200, (hostile, reply.text)
+        kept = list(scratch.iterdir())
+        # one copy per upload, inside this server's own folder, named by chainlit's id (never by the user's name)
+        assert len(kept) == 4 and all(p.is_file() and p.parent == scratch for p in kept)
+        assert not (w.home / "x.jsonl").exists() and not (w.home.parent / "x.jsonl").exists()
+
+        empty = _upload(client, session, "empty.jsonl", b"")
+        assert empty.status_code == 400 and "empty (0 bytes)" in empty.json()["detail"]
+        image = _upload(client, session, "photo.jsonl", PNG, "application/json")
+        assert image.status_code == 400 and "PNG image" in image.json()["detail"]
+
+        big = b"a,b\n" * (300 * 1024)  # 1.2 MB of CSV over a 1 MB limit
+        too_big = _upload(client, session, "big.csv", big)
+        assert too_big.status_code == 413 and "larger than 1.0 MB" in too_big.json()["detail"]
+        # a body that claims 600 MB is refused from its header, before a byte of it is read
+        with socket.create_connection(("127.0.0.1", w.port), timeout=10) as raw:
+            raw.sendall(f"POST /project/file?session_id={session} HTTP/1.1\r\nHost: 127.0.0.1:{w.port}\r\n"
+                        f"Cookie: {cookie_header(client)}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                        f"Content-Length: {600 * 2**20}\r\n\r\n--b\r\n".encode())
+            assert raw.recv(4096).startswith(b"HTTP/1.1 413")
+
+        def stream() -> object:  # no Content-Length at all: counted as it arrives
+            boundary = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s.csv\"\r\n\r\n"
+            yield boundary
+            for _ in range(40):
+                yield b"a,b\n" * 16384
+            yield b"\r\n--b--\r\n"
+
+        streamed = client.post("/project/file", params={"session_id": session}, content=stream(),
+                               headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert streamed.status_code == 413
+        assert len(list(scratch.iterdir())) == 4
+        assert sorted(package_ui.rglob("*")) == before  # nothing written inside the installed package
+    finally:
+        ws.close()  # type: ignore[attr-defined]
