@@ -13,7 +13,7 @@ from langgraph.graph import START, StateGraph
 
 from assistant import conversation
 from assistant.context import WizardContext
-from assistant.stages import dataset, deploy, evaluate, interview, onboard, train
+from assistant.stages import author, dataset, deploy, evaluate, interview, onboard, train
 from assistant.state import WizardState
 from assistant.ui_events import STAGES
 
@@ -28,14 +28,16 @@ NODES: list[Any] = [
     interview.on_edit, interview.save_project, interview.on_name_taken, interview.confirm_start_over,
     interview.on_start_over,
     dataset.choose_data, dataset.on_data_choice, dataset.ask_file, dataset.receive_file, dataset.use_sample,
-    dataset.draft_batch, dataset.review_draft, dataset.on_review, dataset.after_drafts, dataset.on_after_drafts,
+    author.draft_batch, author.review_draft, author.on_review, author.edit_example, author.on_edit_example,
+    author.after_drafts, author.on_after_drafts, author.show_dataset, author.on_table, author.on_open,
+    author.ask_document, author.receive_document, author.on_privacy, author.draft_document,
     dataset.check_data, dataset.decide_after_check, dataset.on_checked, dataset.fix_data,
     train.configure_training, train.offer_base_download, train.on_base_offer, train.confirm_training,
     train.on_confirm_training, train.start_training, train.resume_training, train.watch_training,
     train.on_training_input, train.after_training, train.on_after_run,
     evaluate.choose_next, evaluate.on_next, evaluate.evaluate_model, evaluate.check_export, evaluate.score_answer,
     evaluate.on_score, evaluate.report_agreement, evaluate.list_models,
-    deploy.export_model, deploy.on_export_problem,
+    deploy.export_model, deploy.on_export_problem, deploy.quick_model, deploy.on_quick,
 ]
 
 builder = StateGraph(WizardState, context_schema=WizardContext)

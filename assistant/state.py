@@ -71,6 +71,27 @@ class WizardState(TypedDict, total=False):
     draft_index: int
     """Which draft is being reviewed."""
 
+    draft_sources: list[dict[str, Any]]
+    """For each draft, the passage it was written from ({label, text}), or {} for drafts from the spec."""
+
+    draft_focus: dict[str, Any]
+    """What the next batch of drafts is about ({label, focus, n}: a thin category or a weak area); {} = anything."""
+
+    nudge: dict[str, Any]
+    """The coverage nudge shown last ({text, label, focus, n}): a click drafts for its category."""
+
+    editing: dict[str, Any]
+    """The example being edited as text: {"id": a dataset example id} or {"draft": index of a draft}."""
+
+    table_back: str
+    """Where "Go on" at the dataset table returns to."""
+
+    opened: str
+    """The id of the dataset example opened from the table."""
+
+    document: dict[str, Any]
+    """The document being drafted from: path (kept in the project), name, passages, next, include_flagged."""
+
     train_model: str
     """The base model the run trains (catalog key, Hugging Face id, folder, tiny-random or minilm)."""
 

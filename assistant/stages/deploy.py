@@ -72,3 +72,59 @@ async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext])
         say(f"Ollama is still not answering: {note}")
         return go("listen")
     return go("export_model")
+
+
+def model_stem(spec: ProjectSpec) -> str:
+    """The registry stem of a project's models: 'PM-UserStories' for 'User stories from ideas'."""
+    return "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
+
+
+async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """The quick path: a styled model from the spec alone (SYSTEM prompt, a few examples, the guide's parameters)."""
+    from tools.export.pipeline import export_from_spec
+    from tools.registry import suggest_name
+
+    stage("deploy")
+    spec = ProjectSpec(**state["spec"])
+    name = str(state.get("quick_name") or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
+    up, note, missing = await runtime.context.llm.status()
+    ollama_up = up or missing
+    say(f"Making **{name}**: your project's description as its SYSTEM prompt, a few example conversations and the "
+        "guide's parameters, on the base model in your Ollama — no training.")
+    notes: list[str] = []
+    try:
+        result = await asyncio.to_thread(export_from_spec, spec.name, name, dry_run=not ollama_up, say=notes.append)
+    except MTWError as exc:
+        return ask(state, f"That did not work: {exc.message} {exc.fix}", then="on_quick", stage="deploy",
+                   choices={"again": "Try again", "train": "Go on to training"}, effects=("again",),
+                   update={"quick_name": name})
+    lines = [*notes, result.reason]
+    lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
+              for c in result.checks]
+    if result.dry_run:
+        lines.append(f"{note}\n\nThe Modelfile is ready at `{result.modelfile}`. When Ollama runs:\n\n"
+                     + "\n".join(f"`{c}`" for c in result.commands))
+        say("\n".join(lines))
+        return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then="on_quick",
+                   stage="deploy", choices={"again": "Try again now", "train": "Go on to training"},
+                   effects=("again",), update={"quick_name": name})
+    lines.append(f"Try it: `ollama run {name}`")
+    say("\n".join(lines))
+    return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
+                      "examples (it learns your style far better than a prompt can).", then="on_quick",
+               stage="deploy", choices={"try": "Try it", "train": "Go on to training"},
+               update={"quick_name": name, "quick_made": True})
+
+
+async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """Try the styled model, try the quick path again once Ollama is back, or go on to training."""
+    picked = state["intent"].get("value")
+    if picked == "try":
+        return go("try_model", {"try_ollama": state.get("quick_name", ""), "try_back": "choose_data"})
+    if picked == "again":
+        up, note, missing = await runtime.context.llm.status()
+        if not (up or missing):
+            say(f"Ollama is still not answering: {note}")
+            return go("listen")
+        return go("quick_model")
+    return go("choose_data")
