@@ -172,3 +172,108 @@ async def test_drafts_from_a_document_flag_private_data_first_and_show_their_pas
     assert q["then"] == "on_after_drafts"
     assert [ex.prompt() for ex in DatasetStore("User stories from ideas").examples()] == [
         "What must the checkout redesign achieve?"]
+
+
+async def test_after_training_compare_try_rate_ship_list_and_plan_round_two(tmp_path, ollama):
+    from tests.unit.assistant.test_stages import _finished_run
+    from tools import registry
+    from tools.evaluate.playground import load_ratings
+
+    ollama.responder = lambda body: "As a user, I want the served answer, so that it is checked."
+    s = Session(ScriptedLLM(ok=False))
+    finished = await _finished_run(tmp_path, s)
+    q = await s.resume()
+    assert {"try", "eval", "export"} <= set(q["choices"])
+    q = await s.send("compare it with the base model")
+    # per test category: both answers, the judge per criterion, a winner mark
+    compared = [t for t in s.tables() if "side by side" not in t["title"] and "tuned better on" in t["title"]]
+    assert compared and compared[0]["columns"] == ["Prompt", "Base model", "Tuned model", "Judge (base→tuned)",
+                                                   "Winner"]
+    assert all(row[4] in ("🏆 tuned", "🏆 base", "tie") for t in compared for row in t["rows"])
+    # try it: the tuned answer streamed from the local adapter, the base on request, a rating kept with the run
+    q = await s.send("try it")
+    assert q["then"] == "on_try" and "on this machine" in q["text"]
+    q = await s.send("Write a user story for exporting reports")
+    streamed = [p for p in s.progress if p["title"] == "Tuned model"]
+    assert len(streamed) > 1 and streamed[-1]["status"].splitlines()[0][:200] in q["text"]  # grows, then shown
+    assert {"up", "down", "1", "5", "base", "done"} <= set(q["choices"])
+    q = await s.send("also show the base")
+    assert [p for p in s.progress if p["title"] == "Base model"]
+    q = await s.click("up")
+    q = await s.send("Write a user story for dark mode")
+    q = await s.send("2")
+    ratings = load_ratings(finished)
+    assert [(r.prompt, r.variant, r.score, r.thumbs) for r in ratings] == [
+        ("Write a user story for exporting reports", "base", 5, "up"),
+        ("Write a user story for dark mode", "tuned", 2, None)]
+    q = await s.send("done trying")
+    assert q["then"] == "on_next"
+    # ship it: the name is asked (the next version suggested), the quantisation explained, `ollama run` at the end
+    s.ctx.llm.ok = True
+    q = await s.click("export")
+    assert q["then"] == "on_export_name" and "**PM-UserStories-v1**" in q["text"]
+    q = await s.send("PM Stories")
+    assert "cannot be a model name" in s.said[-1]
+    q = await s.send("PM-Stories")
+    assert q["then"] == "on_quantize" and "**PM-Stories-v1**" in q["text"]
+    assert set(q["choices"]) == {"none", "q8_0", "q4_K_M"} and "fewer bits" in q["text"]
+    q = await s.click("none")
+    assert "PM-Stories-v1" in ollama.created and "`ollama run PM-Stories-v1`" in s.said[-1]
+    assert q["then"] == "on_next"
+    # my models: the list, promote, delete with a confirmation
+    q = await s.send("my models")
+    assert s.tables("My models")[-1]["rows"][0][0] == "PM-Stories-v1" and q["then"] == "on_models"
+    q = await s.click("promote")
+    q = await s.click("PM-Stories-v1")
+    assert registry.get("PM-Stories-v1").promoted and "⭐" in s.tables("My models")[-1]["rows"][0][0]
+    q = await s.send("delete one")
+    q = await s.click("PM-Stories-v1")
+    assert q["then"] == "on_delete" and registry.list_models()  # nothing deleted before the confirmation
+    q = await s.click("yes")
+    assert registry.list_models() == [] and "Deleted **PM-Stories-v1**" in s.said[-1]
+    assert q["then"] == "on_next"  # nothing left to list: back to what next
+    # round 2: the weakest areas with their reasons, from the judge, the ratings and the coverage
+    q = await s.send("improve it")
+    plan = s.tables("Next round")[-1]
+    assert plan["columns"] == ["Area", "Why", "Draft"] and plan["rows"] and all(r[1] for r in plan["rows"])
+    assert any(t.startswith("Next round, foundation (the guide's 50–100)") for t in s.said)  # 45 examples so far
+    assert q["then"] == "on_improve" and "upload" in q["choices"]
+
+
+def test_the_classifier_comparison_names_the_majority_baseline():
+    from assistant.stages.evaluate import baseline_sentence, confusion_figure
+
+    report = {"heldout": {"base": {"accuracy": 0.4}, "tuned": {"accuracy": 0.8, "labels": ["bug", "idea"],
+                                                               "confusion": [[5, 1], [1, 3]]}}}
+    said = baseline_sentence(report)
+    assert "**Accuracy 80%** on 10 held-out texts" in said and "('bug') would get 60%" in said
+    assert "base model gets 40%" in said and "**better than** that baseline" in said
+    fig = confusion_figure(["bug", "idea"], [[5, 1], [1, 3]])
+    assert fig["data"][0]["type"] == "heatmap" and fig["data"][0]["z"] == [[5, 1], [1, 3]]
+
+
+async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_training_goes_on(ollama):
+    s = Session(ScriptedLLM(ok=False))
+    q = await to_data_choice_guided(s)
+    assert q["choices"]["quick"] == "Make a styled model without training (about a minute)"
+    q = await s.click("quick")
+    # Ollama away: a dry run with the Modelfile, and a way on once it is back
+    assert q["then"] == "on_quick" and "again" in q["choices"] and "Modelfile" in s.said[-1]
+    s.ctx.llm.ok = True
+    q = await s.send("try again now")
+    name = "PM-UserStories-Styled-v1"
+    assert name in ollama.created and f"`ollama run {name}`" in s.said[-1]
+    assert set(q["choices"]) == {"try", "train"}
+    ollama.responder = lambda body: "As a PM, I want styled answers."
+    q = await s.click("try")
+    q = await s.send("Write a user story for search")
+    assert "As a PM, I want styled answers." in q["text"] and "up" not in q["choices"]  # no run to rate against
+    q = await s.send("done")
+    assert q["then"] == "on_data_choice" and "quick" not in q["choices"]
+
+
+async def to_data_choice_guided(s: Session) -> dict:
+    await s.send()
+    for answer in ["User stories from ideas", "generation", "engineers", "plain", "skip", "skip"]:
+        q = await s.send(answer)
+    return await s.send("confirm")
