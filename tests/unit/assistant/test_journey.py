@@ -275,5 +275,5 @@ async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_trai
 async def to_data_choice_guided(s: Session) -> dict:
     await s.send()
     for answer in ["User stories from ideas", "generation", "engineers", "plain", "skip", "skip"]:
-        q = await s.send(answer)
+        await s.send(answer)
     return await s.send("confirm")
