@@ -13,7 +13,18 @@ from langgraph.graph import START, StateGraph
 
 from assistant import conversation
 from assistant.context import WizardContext
-from assistant.stages import dataset, deploy, evaluate, interview, onboard, train
+from assistant.stages import (
+    author,
+    dataset,
+    deploy,
+    documents,
+    evaluate,
+    improve,
+    interview,
+    onboard,
+    playground,
+    train,
+)
 from assistant.state import WizardState
 from assistant.ui_events import STAGES
 
@@ -28,14 +39,19 @@ NODES: list[Any] = [
     interview.on_edit, interview.save_project, interview.on_name_taken, interview.confirm_start_over,
     interview.on_start_over,
     dataset.choose_data, dataset.on_data_choice, dataset.ask_file, dataset.receive_file, dataset.use_sample,
-    dataset.draft_batch, dataset.review_draft, dataset.on_review, dataset.after_drafts, dataset.on_after_drafts,
+    author.draft_batch, author.review_draft, author.on_review, author.edit_example, author.on_edit_example,
+    author.after_drafts, author.on_after_drafts, author.show_dataset, author.on_table, author.on_open,
+    documents.ask_document, documents.receive_document, documents.on_privacy, documents.draft_document,
     dataset.check_data, dataset.decide_after_check, dataset.on_checked, dataset.fix_data,
     train.configure_training, train.offer_base_download, train.on_base_offer, train.confirm_training,
     train.on_confirm_training, train.start_training, train.resume_training, train.watch_training,
     train.on_training_input, train.after_training, train.on_after_run,
     evaluate.choose_next, evaluate.on_next, evaluate.evaluate_model, evaluate.check_export, evaluate.score_answer,
-    evaluate.on_score, evaluate.report_agreement, evaluate.list_models,
-    deploy.export_model, deploy.on_export_problem,
+    evaluate.on_score, evaluate.report_agreement, evaluate.list_models, evaluate.on_models, evaluate.pick_model,
+    evaluate.on_pick_model, evaluate.on_delete, evaluate.show_comparison, evaluate.on_promote_choice,
+    deploy.export_model, deploy.on_export_problem, deploy.quick_model, deploy.on_quick, deploy.ask_export_name,
+    deploy.on_export_name, deploy.ask_quantize, deploy.on_quantize, deploy.compare_versions,
+    playground.try_model, playground.on_try, improve.plan_improvement, improve.on_improve,
 ]
 
 builder = StateGraph(WizardState, context_schema=WizardContext)

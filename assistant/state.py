@@ -71,6 +71,27 @@ class WizardState(TypedDict, total=False):
     draft_index: int
     """Which draft is being reviewed."""
 
+    draft_sources: list[dict[str, Any]]
+    """For each draft, the passage it was written from ({label, text}), or {} for drafts from the spec."""
+
+    draft_focus: dict[str, Any]
+    """What the next batch of drafts is about ({label, focus, n}: a thin category or a weak area); {} = anything."""
+
+    nudge: dict[str, Any]
+    """The coverage nudge shown last ({text, label, focus, n}): a click drafts for its category."""
+
+    editing: dict[str, Any]
+    """The example being edited as text: {"id": a dataset example id} or {"draft": index of a draft}."""
+
+    table_back: str
+    """Where "Go on" at the dataset table returns to."""
+
+    opened: str
+    """The id of the dataset example opened from the table."""
+
+    document: dict[str, Any]
+    """The document being drafted from: path (kept in the project), name, passages, next, include_flagged."""
+
     train_model: str
     """The base model the run trains (catalog key, Hugging Face id, folder, tiny-random or minilm)."""
 
@@ -103,6 +124,39 @@ class WizardState(TypedDict, total=False):
 
     export_name: str
     """The name an export waiting for Ollama will use."""
+
+    export_suggested: str
+    """The name suggested for the export (the registry's next version)."""
+
+    export_quant: str
+    """The quantisation chosen for the export: "" (none, as trained), q8_0 or q4_K_M."""
+
+    quick_name: str
+    """The styled model the quick path makes (or made) in Ollama."""
+
+    quick_made: bool
+    """The quick path created its model in Ollama."""
+
+    try_ollama: str
+    """The Ollama model "Try it" asks (the quick path's); empty = the export, or the run's adapter here."""
+
+    try_back: str
+    """Where "Done trying" returns to."""
+
+    try_last: dict[str, Any]
+    """The last answer shown while trying: prompt, answer, which (tuned or base), source; ratings refer to it."""
+
+    models_action: str
+    """What "My models" is doing: compare, promote or delete."""
+
+    models_picked: list[str]
+    """The registered models picked for that action so far."""
+
+    comparing: list[str]
+    """Two registered models shown side by side (after a comparison: the better one first)."""
+
+    round_areas: list[dict[str, Any]]
+    """The weak areas of the next round still to draft for (tools.improve.WeakArea as dicts), weakest first."""
 
     checked_export: bool
     """The exported model was evaluated as Ollama serves it."""

@@ -6,10 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.state import WizardState
 from assistant.ui_events import say, stage
@@ -19,7 +17,6 @@ from tools.project import ProjectSpec
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLES = {"classification": EXAMPLES / "pm_task_types.jsonl", "generation": EXAMPLES / "pm_dataset.jsonl"}
 ACCEPT = [".jsonl", ".json", ".csv", ".tsv", ".txt"]
-DRAFT_BATCH = 5
 SHOWN_ISSUES = 8
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"%PDF")
 
@@ -33,25 +30,37 @@ def _plural(n: int, word: str) -> str:
 
 
 def choose_data(state: WizardState) -> Command[Any]:
-    """Ask where the training examples come from: a file, the assistant's drafts, or the sample set."""
+    """Ask where the training examples come from: a file, drafts, documents or the sample set; or show the dataset."""
+    from assistant.stages.author import can_draft, wants_table
+
     stage("dataset")
+    intent = state.get("intent") or {}
+    if intent.get("kind") == "navigate" and wants_table(str(intent.get("text", ""))):
+        return go("show_dataset", {"table_back": "choose_data", "intent": {}})
     spec = _spec(state)
     choices = {"upload": "Upload a file of examples"}
-    if state.get("llm_ok") and spec.task_type == "generation":
+    if can_draft(state):
         choices["draft"] = "Draft examples with me"
+        if spec.task_type in (None, "generation"):
+            choices["documents"] = "Draft from my documents"
     if spec.task_type in SAMPLES:
         choices["sample"] = "Start from the sample PM dataset"
     if state.get("data_path"):
         choices["keep"] = f"Keep {Path(state['data_path']).name}"
+        choices["table"] = "Show my dataset"
+    elif spec.task_type in (None, "generation") and not state.get("quick_made"):
+        choices["quick"] = "Make a styled model without training (about a minute)"
     return ask(state, "**Now your training examples.** 50–100 good examples is a solid first round (10 is the "
                       "minimum). Where should they come from?", then="on_data_choice", stage="dataset",
-               choices=choices)
+               choices=choices, effects=("quick",))
 
 
 def on_data_choice(state: WizardState) -> Command[Any]:
     """Follow the choice."""
-    return go({"upload": "ask_file", "sample": "use_sample", "draft": "draft_batch", "keep": "check_data"}[
-        str(state["intent"]["value"])], {"adding": False})
+    picked = str(state["intent"]["value"])
+    return go({"upload": "ask_file", "sample": "use_sample", "draft": "draft_batch", "keep": "check_data",
+               "documents": "ask_document", "table": "show_dataset", "quick": "quick_model"}[picked],
+              {"adding": False, "table_back": "choose_data", "draft_focus": {}})
 
 
 def ask_file(state: WizardState) -> Command[Any]:
@@ -89,10 +98,14 @@ async def receive_file(state: WizardState) -> Command[Any]:
     if problem:
         say(problem)
         return go("listen")
+    from tools.dataset.store import DatasetStore
+
     try:
         dest = await asyncio.to_thread(keep_upload, _spec(state).name, src, name)
-        if state.get("adding") and state.get("data_path"):
-            dest = await asyncio.to_thread(combine, _spec(state).name, Path(state["data_path"]), dest)
+        drafted = await asyncio.to_thread(lambda: bool(DatasetStore(_spec(state).name).examples()))
+        # the project has one dataset: an upload after drafting (or with "add more") joins it, never replaces it
+        if (state.get("adding") and state.get("data_path")) or drafted:
+            dest = await asyncio.to_thread(combine, _spec(state).name, Path(state.get("data_path") or dest), dest)
             say(f"Added the examples of **{name}** to your dataset (`{dest.name}`).")
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
@@ -128,75 +141,6 @@ def use_sample(state: WizardState) -> Command[Any]:
     return go("check_data", {"data_path": str(dest)})
 
 
-async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Ask the assistant model for a few examples written from the spec (each passed the checks)."""
-    from tools.dataset.draft import draft_examples
-    from tools.dataset.store import DatasetStore
-
-    spec = _spec(state)
-    store = DatasetStore(spec.name)
-    say(f"Drafting {DRAFT_BATCH} examples from your project — this takes a moment.")
-    try:
-        drafts = await asyncio.to_thread(draft_examples, spec, DRAFT_BATCH, runtime.context.llm,
-                                         existing=store.examples())
-    except MTWError as exc:
-        say(f"{exc.message} {exc.fix}")
-        drafts = []
-    if not drafts:
-        say("No usable drafts came back this time.")
-        return go("after_drafts", {"drafts": [], "draft_index": 0})
-    return go("review_draft", {"drafts": [d.model_dump() for d in drafts], "draft_index": 0})
-
-
-def review_draft(state: WizardState) -> Command[Any]:
-    """Show one draft; keep it in the project's dataset or drop it."""
-    from tools.dataset.model import Example
-
-    i, drafts = state.get("draft_index", 0), state.get("drafts", [])
-    if i >= len(drafts):
-        return go("after_drafts")
-    ex = Example(**drafts[i])
-    body = "\n\n".join(f"**{m.role.capitalize()}:** {m.content}" for m in ex.messages)
-    return ask(state, f"Draft {i + 1} of {len(drafts)}:\n\n{body}", then="on_review", stage="dataset",
-               choices={"keep": "Keep", "drop": "Drop"})
-
-
-def on_review(state: WizardState) -> Command[Any]:
-    """Keep the draft (saved to the project's dataset at once) or drop it; then the next one."""
-    from tools.dataset.model import Example
-    from tools.dataset.store import DatasetStore
-
-    i = state.get("draft_index", 0)
-    if state["intent"].get("value") == "keep":
-        DatasetStore(_spec(state).name).add(Example(**state["drafts"][i]))
-    return go("review_draft", {"draft_index": i + 1})
-
-
-def after_drafts(state: WizardState) -> Command[Any]:
-    """Draft more, or save the kept examples as a dataset version and check them."""
-    from tools.dataset.store import DatasetStore
-
-    n = len(DatasetStore(_spec(state).name).examples())
-    choices = {"more": f"Draft {DRAFT_BATCH} more", "upload": "Upload a file instead"}
-    if n:
-        choices["check"] = "Check my examples"
-    return ask(state, f"You have **{_plural(n, 'example')}** so far.", then="on_after_drafts", stage="dataset",
-               choices=choices)
-
-
-def on_after_drafts(state: WizardState) -> Command[Any]:
-    """Loop on drafting until the user wants the check."""
-    from tools.dataset.store import DatasetStore
-
-    picked = state["intent"]["value"]
-    if picked == "more":
-        return go("draft_batch")
-    if picked == "upload":
-        return go("ask_file", {"adding": bool(state.get("data_path"))})
-    version = DatasetStore(_spec(state).name).save(note="drafted in the chat")
-    return go("check_data", {"data_path": str(version.path)})
-
-
 async def check_data(state: WizardState) -> Command[Any]:
     """The plain-language report: a summary first, then each problem with its line and fix; then what next."""
     from tools.dataset.store import checked
@@ -222,20 +166,30 @@ async def check_data(state: WizardState) -> Command[Any]:
     if len(errors) + len(warnings) > SHOWN_ISSUES:
         lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more (`mtw check {path}` lists all).")
     say("\n".join(lines))
+    nudge: dict[str, Any] = {}
+    if report.examples:
+        from assistant.stages.author import coverage
+        from tools.dataset.readers import read_dataset
+
+        examples = (await asyncio.to_thread(read_dataset, path)).examples
+        nudge = coverage(_spec(state), examples)
     too_few = bool(errors) and all(i.code == "too_few_examples" for i in errors)
     return go("decide_after_check", {"data_ok": report.ok, "data_errors": len(errors), "too_few": too_few,
-                                     "data_examples": report.examples})
+                                     "data_examples": report.examples, "nudge": nudge})
 
 
 def decide_after_check(state: WizardState) -> Command[Any]:
-    """Fix, add or upload, or go on: every outcome of the check has a way forward."""
+    """Fix, add or upload, or go on: every outcome of the check has a way forward (and the coverage nudge)."""
+    from assistant.stages.author import can_draft
+
+    nudge = state.get("nudge") or {}
     if state.get("data_ok"):
         choices = {"continue": "Continue to training", "fix": "Clean it up (duplicates, validation split)",
                    "upload_more": "Add more examples from a file"}
         text = "Your data is ready to train on."
     elif state.get("too_few"):
         choices = {"upload_more": "Upload more examples"}
-        if state.get("llm_ok") and _spec(state).task_type == "generation":
+        if can_draft(state):
             choices = {"draft_more": "Draft more with me", **choices}
         if state.get("data_examples", 0) > 1:
             choices["anyway"] = "Continue anyway"
@@ -244,6 +198,9 @@ def decide_after_check(state: WizardState) -> Command[Any]:
     else:
         choices = {"fix": "Fix what can be fixed", "upload": "Upload a corrected file"}
         text = "These problems would stop training. What would you like to do?"
+    if nudge and can_draft(state) and state.get("data_errors", 0) == int(bool(state.get("too_few"))):
+        choices = {"nudge": str(nudge["label"]), **choices}
+        text = f"{text}\n\nCoverage: {nudge['text']}"
     return ask(state, text, then="on_checked", stage="check", choices=choices)
 
 
@@ -254,15 +211,8 @@ def on_checked(state: WizardState) -> Command[Any]:
         say("Going on with the examples you have: the run will show every step, but expect little learning.")
         sets = {**(state.get("train_sets") or {}), "min_examples": "1"}
         return go("configure_training", {"train_sets": sets})
-    if picked == "draft_more":
-        from tools.dataset.readers import read_dataset
-        from tools.dataset.store import DatasetStore
-
-        store = DatasetStore(_spec(state).name)
-        if not store.examples():
-            for ex in read_dataset(state["data_path"]).examples:
-                store.add(ex.model_copy(update={"line": None}))
-        return go("draft_batch")
+    if picked in ("draft_more", "nudge"):
+        return go("draft_batch", {"draft_focus": (state.get("nudge") or {}) if picked == "nudge" else {}})
     return go({"fix": "fix_data", "upload": "ask_file", "upload_more": "ask_file",
                "continue": "configure_training"}[str(picked)], {"adding": picked == "upload_more"})
 

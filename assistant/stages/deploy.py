@@ -4,6 +4,7 @@ and a way to try again once it runs."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,12 @@ from tools.project import ProjectSpec, slugify
 async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Put the model into Ollama (or, with Ollama away, write everything and give the exact commands)."""
     from tools.export.pipeline import export_run
-    from tools.registry import suggest_name
 
     stage("deploy")
-    spec = ProjectSpec(**state["spec"])
-    base = "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
-    name = str(state.get("export_name") or await asyncio.to_thread(suggest_name, base))
+    if not state.get("export_name"):
+        return go("ask_export_name")
+    name = str(state["export_name"])
+    quantize = str(state.get("export_quant") or "") or None
     up, note, missing = await runtime.context.llm.status()
     ok = up or missing  # the export needs Ollama, not the assistant model
     writer, loop = get_stream_writer(), asyncio.get_running_loop()
@@ -43,7 +44,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
     notes: list[str] = []
     try:
         result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=not ok, say=notes.append,
-                                         progress=report)
+                                         progress=report, quantize=quantize)
     except MTWError as exc:
         return ask(state, f"The export did not work: {exc.message} {exc.fix}", then="on_export_problem",
                    stage="deploy", choices={"again": "Try again", "back": "Back to what next"}, effects=("again",))
@@ -57,10 +58,9 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
         return ask(state, "Start Ollama, then click **Try again now** — I'll check that it is back first.",
                    then="on_export_problem", stage="deploy", effects=("again",),
                    choices={"again": "Try again now", "back": "Back to what next"}, update={"export_name": name})
-    if result.ok:
-        lines.append(f"Try it: `ollama run {result.name}`")
+    lines.append(f"It is in your Ollama. Run it with:\n\n`ollama run {result.name}`")
     say("\n".join(lines))
-    return go("choose_next", {"exported_name": result.name, "export_name": ""})
+    return go("compare_versions", {"exported_name": result.name, "export_name": "", "export_quant": ""})
 
 
 async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -72,3 +72,135 @@ async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext])
         say(f"Ollama is still not answering: {note}")
         return go("listen")
     return go("export_model")
+
+
+def model_stem(spec: ProjectSpec) -> str:
+    """The registry stem of a project's models: 'PM-UserStories' for 'User stories from ideas'."""
+    return "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
+
+
+async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """The quick path: a styled model from the spec alone (SYSTEM prompt, a few examples, the guide's parameters)."""
+    from tools.export.pipeline import export_from_spec
+    from tools.registry import suggest_name
+
+    stage("deploy")
+    spec = ProjectSpec(**state["spec"])
+    name = str(state.get("quick_name") or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
+    up, note, missing = await runtime.context.llm.status()
+    ollama_up = up or missing
+    say(f"Making **{name}**: your project's description as its SYSTEM prompt, a few example conversations and the "
+        "guide's parameters, on the base model in your Ollama — no training.")
+    notes: list[str] = []
+    try:
+        result = await asyncio.to_thread(export_from_spec, spec.name, name, dry_run=not ollama_up, say=notes.append)
+    except MTWError as exc:
+        return ask(state, f"That did not work: {exc.message} {exc.fix}", then="on_quick", stage="deploy",
+                   choices={"again": "Try again", "train": "Go on to training"}, effects=("again",),
+                   update={"quick_name": name})
+    lines = [*notes, result.reason]
+    lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
+              for c in result.checks]
+    if result.dry_run:
+        lines.append(f"{note}\n\nThe Modelfile is ready at `{result.modelfile}`. When Ollama runs:\n\n"
+                     + "\n".join(f"`{c}`" for c in result.commands))
+        say("\n".join(lines))
+        return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then="on_quick",
+                   stage="deploy", choices={"again": "Try again now", "train": "Go on to training"},
+                   effects=("again",), update={"quick_name": name})
+    lines.append(f"Try it: `ollama run {name}`")
+    say("\n".join(lines))
+    return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
+                      "examples (it learns your style far better than a prompt can).", then="on_quick",
+               stage="deploy", choices={"try": "Try it", "train": "Go on to training"},
+               update={"quick_name": name, "quick_made": True})
+
+
+async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """Try the styled model, try the quick path again once Ollama is back, or go on to training."""
+    picked = state["intent"].get("value")
+    if picked == "try":
+        return go("try_model", {"try_ollama": state.get("quick_name", ""), "try_back": "choose_data"})
+    if picked == "again":
+        up, note, missing = await runtime.context.llm.status()
+        if not (up or missing):
+            say(f"Ollama is still not answering: {note}")
+            return go("listen")
+        return go("quick_model")
+    return go("choose_data")
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+QUANT_BYTES = {"none": 2.0, "q8_0": 1.07, "q4_K_M": 0.6}
+"""Bytes per weight: 16-bit as trained, 8-bit, and the 4-bit mix Ollama serves most models in."""
+
+
+async def ask_export_name(state: WizardState) -> Command[Any]:
+    """Ask the model's name in Ollama, suggesting the registry's next version."""
+    from tools.registry import suggest_name
+
+    suggested = await asyncio.to_thread(suggest_name, model_stem(ProjectSpec(**state["spec"])))
+    return ask(state, f"What should the model be called in Ollama? I suggest **{suggested}** — the next version of "
+                      "this project's model. Click it, or type another name.", then="on_export_name",
+               stage="deploy", free_text=True, choices={"suggested": f"Use {suggested}", "back": "Not now"},
+               update={"export_suggested": suggested})
+
+
+async def on_export_name(state: WizardState) -> Command[Any]:
+    """Take the name (a version is added when it has none; a registered name is never reused), then the size."""
+    from tools.registry import split_name, suggest_name
+
+    value = str(state["intent"].get("value") or "").strip()
+    if value == "back":
+        return go("choose_next")
+    name = str(state.get("export_suggested")) if value == "suggested" else value.removeprefix("ollama run ").strip()
+    if not NAME.match(name):
+        say(f"“{name[:60]}” cannot be a model name: use letters, digits, '-', '_' or '.', no spaces "
+            "(e.g. PM-UserStories-v2).")
+        return go("listen")
+    final = await asyncio.to_thread(suggest_name, name)
+    if split_name(name)[1] is not None and final != name:
+        say(f"**{name}** is already registered. Use **{final}** (the next version), or type another name.")
+        return go("listen", {"export_suggested": final})
+    return go("ask_quantize", {"export_name": final})
+
+
+async def ask_quantize(state: WizardState) -> Command[Any]:
+    """Explain the quantisation choice in one sentence, with the size of each."""
+    from tools.download import human_bytes
+    from tools.export.pipeline import base_entry
+    from tools.train.config import load_run_config
+
+    entry = await asyncio.to_thread(lambda: base_entry(load_run_config(state["run_dir"]).model))
+    params = entry.params_b * 1e9 if entry else 0.0
+
+    def size(key: str) -> str:
+        return f" (~{human_bytes(params * QUANT_BYTES[key])})" if params else ""
+
+    return ask(state, f"How compact should **{state['export_name']}** be? Quantisation stores each weight in fewer "
+                      "bits: a smaller, faster model that answers almost as well (q4_K_M is what Ollama serves "
+                      "most models in; none keeps the trained weights exactly).", then="on_quantize", stage="deploy",
+               choices={"none": f"None — exact{size('none')}", "q8_0": f"q8_0 — nearly exact{size('q8_0')}",
+                        "q4_K_M": f"q4_K_M — smallest{size('q4_K_M')}"}, effects=("none", "q8_0", "q4_K_M"))
+
+
+def on_quantize(state: WizardState) -> Command[Any]:
+    """Export with the chosen quantisation."""
+    picked = str(state["intent"].get("value"))
+    return go("export_model", {"export_quant": "" if picked == "none" else picked})
+
+
+async def compare_versions(state: WizardState) -> Command[Any]:
+    """After an export: the earlier version of the same model side by side, and the offer to promote the better."""
+    from tools import registry
+
+    name = str(state.get("exported_name") or "")
+    try:
+        record = await asyncio.to_thread(registry.get, name)
+        others = [m for m in await asyncio.to_thread(registry.list_models) if m.stem == record.stem
+                  and m.name != name and m.version < record.version]
+    except MTWError:
+        return go("choose_next")
+    if not others:
+        return go("choose_next")
+    return go("show_comparison", {"comparing": [others[0].name, name]})

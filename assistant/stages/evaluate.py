@@ -32,8 +32,10 @@ def choose_next(state: WizardState) -> Command[Any]:
         choices["check"] = f"Check {exported} as Ollama serves it"
     if not exported:
         choices["export"] = "Put it into Ollama"
+    choices["try"] = "Try it"
     if state.get("evaluated"):
         choices["score"] = "Score a few answers myself"
+        choices["improve"] = "Improve it (next round)"
     choices["models"] = "My models"
     choices["new"] = "Start a new model"
     text = "What next?"
@@ -46,8 +48,9 @@ def on_next(state: WizardState) -> Command[Any]:
     """Follow the choice."""
     picked = str(state["intent"].get("value"))
     return go({"eval": "evaluate_model", "check": "check_export", "export": "export_model", "score": "score_answer",
-               "models": "list_models", "new": "confirm_start_over"}[picked], {"score_index": 0,
-                                                                               "score_criterion": 0})
+               "models": "list_models", "new": "confirm_start_over", "try": "try_model",
+               "improve": "plan_improvement"}[picked], {"score_index": 0, "score_criterion": 0,
+                                                        "try_back": "choose_next"})
 
 
 async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -89,15 +92,74 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
     return go("choose_next", {"evaluated": True})
 
 
-def side_by_side(report: dict[str, Any], limit: int = 4) -> None:
-    """Base and tuned answers to the same prompts, in the page."""
-    rows = []
-    for item in report.get("prompts", [])[:limit]:
-        base = str((item.get("base") or {}).get("answer", ""))[:400]
-        tuned = str((item.get("tuned") or {}).get("answer", ""))[:400]
-        rows.append([str(item.get("prompt", ""))[:200], base.replace("\n", " "), tuned.replace("\n", " ")])
-    if rows:
-        table("Base and tuned, side by side", ["Prompt", "Base model", "Tuned model"], rows)
+def side_by_side(report: dict[str, Any]) -> None:
+    """Base and tuned in the page: per test category with judge scores and a winner; classifiers against the
+    majority-class baseline with the confusion matrix."""
+    for title, columns, rows in comparison_tables(report):
+        table(title, columns, rows)
+    held = (report.get("heldout") or {}).get("tuned") or {}
+    if held.get("confusion"):
+        say(baseline_sentence(report))
+        figure("confusion matrix", json.dumps(confusion_figure(held["labels"], held["confusion"])))
+
+
+def _answer(item: dict[str, Any], variant: str) -> str:
+    return str((item.get(variant) or {}).get("answer", ""))[:400].replace("\n", " ") or "(empty)"
+
+
+def winner(item: dict[str, Any]) -> str:
+    """Which answer is better: by the judge's mean score, else by the format checks; a tie when equal."""
+    base, tuned = item.get("base") or {}, item.get("tuned") or {}
+    if base.get("judge_mean") is not None and tuned.get("judge_mean") is not None:
+        b, t = float(base["judge_mean"]), float(tuned["judge_mean"])
+    else:
+        b, t = float(bool(base.get("format_ok"))), float(bool(tuned.get("format_ok")))
+    return "🏆 tuned" if t > b else "🏆 base" if b > t else "tie"
+
+
+def _judged(item: dict[str, Any]) -> str:
+    """'accuracy 3→4 · format 2→5 …': the judge's score per criterion, base → tuned."""
+    base, tuned = (item.get("base") or {}).get("judge") or {}, (item.get("tuned") or {}).get("judge") or {}
+    return " · ".join(f"{c} {base[c]['score'] if c in base else '—'}→{tuned[c]['score']}" for c in tuned) or "—"
+
+
+def comparison_tables(report: dict[str, Any], per_category: int = 3) -> list[tuple[str, list[str], list[list[str]]]]:
+    """One table per test category: prompt, both answers, the judge per criterion (base → tuned), the winner."""
+    out = []
+    by_cat: dict[str, list[dict[str, Any]]] = {}
+    for item in report.get("prompts", []):
+        by_cat.setdefault(str(item.get("category", "other")), []).append(item)
+    for cat, items in by_cat.items():
+        rows = [[str(i.get("prompt", ""))[:200], _answer(i, "base"), _answer(i, "tuned"), _judged(i), winner(i)]
+                for i in items[:per_category]]
+        wins = sum(winner(i) == "🏆 tuned" for i in items)
+        out.append((f"{cat.replace('_', ' ').capitalize()}: tuned better on {wins} of {len(items)}",
+                    ["Prompt", "Base model", "Tuned model", "Judge (base→tuned)", "Winner"], rows))
+    return out
+
+
+def baseline_sentence(report: dict[str, Any]) -> str:
+    """A classifier's accuracy against always answering the most common label (the majority-class baseline)."""
+    held = report["heldout"]
+    tuned, base = held["tuned"], held.get("base") or {}
+    counts = [sum(row) for row in tuned["confusion"]]
+    n = max(1, sum(counts))
+    top = max(range(len(counts)), key=lambda i: counts[i])
+    line = (f"**Accuracy {tuned['accuracy']:.0%}** on {n} held-out texts; always answering the most common label "
+            f"('{tuned['labels'][top]}') would get {counts[top] / n:.0%}")
+    if "accuracy" in base:
+        line += f"; the base model gets {base['accuracy']:.0%}"
+    verdict = "better than" if tuned["accuracy"] > counts[top] / n else "no better than"
+    return f"{line}. The tuned classifier is **{verdict}** that baseline."
+
+
+def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, Any]:
+    """The confusion matrix as a Plotly heatmap: true labels down, predicted across."""
+    return {"data": [{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues",
+                      "text": matrix, "texttemplate": "%{text}"}],
+            "layout": {"title": {"text": "Confusion matrix (held-out texts)"},
+                       "xaxis": {"title": {"text": "predicted"}},
+                       "yaxis": {"title": {"text": "true label"}, "autorange": "reversed"}}}
 
 
 def score_answer(state: WizardState) -> Command[Any]:
@@ -146,17 +208,130 @@ async def report_agreement(state: WizardState) -> Command[Any]:
 
 
 async def list_models(state: WizardState) -> Command[Any]:
-    """Every registered model: version, base, scores, the promoted one."""
+    """Every registered model: version, base, scores, the promoted one; then compare, promote or delete."""
     from tools.registry import list_models as registered
 
     models = await asyncio.to_thread(registered)
     if not models:
         say("No models are registered yet: they appear here once a run is put into Ollama.")
+        return go("listen" if state.get("question") else "choose_next")
+    rows = [[("⭐ " if m.promoted else "") + m.name, str(m.version), m.base_model, _scores(m.eval_scores),
+             "yes" if m.verified else "no", m.created[:10]] for m in models]
+    table("My models", ["Name", "Version", "Base", "Scores", "Verified", "Created"], rows)
+    choices = {"promote": "Promote one", "delete": "Delete one", "back": "Back"}
+    if len(models) > 1:
+        choices = {"compare": "Compare two", **choices}
+    return ask(state, "⭐ marks the promoted version of each model. What would you like to do?", then="on_models",
+               stage="deploy", choices=choices, update={"models_action": "", "models_picked": []})
+
+
+def on_models(state: WizardState) -> Command[Any]:
+    """Pick the model(s) the action is for, or go back."""
+    picked = str(state["intent"].get("value"))
+    if picked == "back":
+        return go("choose_next" if state.get("train_outcome") else "choose_data")
+    return go("pick_model", {"models_action": picked, "models_picked": []})
+
+
+async def pick_model(state: WizardState) -> Command[Any]:
+    """Ask which registered model (by its name as a button)."""
+    from tools.registry import list_models as registered
+
+    action, done = str(state.get("models_action")), list(state.get("models_picked") or [])
+    names = [m.name for m in await asyncio.to_thread(registered) if m.name not in done]
+    text = {"compare": "Compare which model?" if not done else f"Compare {done[0]} with which?",
+            "promote": "Promote which model (the one your team should use)?", "delete": "Delete which model?"}[action]
+    return ask(state, text, then="on_pick_model", stage="deploy", choices={n: n for n in names})
+
+
+async def on_pick_model(state: WizardState) -> Command[Any]:
+    """Compare (after the second pick), promote, or ask to confirm the deletion."""
+    from tools import registry
+
+    action = str(state.get("models_action"))
+    picked = [*(state.get("models_picked") or []), str(state["intent"].get("value"))]
+    if action == "compare":
+        if len(picked) < 2:
+            return go("pick_model", {"models_picked": picked})
+        return go("show_comparison", {"comparing": picked})
+    if action == "promote":
+        try:
+            record = await asyncio.to_thread(registry.promote, picked[0])
+        except MTWError as exc:
+            say(f"{exc.message} {exc.fix}")
+            return go("list_models")
+        say(f"⭐ **{record.name}** is now the promoted version of {record.stem}.")
+        return go("list_models")
+    return ask(state, f"Delete **{picked[0]}**? Removing it from the list keeps it in Ollama; you can remove it "
+                      "from Ollama too.", then="on_delete", stage="deploy", effects=("yes", "ollama"),
+               choices={"yes": "Delete from the list", "ollama": "Delete from the list and from Ollama",
+                        "no": "Keep it"}, update={"models_picked": picked})
+
+
+async def on_delete(state: WizardState) -> Command[Any]:
+    """Delete after the confirmation (from Ollama too when asked)."""
+    from tools import registry
+    from tools.export.create import delete_model
+
+    picked, name = str(state["intent"].get("value")), str((state.get("models_picked") or [""])[0])
+    if picked in ("yes", "ollama"):
+        try:
+            await asyncio.to_thread(registry.delete, name)
+            gone = picked == "ollama" and await asyncio.to_thread(delete_model, name)
+        except MTWError as exc:
+            say(f"{exc.message} {exc.fix}")
+            return go("list_models")
+        say(f"Deleted **{name}** from your models" + (" and from Ollama." if gone else "."))
+        if not await asyncio.to_thread(registry.list_models):
+            return go("choose_next" if state.get("train_outcome") else "choose_data")
+    return go("list_models")
+
+
+HEADLINE = ("summary.judge_mean", "heldout.accuracy", "heldout.f1", "heldout.token_accuracy", "summary.rouge_l")
+"""The numbers that decide which of two versions is better, in order of trust."""
+
+
+async def show_comparison(state: WizardState) -> Command[Any]:
+    """Two versions side by side (their eval reports), the better one named, and the offer to promote it."""
+    from tools import registry
+
+    a, b = (str(n) for n in state.get("comparing") or ["", ""])
+    try:
+        cmp = await asyncio.to_thread(registry.compare, a, b)
+    except MTWError as exc:
+        say(f"{exc.message} {exc.fix}")
+        return go("choose_next")
+    rows = [[m, "—" if x is None else f"{x:.3g}", "—" if y is None else f"{y:.3g}"] for m, x, y in cmp.rows
+            if x is not None or y is not None][:14]
+    table(f"{a} and {b}", ["Metric", a, b], rows or [["(no scores yet)", "—", "—"]])
+    shared = next(((m, x, y) for key in HEADLINE for m, x, y in cmp.rows if m == key and x is not None
+                   and y is not None), None)
+    better = b
+    if shared:
+        better = a if shared[1] > shared[2] else b
+        say(f"**{better}** scores higher on {shared[0]} ({max(shared[1], shared[2]):.3g} vs "
+            f"{min(shared[1], shared[2]):.3g}).")
     else:
-        rows = [[("⭐ " if m.promoted else "") + m.name, m.base_model, _scores(m.eval_scores),
-                 "yes" if m.verified else "no", m.created[:10]] for m in models]
-        table("My models", ["Name", "Base", "Scores", "Verified", "Created"], rows)
-    return go("listen" if state.get("question") else "choose_next")
+        say("These two have no score in common yet: compare them with the base model first (evaluation).")
+    other = a if better == b else b
+    return ask(state, f"Promote **{better}** as the version to use?", then="on_promote_choice", stage="evaluate",
+               choices={"yes": f"Promote {better}", "other": f"Promote {other}", "no": "Not now"},
+               update={"comparing": [better, other]})
+
+
+async def on_promote_choice(state: WizardState) -> Command[Any]:
+    """Promote the version chosen after a comparison."""
+    from tools import registry
+
+    picked = str(state["intent"].get("value"))
+    if picked != "no":
+        name = str((state.get("comparing") or ["", ""])[0 if picked == "yes" else 1])
+        try:
+            record = await asyncio.to_thread(registry.promote, name)
+            say(f"⭐ **{record.name}** is now the promoted version of {record.stem}.")
+        except MTWError as exc:
+            say(f"{exc.message} {exc.fix}")
+    return go("choose_next")
 
 
 def _scores(scores: dict[str, float], shown: int = 3) -> str:

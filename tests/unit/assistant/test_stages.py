@@ -157,6 +157,9 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     lines = (finished / "eval" / "user_scores.jsonl").read_text().splitlines()
     assert [json.loads(x)["scores"] for x in lines][:2] == [{"format": 4}, {"tone": 3}] and len(lines) == 6
     q = await s.click("export")
+    assert q["then"] == "on_export_name" and "PM-UserStories-v1" in q["text"]
+    q = await s.click("suggested")
+    q = await s.click("none")
     # Ollama away: a dry run, then a way on once Ollama is back
     assert q["then"] == "on_export_problem" and "again" in q["choices"]
     said = s.said[-1]
@@ -177,7 +180,9 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     q = await s.send("eval")  # the local comparison first
     assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     s.ctx.llm.ok = True  # Ollama is up by the time the user exports
-    q = await s.click("export")
+    await s.click("export")
+    await s.click("suggested")
+    q = await s.click("none")
     assert "PM-UserStories-v1" in ollama.created
     # the double answers unlike the local tuned model, and the export's own verification says so
     assert "❌ On 3 of 3 prompts it answers differently" in s.said[-1]

@@ -1,0 +1,126 @@
+"""Try it: the user's own prompts answered by the tuned model (and the base, on request), streamed; ratings kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from assistant.context import WizardContext
+from assistant.conversation import ask, go
+from assistant.state import WizardState
+from assistant.ui_events import progress_event, say, stage
+from tools.errors import MTWError
+
+DONE = {"done", "done trying", "stop trying", "enough", "that's enough", "finished"}
+RATINGS = {"up": "👍", "down": "👎", **{str(n): "★" * n for n in range(1, 6)}}
+"""Thumbs or 1–5 stars (tools/evaluate/playground.rate takes either)."""
+SHOWN_EVERY = 4
+"""Pieces of text between two updates of the streamed answer."""
+
+
+def _source(state: WizardState) -> str:
+    """Where answers come from: an Ollama model (after export, or the quick path) or the run's adapter here."""
+    return str(state.get("try_ollama") or state.get("exported_name") or "")
+
+
+def try_model(state: WizardState) -> Command[Any]:
+    """Ask for a prompt to try."""
+    stage("evaluate")
+    ollama = _source(state)
+    where = f"**{ollama}** in your Ollama" if ollama else "your tuned model (on this machine, before export)"
+    return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage="evaluate",
+               free_text=True, choices={"done": "Done trying"}, update={"try_last": {}})
+
+
+def _local(runtime: Runtime[WizardContext], run_dir: str) -> Any:
+    """The run's tuned model, loaded once per conversation."""
+    from tools.evaluate.playground import LocalModel
+
+    cached = runtime.context.extra.get("try_local")
+    if cached is None or str(cached.run_dir) != run_dir:
+        cached = LocalModel(run_dir)
+        runtime.context.extra["try_local"] = cached
+    return cached
+
+
+def _base_tag(run_dir: str) -> str:
+    """The base model's Ollama tag, when the run's base has one."""
+    from tools.export.pipeline import base_entry
+    from tools.train.config import load_run_config
+
+    entry = base_entry(load_run_config(run_dir).model)
+    return entry.ollama_tag if entry and entry.ollama_tag else ""
+
+
+async def _stream(pieces: Iterator[str], key: str, title: str) -> str:
+    """Run a blocking generator in a thread and show the answer as it grows (one progress line, updated)."""
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+
+    def run() -> str:
+        text = ""
+        for n, piece in enumerate(pieces, start=1):
+            text += piece
+            if n % SHOWN_EVERY == 0:
+                loop.call_soon_threadsafe(writer, progress_event(key, title, text))
+        return text
+
+    text = await asyncio.to_thread(run)
+    writer(progress_event(key, title, text or "(empty answer)"))
+    return text
+
+
+async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """A new prompt (answered by the tuned model), 'also show the base', a rating, or done."""
+    from tools.evaluate.playground import rate, stream_ollama
+
+    value = str(state["intent"].get("value") or "").strip()
+    last = dict(state.get("try_last") or {})
+    run_dir, ollama = str(state.get("run_dir") or ""), _source(state)
+    if value == "done" or value.lower().strip(" .!") in DONE:
+        return go(state.get("try_back") or "choose_next", {"try_last": {}, "try_ollama": "", "try_back": ""})
+    if value in RATINGS and last:
+        kept = await asyncio.to_thread(rate, run_dir, last["prompt"], last["answer"], value, which=last["which"],
+                                       source=last["source"])
+        say(f"Rated {RATINGS[value]} — kept with the run ({kept.score}/5); round 2 uses your ratings.")
+        return go("try_model")
+    which, prompt = ("base", last.get("prompt", "")) if value == "base" else ("tuned", value)
+    if not prompt:
+        say("Type a prompt first; then I can show the base model's answer to it too.")
+        return go("listen")
+    try:
+        if which == "base" and run_dir:
+            tag = "" if not ollama else await asyncio.to_thread(_base_tag, run_dir)
+            if tag:
+                pieces, source = stream_ollama(tag, prompt), f"ollama:{tag}"
+            else:
+                model = await asyncio.to_thread(_local, runtime, run_dir)
+                pieces, source = model.stream(prompt, which="base"), "local"
+        elif ollama:
+            pieces, source = stream_ollama(ollama, prompt), f"ollama:{ollama}"
+        elif run_dir:
+            model = await asyncio.to_thread(_local, runtime, run_dir)
+            pieces, source = model.stream(prompt), "local"
+        else:
+            say("There is no model to try yet: train one first (or make the styled model).")
+            return go(state.get("try_back") or "choose_data")
+        title = "Base model" if which == "base" else "Tuned model"
+        answer = await _stream(pieces, f"try-{state.get('qid', 0)}-{which}", title)
+    except MTWError as exc:
+        say(f"{exc.message} {exc.fix}")
+        return go("listen")
+    shown = "\n> ".join((answer or "(empty answer)")[:1500].splitlines())
+    choices: dict[str, str] = {}
+    if run_dir:
+        choices.update(RATINGS)
+        if which == "tuned":
+            choices["base"] = "Also show the base"
+    choices["done"] = "Done trying"
+    rate_it = "Rate it (👍 / 👎 or 1–5 stars), " if run_dir else ""
+    return ask(state, f"**{title}:**\n\n> {shown}\n\n{rate_it}type another prompt, or say you are done.",
+               then="on_try", stage="evaluate", free_text=True, choices=choices,
+               update={"try_last": {"prompt": prompt, "answer": answer, "which": which, "source": source}})
