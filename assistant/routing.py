@@ -140,6 +140,8 @@ def parse(text: str, question: Question) -> Intent | None:
         return {**base, "kind": "answer", "value": key}
     if question.get("optional") and _norm(t) in {"skip", "none", "nothing", "no", "n/a", "-"}:
         return {**base, "kind": "answer", "value": ""}
+    if question.get("verbatim"):
+        return {**base, "kind": "answer", "value": t}
     if STATUS.match(t):
         return {**base, "kind": "status"}
     for pattern, target in NAVIGATION:

@@ -36,6 +36,8 @@ class Question(TypedDict, total=False):
     """Button value -> label; a typed message may name a label, or say it in other words."""
     free_text: bool
     """A typed message is the answer itself (interview questions), unless it is a question or a command."""
+    verbatim: bool
+    """Typed text is the answer as it stands, even when it reads like a question (a prompt to try, an edit)."""
     optional: bool
     """A Skip button is added; skipping answers with an empty value."""
     then: str

@@ -203,7 +203,7 @@ def edit_example(state: WizardState) -> Command[Any]:
         ex.kind == "classification" else "`Text:` and `Entities:`"
     return ask(state, f"Copy this, change what you like and send it back as your message (keep the {labels} "
                       f"labels):\n\n```text\n{text}\n```", then="on_edit_example", stage="dataset", free_text=True,
-               choices={"cancel": "Cancel editing"}, prefill=text)
+               choices={"cancel": "Cancel editing"}, prefill=text, verbatim=True)
 
 
 def on_edit_example(state: WizardState) -> Command[Any]:

@@ -34,7 +34,8 @@ def try_model(state: WizardState) -> Command[Any]:
     ollama = _source(state)
     where = f"**{ollama}** in your Ollama" if ollama else "your tuned model (on this machine, before export)"
     return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage="evaluate",
-               free_text=True, choices={"done": "Done trying"}, update={"try_last": {}})
+               free_text=True, verbatim=True, choices={"done": "Done trying"},
+               update={"try_last": {}})
 
 
 def _local(runtime: Runtime[WizardContext], run_dir: str) -> Any:
@@ -122,5 +123,5 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     choices["done"] = "Done trying"
     rate_it = "Rate it (👍 / 👎 or 1–5 stars), " if run_dir else ""
     return ask(state, f"**{title}:**\n\n> {shown}\n\n{rate_it}type another prompt, or say you are done.",
-               then="on_try", stage="evaluate", free_text=True, choices=choices,
+               then="on_try", stage="evaluate", free_text=True, verbatim=True, choices=choices,
                update={"try_last": {"prompt": prompt, "answer": answer, "which": which, "source": source}})

@@ -339,3 +339,10 @@ async def test_the_settings_panel_changes_the_plan_like_words_do():
     assert any(t.startswith("**Changed:** epochs → 1") for t in s.said) and q["then"] == "on_confirm_training"
     q = await s.send({"settings": {"base_model": "no-such-model"}})
     assert "not a base model I know" in s.said[-1] and q["then"] == "on_confirm_training"
+
+
+def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():
+    q = {"id": 3, "text": "Type a prompt", "free_text": True, "verbatim": True, "choices": {"done": "Done trying"}}
+    assert routing.parse("What is an OKR?", q) == {"kind": "answer", "value": "What is an OKR?", "text":
+                                                   "What is an OKR?", "by": "parser"}
+    assert routing.parse("done trying", q)["value"] == "done"
