@@ -120,15 +120,15 @@ def reply_for(body: dict[str, Any]) -> str:
 # steps on tiny-random rather than download a base model
 PREFERRED = ("sample", "continue", "generation", "tiny")
 # a turn past these would start a multi-GB download or a training process: the conversation ends there
-STOP_SLOTS = {"_train", "_download"}
+STOP_AT = {"on_confirm_training", "pull_assistant_model"}
 
 
 def answer_for(question: dict[str, Any]) -> str | None:
     """What a user would click or type for this question; None ends the conversation."""
     if question.get("kind") == "confirm":
         return "confirm"
-    slot = str(question.get("slot"))
-    if question.get("kind") != "question" or slot in STOP_SLOTS:
+    slot = str(question.get("slot") or question.get("then"))
+    if question.get("kind") != "question" or question.get("then") in STOP_AT:
         return None
     choices = question.get("choices") or {}
     preferred = [c for c in PREFERRED if c in choices]
@@ -180,7 +180,7 @@ async def drive(turns: int, double_url: str, db: Path) -> tuple[list[float], dic
                 value = answer_for(question) if question else None
                 if value is None:
                     break  # the end of what a turn can do without a download or a training run
-                slot = str(question.get("slot") or question.get("kind")) if question else ""
+                slot = str(question.get("slot") or question.get("then")) if question else ""
     finally:
         await saver.conn.close()
     return firsts, answers
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"answer turn overhead (graph + checkpoints + instant model): p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
               f"max {max(ms):.1f} ms over {len(ms)} turns, {calls} structured model calls  "
               f"(target p95 ≤ {TURN_P95_TARGET_MS:.0f} ms)")
-        interview = [x * 1000 for slot, xs in answers.items() if not slot.startswith("_") for x in xs]
+        interview = [x * 1000 for slot, xs in answers.items() if not slot.startswith("on_") for x in xs]
         if interview:
             out["turn_ms"]["interview_p50"] = round(percentile(interview, 0.5), 1)
             out["turn_ms"]["interview_p95"] = round(percentile(interview, 0.95), 1)
