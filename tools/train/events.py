@@ -49,18 +49,7 @@ def finite(value: Any) -> Any:
 
 def read_events(run_dir: Path | str) -> list[dict[str, Any]]:
     """Every complete event of a run, oldest first (a half-written last line from a crash is skipped)."""
-    path = Path(run_dir) / "events.jsonl"
-    if not path.is_file():
-        return []
-    events: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            events.append(obj)
-    return events
+    return tail_events(run_dir, 0)[0]
 
 
 def tail_events(run_dir: Path | str, offset: int) -> tuple[list[dict[str, Any]], int]:
