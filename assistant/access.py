@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -46,7 +47,14 @@ def ui_token(home: Path) -> str:
     """The per-install secret in MTW_HOME/ui_token (owner-only), created on first use."""
     path = home / TOKEN_FILE
     if not path.is_file():
-        _write_private(path, secrets.token_urlsafe(32).encode())
+        home.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: two first starts at once agree on one token (the loser reads the winner's)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
