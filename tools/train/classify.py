@@ -110,8 +110,11 @@ def evaluate(model: Any, items: list[dict[str, Any]], cfg: TrainConfig, pad_id: 
 
 
 def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
-          command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a classifier / tagger LoRA fine-tune into RUN_DIR; returns the final event."""
+          command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a classifier / tagger LoRA fine-tune into RUN_DIR; returns the final event.
+
+    `estimate_s`: the whole run's time as the plan showed it to the user (carried by the start event).
+    """
     from tools import jobs
 
     run = Path(run_dir)
@@ -128,7 +131,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
                          fix="To train again, start a new run with another --out.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        final = _fit(cfg, run, device, events, prior, resume, command)
+        final = _fit(cfg, run, device, events, prior, resume, command, estimate_s)
     except MTWError as exc:
         final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
     except Exception as exc:
@@ -142,7 +145,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 
 def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]], resume: bool,
-         command: str | None) -> dict[str, Any]:
+         command: str | None, estimate_s: float | None = None) -> dict[str, Any]:
     from tools import jobs
     from tools.train.inputs import read_training_data
     from tools.train.modeling import apply_lora, load_base, lora_settings
@@ -177,7 +180,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
     if checkpoint is not None:
         step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
     first_step = step
-    events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_items),
+    events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_items),
                 n_validation=len(val_items), total_steps=total_steps, device=device, world_size=1,
                 resumed_from=step, trainable_params=sum(p.numel() for p in trainable),
                 total_params=sum(p.numel() for p in model.parameters()), dataset_version=data.version,

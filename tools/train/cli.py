@@ -144,7 +144,8 @@ def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) ->
                      "fix": f"See {run_dir / 'train.log'} or the output above."}
 
 
-def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, listener: Narrator) -> dict[str, Any]:
+def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, listener: Narrator,
+               estimate_s: float | None = None) -> dict[str, Any]:
     """Start the same training script in `nproc` processes under torchrun (data parallel) and follow it."""
     from tools.train.config import save_run_config
 
@@ -152,7 +153,8 @@ def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, 
     if not resume:
         save_run_config(run_dir, cfg, command)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else [])]
+           "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else []),
+           *(["--estimate-s", str(estimate_s)] if estimate_s is not None else [])]
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         return _follow(proc, run_dir, listener)
@@ -217,19 +219,18 @@ def train(
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
-    if not resume:
-        _print_estimate(cfg, narrator)
+    estimate_s = None if resume else _print_estimate(cfg, narrator, nproc)
     try:
         if nproc > 1:
-            final = _run_nproc(cfg, out, nproc, resume, command, narrator)
+            final = _run_nproc(cfg, out, nproc, resume, command, narrator, estimate_s)
         elif cfg.task == "causal":
             from tools.train.sft import train as run_sft
 
-            final = run_sft(cfg, out, resume=resume, listener=narrator, command=command)
+            final = run_sft(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
         else:
             from tools.train.classify import train as run_classify
 
-            final = run_classify(cfg, out, resume=resume, listener=narrator, command=command)
+            final = run_classify(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
     except MTWError as exc:
         narrator.close()
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
@@ -250,14 +251,26 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _print_estimate(cfg: Any, narrator: Narrator) -> None:
-    from tools.train.estimate import estimate
+def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
+    """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
+    batch shape) and return the time shown, which the run's start event carries."""
+    from tools.train.estimate import cached_calibration, calibration_key, dataset_lengths, estimate, process_started
+    from tools.train.estimate import step_tokens as largest_step
 
-    e = estimate(cfg)
+    start = process_started()
+    lengths = dataset_lengths(cfg)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cached_calibration(calibration_key(cfg, device, largest_step(cfg, lengths, device == "cuda"))) is None:
+        narrator.console.print(f"measuring this machine's speed with {cfg.model} (once for this model and batch "
+                               "size)…", highlight=False)
+    e = estimate(cfg, device=device, measure=True, lengths=lengths, world=nproc, process_start=start)
     colour = "green" if e.fits else "red"
     narrator.console.print(f"[{colour}]estimate:[/] {e.verdict}", highlight=False)
     for change in e.changes:
         narrator.console.print(f"  → {change}", highlight=False)
+    return e.seconds
 
 
 def _summary(final: dict[str, Any]) -> None:

@@ -81,21 +81,21 @@ def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[Tokeniz
     return [e for e in out if e.n_label_tokens > 0]
 
 
-def token_budget(examples: list[TokenizedExample], cfg: TrainConfig) -> int:
+def token_budget(lengths: list[int], cfg: TrainConfig) -> int:
     """Tokens per packed row: about `batch_size` examples of average length, never less than the longest one."""
-    lengths = [len(e) for e in examples]
     mean = sum(lengths) / max(1, len(lengths))
     return int(min(cfg.context * cfg.batch_size, max(max(lengths, default=1), math.ceil(cfg.batch_size * mean))))
 
 
-def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist) -> tuple[list[list[int]], int, int]:
-    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch).
+def plan_batches(lengths: list[int], cfg: TrainConfig, world: int) -> tuple[list[list[int]], int, int]:
+    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch), from the
+    examples' token counts.
 
     Returns (plan, optimizer steps, micro-batches per epoch). The plan is a pure function of the
-    data and the config, which is what lets `--resume` continue with the same data order.
+    data and the config, which is what lets `--resume` continue with the same data order (and the
+    time estimate count the very batches the run will train on).
     """
-    lengths = [len(e) for e in examples]
-    budget = token_budget(examples, cfg)
+    budget = token_budget(lengths, cfg)
 
     def epoch(e: int) -> list[list[int]]:
         if cfg.packing:
@@ -104,7 +104,7 @@ def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist)
 
         return group_plan(lengths, cfg.batch_size, cfg.seed + e)
 
-    per_step = cfg.grad_accum * dist.world
+    per_step = cfg.grad_accum * world
     first = epoch(0)
     per_epoch = len(first)
     wanted = cfg.max_steps * per_step if cfg.max_steps else math.ceil(per_epoch * cfg.epochs)
@@ -166,7 +166,7 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
     model.eval()
     total = torch.zeros((), device=device)
     count = 0
-    budget = token_budget(examples, cfg)
+    budget = token_budget([len(e) for e in examples], cfg)
     multiple = speed.row_multiple if speed else 0
     for idx in pack_plan([len(e) for e in examples], budget, seed=0):
         batch, _ = materialise(examples, idx, cfg, pad_id, device, multiple)
@@ -201,8 +201,11 @@ class Health:
 
 
 def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
-          command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a causal-LM LoRA fine-tune into RUN_DIR; returns the final event (done/stopped/failed)."""
+          command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a causal-LM LoRA fine-tune into RUN_DIR; returns the final event (done/stopped/failed).
+
+    `estimate_s`: the whole run's time as the plan showed it to the user (else the run estimates it itself).
+    """
     run = Path(run_dir)
     dist = setup_distributed()
     if resume:
@@ -221,7 +224,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     from tools import jobs
 
     try:
-        final = _fit(cfg, run, dist, events, prior, resume)
+        final = _fit(cfg, run, dist, events, prior, resume, estimate_s)
     except MTWError as exc:
         final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
     except Exception as exc:
@@ -242,7 +245,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 
 def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: list[dict[str, Any]],
-         resume: bool) -> dict[str, Any]:
+         resume: bool, estimate_s: float | None = None) -> dict[str, Any]:
     from tools import jobs
     from tools.train.inputs import read_training_data
     from tools.train.modeling import apply_lora, load_base, lora_settings
@@ -266,7 +269,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     model = apply_lora(model, **lora_settings(cfg))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    plan, total_steps, per_epoch = plan_batches(train_ex, cfg, dist)
+    plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
     speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
     if speed.compile:
         from tools.train.modeling import compile_layers
@@ -281,10 +284,15 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     checkpoint = latest_checkpoint(run) if resume else None
     if checkpoint is not None:
         step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
-    first_step = step
 
     n_params = sum(p.numel() for p in model.parameters())
-    events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_ex), n_validation=len(val_ex),
+    if estimate_s is None:
+        from tools.train.estimate import in_run_seconds, process_started
+
+        estimate_s = in_run_seconds(cfg, [len(e) for e in train_ex + val_ex], dist.device, world=dist.world,
+                                    process_start=process_started())
+    events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_ex),
+                n_validation=len(val_ex),
                 total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
                 dataset_version=data.version, pid=os.getpid(), speed=speed.as_event())
@@ -297,6 +305,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     tokens_done = 0
     train_loss = float("nan")
     val_loss: float | None = None
+    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every)
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -334,14 +343,15 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                    "and check the data with `mtw check`.", code="nan_loss")
             elapsed = time.monotonic() - t0
             tokens_done += tokens * dist.world
-            run_s = time.monotonic() - started
             extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
-                        eta_s=round(run_s / max(1, step - first_step) * (total_steps - step), 1),
+                        eta_s=eta.after_step(elapsed, step, total_steps),
                         peak_mem_mb=peak_memory_mb(dist.device), **extra)
             if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
+                t_eval = time.monotonic()
                 val_loss = evaluate(model, val_ex, cfg, pad_id, dist.device, speed)
+                eta.eval_s = time.monotonic() - t_eval
                 events.emit("eval", step=step, val_loss=round(val_loss, 5))
                 health.check()
             elif step % DIAGNOSE_EVERY == 0:
@@ -349,8 +359,10 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             stop_now = _agree(stop.requested, dist)
             if step % cfg.checkpoint_every == 0 or stop_now:
                 if dist.main:
+                    t_save = time.monotonic()
                     path = save_checkpoint(run, step, model, optimizer, scheduler,
                                            {"dataset_version": data.version})
+                    eta.save_s = time.monotonic() - t_save
                     events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 return events.emit("stopped", step=step,
@@ -365,6 +377,29 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                "steps": step, "epochs": round(step * per_step / per_epoch, 3), "tokens": tokens_done,
                "seconds": round(time.monotonic() - started, 1)}
     return events.emit("done", adapter=str(adapter), metrics=metrics)
+
+
+class LiveEta:
+    """Time left, from this run's own measured steps: the mean step after the first (which pays one-off
+    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost."""
+
+    def __init__(self, eval_every: int, checkpoint_every: int) -> None:
+        self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
+        self.times: list[float] = []
+        self.eval_s = 0.0
+        self.save_s = 0.0
+
+    def after_step(self, seconds: float, step: int, total: int) -> float:
+        """Seconds left after `step` of `total`, given that step took `seconds`."""
+        self.times.append(seconds)
+        steady = self.times[1:] or self.times
+        left = total - step
+        # evaluations at each multiple of eval_every still to come and at the last step; checkpoints likewise,
+        # then the adapter
+        evals = (total // self.eval_every - step // self.eval_every + (1 if total % self.eval_every else 0)
+                 if self.eval_every else 0)
+        saves = total // self.checkpoint_every - step // self.checkpoint_every + 1
+        return round(sum(steady) / len(steady) * left + evals * self.eval_s + saves * self.save_s, 1)
 
 
 def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:
@@ -409,11 +444,13 @@ def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tools.train.sft RUN_DIR [--resume]`: train from RUN_DIR/config.yaml (the torchrun entry)."""
+    """`python -m tools.train.sft RUN_DIR [--resume] [--estimate-s S]`: train from RUN_DIR/config.yaml (the
+    torchrun entry); S is the whole run's time as the plan showed it."""
     args = list(sys.argv[1:] if argv is None else argv)
     resume = "--resume" in args
-    run_dir = Path(next(a for a in args if not a.startswith("--")))
-    final = train(load_run_config(run_dir), run_dir, resume=resume)
+    estimate_s = float(args[args.index("--estimate-s") + 1]) if "--estimate-s" in args else None
+    run_dir = Path(args[0])
+    final = train(load_run_config(run_dir), run_dir, resume=resume, estimate_s=estimate_s)
     return 0 if final["type"] in ("done", "stopped") else 1
 
 

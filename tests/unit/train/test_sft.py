@@ -43,6 +43,7 @@ def test_run_folder_has_the_documented_files_and_events(trained):
     events = read_events(run)
     kinds = [e["type"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
+    assert events[0]["estimate_s"] > 0  # the whole run's time, as the plan (or the run itself) estimated it
     steps = [e for e in events if e["type"] == "step"]
     assert [s["step"] for s in steps] == list(range(1, 9))
     for s in steps:
