@@ -144,23 +144,52 @@ def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) ->
                      "fix": f"See {run_dir / 'train.log'} or the output above."}
 
 
-def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, listener: Narrator,
-               estimate_s: float | None = None) -> dict[str, Any]:
-    """Start the same training script in `nproc` processes under torchrun (data parallel) and follow it."""
+def launch_argv(run_dir: Path, nproc: int, *, nnodes: int = 1, node_rank: int = 0, master: str | None = None,
+                resume: bool = False, estimate_s: float | None = None) -> list[str]:
+    """The torchrun command that starts this machine's `nproc` training processes: on their own (one machine),
+    or joining the other machines at `master` (static rendezvous: machine 0 holds rank 0, which writes the run)."""
+    if nnodes > 1:
+        host, port = split_master(master or "")
+        where = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={host}", f"--master_port={port}"]
+    else:
+        where = ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}",
+            "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else []),
+            *(["--estimate-s", str(estimate_s)] if estimate_s is not None else [])]
+
+
+def split_master(master: str) -> tuple[str, int]:
+    """ADDR:PORT of the first machine, checked (a usage error names what is wrong)."""
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MTWError(f"--master '{master}' is not ADDR:PORT.",
+                       fix="Give the first machine's address and a free port, e.g. --master 10.0.0.1:29500.",
+                       code="usage")
+    return host, int(port)
+
+
+def _run_nproc(cfg: Any, run_dir: Path, argv: list[str], resume: bool, command: str, listener: Narrator,
+               main_node: bool) -> dict[str, Any]:
+    """Start this machine's training processes under torchrun (data parallel) and follow the run."""
     from tools.train.config import save_run_config
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_run_config(run_dir, cfg, command)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else []),
-           *(["--estimate-s", str(estimate_s)] if estimate_s is not None else [])]
-    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if not main_node:
+        listener.console.print("this machine trains its share; the first machine (--node-rank 0) writes the "
+                               "events, checkpoints and adapter", highlight=False)
     try:
-        return _follow(proc, run_dir, listener)
+        final = _follow(proc, run_dir, listener)
     except KeyboardInterrupt:
         # torchrun passes the interrupt to its workers, which checkpoint and stop; wait for them
-        return _follow(proc, run_dir, listener)
+        final = _follow(proc, run_dir, listener)
+    if not main_node and proc.returncode == 0 and final.get("code") == "crash":
+        # a machine whose run folder is not shared sees no events of its own: its processes' exit says it all
+        return {"type": "stopped", "message": "this machine's share of the training finished; the adapter is on "
+                                              "the first machine (--node-rank 0)"}
+    return final
 
 
 def train(
@@ -172,6 +201,9 @@ def train(
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     nproc: int = typer.Option(1, "--nproc", help="Train in N processes (data parallel, one per GPU or CPU share)."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (each runs this command with --nproc)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's number, 0 to nnodes-1 (0 writes the run)."),
+    master: str = typer.Option(None, "--master", help="ADDR:PORT of machine 0, where the machines meet."),
 ) -> None:
     """Fine-tune a base model on your dataset with LoRA.
 
@@ -210,19 +242,32 @@ def train(
                 narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
                                        f"{cfg.model} reads", highlight=False)
                 cfg = cfg.model_copy(update={"context": entry.context})
-        if nproc < 1 or (nproc > 1 and cfg.task != "causal"):
+        if nproc < 1 or (nproc * nnodes > 1 and cfg.task != "causal"):
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",
                            code="usage")
+        if nnodes < 1 or not 0 <= node_rank < nnodes:
+            raise MTWError(f"--node-rank {node_rank} is not one of the {nnodes} machines.",
+                           fix=f"Number the machines 0 to {max(0, nnodes - 1)}; machine 0 writes the run.",
+                           code="usage")
+        if nnodes > 1:
+            if not master:
+                raise MTWError("--nnodes needs --master ADDR:PORT: where the machines meet.",
+                               fix="Give machine 0's address and a free port on every machine, e.g. "
+                                   "--master 10.0.0.1:29500.", code="usage")
+            split_master(master)
     except MTWError as exc:
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
-    estimate_s = None if resume else _print_estimate(cfg, narrator, nproc)
+    world = nproc * nnodes
+    estimate_s = None if resume or node_rank else _print_estimate(cfg, narrator, world)
     try:
-        if nproc > 1:
-            final = _run_nproc(cfg, out, nproc, resume, command, narrator, estimate_s)
+        if world > 1:
+            argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
+                               estimate_s=estimate_s)
+            final = _run_nproc(cfg, out, argv, resume, command, narrator, main_node=node_rank == 0)
         elif cfg.task == "causal":
             from tools.train.sft import train as run_sft
 

@@ -381,8 +381,9 @@ def _store(key: str, value: Any) -> None:
     atomic_write_json(path, cache)
 
 
-def startup_seconds() -> float:
-    """A fresh Python process importing what a training run imports, timed once per machine (then cached)."""
+def startup_seconds(*, measure: bool = True) -> float:
+    """A fresh Python process importing what a training run imports, timed once per machine (then cached);
+    without `measure`, the cached figure or a rough one."""
     import platform
     import subprocess
     import sys
@@ -396,6 +397,8 @@ def startup_seconds() -> float:
         cached = None
     if isinstance(cached, int | float):
         return float(cached)
+    if not measure:
+        return ROUGH_STARTUP_S
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-c", "import torch, transformers, peft, tools.train.sft"], check=True,
                    capture_output=True, cwd=str(Path(__file__).resolve().parents[2]))
@@ -404,10 +407,13 @@ def startup_seconds() -> float:
     return seconds
 
 
-def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIBRATION_STEPS) -> Calibration:
+def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIBRATION_STEPS,
+              startup: bool = True) -> Calibration:
     """Measure this machine on the run's own model and data: read the data, load the model, tokenise, time
     a few real optimizer steps with the run's batch settings, save an adapter. Cached in MTW_HOME; this is
     what the plan's time is built from (the chat can run it in the background while the user reads the plan).
+    `startup`: also time a fresh process's start-up (once per machine); a run's own process, which has
+    already started, does without.
     """
     import tempfile
 
@@ -418,7 +424,7 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     causal = cfg.task == "causal"
-    startup = startup_seconds()
+    startup_s = startup_seconds(measure=startup)
     t0 = time.monotonic()
     data = read_training_data(cfg.data, model=cfg.model if causal else None, context=cfg.context,
                               val_share=cfg.val_share, seed=cfg.seed, **({} if causal else {"check_model": False}))
@@ -462,7 +468,7 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         save_s = time.monotonic() - t0
-    return Calibration(startup_s=round(startup, 3), data_s_per_example=data_s, load_s=round(load_s, 3),
+    return Calibration(startup_s=round(startup_s, 3), data_s_per_example=data_s, load_s=round(load_s, 3),
                        tokenize_s_per_example=tokenize_s, first_step_extra_s=round(first_extra, 3),
                        step_s_per_token=per_token, save_s=round(save_s, 3))
 
@@ -576,11 +582,19 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
     key = calibration_key(cfg, dev, batch_tokens)
     calib = cached_calibration(key)
     if calib is None and measure and fits and lengths:
-        calib = calibrate(cfg, dev)
-        store_calibration(key, calib)
+        from tools.errors import MTWError
+
+        try:
+            calib = calibrate(cfg, dev, startup=process_start is None)
+            store_calibration(key, calib)
+        except MTWError:
+            pass  # bad data or a missing model: the run itself stops on it first, in plain words
     if calib is None:
         calib = rough_calibration(cfg, shape.params_b, cuda, checkpointing)
-    elif auto_ckpt:
+    elif process_start is None:
+        # a plan made before the run's process exists counts a fresh start-up (measured once per machine)
+        calib = replace(calib, startup_s=startup_seconds(measure=measure))
+    if auto_ckpt and calib.measured:
         calib = replace(calib, step_s_per_token=calib.step_s_per_token * CHECKPOINT_SLOWDOWN)
     since = None if process_start is None else time.time() - process_start
     parts_s = run_time(cfg, lengths, calib, cuda=cuda, world=world, since_start=since)

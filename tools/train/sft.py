@@ -284,6 +284,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     checkpoint = latest_checkpoint(run) if resume else None
     if checkpoint is not None:
         step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
+    if dist.world > 1:
+        step = _start_like_main(model, optimizer, scheduler, step, dist)
 
     n_params = sum(p.numel() for p in model.parameters())
     if estimate_s is None:
@@ -419,6 +421,24 @@ def _agree(flag: bool, dist: Dist) -> bool:
     t = torch.tensor([1.0 if flag else 0.0])
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def _start_like_main(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, dist: Dist) -> int:
+    """Every process starts from the main process's adapter, optimizer state and step: after a resume the other
+    machines may have no checkpoint of their own (a run folder that is not shared)."""
+    import torch.distributed as tdist
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    state: list[Any] = [None]
+    if dist.main:
+        state = [{"step": step, "adapter": {k: v.cpu() for k, v in get_peft_model_state_dict(model).items()},
+                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}]
+    tdist.broadcast_object_list(state, src=0)
+    if not dist.main:
+        set_peft_model_state_dict(model, state[0]["adapter"])
+        optimizer.load_state_dict(state[0]["optimizer"])
+        scheduler.load_state_dict(state[0]["scheduler"])
+    return int(state[0]["step"])
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
