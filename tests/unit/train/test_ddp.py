@@ -83,12 +83,12 @@ def _machines(chat_file: Path, runs: list[Path], port: int, *extra: str) -> list
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(280)
+@pytest.mark.timeout(600)  # four `mtw train` processes, eight with their workers: 5 minutes on a loaded 2-core machine
 def test_two_machines_train_one_adapter_that_resumes(tmp_path: Path, chat_file: Path):
     runs = [tmp_path / "machine0", tmp_path / "machine1"]
     sets = ["--set", "batch_size=2", "--set", "checkpoint_every=2", "--set", "val_share=0", "--max-steps", "8"]
     procs = _machines(chat_file, runs, _free_port(), *sets)
-    deadline = time.monotonic() + 200
+    deadline = time.monotonic() + 250
     while not any(e["type"] == "checkpoint" for e in read_events(runs[0])):
         assert time.monotonic() < deadline, procs[0].communicate()[0][-3000:]
         assert procs[0].poll() is None, procs[0].communicate()[0][-3000:]
@@ -102,7 +102,7 @@ def test_two_machines_train_one_adapter_that_resumes(tmp_path: Path, chat_file: 
     assert not read_events(runs[1])  # only machine 0 writes the run
 
     procs = _machines(chat_file, runs, _free_port(), "--resume")
-    outputs = [p.communicate(timeout=200)[0] for p in procs]
+    outputs = [p.communicate(timeout=250)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     events = read_events(runs[0])
     resumed = [e for e in events if e["type"] == "start"][-1]
