@@ -60,3 +60,30 @@ def test_tiny_random_is_deterministic_and_matches_its_tokenizer():
     tok = load_tokenizer("tiny-random")
     assert a.config.vocab_size == len(tok)
     assert a.config.eos_token_id == tok.eos_token_id
+
+
+def test_every_model_the_estimate_plans_for_has_its_sizes_in_the_catalog(tmp_path: Path):
+    from tools.train.catalog import CATALOG, model_shape
+
+    for key, entry in CATALOG.items():
+        shape = model_shape(key)
+        assert shape == entry.shape
+        assert shape.params_b == entry.params_b
+    assert model_shape("minilm").hidden == 384
+    folder = tmp_path / "small"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(
+        {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512, "num_hidden_layers": 10,
+         "vocab_size": 32000, "intermediate_size": 1536}))
+    shape = model_shape(str(folder))
+    assert (shape.hidden, shape.layers, shape.vocab, shape.intermediate) == (512, 10, 32000, 1536)
+    assert 0.04 < shape.params_b < 0.07  # the ~50M shape
+
+
+def test_sizes_are_written_one_way():
+    from tools.units import human_bytes, human_duration, human_mb
+
+    assert human_bytes(7.7e9) == "7.7 GB"
+    assert human_mb(1024) == human_bytes(2**30)
+    assert [human_duration(s) for s in (1, 40, 12 * 60, 2.5 * 3600)] == [
+        "about 1 second", "about 40 seconds", "about 12 minutes", "about 2.5 hours"]
