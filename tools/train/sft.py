@@ -5,7 +5,9 @@ rows (position_ids restart per example) and our loss runs the output layer in ch
 tokens only; the Trainer computes full-vocabulary logits for every position and would need a
 custom collator, a loss override and callbacks for every event, checkpoint and stop we narrate.
 One readable loop with those pieces is shorter than the configuration around the Trainer, and
-`bench/train_throughput.py` measures it against the stock Trainer recipe.
+`bench/train_throughput.py` measures it against the stock Trainer recipe and against TRL's
+SFTTrainer with its padding-free best-fit packing (which still computes the full-vocabulary logits,
+and its per-step entropy and token-accuracy metrics over them).
 
 Run as `python -m tools.train.sft RUN_DIR [--resume]` (what `mtw train --nproc N` starts under
 torchrun, reading RUN_DIR/config.yaml); `mtw train` calls `train()` directly.
