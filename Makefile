@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip's noise about optional local indexes says nothing to a user
 QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: run test install lint typecheck unit e2e screenshots chromium bench clean
+.PHONY: run test test-all install lint typecheck unit e2e screenshots chromium bench clean
 
 run: install
 	$(VENV)/bin/mtw ui
@@ -45,12 +45,17 @@ e2e: install chromium
 screenshots: install chromium
 	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
 
+# what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones
 test: install chromium lint typecheck
 	$(VENV)/bin/pytest
+
+test-all: install chromium lint typecheck
+	$(VENV)/bin/pytest -m 'not gpu and not ollama'
 
 bench: install
 	$(PY) bench/dataset_check.py
 	$(PY) bench/train_throughput.py --device cpu
+	$(PY) bench/estimate_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

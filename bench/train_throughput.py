@@ -1,6 +1,6 @@
-"""Training throughput: the stock Hugging Face recipe against ours, alternating in one process run.
+"""Training throughput: the stock Hugging Face recipe and TRL's padding-free SFTTrainer against ours, in one run.
 
-Both recipes train the same randomly initialised shape (built from a config, nothing downloaded) with
+All three recipes train the same randomly initialised shape (built from a config, nothing downloaded) with
 the same LoRA adapters on the same synthetic PM-like examples, at the same effective batch: every
 optimizer step sees the same 8 examples, so the same real tokens. Only the way they are fed and the
 loss is computed differ.
@@ -11,7 +11,7 @@ loss is computed differ.
 
 Ours is the training engine's own pieces (tools/train: packing, row rounding, the chunked loss,
 per-layer compilation, automatic per-step checkpointing from the memory estimate), so what is
-measured is what `mtw train` does. Needs torch, transformers, peft and pydantic.
+measured is what `mtw train` does. Needs torch, transformers, peft, trl (and its datasets) and pydantic.
 """
 
 from __future__ import annotations
@@ -278,6 +278,71 @@ def run_stock(shape: str, batches: list[list[TokenizedExample]], device: torch.d
     release(device)
 
 
+# ---------------------------------------------------------------- trl: SFTTrainer, padding-free best-fit packing
+
+
+def liger_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
+def trl_dataset(batches: list[list[TokenizedExample]]) -> Any:
+    """Each step's examples packed by TRL's own best-fit-decreasing packer into one padding-free row, in order.
+
+    One row per optimizer step keeps TRL on exactly the examples the other recipes train each step.
+    """
+    from datasets import Dataset, concatenate_datasets
+    from trl.data_utils import pack_dataset
+
+    rows = []
+    for batch in batches:
+        one = Dataset.from_dict({"input_ids": [ex.input_ids for ex in batch], "labels": [ex.labels for ex in batch]})
+        rows.append(pack_dataset(one, sum(len(ex.input_ids) for ex in batch), strategy="bfd"))
+    return concatenate_datasets(rows).to_iterable_dataset()
+
+
+def run_trl(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result) -> None:
+    """TRL's SFTTrainer as a practitioner would set it up: padding-free packing (best fit), Liger's kernels when
+    installed, the same LoRA adapters, learning rate and examples per optimizer step."""
+    from trl import SFTConfig, SFTTrainer
+
+    from tools.train.catalog import tiny_random_tokenizer
+
+    release(device)
+    model = build_model(shape, device)
+    liger = liger_installed() and device.type == "cuda"
+    with tempfile.TemporaryDirectory() as out, PeakRSS() as rss:
+        args = SFTConfig(
+            output_dir=out, per_device_train_batch_size=1, gradient_accumulation_steps=1, max_steps=len(batches),
+            learning_rate=LR, bf16=device.type == "cuda", use_cpu=device.type == "cpu", padding_free=True,
+            packing=False, max_length=None, use_liger_kernel=liger, logging_strategy="no", save_strategy="no",
+            report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0, shuffle_dataset=False,
+        )
+        clock = _StepClock(device)
+        sync(device)
+        start = time.perf_counter()
+        # the data is already token ids: the tokenizer only supplies the pad id (0, as in the other recipes)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=trl_dataset(batches), callbacks=[clock],
+                             processing_class=tiny_random_tokenizer())
+        losses: list[torch.Tensor] = []
+        compute = trainer.compute_loss
+
+        def tapped(*a: Any, **kw: Any) -> Any:
+            loss = compute(*a, **kw)
+            losses.append((loss[0] if isinstance(loss, tuple) else loss).detach())
+            return loss
+
+        trainer.compute_loss = tapped  # type: ignore[method-assign]
+        trainer.train()
+        mem = peak_mem_mb(device, rss)
+    computed = [sum(len(ex.input_ids) for ex in b) for b in batches]
+    _account(res, batches, clock.ends, start, [float(x.item()) for x in losses], mem, computed)
+    res.batch = f"{BATCH} packed (bfd)" + (" + liger" if liger else "")
+    del trainer, model
+    release(device)
+
+
 # ---------------------------------------------------------------- ours: packed, chunked loss, fused AdamW
 
 
@@ -418,7 +483,7 @@ def bench_shape(shape: str, device: torch.device, steps: int, rounds: int, ours:
     per_round = max(2, steps // rounds)
     examples = make_examples(per_round * rounds * BATCH, vocab, mix, seed=1234)
     batches = step_batches(examples, per_round * rounds)
-    stock, mine = Result("stock"), Result("ours")
+    stock, mine, trl = Result("stock"), Result("ours"), Result("trl")
     stock_micro = BATCH
     for r in range(rounds):
         part = batches[r * per_round:(r + 1) * per_round]
@@ -434,10 +499,14 @@ def bench_shape(shape: str, device: torch.device, steps: int, rounds: int, ours:
                 stock.notes.append(f"out of memory at batch {stock_micro}; same 8 examples per step by accumulation")
                 stock_micro //= 2
                 log(f"  {shape}: stock out of memory, retrying at batch {stock_micro} with accumulation")
+        log(f"  {shape}: round {r + 1}/{rounds} trl")
+        run_trl(shape, part, device, trl)
         log(f"  {shape}: round {r + 1}/{rounds} ours")
         run_ours(shape, part, device, mine, ours)
     ratio = mine.tokens_per_s / stock.tokens_per_s if stock.tokens_per_s else 0.0
-    out: dict[str, Any] = {"stock": stock, "ours": mine, "ratio": ratio, "examples": len(examples),
+    vs_trl = mine.tokens_per_s / trl.tokens_per_s if trl.tokens_per_s else 0.0
+    out: dict[str, Any] = {"stock": stock, "trl": trl, "ours": mine, "ratio": ratio, "ratio_vs_trl": vs_trl,
+                           "examples": len(examples),
                            "mean_len": sum(len(e.input_ids) for e in examples) / len(examples)}
     if device.type == "cuda":
         # the longest step the mix allows: every example at the maximum length
@@ -456,15 +525,15 @@ def fmt_mem(mb: float) -> str:
 def print_table(results: dict[str, dict[str, Any]], device: torch.device) -> None:
     mem_kind = "CUDA max allocated" if device.type == "cuda" else "RSS"
     head = (f"{'shape':<10} {'recipe':<6} {'batch':<22} {'real tok/s':>11} {'padding':>8} "
-            f"{'peak mem':>10} {'1st step':>9} {'loss@1':>8} {'ratio':>7}")
+            f"{'peak mem':>10} {'1st step':>9} {'loss@1':>8} {'ours/it':>8}")
     print(head)
     print("-" * len(head))
     for shape, r in results.items():
-        for res in (r["stock"], r["ours"]):
-            ratio = f"{r['ratio']:.2f}×" if res.recipe == "ours" else ""
+        for res in (r["stock"], r["trl"], r["ours"]):
+            ratio = {"stock": f"{r['ratio']:.2f}×", "trl": f"{r['ratio_vs_trl']:.2f}×"}.get(res.recipe, "")
             print(f"{shape:<10} {res.recipe:<6} {res.batch:<22} {res.tokens_per_s:>11,.0f} "
                   f"{res.padding_share:>7.0%} {fmt_mem(res.peak_mem_mb):>10} {res.first_step_s:>8.2f}s "
-                  f"{res.first_loss:>8.4f} {ratio:>7}")
+                  f"{res.first_loss:>8.4f} {ratio:>8}")
             for note in res.notes:
                 print(f"{'':<17}note: {note}")
     print(f"(peak mem = {mem_kind}; real tok/s counts non-padding tokens over timed steps, first step excluded)")
@@ -554,28 +623,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_estimate:
         print_estimate_check(results, device)
     ratio = min(r["ratio"] for r in results.values())
+    ratio_vs_trl = min(r["ratio_vs_trl"] for r in results.values())
     elapsed = time.perf_counter() - started
     if args.json:
         shapes_out = {}
         for s, r in results.items():
-            shapes_out[s] = {"ratio": round(r["ratio"], 3), "examples": r["examples"],
-                             "mean_len": round(r["mean_len"], 1), "ours_settings": r["settings"],
-                             "stock": r["stock"].as_dict(), "ours": r["ours"].as_dict()}
+            shapes_out[s] = {"ratio": round(r["ratio"], 3), "ours_vs_trl": round(r["ratio_vs_trl"], 3),
+                             "examples": r["examples"], "mean_len": round(r["mean_len"], 1),
+                             "ours_settings": r["settings"], "stock": r["stock"].as_dict(), "trl": r["trl"].as_dict(),
+                             "ours": r["ours"].as_dict()}
             if "full_length" in r:
                 shapes_out[s]["ours_full_length"] = r["full_length"].as_dict()
         payload = {
             "ratio": round(ratio, 3),
+            "ratio_vs_trl": round(ratio_vs_trl, 3),
             "device": (torch.cuda.get_device_name() if device.type == "cuda"
                        else f"cpu ({torch.get_num_threads()} threads)"),
             "command": " ".join(["python", "bench/train_throughput.py", *(argv if argv is not None else sys.argv[1:])]),
             "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                         "peft": __import__("peft").__version__},
+                         "peft": __import__("peft").__version__, "trl": __import__("trl").__version__,
+                         "liger": liger_installed()},
             "elapsed_s": round(elapsed, 1),
             "shapes": shapes_out,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))
-    print(f"ratio ours/stock real tokens/s: {ratio:.2f}× (lowest over {', '.join(shapes)}; {elapsed:.0f} s)")
+    print(f"ratio ours/stock real tokens/s: {ratio:.2f}×, ours/trl: {ratio_vs_trl:.2f}× "
+          f"(lowest over {', '.join(shapes)}; {elapsed:.0f} s)")
     return 0
 
 

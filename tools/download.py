@@ -18,6 +18,10 @@ from typing import Any, BinaryIO, cast
 
 from tools.errors import MTWError, UsageError
 from tools.fileio import atomic_write_text
+from tools.hub_cache import REPO_ID as _REPO_ID
+from tools.hub_cache import hub_cache, local_snapshot
+from tools.hub_cache import storage_dir as _storage
+from tools.units import human_bytes
 
 Progress = Callable[[str, int, int], None]
 """on_progress(status, bytes_done, bytes_total): the same shape as an Ollama pull's progress.
@@ -46,7 +50,6 @@ VOCABULARIES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepi
 """Any one of these is a tokenizer transformers can build."""
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 BIN_INDEX = "pytorch_model.bin.index.json"
-_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 # -------------------------------------------------------------------------------- where things are
@@ -54,33 +57,6 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 def hub_endpoint() -> str:
     """The Hub to download from (HF_ENDPOINT, read now: huggingface_hub reads it once, at import)."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def hub_cache() -> Path:
-    """The Hugging Face cache folder, read now, in huggingface_hub's order of precedence."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return Path(os.path.expandvars(explicit)).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
-    return Path(os.path.expandvars(home)).expanduser() / "hub"
-
-
-def _storage(repo_id: str, cache: Path) -> Path:
-    return cache / ("models--" + repo_id.replace("/", "--"))
-
-
-def local_snapshot(repo_id: str, cache: Path | None = None) -> Path | None:
-    """The cached snapshot that the repo's main branch points at, if there is one (no network)."""
-    if not _REPO_ID.fullmatch(repo_id):
-        return None
-    storage = _storage(repo_id, cache or hub_cache())
-    try:
-        commit = (storage / "refs" / "main").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    folder = storage / "snapshots" / commit
-    return folder if commit and folder.is_dir() else None
 
 
 # -------------------------------------------------------------------------------- which repo, which files
@@ -344,15 +320,6 @@ def check_disk_space(plan: DownloadPlan) -> None:
             fix=f"Free up {human_bytes(need - free)} there, or set HF_HOME to a folder on a disk with room "
                 f"(for this command and for training), then run `mtw download {plan.model}` again.",
             code="disk_full")
-
-
-def human_bytes(n: float) -> str:
-    """Bytes in the units a download page uses: 512 B, 12.3 kB, 988 MB, 7.7 GB."""
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            value = n / size
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{int(n)} B"
 
 
 def estimated_bytes(model: str) -> int:

@@ -167,8 +167,10 @@ def get_run(run: str | Path) -> RunRecord:
 
 
 def train_argv(data: str, model: str, out: str, *, preset: str | None = None, sets: Sequence[str] = (),
-               max_steps: int | None = None, resume: bool = False, nproc: int = 1) -> list[str]:
-    """The `mtw train …` arguments for these choices."""
+               max_steps: int | None = None, resume: bool = False, nproc: int = 1, nnodes: int = 1,
+               node_rank: int = 0, master: str | None = None) -> list[str]:
+    """The `mtw train …` arguments for these choices (several machines: `nnodes`, this one's `node_rank`, and
+    `master`, machine 0's ADDR:PORT)."""
     argv = ["train", "--data", data, "--model", model, "--out", out]
     if preset:
         argv += ["--preset", preset]
@@ -180,6 +182,8 @@ def train_argv(data: str, model: str, out: str, *, preset: str | None = None, se
         argv.append("--resume")
     if nproc > 1:
         argv += ["--nproc", str(nproc)]
+    if nnodes > 1:
+        argv += ["--nnodes", str(nnodes), "--node-rank", str(node_rank), "--master", str(master)]
     return argv
 
 

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from assistant.access import set_password
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.reliability
 
 # every route chainlit 2.12 serves, plus ours
 ROUTES = [

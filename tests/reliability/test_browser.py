@@ -6,7 +6,7 @@ import pytest
 
 from assistant.access import set_password
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
 
 def test_the_printed_link_signs_in_and_a_browser_without_it_gets_nothing(launch, browser, page):

@@ -23,7 +23,7 @@ from tools.train.config import build_config
 from tools.train.events import read_events
 from tools.train.sft import train
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.reliability
 
 STEPS = 24
 SETS = ["learning_rate=3e-3", "batch_size=2", "val_share=0", "checkpoint_every=2", "lora_dropout=0.0"]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.reliability
 
 
 def test_a_second_wizard_stopping_leaves_the_first_one_working(launch):

@@ -62,7 +62,7 @@ def _upload(client: httpx.Client, session_id: str, name: str, data: bytes, mime:
     return client.post("/project/file", params={"session_id": session_id}, files={"file": (name, data, mime)})
 
 
-@pytest.mark.slow
+@pytest.mark.reliability
 def test_uploads_through_the_server(launch):
     package_ui = Path(__file__).resolve().parents[2] / "assistant" / "ui"
     before = sorted(package_ui.rglob("*"))

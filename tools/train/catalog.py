@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tools.errors import UsageError
+from tools.hub_cache import local_snapshot
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -20,6 +21,19 @@ TINY_RANDOM_NOTE = "for trying the workflow and for tests: it learns the format 
 ATTENTION_MLP = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PHI3_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 BERT_TARGETS = ("query", "key", "value", "dense")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes that decide a model's training memory and time."""
+
+    hidden: int
+    layers: int
+    vocab: int
+    intermediate: int
+    """Width of the MLP inside each layer (4 × hidden in the classic transformer, wider in most recent ones)."""
+    params_b: float
+    """Parameters, in billions."""
 
 
 @dataclass(frozen=True)
@@ -48,38 +62,43 @@ class CatalogEntry:
     """Parameters, in billions."""
     note: str = ""
     """One plain sentence for the user."""
+    shape: ModelShape | None = None
+    """Hidden size, layers, vocabulary and MLP width: what the estimate needs without downloading anything."""
 
 
 def _entry(key: str, hf_id: str, tag: str | None, arch: str, family: TemplateFamily, params_b: float,
-           context: int, note: str) -> CatalogEntry:
+           context: int, note: str, shape: tuple[int, int, int, int]) -> CatalogEntry:
     stops = {"phi3": ("<|end|>", "<|endoftext|>"), "llama3": ("<|eot_id|>",), "chatml": ("<|im_end|>",),
              "gemma": ("<end_of_turn>",)}[family]
     adapter_ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
     targets = PHI3_TARGETS if arch == "Phi3ForCausalLM" else ATTENTION_MLP
-    return CatalogEntry(key, hf_id, tag, arch, family, stops, targets, context, adapter_ok, params_b, note)
+    return CatalogEntry(key, hf_id, tag, arch, family, stops, targets, context, adapter_ok, params_b, note,
+                        ModelShape(*shape, params_b=params_b))
 
 
 CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
     _entry("phi-4-mini", "microsoft/Phi-4-mini-instruct", "phi4-mini", "Phi3ForCausalLM", "phi3", 3.84, 131072,
-           "The guide's recommended base: strong writing for its size; needs about 16 GB RAM to train on CPU."),
+           "The guide's recommended base: strong writing for its size; needs about 16 GB RAM to train on CPU.",
+           (3072, 32, 200064, 8192)),
     _entry("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", "llama3.2:1b", "LlamaForCausalLM", "llama3", 1.24,
-           131072, "Small and quick to train; Ollama can load its adapter directly."),
+           131072, "Small and quick to train; Ollama can load its adapter directly.", (2048, 16, 128256, 8192)),
     _entry("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "llama3.2:3b", "LlamaForCausalLM", "llama3", 3.21,
-           131072, "Good quality for PM writing; Ollama can load its adapter directly."),
+           131072, "Good quality for PM writing; Ollama can load its adapter directly.", (3072, 28, 128256, 8192)),
     _entry("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5:0.5b", "Qwen2ForCausalLM", "chatml", 0.49, 32768,
-           "The smallest useful base: trains fast even on a laptop CPU."),
+           "The smallest useful base: trains fast even on a laptop CPU.", (896, 24, 151936, 4864)),
     _entry("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "qwen2.5:1.5b", "Qwen2ForCausalLM", "chatml", 1.54, 32768,
-           "A balance of speed and quality."),
+           "A balance of speed and quality.", (1536, 28, 151936, 8960)),
     _entry("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "qwen2.5:3b", "Qwen2ForCausalLM", "chatml", 3.09, 32768,
-           "Strong at structured output such as user stories and specs."),
+           "Strong at structured output such as user stories and specs.", (2048, 36, 151936, 11008)),
     _entry("gemma-2-2b", "google/gemma-2-2b-it", "gemma2:2b", "Gemma2ForCausalLM", "gemma", 2.61, 8192,
-           "Fluent writer; Ollama can load its adapter directly."),
+           "Fluent writer; Ollama can load its adapter directly.", (2304, 26, 256000, 9216)),
     _entry("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2:360m", "LlamaForCausalLM", "chatml", 0.36,
-           8192, "Tiny and fast; good for a first try, limited quality."),
+           8192, "Tiny and fast; good for a first try, limited quality.", (960, 32, 49152, 2560)),
     _entry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2:1.7b", "LlamaForCausalLM", "chatml", 1.71,
-           8192, "Small and capable; Ollama can load its adapter directly."),
+           8192, "Small and capable; Ollama can load its adapter directly.", (2048, 24, 49152, 8192)),
     CatalogEntry(TINY_RANDOM, TINY_RANDOM, None, "LlamaForCausalLM", "chatml", ("<|im_end|>",), ATTENTION_MLP, 4096,
-                 False, 0.002, f"A tiny randomly initialised model built locally in seconds, {TINY_RANDOM_NOTE}."),
+                 False, 0.002, f"A tiny randomly initialised model built locally in seconds, {TINY_RANDOM_NOTE}.",
+                 ModelShape(64, 2, 30524, 128, params_b=0.002)),
 )}
 
 CHAT_TEMPLATES: dict[str, str] = {
@@ -140,8 +159,6 @@ def resolve(model: str) -> CatalogEntry:
 
 def _cached_folder(hf_id: str) -> Path | None:
     """The local snapshot of a Hugging Face id in the hub cache (HF_HOME / HF_HUB_CACHE read now; no network)."""
-    from tools.download import local_snapshot
-
     folder = local_snapshot(hf_id)
     return folder if folder is not None and (folder / "config.json").is_file() else None
 
@@ -173,8 +190,35 @@ def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
         targets = ATTENTION_MLP
     context = int(config.get("max_position_embeddings") or 2048)
     ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
+    shape = shape_from_config(config)
     return CatalogEntry(key or folder.name, str(folder), None, arch, family, _STOPS[family], targets, context, ok,
-                        0.0, f"Read from {folder}.")
+                        shape.params_b if shape else 0.0, f"Read from {folder}.", shape)
+
+
+def shape_from_config(config: dict[str, Any]) -> ModelShape | None:
+    """A model's sizes from its config.json (parameters counted from them: embeddings, attention and MLP);
+    None when the config does not name them."""
+    cfg = config.get("text_config", config)  # multimodal configs nest the language model's sizes
+    if not all(isinstance(cfg.get(k), int) for k in ("hidden_size", "num_hidden_layers", "vocab_size")):
+        return None
+    h, layers, v = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"]), int(cfg["vocab_size"])
+    inter = int(cfg.get("intermediate_size") or 4 * h)
+    params = layers * (4 * h * h + 3 * h * inter) + 2 * v * h
+    return ModelShape(h, layers, v, inter, params / 1e9)
+
+
+MINILM_SHAPE = ModelShape(384, 6, 30522, 1536, params_b=0.0227)
+"""The packaged sentence encoder behind `--model minilm` (classification and entity tagging)."""
+
+
+def model_shape(model: str) -> ModelShape:
+    """The model's sizes: the catalog's for listed models and the packaged encoder, else its config.json."""
+    if model.strip().lower() in ("minilm", "all-minilm-l6-v2"):
+        return MINILM_SHAPE
+    entry = resolve(model)
+    if entry.shape is None:
+        raise UsageError(f"The sizes of '{model}' are not known.", fix="Point --model at a folder with a config.json.")
+    return entry.shape
 
 
 def _chat_template_text(folder: Path) -> str:

@@ -45,11 +45,16 @@ def planned_steps(n_train: int, *, batch_size: int, grad_accum: int, epochs: flo
 
 def sized_steps(cfg: TrainConfig, texts: list[str], *, cuda: bool) -> int | None:
     """`planned_steps` for this data on this machine, timed with the estimate's speed model."""
-    from tools.train.estimate import model_shape, rough_seconds
+    from tools.train.catalog import model_shape
+    from tools.train.estimate import cached_calibration, calibration_key, rough_calibration
 
     # about 4 characters a token: the same rough count the dataset check uses without a tokenizer
     lengths = [max(1, len(t) // 4) + 2 for t in texts]
-    per_step = rough_seconds(cfg, model_shape(cfg.model).params_b, lengths, 1, cuda, False)
+    step_tokens = cfg.batch_size * cfg.grad_accum * max(1, sum(lengths) // max(1, len(lengths)))
+    # this machine's measured speed for the model when it has one, else the rough rate
+    calib = (cached_calibration(calibration_key(cfg, "cuda" if cuda else "cpu", step_tokens))
+             or rough_calibration(cfg, model_shape(cfg.model).params_b, cuda, False))
+    per_step = calib.step_s_per_token * step_tokens
     n_train = len(texts) - round(len(texts) * cfg.val_share)
     return planned_steps(n_train, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum, epochs=cfg.epochs,
                          seconds_per_step=per_step, budget_s=STEP_BUDGET_S)
@@ -140,8 +145,11 @@ def evaluate(model: Any, items: list[dict[str, Any]], cfg: TrainConfig, pad_id: 
 
 
 def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
-          command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a classifier / tagger LoRA fine-tune into RUN_DIR; returns the final event."""
+          command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a classifier / tagger LoRA fine-tune into RUN_DIR; returns the final event.
+
+    `estimate_s`: the whole run's time as the plan showed it to the user (carried by the start event).
+    """
     from tools import jobs
 
     run = Path(run_dir)
@@ -158,7 +166,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
                          fix="To train again, start a new run with another --out.")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        final = _fit(cfg, run, device, events, prior, resume, command)
+        final = _fit(cfg, run, device, events, prior, resume, command, estimate_s)
     except MTWError as exc:
         final = events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
     except Exception as exc:
@@ -172,7 +180,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 
 def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]], resume: bool,
-         command: str | None) -> dict[str, Any]:
+         command: str | None, estimate_s: float | None = None) -> dict[str, Any]:
     from tools import jobs
     from tools.train.inputs import load_split, read_training_data, save_split
     from tools.train.modeling import apply_lora, load_base, lora_settings
@@ -210,7 +218,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
     if checkpoint is not None:
         step = resume_from(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
     first_step = step
-    events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_items),
+    events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_items),
                 n_validation=len(val_items), total_steps=total_steps, device=device, world_size=1,
                 resumed_from=step, trainable_params=sum(p.numel() for p in trainable),
                 total_params=sum(p.numel() for p in model.parameters()), dataset_version=data.version,

@@ -165,21 +165,52 @@ def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) ->
                      "fix": f"See {run_dir / 'train.log'} or the output above."}
 
 
-def _run_nproc(cfg: Any, run_dir: Path, nproc: int, resume: bool, command: str, listener: Narrator) -> dict[str, Any]:
-    """Start the same training script in `nproc` processes under torchrun (data parallel) and follow it."""
+def launch_argv(run_dir: Path, nproc: int, *, nnodes: int = 1, node_rank: int = 0, master: str | None = None,
+                resume: bool = False, estimate_s: float | None = None) -> list[str]:
+    """The torchrun command that starts this machine's `nproc` training processes: on their own (one machine),
+    or joining the other machines at `master` (static rendezvous: machine 0 holds rank 0, which writes the run)."""
+    if nnodes > 1:
+        host, port = split_master(master or "")
+        where = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={host}", f"--master_port={port}"]
+    else:
+        where = ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}",
+            "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else []),
+            *(["--estimate-s", str(estimate_s)] if estimate_s is not None else [])]
+
+
+def split_master(master: str) -> tuple[str, int]:
+    """ADDR:PORT of the first machine, checked (a usage error names what is wrong)."""
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MTWError(f"--master '{master}' is not ADDR:PORT.",
+                       fix="Give the first machine's address and a free port, e.g. --master 10.0.0.1:29500.",
+                       code="usage")
+    return host, int(port)
+
+
+def _run_nproc(cfg: Any, run_dir: Path, argv: list[str], resume: bool, command: str, listener: Narrator,
+               main_node: bool) -> dict[str, Any]:
+    """Start this machine's training processes under torchrun (data parallel) and follow the run."""
     from tools.train.config import save_run_config
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_run_config(run_dir, cfg, command)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else [])]
-    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if not main_node:
+        listener.console.print("this machine trains its share; the first machine (--node-rank 0) writes the "
+                               "events, checkpoints and adapter", highlight=False)
     try:
-        return _follow(proc, run_dir, listener)
+        final = _follow(proc, run_dir, listener)
     except KeyboardInterrupt:
         # torchrun passes the interrupt to its workers, which checkpoint and stop; wait for them
-        return _follow(proc, run_dir, listener)
+        final = _follow(proc, run_dir, listener)
+    if not main_node and proc.returncode == 0 and final.get("code") == "crash":
+        # a machine whose run folder is not shared sees no events of its own: its processes' exit says it all
+        return {"type": "stopped", "message": "this machine's share of the training finished; the adapter is on "
+                                              "the first machine (--node-rank 0)"}
+    return final
 
 
 def train(
@@ -193,6 +224,9 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="Train in N processes (data parallel, one per GPU or CPU share)."),
     maps: list[str] = typer.Option([], "--map", help="Which column holds which field: --map text=SMS "
                                                      "--map label=Label (repeatable)."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (each runs this command with --nproc)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's number, 0 to nnodes-1 (0 writes the run)."),
+    master: str = typer.Option(None, "--master", help="ADDR:PORT of machine 0, where the machines meet."),
 ) -> None:
     """Fine-tune a base model on your dataset with LoRA.
 
@@ -236,28 +270,40 @@ def train(
                 narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
                                        f"{cfg.model} reads", highlight=False)
                 cfg = cfg.model_copy(update={"context": entry.context})
-        if nproc < 1 or (nproc > 1 and cfg.task != "causal"):
+        if nproc < 1 or (nproc * nnodes > 1 and cfg.task != "causal"):
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",
                            code="usage")
+        if nnodes < 1 or not 0 <= node_rank < nnodes:
+            raise MTWError(f"--node-rank {node_rank} is not one of the {nnodes} machines.",
+                           fix=f"Number the machines 0 to {max(0, nnodes - 1)}; machine 0 writes the run.",
+                           code="usage")
+        if nnodes > 1:
+            if not master:
+                raise MTWError("--nnodes needs --master ADDR:PORT: where the machines meet.",
+                               fix="Give machine 0's address and a free port on every machine, e.g. "
+                                   "--master 10.0.0.1:29500.", code="usage")
+            split_master(master)
     except MTWError as exc:
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
-    if not resume:
-        _print_estimate(cfg, narrator)
+    world = nproc * nnodes
+    estimate_s = None if resume or node_rank else _print_estimate(cfg, narrator, world)
     try:
-        if nproc > 1:
-            final = _run_nproc(cfg, out, nproc, resume, command, narrator)
+        if world > 1:
+            argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
+                               estimate_s=estimate_s)
+            final = _run_nproc(cfg, out, argv, resume, command, narrator, main_node=node_rank == 0)
         elif cfg.task == "causal":
             from tools.train.sft import train as run_sft
 
-            final = run_sft(cfg, out, resume=resume, listener=narrator, command=command)
+            final = run_sft(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
         else:
             from tools.train.classify import train as run_classify
 
-            final = run_classify(cfg, out, resume=resume, listener=narrator, command=command)
+            final = run_classify(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
     except MTWError as exc:
         narrator.close()
         typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
@@ -300,14 +346,26 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _print_estimate(cfg: Any, narrator: Narrator) -> None:
-    from tools.train.estimate import estimate
+def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
+    """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
+    batch shape) and return the time shown, which the run's start event carries."""
+    from tools.train.estimate import cached_calibration, calibration_key, dataset_lengths, estimate, process_started
+    from tools.train.estimate import step_tokens as largest_step
 
-    e = estimate(cfg)
+    start = process_started()
+    lengths = dataset_lengths(cfg)
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cached_calibration(calibration_key(cfg, device, largest_step(cfg, lengths, device == "cuda"))) is None:
+        narrator.console.print(f"measuring this machine's speed with {cfg.model} (once for this model and batch "
+                               "size)…", highlight=False)
+    e = estimate(cfg, device=device, measure=True, lengths=lengths, world=nproc, process_start=start)
     colour = "green" if e.fits else "red"
     narrator.console.print(f"[{colour}]estimate:[/] {e.verdict}", highlight=False)
     for change in e.changes:
         narrator.console.print(f"  → {change}", highlight=False)
+    return e.seconds
 
 
 def _summary(final: dict[str, Any]) -> None:

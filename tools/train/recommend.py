@@ -8,9 +8,19 @@ second, which is enough to tell minutes from hours.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tools.train.estimate import (
+    CHECKPOINT_SLOWDOWN,
+    RUNTIME_MB_CPU,
+    lora_params,
+    machine_cores,
+    memory_parts,
+    tokens_per_second,
+    total_mb,
+)
+from tools.units import human_duration
 
 PREFERENCE = ("phi-4-mini", "qwen2.5-3b", "qwen2.5-1.5b", "qwen2.5-0.5b")
 """Best writer first. All open to download without an account (Llama and Gemma ask for a licence first)."""
@@ -21,9 +31,6 @@ MAX_FIRST_RUN_S = 3600.0
 """Longer than this for a first run, and the next smaller base is recommended instead."""
 STEP_TOKENS = 4 * 400
 """A typical packed step: the balanced preset's batch of 4 examples of ~400 tokens."""
-CPU_FLOPS_PER_CORE = 40e9
-GPU_FLOPS = 100e12
-"""Sustained arithmetic for LoRA training (rough: a quarter to a half of the hardware's peak)."""
 
 
 @dataclass
@@ -42,15 +49,9 @@ class Recommendation:
         return asdict(self)
 
 
-def tokens_per_second(params_b: float, *, cuda: bool, cores: int) -> float:
-    """Rough LoRA training speed: forward and input-gradient passes cost about 4 × parameters per token."""
-    flops = GPU_FLOPS if cuda else CPU_FLOPS_PER_CORE * max(1, cores)
-    return flops / (4 * params_b * 1e9)
-
-
 def training_memory_mb(model: str, *, cuda: bool, checkpointing: bool = False) -> float:
     """Peak memory of a typical step of `model`, as the training estimate computes it."""
-    from tools.train.estimate import RUNTIME_MB_CPU, lora_params, memory_parts, model_shape, total_mb
+    from tools.train.catalog import model_shape
 
     shape = model_shape(model)
     lora = lora_params(shape, r=16)
@@ -59,18 +60,6 @@ def training_memory_mb(model: str, *, cuda: bool, checkpointing: bool = False) -
                          act_bytes=2 if cuda else 4, grad_ckpt=checkpointing, intermediate=shape.intermediate,
                          runtime_mb=0.0 if cuda else RUNTIME_MB_CPU)
     return total_mb(parts)
-
-
-CHECKPOINT_SLOWDOWN = 1.33
-"""Recomputing every layer's activations costs about a third more time."""
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return "about a minute"
-    if seconds < 5400:
-        return f"about {round(seconds / 60)} minutes"
-    return f"about {seconds / 3600:.0f} hours"
 
 
 def recommend_base(*, cuda: bool, memory_mb: float, cores: int, task: str = "generation") -> Recommendation:
@@ -100,13 +89,13 @@ def recommend_base(*, cuda: bool, memory_mb: float, cores: int, task: str = "gen
         fitting.append((key, need, seconds))
         if seconds <= MAX_FIRST_RUN_S:
             reason = (f"it fits{saver} ({need / 1024:.1f} GB of {memory_mb / 1024:.0f} GB) and a first run of about "
-                      f"50 examples takes {_duration(seconds)} on {where}")
+                      f"50 examples takes {human_duration(seconds)} on {where}")
             return Recommendation(key, reason, need, seconds, passed)
-        passed.append(f"{key} would take {_duration(seconds)} for a first run on {where}")
+        passed.append(f"{key} would take {human_duration(seconds)} for a first run on {where}")
     if fitting:
         key, need, seconds = min(fitting, key=lambda f: f[2])
-        return Recommendation(key, f"it is the quickest that fits: a first run takes {_duration(seconds)} on {where}",
-                              need, seconds, passed)
+        reason = f"it is the quickest that fits: a first run takes {human_duration(seconds)} on {where}"
+        return Recommendation(key, reason, need, seconds, passed)
     return Recommendation("tiny-random", "no real base model fits in this machine's memory; tiny-random lets you try "
                                          "every step of the workflow", 0.0, 0.0, passed)
 
@@ -122,10 +111,3 @@ def for_this_machine(task: str = "generation") -> Recommendation:
     else:
         memory_mb = psutil.virtual_memory().total / 2**20
     return recommend_base(cuda=cuda, memory_mb=memory_mb, cores=machine_cores(), task=task)
-
-
-def machine_cores() -> int:
-    """Physical CPU cores (hyper-threads add little to training arithmetic)."""
-    import psutil
-
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -5,7 +5,9 @@ rows (position_ids restart per example) and our loss runs the output layer in ch
 tokens only; the Trainer computes full-vocabulary logits for every position and would need a
 custom collator, a loss override and callbacks for every event, checkpoint and stop we narrate.
 One readable loop with those pieces is shorter than the configuration around the Trainer, and
-`bench/train_throughput.py` measures it against the stock Trainer recipe.
+`bench/train_throughput.py` measures it against the stock Trainer recipe and against TRL's
+SFTTrainer with its padding-free best-fit packing (which still computes the full-vocabulary logits,
+and its per-step entropy and token-accuracy metrics over them).
 
 Run as `python -m tools.train.sft RUN_DIR [--resume]` (what `mtw train --nproc N` starts under
 torchrun, reading RUN_DIR/config.yaml); `mtw train` calls `train()` directly.
@@ -81,21 +83,21 @@ def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[Tokeniz
     return [e for e in out if e.n_label_tokens > 0]
 
 
-def token_budget(examples: list[TokenizedExample], cfg: TrainConfig) -> int:
+def token_budget(lengths: list[int], cfg: TrainConfig) -> int:
     """Tokens per packed row: about `batch_size` examples of average length, never less than the longest one."""
-    lengths = [len(e) for e in examples]
     mean = sum(lengths) / max(1, len(lengths))
     return int(min(cfg.context * cfg.batch_size, max(max(lengths, default=1), math.ceil(cfg.batch_size * mean))))
 
 
-def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist) -> tuple[list[list[int]], int, int]:
-    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch).
+def plan_batches(lengths: list[int], cfg: TrainConfig, world: int) -> tuple[list[list[int]], int, int]:
+    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch), from the
+    examples' token counts.
 
     Returns (plan, optimizer steps, micro-batches per epoch). The plan is a pure function of the
-    data and the config, which is what lets `--resume` continue with the same data order.
+    data and the config, which is what lets `--resume` continue with the same data order (and the
+    time estimate count the very batches the run will train on).
     """
-    lengths = [len(e) for e in examples]
-    budget = token_budget(examples, cfg)
+    budget = token_budget(lengths, cfg)
 
     def epoch(e: int) -> list[list[int]]:
         if cfg.packing:
@@ -104,7 +106,7 @@ def plan_batches(examples: list[TokenizedExample], cfg: TrainConfig, dist: Dist)
 
         return group_plan(lengths, cfg.batch_size, cfg.seed + e)
 
-    per_step = cfg.grad_accum * dist.world
+    per_step = cfg.grad_accum * world
     first = epoch(0)
     per_epoch = len(first)
     wanted = cfg.max_steps * per_step if cfg.max_steps else math.ceil(per_epoch * cfg.epochs)
@@ -166,7 +168,7 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
     model.eval()
     total = torch.zeros((), device=device)
     count = 0
-    budget = token_budget(examples, cfg)
+    budget = token_budget([len(e) for e in examples], cfg)
     multiple = speed.row_multiple if speed else 0
     for idx in pack_plan([len(e) for e in examples], budget, seed=0):
         batch, _ = materialise(examples, idx, cfg, pad_id, device, multiple)
@@ -201,8 +203,11 @@ class Health:
 
 
 def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
-          command: str | None = None) -> dict[str, Any]:
-    """Run (or resume) a causal-LM LoRA fine-tune into RUN_DIR; returns the final event (done/stopped/failed)."""
+          command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
+    """Run (or resume) a causal-LM LoRA fine-tune into RUN_DIR; returns the final event (done/stopped/failed).
+
+    `estimate_s`: the whole run's time as the plan showed it to the user (else the run estimates it itself).
+    """
     run = Path(run_dir)
     dist = setup_distributed()
     if resume:
@@ -221,7 +226,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     from tools import jobs
 
     try:
-        final = _fit(cfg, run, dist, events, prior, resume)
+        final = _fit(cfg, run, dist, events, prior, resume, estimate_s)
     except MTWError as exc:
         final = failed_event(events, exc)
     except Exception as exc:
@@ -246,7 +251,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 
 def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: list[dict[str, Any]],
-         resume: bool) -> dict[str, Any]:
+         resume: bool, estimate_s: float | None = None) -> dict[str, Any]:
     from tools import jobs
     from tools.train.inputs import load_split, read_training_data, save_split
     from tools.train.modeling import apply_lora, load_base, lora_settings
@@ -273,7 +278,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     model = apply_lora(model, **lora_settings(cfg))
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    plan, total_steps, per_epoch = plan_batches(train_ex, cfg, dist)
+    plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
     speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
     if speed.compile:
         from tools.train.modeling import compile_layers
@@ -291,10 +296,17 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     if checkpoint is not None:
         state = restore(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
         step, before = int(state["step"]), state["extra"]
-    first_step = step
+    if dist.world > 1:
+        step = _start_like_main(model, optimizer, scheduler, step, dist)
 
     n_params = sum(p.numel() for p in model.parameters())
-    events.emit("start", config=cfg.model_dump(mode="json"), n_examples=len(train_ex), n_validation=len(val_ex),
+    if estimate_s is None:
+        from tools.train.estimate import in_run_seconds, process_started
+
+        estimate_s = in_run_seconds(cfg, [len(e) for e in train_ex + val_ex], dist.device, world=dist.world,
+                                    process_start=process_started())
+    events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_ex),
+                n_validation=len(val_ex),
                 total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
                 dataset_version=data.version, held_out_duplicates=len(data.dropped_rows), pid=os.getpid(),
@@ -308,6 +320,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     tokens_done = int(before.get("tokens", 0))
     train_loss = float("nan") if before.get("train_loss") is None else float(before["train_loss"])
     val_loss: float | None = before.get("val_loss")
+    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every)
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -345,14 +358,15 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                    "and check the data with `mtw check`.", code="nan_loss")
             elapsed = time.monotonic() - t0
             tokens_done += tokens * dist.world
-            run_s = time.monotonic() - started - float(before.get("seconds", 0.0))
             extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
-                        eta_s=round(run_s / max(1, step - first_step) * (total_steps - step), 1),
+                        eta_s=eta.after_step(elapsed, step, total_steps),
                         peak_mem_mb=peak_memory_mb(dist.device), **extra)
             if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
+                t_eval = time.monotonic()
                 val_loss = evaluate(model, val_ex, cfg, pad_id, dist.device, speed)
+                eta.eval_s = time.monotonic() - t_eval
                 events.emit("eval", step=step, val_loss=round(val_loss, 5))
                 health.check()
             elif step % DIAGNOSE_EVERY == 0:
@@ -360,10 +374,12 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             stop_now = _agree(stop.requested, dist)
             if step % cfg.checkpoint_every == 0 or stop_now:
                 if dist.main:
+                    t_save = time.monotonic()
                     path = save_checkpoint(run, step, model, optimizer, scheduler,
                                            {"dataset_version": data.version, "tokens": tokens_done,
                                             "seconds": time.monotonic() - started, "train_loss": train_loss,
                                             "val_loss": val_loss})
+                    eta.save_s = time.monotonic() - t_save
                     events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 if dist.main:
@@ -395,6 +411,29 @@ def failed_event(events: EventWriter, exc: MTWError) -> dict[str, Any]:
         return {"type": "failed", "code": exc.code, "message": exc.message, "fix": exc.fix}
 
 
+class LiveEta:
+    """Time left, from this run's own measured steps: the mean step after the first (which pays one-off
+    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost."""
+
+    def __init__(self, eval_every: int, checkpoint_every: int) -> None:
+        self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
+        self.times: list[float] = []
+        self.eval_s = 0.0
+        self.save_s = 0.0
+
+    def after_step(self, seconds: float, step: int, total: int) -> float:
+        """Seconds left after `step` of `total`, given that step took `seconds`."""
+        self.times.append(seconds)
+        steady = self.times[1:] or self.times
+        left = total - step
+        # evaluations at each multiple of eval_every still to come and at the last step; checkpoints likewise,
+        # then the adapter
+        evals = (total // self.eval_every - step // self.eval_every + (1 if total % self.eval_every else 0)
+                 if self.eval_every else 0)
+        saves = total // self.checkpoint_every - step // self.checkpoint_every + 1
+        return round(sum(steady) / len(steady) * left + evals * self.eval_s + saves * self.save_s, 1)
+
+
 def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:
     """An unforeseen error: the details go to the log (stderr), the event says what to do."""
     traceback.print_exc(file=sys.stderr)
@@ -412,6 +451,24 @@ def _agree(flag: bool, dist: Dist) -> bool:
     t = torch.tensor([1.0 if flag else 0.0])
     tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def _start_like_main(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, dist: Dist) -> int:
+    """Every process starts from the main process's adapter, optimizer state and step: after a resume the other
+    machines may have no checkpoint of their own (a run folder that is not shared)."""
+    import torch.distributed as tdist
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    state: list[Any] = [None]
+    if dist.main:
+        state = [{"step": step, "adapter": {k: v.cpu() for k, v in get_peft_model_state_dict(model).items()},
+                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}]
+    tdist.broadcast_object_list(state, src=0)
+    if not dist.main:
+        set_peft_model_state_dict(model, state[0]["adapter"])
+        optimizer.load_state_dict(state[0]["optimizer"])
+        scheduler.load_state_dict(state[0]["scheduler"])
+    return int(state[0]["step"])
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -437,11 +494,13 @@ def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tools.train.sft RUN_DIR [--resume]`: train from RUN_DIR/config.yaml (the torchrun entry)."""
+    """`python -m tools.train.sft RUN_DIR [--resume] [--estimate-s S]`: train from RUN_DIR/config.yaml (the
+    torchrun entry); S is the whole run's time as the plan showed it."""
     args = list(sys.argv[1:] if argv is None else argv)
     resume = "--resume" in args
-    run_dir = Path(next(a for a in args if not a.startswith("--")))
-    final = train(load_run_config(run_dir), run_dir, resume=resume)
+    estimate_s = float(args[args.index("--estimate-s") + 1]) if "--estimate-s" in args else None
+    run_dir = Path(args[0])
+    final = train(load_run_config(run_dir), run_dir, resume=resume, estimate_s=estimate_s)
     return 0 if final["type"] in ("done", "stopped") else 1
 
 

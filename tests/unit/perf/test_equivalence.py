@@ -114,7 +114,8 @@ def test_row_rounding_changes_neither_loss_nor_grads() -> None:
     exs = examples(4)
     row = packed_batches(exs, max_tokens=4096, seed=0)[0]
     padded = round_up_row(row, 64)
-    assert padded["input_ids"].shape[1] % 64 == 0 and padded["input_ids"].shape[1] > row["input_ids"].shape[1]
+    assert padded["input_ids"].shape[1] % 64 == 0
+    assert padded["input_ids"].shape[1] > row["input_ids"].shape[1]
 
     plain, n_plain = lm_loss(model, row, chunk_size=5)
     plain.backward()

@@ -17,8 +17,10 @@ def test_every_problem_is_reported_in_plain_words():
         build_config("m", "d", preset="docs", sets=["batch_size=0", "learning_rate=5", "val_share=2", "nonsense"])
     text = err.value.message
     assert "batch size 0 — use 1 or more" in text
-    assert "learning rate 5" in text and "validation share 2" in text
-    assert "preset 'docs'" in text and "'nonsense' is not key=value" in text
+    assert "learning rate 5" in text
+    assert "validation share 2" in text
+    assert "preset 'docs'" in text
+    assert "'nonsense' is not key=value" in text
 
 
 def test_unknown_and_mistyped_settings_name_the_field():
@@ -33,6 +35,8 @@ def test_run_config_round_trips_with_reproduce_command(tmp_path: Path):
     save_run_config(tmp_path, cfg)
     first = (tmp_path / "config.yaml").read_text().splitlines()[0]
     assert first.startswith("# mtw train --data ex.jsonl --model tiny-random --out ")
-    assert "--preset documents" in first and "--max-steps 7" in first and "--set lora_r=4" in first
+    assert "--preset documents" in first
+    assert "--max-steps 7" in first
+    assert "--set lora_r=4" in first
     assert "--set packing=false" in first
     assert load_run_config(tmp_path) == cfg

@@ -23,36 +23,44 @@ def test_dataset_with_errors_fails_in_plain_words(tmp_path: Path, chat_file: Pat
     bad.write_text("\n".join(lines) + "\n")
     result = invoke("--data", str(bad), "--model", "tiny-random", "--out", str(tmp_path / "run"))
     assert result.exit_code == 1
-    assert "line 2" in result.output and "mtw check" in result.output
+    assert "line 2" in result.output
+    assert "mtw check" in result.output
     assert "Traceback" not in result.output
     failed = read_events(tmp_path / "run")[-1]
-    assert failed["type"] == "failed" and failed["code"] == "dataset_errors" and failed["fix"]
+    assert failed["type"] == "failed"
+    assert failed["code"] == "dataset_errors"
+    assert failed["fix"]
 
 
 def test_bad_settings_are_a_usage_error_listing_each(tmp_path: Path, chat_file: Path):
     result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"),
                     "--set", "batch_size=0", "--set", "epochs=-1")
     assert result.exit_code == 2
-    assert "batch size 0 — use 1 or more" in result.output and "epochs -1" in result.output
+    assert "batch size 0 — use 1 or more" in result.output
+    assert "epochs -1" in result.output
     assert not (tmp_path / "run").exists()
 
 
 def test_unknown_model_and_missing_data_are_usage_errors(tmp_path: Path, chat_file: Path):
     result = invoke("--data", str(chat_file), "--model", "nope/nothing", "--out", str(tmp_path / "r1"))
-    assert result.exit_code == 2 and "Unknown model 'nope/nothing'" in result.output
+    assert result.exit_code == 2
+    assert "Unknown model 'nope/nothing'" in result.output
     assert not (tmp_path / "r1").exists()
     result = invoke("--data", str(tmp_path / "missing.jsonl"), "--model", "tiny-random", "--out", str(tmp_path / "r2"))
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path: Path, chat_file: Path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "events.jsonl").write_text(json.dumps({"type": "start"}) + "\n")
     result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
-    assert result.exit_code == 2 and "--resume" in result.output
+    assert result.exit_code == 2
+    assert "--resume" in result.output
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_nan_loss_stops_with_a_failed_event_and_a_diagnosis(tmp_path: Path, chat_file: Path,
                                                             monkeypatch: pytest.MonkeyPatch):
     real = sft.lm_loss
@@ -66,23 +74,29 @@ def test_nan_loss_stops_with_a_failed_event_and_a_diagnosis(tmp_path: Path, chat
     monkeypatch.setattr(sft, "lm_loss", exploding)
     result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"),
                     "--set", "batch_size=2", "--max-steps", "6")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
     events = read_events(tmp_path / "run")
     failed = next(e for e in events if e["type"] == "failed")
-    assert failed["code"] == "nan_loss" and "learning_rate" in failed["fix"]
+    assert failed["code"] == "nan_loss"
+    assert "learning_rate" in failed["fix"]
     codes = [e["code"] for e in events if e["type"] == "diagnosis"]
-    assert "nan_loss" in codes and len(codes) == len(set(codes))
+    assert "nan_loss" in codes
+    assert len(codes) == len(set(codes))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_out_of_memory_becomes_advice(tmp_path: Path, chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     def oom(model, batch, chunk_size=1024):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(sft, "lm_loss", oom)
     result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "ran out of memory" in result.output and "batch_size=1" in result.output
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "ran out of memory" in result.output
+    assert "batch_size=1" in result.output
     events = read_events(tmp_path / "run")
     assert any(e["type"] == "failed" and e["code"] == "oom" for e in events)
     assert any(e["type"] == "diagnosis" and e["code"] == "oom" for e in events)
@@ -94,12 +108,14 @@ def test_resuming_a_finished_run_says_so(tmp_path: Path, chat_file: Path):
     (run / "config.yaml").write_text(f"model: tiny-random\ndata: {chat_file}\n")
     (run / "events.jsonl").write_text(json.dumps({"type": "done", "adapter": str(run / "adapter")}) + "\n")
     result = invoke("--out", str(run), "--resume")
-    assert result.exit_code == 2 and "already finished" in result.output
+    assert result.exit_code == 2
+    assert "already finished" in result.output
 
 
 def test_resume_without_a_run_folder_is_a_usage_error(tmp_path: Path):
     result = invoke("--out", str(tmp_path / "nothing"), "--resume")
-    assert result.exit_code == 2 and "not a training run" in result.output
+    assert result.exit_code == 2
+    assert "not a training run" in result.output
 
 
 def test_an_unforeseen_error_still_ends_the_run_with_a_failed_event(tmp_path: Path, chat_file: Path,
@@ -109,9 +125,11 @@ def test_an_unforeseen_error_still_ends_the_run_with_a_failed_event(tmp_path: Pa
 
     monkeypatch.setattr(sft, "lm_loss", broken)
     result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"))
-    assert result.exit_code == 1 and "stopped unexpectedly" in result.output
+    assert result.exit_code == 1
+    assert "stopped unexpectedly" in result.output
     failed = next(e for e in read_events(tmp_path / "run") if e["type"] == "failed")
-    assert failed["code"] == "crash" and "--resume" in failed["fix"]
+    assert failed["code"] == "crash"
+    assert "--resume" in failed["fix"]
     from tools.jobs import get_run
 
     assert get_run(tmp_path / "run").status == "failed"
@@ -130,8 +148,10 @@ def test_resume_refuses_a_dataset_that_changed(tmp_path: Path, chat_file: Path):
 
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=2"], max_steps=20)
     final = train(cfg, tmp_path / "run", listener=stop_at_step_two)
-    assert final["type"] == "stopped" and final["step"] == 2
+    assert final["type"] == "stopped"
+    assert final["step"] == 2
     assert (tmp_path / "run" / "checkpoints" / "step-000002").is_dir()
     chat_file.write_text(chat_file.read_text().replace("dark mode", "light mode"))
     result = invoke("--out", str(tmp_path / "run"), "--resume")
-    assert result.exit_code == 1 and "changed since this run started" in result.output
+    assert result.exit_code == 1
+    assert "changed since this run started" in result.output

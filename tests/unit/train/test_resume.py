@@ -14,7 +14,7 @@ from tools.train.config import build_config
 from tools.train.events import read_events
 from tools.train.sft import train
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 STEPS = 30
 SETS = ["learning_rate=3e-3", "batch_size=2", "val_share=0", "checkpoint_every=3", "lora_dropout=0.1"]
@@ -34,7 +34,8 @@ def test_sigterm_then_kill_then_resume_finishes_like_an_uninterrupted_run(chat_f
     run = tmp_path / "run"
     # 1. a detached run, stopped with SIGTERM: checkpoint, a clean "stopped" event, exit 0
     record = start_detached(str(chat_file), "tiny-random", run, sets=SETS, max_steps=STEPS)
-    assert record.status == "starting" and get_run(record.id).run_dir == str(run.resolve())
+    assert record.status == "starting"
+    assert get_run(record.id).run_dir == str(run.resolve())
     wait_for(run, lambda e: e["type"] == "step")
     assert stop_run(record.id)  # SIGTERM
     assert psutil.Process(record.pid).wait(timeout=60) == 0
@@ -63,7 +64,8 @@ def test_sigterm_then_kill_then_resume_finishes_like_an_uninterrupted_run(chat_f
     assert [s["resumed_from"] for s in starts] == [0, n, starts[2]["resumed_from"]]
     assert starts[2]["resumed_from"] >= ckpt["step"]
     done = events[-1]
-    assert done["type"] == "done" and done["metrics"]["steps"] == STEPS
+    assert done["type"] == "done"
+    assert done["metrics"]["steps"] == STEPS
 
     reference = train(build_config("tiny-random", str(chat_file), sets=SETS, max_steps=STEPS), tmp_path / "ref")
     ref_steps = {e["step"]: e for e in read_events(tmp_path / "ref") if e["type"] == "step"}
@@ -73,6 +75,8 @@ def test_sigterm_then_kill_then_resume_finishes_like_an_uninterrupted_run(chat_f
         assert last_steps[step]["lr"] == pytest.approx(ref_steps[step]["lr"])
         assert last_steps[step]["loss"] == pytest.approx(ref_steps[step]["loss"], abs=1e-4)
     assert done["metrics"]["train_loss"] == pytest.approx(reference["metrics"]["train_loss"], abs=1e-4)
-    assert [r.status for r in list_runs()] and get_run(run).status == "done"
+    assert [r.status for r in list_runs()]
+    assert get_run(run).status == "done"
     log = (run / "train.log").read_text()
-    assert "Traceback" not in log and f"stopped at step {n}" in log
+    assert "Traceback" not in log
+    assert f"stopped at step {n}" in log
