@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -335,27 +336,38 @@ async def on_answer(action: cl.Action) -> None:
 @cl.on_chat_resume
 async def on_resume(thread: ThreadDict) -> None:
     """A reopened conversation: one welcome back, the open question again, the Tasks panel, the live run."""
-    # copies of the open question and earlier welcomes are replaced, not stacked
-    stale = [s["id"] for s in thread.get("steps", [])
-             if (s.get("metadata") or {}).get("mtw_question") or (s.get("metadata") or {}).get("mtw_welcome")
-             or (s.get("metadata") or {}).get("mtw_live")]
+    marked = [(str(step["id"]), _marks(step)) for step in thread.get("steps", []) if isinstance(step, dict)]
     cl.user_session.set("titled", True)
     # chainlit restores the stored history right after this hook returns and would wipe anything
     # said inside it, so speak from a task that runs once the history is back
-    _in_background(_welcome_back(stale))
+    _in_background(_welcome_back(marked))
 
 
-async def _welcome_back(stale: list[str]) -> None:
+def _marks(step: Any) -> dict[str, Any]:
+    """What the wizard marked a stored message as (its metadata may come back as JSON text)."""
+    meta = step.get("metadata") if isinstance(step, dict) else None
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+async def _welcome_back(marked: list[tuple[str, dict[str, Any]]]) -> None:
     await asyncio.sleep(0.5)
     state = await (await graph()).aget_state(_config())
     if not state.values:
         await cl.Message(content="I could not find where this conversation left off, so let's start again.").send()
         await run(None, fresh=True)
         return
-    for step_id in stale:
-        await cl.Message(id=step_id, content="").remove()
-    await _settings_panel()
     pending, unfinished = await _pending()
+    # the open question's old copy, earlier welcomes and a live view left behind are replaced, not stacked
+    for step_id, marks in marked:
+        if marks.get("mtw_welcome") or marks.get("mtw_live") or (
+                pending and marks.get("mtw_question") == pending.get("id")):
+            await cl.Message(id=step_id, content="").remove()
+    await _settings_panel()
     if pending is None and unfinished:
         await run(None)
         return
