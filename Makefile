@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip's noise about optional local indexes says nothing to a user
 QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: run test test-all install lint typecheck unit e2e screenshots chromium bench clean
+.PHONY: run test test-all install lint typecheck unit e2e screenshots chromium golang bench clean
 
 run: install
 	$(VENV)/bin/mtw ui
@@ -29,13 +29,17 @@ $(STAMP): pyproject.toml | $(PY)
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# Go's text/template renders the Ollama TEMPLATEs in the tests, as Ollama itself does
+golang:
+	@command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go >/dev/null; }
+
 lint: install
 	$(VENV)/bin/ruff check assistant tools tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install golang
 	$(VENV)/bin/pytest tests/unit
 
 e2e: install chromium
@@ -45,11 +49,12 @@ e2e: install chromium
 screenshots: install chromium
 	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
 
-# what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones
-test: install chromium lint typecheck
+# what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones.
+# with LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too
+test: install chromium golang lint typecheck
 	$(VENV)/bin/pytest
 
-test-all: install chromium lint typecheck
+test-all: install chromium golang lint typecheck
 	$(VENV)/bin/pytest -m 'not gpu and not ollama'
 
 bench: install

@@ -2,12 +2,15 @@
 
 It is not a model and never ships as one: replies are whatever the test enqueues (or a canned
 sentence labelled as coming from the double). It records every request so tests can assert on them.
+With `engine` set (tests/fakes/llama_engine.py, when LLAMA_CPP_DIR points at a built llama.cpp), models
+created through it are loaded and answered by llama.cpp's llama-server, as Ollama >= 0.30 runs them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import threading
 import time
 from collections import deque
@@ -15,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.llama_engine import LlamaEngine
 
 Reply = str | dict[str, Any]
 
@@ -43,6 +48,7 @@ class OllamaDouble:
     blobs: dict[str, bytes] = field(default_factory=dict)
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    engine: LlamaEngine | None = None
     _server: ThreadingHTTPServer | None = None
 
     # scripting ---------------------------------------------------------------
@@ -72,6 +78,8 @@ class OllamaDouble:
         return self
 
     def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -201,8 +209,12 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 if not d._has(name):
                     self._json(404, {"error": f"model '{name}' not found"})
                     return
+                details = {"family": "phi3", "format": "gguf"}
+                if d.engine is not None and name in d.engine.served:
+                    # the engine double holds every model at the f16 its converter wrote
+                    details = {"family": "llama", "format": "gguf", "quantization_level": "F16"}
                 self._json(200, {"modelfile": f"FROM {name}", "parameters": "", "template": "",
-                                  "details": {"family": "phi3", "format": "gguf"}, "model_info": {}})
+                                  "details": details, "model_info": {}})
             elif self.path in ("/api/chat", "/api/generate"):
                 self._chat(body)
             elif self.path == "/api/pull":
@@ -239,6 +251,12 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 if digest not in d.blobs:
                     self._json(400, {"error": f"blob {digest} not found; upload it first"})
                     return
+            if d.engine is not None:
+                try:
+                    d.engine.create(name, body, d.blobs)
+                except (AssertionError, OSError, subprocess.CalledProcessError) as exc:
+                    self._json(400, {"error": f"the engine could not load '{name}': {exc}"})
+                    return
             d.created[name] = body
             lines = [{"status": "parsing modelfile"}, {"status": "using existing layer"},
                      {"status": "writing manifest"}, {"status": "success"}]
@@ -249,7 +267,10 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             if not d._has(name):
                 self._json(404, {"error": f"model '{name}' not found, try pulling it first"})
                 return
-            r = d._next_reply(body)
+            if d.engine is not None and name in d.engine.served:
+                r = d.engine.chat(name, body)
+            else:
+                r = d._next_reply(body)
             content = r.get("content", "")
             done_reason = r.get("done_reason", "stop")
             base = {"model": name, "created_at": "2026-01-01T00:00:00Z"}
@@ -264,7 +285,7 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 return {**base, "response": text, "done": False}
 
             final = {**base, "done": True, "done_reason": done_reason, "total_duration": 1,
-                     "eval_count": max(1, len(content) // 4), "prompt_eval_count": 1}
+                     "eval_count": r.get("eval_count", max(1, len(content) // 4)), "prompt_eval_count": 1}
             if key == "message":
                 final["message"] = {"role": "assistant", "content": ""}
             else:

@@ -75,7 +75,8 @@ def export(
     run_dir: Path = typer.Argument(None, help="The training run folder to export (omit with --from-spec)."),
     name: str = typer.Option(..., "--name", help="Model name in Ollama, e.g. PM-General-v1 (a version is added "
                                                  "when missing)."),
-    route: str = typer.Option("auto", "--route", help="auto | adapter | merged | gguf (auto picks and explains)."),
+    route: str = typer.Option("auto", "--route", help="auto | adapter | gguf-adapter | merged | gguf "
+                                                      "(auto picks and explains)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Write RUN_DIR/export/ and print the commands; do not "
                                                           "contact Ollama."),
     from_spec: str = typer.Option(None, "--from-spec", help="Quick path: build a styled model from a project spec, "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,12 +16,15 @@ from typing import Any
 from tools.errors import MTWError, UsageError
 
 CONVERTER = "convert_hf_to_gguf.py"
+LORA_CONVERTER = "convert_lora_to_gguf.py"
 GET_CONVERTER = (
-    "Get llama.cpp's converter (it is not bundled): `git clone https://github.com/ggml-org/llama.cpp` and "
-    "`pip install -r llama.cpp/requirements/requirements-convert_hf_to_gguf.txt`, or unpack the source of "
-    "`pip download --no-binary :all: --no-deps llama-cpp-python` (it sits in vendor/llama.cpp); then "
-    "`export LLAMA_CPP_DIR=/path/to/llama.cpp`. Or use --route merged where Ollama converts the model itself."
+    "Get llama.cpp's converters (they are not bundled): `git clone https://github.com/ggml-org/llama.cpp`, or "
+    "unpack the source of `pip download --no-binary :all: --no-deps llama-cpp-python` (it sits in "
+    "vendor/llama.cpp); then `export LLAMA_CPP_DIR=/path/to/llama.cpp`. They run with this tool's own Python "
+    "packages. Or use --route merged where Ollama converts the model itself."
 )
+CONVERTER_MODULES = ("gguf", "numpy", "safetensors", "sentencepiece", "torch", "transformers")
+"""The Python modules llama.cpp's converters import: `gguf` ships inside llama.cpp, the rest with this tool."""
 
 
 def check_disk(need_bytes: int, free_bytes: int, where: Path) -> None:
@@ -77,9 +82,28 @@ def save_dtype(model: Any) -> Any:
     return own if own in (torch.bfloat16, torch.float16) else torch.float16
 
 
-def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> list[Path]:
+def base_sentencepiece(model: str) -> bytes | None:
+    """The base's SentencePiece model (`tokenizer.model`), or None when its tokenizer has none.
+
+    transformers no longer writes it on save, and both Ollama's and llama.cpp's converters read a SentencePiece
+    vocabulary only from this file.
+    """
+    from tools.train.catalog import TINY_RANDOM, local_source, resolve
+    from tools.train.tiny import SENTENCEPIECE_FILE, sentencepiece_model
+
+    entry = resolve(model)
+    if entry.key == TINY_RANDOM:
+        return sentencepiece_model()
+    found = Path(local_source(entry)) / SENTENCEPIECE_FILE
+    return found.read_bytes() if found.is_file() else None
+
+
+def save_merged(model: Any, tokenizer: Any, out_dir: Path, sentencepiece: bytes | None = None) -> list[Path]:
     """Write 16-bit safetensors weights, config and tokenizer to `out_dir`; returns the files written."""
     from transformers.utils import logging
+
+    from tools.fileio import atomic_write_bytes
+    from tools.train.tiny import SENTENCEPIECE_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     # our own progress bar is already on screen; a second one from transformers would garble it
@@ -88,8 +112,27 @@ def save_merged(model: Any, tokenizer: Any, out_dir: Path) -> list[Path]:
         model.to(save_dtype(model)).save_pretrained(out_dir, safe_serialization=True)
     finally:
         logging.enable_progress_bar()
-    tokenizer.save_pretrained(out_dir)
+    # converters read the chat template from tokenizer_config.json only, not from chat_template.jinja
+    tokenizer.save_pretrained(out_dir, save_jinja_files=False)
+    if sentencepiece is not None:
+        atomic_write_bytes(out_dir / SENTENCEPIECE_FILE, sentencepiece)
+    _write_bos_eos_flags(tokenizer, out_dir / "tokenizer_config.json")
     return sorted(p for p in out_dir.iterdir() if p.is_file())
+
+
+def _write_bos_eos_flags(tokenizer: Any, config_file: Path) -> None:
+    """Record whether the tokenizer adds BOS / EOS to plain text: converters read these flags, transformers omits them.
+
+    Without them llama.cpp assumes a SentencePiece model adds BOS, and the engine would see prompts the model
+    was never trained on; an added EOS would end every prompt before the answer starts.
+    """
+    from tools.fileio import atomic_write_json
+
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    ids = list(tokenizer("a")["input_ids"])
+    config["add_bos_token"] = bool(ids) and ids[0] == tokenizer.bos_token_id
+    config["add_eos_token"] = bool(ids) and ids[-1] == tokenizer.eos_token_id
+    atomic_write_json(config_file, config)
 
 
 def merge_run(run_dir: Path, out_dir: Path, progress: Callable[[str, int, int], None]) -> list[Path]:
@@ -105,7 +148,7 @@ def merge_run(run_dir: Path, out_dir: Path, progress: Callable[[str, int, int], 
     with warnings.catch_warnings():
         # library deprecation notices say nothing a user can act on
         warnings.simplefilter("ignore", FutureWarning)
-        model, tokenizer, _cfg = load_tuned(run_dir)
+        model, tokenizer, cfg = load_tuned(run_dir)
     params = sum(p.numel() for p in model.parameters())
     check_disk(merged_size_bytes(params, 2), free_bytes(out_dir), out_dir)
     what = "merging the adapter into the base weights"
@@ -113,39 +156,80 @@ def merge_run(run_dir: Path, out_dir: Path, progress: Callable[[str, int, int], 
     with torch.no_grad():
         merged = merge_peft_model(model, lambda done, total: progress(what, done, total))
     progress("saving the merged model", 0, 0)
-    return save_merged(merged, tokenizer, out_dir)
+    return save_merged(merged, tokenizer, out_dir, base_sentencepiece(cfg.model))
 
 
-def find_converter(env: Mapping[str, str] | None = None) -> Path | None:
-    """llama.cpp's convert_hf_to_gguf.py from LLAMA_CPP_DIR or PATH; None when the user does not have it."""
+def find_converter(env: Mapping[str, str] | None = None, script: str = CONVERTER) -> Path | None:
+    """One of llama.cpp's converter scripts from LLAMA_CPP_DIR or PATH; None when the user does not have it."""
     env = os.environ if env is None else env
     root = env.get("LLAMA_CPP_DIR")
     if root:
-        for candidate in (Path(root) / CONVERTER, Path(root) / "vendor" / "llama.cpp" / CONVERTER):
+        for candidate in (Path(root) / script, Path(root) / "vendor" / "llama.cpp" / script):
             if candidate.is_file():
                 return candidate
-    found = shutil.which(CONVERTER, path=env.get("PATH"))
+    found = shutil.which(script, path=env.get("PATH"))
     return Path(found) if found else None
 
 
-def require_converter(env: Mapping[str, str] | None = None) -> Path:
-    """The converter, or a UsageError that says how to get it."""
-    found = find_converter(env)
+def require_converter(env: Mapping[str, str] | None = None, script: str = CONVERTER) -> Path:
+    """The converter script, or a UsageError that says how to get it."""
+    found = find_converter(env, script)
     if found is None:
         where = (env if env is not None else os.environ).get("LLAMA_CPP_DIR")
         looked = f"LLAMA_CPP_DIR={where}" if where else "LLAMA_CPP_DIR is not set"
-        raise UsageError(f"The GGUF route needs llama.cpp's {CONVERTER}, and it is not on this machine ({looked}; "
+        route = "gguf-adapter" if script == LORA_CONVERTER else "gguf"
+        raise UsageError(f"The {route} route needs llama.cpp's {script}, and it is not on this machine ({looked}; "
                          "not on PATH either).", GET_CONVERTER)
     return found
+
+
+_MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
+
+
+def _run_converter(cmd: list[str], what: Path, out_file: Path) -> Path:
+    """Run a converter; a failure becomes one plain message (naming a missing Python module when that is why)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode == 0 and out_file.is_file():
+        return out_file
+    output = proc.stderr or proc.stdout
+    missing = _MISSING_MODULE.search(output)
+    if missing:
+        module = missing.group(1).split(".")[0]
+        raise MTWError(f"llama.cpp's converter needs the Python module '{module}', which is not installed here "
+                       f"(it imports {', '.join(CONVERTER_MODULES)}).",
+                       f"Install it into this tool's environment: `{Path(sys.executable).name} -m pip install "
+                       f"{module}` with the same Python (`make install` does it for sentencepiece), then export "
+                       "again.", code="gguf_failed")
+    tail = output.strip().splitlines()[-3:]
+    raise MTWError(f"llama.cpp's converter failed on {what}: {' / '.join(tail) or 'no output'}.",
+                   "Update llama.cpp (a newer converter knows more architectures), or try --route merged.",
+                   code="gguf_failed")
 
 
 def convert_to_gguf(converter: Path, merged_dir: Path, out_file: Path, outtype: str = "f16") -> Path:
     """Run llama.cpp's converter on a merged model folder; returns the GGUF file."""
     cmd = [sys.executable, str(converter), str(merged_dir), "--outfile", str(out_file), "--outtype", outtype]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not out_file.is_file():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise MTWError(f"llama.cpp's converter failed on {merged_dir}: {' / '.join(tail) or 'no output'}.",
-                       "Install the converter's requirements (requirements-convert_hf_to_gguf.txt in llama.cpp), "
-                       "update llama.cpp, or try --route merged.", code="gguf_failed")
-    return out_file
+    return _run_converter(cmd, merged_dir, out_file)
+
+
+def convert_adapter_to_gguf(converter: Path, adapter_dir: Path, base_dir: Path, out_file: Path,
+                            outtype: str = "f16") -> Path:
+    """Run llama.cpp's LoRA converter (`general.type=adapter`); `base_dir` holds the base's config.json."""
+    cmd = [sys.executable, str(converter), str(adapter_dir), "--base", str(base_dir), "--outfile", str(out_file),
+           "--outtype", outtype]
+    return _run_converter(cmd, adapter_dir, out_file)
+
+
+def base_config_dir(model: str, out_dir: Path) -> Path:
+    """A folder with the base's config.json, which the LoRA converter reads (tiny-random's is written here)."""
+    from tools.train.catalog import TINY_RANDOM, build_tiny_random, local_source, resolve
+
+    entry = resolve(model)
+    if entry.key != TINY_RANDOM:
+        return Path(local_source(entry))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = build_tiny_random(seed=0).config
+    # the converter finds the architecture by this name, which only a saved model writes by itself
+    config.architectures = [entry.architecture]
+    config.save_pretrained(out_dir)
+    return out_dir

@@ -21,7 +21,7 @@ from tools.export.quick import (
 )
 from tools.export.routes import UNQUANTISED, RouteChoice, choose_route
 from tools.export.templates import stops_for, template_for
-from tools.export.verify import PROBES, Check, ask_ollama, verify_replies
+from tools.export.verify import PROBES, Check, ask_ollama, stop_budget, verify_replies
 from tools.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -137,7 +137,8 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     base_quant = None if dry_run else _ollama_base_quantization(entry.ollama_tag)
     choice: RouteChoice = choose_route(route, architecture=entry.architecture, ollama_tag=entry.ollama_tag,
                                        adapter_ok=entry.ollama_adapter_ok, base_quantization=base_quant,
-                                       ollama_version=version)
+                                       ollama_version=version,
+                                       llama_cpp=merge.find_converter(script=merge.LORA_CONVERTER) is not None)
     say(f"Route: {choice.route}. {choice.reason}")
     export_dir = run_dir / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +148,14 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     if choice.route == "adapter":
         assert entry.ollama_tag, "choose_route only picks the adapter route for a base with an Ollama tag"
         from_, adapter_line, adapters = entry.ollama_tag, "../adapter", adapter_files
+    elif choice.route == "gguf-adapter":
+        assert entry.ollama_tag, "choose_route only picks the gguf-adapter route for a base with an Ollama tag"
+        lora_converter = merge.require_converter(script=merge.LORA_CONVERTER)
+        progress("converting the adapter to GGUF with llama.cpp", 0, 0)
+        gguf_adapter = merge.convert_adapter_to_gguf(lora_converter, run_dir / "adapter",
+                                                     merge.base_config_dir(cfg.model, export_dir / "base-config"),
+                                                     export_dir / "adapter.gguf")
+        from_, adapter_line, adapters = entry.ollama_tag, "./adapter.gguf", {"adapter.gguf": gguf_adapter}
     else:
         converter = merge.require_converter() if choice.route == "gguf" else None
         merged_dir = export_dir / "merged"
@@ -177,18 +186,19 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
                 "problem: run the same `mtw export` without --dry-run, which uploads the files through the API.")
         return result
 
-    job = CreateJob(name=name, from_=entry.ollama_tag if choice.route == "adapter" else None, files=files,
+    on_base = choice.route in ("adapter", "gguf-adapter")
+    job = CreateJob(name=name, from_=entry.ollama_tag if on_base else None, files=files,
                     adapters=adapters, quantize=quantize, template=spec.template, system=system,
                     parameters=_api_parameters(params))
     create(ollama_api.client(), job, progress)
     say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
     from tools.export.verify import ask_tuned
 
-    replies = ask_ollama(name, PROBES)
-    expected = ask_tuned(run_dir, PROBES, system)
+    expected, count_tokens = ask_tuned(run_dir, PROBES, system)
+    replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
     # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base
-    exact = quantize is None and (choice.route != "adapter" or (base_quant or "").upper() in UNQUANTISED)
-    result.checks = verify_replies(replies, stops, expected, exact=exact)
+    exact = quantize is None and (not on_base or (base_quant or "").upper() in UNQUANTISED)
+    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens)
 
     from tools import registry
     from tools.train.inputs import run_dataset_version

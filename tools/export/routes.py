@@ -1,4 +1,4 @@
-"""Which way a tuned model goes into Ollama: adapter, merged or GGUF, chosen and explained (pure)."""
+"""Which way a tuned model goes into Ollama: adapter, GGUF adapter, merged or GGUF, chosen and explained (pure)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Literal
 
 from tools.errors import UsageError
 
-Route = Literal["adapter", "merged", "gguf"]
-ROUTES: tuple[Route, ...] = ("adapter", "merged", "gguf")
+Route = Literal["adapter", "gguf-adapter", "merged", "gguf"]
+ROUTES: tuple[Route, ...] = ("adapter", "gguf-adapter", "merged", "gguf")
 
 MIN_OLLAMA = (0, 5, 5)
 """The create API with `files` / `adapters` (what our upload uses) arrived in Ollama 0.5.5."""
@@ -17,9 +17,11 @@ MIN_OLLAMA = (0, 5, 5)
 ADAPTER_ARCHS = frozenset({"llama", "gemma2"})
 """Ollama imports a safetensors LoRA ADAPTER only for these bases."""
 
+# from Ollama's convert/ package as of v0.33 (checked 2026-11): MistralForCausalLM was dropped in 0.6.5 (a mistral
+# base goes through GGUF), qwen2 arrived in 0.5.6, gemma3 in 0.6.0; Qwen3 is not converted
 CONVERTIBLE: dict[str, tuple[int, int, int]] = {
-    "llama": MIN_OLLAMA, "mistral": MIN_OLLAMA, "mixtral": MIN_OLLAMA, "gemma": MIN_OLLAMA,
-    "gemma2": MIN_OLLAMA, "phi3": MIN_OLLAMA, "qwen2": MIN_OLLAMA, "gemma3": (0, 6, 0),
+    "llama": MIN_OLLAMA, "mixtral": MIN_OLLAMA, "gemma": MIN_OLLAMA, "gemma2": MIN_OLLAMA, "phi3": MIN_OLLAMA,
+    "qwen2": (0, 5, 6), "gemma3": (0, 6, 0),
 }
 """Architectures Ollama converts from safetensors itself, and the first Ollama version that does."""
 
@@ -76,11 +78,13 @@ def choose_route(
     adapter_ok: bool,
     base_quantization: str | None,
     ollama_version: str | None,
+    llama_cpp: bool = False,
 ) -> RouteChoice:
     """The route for `requested` ('auto' or a route name); UsageError when it cannot work, with the way out.
 
     `base_quantization` is the quantisation of the base as Ollama holds it (`/api/show` details, e.g.
-    'Q4_K_M' or 'F16'; None when unknown); `ollama_version` is None when Ollama is not asked (dry run).
+    'Q4_K_M' or 'F16'; None when unknown or not pulled); `ollama_version` is None when Ollama is not asked
+    (dry run); `llama_cpp` says whether llama.cpp's converters are on this machine.
     """
     arch = arch_name(architecture)
     version = require_ollama(ollama_version)
@@ -97,6 +101,13 @@ def choose_route(
                              "Use --route merged (or --route auto).")
         return RouteChoice("adapter", f"You asked for the adapter route: the LoRA adapter is applied on top of "
                                       f"'{ollama_tag}' in your Ollama.")
+    if requested == "gguf-adapter":
+        if not ollama_tag:
+            raise UsageError("The gguf-adapter route needs the same base model in Ollama, and this base has no "
+                             "Ollama tag.", "Use --route merged or --route gguf: the tuned weights then travel as "
+                                            "one model.")
+        return RouteChoice("gguf-adapter", f"You asked for the GGUF adapter route: llama.cpp turns the LoRA adapter "
+                                           f"into a small GGUF file that Ollama applies on top of '{ollama_tag}'.")
     if requested == "merged":
         if not converts:
             need = f" (Ollama {_v(CONVERTIBLE[arch])} or newer)" if arch in CONVERTIBLE else ""
@@ -113,6 +124,13 @@ def choose_route(
         return RouteChoice("adapter", f"Ollama applies LoRA adapters to {arch} bases, and '{ollama_tag}' in your "
                                       f"Ollama holds the full-precision ({base_quantization}) weights the adapter "
                                       "learned on, so uploading the small adapter is enough.")
+    in_ollama = bool(ollama_tag) and base_quantization is not None
+    if in_ollama and llama_cpp and arch not in ADAPTER_ARCHS:
+        drift = ("" if exact_base else f" Your Ollama holds that base as {base_quantization}, so its answers can "
+                                       "differ a little from the tuned model's.")
+        return RouteChoice("gguf-adapter", f"Ollama applies safetensors adapters only to llama and gemma2 bases, but "
+                                           f"it takes a GGUF adapter on any base: llama.cpp converts the small "
+                                           f"adapter, which sits on '{ollama_tag}' already in your Ollama." + drift)
     if converts:
         if adapter_possible:
             held = f"is {base_quantization}" if base_quantization else "could not be checked"

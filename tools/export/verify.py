@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import textwrap
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,17 @@ PROBES: tuple[str, ...] = (
 """One prompt from each of the guide's test categories that fits a quick check."""
 
 PROBE_TOKENS = 256
-"""The longest probe answer; a model that is still talking at this point is not stopping."""
+"""The longest answer asked of a model with nothing to compare against (the tuned model in-process, the quick path)."""
+
+
+def stop_budget(tuned_tokens: int) -> int:
+    """Tokens the exported model may take for a probe: twice the tuned model's own answer, plus room for a preamble."""
+    return 2 * tuned_tokens + 32
+
+
+def hidden_tokens(eval_count: int, visible: int) -> int:
+    """Tokens generated that show as no text, beyond the one end-of-turn token and a little re-tokenising slack."""
+    return max(0, eval_count - visible - 1 - max(1, visible // 10))
 
 SIMILAR_ENOUGH = 0.6
 """Word-level similarity a quantised model's answer must reach against the tuned model's own answer."""
@@ -31,6 +42,19 @@ class ProbeReply:
     prompt: str
     content: str
     done_reason: str
+    eval_count: int = 0
+    """Tokens the model generated (Ollama's count), visible or not."""
+
+
+@dataclass(frozen=True)
+class TunedAnswer:
+    """The tuned model's own greedy answer to a probe, generated in-process before export."""
+
+    text: str
+    tokens: int
+    """Tokens it took, the end-of-turn token included."""
+    stopped: bool
+    """False when it was still talking at PROBE_TOKENS."""
 
 
 @dataclass(frozen=True)
@@ -58,16 +82,19 @@ def _which(replies: list[ProbeReply], bad: list[int]) -> str:
 def verify_replies(
     replies: list[ProbeReply],
     stops: list[str],
-    expected: list[str] | None = None,
+    expected: list[TunedAnswer] | None = None,
     exact: bool = False,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> list[Check]:
     """Check the replies: answers, stops, no template text, and (when `expected` is given) matches the tuned model.
 
-    `expected` holds the in-process tuned model's answers to the same prompts; `exact` asks for identical text
-    (greedy decoding on F16 weights), otherwise a similarity of at least SIMILAR_ENOUGH.
+    `expected` holds the in-process tuned model's answers to the same prompts: they set each probe's token budget
+    (`stop_budget`); `exact` asks for identical text (greedy decoding on F16 weights), otherwise a similarity of at
+    least SIMILAR_ENOUGH. `count_tokens` (the model's tokenizer) lets control tokens that show as no text be seen.
     """
     n = len(replies)
     checks: list[Check] = []
+    budgets = [stop_budget(e.tokens) for e in expected] if expected is not None else [PROBE_TOKENS] * n
 
     empty = [i for i, r in enumerate(replies) if not r.content.strip()]
     checks.append(Check(
@@ -78,16 +105,40 @@ def verify_replies(
                              "again with the base model's own template; check your examples have assistant replies.",
     ))
 
-    endless = [i for i, r in enumerate(replies) if r.done_reason != "stop"]
+    endless = [i for i, r in enumerate(replies) if r.done_reason != "stop" or r.eval_count > budgets[i]]
+    tuned_endless = [i for i in endless if expected is not None and not expected[i].stopped]
+    budget_words = ("" if expected is None else
+                    f" (allowed: twice the tuned model's own answer, up to {max(budgets[i] for i in endless)} tokens)"
+                    if endless else "")
     checks.append(Check(
         "stops", not endless,
         "It stopped on its own after every answer (done_reason 'stop')." if not endless
         else f"It never stopped on {len(endless)} of {n} prompts: Ollama cut it off at the length limit "
-             f"(done_reason '{replies[endless[0]].done_reason}') on {_which(replies, endless)}.",
-        "" if not endless else f"Make sure the Modelfile has a `PARAMETER stop` line for each end-of-turn token "
-                               f"({', '.join(stops) or 'none are set now'}); if they are there, retrain on the base "
-                               "model's chat template so the end-of-turn token is part of every answer it learns.",
+             f"(done_reason '{replies[endless[0]].done_reason}', {replies[endless[0]].eval_count} tokens"
+             f"{budget_words}) on {_which(replies, endless)}.",
+        "" if not endless else (
+            "The tuned model itself does not stop on these prompts before export either: train longer, or check "
+            "that every example ends with an assistant reply, so it learns to end its turn."
+            if tuned_endless else
+            f"Make sure the Modelfile has a `PARAMETER stop` line for each end-of-turn token "
+            f"({', '.join(stops) or 'none are set now'}); if they are there, retrain on the base "
+            "model's chat template so the end-of-turn token is part of every answer it learns."),
     ))
+
+    if count_tokens is not None:
+        hidden = [(i, hidden_tokens(r.eval_count, count_tokens(r.content))) for i, r in enumerate(replies)]
+        unseen = [i for i, h in hidden if h > 0]
+        checks.append(Check(
+            "no_hidden_turns", not unseen,
+            "Every token it generated shows up as text." if not unseen
+            else f"It generated tokens that show as no text on {len(unseen)} of {n} prompts (up to "
+                 f"{max(h for _, h in hidden)} unseen tokens, on {_which(replies, unseen)}): it keeps emitting "
+                 "control tokens such as a new turn marker, which Ollama hides, so it talks on where you cannot "
+                 "see it.",
+            "" if not unseen else f"Its end-of-turn token must be the one the TEMPLATE and `PARAMETER stop` use "
+                                  f"({', '.join(stops) or 'none are set now'}): export again with the base model's "
+                                  "own template, or retrain on it so every answer ends with that token.",
+        ))
 
     leaks = [(i, m) for i, r in enumerate(replies) for m in TEMPLATE_MARKERS if m in r.content]
     leaked = sorted({m for _, m in leaks})
@@ -102,9 +153,10 @@ def verify_replies(
     ))
 
     if expected is not None:
-        scores = [similarity(r.content, e) for r, e in zip(replies, expected, strict=True)]
+        scores = [similarity(r.content, e.text) for r, e in zip(replies, expected, strict=True)]
         if exact:
-            off = [i for i, (r, e) in enumerate(zip(replies, expected, strict=True)) if r.content.strip() != e.strip()]
+            off = [i for i, (r, e) in enumerate(zip(replies, expected, strict=True))
+                   if r.content.strip() != e.text.strip()]
         else:
             off = [i for i, s in enumerate(scores) if s < SIMILAR_ENOUGH]
         low = min(scores) if scores else 1.0
@@ -123,24 +175,30 @@ def verify_replies(
 
 # ---- edges: ask the created model, and the tuned model in-process ----
 
-def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0) -> list[ProbeReply]:
-    """Each prompt sent to `model` in Ollama with greedy decoding; the replies with their done_reason."""
+def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
+               budgets: list[int] | None = None) -> list[ProbeReply]:
+    """Each prompt sent to `model` in Ollama with greedy decoding, within its token budget; the replies as sent."""
     from tools.ollama_api import client, translate
 
     c = client()
     out: list[ProbeReply] = []
-    for prompt in prompts:
+    for i, prompt in enumerate(prompts):
+        limit = budgets[i] if budgets is not None else PROBE_TOKENS
         try:
             r = c.chat(model=model, messages=[{"role": "user", "content": prompt}], stream=False,
-                       options={"temperature": 0, "seed": seed, "num_predict": PROBE_TOKENS})
+                       options={"temperature": 0, "seed": seed, "num_predict": limit})
         except Exception as exc:
             raise translate(exc, model) from exc
-        out.append(ProbeReply(prompt, r.message.content or "", str(r.done_reason or "")))
+        out.append(ProbeReply(prompt, r.message.content or "", str(r.done_reason or ""), int(r.eval_count or 0)))
     return out
 
 
-def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...], system: str | None = None) -> list[str]:
-    """The tuned model's own greedy answers to `prompts` (after `system`), generated in-process from the run."""
+def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...],
+              system: str | None = None) -> tuple[list[TunedAnswer], Callable[[str], int]]:
+    """The tuned model's own greedy answers to `prompts` (after `system`), generated in-process from the run.
+
+    Also returns its tokenizer's token count, to compare what Ollama generated with what it shows.
+    """
     import torch
 
     from tools.train.modeling import load_tuned
@@ -150,7 +208,7 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...], system: str | 
         warnings.simplefilter("ignore", FutureWarning)
         model, tokenizer, _cfg = load_tuned(run_dir)
     model.eval()
-    answers: list[str] = []
+    answers: list[TunedAnswer] = []
     for prompt in prompts:
         turns = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
         ids: Any = tokenizer.apply_chat_template(turns, add_generation_prompt=True, return_tensors="pt",
@@ -158,6 +216,12 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...], system: str | 
         with torch.no_grad():
             out = model.generate(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"],
                                  max_new_tokens=PROBE_TOKENS, do_sample=False)
-        text: Any = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-        answers.append(str(text).strip())
-    return answers
+        new = out[0, ids["input_ids"].shape[1]:]
+        text: Any = tokenizer.decode(new, skip_special_tokens=True)
+        stopped = bool(len(new)) and int(new[-1]) == tokenizer.eos_token_id
+        answers.append(TunedAnswer(str(text).strip(), int(len(new)), stopped))
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return answers, count_tokens

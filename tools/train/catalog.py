@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tools.errors import UsageError
 from tools.hub_cache import local_snapshot
+from tools.train import tiny
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -265,23 +266,16 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
 
 def tiny_random_tokenizer() -> PreTrainedTokenizerBase:
-    """The packaged MiniLM word-piece tokenizer with ChatML turn markers added (lower-cases text)."""
-    from transformers import AutoTokenizer
+    """tiny-random's character vocabulary with ChatML turn markers (see tools/train/tiny.py)."""
+    from tools.train.tiny import tiny_tokenizer
 
-    from tools.embeddings import minilm_path
-
-    tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True, trust_remote_code=False)
-    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok = tiny_tokenizer(CATALOG[TINY_RANDOM].context)
     tok.chat_template = CHAT_TEMPLATES["chatml"]
-    tok.eos_token = "<|im_end|>"
-    tok.bos_token = "<|im_start|>"
-    tok.pad_token = "[PAD]"
-    tok.model_max_length = CATALOG[TINY_RANDOM].context
     return tok
 
 
-TINY_RANDOM_VOCAB = 30524
-"""MiniLM's 30522 word pieces + `<|im_start|>` and `<|im_end|>`."""
+TINY_RANDOM_VOCAB = tiny.VOCAB_SIZE
+"""Printable ASCII, 256 byte pieces and six special tokens."""
 
 
 def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hidden_size: int = 64,
@@ -295,7 +289,8 @@ def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hid
         vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
         num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
         max_position_embeddings=context, tie_word_embeddings=False,
-        bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=0,
+        bos_token_id=tiny.TOKEN_IDS[tiny.BOS], eos_token_id=tiny.TOKEN_IDS[tiny.IM_END],
+        pad_token_id=tiny.TOKEN_IDS[tiny.PAD],
     )
     # fork the rng so building the model neither depends on nor disturbs the caller's random state
     with torch.random.fork_rng(devices=[]):
@@ -304,6 +299,6 @@ def build_tiny_random(seed: int = 0, *, vocab_size: int = TINY_RANDOM_VOCAB, hid
         # unit-scale output weights: with the default 0.02 the logits span so little that even a perfectly
         # trained adapter could not push the loss much below log(vocab), and the curve would look flat
         torch.nn.init.normal_(model.lm_head.weight, std=hidden_size**-0.5)
-    model.generation_config.eos_token_id = vocab_size - 1
-    model.generation_config.pad_token_id = 0
+    model.generation_config.eos_token_id = tiny.TOKEN_IDS[tiny.IM_END]
+    model.generation_config.pad_token_id = tiny.TOKEN_IDS[tiny.PAD]
     return model

@@ -91,17 +91,21 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     monkeypatch.setattr(verify, "PROBE_TOKENS", 8)  # the tiny model never stops; keep its answers short
 
     # a faithful Ollama answers exactly what the tuned model says in-process
-    tuned = dict(zip(PROBES, verify.ask_tuned(tiny_run, PROBES), strict=True))
-    ollama.responder = lambda body: {"content": tuned[body["messages"][-1]["content"]], "done_reason": "stop"}
+    answers, _count = verify.ask_tuned(tiny_run, PROBES)
+    tuned = dict(zip(PROBES, answers, strict=True))
+    ollama.responder = lambda body: {"content": tuned[body["messages"][-1]["content"]].text, "done_reason": "stop",
+                                     "eval_count": tuned[body["messages"][-1]["content"]].tokens}
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["name"] == "PM-General-v1" and report["route"] == "merged" and report["ok"]
-    assert [c["name"] for c in report["checks"]] == ["answers", "stops", "no_template_text", "matches_tuned"]
+    assert [c["name"] for c in report["checks"]] == ["answers", "stops", "no_hidden_turns", "no_template_text",
+                                                     "matches_tuned"]
     body = ollama.created["PM-General-v1"]
     merged = tiny_run / "export" / "merged"
-    assert set(body["files"]) == {p.name for p in merged.iterdir() if p.suffix in (".json", ".safetensors")}
-    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(body["files"])
+    assert set(body["files"]) == {p.name for p in merged.iterdir()
+                                  if p.suffix in (".json", ".safetensors", ".model")}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer.model"} <= set(body["files"])
     assert set(body["files"].values()) <= set(ollama.blobs)
     assert body["parameters"]["stop"] == ["<|im_end|>"] and body["template"] == TEMPLATES["chatml"]
 
@@ -126,7 +130,9 @@ def test_export_that_never_stops_exits_1_and_registers_unverified(tiny_run: Path
     ollama.responder = lambda body: {"content": "word " * 200, "done_reason": "length"}
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
     assert result.exit_code == 1
-    assert "never stopped" in flat(result.output) and "PARAMETER stop" in flat(result.output)
+    # the tiny model does not stop within its 8 tokens in-process either: the fix is in training, not the Modelfile
+    assert "never stopped" in flat(result.output) and "does not stop on these prompts before export" in flat(
+        result.output)
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
     assert listed[0]["verified"] is False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tools.errors import UsageError
-from tools.export.routes import arch_name, choose_route, parse_version
+from tools.export.routes import CONVERTIBLE, arch_name, choose_route, parse_version
 
 LLAMA = {"architecture": "LlamaForCausalLM", "ollama_tag": "llama3.2:1b", "adapter_ok": True}
 PHI3 = {"architecture": "Phi3ForCausalLM", "ollama_tag": "phi4-mini", "adapter_ok": False}
@@ -14,6 +14,7 @@ QWEN2 = {"architecture": "Qwen2ForCausalLM", "ollama_tag": "qwen2.5:0.5b", "adap
 GEMMA3 = {"architecture": "Gemma3ForCausalLM", "ollama_tag": None, "adapter_ok": False}
 TINY = {"architecture": "LlamaForCausalLM", "ollama_tag": None, "adapter_ok": False}
 OTHER = {"architecture": "FalconForCausalLM", "ollama_tag": None, "adapter_ok": False}
+MISTRAL = {"architecture": "MistralForCausalLM", "ollama_tag": None, "adapter_ok": False}
 
 
 @pytest.mark.parametrize(("base", "quant", "version", "route", "says"), [
@@ -28,6 +29,7 @@ OTHER = {"architecture": "FalconForCausalLM", "ollama_tag": None, "adapter_ok": 
     (GEMMA3, None, "0.5.7", "gguf", "needs 0.6.0"),
     (GEMMA3, None, "0.6.1", "merged", "gemma3"),
     (OTHER, None, "0.12.6", "gguf", "cannot convert falcon"),
+    (MISTRAL, None, "0.12.6", "gguf", "cannot convert mistral"),
 ])
 def test_auto_picks_the_route_and_says_why(base: dict, quant: str | None, version: str | None,
                                            route: str, says: str) -> None:
@@ -46,7 +48,9 @@ def test_old_ollama_is_told_to_update() -> None:
     (PHI3, "adapter", "only for llama and gemma2", "--route merged"),
     (TINY, "adapter", "no Ollama tag", "--route merged"),
     (OTHER, "merged", "cannot convert falcon", "--route gguf"),
-    (LLAMA, "fast", "Unknown route 'fast'", "auto, adapter, merged, gguf"),
+    (LLAMA, "fast", "Unknown route 'fast'", "auto, adapter, gguf-adapter, merged, gguf"),
+    (TINY, "gguf-adapter", "no Ollama tag", "--route merged"),
+    (QWEN2 | {"architecture": "MistralForCausalLM"}, "merged", "cannot convert mistral", "--route gguf"),
 ])
 def test_impossible_requests_are_refused_with_the_way_out(base: dict, route: str, message: str, fix: str) -> None:
     with pytest.raises(UsageError, match=message) as err:
@@ -67,3 +71,39 @@ def test_versions_and_architecture_names_are_read_leniently() -> None:
     assert parse_version("unknown") is None
     assert arch_name("Phi3ForCausalLM") == "phi3"
     assert arch_name("StarcoderForCausalLM") == "starcoder"
+
+
+# one row per architecture in Ollama's safetensors conversion table (v0.33): the first version that converts it
+@pytest.mark.parametrize(("arch", "first"), [
+    ("LlamaForCausalLM", "0.5.5"), ("MixtralForCausalLM", "0.5.5"), ("GemmaForCausalLM", "0.5.5"),
+    ("Gemma2ForCausalLM", "0.5.5"), ("Phi3ForCausalLM", "0.5.5"), ("Qwen2ForCausalLM", "0.5.6"),
+    ("Gemma3ForCausalLM", "0.6.0"),
+])
+def test_each_convertible_architecture_goes_merged_from_its_first_ollama_version(arch: str, first: str) -> None:
+    base = {"architecture": arch, "ollama_tag": None, "adapter_ok": False}
+    assert choose_route("auto", base_quantization=None, ollama_version=first, **base).route == "merged"
+    before = parse_version(first)
+    assert before is not None
+    if before > (0, 5, 5):
+        older = f"{before[0]}.{before[1]}.{before[2] - 1}" if before[2] else f"{before[0]}.{before[1] - 1}.99"
+        assert choose_route("auto", base_quantization=None, ollama_version=older, **base).route == "gguf"
+
+
+def test_the_table_lists_only_what_current_ollama_converts() -> None:
+    assert set(CONVERTIBLE) == {"llama", "mixtral", "gemma", "gemma2", "phi3", "qwen2", "gemma3"}
+
+
+@pytest.mark.parametrize(("base", "quant", "says"), [
+    (QWEN2, "F16", "any base"),
+    (PHI3, "Q4_K_M", "as Q4_K_M, so its answers can differ"),
+])
+def test_a_base_in_ollama_without_safetensors_adapters_gets_a_gguf_adapter(base: dict, quant: str, says: str) -> None:
+    choice = choose_route("auto", base_quantization=quant, ollama_version="0.33.0", llama_cpp=True, **base)
+    assert choice.route == "gguf-adapter" and says in choice.reason
+    # without llama.cpp, or with the base not pulled, the adapter cannot be converted or has nothing to sit on
+    assert choose_route("auto", base_quantization=quant, ollama_version="0.33.0", **base).route == "merged"
+    assert choose_route("auto", base_quantization=None, ollama_version="0.33.0", llama_cpp=True,
+                        **base).route == "merged"
+    # llama and gemma2 keep the plain safetensors adapter
+    assert choose_route("auto", base_quantization="F16", ollama_version="0.33.0", llama_cpp=True,
+                        **LLAMA).route == "adapter"

@@ -6,11 +6,17 @@ import pytest
 
 from tests.fakes.ollama_double import OllamaDouble
 from tools.errors import ModelNotPulled
-from tools.export.verify import PROBES, ask_ollama, similarity, verify_replies
+from tools.export.verify import PROBES, TunedAnswer, ask_ollama, similarity, stop_budget, verify_replies
 
 STOPS = ["<|im_end|>"]
-GOOD = ["As a user, I want to reset my password.", "OKRs are goals; KPIs are health metrics.",
-        "Hi all, we are two weeks late because of the payment review."]
+GOOD_TEXT = ["As a user, I want to reset my password.", "OKRs are goals; KPIs are health metrics.",
+             "Hi all, we are two weeks late because of the payment review."]
+GOOD = [TunedAnswer(t, len(t.split()) + 1, stopped=True) for t in GOOD_TEXT]
+
+
+def words(text: str) -> int:
+    """A word-level stand-in for the model's tokenizer."""
+    return len(text.split())
 
 
 def checks_by_name(checks: list) -> dict:
@@ -19,9 +25,9 @@ def checks_by_name(checks: list) -> dict:
 
 def test_good_replies_pass_every_check(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
-    ollama.enqueue(*GOOD)
+    ollama.enqueue(*GOOD_TEXT)
     replies = ask_ollama("pm", PROBES)
-    assert [r.content for r in replies] == GOOD and all(r.done_reason == "stop" for r in replies)
+    assert [r.content for r in replies] == GOOD_TEXT and all(r.done_reason == "stop" for r in replies)
     checks = verify_replies(replies, STOPS, expected=GOOD, exact=True)
     assert [c.name for c in checks] == ["answers", "stops", "no_template_text", "matches_tuned"]
     assert all(c.ok and not c.fix for c in checks)
@@ -33,7 +39,7 @@ def test_good_replies_pass_every_check(ollama: OllamaDouble) -> None:
 
 def test_a_model_that_never_stops_is_caught_with_the_stop_fix(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
-    ollama.enqueue(GOOD[0], {"content": "OKRs " * 300, "done_reason": "length"}, GOOD[2])
+    ollama.enqueue(GOOD_TEXT[0], {"content": "OKRs " * 300, "done_reason": "length"}, GOOD_TEXT[2])
     checks = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))
     assert not checks["stops"].ok
     assert "never stopped on 1 of 3" in checks["stops"].message and "'length'" in checks["stops"].message
@@ -43,7 +49,7 @@ def test_a_model_that_never_stops_is_caught_with_the_stop_fix(ollama: OllamaDoub
 
 def test_template_leakage_names_the_markers(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
-    ollama.enqueue("Sure.<|im_end|>\n<|im_start|>user\nmore", GOOD[1], "[INST] hi [/INST]")
+    ollama.enqueue("Sure.<|im_end|>\n<|im_start|>user\nmore", GOOD_TEXT[1], "[INST] hi [/INST]")
     check = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))["no_template_text"]
     assert not check.ok
     for marker in ("<|im_end|>", "<|im_start|>", "[INST]", "[/INST]"):
@@ -53,14 +59,14 @@ def test_template_leakage_names_the_markers(ollama: OllamaDouble) -> None:
 
 def test_empty_answers_are_reported(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
-    ollama.enqueue("", "   ", GOOD[2])
+    ollama.enqueue("", "   ", GOOD_TEXT[2])
     check = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))["answers"]
     assert not check.ok and "no answer to 2 of 3" in check.message and "TEMPLATE" in check.fix
 
 
 def test_match_is_exact_for_f16_and_similar_enough_for_quantised(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
-    close = [g.replace("reset", "change") for g in GOOD]
+    close = [g.replace("reset", "change") for g in GOOD_TEXT]
     ollama.enqueue(*close, *close)
     exact = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=True))["matches_tuned"]
     loose = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=False))["matches_tuned"]
@@ -80,3 +86,30 @@ def test_similarity_is_word_level() -> None:
 def test_missing_model_surfaces_as_not_in_ollama(ollama: OllamaDouble) -> None:
     with pytest.raises(ModelNotPulled, match="'ghost'"):
         ask_ollama("ghost", PROBES[:1])
+
+
+def test_stopping_is_judged_against_the_tuned_models_own_length(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    long_answer = TunedAnswer("step " * 400, 401, stopped=True)
+    # a long but finished answer within its budget passes; 256 tokens is no limit any more
+    ollama.enqueue({"content": "step " * 400, "done_reason": "stop", "eval_count": 401})
+    replies = ask_ollama("pm", PROBES[:1], budgets=[stop_budget(long_answer.tokens)])
+    assert ollama.requests_to("/api/chat")[-1].body["options"]["num_predict"] == stop_budget(401)
+    assert checks_by_name(verify_replies(replies, STOPS, [long_answer], count_tokens=words))["stops"].ok
+    # a short answer from the tuned model, and the export runs on until the budget: caught, with the numbers
+    ollama.enqueue({"content": "As a user " * 30, "done_reason": "length", "eval_count": stop_budget(10)})
+    short = TunedAnswer("As a user", 10, stopped=True)
+    check = checks_by_name(verify_replies(ask_ollama("pm", PROBES[:1], budgets=[stop_budget(10)]), STOPS,
+                                          [short], count_tokens=words))["stops"]
+    assert not check.ok and f"{stop_budget(10)} tokens" in check.message and "PARAMETER stop" in check.fix
+
+
+def test_turns_that_show_as_no_text_are_caught(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    # Ollama hides control tokens: a model rambling through new turns returns little text for many tokens
+    ollama.enqueue({"content": GOOD_TEXT[0], "done_reason": "stop", "eval_count": 60},
+                   *({"content": t, "done_reason": "stop", "eval_count": words(t) + 1} for t in GOOD_TEXT[1:]))
+    checks = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, count_tokens=words))
+    hidden = checks["no_hidden_turns"]
+    assert not hidden.ok and "1 of 3" in hidden.message and "show as no text" in hidden.message
+    assert "<|im_end|>" in hidden.fix and checks["no_template_text"].ok

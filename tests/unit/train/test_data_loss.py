@@ -23,7 +23,7 @@ def tok():
 def test_labels_cover_assistant_turns_and_their_end_of_turn_only(tok):
     ex = tokenize_chat(tok, CHAT, max_len=512)
     taught = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
-    assert tok.decode(taught) == "as a user, i want to reset my password. <|im_end|> reset password story. <|im_end|>"
+    assert tok.decode(taught) == "As a user, I want to reset my password.<|im_end|>Reset password story.<|im_end|>"
     assert taught.count(tok.eos_token_id) == 2
     # the end-of-turn tokens of system and user turns are not taught
     assert ex.input_ids.count(tok.eos_token_id) == 5
@@ -69,10 +69,10 @@ def test_chunked_loss_matches_full_logits_and_gradients(tok):
 
 def test_packing_keeps_every_token_and_respects_the_budget(tok):
     examples = _examples(tok)
-    batches = packed_batches(examples, max_tokens=60, seed=0)
+    batches = packed_batches(examples, max_tokens=200, seed=0)
     assert sum(b["input_ids"].shape[1] for b in batches) == sum(len(e) for e in examples)
-    assert all(b["input_ids"].shape[1] <= 60 for b in batches)
-    again = packed_batches(examples, 60, 0)
+    assert all(b["input_ids"].shape[1] <= 200 for b in batches)
+    again = packed_batches(examples, 200, 0)
     assert [b["input_ids"].tolist() for b in batches] == [b["input_ids"].tolist() for b in again]
     grouped = grouped_batches(examples, batch_size=2, pad_id=tok.pad_token_id, seed=0)
     assert sorted(int(b["attention_mask"].sum()) for b in grouped) == sorted(
@@ -94,7 +94,7 @@ def test_each_template_family_teaches_its_own_end_of_turn(family):
     tok.eos_token = entry.stop_tokens[0]
     ex = tokenize_chat(tok, CHAT[1:3], max_len=512)
     taught = [i for i, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
-    assert tok.decode(taught).replace(" ", "") == "asauser,iwanttoresetmypassword." + entry.stop_tokens[0]
+    assert tok.decode(taught).replace(" ", "") == "Asauser,Iwanttoresetmypassword." + entry.stop_tokens[0]
 
 
 def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user_turn(tok):
@@ -105,5 +105,5 @@ def test_a_template_without_a_system_role_gets_the_system_text_in_the_first_user
                             "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
     ex = tokenize_chat(strict, CHAT, max_len=512)
     text = strict.decode(ex.input_ids)
-    assert text.startswith("<|im_start|> user you write user stories. password reset <|im_end|>")
+    assert text.startswith("<|im_start|>user\nYou write user stories.\n\nPassword reset<|im_end|>")
     assert ex.labels.count(strict.eos_token_id) == 2

@@ -96,9 +96,9 @@ def test_the_run_is_in_the_registry(trained):
 
 def test_overfit_model_reproduces_the_format_and_stops(tmp_path):
     data = write_chat(tmp_path / "five.jsonl", FEATURES[:10])
-    cfg = build_config("tiny-random", str(data), sets=["learning_rate=5e-3", "batch_size=5", "val_share=0",
+    cfg = build_config("tiny-random", str(data), sets=["learning_rate=1e-2", "batch_size=5", "val_share=0",
                                                        "lora_dropout=0", "warmup_ratio=0", "checkpoint_every=1000"],
-                       max_steps=60)
+                       max_steps=150)
     final = train(cfg, tmp_path / "run")
     assert final["type"] == "done", final
     model, tok, _ = load_tuned(tmp_path / "run")
@@ -111,7 +111,7 @@ def test_overfit_model_reproduces_the_format_and_stops(tmp_path):
                          do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     generated = out[0, ids.shape[1]:].tolist()
     text = tok.decode(generated)
-    assert text.startswith("as a user, i want"), text
-    assert "acceptance criteria" in text
+    assert text.startswith("As a user, I want"), text
+    assert "Acceptance criteria" in text
     # it ends its turn with the end-of-turn token instead of running on
     assert generated[-1] == tok.eos_token_id, text

@@ -14,7 +14,7 @@ from tests.unit.train.conftest import FEATURES, write_chat
 from tools.errors import UsageError
 from tools.settings import get_settings
 from tools.train.batching import pack, round_up_row
-from tools.train.catalog import build_tiny_random
+from tools.train.catalog import TINY_RANDOM_VOCAB, build_tiny_random
 from tools.train.config import COMPILE_MIN_STEPS, build_config, reproduce_command, save_run_config
 from tools.train.data import IGNORE, TokenizedExample
 from tools.train.estimate import step_memory
@@ -31,8 +31,8 @@ def _lora_model() -> torch.nn.Module:
 
 def _batch(lengths: list[int]) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
-    rows = [TokenizedExample(ids := torch.randint(3, 500, (n,), generator=g).tolist(), [IGNORE] * 2 + ids[2:])
-            for n in lengths]
+    rows = [TokenizedExample(ids := torch.randint(3, TINY_RANDOM_VOCAB, (n,), generator=g).tolist(),
+                             [IGNORE] * 2 + ids[2:]) for n in lengths]
     return pack(rows)
 
 

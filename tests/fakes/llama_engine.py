@@ -1,0 +1,135 @@
+"""For the Ollama TEST DOUBLE: serve a created model with llama.cpp's llama-server, the way Ollama >= 0.30 does.
+
+The server is started with `--no-jinja --chat-template chatml` and never `--special`; each chat is rendered by the
+model's Go TEMPLATE (Go's own text/template) and sent to `/completion`, so control tokens the model emits come
+back as empty text, as they do in Ollama. Only for tests: found through LLAMA_CPP_DIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def llama_cpp_dir() -> Path | None:
+    """The built llama.cpp named by LLAMA_CPP_DIR (with bin/llama-server), or None."""
+    root = os.environ.get("LLAMA_CPP_DIR")
+    if root and (Path(root) / "bin" / "llama-server").is_file():
+        return Path(root)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """One created model running in its own llama-server."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    template: str
+    system: str
+    parameters: dict[str, Any]
+
+    def completion(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.parameters, **options}
+        body = {"prompt": prompt, "n_predict": int(merged.get("num_predict", 128)),
+                "temperature": float(merged.get("temperature", 0.8)), "top_p": float(merged.get("top_p", 0.9)),
+                "seed": int(merged.get("seed", 0)), "stop": list(merged.get("stop") or []), "cache_prompt": False}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/completion", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return dict(json.loads(response.read()))
+
+
+@dataclass
+class LlamaEngine:
+    """Turns the double's created models into GGUF files and answers chats from llama-server."""
+
+    root: Path
+    work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mtw-engine-")))
+    ggufs: dict[str, Path] = field(default_factory=dict)
+    served: dict[str, Served] = field(default_factory=dict)
+
+    def create(self, name: str, body: dict[str, Any], blobs: dict[str, bytes]) -> None:
+        """Materialise `name` from an /api/create body: a GGUF, a safetensors folder, or a base + GGUF adapter."""
+        folder = self.work / name.replace("/", "_").replace(":", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {n: blobs[d] for n, d in (body.get("files") or {}).items()}
+        adapters = {n: blobs[d] for n, d in (body.get("adapters") or {}).items()}
+        for n, data in {**files, **adapters}.items():
+            (folder / n).write_bytes(data)
+        lora: Path | None = None
+        if body.get("from"):
+            base = self.ggufs.get(str(body["from"]))
+            assert base is not None, f"the double has no engine model '{body['from']}' to build on"
+            model = base
+            if adapters:
+                (gguf_adapter,) = adapters
+                assert adapters[gguf_adapter][:4] == b"GGUF", "the engine double runs GGUF adapters only"
+                lora = folder / gguf_adapter
+        elif any(n.endswith(".gguf") for n in files):
+            model = folder / next(n for n in files if n.endswith(".gguf"))
+        else:
+            # a safetensors folder: Ollama converts it itself; here llama.cpp's converter stands in
+            model = folder / "model.gguf"
+            subprocess.run([sys.executable, str(self.root / "convert_hf_to_gguf.py"), str(folder), "--outfile",
+                            str(model), "--outtype", "f16"], check=True, capture_output=True)
+        self.ggufs[name] = model
+        self.stop(name)
+        self.served[name] = self._start(model, lora, body)
+
+    def _start(self, model: Path, lora: Path | None, body: dict[str, Any]) -> Served:
+        port = _free_port()
+        cmd = [str(self.root / "bin" / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+               "--no-webui", "--offline", "-c", "2048", "-np", "1", "--no-jinja", "--chat-template", "chatml"]
+        if lora is not None:
+            cmd += ["--lora", str(lora)]
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"llama-server could not load {model} (exit {process.returncode})"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        params = dict(body.get("parameters") or {})
+        return Served(process, port, str(body.get("template") or ""), str(body.get("system") or ""), params)
+
+    def chat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A chat answered by the engine: content, done_reason and eval_count as Ollama reports them."""
+        from tests.unit.export.gotemplate import render
+
+        served = self.served[name]
+        messages = [dict(m) for m in body.get("messages") or []]
+        system = next((m["content"] for m in messages if m.get("role") == "system"), served.system)
+        turns = [{"Role": m["role"], "Content": m.get("content") or ""} for m in messages if m.get("role") != "system"]
+        prompt = render(served.template, {"System": system, "Messages": turns, "Tools": body.get("tools") or [],
+                                          "Prompt": "", "Response": ""})
+        out = served.completion(prompt, dict(body.get("options") or {}))
+        done_reason = "length" if out.get("stop_type") == "limit" else "stop"
+        return {"content": out.get("content", ""), "done_reason": done_reason,
+                "eval_count": int(out.get("tokens_predicted", 0)), "prompt": prompt}
+
+    def stop(self, name: str | None = None) -> None:
+        """Stop one served model, or all of them."""
+        for key in [name] if name else list(self.served):
+            served = self.served.pop(key, None) if key else None
+            if served is not None:
+                served.process.terminate()
+                served.process.wait(timeout=10)

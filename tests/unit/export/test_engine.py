@@ -1,0 +1,110 @@
+"""Every export route of a tiny-random run, loaded and chatted with in llama.cpp's llama-server as Ollama runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.llama_engine import LlamaEngine, llama_cpp_dir
+from tests.fakes.ollama_double import OllamaDouble
+from tools.export.pipeline import export_run
+
+pytestmark = [
+    pytest.mark.engine,
+    # the first test also trains the module's run
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(llama_cpp_dir() is None,
+                       reason="LLAMA_CPP_DIR does not point at a built llama.cpp (bin/llama-server); .ci/run sets it"),
+]
+
+BASE_TAG = "tiny-random-base:latest"
+STOPS_AFTER = "Noted, I will add it to the backlog."
+
+
+@pytest.fixture(scope="module")
+def stopping_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny-random run overfit on one short reply: it has learned to end its turn."""
+    from tools.train.config import build_config
+    from tools.train.sft import train
+
+    folder = tmp_path_factory.mktemp("engine-run")
+    data = folder / "notes.jsonl"
+    asks = [f"Write a user story for {feature}." for feature in (
+        "password reset", "CSV export", "dark mode", "team invites", "billing page", "two-factor login",
+        "search filters", "email digests", "audit log", "bulk upload")]
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": a},
+                                                     {"role": "assistant", "content": STOPS_AFTER}]}) + "\n"
+                            for a in asks), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MTW_HOME", str(folder / "mtw-home"))
+        cfg = build_config("tiny-random", str(data), sets=["learning_rate=1e-2", "batch_size=10", "val_share=0",
+                                                           "lora_dropout=0", "warmup_ratio=0",
+                                                           "checkpoint_every=1000"], max_steps=40)
+        final = train(cfg, folder / "run")
+    assert final["type"] == "done", final
+    yield folder / "run"
+
+
+@pytest.fixture
+def engine(ollama: OllamaDouble, tmp_path: Path) -> OllamaDouble:
+    """The Ollama double answering from llama-server."""
+    root = llama_cpp_dir()
+    assert root is not None
+    ollama.engine = LlamaEngine(root, work=tmp_path / "engine")
+    ollama.version = "0.33.0"
+    return ollama
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _base_in_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tiny-random's base as a GGUF model in the double, and the catalog pointing at it as its Ollama tag."""
+    from tools import ollama_api
+    from tools.export import merge
+    from tools.export.create import CreateJob, create
+    from tools.train import catalog
+
+    folder = tmp_path / "base"
+    merge.save_merged(catalog.build_tiny_random(seed=0), catalog.tiny_random_tokenizer(), folder,
+                      merge.base_sentencepiece(catalog.TINY_RANDOM))
+    gguf = merge.convert_to_gguf(merge.require_converter(), folder, tmp_path / "base.gguf")
+    create(ollama_api.client(), CreateJob(name=BASE_TAG, files={"model.gguf": gguf}), lambda *a: None)
+    tagged = dataclasses.replace(catalog.CATALOG[catalog.TINY_RANDOM], ollama_tag=BASE_TAG)
+    monkeypatch.setitem(catalog.CATALOG, catalog.TINY_RANDOM, tagged)
+
+
+@pytest.mark.parametrize("route", ["merged", "gguf", "gguf-adapter"])
+def test_each_route_loads_answers_and_stops_in_the_engine(route: str, stopping_run: Path, engine: OllamaDouble,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if route == "gguf-adapter":
+        _base_in_ollama(tmp_path, monkeypatch)
+    run = _copy(stopping_run, tmp_path)
+    result = export_run(run, f"Notes-{route}-v1", route, say=lambda text: None)
+    checks = {c.name: c for c in result.checks}
+    assert result.route == route
+    assert set(checks) == {"answers", "stops", "no_hidden_turns", "no_template_text", "matches_tuned"}
+    assert result.ok, [c.as_dict() for c in result.checks if not c.ok]
+    # what a user sees in Ollama: the learned reply, ended by the model itself
+    reply = engine.requests_to("/api/chat")[-1]
+    assert reply.body["options"]["num_predict"] < 256
+    if route == "gguf-adapter":
+        assert engine.created[f"Notes-{route}-v1"]["from"] == BASE_TAG
+        assert set(engine.created[f"Notes-{route}-v1"]["adapters"]) == {"adapter.gguf"}
+
+
+def test_a_model_that_never_learned_to_stop_is_caught_in_the_engine(tiny_run: Path, engine: OllamaDouble) -> None:
+    result = export_run(tiny_run, "Random-v1", "merged", say=lambda text: None)
+    checks = {c.name: c for c in result.checks}
+    assert not result.ok and not checks["stops"].ok
+    assert "never stopped" in checks["stops"].message
+    # a loaded model that talks on is not an empty one
+    assert checks["answers"].ok
