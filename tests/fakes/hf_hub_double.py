@@ -55,7 +55,9 @@ def tiny_chat_files() -> dict[str, bytes]:
     from tools.train.catalog import build_tiny_random, tiny_random_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
-        build_tiny_random(seed=0).save_pretrained(tmp, safe_serialization=True)
+        # wide enough that its weights file is some megabytes, so a download can be cut off part way through
+        build_tiny_random(seed=0, hidden_size=256, intermediate_size=2048).save_pretrained(tmp,
+                                                                                          safe_serialization=True)
         tiny_random_tokenizer().save_pretrained(tmp)
         return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
 

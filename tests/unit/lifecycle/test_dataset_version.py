@@ -141,8 +141,9 @@ def test_the_file_is_parsed_at_most_twice_before_the_first_step(tmp_path, monkey
 def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path):
     import math
 
+    from tools.train.catalog import model_shape
     from tools.train.classify import ENCODER_DEFAULTS, STEP_BUDGET_S, planned_steps, sized_steps
-    from tools.train.estimate import model_shape, rough_seconds
+    from tools.train.estimate import rough_calibration
 
     # SMS-sized texts, 5,000 rows, on a CPU
     texts = [f"Hey, are we still on for dinner at {i % 12} tonight? Call me when you are free, thanks!"
@@ -154,7 +155,9 @@ def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path)
     planned = steps or full
     assert planned <= full
     lengths = [len(t) // 4 + 2 for t in texts]
-    assert rough_seconds(cfg, model_shape("minilm").params_b, lengths, planned, False, False) <= STEP_BUDGET_S
+    per_token = rough_calibration(cfg, model_shape("minilm").params_b, False, False).step_s_per_token
+    step_tokens = cfg.batch_size * cfg.grad_accum * (sum(lengths) // len(lengths))
+    assert planned * step_tokens * per_token <= STEP_BUDGET_S * 1.01
     # long texts on a slow machine: capped to the budget, never to nothing
     assert planned_steps(5000, batch_size=16, grad_accum=1, epochs=3, seconds_per_step=5.0) == STEP_BUDGET_S // 5
     assert planned_steps(5000, batch_size=16, grad_accum=1, epochs=3, seconds_per_step=600.0) == 50

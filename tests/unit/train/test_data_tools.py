@@ -47,7 +47,9 @@ def test_template_with_tools_renders_its_own_tool_format(tok):
     assert "tool _ response" in text or "tool_response" in text
     taught = taught_text(tok, ex)
     # the call and the final answer are taught, the tool's result is not
-    assert "paris" in taught and "21 degrees" in taught and "temp" not in taught
+    assert "paris" in taught.lower()
+    assert "21 degrees" in taught
+    assert "temp" not in taught
 
 
 def test_template_without_tools_gets_plain_turns(tok):
@@ -55,9 +57,11 @@ def test_template_without_tools_gets_plain_turns(tok):
     ex = tokenize_example(tok, EXAMPLE, 512)
     text = tok.decode(ex.input_ids)
     assert "get _ weather" in text or "get_weather" in text  # the definition and the call, as text
-    assert "tool result" in text
+    assert "tool result" in text.lower()
     taught = taught_text(tok, ex)
-    assert "paris" in taught and "21 degrees" in taught and "tool result" not in taught
+    assert "paris" in taught.lower()
+    assert "21 degrees" in taught
+    assert "tool result" not in taught.lower()
 
 
 def test_weight_zero_turns_are_read_but_not_taught(tok):

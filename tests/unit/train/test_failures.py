@@ -154,4 +154,4 @@ def test_resume_refuses_a_dataset_that_changed(tmp_path: Path, chat_file: Path):
     chat_file.write_text(chat_file.read_text().replace("dark mode", "light mode"))
     result = invoke("--out", str(tmp_path / "run"), "--resume")
     assert result.exit_code == 1
-    assert "changed since this run started" in result.output
+    assert "Put back the file the run trained on" in result.output  # the data changed since the run started
