@@ -130,6 +130,6 @@ def test_a_markdown_document_gives_a_grounded_draft_shown_with_its_passage(ollam
     wait_text(page, GROUNDED["answer"])
     screenshot("documents.png")
     page.get_by_role("button", name="Keep").last.click()
-    wait_text(page, "You have **1 example**".replace("**", ""))
+    wait_text(page, "You have 1 example so far")
     page.get_by_role("button", name="Show my dataset").last.click()
     page.locator("table").last.get_by_role("cell", name=GROUNDED["request"]).wait_for()
