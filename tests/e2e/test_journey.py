@@ -1,0 +1,135 @@
+"""The journey's chat features in a real browser: the settings panel, drafting, the quick path, documents."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_conversation import interview
+from tests.e2e.test_wizard import attach, say, scripted_slot_filler, skip_optional_questions, wait_text
+
+pytestmark = pytest.mark.e2e
+
+TOPICS = ["saved carts", "gift cards", "order tracking", "address book", "wish lists"]
+STYLED_ANSWER = "As a shopper, I want search to forgive typos, so that I find products fast."
+GROUNDED = {"request": "What must the checkout redesign achieve?",
+            "answer": "Cut abandoned carts by ten percent before the November holiday season."}
+DOC = ("# Goals\n\nThe checkout redesign must cut abandoned carts by ten percent before the holiday season starts in "
+       "November, without adding a new payment step.\n")
+
+
+def story(topic: str) -> dict[str, str]:
+    return {"request": f"Write a user story about {topic}",
+            "answer": f"As a shopper, I want {topic} so that I can shop with less effort.\n\nAcceptance criteria:\n"
+                      f"- {topic} works on mobile\n- errors name the field"}
+
+
+def assistant_model(body: dict[str, Any]) -> str:
+    """What a good assistant model answers (scripted in the Ollama test double): the interview's slots, a batch
+    of drafts, drafts grounded in a passage, and a plain chat answer from a model made in the double."""
+    prompt = body["messages"][-1]["content"]
+    if "format" not in body:
+        return STYLED_ANSWER
+    if "--- passage ---" in prompt:
+        return json.dumps({"examples": [GROUNDED]})
+    if re.search(r"Write \d+ new request / answer pairs", prompt):
+        return json.dumps({"examples": [story(t) for t in TOPICS]})
+    return scripted_slot_filler(body)
+
+
+def interview_with_the_model(page) -> None:
+    """The interview answered in words the assistant model fills in; ends at where the examples come from."""
+    wait_text(page, "What should your model do?")
+    say(page, "I want user stories written the way my team writes them")
+    wait_text(page, "Who reads what the model produces?")
+    say(page, "our engineers and designers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain, with bullets")
+    skip_optional_questions(page)
+    page.get_by_role("button", name="Looks right").click()
+    wait_text(page, "Now your training examples")
+
+
+@pytest.mark.xfail(strict=True, reason="the panel's values at start are the same dict Chainlit updates on Confirm, "
+                                       "so on_settings finds no change (assistant/app.py _settings_panel)")
+def test_changing_epochs_in_the_settings_panel_plans_again(start_wizard, page, screenshot):
+    wizard = start_wizard("http://127.0.0.1:9")
+    page.goto(wizard.url)
+    interview(page)
+    page.get_by_role("button", name="Looks right").click()
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    page.get_by_role("button", name="Continue to training").last.click()
+    page.get_by_role("button", name="Use tiny-random to try the steps").click()
+    wait_text(page, "Plan:")
+    page.locator("#chat-settings-open-modal").click()
+    page.locator("#epochs").fill("1")
+    page.locator("#confirm").click()
+    wait_text(page, "Settings: epochs 1")  # what was changed, shown as the user's message
+    wait_text(page, "Changed:")
+    wait_text(page, "1 epochs")
+    screenshot("settings.png")
+
+
+def test_a_draft_kept_and_one_edited_show_in_the_dataset_table(ollama, start_wizard, page, screenshot):
+    ollama.responder = assistant_model
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    interview_with_the_model(page)
+    page.get_by_role("button", name="Draft examples with me").click()
+    wait_text(page, "Write a user story about saved carts")
+    page.get_by_role("button", name="Keep").last.click()
+    wait_text(page, "Write a user story about gift cards")
+    page.get_by_role("button", name="Edit").last.click()
+    wait_text(page, "send it back as your message")
+    say(page, "User: Write a user story about gift card balances\n\n"
+              "Assistant: As a shopper, I want to see my gift card balance so that I know what I can spend.")
+    wait_text(page, "Kept your edited version.")
+    wait_text(page, "Write a user story about order tracking")
+    say(page, "show my dataset")
+    wait_text(page, "Your dataset: 2 examples")
+    table = page.locator("table").last
+    table.get_by_role("cell", name="Write a user story about saved carts").wait_for()
+    table.get_by_role("cell", name="Write a user story about gift card balances").wait_for()
+    # the edit replaced the draft
+    assert table.get_by_role("cell", name="Write a user story about gift cards").count() == 0
+    screenshot("drafts.png")
+
+
+def test_the_quick_path_makes_a_styled_model_in_ollama_and_answers(ollama, start_wizard, page, screenshot):
+    ollama.responder = assistant_model
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    interview_with_the_model(page)
+    page.get_by_role("button", name="Make a styled model without training").click()
+    wait_text(page, "is in your Ollama")
+    assert "PM-StoryWriter-Styled-v1" in ollama.created
+    wait_text(page, "ollama run PM-StoryWriter-Styled-v1")
+    page.get_by_role("button", name="Try it").last.click()
+    wait_text(page, "Type a prompt for")
+    say(page, "Write a user story for search")
+    wait_text(page, STYLED_ANSWER)
+    screenshot("quick-path.png")
+
+
+def test_a_markdown_document_gives_a_grounded_draft_shown_with_its_passage(ollama, tmp_path, start_wizard, page,
+                                                                           screenshot):
+    doc = tmp_path / "checkout notes.md"
+    doc.write_text(DOC)
+    ollama.responder = assistant_model
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    interview_with_the_model(page)
+    page.get_by_role("button", name="Draft from my documents").click()
+    wait_text(page, "Attach a document")
+    attach(page, doc)
+    wait_text(page, "written from passage 1")
+    wait_text(page, "The checkout redesign must cut abandoned carts")  # the passage, quoted with the draft
+    wait_text(page, GROUNDED["answer"])
+    screenshot("documents.png")
+    page.get_by_role("button", name="Keep").last.click()
+    wait_text(page, "You have 1 example so far")
+    page.get_by_role("button", name="Show my dataset").last.click()
+    page.locator("table").last.get_by_role("cell", name=GROUNDED["request"]).wait_for()
