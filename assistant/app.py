@@ -265,7 +265,8 @@ async def _settings_panel() -> None:
         else:
             widgets.append(TextInput(**common, initial=item["initial"]))
     values = await cl.ChatSettings(widgets).send()
-    cl.user_session.set("settings", values)
+    # a copy: chainlit writes later changes into the very dict it handed back
+    cl.user_session.set("settings", dict(values))
 
 
 @cl.on_settings_update
@@ -274,7 +275,7 @@ async def on_settings(values: dict[str, Any]) -> None:
     from tools.train.setting import panel_changes
 
     changed = panel_changes(cl.user_session.get("settings") or {}, values)
-    cl.user_session.set("settings", values)
+    cl.user_session.set("settings", dict(values))
     if changed:
         await cl.Message(content="Settings: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in changed.items()),
                          type="user_message").send()

@@ -53,8 +53,6 @@ def interview_with_the_model(page) -> None:
     wait_text(page, "Now your training examples")
 
 
-@pytest.mark.xfail(strict=True, reason="the panel's values at start are the same dict Chainlit updates on Confirm, "
-                                       "so on_settings finds no change (assistant/app.py _settings_panel)")
 def test_changing_epochs_in_the_settings_panel_plans_again(start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
