@@ -99,7 +99,8 @@ async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) ->
     doc_state = dict(state.get("document") or {})
     start = int(doc_state.get("next", 0))
     picked = list(range(start + 1, min(start + DOC_PASSAGES, int(doc_state["passages"])) + 1))
-    say(f"Drafting from passages {picked[0]}–{picked[-1]} of {doc_state['name']} — this takes a moment.")
+    which = f"passage {picked[0]}" if picked[0] == picked[-1] else f"passages {picked[0]}–{picked[-1]}"
+    say(f"Drafting from {which} of {doc_state['name']} — this takes a moment.")
     store = await asyncio.to_thread(store_of, state)
     rejected: list[tuple[Example | None, str]] = []
     try:

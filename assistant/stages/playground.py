@@ -109,7 +109,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
         else:
             say("There is no model to try yet: train one first (or make the styled model).")
             return go(state.get("try_back") or "choose_data")
-        title = "Base model" if which == "base" else "Tuned model"
+        title = "Base model" if which == "base" else f"**{ollama}**" if ollama and not run_dir else "Tuned model"
         answer = await _stream(pieces, f"try-{state.get('qid', 0)}-{which}", title)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
