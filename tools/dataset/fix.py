@@ -8,17 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.dataset.checks import (
-    MIN_EXAMPLES,
-    default_context,
-    estimate_counter,
-    fingerprint,
-    near_duplicate_pairs,
-    redact_secrets,
-    tokenizer_counter,
-    validation_path_for,
-)
+from tools.dataset.checks import MIN_EXAMPLES, validation_path_for
+from tools.dataset.duplicates import fingerprint, near_duplicate_pairs
+from tools.dataset.lengths import MAX_EXAMPLE_CHARS, counter_for, default_context
 from tools.dataset.model import Example, Message
+from tools.dataset.privacy import redact_secrets
 from tools.dataset.readers import NOT_DATASETS, read_dataset, write_messages_jsonl
 from tools.errors import MTWError, UsageError
 
@@ -140,8 +134,9 @@ def split(rows: Sequence[Example], share: float = VALIDATION_SHARE, seed: int = 
 
 
 def _lines(nums: Sequence[int], limit: int = 8) -> str:
+    """'line 4' or 'lines 4, 9 and 3 more'."""
     shown = ", ".join(str(n) for n in nums[:limit])
-    return shown + (f" and {len(nums) - limit} more" if len(nums) > limit else "")
+    return f"line{'s' * (len(nums) != 1)} {shown}" + (f" and {len(nums) - limit} more" if len(nums) > limit else "")
 
 
 def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None, model: str | None = None,
@@ -159,7 +154,7 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
     changes: list[str] = []
     unread = sorted({i.line for i in result.issues if i.severity == "error" and i.line is not None})
     if unread:
-        changes.append(f"Dropped {len(unread)} record(s) that could not be read (lines {_lines(unread)}).")
+        changes.append(f"Dropped {len(unread)} record(s) that could not be read ({_lines(unread)}).")
     if result.format in ("unknown", "empty", *NOT_DATASETS):
         raise NothingToKeep(f"--fix would keep no examples: nothing in {path} could be read as examples, so it "
                             "wrote nothing.",
@@ -180,29 +175,34 @@ def fix_dataset(path: str | Path, out: str | Path, *, format: str | None = None,
     undesirable = [ex.line or 0 for ex in result.examples if ex.desirable is False]
     if undesirable:
         changes.append(f"Left out {len(undesirable)} answer(s) labelled undesirable (false), so they are never "
-                       f"taught (lines {_lines(undesirable)}).")
+                       f"taught ({_lines(undesirable)}).")
     rows, tally, dropped_rows = _repair_all([ex for ex in result.examples if ex.desirable is not False])
     for what, n in sorted(tally.items()):
         changes.append(f"{what[0].upper()}{what[1:]} ({n} row{'s' * (n != 1)}).")
     if dropped_rows:
-        changes.append(f"Dropped {len(dropped_rows)} row(s) with nothing usable left (lines {_lines(dropped_rows)}).")
+        changes.append(f"Dropped {len(dropped_rows)} row(s) with nothing usable left ({_lines(dropped_rows)}).")
     rows, dups = _dedupe(rows)
     if dups:
-        changes.append(f"Removed {len(dups)} exact duplicate(s), keeping the first (lines {_lines(dups)}).")
+        changes.append(f"Removed {len(dups)} exact duplicate(s), keeping the first ({_lines(dups)}).")
     if drop_near_duplicates:
         near = {id(ex) for ex, _, _ in near_duplicate_pairs(rows)}
         near_lines = [ex.line or 0 for ex in rows if id(ex) in near]
         rows = [ex for ex in rows if id(ex) not in near]
         if near_lines:
-            changes.append(f"Removed {len(near_lines)} near-duplicate(s) (lines {_lines(near_lines)}).")
-    counter = tokenizer_counter(model) if model else estimate_counter
+            changes.append(f"Removed {len(near_lines)} near-duplicate(s) ({_lines(near_lines)}).")
+    huge = [ex.line or 0 for ex in rows if len(ex.all_text()) > MAX_EXAMPLE_CHARS]
+    if huge:
+        rows = [ex for ex in rows if len(ex.all_text()) <= MAX_EXAMPLE_CHARS]
+        changes.append(f"Dropped {len(huge)} row(s) with more than {MAX_EXAMPLE_CHARS:,} characters of text "
+                       f"({_lines(huge)}).")
+    counter, _ = counter_for(model)
     ctx = context or default_context(model)
     lengths = counter(rows)
     too_long = [ex.line or 0 for ex, n in zip(rows, lengths, strict=True) if n > ctx]
     if too_long:
         rows = [ex for ex, n in zip(rows, lengths, strict=True) if n <= ctx]
         changes.append(f"Dropped {len(too_long)} row(s) longer than the {ctx:,}-token context "
-                       f"(lines {_lines(too_long)}).")
+                       f"({_lines(too_long)}).")
     val_in = validation_path_for(path)
     if val_in is not None:
         val_rows, _, _ = _repair_all(read_dataset(val_in, result.format).examples)

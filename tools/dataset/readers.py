@@ -222,7 +222,8 @@ def _invalid_json(exc: json.JSONDecodeError, line: int) -> Issue:
     if exc.pos >= len(exc.doc.rstrip()) - 1:
         hint = "The record looks cut off: check that it is complete and on one line"
     return Issue(code="invalid_json", severity="error", line=line,
-                 message=f"Line {line} is not valid JSON: {exc.msg} at column {exc.colno} (near `{snippet}`).",
+                 message=f"Line {line} is not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno} "
+                         f"(near `{snippet}`).",
                  fix=f"{hint}; each line must be one complete JSON object. --fix drops lines that cannot be read.")
 
 
