@@ -1,4 +1,4 @@
-"""Duplicates: exact ones by content hash, near ones by MinHash signatures searched with datasketch's LSH."""
+"""Duplicates: exact ones by content hash, near ones by MinHash signatures and LSH banding."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ NEAR_DUP_THRESHOLD = 0.8
 SHORT_WORDS = 60
 SHORT_THRESHOLD = 0.7
 NUM_PERM = 64
+# LSH bands x rows per band: the split datasketch's MinHashLSH chooses for a 0.7 threshold leaning towards recall
+# (weights 0.2 / 0.8); a pair at 0.8 shares a band with probability 0.95, at 0.5 with 0.15
+BANDS, BAND_ROWS = 10, 6
 
 
 def normalise(text: str) -> str:
@@ -162,34 +165,57 @@ def _jaccard(a: bytes, b: bytes) -> float:
 
 
 def near_pairs(sigs: Any, sets: Sequence[bytes | None] | None = None) -> list[tuple[int, int, float]]:
-    """(row, earlier most-similar row, similarity) from a matrix of MinHash signatures, via datasketch's MinHash LSH.
+    """(row, an earlier near-identical row, similarity) from a matrix of MinHash signatures, by LSH banding.
 
-    Two short texts (with `sets`) are near-copies when at least SHORT_THRESHOLD of their words are shared; any
-    other pair when its estimated similarity of word 3-grams reaches NEAR_DUP_THRESHOLD.
+    Rows whose signatures agree on a whole band land in one bucket; each row is compared with the first and the
+    previous row of each of its buckets only, so the work stays linear however many rows look alike (datasketch's
+    MinHashLSH returns every row of a bucket and went quadratic on templated rows: see bench/README.md). Two
+    short texts (with `sets`) are near-copies when at least SHORT_THRESHOLD of their words are shared; any other
+    pair when its estimated similarity of word 3-grams reaches NEAR_DUP_THRESHOLD.
     """
-    from datasketch import MinHash, MinHashLSH
+    import numpy as np
 
-    # tuned for the lower of the two thresholds and towards recall: a false candidate costs one comparison,
-    # a missed pair is never reported
-    lsh = MinHashLSH(threshold=SHORT_THRESHOLD, num_perm=NUM_PERM, weights=(0.2, 0.8))
-    perms = _permutations()
-    pairs = []
-    for idx in _sharing_a_band(sigs, lsh.b, lsh.r):
-        sig = sigs[idx]
-        mh = MinHash(num_perm=NUM_PERM, hashvalues=sig, permutations=perms, scheme="affine32")
-        best: tuple[float, int] | None = None
-        for cand in lsh.query(mh):
-            mine, theirs = (sets[idx], sets[cand]) if sets is not None else (None, None)
-            if mine is not None and theirs is not None:
-                sim, needed = _jaccard(mine, theirs), SHORT_THRESHOLD
-            else:
-                sim, needed = float((sigs[cand] == sig).mean()), NEAR_DUP_THRESHOLD
-            if sim >= needed and (best is None or sim > best[0]):
-                best = (sim, cand)
-        if best is not None:
-            pairs.append((idx, best[1], best[0]))
-        lsh.insert(idx, mh, check_duplication=False)
-    return pairs
+    n = len(sigs)
+    best_sim = np.zeros(n)
+    best_row = np.full(n, -1, dtype=np.int64)
+    short = np.array([s is not None for s in sets]) if sets is not None else np.zeros(n, dtype=bool)
+    rng = np.random.RandomState(7)
+    for band in range(BANDS):
+        chunk = sigs[:, band * BAND_ROWS:(band + 1) * BAND_ROWS].astype(np.uint64)
+        mix = rng.randint(1, 1 << 62, size=BAND_ROWS, dtype=np.uint64) | np.uint64(1)
+        # a random linear mix of the band's values: equal bands give equal keys (the converse only adds candidates)
+        keys = (chunk * mix[None, :]).sum(axis=1, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")  # within a bucket, rows stay in file order
+        ordered = keys[order]
+        later = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        if not later.size:
+            continue
+        starts = np.maximum.accumulate(np.where(np.r_[True, ordered[1:] != ordered[:-1]], np.arange(n), 0))
+        rows = order[later]
+        for earlier in (order[later - 1], order[starts[later]]):
+            _compare(sigs, rows, earlier, short, sets, best_sim, best_row)
+    found = np.flatnonzero(best_row >= 0)
+    return [(int(i), int(best_row[i]), float(best_sim[i])) for i in found]
+
+
+def _compare(sigs: Any, rows: Any, earlier: Any, short: Any, sets: Sequence[bytes | None] | None,
+             best_sim: Any, best_row: Any) -> None:
+    """Keep, per row, the most similar earlier candidate that passes its threshold."""
+    import numpy as np
+
+    for lo in range(0, len(rows), 65536):
+        i, j = rows[lo:lo + 65536], earlier[lo:lo + 65536]
+        est = (sigs[i] == sigs[j]).mean(axis=1)
+        both_short = short[i] & short[j]
+        hit = ~both_short & (est >= NEAR_DUP_THRESHOLD) & (est > best_sim[i])
+        best_sim[i[hit]], best_row[i[hit]] = est[hit], j[hit]
+        # short pairs are confirmed word by word; the estimate only picks which are worth it
+        maybe = np.flatnonzero(both_short & (est >= SHORT_THRESHOLD - 0.1)) if sets is not None else ()
+        for k in maybe:
+            a, b = int(i[k]), int(j[k])
+            sim = _jaccard(sets[a] or b"", sets[b] or b"")  # type: ignore[index]
+            if sim >= SHORT_THRESHOLD and sim > best_sim[a]:
+                best_sim[a], best_row[a] = sim, b
 
 
 def near_duplicate_pairs(examples: Sequence[Example]) -> list[tuple[Example, Example, float]]:
@@ -201,26 +227,6 @@ def near_duplicate_pairs(examples: Sequence[Example]) -> list[tuple[Example, Exa
     texts = [ex.all_text() for ex in examples]
     sigs = np.vstack([signatures(texts[i:i + 512]) for i in range(0, len(texts), 512)])
     return [(examples[i], examples[j], sim) for i, j, sim in near_pairs(sigs, word_sets(texts))]
-
-
-def _sharing_a_band(sigs: Any, bands: int, rows: int) -> list[int]:
-    """Rows whose signature shares at least one LSH band with another row, in order.
-
-    LSH only ever pairs rows that share a band, so the rest can skip the index: one vectorised pass here
-    saves a query and an insert per band for nearly every row of a typical dataset.
-    """
-    import numpy as np
-
-    rng = np.random.RandomState(7)
-    involved = np.zeros(len(sigs), dtype=bool)
-    for band in range(bands):
-        chunk = sigs[:, band * rows:(band + 1) * rows].astype(np.uint64)
-        mix = rng.randint(1, 1 << 62, size=chunk.shape[1], dtype=np.uint64) | np.uint64(1)
-        # a random linear mix of the band's values: equal bands give equal keys (the converse only adds rows)
-        keys = (chunk * mix[None, :]).sum(axis=1, dtype=np.uint64)
-        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-        involved |= counts[inverse] > 1
-    return [int(i) for i in np.flatnonzero(involved)]
 
 
 def duplicate_issue(ex: Example, first: int | None) -> Issue:
