@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from assistant.cli import app
 from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.checks import check_file
-from tools.dataset.fix import fix_dataset, repair, split
+from tools.dataset.fix import fix_dataset, repair, split_positions
 from tools.dataset.model import Example
 from tools.dataset.readers import read_dataset, write_messages_jsonl
 
@@ -113,14 +113,14 @@ def test_fix_drops_near_duplicates_only_when_asked(tmp_path):
 def test_split_is_stratified_for_classification():
     rows = [Example.classified(f"text {i}", "a") for i in range(40)]
     rows += [Example.classified(f"other {i}", "b") for i in range(20)]
-    train, val = split(rows, 0.1)
+    train, val = split_positions([ex.label for ex in rows], 0.1)
     assert len(train) + len(val) == 60
-    assert sorted(ex.label for ex in val) == ["a"] * 4 + ["b"] * 2
+    assert sorted(rows[i].label for i in val) == ["a"] * 4 + ["b"] * 2
 
 
 def test_split_keeps_tiny_sets_whole_and_gives_validation_one_row():
-    assert split(stories(10))[1] == []
-    assert len(split(stories(12))[1]) == 1
+    assert split_positions([None] * 10)[1] == []
+    assert len(split_positions([None] * 12)[1]) == 1
 
 
 def test_repair_merges_orders_and_drops():
