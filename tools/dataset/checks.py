@@ -135,6 +135,8 @@ class Analysis:
         self.answer_tokens.append(estimate_text(text))
 
     def _flush(self) -> None:
+        import numpy as np
+
         pending, self._pending, self._pending_chars = self._pending, [], 0
         if not pending:
             return
@@ -147,7 +149,9 @@ class Analysis:
             kept = [(ex.line, text) for ex, unique, text in pending if unique]
             if kept:
                 texts = [text for _, text in kept]
-                self.sig_blocks.append(signatures(texts))
+                # the low 16 bits of each MinHash value estimate similarity as well (b-bit MinHash) in half the
+                # memory: 128 bytes a row
+                self.sig_blocks.append(signatures(texts).astype(np.uint16))
                 self.sig_lines += [line for line, _ in kept]
                 self.sig_sets += word_sets(texts)
 
@@ -161,6 +165,7 @@ class Analysis:
         issues = self.issues
         if self.sig_blocks and len(self.sig_lines) > 1:
             sigs = np.vstack(self.sig_blocks)
+            self.sig_blocks = []
             issues += [near_issue(self.sig_lines[i], self.sig_lines[j], sim)
                        for i, j, sim in near_pairs(sigs, self.sig_sets)]
         issues += outlier_issues(self.answer_lines, self.answer_kinds, self.answer_tokens)

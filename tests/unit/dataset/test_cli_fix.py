@@ -155,3 +155,13 @@ def test_fix_normalises_other_formats_to_messages(write, tmp_path):
     fix_dataset(src, tmp_path / "clean.jsonl")
     report = check_file(tmp_path / "clean.jsonl")
     assert report.ok and report.format == "messages" and report.examples == 13
+
+
+def test_change_list_and_messages_read_as_plain_english(write):
+    lines = [json.dumps(chat_record(i)) for i in range(20)]
+    lines.insert(1, '{"messages": [{"role": "user", "content": "unterminated')
+    path = write("one_bad.jsonl", "\n".join(lines) + "\n")
+    fixed = fix_dataset(path, path.with_name("clean.jsonl"))
+    assert any("(line 2)" in change for change in fixed.changes)
+    message = next(i.message for i in check_file(path).issues if i.code == "invalid_json")
+    assert "at at" not in message and message.startswith("Line 2 ") and message.count("Line 2") == 1
