@@ -206,8 +206,10 @@ def messages(items: Any, key_role: str, key_text: str, where: str, line: int,
             ok = False
             continue
         call_id = item.get("tool_call_id")
-        out.append(Message(role=role, content=content, tool_calls=calls,  # type: ignore[arg-type]
-                           tool_call_id=call_id if isinstance(call_id, str) else None, weight=_weight(item)))
+        # every field was checked just above; a second validation per turn is what made reading slow
+        out.append(Message.model_construct(role=role, content=content, tool_calls=calls,  # type: ignore[arg-type]
+                                           tool_call_id=call_id if isinstance(call_id, str) else None,
+                                           weight=_weight(item)))
     return out if ok else None
 
 

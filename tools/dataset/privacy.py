@@ -30,6 +30,14 @@ _TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444", "3782
 _DIGITS = re.compile(r"\d[\d ()./-]{6,}\d")
 _PHONE_REGIONS = ("US", "GB", "DE")
 _PLACEHOLDER_PHONE = re.compile(r"555[ .-]?01\d\d")
+# every credential format matches inside a run of 14+ non-space characters (16 with the spaces some patterns
+# take in); a run that is only an ordinary word (optionally capitalised, with punctuation around) cannot be one
+_LONG_RUN = re.compile(r"\S{14,}")
+_PLAIN_WORD = re.compile(r"[^\w\s]*[A-Z]?[a-z]+[^\w\s]*")
+# the patterns that may reach back before their run: `aws ... key = "<40 chars>"` starts up to ~55 characters earlier
+_REACH = 60
+_TRIGGERS = ("Bearer ", "_authToken")
+_ASSIGNMENT_KEYS = ("secret", "key", "token", "passw", "pwd")
 
 
 @lru_cache(maxsize=1)
@@ -76,19 +84,45 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _credential_windows(text: str) -> list[str]:
+    """The stretches of `text` that could hold a known credential format: [] for ordinary prose.
+
+    Running ~30 patterns over every row is what made the scan slow; almost no row has a run of characters
+    long and odd enough to be a token, so the patterns only look at the few stretches around such runs.
+    """
+    if any(t in text for t in _TRIGGERS):
+        return [text]
+    words = text.split()
+    if max(map(len, words), default=0) < 14 or all(_PLAIN_WORD.fullmatch(w) for w in words if len(w) >= 14):
+        return []
+    spans: list[list[int]] = []
+    for run in _LONG_RUN.finditer(text):
+        if _PLAIN_WORD.fullmatch(run.group()):
+            continue
+        start, end = max(0, run.start() - _REACH), run.end() + 1
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    return [text[a:b] for a, b in spans]
+
+
 def find_secret(text: str) -> tuple[str, str, bool] | None:
     """(what it is, the text found, certain) for the first secret; certain=False for an example-looking password."""
-    pem = _PEM.search(text)
+    pem = _PEM.search(text) if "PRIVATE KEY" in text else None
     if pem:
         return "a private key", pem.group()[:30], True
-    for name, pattern in _known_formats():
-        hit = pattern.search(text)
-        if hit and len(hit.group()) >= 16:
-            return name, hit.group(), True
-    url = _URL_PASSWORD.search(text)
+    windows = _credential_windows(text)
+    for name, pattern in _known_formats() if windows else ():
+        for window in windows:
+            hit = pattern.search(window)
+            if hit and len(hit.group()) >= 16:
+                return name, hit.group(), True
+    url = _URL_PASSWORD.search(text) if "://" in text else None
     if url:
         return "a password inside a URL", url.group(2), True
-    for hit in _ASSIGNMENT.finditer(text):
+    lower = text.lower()
+    for hit in _ASSIGNMENT.finditer(text) if any(k in lower for k in _ASSIGNMENT_KEYS) else ():
         key, value = hit.group(1).lower(), hit.group(2)
         if value == PLACEHOLDER or value.startswith("<"):
             continue
@@ -100,7 +134,7 @@ def find_secret(text: str) -> tuple[str, str, bool] | None:
 def redact_secrets(text: str) -> str:
     """The text with every secret replaced by <SECRET>: whole key blocks, the value after `key =`, URL passwords."""
     text = _PEM.sub(PLACEHOLDER, text)
-    for _, pattern in _known_formats():
+    for _, pattern in _known_formats() if _credential_windows(text) else ():
         text = pattern.sub(lambda m: PLACEHOLDER if len(m.group()) >= 16 else m.group(), text)
     text = _URL_PASSWORD.sub(rf"\1{PLACEHOLDER}\3", text)
     return _ASSIGNMENT.sub(lambda m: m.group().replace(m.group(2), PLACEHOLDER), text)
@@ -160,8 +194,8 @@ def privacy_issues(ex: Example) -> list[Issue]:
                               "but a real one would be memorised.",
                               "If it is real, replace it with a placeholder; --fix replaces it with <SECRET>."))
     scan = _URL_PASSWORD.sub(r"\1x\3", text) if "://" in text else text
-    emails = [m.group() for m in _EMAIL.finditer(scan) if "@" in text
-              and not m.group().lower().endswith(_PLACEHOLDER_DOMAINS) and "://" not in scan[:m.start()][-60:]]
+    emails = [m.group() for m in (_EMAIL.finditer(scan) if "@" in scan else ())
+              if not m.group().lower().endswith(_PLACEHOLDER_DOMAINS) and "://" not in scan[:m.start()][-60:]]
     if emails:
         out.append(_issue("pii_email", "warning", ex.line,
                           f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
@@ -171,8 +205,10 @@ def privacy_issues(ex: Example) -> list[Issue]:
     if phones:
         out.append(_issue("pii_phone", "warning", ex.line, f"{at} contains a phone number ({phones[0].strip()}).",
                           "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
-    ids = _SSN.findall(text)
-    cards = find_cards(text)
+    # social security and card numbers are digit runs too: only the stretches around those are scanned
+    numbers = [text[max(0, m.start() - 1): m.end() + 1] for m in _DIGITS.finditer(text)]
+    ids = [hit for part in numbers for hit in _SSN.findall(part)]
+    cards = [hit for part in numbers for hit in find_cards(part)]
     if ids or cards:
         what = f"a card number ({cards[0]})" if cards else f"a US social security number ({ids[0]})"
         out.append(_issue("pii_id", "warning", ex.line, f"{at} contains {what}.",

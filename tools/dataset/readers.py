@@ -16,7 +16,7 @@ from tools.dataset.formats import MediaPart, bio_from_spans, detect_format, to_e
 from tools.dataset.formats import issue as _issue
 from tools.dataset.model import Example, Issue
 from tools.errors import UsageError
-from tools.fileio import atomic_write_text
+from tools.fileio import atomic_writer
 
 FORMATS = ("messages", "alpaca", "dolly", "sharegpt", "prompt_completion", "classification", "ner", "dpo", "kto")
 """Record formats `--format` accepts and the reader detects."""
@@ -222,7 +222,8 @@ def _invalid_json(exc: json.JSONDecodeError, line: int) -> Issue:
     if exc.pos >= len(exc.doc.rstrip()) - 1:
         hint = "The record looks cut off: check that it is complete and on one line"
     return Issue(code="invalid_json", severity="error", line=line,
-                 message=f"Line {line} is not valid JSON: {exc.msg} at column {exc.colno} (near `{snippet}`).",
+                 message=f"Line {line} is not valid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno} "
+                         f"(near `{snippet}`).",
                  fix=f"{hint}; each line must be one complete JSON object. --fix drops lines that cannot be read.")
 
 
@@ -784,9 +785,17 @@ def to_alpaca(ex: Example) -> dict[str, Any]:
 
 
 def _write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
-    lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
-    return len(lines)
+    n = 0
+    with atomic_writer(Path(path)) as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def record_line(ex: Example) -> str:
+    """One row as a line of the JSONL that --fix writes (its canonical form)."""
+    return json.dumps(to_record(ex), ensure_ascii=False) + "\n"
 
 
 def write_messages_jsonl(examples: Iterable[Example], path: str | Path) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rich.console import Console
-from rich.table import Table
 
 from tools.dataset.coverage import category_name
 from tools.dataset.model import DatasetReport, Issue, Severity
@@ -19,7 +18,7 @@ FORMAT_NAMES = {
     "plain_text": "plain text (pre-training material)", "dataset_registry": "dataset registry (dataset_info.json)",
     "binary": "not a text file",
 }
-SHOWN_PER_CODE = 5
+SHOWN_PER_CODE = 3
 _HEADINGS: dict[Severity, tuple[str, str]] = {
     "error": ("Problems to fix", "red"), "warning": ("Worth a look", "yellow"), "info": ("Notes", "cyan"),
 }
@@ -48,13 +47,20 @@ def _render_group(issues: list[Issue], console: Console, style: str) -> None:
     for issue in issues:
         by_code[issue.code].append(issue)
     for code, group in by_code.items():
-        for issue in group[:SHOWN_PER_CODE]:
+        shown = group[:SHOWN_PER_CODE]
+        # issues of one kind usually share their fix: say it once, so the report stays one screen
+        shared = len({i.fix for i in shown}) == 1
+        for issue in shown:
             console.print(f"  [{style}]•[/] {issue.message} [dim]({code})[/]", highlight=False)
-            console.print(f"    → {issue.fix}", highlight=False)
+            if not shared:
+                console.print(f"    → {issue.fix}", highlight=False)
+        if shared:
+            console.print(f"    → {shown[0].fix}", highlight=False)
         if len(group) > SHOWN_PER_CODE:
             rest = len(group) - SHOWN_PER_CODE
             lines = [str(i.line) for i in group[SHOWN_PER_CODE:] if i.line is not None][:10]
-            more = f" (lines {', '.join(lines)}{'…' if rest > len(lines) else ''})" if lines else ""
+            label = "line" if len(lines) == 1 and rest == 1 else "lines"
+            more = f" ({label} {', '.join(lines)}{'…' if rest > len(lines) else ''})" if lines else ""
             console.print(f"    … and {rest} more like this{more}.", highlight=False)
 
 
@@ -80,14 +86,7 @@ def _render_stats(report: DatasetReport, console: Console) -> None:
                       highlight=False)
     cov = stats.get("coverage")
     if cov:
-        table = Table(title="PM task kinds covered", title_justify="left", show_edge=False, pad_edge=False)
-        table.add_column("Task kind")
-        table.add_column("Examples", justify="right")
-        for key, n in sorted(cov["kinds"].items(), key=lambda kv: -kv[1]):
-            if n:
-                thin = " [yellow](thin)[/]" if key in cov["thin"] else ""
-                table.add_row(category_name(key), f"{n}{thin}")
-        if cov.get("unclassified"):
-            table.add_row("[dim]other / not recognised[/]", str(cov["unclassified"]))
-        console.print()
-        console.print(table)
+        kinds = ", ".join(f"{category_name(key)} {n}{' (thin)' if key in cov['thin'] else ''}"
+                          for key, n in sorted(cov["kinds"].items(), key=lambda kv: -kv[1]) if n)
+        other = f"; other / not recognised {cov['unclassified']}" if cov.get("unclassified") else ""
+        console.print(f"  PM task kinds covered: {kinds or 'none recognised'}{other}", highlight=False)

@@ -39,10 +39,9 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     report = check_file(data, column_map=columns)
     errors = [i for i in report.issues if i.severity == "error"]
     if errors:
-        first = errors[0]
-        where = f"line {first.line}: " if first.line else ""
+        # each message already names its line
         raise MTWError(f"The dataset {data} read with --map {' --map '.join(maps)} has {len(errors)} error(s), "
-                       f"so training did not start; first: {where}{first.message}",
+                       f"so training did not start; first: {errors[0].message}",
                        fix=f"Run `mtw check {data} --map {' --map '.join(maps)}` for the full report.",
                        code="dataset_errors")
     out.mkdir(parents=True, exist_ok=True)

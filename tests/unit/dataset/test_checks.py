@@ -5,25 +5,22 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.dataset.conftest import stories, story
-from tools.dataset.checks import (
-    analyse,
-    check_examples,
-    check_file,
-    duplicate_issues,
-    label_issues,
-    length_issues,
-    outlier_issues,
-    overlap_issues,
-    privacy_issues,
-    row_issues,
-    size_issues,
-)
+from tools.dataset.checks import analyse, check_file, privacy_issues, row_issues, size_issues
 from tools.dataset.coverage import classify, classify_keywords
 from tools.dataset.model import Example, Message
 
 
 def codes(issues):
     return [i.code for i in issues]
+
+
+def check_examples(rows, **kw):
+    """The issues `mtw check` reports for these rows (the same pass check_file runs over a file)."""
+    return analyse(rows, **kw)[0]
+
+
+def only(issues, *wanted):
+    return [(i.code, i.line) for i in issues if i.code in wanted]
 
 
 def test_clean_rows_have_no_issues():
@@ -98,60 +95,61 @@ def test_exact_and_near_duplicates_point_at_the_first_copy():
     twin = rows[3].model_copy(update={"line": 30})
     near = rows[5].model_copy(deep=True, update={"line": 31})
     near.messages[1].content += " Thanks!"
-    issues = duplicate_issues([*rows, twin, near])
+    issues = [i for i in check_examples([*rows, twin, near]) if "duplicate" in i.code]
     assert [(i.code, i.line) for i in issues] == [("duplicate", 30), ("near_duplicate", 31)]
     assert "line 4" in issues[0].message and "line 6" in issues[1].message
 
 
 def test_distinct_rows_are_not_near_duplicates():
-    assert duplicate_issues(stories(40)) == []
+    assert only(check_examples(stories(40)), "duplicate", "near_duplicate") == []
 
 
 def test_near_duplicates_can_be_switched_off():
     rows = stories(5)
     near = rows[0].model_copy(deep=True)
     near.messages[1].content += " Thanks."
-    assert duplicate_issues([*rows, near], near=False) == []
+    assert only(check_examples([*rows, near], near_duplicates=False), "near_duplicate") == []
+    assert only(check_examples([*rows, near]), "near_duplicate") == [("near_duplicate", 6)]
 
 
 def test_train_val_overlap():
     train = stories(20)
     val = [story(3).model_copy(update={"line": 2}), story(99)]
-    issues = overlap_issues(train, val)
-    assert [(i.code, i.line) for i in issues] == [("train_val_overlap", 2)]
-    assert overlap_issues(train, [story(99)]) == []
+    assert only(check_examples(train, validation=val), "train_val_overlap") == [("train_val_overlap", 2)]
+    assert only(check_examples(train, validation=[story(99)]), "train_val_overlap") == []
 
 
 def test_too_long_uses_context():
     rows = [Example.chat(("user", "q"), ("assistant", "word " * 4000), line=1), story(1)]
-    assert [(i.code, i.line) for i in length_issues(rows, [5000, 50], 4096)] == [("too_long", 1)]
-    assert length_issues(rows, [5000, 50], 8192) == []
+    assert only(check_examples(rows, context=4096), "too_long") == [("too_long", 1)]
+    assert only(check_examples(rows, context=8192), "too_long") == []
     issues, stats = analyse(rows, context=1024)
     assert "too_long" in codes(issues) and stats["context"] == 1024
 
 
 def test_too_few_examples():
-    assert [(i.code, i.severity) for i in size_issues(stories(9))] == [("too_few_examples", "error")]
-    assert [(i.code, i.severity) for i in size_issues(stories(30))] == [("too_few_examples", "info")]
-    assert size_issues(stories(50)) == []
+    assert [(i.code, i.severity) for i in size_issues(9)] == [("too_few_examples", "error")]
+    assert [(i.code, i.severity) for i in size_issues(30)] == [("too_few_examples", "info")]
+    assert size_issues(50) == []
+    assert only(check_examples(stories(9)), "too_few_examples") == [("too_few_examples", None)]
 
 
 def test_label_imbalance_and_unseen_labels():
     rows = [Example.classified(f"request {i}", "prd") for i in range(20)]
-    rows += [Example.classified(f"ask {i}", "okr") for i in range(3)]
-    assert codes(label_issues(rows)) == ["label_imbalance"]
-    balanced = rows[:10] + [Example.classified(f"ask {i}", "okr") for i in range(8)]
-    assert label_issues(balanced) == []
+    rows += [Example.classified(f"ask number {i} about goals", "okr") for i in range(3)]
+    assert only(check_examples(rows), "label_imbalance", "unseen_label") == [("label_imbalance", None)]
+    balanced = rows[:10] + [Example.classified(f"ask number {i} about goals", "okr") for i in range(8)]
+    assert only(check_examples(balanced), "label_imbalance", "unseen_label") == []
     val = [Example.classified("what", "roadmap", line=4)]
-    assert [(i.code, i.line) for i in label_issues(balanced, val)] == [("unseen_label", 4)]
-    assert codes(label_issues(balanced, labels=["prd"])).count("unseen_label") == 8
+    assert only(check_examples(balanced, validation=val), "unseen_label") == [("unseen_label", 4)]
+    assert codes(check_examples(balanced, labels=["prd"])).count("unseen_label") == 8
 
 
 def test_length_outliers():
     rows = stories(15)
     rows.append(Example.chat(("user", "Write a user story for exports"), ("assistant", "OK."), line=16))
-    assert [(i.code, i.line) for i in outlier_issues(rows)] == [("length_outlier", 16)]
-    assert outlier_issues(stories(15)) == []
+    assert only(check_examples(rows), "length_outlier") == [("length_outlier", 16)]
+    assert only(check_examples(stories(15)), "length_outlier") == []
 
 
 def test_stats_shape():

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from assistant.cli import app
 from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.checks import check_file
-from tools.dataset.fix import fix_dataset, repair, split
+from tools.dataset.fix import fix_dataset, repair, split_positions
 from tools.dataset.model import Example
 from tools.dataset.readers import read_dataset, write_messages_jsonl
 
@@ -113,14 +113,14 @@ def test_fix_drops_near_duplicates_only_when_asked(tmp_path):
 def test_split_is_stratified_for_classification():
     rows = [Example.classified(f"text {i}", "a") for i in range(40)]
     rows += [Example.classified(f"other {i}", "b") for i in range(20)]
-    train, val = split(rows, 0.1)
+    train, val = split_positions([ex.label for ex in rows], 0.1)
     assert len(train) + len(val) == 60
-    assert sorted(ex.label for ex in val) == ["a"] * 4 + ["b"] * 2
+    assert sorted(rows[i].label for i in val) == ["a"] * 4 + ["b"] * 2
 
 
 def test_split_keeps_tiny_sets_whole_and_gives_validation_one_row():
-    assert split(stories(10))[1] == []
-    assert len(split(stories(12))[1]) == 1
+    assert split_positions([None] * 10)[1] == []
+    assert len(split_positions([None] * 12)[1]) == 1
 
 
 def test_repair_merges_orders_and_drops():
@@ -155,3 +155,13 @@ def test_fix_normalises_other_formats_to_messages(write, tmp_path):
     fix_dataset(src, tmp_path / "clean.jsonl")
     report = check_file(tmp_path / "clean.jsonl")
     assert report.ok and report.format == "messages" and report.examples == 13
+
+
+def test_change_list_and_messages_read_as_plain_english(write):
+    lines = [json.dumps(chat_record(i)) for i in range(20)]
+    lines.insert(1, '{"messages": [{"role": "user", "content": "unterminated')
+    path = write("one_bad.jsonl", "\n".join(lines) + "\n")
+    fixed = fix_dataset(path, path.with_name("clean.jsonl"))
+    assert any("(line 2)" in change for change in fixed.changes)
+    message = next(i.message for i in check_file(path).issues if i.code == "invalid_json")
+    assert "at at" not in message and message.startswith("Line 2 ") and message.count("Line 2") == 1

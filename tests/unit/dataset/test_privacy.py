@@ -61,3 +61,35 @@ def test_fix_redacts_the_whole_secret_and_keeps_the_text_around_it():
     assert redact_secrets("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nregion = eu") == \
         "aws_secret_access_key = <SECRET>\nregion = eu"
     assert redact_secrets("postgres://admin:s3cretPass@db:5432/app") == "postgres://admin:<SECRET>@db:5432/app"
+
+
+SECRETS = [
+    "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "glpat-" + "xYz12AbC34dEf56GhI78jK",
+    "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "AKIA" + "IOSFODNN7EXAMPLE", "ghp_" + "a1" * 18,
+    "xoxb-" + "1234567890-abcdefghij", "AC" + "0123456789abcdef" * 2, "AKC" + "p8aabbccddeeff",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    'aws_key = "' + "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" + '"',
+]
+PROSE = ("The implementation of internationalization needs responsibilities shared across teams, "
+         "well-documented and reviewed. ")
+
+
+@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("where", ["start", "middle", "end", "alone"])
+def test_the_quick_scan_finds_what_every_pattern_on_the_whole_text_finds(secret, where):
+    from tools.dataset.privacy import _known_formats, find_secret
+
+    text = {"start": f"{secret} {PROSE * 3}", "middle": f"{PROSE * 2}key: {secret} (rotated). {PROSE}",
+            "end": f"{PROSE * 3}{secret}", "alone": secret}[where]
+    # the reference: every credential pattern over the whole text, as the scan did before it looked only near
+    # long runs of characters
+    expected = next((name for name, p in _known_formats() if (m := p.search(text)) and len(m.group()) >= 16), None)
+    assert expected is not None
+    found = find_secret(text)
+    assert found is not None and found[0] == expected and found[2]
+
+
+def test_long_ordinary_words_alone_are_not_scanned_as_credentials():
+    from tools.dataset.privacy import find_secret
+
+    assert find_secret(PROSE * 20) is None

@@ -1,0 +1,247 @@
+"""Duplicates: exact ones by content hash, near ones by MinHash signatures and LSH banding."""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from tools.dataset.model import Example, Issue
+from tools.dataset.rows import at, make_issue
+
+NEAR_DUP_THRESHOLD = 0.8
+# texts under this many words are compared word by word (3-word shingles miss "23 words, 2 changed") and count
+# as near-copies from a lower similarity, since one changed word moves a short text's score a long way
+SHORT_WORDS = 60
+SHORT_THRESHOLD = 0.7
+NUM_PERM = 64
+# LSH bands x rows per band: the split datasketch's MinHashLSH chooses for a 0.7 threshold leaning towards recall
+# (weights 0.2 / 0.8); a pair at 0.8 shares a band with probability 0.95, at 0.5 with 0.15
+BANDS, BAND_ROWS = 10, 6
+
+
+def normalise(text: str) -> str:
+    """Lower-case, whitespace-collapsed text: what 'the same example' means for duplicate checks."""
+    return " ".join(text.lower().split())
+
+
+def fingerprint(ex: Example) -> str:
+    """A content hash of the normalised row: equal for rows that differ only in case or spacing."""
+    return hashlib.blake2b(normalise(ex.all_text()).encode("utf-8"), digest_size=16).hexdigest()
+
+
+_HASH_BASE = 0x01000193  # odd, so it has an inverse modulo 2^32
+_powers: dict[str, Any] = {}
+
+
+def _power_tables(n: int) -> tuple[Any, Any]:
+    """base^i and base^-i modulo 2^32 for i < n (uint32 arithmetic wraps, which is the modulo)."""
+    import numpy as np
+
+    if _powers.get("n", 0) < n:
+        size = max(n, 1 << 16)
+        inv = pow(_HASH_BASE, -1, 1 << 32)
+        # cumprod gives base^(i+1); one step the other way brings each back to base^i
+        _powers["pow"] = np.cumprod(np.full(size, _HASH_BASE, dtype=np.uint32), dtype=np.uint32) * np.uint32(inv)
+        _powers["inv"] = np.cumprod(np.full(size, inv, dtype=np.uint32), dtype=np.uint32) * np.uint32(_HASH_BASE)
+        _powers["n"] = size
+    return _powers["pow"][:n], _powers["inv"][:n]
+
+
+def _byte_word_hashes(raw: bytes) -> tuple[Any, Any, Any]:
+    """(word starts, word ends, word hashes) for the whitespace-separated words of some bytes.
+
+    A polynomial hash over the bytes: prefix sums of byte * base^i, and a word's hash is its slice of the
+    prefix sums scaled back by base^-start, so the same word hashes the same wherever it stands.
+    """
+    import numpy as np
+
+    data = np.frombuffer(raw, dtype=np.uint8)
+    n = len(data)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.uint32)
+    powers, inverse = _power_tables(n + 1)
+    prefix = np.zeros(n + 1, dtype=np.uint32)
+    np.cumsum(data.astype(np.uint32) * powers[:n], dtype=np.uint32, out=prefix[1:])
+    word = ~_space_table()[data]
+    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return starts, ends, (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint32)
+
+
+def _shingles(hashes: Any) -> Any:
+    import numpy as np
+
+    # combine three word hashes into one shingle hash without building the shingle strings
+    return (hashes[:-2] * np.uint32(0x9E3779B1)) ^ (hashes[1:-1] * np.uint32(0x85EBCA77)) \
+        ^ (hashes[2:] * np.uint32(0xC2B2AE3D))
+
+
+@lru_cache(maxsize=1)
+def _space_table() -> Any:
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[[9, 10, 11, 12, 13, 32]] = True
+    return table
+
+
+@lru_cache(maxsize=1)
+def _permutations() -> Any:
+    import numpy as np
+
+    rng = np.random.RandomState(1)
+    # odd multipliers make h -> a*h + b (mod 2^32) a bijection: one random permutation per hash function
+    a = rng.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = rng.randint(0, 1 << 32, NUM_PERM, dtype=np.uint64).astype(np.uint32)
+    return np.array([a, b])
+
+
+def signature(text: str) -> Any:
+    """MinHash signature (uint32 array) of the text's word 3-grams, or of its words when it is short."""
+    return signatures([text])[0]
+
+
+def signatures(texts: Sequence[str]) -> Any:
+    """Signatures of many texts at once, a few numpy calls per batch (no Python loop over words)."""
+    import numpy as np
+
+    a, b = _permutations()
+    out = np.empty((len(texts), NUM_PERM), dtype=np.uint32)
+    if not texts:
+        return out
+    encoded = [t.lower().encode("utf-8") for t in texts]
+    # a newline between texts is whitespace, so no word runs from one text into the next
+    doc_start = np.cumsum([0] + [len(e) + 1 for e in encoded[:-1]])
+    starts, _, hashes = _byte_word_hashes(b"\n".join(encoded))
+    word_doc = np.searchsorted(doc_start, starts, side="right") - 1
+    short = np.bincount(word_doc, minlength=len(texts)) < SHORT_WORDS
+    values, value_doc = hashes[short[word_doc]], word_doc[short[word_doc]]
+    if len(hashes) >= 3:
+        keep = (word_doc[:-2] == word_doc[2:]) & ~short[word_doc[:-2]]
+        values = np.concatenate((values, _shingles(hashes)[keep]))
+        value_doc = np.concatenate((value_doc, word_doc[:-2][keep]))
+    order = np.argsort(value_doc, kind="stable")
+    values, value_doc = values[order], value_doc[order]
+    counts = np.bincount(value_doc, minlength=len(texts))
+    has = counts > 0
+    # a text without words gets the signature of one fixed value, so all empty texts are alike
+    out[~has] = (np.uint32(0) * a + b)
+    if values.size:
+        first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        # bounded chunks: the (values x permutations) product is the big temporary
+        for lo in range(0, len(texts), 256):
+            docs = np.flatnonzero(has[lo:lo + 256]) + lo
+            if docs.size:
+                seg = slice(first[docs[0]], first[docs[-1]] + counts[docs[-1]])
+                out[docs] = np.minimum.reduceat(values[seg, None] * a[None, :] + b[None, :],
+                                                first[docs] - first[docs[0]], axis=0)
+    return out
+
+
+def word_sets(texts: Sequence[str]) -> list[bytes | None]:
+    """For each short text its set of distinct lower-cased words (as sorted 64-bit hashes), None for longer texts.
+
+    A 64-value signature estimates a short text's similarity too roughly (±0.06) for a 0.7 threshold, so two
+    short texts that LSH brings together are compared word by word.
+    """
+    out: list[bytes | None] = []
+    for text in texts:
+        words = text.lower().split()
+        out.append(array("q", sorted({hash(w) for w in words})).tobytes() if len(words) < SHORT_WORDS else None)
+    return out
+
+
+def _jaccard(a: bytes, b: bytes) -> float:
+    import numpy as np
+
+    x, y = np.frombuffer(a, dtype=np.int64), np.frombuffer(b, dtype=np.int64)
+    both = len(np.intersect1d(x, y, assume_unique=True))
+    return both / max(1, len(x) + len(y) - both)
+
+
+def near_pairs(sigs: Any, sets: Sequence[bytes | None] | None = None) -> list[tuple[int, int, float]]:
+    """(row, an earlier near-identical row, similarity) from a matrix of MinHash signatures, by LSH banding.
+
+    Rows whose signatures agree on a whole band land in one bucket; each row is compared with the first and the
+    previous row of each of its buckets only, so the work stays linear however many rows look alike (datasketch's
+    MinHashLSH returns every row of a bucket and went quadratic on templated rows: see bench/README.md). Two
+    short texts (with `sets`) are near-copies when at least SHORT_THRESHOLD of their words are shared; any other
+    pair when its estimated similarity of word 3-grams reaches NEAR_DUP_THRESHOLD.
+    """
+    import numpy as np
+
+    n = len(sigs)
+    best_sim = np.zeros(n)
+    best_row = np.full(n, -1, dtype=np.int64)
+    short = np.array([s is not None for s in sets]) if sets is not None else np.zeros(n, dtype=bool)
+    rng = np.random.RandomState(7)
+    for band in range(BANDS):
+        chunk = sigs[:, band * BAND_ROWS:(band + 1) * BAND_ROWS].astype(np.uint64)
+        mix = rng.randint(1, 1 << 62, size=BAND_ROWS, dtype=np.uint64) | np.uint64(1)
+        # a random linear mix of the band's values: equal bands give equal keys (the converse only adds candidates)
+        keys = (chunk * mix[None, :]).sum(axis=1, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")  # within a bucket, rows stay in file order
+        ordered = keys[order]
+        later = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        if not later.size:
+            continue
+        starts = np.maximum.accumulate(np.where(np.r_[True, ordered[1:] != ordered[:-1]], np.arange(n), 0))
+        rows = order[later]
+        for earlier in (order[later - 1], order[starts[later]]):
+            _compare(sigs, rows, earlier, short, sets, best_sim, best_row)
+    found = np.flatnonzero(best_row >= 0)
+    return [(int(i), int(best_row[i]), float(best_sim[i])) for i in found]
+
+
+def _compare(sigs: Any, rows: Any, earlier: Any, short: Any, sets: Sequence[bytes | None] | None,
+             best_sim: Any, best_row: Any) -> None:
+    """Keep, per row, the most similar earlier candidate that passes its threshold."""
+    import numpy as np
+
+    for lo in range(0, len(rows), 65536):
+        i, j = rows[lo:lo + 65536], earlier[lo:lo + 65536]
+        est = (sigs[i] == sigs[j]).mean(axis=1)
+        both_short = short[i] & short[j]
+        hit = ~both_short & (est >= NEAR_DUP_THRESHOLD) & (est > best_sim[i])
+        best_sim[i[hit]], best_row[i[hit]] = est[hit], j[hit]
+        # short pairs are confirmed word by word; the estimate only picks which are worth it
+        maybe = np.flatnonzero(both_short & (est >= SHORT_THRESHOLD - 0.1)) if sets is not None else ()
+        for k in maybe:
+            a, b = int(i[k]), int(j[k])
+            sim = _jaccard(sets[a] or b"", sets[b] or b"")  # type: ignore[index]
+            if sim >= SHORT_THRESHOLD and sim > best_sim[a]:
+                best_sim[a], best_row[a] = sim, b
+
+
+def near_duplicate_pairs(examples: Sequence[Example]) -> list[tuple[Example, Example, float]]:
+    """(later row, earlier row, estimated similarity) for rows that are almost the same text."""
+    import numpy as np
+
+    if not examples:
+        return []
+    texts = [ex.all_text() for ex in examples]
+    sigs = np.vstack([signatures(texts[i:i + 512]) for i in range(0, len(texts), 512)])
+    return [(examples[i], examples[j], sim) for i, j, sim in near_pairs(sigs, word_sets(texts))]
+
+
+def duplicate_issue(ex: Example, first: int | None) -> Issue:
+    """A row that repeats an earlier one exactly."""
+    return make_issue("duplicate", "warning", ex.line,
+                      f"{at(ex)} repeats line {first} exactly; repeated rows are learned twice as hard.",
+                      "Delete one of them; --fix keeps the first and removes the rest.")
+
+
+def near_issue(line: int | None, other: int | None, sim: float) -> Issue:
+    """A row that is almost the same as an earlier one."""
+    return make_issue("near_duplicate", "warning", line,
+                  f"Line {line} is almost the same as line {other} (about {sim:.0%} alike); near-copies add "
+                  "little and push the model to memorise.",
+                  "Make one of them teach something different, or delete it; --fix keeps both unless you ask it "
+                  "to drop near-duplicates (--drop-near-duplicates).")
+
+
