@@ -11,10 +11,24 @@ from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tools.dataset.store import DatasetStore
 
 
+PERSONAS = ["shopper", "returning customer", "store manager", "support agent", "first-time visitor",
+            "warehouse picker", "marketing lead", "finance clerk", "mobile user", "gift buyer", "guest", "admin"]
+BENEFITS = ["I can finish checkout later", "refunds take minutes, not days", "I know when the parcel arrives",
+            "I never retype my address", "I remember what to buy next month", "discounts apply without a code",
+            "sending items back feels safe", "I trust what other buyers say", "collecting in store is quick",
+            "presents arrive wrapped", "audits reconcile every Friday", "campaigns reach the right people"]
+CRITERIA = ["works offline on the phone app", "shows a clear error naming the field", "is logged for the audit trail",
+            "respects the customer's language setting", "loads in under two seconds", "can be undone within a day",
+            "sends one confirmation email", "is hidden from guests", "keeps working after a password reset",
+            "is translated into German and French", "appears in the weekly report", "has an admin override"]
+
+
 def story(i: int, topic: str) -> dict[str, str]:
+    """A drafted user story; stories differ in persona, benefit and criteria, as real drafts do."""
+    k = i % len(PERSONAS)
     return {"request": f"Write a user story about {topic}",
-            "answer": f"As a shopper, I want {topic} so that my order {i} goes through.\n\nAcceptance criteria:\n"
-                      f"- {topic} works on mobile\n- errors name the field"}
+            "answer": f"As a {PERSONAS[k]}, I want {topic} so that {BENEFITS[k]}.\n\nAcceptance criteria:\n"
+                      f"- {topic} {CRITERIA[k]}\n- {CRITERIA[(k + 5) % len(CRITERIA)]}"}
 
 
 TOPICS = ["saved carts", "gift cards", "order tracking", "address book", "wish lists", "coupon codes",
@@ -91,8 +105,9 @@ async def test_a_draft_is_kept_edited_rewritten_dropped_or_varied_by_click_and_b
 
 
 async def test_coverage_after_each_batch_nudges_the_thin_category_and_the_dataset_table_edits_and_removes():
-    llm = DraftingLLM(batch(*TOPICS[:5]), batch("status of the checkout project", "status of search", "status of "
-                                                 "the app", "status of billing", "status of the API", start=20))
+    llm = DraftingLLM(batch(*TOPICS[:5]), batch("status of the checkout project", "weekly search relevance numbers",
+                                                 "the mobile app release", "billing migration risks",
+                                                 "an API deprecation timeline", start=5))
     s = Session(llm)
     await to_data_choice(s)
     q = await s.send("draft examples with me")
