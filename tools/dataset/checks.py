@@ -231,12 +231,12 @@ def size_issues(n: int) -> list[Issue]:
     """Too few rows to learn from (minimum 10, recommended 50–100)."""
     if n < MIN_EXAMPLES:
         return [make_issue("too_few_examples", "error", None,
-                       f"Only {n} usable example{'s' * (n != 1)}; fine-tuning needs at least {MIN_EXAMPLES}.",
-                       "Add more examples (50–100 is a good first round); the wizard can draft them with you.")]
+                           f"Only {n} usable example{'s' * (n != 1)}; fine-tuning needs at least {MIN_EXAMPLES}.",
+                           "Add more examples (50–100 is a good first round); the wizard can draft them with you.")]
     if n < RECOMMENDED_EXAMPLES:
         return [make_issue("too_few_examples", "info", None,
-                       f"{n} examples is enough to start; 50–100 gives noticeably better results.",
-                       "Add examples for the task kinds that matter most, 20 high-quality ones beat 100 generic.")]
+                           f"{n} examples is enough to start; 50–100 gives noticeably better results.",
+                           "Add examples for the task kinds that matter most, 20 high-quality ones beat 100 generic.")]
     return []
 
 
@@ -244,22 +244,23 @@ def balance_issues(counts: Counter[str]) -> list[Issue]:
     """One class only, or the largest class far bigger than the smallest."""
     if len(counts) == 1:
         return [make_issue("label_imbalance", "error", None,
-                       f"Every example has the same label ('{next(iter(counts))}'); there is nothing to tell apart.",
-                       "Add examples of the other classes.")]
+                           f"Every example has the same label ('{next(iter(counts))}'); there is nothing to tell "
+                           "apart.",
+                           "Add examples of the other classes.")]
     if len(counts) > 1:
         (big, nbig), (small, nsmall) = counts.most_common(1)[0], counts.most_common()[-1]
         if nbig > IMBALANCE_RATIO * nsmall:
             return [make_issue("label_imbalance", "warning", None,
-                           f"Classes are unbalanced: '{big}' has {nbig} examples, '{small}' only {nsmall}; "
-                           f"the model will lean towards '{big}'.",
-                           f"Add examples of '{small}' (aim for no class under a third of the largest).")]
+                               f"Classes are unbalanced: '{big}' has {nbig} examples, '{small}' only {nsmall}; "
+                               f"the model will lean towards '{big}'.",
+                               f"Add examples of '{small}' (aim for no class under a third of the largest).")]
     return []
 
 
 def _unseen_label_issues(validation: Sequence[Example], counts: Counter[str]) -> list[Issue]:
     return [make_issue("unseen_label", "error", ex.line,
-                   f"Validation line {ex.line} has label '{ex.label}', which no training example has.",
-                   f"Add training examples labelled '{ex.label}', or fix the label.")
+                       f"Validation line {ex.line} has label '{ex.label}', which no training example has.",
+                       f"Add training examples labelled '{ex.label}', or fix the label.")
             for ex in validation if ex.kind == "classification" and ex.label and ex.label not in counts]
 
 
@@ -273,9 +274,9 @@ def coverage_issues(cov: dict[str, Any], n: int) -> list[Issue]:
         return []
     thin = ", ".join(f"{category_name(k)} ({kinds[k]})" for k in cov["thin"])
     return [make_issue("thin_category", "info", None,
-                   f"Some task kinds have few examples next to the rest: {thin}.",
-                   "Add 10–20 examples for each kind the model must handle well (20–30 for essentials like "
-                   "requirements and communication).")]
+                       f"Some task kinds have few examples next to the rest: {thin}.",
+                       "Add 10–20 examples for each kind the model must handle well (20–30 for essentials like "
+                       "requirements and communication).")]
 
 
 def validation_path_for(path: str | Path) -> Path | None:

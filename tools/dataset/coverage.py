@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from tools.dataset.model import Example
-
 
 @dataclass(frozen=True)
 class Category:
@@ -108,12 +106,6 @@ def classify(texts: list[str], *, use_embeddings: bool = False, min_similarity: 
             if float(sims[row, j]) >= min_similarity:
                 kinds[i] = CATEGORIES[j].key
     return kinds
-
-
-def coverage(examples: list[Example], *, use_embeddings: bool = False) -> dict[str, object]:
-    """Counts per task kind and per guide group, and the kinds that are thin next to the rest."""
-    kinds = classify([ex.prompt() for ex in examples], use_embeddings=use_embeddings)
-    return summarise(kinds, method="keywords+embeddings" if use_embeddings else "keywords")
 
 
 def summarise(kinds: list[str | None], method: str = "keywords") -> dict[str, object]:

@@ -218,17 +218,6 @@ def _compare(sigs: Any, rows: Any, earlier: Any, short: Any, sets: Sequence[byte
                 best_sim[a], best_row[a] = sim, b
 
 
-def near_duplicate_pairs(examples: Sequence[Example]) -> list[tuple[Example, Example, float]]:
-    """(later row, earlier row, estimated similarity) for rows that are almost the same text."""
-    import numpy as np
-
-    if not examples:
-        return []
-    texts = [ex.all_text() for ex in examples]
-    sigs = np.vstack([signatures(texts[i:i + 512]) for i in range(0, len(texts), 512)])
-    return [(examples[i], examples[j], sim) for i, j, sim in near_pairs(sigs, word_sets(texts))]
-
-
 def duplicate_issue(ex: Example, first: int | None) -> Issue:
     """A row that repeats an earlier one exactly."""
     return make_issue("duplicate", "warning", ex.line,
