@@ -10,7 +10,6 @@ from typing import Any
 from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tools.dataset.store import DatasetStore
 
-
 PERSONAS = ["shopper", "returning customer", "store manager", "support agent", "first-time visitor",
             "warehouse picker", "marketing lead", "finance clerk", "mobile user", "gift buyer", "guest", "admin"]
 BENEFITS = ["I can finish checkout later", "refunds take minutes, not days", "I know when the parcel arrives",
