@@ -21,10 +21,18 @@ DOC = ("# Goals\n\nThe checkout redesign must cut abandoned carts by ten percent
        "November, without adding a new payment step.\n")
 
 
+WHO = {"saved carts": ("shopper", "I can finish checkout later", "works offline on the phone app"),
+       "gift cards": ("support agent", "refunds take minutes, not days", "is logged for the audit trail"),
+       "order tracking": ("returning customer", "I know when the parcel arrives", "sends one confirmation email"),
+       "address book": ("first-time visitor", "I never retype my address", "keeps working after a password reset"),
+       "wish lists": ("gift buyer", "I remember what to buy next month", "appears in the weekly report")}
+
+
 def story(topic: str) -> dict[str, str]:
+    """A drafted user story; drafts differ in persona, benefit and criteria, as real ones do."""
+    who, why, criterion = WHO[topic]
     return {"request": f"Write a user story about {topic}",
-            "answer": f"As a shopper, I want {topic} so that I can shop with less effort.\n\nAcceptance criteria:\n"
-                      f"- {topic} works on mobile\n- errors name the field"}
+            "answer": f"As a {who}, I want {topic} so that {why}.\n\nAcceptance criteria:\n- {topic} {criterion}"}
 
 
 def assistant_model(body: dict[str, Any]) -> str:
