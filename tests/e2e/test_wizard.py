@@ -193,6 +193,10 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.wait_for_timeout(2000)
     screenshot("evaluation.png")
     page.get_by_role("button", name="Put it into Ollama").click()
+    wait_text(page, "What should the model be called in Ollama?")
+    page.get_by_role("button", name="Use PM-").last.click()
+    wait_text(page, "How compact should")
+    page.get_by_role("button", name="None — exact").last.click()
     page.get_by_text("ollama create").last.wait_for(timeout=120_000)
     assert (runs[0].parent.parent / "export" / "Modelfile").is_file()
     # Ollama is away: the chat does not end there — it waits to try again, or goes back to the choices

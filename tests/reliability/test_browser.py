@@ -58,7 +58,8 @@ def test_an_image_renamed_jsonl_gets_a_plain_message_in_the_chat(launch, page, t
     skip_optional_questions(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Upload a file of examples").click()
-    wait_text(page, "Upload your examples")
-    page.locator("#ask-button-input").set_input_files(str(photo))
+    wait_text(page, "Attach your examples file")
+    # refused as it arrives: the message box never gets the file
+    page.locator("#upload-button-input").set_input_files(str(photo))
     wait_text(page, "examples.jsonl is a PNG image, not text")
     assert not list((w.home / "projects").rglob("examples.jsonl"))

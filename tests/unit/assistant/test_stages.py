@@ -79,10 +79,10 @@ async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(
 
 
 async def test_drafting_keeps_the_examples_the_user_accepts():
-    drafts = {"examples": [{"request": f"Write a user story for feature {i}",
-                            "answer": f"As a user, I want feature {i} so that I save time on task {i}.\n\n"
-                                      f"Acceptance criteria:\n- works for case {i}\n- fails clearly"}
-                           for i in range(5)]}
+    from tests.unit.assistant.test_journey import story
+
+    topics = ["saved carts", "gift cards", "order tracking", "address book", "wish lists"]
+    drafts = {"examples": [story(i, t) for i, t in enumerate(topics)]}
     llm = ScriptedLLM(ok=True)
     llm.updates.extend([{"purpose": "User stories from ideas", "task_type": "generation"}, {"audience": "eng"},
                         {"house_style": "plain"}, {}])
@@ -94,7 +94,7 @@ async def test_drafting_keeps_the_examples_the_user_accepts():
     q = await s.send("confirm")
     assert "draft" in q["choices"]
     q = await s.send("draft")
-    assert q["then"] == "on_review" and "feature 0" in q["text"]
+    assert q["then"] == "on_review" and "saved carts" in q["text"]
     for answer in ["keep", "drop", "keep", "keep", "drop"]:
         q = await s.send(answer)
     assert q["then"] == "on_after_drafts" and "**3 examples**" in q["text"]
