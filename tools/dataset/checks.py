@@ -40,6 +40,7 @@ IMBALANCE_RATIO = 3.0
 # rows are tokenised and signed in batches of about this much text: big enough for numpy, small enough that
 # the temporaries stay a few tens of MB
 _BATCH_CHARS = 256_000
+_BATCH_ROWS = 512
 
 
 def _percentile(sorted_values: list[int], q: float) -> int:
@@ -124,7 +125,7 @@ class Analysis:
             self.seen[key] = ex.line
         self._pending.append((ex, first == -1, text))
         self._pending_chars += len(text)
-        if self._pending_chars >= _BATCH_CHARS:
+        if self._pending_chars >= _BATCH_CHARS or len(self._pending) >= _BATCH_ROWS:
             self._flush()
 
     def _answer(self, line: int | None, category: str, text: str) -> None:
@@ -164,8 +165,13 @@ class Analysis:
         self._flush()
         issues = self.issues
         if self.sig_blocks and len(self.sig_lines) > 1:
-            sigs = np.vstack(self.sig_blocks)
-            self.sig_blocks = []
+            # moved block by block into one matrix, so the signatures are never held twice
+            sigs = np.empty((len(self.sig_lines), self.sig_blocks[0].shape[1]), dtype=self.sig_blocks[0].dtype)
+            done = 0
+            while self.sig_blocks:
+                block = self.sig_blocks.pop(0)
+                sigs[done:done + len(block)] = block
+                done += len(block)
             issues += [near_issue(self.sig_lines[i], self.sig_lines[j], sim)
                        for i, j, sim in near_pairs(sigs, self.sig_sets)]
         issues += outlier_issues(self.answer_lines, self.answer_kinds, self.answer_tokens)

@@ -8,12 +8,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from tools.dataset.model import Example, Issue
+from tools.dataset.readers import MAX_EXAMPLE_CHARS
 from tools.dataset.rows import at, make_issue
 from tools.errors import UsageError
 
 DEFAULT_CONTEXT = 4096
-# one example may hold this much text; a longer one is reported and never tokenised in full
-MAX_EXAMPLE_CHARS = 1_000_000
 # Latin-script words are about 1.3 tokens each in the tokenizers of common bases; a long run of letters and
 # digits (a URL, an ID, code) is cut every ~4 characters once it is past a word's usual length
 TOKENS_PER_WORD = 1.3
