@@ -201,7 +201,10 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
             path = stored_file(key)
             if owner is None or path is None or not key.startswith(owner + "/"):
                 raise HTTPException(status_code=404, detail="No such file")
-            return FileResponse(path)
+            # a chart is stored as JSON under a name without a suffix: the page parses it only if told it is JSON
+            with open(path, "rb") as f:
+                json_like = f.read(1) in (b"{", b"[")
+            return FileResponse(path, media_type="application/json" if json_like else None)
 
     return router
 

@@ -217,6 +217,7 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     assert page.locator(".js-plotly-plot").count() == charts
     # with their data, not empty axes
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].every(p => (p.data || []).length)")
     points = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
                            ".map(p => (p.data || []).reduce((n, t) => n + ((t.x || t.y || []).length || 0), 0))")
     assert all(n > 0 for n in points), points
