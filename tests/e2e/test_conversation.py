@@ -64,7 +64,7 @@ def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path
     attach(page, "examples/pm_dataset.jsonl")
     wait_text(page, "45 examples")
     page.get_by_role("button", name="Continue to training").last.click()
-    wait_text(page, "are not on this machine yet")
+    page.get_by_text("are not on this machine yet").last.wait_for(timeout=180_000)
     say(page, "tiny-random please")  # said, not clicked
     wait_text(page, "Plan:")
     say(page, "max steps 8")
