@@ -11,30 +11,14 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @contextmanager
-def atomic_writer(path: Path) -> Iterator[IO[str]]:
-    """A UTF-8 text file to write bit by bit; it appears at `path` whole when the block ends, or not at all."""
+def _atomic(path: Path, *, binary: bool) -> Iterator[IO[Any]]:
+    """A temp file in the same folder that becomes `path` (fsync, then rename) when the block ends, or vanishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="\n")) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -42,6 +26,17 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same folder, fsync, then rename."""
+    with _atomic(path, binary=True) as f:
+        f.write(data)
+
+
+def atomic_writer(path: Path) -> Any:
+    """A UTF-8 text file to write bit by bit; it appears at `path` whole when the block ends, or not at all."""
+    return _atomic(path, binary=False)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
