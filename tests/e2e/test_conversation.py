@@ -6,21 +6,9 @@ import json
 
 import pytest
 
-from tests.e2e.test_wizard import attach, say, skip_optional_questions, wait_text
+from tests.e2e.test_wizard import attach, plain_interview, say, wait_text
 
 pytestmark = pytest.mark.e2e
-
-
-def interview(page) -> None:
-    """A generation project, typed and clicked; ends at the dataset question."""
-    wait_text(page, "What should your model do?")
-    say(page, "Write user stories")
-    page.get_by_role("button", name="Writes text (generation)").click()
-    wait_text(page, "Who reads what the model produces?")
-    say(page, "engineers")
-    wait_text(page, "How should it sound and look?")
-    say(page, "plain")
-    skip_optional_questions(page)
 
 
 def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard, page):
@@ -57,7 +45,7 @@ def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard,
 def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path, start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
-    interview(page)
+    plain_interview(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Upload a file of examples").click()
     wait_text(page, "Attach your examples file")

@@ -66,6 +66,18 @@ def skip_optional_questions(page) -> None:
     wait_text(page, "Here is your project")
 
 
+def plain_interview(page) -> None:
+    """A generation project, typed and clicked, without the assistant model; ends at the spec to confirm."""
+    wait_text(page, "What should your model do?")
+    say(page, "Write user stories")
+    page.get_by_role("button", name="Writes text (generation)").click()
+    wait_text(page, "Who reads what the model produces?")
+    say(page, "engineers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain")
+    skip_optional_questions(page)
+
+
 def test_interview_by_typing_and_clicking_ends_with_the_confirmed_spec(ollama, start_wizard, page, screenshot):
     ollama.responder = scripted_slot_filler
     wizard = start_wizard(ollama.url)
@@ -164,14 +176,7 @@ def test_an_unwritable_workspace_is_explained_and_the_chat_still_works(tmp_path,
 def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
-    wait_text(page, "What should your model do?")
-    say(page, "Write user stories")
-    page.get_by_role("button", name="Writes text (generation)").click()
-    wait_text(page, "Who reads what the model produces?")
-    say(page, "engineers")
-    wait_text(page, "How should it sound and look?")
-    say(page, "plain")
-    skip_optional_questions(page)
+    plain_interview(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Start from the sample PM dataset").click()
     wait_text(page, "45 examples")
