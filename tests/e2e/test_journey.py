@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_conversation import interview
-from tests.e2e.test_wizard import attach, say, scripted_slot_filler, skip_optional_questions, wait_text
+from tests.e2e.test_wizard import attach, plain_interview, say, scripted_slot_filler, skip_optional_questions, wait_text
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +63,7 @@ def interview_with_the_model(page) -> None:
 def test_changing_epochs_in_the_settings_panel_plans_again(start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
-    interview(page)
+    plain_interview(page)
     page.get_by_role("button", name="Looks right").click()
     page.get_by_role("button", name="Start from the sample PM dataset").click()
     page.get_by_role("button", name="Continue to training").last.click()
