@@ -322,6 +322,40 @@ async def on_message(message: cl.Message) -> None:
         if pending.get("kind") != "training":
             await _retire_question()
         await _step(reply)
+        if files:
+            await _store_once(files[0])
+
+
+async def _store_once(upload: Any) -> None:
+    """Once the project keeps an upload, the chat's stored copy becomes that very file and chainlit's transit copy
+    goes: the user's bytes are stored once under MTW_HOME, and a reopened conversation still shows the file."""
+    from pathlib import Path
+
+    from assistant.chat_store import files_dir
+    from assistant.uploads import project_copy, share_file
+    from tools.project import project_dir, slugify
+
+    state = await (await graph()).aget_state(_config())
+    name = (state.values.get("spec") or {}).get("name")
+    scratch = Path(upload.path)
+    kept = await asyncio.to_thread(project_copy, project_dir(slugify(name)), scratch) if name else None
+    if kept is None:
+        return  # not taken in (refused, or asked for again): chainlit drops its copy when the chat ends
+    if _CHAT_URL:
+        # chainlit stores the message's copy from a task started with the message; it reads the transit copy
+        for _ in range(200):
+            stored = next((p for p in files_dir().glob(f"*/{upload.id}/*") if not p.name.startswith(".")), None)
+            if stored is not None:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            return
+        try:
+            await asyncio.to_thread(share_file, kept, stored)
+        except OSError as exc:  # e.g. a file system without hard links: two copies, nothing lost
+            log.warning("upload stored twice: %s", exc)
+    cl.context.session.files.pop(upload.id, None)
+    scratch.unlink(missing_ok=True)
 
 
 @cl.action_callback("answer")

@@ -1,11 +1,14 @@
-"""Uploads into the chat: a safe base name, a size limit, and only the kinds of file the wizard can read."""
+"""Uploads into the chat: a safe base name, a size limit, only the kinds of file the wizard can read, stored once."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
 import unicodedata
 import zipfile
+from pathlib import Path
 
 MAX_NAME = 120
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -72,3 +75,34 @@ def _is_text(head: bytes) -> bool:
         return True
     controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
     return b"\x00" not in head and controls <= len(head) // 100
+
+
+def project_copy(project: Path, upload: Path) -> Path | None:
+    """The project's own copy of UPLOAD: a file under PROJECT with the same bytes (same size first, then hash)."""
+    try:
+        size = upload.stat().st_size
+        digest = _digest(upload)
+    except OSError:
+        return None
+    if not project.is_dir():
+        return None
+    for path in project.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size == size and _digest(path) == digest:
+                return path
+        except OSError:  # a file being replaced meanwhile is not the one
+            continue
+    return None
+
+
+def share_file(kept: Path, other: Path) -> None:
+    """Make OTHER the very file KEPT is (a hard link swapped in atomically): the bytes are stored once."""
+    temp = other.with_name(f".{other.name}.{os.getpid()}.link")
+    temp.unlink(missing_ok=True)
+    os.link(kept, temp)
+    os.replace(temp, other)
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

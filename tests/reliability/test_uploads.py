@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from assistant.uploads import MAX_NAME, refusal, safe_name
+from tests.reliability.chat import Chat, plain_interview
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -108,3 +109,35 @@ def test_uploads_through_the_server(launch):
         assert sorted(package_ui.rglob("*")) == before  # nothing written inside the installed package
     finally:
         ws.close()  # type: ignore[attr-defined]
+
+
+STORIES = b"".join(
+    b'{"messages": [{"role": "user", "content": "Write a user story about %d"}, '
+    b'{"role": "assistant", "content": "As a shopper I want item %d so that I can finish."}]}\n' % (i, i)
+    for i in range(12))
+
+
+@pytest.mark.reliability
+async def test_an_upload_the_project_keeps_is_stored_once_and_still_shown_when_reopened(launch):
+    w = launch()
+    chat = await Chat(w.url, dict(signed_in_client(w).cookies)).open()
+    try:
+        await plain_interview(chat)
+        await chat.click("Looks right")
+        await chat.click("Upload a file of examples")
+        await chat.wait_text("Attach your examples file")
+        ref = await chat.upload("stories.jsonl", STORIES)
+        before = chat.turns_ended
+        await chat.say("", files=[ref])
+        await chat.wait_text("**12 examples**")
+        await chat.wait_turn_end(before)
+        thread = (await chat.http.get(f"/project/thread/{chat.thread_id}")).json()
+    finally:
+        await chat.close()
+    copies = [p for p in w.home.rglob("*") if p.is_file() and p.read_bytes() == STORIES]
+    # hard links are one file: the chat shows the project's copy itself
+    assert len({(p.stat().st_dev, p.stat().st_ino) for p in copies}) == 1, copies
+    assert any("projects" in p.parts for p in copies)
+    [element] = [e for e in thread["elements"] if e["name"] == "stories.jsonl"]
+    with httpx.Client(base_url=w.url, cookies=signed_in_client(w).cookies, timeout=30) as client:
+        assert client.get(element["url"]).content == STORIES
