@@ -152,10 +152,31 @@ def install(chat_history: bool) -> None:
                 await asyncio.to_thread(ensure_user, username)
             return cl.User(identifier=username, metadata={"role": "owner", "provider": "password"})
 
+    import chainlit.server
+
+    # chainlit answers someone else's thread with 401 (saying it exists); every thread route asks this one check
+    chainlit.server.is_thread_author = own_thread
     router = _routes(rules, chat_history)
     # first in line: chainlit's own upload route and its catch-all page route would otherwise answer
     app.router.routes[0:0] = router.routes
     app.add_middleware(Guard, policy=rules)
+
+
+async def own_thread(username: str, thread_id: str) -> bool:
+    """Pass when USERNAME wrote the thread; another user's thread, an unowned or a missing one are all 404."""
+    from chainlit.data import get_data_layer
+    from fastapi import HTTPException
+
+    data = get_data_layer()
+    if data is None:
+        raise HTTPException(status_code=404, detail="Conversation history is off, so there is no such conversation")
+    try:
+        author = await data.get_thread_author(thread_id)
+    except ValueError:  # chainlit's SQL layer raises for a thread with no author (or none at all)
+        author = None
+    if author != username:
+        raise HTTPException(status_code=404, detail="Thread not found")
+    return True
 
 
 def _routes(rules: Policy, chat_history: bool) -> Any:

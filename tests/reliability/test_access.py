@@ -92,6 +92,10 @@ def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(l
     alice_id = db.execute("SELECT id FROM users WHERE identifier='alice'").fetchone()[0]
     db.execute('INSERT INTO threads ("id", "createdAt", "name", "userId", "userIdentifier") '
                "VALUES ('t-alice', '2026-01-01T00:00:00Z', 'Alice project', ?, 'alice')", (alice_id,))
+    db.execute('INSERT INTO threads ("id", "createdAt", "name") VALUES (\'t-nobody\', \'2026-01-01T00:00:00Z\', '
+               "'Before sign-in')")
+    db.execute('INSERT INTO elements ("id", "threadId", "type", "name", "objectKey") '
+               "VALUES ('el-1', 't-alice', 'file', 'chart.json', ?)", (f"{alice_id}/el-1/chart.json",))
     db.commit()
     chart = home / "chat-files" / alice_id / "el-1" / "chart.json"
     chart.parent.mkdir(parents=True)
@@ -101,7 +105,15 @@ def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(l
     listing = {"pagination": {"first": 20}, "filter": {}}
     assert [t["id"] for t in alice.post("/project/threads", json=listing).json()["data"]] == ["t-alice"]
     assert bob.post("/project/threads", json=listing).json()["data"] == []
-    assert bob.get("/project/thread/t-alice").status_code in (401, 403, 404)
+    for thread in ("t-alice", "t-nobody", "t-missing"):
+        tried = {f"{method} {path}": bob.request(method, path, json=body).status_code for method, path, body in [
+            ("GET", f"/project/thread/{thread}", None), ("GET", f"/project/thread/{thread}/element/el-1", None),
+            ("PUT", "/project/thread", {"threadId": thread, "name": "taken"}),
+            ("PUT", "/project/thread/share", {"threadId": thread, "isShared": True}),
+            ("GET", f"/project/share/{thread}", None), ("DELETE", "/project/thread", {"threadId": thread})]}
+        assert set(tried.values()) == {404}, tried  # as if it did not exist: not even that it does is told
+    kept = db.execute("SELECT name, metadata FROM threads WHERE id='t-alice'").fetchone()
+    assert kept == ("Alice project", None)  # bob could neither rename, share nor delete it
     assert alice.get("/project/thread/t-alice").json()["id"] == "t-alice"
     assert alice.get(key).status_code == 200
     assert bob.get(key).status_code == 404 and anon.get(key).status_code == 401
