@@ -25,6 +25,8 @@ class Chat:
         """Buttons on screen, by action id."""
         self.errors: list[str] = []
         """Anything the server reported as an error."""
+        self.history: list[str] = []
+        """A reopened conversation's stored messages, as the page shows them again (not in `messages`)."""
         self.turns_ended = 0
         """How many times the server said a turn (a message or a click being handled) was over."""
         self.changed = asyncio.Event()
@@ -79,9 +81,7 @@ class Chat:
         self._touch()
 
     async def _resumed(self, thread: dict[str, Any]) -> None:
-        for step in thread.get("steps", []):
-            if "message" in str(step.get("type")):
-                self.messages.setdefault(step["id"], step)
+        self.history = [str(s.get("output") or "") for s in thread.get("steps", []) if "message" in str(s.get("type"))]
         self._touch()
 
     async def _turn_ended(self, data: Any = None) -> None:

@@ -20,8 +20,8 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Wizard]]:
     """Start `mtw ui` with extra flags in its own MTW_HOME (or a given one); all stopped afterwards."""
     started: list[Wizard] = []
 
-    def _launch(*args: str, home: Path | None = None, port: int | None = None) -> Wizard:
-        w = Wizard(home or tmp_path / "home", DOUBLE_DOWN, tmp_path, args, port)
+    def _launch(*args: str, home: Path | None = None, port: int | None = None, ollama: str = DOUBLE_DOWN) -> Wizard:
+        w = Wizard(home or tmp_path / "home", ollama, tmp_path, args, port)
         started.append(w)
         return w
 
