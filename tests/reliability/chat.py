@@ -157,17 +157,33 @@ class Chat:
         return ref
 
 
+# the interview typed and clicked (no assistant model): (what to do, with what, what the next question says)
+INTERVIEW = [("say", "Write user stories", "What kind of model is it?"),
+             ("click", "Writes text (generation)", "Who reads what the model produces?"),
+             ("say", "engineers", "How should it sound and look?"),
+             ("say", "plain", "Paste one or two real samples"),
+             ("click", "Skip", "must never do"),
+             ("click", "Skip", "Here is your project")]
+
+
+async def timed_interview(chat: Chat) -> list[float]:
+    """The interview up to the spec shown for confirmation; each answer timed from sending it to the next question
+    on screen (seconds), the first entry being the greeting's question after connecting."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await chat.wait_text("What should your model do?")
+    times = [loop.time() - start]
+    for how, what, then in INTERVIEW:
+        start = loop.time()
+        if how == "say":
+            await chat.say(what)
+        else:
+            await chat.click(what)
+        await chat.wait_text(then)
+        times.append(loop.time() - start)
+    return times
+
+
 async def plain_interview(chat: Chat) -> None:
     """The interview typed and clicked (no assistant model), up to the spec shown for confirmation."""
-    await chat.wait_text("What should your model do?")
-    await chat.say("Write user stories")
-    await chat.click("Writes text (generation)")
-    await chat.wait_text("Who reads what the model produces?")
-    await chat.say("engineers")
-    await chat.wait_text("How should it sound and look?")
-    await chat.say("plain")
-    await chat.wait_text("Paste one or two real samples")
-    await chat.click("Skip")
-    await chat.wait_text("must never do")
-    await chat.click("Skip")
-    await chat.wait_text("Here is your project")
+    await timed_interview(chat)

@@ -31,6 +31,7 @@ async def reopen(w, thread_id: str | None) -> Chat:
     return chat
 
 
+@pytest.mark.timeout(600)  # three starts of `mtw ui`
 async def test_killed_after_looks_right_and_mid_upload_the_spec_stays_and_the_upload_can_be_made_again(launch):
     w = launch()
     chat = await Chat(w.url, dict(signed_in_client(w).cookies)).open()
@@ -70,6 +71,7 @@ async def test_killed_after_looks_right_and_mid_upload_the_spec_stays_and_the_up
     assert [p.name for p in (w.home / "ui").iterdir()] == [str(w.proc.pid)]
 
 
+@pytest.mark.timeout(600)
 async def test_killed_right_after_keep_the_kept_draft_stays_and_drafting_goes_on(launch, ollama):
     ollama.responder = assistant_model
     w = launch(ollama=ollama.url)
