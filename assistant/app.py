@@ -327,8 +327,8 @@ async def on_message(message: cl.Message) -> None:
 
 
 async def _store_once(upload: Any) -> None:
-    """Once the project keeps an upload, the chat's stored copy becomes that very file and chainlit's transit copy
-    goes: the user's bytes are stored once under MTW_HOME, and a reopened conversation still shows the file."""
+    """Once the project keeps an upload, chainlit's transit copy (what the open page downloads the attachment from)
+    and the conversation's stored copy (what a reopened one shows) become that very file: the bytes are stored once."""
     from pathlib import Path
 
     from assistant.chat_store import files_dir
@@ -341,21 +341,20 @@ async def _store_once(upload: Any) -> None:
     kept = await asyncio.to_thread(project_copy, project_dir(slugify(name)), scratch) if name else None
     if kept is None:
         return  # not taken in (refused, or asked for again): chainlit drops its copy when the chat ends
+    copies = [scratch]
     if _CHAT_URL:
-        # chainlit stores the message's copy from a task started with the message; it reads the transit copy
+        # chainlit stores the conversation's copy from a task started with the message
         for _ in range(200):
             stored = next((p for p in files_dir().glob(f"*/{upload.id}/*") if not p.name.startswith(".")), None)
             if stored is not None:
+                copies.append(stored)
                 break
             await asyncio.sleep(0.05)
-        else:
-            return
+    for copy in copies:
         try:
-            await asyncio.to_thread(share_file, kept, stored)
-        except OSError as exc:  # e.g. a file system without hard links: two copies, nothing lost
+            await asyncio.to_thread(share_file, kept, copy)
+        except OSError as exc:  # e.g. a file system without hard links: a second copy, nothing lost
             log.warning("upload stored twice: %s", exc)
-    cl.context.session.files.pop(upload.id, None)
-    scratch.unlink(missing_ok=True)
 
 
 @cl.action_callback("answer")

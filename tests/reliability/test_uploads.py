@@ -132,10 +132,13 @@ async def test_an_upload_the_project_keeps_is_stored_once_and_still_shown_when_r
         await chat.wait_text("**12 examples**")
         await chat.wait_turn_end(before)
         thread = (await chat.http.get(f"/project/thread/{chat.thread_id}")).json()
+        # the open page still downloads the attachment
+        live = await chat.http.get(f"/project/file/{ref['id']}", params={"session_id": chat.session_id})
+        assert live.content == STORIES
     finally:
         await chat.close()
     copies = [p for p in w.home.rglob("*") if p.is_file() and p.read_bytes() == STORIES]
-    # hard links are one file: the chat shows the project's copy itself
+    # hard links are one file: the chat shows the project's copy itself, in the open page and once reopened
     assert len({(p.stat().st_dev, p.stat().st_ino) for p in copies}) == 1, copies
     assert any("projects" in p.parts for p in copies)
     [element] = [e for e in thread["elements"] if e["name"] == "stories.jsonl"]
