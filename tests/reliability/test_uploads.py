@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.uploads import MAX_NAME, refusal, safe_name
+from assistant.uploads import MAX_NAME, project_copy, refusal, safe_name, share_file
 from tests.reliability.chat import Chat, plain_interview
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
@@ -144,3 +144,20 @@ async def test_an_upload_the_project_keeps_is_stored_once_and_still_shown_when_r
     [element] = [e for e in thread["elements"] if e["name"] == "stories.jsonl"]
     with httpx.Client(base_url=w.url, cookies=signed_in_client(w).cookies, timeout=30) as client:
         assert client.get(element["url"]).content == STORIES
+
+
+def test_the_projects_copy_is_found_by_its_bytes_and_the_chats_copy_becomes_that_file(tmp_path: Path):
+    project = tmp_path / "project"
+    kept = project / "dataset" / "versions" / "0123abcd.jsonl"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(STORIES)
+    (project / "same-size.jsonl").write_bytes(STORIES.replace(b"shopper", b"Shopper"))
+    upload = tmp_path / "chat" / "stories.jsonl"
+    upload.parent.mkdir()
+    upload.write_bytes(STORIES)
+    assert project_copy(project, upload) == kept
+    share_file(kept, upload)
+    assert upload.samefile(kept) and upload.read_bytes() == STORIES
+    assert [p.name for p in upload.parent.iterdir()] == ["stories.jsonl"]  # no link left half made
+    assert project_copy(project, tmp_path / "gone.jsonl") is None
+    assert project_copy(tmp_path / "no-project", upload) is None
