@@ -45,12 +45,22 @@ def estimate_text(text: str) -> int:
     return cjk + math.ceil(TOKENS_PER_WORD * len(words) + extra)
 
 
-def estimate_tokens(ex: Example) -> int:
-    """Estimated tokens of one row, with a few per turn for the chat template."""
+def message_estimates(ex: Example) -> list[int]:
+    """Estimated tokens of each message's text, in order (tool-call arguments not included)."""
+    return [estimate_text(m.content) for m in ex.messages]
+
+
+def estimate_tokens(ex: Example, per_message: Sequence[int] | None = None) -> int:
+    """Estimated tokens of one row, with a few per turn for the chat template.
+
+    `per_message` is message_estimates(ex) when the caller has already worked it out.
+    """
     if ex.tokens is not None:
         return estimate_text(" ".join(ex.tokens)) + 2
     calls = sum(estimate_text(c.arguments) for m in ex.messages for c in m.tool_calls or ())
-    return sum(estimate_text(m.content) + TURN_OVERHEAD for m in ex.messages) + calls + 2
+    if per_message is None:
+        per_message = message_estimates(ex)
+    return sum(n + TURN_OVERHEAD for n in per_message) + calls + 2
 
 
 def estimate_counter(examples: Sequence[Example]) -> list[int]:
