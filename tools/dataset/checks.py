@@ -162,7 +162,7 @@ class Analysis:
                 # memory: 128 bytes a row
                 self.sig_blocks.append(signatures([row.text for _, row in kept]).astype(np.uint16))
                 self.sig_lines += [line for line, _ in kept]
-                self.sig_sets += [word_set(row.lower_words) for _, row in kept]
+                self.sig_sets += [word_set(row) for _, row in kept]
 
     def finish(self, validation: Sequence[Example] = ()) -> tuple[list[Issue], dict[str, Any]]:
         """The dataset-wide checks and the stats; returns (issues sorted by line, stats)."""

@@ -31,7 +31,7 @@ def fingerprint(ex: Example, text: RowText | None = None) -> str:
     `text` is the row's text when the caller has already split it (the check does, for every row).
     """
     row = text or RowText(ex.all_text())
-    return hashlib.blake2b(row.normalised.encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(row.normalised, digest_size=16).hexdigest()
 
 
 _HASH_BASE = 0x01000193  # odd, so it has an inverse modulo 2^32
@@ -43,7 +43,8 @@ def _power_tables(n: int) -> tuple[Any, Any]:
     import numpy as np
 
     if _powers.get("n", 0) < n:
-        size = max(n, 1 << 16)
+        # grown to twice what is asked: batches vary in size, and each new largest one would rebuild them
+        size = max(2 * n, 1 << 16)
         inv = pow(_HASH_BASE, -1, 1 << 32)
         # cumprod gives base^(i+1); one step the other way brings each back to base^i
         _powers["pow"] = np.cumprod(np.full(size, _HASH_BASE, dtype=np.uint32), dtype=np.uint32) * np.uint32(inv)
@@ -68,10 +69,9 @@ def _byte_word_hashes(raw: bytes) -> tuple[Any, Any, Any]:
     powers, inverse = _power_tables(n + 1)
     prefix = np.zeros(n + 1, dtype=np.uint32)
     np.cumsum(data.astype(np.uint32) * powers[:n], dtype=np.uint32, out=prefix[1:])
-    word = ~_space_table()[data]
-    edges = np.diff(np.concatenate(([False], word, [False])).astype(np.int8))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
+    # a word starts where the mask steps up and ends where it steps down; the steps alternate
+    steps = np.flatnonzero(np.diff(_word_table()[data], prepend=np.int8(0), append=np.int8(0)))
+    starts, ends = steps[0::2], steps[1::2]
     return starts, ends, (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint32)
 
 
@@ -84,11 +84,12 @@ def _shingles(hashes: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def _space_table() -> Any:
+def _word_table() -> Any:
+    """1 for the bytes that make up words, 0 for ASCII whitespace."""
     import numpy as np
 
-    table = np.zeros(256, dtype=bool)
-    table[[9, 10, 11, 12, 13, 32]] = True
+    table = np.ones(256, dtype=np.int8)
+    table[[9, 10, 11, 12, 13, 32]] = 0
     return table
 
 
@@ -162,12 +163,14 @@ def word_sets(texts: Sequence[str]) -> list[bytes | None]:
     A 64-value signature estimates a short text's similarity too roughly (±0.06) for a 0.7 threshold, so two
     short texts that LSH brings together are compared word by word.
     """
-    return [word_set(text.lower().split()) for text in texts]
+    return [word_set(RowText(text)) for text in texts]
 
 
-def word_set(words: Sequence[str]) -> bytes | None:
-    """One text's word set from its lower-cased words (see word_sets)."""
-    return array("q", sorted({hash(w) for w in words})).tobytes() if len(words) < SHORT_WORDS else None
+def word_set(text: RowText) -> bytes | None:
+    """One text's word set (see word_sets)."""
+    if text.word_count >= SHORT_WORDS:
+        return None
+    return array("q", sorted({hash(w) for w in text.lower_words})).tobytes()
 
 
 def _jaccard(a: bytes, b: bytes) -> float:
