@@ -42,6 +42,7 @@ _PLAIN_WORD = re.compile(r"[^\w\s]*[A-Z]?[a-z]+[^\w\s]*")
 _REACH = 60
 _TRIGGERS = ("Bearer ", "_authToken")
 _ASSIGNMENT_KEYS = ("secret", "key", "token", "passw", "pwd")
+_ASSIGNMENT_ENDS = ("key", "secret", "token", "password", "passwd", "pwd")
 
 
 @lru_cache(maxsize=1)
@@ -113,6 +114,28 @@ def _credential_windows(text: str, row: RowText | None = None) -> list[str]:
     return [text[a:b] for a, b in spans]
 
 
+def _may_assign(text: str, lower: str) -> bool:
+    """Whether `key = value` can be in the text: the assignment pattern is slow to run over every row.
+
+    In ASCII text it needs a key name (each ends in one of _ASSIGNMENT_ENDS) followed by `:` or `=`.
+    """
+    if not any(k in lower for k in _ASSIGNMENT_KEYS):
+        return False
+    if not text.isascii():
+        return True
+    for end in _ASSIGNMENT_ENDS:
+        pos = lower.find(end)
+        while pos >= 0:
+            j = pos + len(end)
+            j += lower.startswith('"', j)
+            while j < len(lower) and lower[j].isspace():
+                j += 1
+            if lower.startswith((":", "="), j):
+                return True
+            pos = lower.find(end, pos + 1)
+    return False
+
+
 def find_secret(text: str, row: RowText | None = None) -> tuple[str, str, bool] | None:
     """(what it is, the text found, certain) for the first secret; certain=False for an example-looking password.
 
@@ -131,7 +154,7 @@ def find_secret(text: str, row: RowText | None = None) -> tuple[str, str, bool] 
     if url:
         return "a password inside a URL", url.group(2), True
     lower = text.lower()
-    for hit in _ASSIGNMENT.finditer(text) if any(k in lower for k in _ASSIGNMENT_KEYS) else ():
+    for hit in _ASSIGNMENT.finditer(text) if _may_assign(text, lower) else ():
         key, value = hit.group(1).lower(), hit.group(2)
         if value == PLACEHOLDER or value.startswith("<"):
             continue
