@@ -97,7 +97,7 @@ def _credential_windows(text: str, row: RowText | None = None) -> list[str]:
     """
     if any(t in text for t in _TRIGGERS):
         return [text]
-    if row is not None and row.mask is not None and not row.has_word_of(14):
+    if row is not None and not row.has_word_of(14):
         return []
     words = text.split()
     if max(map(len, words), default=0) < 14 or all(_PLAIN_WORD.fullmatch(w) for w in words if len(w) >= 14):
