@@ -16,12 +16,16 @@ from tools.dataset.duplicates import (
     near_pairs,
     signature,
     signatures,
-    word_sets,
+    word_set,
 )
 from tools.dataset.lengths import (
     MAX_EXAMPLE_CHARS,
     counter_for,
     default_context,
+    estimate_counter,
+    estimate_text,
+    estimate_tokens,
+    message_estimates,
     outlier_issues,
     too_big_issue,
     too_long_issue,
@@ -29,6 +33,7 @@ from tools.dataset.lengths import (
 from tools.dataset.model import DatasetReport, Example, Issue
 from tools.dataset.privacy import privacy_issues, redact_secrets
 from tools.dataset.rows import allowed_label_issues, make_issue, placeholder_issues, row_issues
+from tools.dataset.text import RowText
 
 # the names drafting, documents and training take from the report's module
 __all__ = ["NEAR_DUP_THRESHOLD", "analyse", "check_file", "fingerprint", "privacy_issues", "redact_secrets",
@@ -61,6 +66,8 @@ class Analysis:
                  near_duplicates: bool = True, use_embeddings: bool = False) -> None:
         self.model = model
         self.counter, self.counting = counter_for(model)
+        # without a tokenizer each message is estimated once, for the row's length and for its answer's
+        self.estimating = self.counter is estimate_counter
         self.context = context or default_context(model)
         self.labels = list(labels)
         self.near_duplicates = near_duplicates
@@ -82,7 +89,7 @@ class Analysis:
         self.sig_lines: list[int | None] = []
         self.sig_sets: list[bytes | None] = []
         self.sig_blocks: list[Any] = []
-        self._pending: list[tuple[Example, bool, str]] = []
+        self._pending: list[tuple[Example, bool, RowText, list[int]]] = []
         self._pending_chars = 0
 
     def add(self, ex: Example) -> None:
@@ -95,12 +102,14 @@ class Analysis:
             ex = ex.model_copy(update={"line": self.n})
         self.issues += row_issues(ex)
         self.kinds[ex.kind] += 1
-        text = ex.all_text()
-        if len(text) > MAX_EXAMPLE_CHARS:
-            self.issues.append(too_big_issue(ex, len(text)))
+        row = RowText(ex.all_text())
+        if len(row.text) > MAX_EXAMPLE_CHARS:
+            self.issues.append(too_big_issue(ex, len(row.text)))
             return
-        self.issues += privacy_issues(ex)
+        self.issues += privacy_issues(ex, row)
         self.issues += placeholder_issues(ex)
+        estimates = message_estimates(ex) if self.estimating else []
+        known = dict(zip((m.content for m in ex.messages), estimates, strict=False))
         if ex.kind == "chat":
             self.roles.update(m.role for m in ex.messages)
             self.turns[len(ex.messages)] += 1
@@ -110,30 +119,29 @@ class Analysis:
             self.task_kinds.append(kind)
             answer = ex.answer()
             if answer.strip():
-                self._answer(ex.line, kind or "", answer)
+                self._answer(ex.line, kind or "", answer, known)
         elif ex.kind == "classification" and ex.label:
             self.label_counts[ex.label] += 1
             self.issues += allowed_label_issues(ex, self.labels)
-            self._answer(ex.line, ex.label, ex.text)
+            self._answer(ex.line, ex.label, ex.text, known)
         elif ex.kind == "ner":
             self.entity_tags.update(t[2:] for t in ex.tags or [] if t.startswith("B-"))
-        key = fingerprint(ex)
+        key = fingerprint(ex, row)
         first = self.seen.get(key, -1)
         if first != -1:
             self.issues.append(duplicate_issue(ex, first))
         else:
             self.seen[key] = ex.line
-        self._pending.append((ex, first == -1, text))
-        self._pending_chars += len(text)
+        self._pending.append((ex, first == -1, row, estimates))
+        self._pending_chars += len(row.text)
         if self._pending_chars >= _BATCH_CHARS or len(self._pending) >= _BATCH_ROWS:
             self._flush()
 
-    def _answer(self, line: int | None, category: str, text: str) -> None:
-        from tools.dataset.lengths import estimate_text
-
+    def _answer(self, line: int | None, category: str, text: str, known: dict[str, int]) -> None:
         self.answer_lines.append(line)
         self.answer_kinds.append(category)
-        self.answer_tokens.append(estimate_text(text))
+        tokens = known.get(text)
+        self.answer_tokens.append(estimate_text(text) if tokens is None else tokens)
 
     def _flush(self) -> None:
         import numpy as np
@@ -141,20 +149,20 @@ class Analysis:
         pending, self._pending, self._pending_chars = self._pending, [], 0
         if not pending:
             return
-        rows = [ex for ex, _, _ in pending]
-        lengths = self.counter(rows)
+        rows = [ex for ex, _, _, _ in pending]
+        lengths = ([estimate_tokens(ex, estimates) for ex, _, _, estimates in pending] if self.estimating
+                   else self.counter(rows))
         self.lengths += lengths
         self.issues += [too_long_issue(ex, n, self.context) for ex, n in zip(rows, lengths, strict=True)
                         if n > self.context]
         if self.near_duplicates:
-            kept = [(ex.line, text) for ex, unique, text in pending if unique]
+            kept = [(ex.line, row) for ex, unique, row, _ in pending if unique]
             if kept:
-                texts = [text for _, text in kept]
                 # the low 16 bits of each MinHash value estimate similarity as well (b-bit MinHash) in half the
                 # memory: 128 bytes a row
-                self.sig_blocks.append(signatures(texts).astype(np.uint16))
+                self.sig_blocks.append(signatures([row.text for _, row in kept]).astype(np.uint16))
                 self.sig_lines += [line for line, _ in kept]
-                self.sig_sets += word_sets(texts)
+                self.sig_sets += [word_set(row) for _, row in kept]
 
     def finish(self, validation: Sequence[Example] = ()) -> tuple[list[Issue], dict[str, Any]]:
         """The dataset-wide checks and the stats; returns (issues sorted by line, stats)."""

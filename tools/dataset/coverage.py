@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 
@@ -67,7 +68,16 @@ CATEGORIES: tuple[Category, ...] = (
              "Improve a team process, onboarding or workflow."),
 )
 _BY_KEY = {c.key: c for c in CATEGORIES}
-_KEYWORDS = [(k.lower(), order, c.key) for order, c in enumerate(CATEGORIES) for k in c.keywords]
+# keywords by their first run of letters and digits: a keyword can only start where such a run of the text starts
+# (its left edge must be a word edge) and equals it, so each run of the text is looked up once instead of
+# searching the text for every keyword
+_FIRST_RUN = re.compile(r"[^\W_]+")
+_KEYWORDS: dict[str, list[tuple[str, int, str]]] = defaultdict(list)
+for _order, _category in enumerate(CATEGORIES):
+    for _word in _category.keywords:
+        _run = _FIRST_RUN.match(_word.lower())
+        assert _run is not None, _word  # every keyword starts with a letter or digit
+        _KEYWORDS[_run.group()].append((_word.lower(), _order, _category.key))
 
 
 def _is_word_edge(text: str, i: int) -> bool:
@@ -78,12 +88,13 @@ def classify_keywords(text: str) -> str | None:
     """The PM task kind a request is about, by the earliest / most specific keyword hit; None when none hits."""
     low = text.lower()
     best: tuple[int, int, str] | None = None
-    # plain substring search with a word-boundary check: several times faster than a big regex alternation
-    for word, order, key in _KEYWORDS:
-        pos = low.find(word)
-        while pos >= 0 and not (_is_word_edge(low, pos - 1) and _is_word_edge(low, pos + len(word))):
-            pos = low.find(word, pos + 1)
-        if pos >= 0:
+    seen: set[str] = set()
+    for run in _FIRST_RUN.finditer(low):
+        for word, order, key in _KEYWORDS.get(run.group(), ()):
+            pos = run.start()
+            if word in seen or not low.startswith(word, pos) or not _is_word_edge(low, pos + len(word)):
+                continue
+            seen.add(word)  # the first place a keyword stands is the one that counts
             # earlier categories in the list are the more specific ones, so they win ties on position
             score = (pos // 40, order, key)
             if best is None or score < best:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from tools.dataset.model import Example, Issue
 from tools.dataset.readers import MAX_EXAMPLE_CHARS
 from tools.dataset.rows import at, make_issue
+from tools.dataset.text import mask_counts, word_mask
 from tools.errors import UsageError
 
 DEFAULT_CONTEXT = 4096
@@ -35,22 +36,35 @@ TokenCounter = Callable[[Sequence[Example]], list[int]]
 def estimate_text(text: str) -> int:
     """Tokens in `text` without a tokenizer: CJK characters one each, other words ~1.3, long runs ~4 chars each."""
     cjk = 0
-    if not text.isascii():
+    mask = word_mask(text)
+    if mask is not None:
+        words, chars = mask_counts(mask)
+    else:
         cjk = len(_CJK.findall(text))
         if cjk:
             text = _CJK.sub(" ", text)
-    words = text.split()
-    chars = sum(map(len, words))
-    extra = max(0, chars - CHARS_PER_WORD * len(words)) / CHARS_PER_TOKEN
-    return cjk + math.ceil(TOKENS_PER_WORD * len(words) + extra)
+        split = text.split()
+        words, chars = len(split), sum(map(len, split))
+    extra = max(0, chars - CHARS_PER_WORD * words) / CHARS_PER_TOKEN
+    return cjk + math.ceil(TOKENS_PER_WORD * words + extra)
 
 
-def estimate_tokens(ex: Example) -> int:
-    """Estimated tokens of one row, with a few per turn for the chat template."""
+def message_estimates(ex: Example) -> list[int]:
+    """Estimated tokens of each message's text, in order (tool-call arguments not included)."""
+    return [estimate_text(m.content) for m in ex.messages]
+
+
+def estimate_tokens(ex: Example, per_message: Sequence[int] | None = None) -> int:
+    """Estimated tokens of one row, with a few per turn for the chat template.
+
+    `per_message` is message_estimates(ex) when the caller has already worked it out.
+    """
     if ex.tokens is not None:
         return estimate_text(" ".join(ex.tokens)) + 2
     calls = sum(estimate_text(c.arguments) for m in ex.messages for c in m.tool_calls or ())
-    return sum(estimate_text(m.content) + TURN_OVERHEAD for m in ex.messages) + calls + 2
+    if per_message is None:
+        per_message = message_estimates(ex)
+    return sum(n + TURN_OVERHEAD for n in per_message) + calls + 2
 
 
 def estimate_counter(examples: Sequence[Example]) -> list[int]:

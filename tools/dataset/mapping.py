@@ -12,6 +12,8 @@ FIELDS = ("text", "label", "prompt", "response", "completion", "context", "instr
           "system", "messages", "conversations", "history", "tools", "tokens", "tags", "chosen", "rejected",
           "query", "kto_tag")
 """Fields a column can be mapped to."""
+TAGS = ("role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag")
+"""LLaMA-Factory's turn tags: which key of a turn holds its role and which its text, and the role names used."""
 
 # LLaMA-Factory's column names -> the fields our readers read, per `formatting`
 _LF_ALPACA = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
@@ -28,9 +30,10 @@ def parse_map(items: Sequence[str]) -> dict[str, str]:
         fld, col = fld.strip().lower(), col.strip()
         if not sep or not fld or not col:
             raise UsageError(f"--map {item}: write it as FIELD=COLUMN.", "e.g. --map text=SMS --map label=Label")
-        if fld not in FIELDS:
+        if fld not in FIELDS and fld not in TAGS:
             raise UsageError(f"--map {item}: '{fld}' is not a field mtw reads.",
-                             f"Use one of: {', '.join(FIELDS)}.")
+                             f"Use one of: {', '.join(FIELDS)}; or, for the turns of a conversation, one of "
+                             f"{', '.join(TAGS)} (e.g. --map role_tag=speaker --map user_tag=customer).")
         out[fld] = col
     return out
 
@@ -50,10 +53,9 @@ def from_dataset_info(info: Path, name: str) -> dict[str, str]:
     table = _LF_SHAREGPT if entry.get("formatting") == "sharegpt" else _LF_ALPACA
     out = {table[k]: v for k, v in columns.items() if k in table and isinstance(v, str) and table[k] != v}
     tags = entry.get("tags") or {}
-    if entry.get("formatting") == "sharegpt" and tags.get("role_tag") == "role" and "messages" in columns:
-        # OpenAI-style turns inside a sharegpt entry
-        out["messages"] = columns["messages"]
-        out.pop("conversations", None)
+    if entry.get("formatting") == "sharegpt" and isinstance(tags, dict):
+        # LLaMA-Factory reads tags for sharegpt entries only
+        out.update({k: v for k, v in tags.items() if k in TAGS and isinstance(v, str)})
     return out
 
 

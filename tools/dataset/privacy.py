@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from tools.dataset.model import Example, Issue
+from tools.dataset.text import RowText
 
 PLACEHOLDER = "<SECRET>"
 _PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----.*?(?:-----END \1-----|\Z)", re.S)
@@ -28,6 +30,8 @@ _SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 _CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
 _TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444", "378282246310005")
 _DIGITS = re.compile(r"\d[\d ()./-]{6,}\d")
+# the characters _DIGITS matches, as 1s in a byte mask of ASCII text: a match needs 8 of them in a row
+_DIGIT_RUN_MASK = bytes(49 if chr(c) in "0123456789 ()./-" else 48 for c in range(256))
 _PHONE_REGIONS = ("US", "GB", "DE")
 _PLACEHOLDER_PHONE = re.compile(r"555[ .-]?01\d\d")
 # every credential format matches inside a run of 14+ non-space characters (16 with the spaces some patterns
@@ -38,6 +42,7 @@ _PLAIN_WORD = re.compile(r"[^\w\s]*[A-Z]?[a-z]+[^\w\s]*")
 _REACH = 60
 _TRIGGERS = ("Bearer ", "_authToken")
 _ASSIGNMENT_KEYS = ("secret", "key", "token", "passw", "pwd")
+_ASSIGNMENT_ENDS = ("key", "secret", "token", "password", "passwd", "pwd")
 
 
 @lru_cache(maxsize=1)
@@ -84,7 +89,7 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _credential_windows(text: str) -> list[str]:
+def _credential_windows(text: str, row: RowText | None = None) -> list[str]:
     """The stretches of `text` that could hold a known credential format: [] for ordinary prose.
 
     Running ~30 patterns over every row is what made the scan slow; almost no row has a run of characters
@@ -92,6 +97,8 @@ def _credential_windows(text: str) -> list[str]:
     """
     if any(t in text for t in _TRIGGERS):
         return [text]
+    if row is not None and not row.has_word_of(14):
+        return []
     words = text.split()
     if max(map(len, words), default=0) < 14 or all(_PLAIN_WORD.fullmatch(w) for w in words if len(w) >= 14):
         return []
@@ -107,12 +114,37 @@ def _credential_windows(text: str) -> list[str]:
     return [text[a:b] for a, b in spans]
 
 
-def find_secret(text: str) -> tuple[str, str, bool] | None:
-    """(what it is, the text found, certain) for the first secret; certain=False for an example-looking password."""
+def _may_assign(text: str, lower: str) -> bool:
+    """Whether `key = value` can be in the text: the assignment pattern is slow to run over every row.
+
+    In ASCII text it needs a key name (each ends in one of _ASSIGNMENT_ENDS) followed by `:` or `=`.
+    """
+    if not any(k in lower for k in _ASSIGNMENT_KEYS):
+        return False
+    if not text.isascii():
+        return True
+    for end in _ASSIGNMENT_ENDS:
+        pos = lower.find(end)
+        while pos >= 0:
+            j = pos + len(end)
+            j += lower.startswith('"', j)
+            while j < len(lower) and lower[j].isspace():
+                j += 1
+            if lower.startswith((":", "="), j):
+                return True
+            pos = lower.find(end, pos + 1)
+    return False
+
+
+def find_secret(text: str, row: RowText | None = None) -> tuple[str, str, bool] | None:
+    """(what it is, the text found, certain) for the first secret; certain=False for an example-looking password.
+
+    `row` is the same text already split into words, when the caller has it.
+    """
     pem = _PEM.search(text) if "PRIVATE KEY" in text else None
     if pem:
         return "a private key", pem.group()[:30], True
-    windows = _credential_windows(text)
+    windows = _credential_windows(text, row)
     for name, pattern in _known_formats() if windows else ():
         for window in windows:
             hit = pattern.search(window)
@@ -122,7 +154,7 @@ def find_secret(text: str) -> tuple[str, str, bool] | None:
     if url:
         return "a password inside a URL", url.group(2), True
     lower = text.lower()
-    for hit in _ASSIGNMENT.finditer(text) if any(k in lower for k in _ASSIGNMENT_KEYS) else ():
+    for hit in _ASSIGNMENT.finditer(text) if _may_assign(text, lower) else ():
         key, value = hit.group(1).lower(), hit.group(2)
         if value == PLACEHOLDER or value.startswith("<"):
             continue
@@ -140,10 +172,32 @@ def redact_secrets(text: str) -> str:
     return _ASSIGNMENT.sub(lambda m: m.group().replace(m.group(2), PLACEHOLDER), text)
 
 
-def find_phones(text: str) -> list[str]:
-    """Phone numbers, international or in US / UK / German national form (placeholders like 555-0100 skipped)."""
+def digit_runs(text: str) -> list[re.Match[str]]:
+    """The runs of digits and separators (`_DIGITS`) in the text, where phone, card and ID numbers can be.
+
+    A regex scan of every character is slow on long rows; for ASCII text one byte translation marks the
+    characters a run is made of, and only stretches of 8 or more of them in a row are scanned.
+    """
+    if not text.isascii():
+        return list(_DIGITS.finditer(text))
+    mask = text.encode("ascii").translate(_DIGIT_RUN_MASK)
+    runs: list[re.Match[str]] = []
+    start = mask.find(b"11111111")
+    while start >= 0:
+        end = mask.find(b"0", start)
+        end = len(mask) if end < 0 else end
+        runs += _DIGITS.finditer(text, start, end)
+        start = mask.find(b"11111111", end)
+    return runs
+
+
+def find_phones(text: str, digit_runs: Sequence[re.Match[str]] | None = None) -> list[str]:
+    """Phone numbers, international or in US / UK / German national form (placeholders like 555-0100 skipped).
+
+    `digit_runs` are the text's runs of digits and separators, when the caller has already found them.
+    """
     found: list[str] = []
-    for cand in _DIGITS.finditer(text):
+    for cand in _DIGITS.finditer(text) if digit_runs is None else digit_runs:
         if sum(ch.isdigit() for ch in cand.group()) < 7 or _PLACEHOLDER_PHONE.search(cand.group()):
             continue
         import phonenumbers
@@ -173,12 +227,16 @@ def _issue(code: str, severity: str, line: int | None, message: str, fix: str) -
     return Issue(code=code, severity=severity, line=line, message=message, fix=fix)  # type: ignore[arg-type]
 
 
-def privacy_issues(ex: Example) -> list[Issue]:
-    """Secrets (errors when they are a known credential format), emails, phones, ID and card numbers."""
-    text = ex.all_text()
+def privacy_issues(ex: Example, row: RowText | None = None) -> list[Issue]:
+    """Secrets (errors when they are a known credential format), emails, phones, ID and card numbers.
+
+    `row` is the row's text already split into words, when the caller has it.
+    """
+    row = row or RowText(ex.all_text())
+    text = row.text
     at = f"Line {ex.line}" if ex.line is not None else "An example"
     out = []
-    secret = find_secret(text)
+    secret = find_secret(text, row)
     if secret:
         name, hit, certain = secret
         shown = hit[:8] + "…"
@@ -201,12 +259,13 @@ def privacy_issues(ex: Example) -> list[Issue]:
                           f"{at} contains an email address ({emails[0]}{' and more' if len(emails) > 1 else ''}).",
                           "Replace real addresses with placeholders like name@example.com unless the model should "
                           "learn them."))
-    phones = find_phones(text)
+    runs = digit_runs(text)
+    phones = find_phones(text, runs)
     if phones:
         out.append(_issue("pii_phone", "warning", ex.line, f"{at} contains a phone number ({phones[0].strip()}).",
                           "Replace real numbers with a placeholder like 555-0100 unless the model should learn them."))
     # social security and card numbers are digit runs too: only the stretches around those are scanned
-    numbers = [text[max(0, m.start() - 1): m.end() + 1] for m in _DIGITS.finditer(text)]
+    numbers = [text[max(0, m.start() - 1): m.end() + 1] for m in runs]
     ids = [hit for part in numbers for hit in _SSN.findall(part)]
     cards = [hit for part in numbers for hit in find_cards(part)]
     if ids or cards:

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from tools.dataset.formats import MediaPart, bio_from_spans, detect_format, to_example
 from tools.dataset.formats import issue as _issue
+from tools.dataset.mapping import TAGS
 from tools.dataset.model import Example, Issue
 from tools.errors import UsageError
 from tools.fileio import atomic_writer
@@ -321,7 +322,7 @@ def _csv_header(row: list[str], column_map: dict[str, str] | None) -> list[str]:
     names = [h.strip().lstrip("\ufeff") for h in row]
     if column_map is None:
         return names
-    by_column = {col.strip().lower(): fld for fld, col in column_map.items()}
+    by_column = {col.strip().lower(): fld for fld, col in column_map.items() if fld not in TAGS}
     aliases = dict(_CSV_ALIASES)
     if any(n.lower() == "instruction" for n in names):
         # instruction / context / response is Dolly: keep "response" for the alpaca reader
@@ -584,11 +585,50 @@ def iter_records(path: str | Path, *, notes: FileNotes | None = None,
 
 
 def apply_column_map(value: dict[str, Any], column_map: dict[str, str]) -> dict[str, Any]:
-    """A record with its columns renamed to the fields they hold (`{"text": "SMS"}` reads "SMS" as "text")."""
+    """A record with its columns renamed to the fields they hold (`{"text": "SMS"}` reads "SMS" as "text").
+
+    Turn tags in the map (`role_tag`, `user_tag`, ...: LLaMA-Factory's names for a conversation's keys and roles)
+    rewrite each turn of the conversation in ShareGPT's own spelling, which the ShareGPT reader then reads.
+    """
     out = dict(value)
     for fld, col in column_map.items():
-        if col in out and col != fld:
+        if fld not in TAGS and col in out and col != fld:
             out[fld] = out.pop(col)
+    tags = {k: v for k, v in column_map.items() if k in TAGS}
+    if tags:
+        if "conversations" not in out and isinstance(out.get("messages"), list):
+            out["conversations"] = out.pop("messages")
+        for fld in ("conversations", "chosen", "rejected"):
+            if fld in out:
+                out[fld] = _retag(out[fld], tags)
+    return out
+
+
+# the ShareGPT role each tag names, spelled as the ShareGPT reader knows it
+_TAG_ROLES = {"user_tag": "human", "assistant_tag": "gpt", "observation_tag": "observation",
+              "function_tag": "function_call", "system_tag": "system"}
+
+
+def _retag(turns: Any, tags: dict[str, str]) -> Any:
+    """Turns written with other keys and role names, as ShareGPT's `from` / `value` and human / gpt / ... ."""
+    if isinstance(turns, dict):
+        return _retag([turns], tags)[0]
+    if not isinstance(turns, list):
+        return turns  # not a conversation: the reader says what is wrong with it
+    role_key, text_key = tags.get("role_tag", "from"), tags.get("content_tag", "value")
+    roles = {tags[k]: role for k, role in _TAG_ROLES.items() if k in tags}
+    out: list[Any] = []
+    for turn in turns:
+        if not isinstance(turn, dict):
+            out.append(turn)
+            continue
+        new = {k: v for k, v in turn.items() if k not in (role_key, text_key)}
+        if role_key in turn:
+            role = turn[role_key]
+            new["from"] = roles.get(role, role) if isinstance(role, str) else role
+        if text_key in turn:
+            new["value"] = turn[text_key]
+        out.append(new)
     return out
 
 
@@ -632,7 +672,7 @@ def _missing_columns(sample: list[Record], column_map: dict[str, str]) -> list[I
     seen = {str(k) for v in values for k in v}
     out = []
     for fld, col in column_map.items():
-        if fld not in seen:
+        if fld not in seen and fld not in TAGS:
             out.append(_issue("missing_field", None, f"--map {fld}={col}: there is no column \"{col}\" "
                                                      f"(columns: {', '.join(sorted(seen)[:12])}).",
                               "Spell the column exactly as in the file's header or keys."))

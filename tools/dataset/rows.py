@@ -156,8 +156,6 @@ def _ner_issues(ex: Example) -> list[Issue]:
 
 def placeholder_issues(ex: Example) -> list[Issue]:
     """Template placeholders such as {{name}} or {customer} left unfilled: the model would learn to print them."""
-    if "{" not in ex.all_text():
-        return []
     found: list[str] = []
     for m in ex.messages:
         if "{" in m.content:
