@@ -35,6 +35,7 @@ from tools.train.config import TrainConfig, load_run_config, reproduce_command, 
 from tools.train.data import TokenizedExample, tokenize_example
 from tools.train.events import EventWriter, Listener, read_events
 from tools.train.loss import lm_loss
+from tools.train.sharding import FSDP, NONE, pick_sharding, shard_base
 from tools.train.speed import AutoCheckpointing, Speed, precision, speed_settings
 
 DIAGNOSE_EVERY = 10
@@ -75,6 +76,28 @@ def setup_distributed() -> Dist:
         # processes share the cores: without this each would start a thread per core and thrash
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     return Dist(rank=dist.get_rank(), world=world, device=f"cuda:{local}" if cuda else "cpu")
+
+
+def choose_sharding(cfg: TrainConfig, dist: Dist) -> str:
+    """`fsdp` or `none`, the same in every process: the main process decides (for `auto`, from the memory
+    estimate of a step with the whole base) and tells the others."""
+    if dist.world == 1:
+        return NONE
+    import torch.distributed as tdist
+
+    choice = [NONE]
+    if dist.main:
+        need, budget = 0.0, 1.0
+        if cfg.sharding == "auto":
+            from tools.train.estimate import estimate, memory_budget_mb
+
+            e = estimate(cfg, device=dist.device, world=dist.world)
+            # on a CPU the processes of one machine share its RAM; each GPU is its own
+            share = 1 if dist.device.startswith("cuda") else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            need, budget = e.total_mb, memory_budget_mb(cfg, dist.device, e.available_mb) / share
+        choice = [pick_sharding(cfg.sharding, world=dist.world, need_mb=need, budget_mb=budget)]
+    tdist.broadcast_object_list(choice, src=0)
+    return str(choice[0])
 
 
 def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[TokenizedExample]:
@@ -263,8 +286,10 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     if dist.main and not resume:
         save_split(run, data, cfg.data)
     torch.manual_seed(cfg.seed)
-    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device,
-                           four_bit=cfg.four_bit)
+    sharding = choose_sharding(cfg, dist)
+    # a base to be sharded is loaded on the CPU: no device ever holds all of it
+    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
+                           keep_on_cpu=sharding == FSDP)
     train_ex = tokenize_rows(data.train, tok, cfg.context)
     val_ex = tokenize_rows(data.validation, tok, cfg.context)
     if not train_ex:
@@ -276,6 +301,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     if cfg.gradient_checkpointing is True:
         model.activation_checkpointing_enable({"use_reentrant": False})
     model = apply_lora(model, **lora_settings(cfg))
+    if sharding == FSDP:
+        shard_base(model, dist.device, dist.world)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
@@ -307,7 +334,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                     process_start=process_started())
     events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_ex),
                 n_validation=len(val_ex),
-                total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
+                total_steps=total_steps, device=dist.device, world_size=dist.world, sharding=sharding,
+                resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
                 dataset_version=data.version, held_out_duplicates=len(data.dropped_rows), pid=os.getpid(),
                 speed=speed.as_event(), **({"resume_note": resume_note} if resume_note else {}))
