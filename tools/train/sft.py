@@ -400,15 +400,14 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             elif step % DIAGNOSE_EVERY == 0:
                 health.check()
             stop_now = _agree(stop.requested, dist)
-            if step % cfg.checkpoint_every == 0 or stop_now:
-                if dist.main:
-                    t_save = time.monotonic()
-                    path = save_checkpoint(run, step, model, optimizer, scheduler,
-                                           {"dataset_version": data.version, "tokens": tokens_done,
-                                            "seconds": time.monotonic() - started, "train_loss": train_loss,
-                                            "val_loss": val_loss})
-                    eta.save_s = time.monotonic() - t_save
-                    events.emit("checkpoint", step=step, path=str(path))
+            if (step % cfg.checkpoint_every == 0 or stop_now) and dist.main:
+                t_save = time.monotonic()
+                path = save_checkpoint(run, step, model, optimizer, scheduler,
+                                       {"dataset_version": data.version, "tokens": tokens_done,
+                                        "seconds": time.monotonic() - started, "train_loss": train_loss,
+                                        "val_loss": val_loss})
+                eta.save_s = time.monotonic() - t_save
+                events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 if dist.main:
                     # the weights so far, so a stopped run can be tried and evaluated before it is resumed
