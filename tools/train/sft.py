@@ -348,7 +348,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     tokens_done = int(before.get("tokens", 0))
     train_loss = float("nan") if before.get("train_loss") is None else float(before["train_loss"])
     val_loss: float | None = before.get("val_loss")
-    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every)
+    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every, sum(len(e) for e in val_ex))
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -389,7 +389,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
-                        eta_s=eta.after_step(elapsed, step, total_steps),
+                        eta_s=eta.after_step(elapsed, step, total_steps, tokens),
                         peak_mem_mb=peak_memory_mb(dist.device), **extra)
             if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
                 t_eval = time.monotonic()
@@ -440,25 +440,37 @@ def failed_event(events: EventWriter, exc: MTWError) -> dict[str, Any]:
 
 class LiveEta:
     """Time left, from this run's own measured steps: the mean step after the first (which pays one-off
-    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost."""
+    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost.
 
-    def __init__(self, eval_every: int, checkpoint_every: int) -> None:
-        self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
+    Until the first evaluation is measured, its cost is guessed from the steps' time per token: an evaluation
+    of `val_tokens` runs the forward pass only, about a third of a training step's work per token.
+    """
+
+    FORWARD_SHARE = 1 / 3
+
+    def __init__(self, eval_every: int, checkpoint_every: int, val_tokens: int = 0) -> None:
+        self.eval_every, self.checkpoint_every, self.val_tokens = eval_every, checkpoint_every, val_tokens
         self.times: list[float] = []
-        self.eval_s = 0.0
+        self.tokens: list[int] = []
+        self.eval_s: float | None = None
         self.save_s = 0.0
 
-    def after_step(self, seconds: float, step: int, total: int) -> float:
-        """Seconds left after `step` of `total`, given that step took `seconds`."""
+    def after_step(self, seconds: float, step: int, total: int, tokens: int = 0) -> float:
+        """Seconds left after `step` of `total`, given that step took `seconds` for `tokens` tokens."""
         self.times.append(seconds)
+        self.tokens.append(tokens)
         steady = self.times[1:] or self.times
+        eval_s = self.eval_s
+        if eval_s is None:
+            steady_tokens = self.tokens[1:] or self.tokens
+            eval_s = self.val_tokens * sum(steady) / max(1, sum(steady_tokens)) * self.FORWARD_SHARE
         left = total - step
         # evaluations at each multiple of eval_every still to come and at the last step; checkpoints likewise,
         # then the adapter
         evals = (total // self.eval_every - step // self.eval_every + (1 if total % self.eval_every else 0)
                  if self.eval_every else 0)
         saves = total // self.checkpoint_every - step // self.checkpoint_every + 1
-        return round(sum(steady) / len(steady) * left + evals * self.eval_s + saves * self.save_s, 1)
+        return round(sum(steady) / len(steady) * left + evals * eval_s + saves * self.save_s, 1)
 
 
 def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:
