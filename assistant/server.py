@@ -223,11 +223,15 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
             if owner is None or path is None or not key.startswith(owner + "/"):
                 raise HTTPException(status_code=404, detail="No such file")
             # a chart is stored as JSON under a name without a suffix: the page parses it only if told it is JSON
-            with open(path, "rb") as f:
-                json_like = f.read(1) in (b"{", b"[")
+            json_like = await asyncio.to_thread(_starts_like_json, path)
             return FileResponse(path, media_type="application/json" if json_like else None)
 
     return router
+
+
+def _starts_like_json(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(1) in (b"{", b"[")
 
 
 async def _user_id(rules: Policy, request: Any) -> str | None:

@@ -32,10 +32,7 @@ def download(
         plan = plan_download(model)
         if not as_json:
             _describe(console, plan)
-        if as_json or plan.complete:
-            folder = fetch(model, plan=plan)
-        else:
-            folder = _with_bar(console, model, plan)
+        folder = fetch(model, plan=plan) if as_json or plan.complete else _with_bar(console, model, plan)
     except MTWError as exc:
         _fail(exc, as_json, 2 if isinstance(exc, UsageError) else 1)
     except KeyboardInterrupt:

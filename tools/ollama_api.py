@@ -51,7 +51,7 @@ def list_models(timeout: float = 5.0) -> list[str]:
 def has_model(name: str, models: list[str]) -> bool:
     """True when `name` is among `models`, treating a missing tag as ':latest'."""
     want = name if ":" in name else f"{name}:latest"
-    return any(m == want or m == name for m in models)
+    return any(m in (want, name) for m in models)
 
 
 def translate_missing(model: str) -> ModelNotPulled:

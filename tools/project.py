@@ -143,10 +143,7 @@ def apply_answer(spec: ProjectSpec, slot: str, answer: str) -> ProjectSpec:
     if slot == "task_type":
         return spec.model_copy(update={"task_type": parse_task_type(text)})
     if slot in LIST_SLOTS:
-        if slot == "samples":
-            items = [text]
-        else:
-            items = [s.strip(" -•*\t") for s in re.split(r"[\n;]|,(?=\s)", text)]
+        items = [text] if slot == "samples" else [s.strip(" -•*\t") for s in re.split(r"[\n;]|,(?=\s)", text)]
         return spec.model_copy(update={slot: [i for i in items if i]})
     if slot in ProjectSpec.model_fields:
         return spec.model_copy(update={slot: text})

@@ -267,10 +267,7 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             if not d._has(name):
                 self._json(404, {"error": f"model '{name}' not found, try pulling it first"})
                 return
-            if d.engine is not None and name in d.engine.served:
-                r = d.engine.chat(name, body)
-            else:
-                r = d._next_reply(body)
+            r = d.engine.chat(name, body) if d.engine is not None and name in d.engine.served else d._next_reply(body)
             content = r.get("content", "")
             done_reason = r.get("done_reason", "stop")
             base = {"model": name, "created_at": "2026-01-01T00:00:00Z"}

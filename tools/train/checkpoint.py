@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -162,10 +163,9 @@ class StopRequest:
 
     def __enter__(self) -> StopRequest:
         for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
+            # not the main thread (e.g. inside a UI worker): no signal handling there
+            with contextlib.suppress(ValueError):
                 self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. inside a UI worker): no signal handling there
-                pass
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -86,6 +86,9 @@ class Narrator:
                        "data, so it would measure memory, not skill", dim=True)
         if ev.get("resume_note"):
             self._line(f"[yellow]! {ev['resume_note']}[/]")
+        if ev.get("sharding") == "fsdp":
+            self._line(f"the base model is sharded across the {ev['world_size']} processes (FSDP); each holds "
+                       "its share of the weights and the whole adapter", dim=True)
         speed = describe_speed(ev.get("speed") or {})
         if speed:
             self._line(speed, dim=True)
@@ -273,6 +276,9 @@ def train(
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",
                            code="usage")
+        if cfg.sharding == "fsdp" and nproc * nnodes < 2:
+            raise MTWError("sharding=fsdp splits the base model across training processes, and this run has one.",
+                           fix="Add --nproc 2 (or more: one per GPU), or use --set sharding=auto.", code="usage")
         if nnodes < 1 or not 0 <= node_rank < nnodes:
             raise MTWError(f"--node-rank {node_rank} is not one of the {nnodes} machines.",
                            fix=f"Number the machines 0 to {max(0, nnodes - 1)}; machine 0 writes the run.",
@@ -362,6 +368,9 @@ def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
     e = estimate(cfg, device=device, measure=True, lengths=lengths, world=nproc, process_start=start)
     colour = "green" if e.fits else "red"
     narrator.console.print(f"[{colour}]estimate:[/] {e.verdict}", highlight=False)
+    if not e.fits and nproc > 1 and cfg.sharding != "none":
+        narrator.console.print(f"  → the base will be sharded across the {nproc} processes (FSDP), each holding "
+                               f"about 1/{nproc} of its weights", highlight=False)
     for change in e.changes:
         narrator.console.print(f"  → {change}", highlight=False)
     return e.seconds

@@ -98,6 +98,10 @@ class TrainConfig(BaseModel):
     """Pack several short examples into one row instead of padding them (causal only)."""
     loss_chunk: int = 1024
     """Tokens per chunk of the output-layer loss, so the full vocabulary logits are never held at once."""
+    sharding: Literal["auto", "fsdp", "none"] = "auto"
+    """With several processes (--nproc): fsdp = split the frozen base's weights across them (PyTorch FSDP), for
+    a base that does not fit one device; none = each holds the whole base. auto = fsdp when the memory estimate
+    says a step with the whole base would not fit one process's memory."""
 
 
 _EXPECTED = {"bool_parsing": "true or false", "bool_type": "true or false", "int_parsing": "a whole number",
@@ -175,6 +179,9 @@ def check_values(cfg: TrainConfig) -> list[str]:
         p.append(f"row multiple {cfg.row_multiple} — use 0 (off) up to 8192; 512 is usual on a GPU")
     if cfg.memory_budget_gb is not None and cfg.memory_budget_gb <= 0:
         p.append(f"memory budget {cfg.memory_budget_gb:g} GB — use a positive number of gigabytes, or leave it out")
+    if cfg.sharding == "fsdp" and cfg.four_bit:
+        p.append("sharding fsdp with four_bit — a 4-bit base cannot be sharded; use one of them (four_bit=false "
+                 "to shard a larger base across GPUs)")
     if cfg.task == "causal" and cfg.labels:
         p.append("labels are only for classifiers — drop them or set task=classification")
     return p

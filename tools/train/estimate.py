@@ -126,7 +126,10 @@ def step_memory(model: Any, *, chunk: int | None, device: str) -> Callable[[int,
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     config = getattr(base.config, "text_config", base.config)
-    frozen = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    from tools.train.sharding import local_bytes
+
+    # a sharded base counts only this process's share
+    frozen = sum(local_bytes(p) for p in model.parameters() if not p.requires_grad)
     lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
     cuda = device.startswith("cuda")
     act = 2 if cuda and getattr(base, "dtype", None) in (torch.bfloat16, torch.float16) else 4

@@ -48,8 +48,12 @@ def encoder_source(model: str) -> str:
 
 
 def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), precision: str = "auto",
-              device: str = "cpu", four_bit: bool = False, seed: int = 0) -> tuple[Any, PreTrainedTokenizerBase]:
-    """The frozen base model for `task` (causal | classification | token) and its tokenizer, offline."""
+              device: str = "cpu", four_bit: bool = False, seed: int = 0,
+              keep_on_cpu: bool = False) -> tuple[Any, PreTrainedTokenizerBase]:
+    """The frozen base model for `task` (causal | classification | token) and its tokenizer, offline.
+
+    `keep_on_cpu`: in `device`'s precision but left in RAM (a base that is sharded onto the devices afterwards).
+    """
     import torch
 
     dtype = pick_dtype(precision, device)
@@ -75,7 +79,7 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
     causal_tok = load_tokenizer(model)
     if entry.key == TINY_RANDOM:
         tiny: Any = build_tiny_random(seed=0)
-        return tiny.to(device=device, dtype=dtype), causal_tok
+        return tiny.to(device="cpu" if keep_on_cpu else device, dtype=dtype), causal_tok
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"dtype": dtype}
@@ -103,7 +107,7 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
             fix=f"Download them once while online with `mtw download {model}`, "
                 "or try the workflow with --model tiny-random.",
         ) from exc
-    return (lm if four_bit else lm.to(device)), causal_tok
+    return (lm if four_bit or keep_on_cpu else lm.to(device)), causal_tok
 
 
 def apply_lora(model: Any, *, task: str = "causal", r: int = 16, alpha: int = 32, dropout: float = 0.05,

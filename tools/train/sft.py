@@ -35,6 +35,7 @@ from tools.train.config import TrainConfig, load_run_config, reproduce_command, 
 from tools.train.data import TokenizedExample, tokenize_example
 from tools.train.events import EventWriter, Listener, read_events
 from tools.train.loss import lm_loss
+from tools.train.sharding import FSDP, NONE, pick_sharding, shard_base
 from tools.train.speed import AutoCheckpointing, Speed, precision, speed_settings
 
 DIAGNOSE_EVERY = 10
@@ -75,6 +76,28 @@ def setup_distributed() -> Dist:
         # processes share the cores: without this each would start a thread per core and thrash
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
     return Dist(rank=dist.get_rank(), world=world, device=f"cuda:{local}" if cuda else "cpu")
+
+
+def choose_sharding(cfg: TrainConfig, dist: Dist) -> str:
+    """`fsdp` or `none`, the same in every process: the main process decides (for `auto`, from the memory
+    estimate of a step with the whole base) and tells the others."""
+    if dist.world == 1:
+        return NONE
+    import torch.distributed as tdist
+
+    choice = [NONE]
+    if dist.main:
+        need, budget = 0.0, 1.0
+        if cfg.sharding == "auto":
+            from tools.train.estimate import estimate, memory_budget_mb
+
+            e = estimate(cfg, device=dist.device, world=dist.world)
+            # on a CPU the processes of one machine share its RAM; each GPU is its own
+            share = 1 if dist.device.startswith("cuda") else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            need, budget = e.total_mb, memory_budget_mb(cfg, dist.device, e.available_mb) / share
+        choice = [pick_sharding(cfg.sharding, world=dist.world, need_mb=need, budget_mb=budget)]
+    tdist.broadcast_object_list(choice, src=0)
+    return str(choice[0])
 
 
 def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[TokenizedExample]:
@@ -263,8 +286,10 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     if dist.main and not resume:
         save_split(run, data, cfg.data)
     torch.manual_seed(cfg.seed)
-    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device,
-                           four_bit=cfg.four_bit)
+    sharding = choose_sharding(cfg, dist)
+    # a base to be sharded is loaded on the CPU: no device ever holds all of it
+    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
+                           keep_on_cpu=sharding == FSDP)
     train_ex = tokenize_rows(data.train, tok, cfg.context)
     val_ex = tokenize_rows(data.validation, tok, cfg.context)
     if not train_ex:
@@ -276,6 +301,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     if cfg.gradient_checkpointing is True:
         model.activation_checkpointing_enable({"use_reentrant": False})
     model = apply_lora(model, **lora_settings(cfg))
+    if sharding == FSDP:
+        shard_base(model, dist.device, dist.world)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
@@ -307,7 +334,8 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                     process_start=process_started())
     events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_ex),
                 n_validation=len(val_ex),
-                total_steps=total_steps, device=dist.device, world_size=dist.world, resumed_from=step,
+                total_steps=total_steps, device=dist.device, world_size=dist.world, sharding=sharding,
+                resumed_from=step,
                 trainable_params=sum(p.numel() for p in trainable), total_params=n_params,
                 dataset_version=data.version, held_out_duplicates=len(data.dropped_rows), pid=os.getpid(),
                 speed=speed.as_event(), **({"resume_note": resume_note} if resume_note else {}))
@@ -320,7 +348,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     tokens_done = int(before.get("tokens", 0))
     train_loss = float("nan") if before.get("train_loss") is None else float(before["train_loss"])
     val_loss: float | None = before.get("val_loss")
-    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every)
+    eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every, sum(len(e) for e in val_ex))
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -361,7 +389,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             extra = {"checkpointed_layers": recomputed} if recomputed else {}
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
-                        eta_s=eta.after_step(elapsed, step, total_steps),
+                        eta_s=eta.after_step(elapsed, step, total_steps, tokens),
                         peak_mem_mb=peak_memory_mb(dist.device), **extra)
             if val_ex and (step % cfg.eval_every == 0 or step == total_steps):
                 t_eval = time.monotonic()
@@ -372,15 +400,14 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             elif step % DIAGNOSE_EVERY == 0:
                 health.check()
             stop_now = _agree(stop.requested, dist)
-            if step % cfg.checkpoint_every == 0 or stop_now:
-                if dist.main:
-                    t_save = time.monotonic()
-                    path = save_checkpoint(run, step, model, optimizer, scheduler,
-                                           {"dataset_version": data.version, "tokens": tokens_done,
-                                            "seconds": time.monotonic() - started, "train_loss": train_loss,
-                                            "val_loss": val_loss})
-                    eta.save_s = time.monotonic() - t_save
-                    events.emit("checkpoint", step=step, path=str(path))
+            if (step % cfg.checkpoint_every == 0 or stop_now) and dist.main:
+                t_save = time.monotonic()
+                path = save_checkpoint(run, step, model, optimizer, scheduler,
+                                       {"dataset_version": data.version, "tokens": tokens_done,
+                                        "seconds": time.monotonic() - started, "train_loss": train_loss,
+                                        "val_loss": val_loss})
+                eta.save_s = time.monotonic() - t_save
+                events.emit("checkpoint", step=step, path=str(path))
             if stop_now and step < total_steps:
                 if dist.main:
                     # the weights so far, so a stopped run can be tried and evaluated before it is resumed
@@ -413,25 +440,37 @@ def failed_event(events: EventWriter, exc: MTWError) -> dict[str, Any]:
 
 class LiveEta:
     """Time left, from this run's own measured steps: the mean step after the first (which pays one-off
-    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost."""
+    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost.
 
-    def __init__(self, eval_every: int, checkpoint_every: int) -> None:
-        self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
+    Until the first evaluation is measured, its cost is guessed from the steps' time per token: an evaluation
+    of `val_tokens` runs the forward pass only, about a third of a training step's work per token.
+    """
+
+    FORWARD_SHARE = 1 / 3
+
+    def __init__(self, eval_every: int, checkpoint_every: int, val_tokens: int = 0) -> None:
+        self.eval_every, self.checkpoint_every, self.val_tokens = eval_every, checkpoint_every, val_tokens
         self.times: list[float] = []
-        self.eval_s = 0.0
+        self.tokens: list[int] = []
+        self.eval_s: float | None = None
         self.save_s = 0.0
 
-    def after_step(self, seconds: float, step: int, total: int) -> float:
-        """Seconds left after `step` of `total`, given that step took `seconds`."""
+    def after_step(self, seconds: float, step: int, total: int, tokens: int = 0) -> float:
+        """Seconds left after `step` of `total`, given that step took `seconds` for `tokens` tokens."""
         self.times.append(seconds)
+        self.tokens.append(tokens)
         steady = self.times[1:] or self.times
+        eval_s = self.eval_s
+        if eval_s is None:
+            steady_tokens = self.tokens[1:] or self.tokens
+            eval_s = self.val_tokens * sum(steady) / max(1, sum(steady_tokens)) * self.FORWARD_SHARE
         left = total - step
         # evaluations at each multiple of eval_every still to come and at the last step; checkpoints likewise,
         # then the adapter
         evals = (total // self.eval_every - step // self.eval_every + (1 if total % self.eval_every else 0)
                  if self.eval_every else 0)
         saves = total // self.checkpoint_every - step // self.checkpoint_every + 1
-        return round(sum(steady) / len(steady) * left + evals * self.eval_s + saves * self.save_s, 1)
+        return round(sum(steady) / len(steady) * left + evals * eval_s + saves * self.save_s, 1)
 
 
 def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:

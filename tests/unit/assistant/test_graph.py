@@ -126,7 +126,7 @@ async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
 
 
 def test_spec_update_schema_is_strict():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="surprise"):
         SpecUpdate.model_validate(json.loads('{"purpose": "x", "surprise": 1}'))
 
 

@@ -222,5 +222,5 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
 
 
 def test_message_model_rejects_unknown_roles():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="role"):
         Message(role="function", content="x")  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,7 @@ STOPS_AFTER = "Noted, I will add it to the backlog."
 
 
 @pytest.fixture(scope="module")
-def stopping_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def stopping_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-random run overfit on one short reply: it has learned to end its turn."""
     from tools.train.config import build_config
     from tools.train.sft import train
@@ -46,7 +45,7 @@ def stopping_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                                                            "checkpoint_every=1000"], max_steps=40)
         final = train(cfg, folder / "run")
     assert final["type"] == "done", final
-    yield folder / "run"
+    return folder / "run"
 
 
 @pytest.fixture

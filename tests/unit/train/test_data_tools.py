@@ -72,4 +72,5 @@ def test_weight_zero_turns_are_read_but_not_taught(tok):
     out = tokenize_example(tok, ex, 512)
     assert "clumsy" in tok.decode(out.input_ids)
     taught = taught_text(tok, out)
-    assert "polished draft" in taught and "clumsy" not in taught
+    assert "polished draft" in taught
+    assert "clumsy" not in taught

@@ -29,6 +29,7 @@ def test_two_cpu_processes_train_one_adapter(tmp_path: Path, chat_file: Path):
     start = events[0]
     assert start["type"] == "start"
     assert start["world_size"] == 2
+    assert start["sharding"] == "none"  # auto: tiny-random fits one process, so each holds it whole
     assert start["estimate_s"] > 0
     # only the main process narrates: one event per step, not two
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3, 4]

@@ -247,3 +247,16 @@ def test_time_left_comes_from_the_steps_measured_so_far_not_the_slow_first_one()
     with_evals.eval_s = 3.0
     with_evals.after_step(1.0, 1, 4)
     assert with_evals.after_step(1.0, 2, 4) == pytest.approx(2 * 1.0 + 1 * 3.0)  # one more evaluation, at step 4
+
+
+def test_before_the_first_evaluation_the_eta_counts_it_at_the_steps_speed():
+    from tools.train.sft import LiveEta
+
+    # 100 tokens a second in training; 300 held-out tokens forward only: about a second per evaluation
+    eta = LiveEta(eval_every=2, checkpoint_every=1000, val_tokens=300)
+    eta.after_step(5.0, 1, 4, tokens=100)
+    unmeasured = eta.after_step(1.0, 2, 4, tokens=100)
+    assert unmeasured == pytest.approx(2 * 1.0 + 300 / 100 / 3)
+    assert unmeasured > LiveEta(eval_every=2, checkpoint_every=1000).after_step(1.0, 2, 4, tokens=100)
+    eta.eval_s = 4.0  # once measured, the measurement counts
+    assert eta.after_step(1.0, 3, 4, tokens=100) == pytest.approx(1 * 1.0 + 4.0)
