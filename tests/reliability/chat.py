@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -97,29 +98,29 @@ class Chat:
     def texts(self) -> list[str]:
         return [str(m.get("output") or "") for m in self.messages.values()]
 
-    async def wait_text(self, text: str, timeout: float = 120) -> str:
+    async def wait_text(self, text: str, within_s: float = 120) -> str:
         """The first message containing TEXT, once it arrives (fails with what was said instead)."""
 
         def found() -> str | None:
             return next((t for t in self.texts() if text in t), None)
 
-        return await self._until(found, timeout, f"no message with {text!r}")
+        return await self._until(found, within_s, f"no message with {text!r}")
 
-    async def wait_button(self, label: str, timeout: float = 120) -> dict[str, Any]:
+    async def wait_button(self, label: str, within_s: float = 120) -> dict[str, Any]:
         """The newest button labelled LABEL, once it is on screen."""
 
         def found() -> dict[str, Any] | None:
             return next((a for a in reversed(self.actions.values()) if a.get("label") == label), None)
 
-        return await self._until(found, timeout, f"no button {label!r}")
+        return await self._until(found, within_s, f"no button {label!r}")
 
-    async def wait_turn_end(self, after: int, timeout: float = 120) -> None:
+    async def wait_turn_end(self, after: int, within_s: float = 120) -> None:
         """Until the server ends a turn counted after AFTER (`turns_ended` read before sending)."""
-        await self._until(lambda: True if self.turns_ended > after else None, timeout, "the turn never ended")
+        await self._until(lambda: True if self.turns_ended > after else None, within_s, "the turn never ended")
 
-    async def _until(self, probe: Any, timeout: float, why: str) -> Any:
+    async def _until(self, probe: Any, within_s: float, why: str) -> Any:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_s
         while (got := probe()) is None:
             if self.errors:
                 raise AssertionError(f"the server reported: {self.errors}")
@@ -128,10 +129,8 @@ class Chat:
                 raise AssertionError(f"{why}; the chat shows: {self.texts()[-6:]}, buttons "
                                      f"{[a.get('label') for a in self.actions.values()]}")
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(left, 5))
-            except TimeoutError:
-                pass
         return got
 
     # answering ---------------------------------------------------------------------------------
