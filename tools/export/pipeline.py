@@ -194,11 +194,12 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
     from tools.export.verify import ask_tuned
 
-    expected, count_tokens = ask_tuned(run_dir, PROBES, system)
+    expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
     replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
     # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base
     exact = quantize is None and (not on_base or (base_quant or "").upper() in UNQUANTISED)
-    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens)
+    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
+                                   end_token=end_token, template=spec.template)
 
     from tools import registry
     from tools.train.inputs import run_dataset_version

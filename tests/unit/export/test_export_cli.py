@@ -91,7 +91,7 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     monkeypatch.setattr(verify, "PROBE_TOKENS", 8)  # the tiny model never stops; keep its answers short
 
     # a faithful Ollama answers exactly what the tuned model says in-process
-    answers, _count = verify.ask_tuned(tiny_run, PROBES)
+    answers, _count, _end = verify.ask_tuned(tiny_run, PROBES)
     tuned = dict(zip(PROBES, answers, strict=True))
     ollama.responder = lambda body: {"content": tuned[body["messages"][-1]["content"]].text, "done_reason": "stop",
                                      "eval_count": tuned[body["messages"][-1]["content"]].tokens}

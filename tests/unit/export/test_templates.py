@@ -118,3 +118,19 @@ def test_an_unfinished_assistant_turn_is_left_open() -> None:
     conversation = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}]}
     for template in (*TEMPLATES.values(), *VARIANT_TEMPLATES.values()):
         assert ollama_render(template, conversation).endswith("Hel")
+
+
+@pytest.mark.parametrize(("marker", "family", "variant"), [
+    ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.", "chatml", "qwen2.5"),
+    ("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023<|eot_id|>", "llama3",
+     "llama3.2"),
+    ("<|im_start|>{{ m.role }}<|im_end|>", "chatml", ""),
+])
+def test_a_downloaded_base_gets_the_template_its_own_chat_template_shows(tmp_path: Path, marker: str, family: str,
+                                                                         variant: str) -> None:
+    from tools.train.catalog import resolve
+
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": f"{{{{ bos_token }}}}{marker}"}))
+    entry = resolve(str(tmp_path))
+    assert (entry.template_family, entry.template_variant) == (family, variant)
