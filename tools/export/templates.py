@@ -8,7 +8,6 @@ Family = Literal["phi3", "llama3", "chatml", "gemma"]
 FAMILIES: tuple[Family, ...] = ("phi3", "llama3", "chatml", "gemma")
 
 Variant = Literal["", "qwen2.5", "smollm2", "llama3.2"]
-VARIANTS: tuple[Variant, ...] = ("", "qwen2.5", "smollm2", "llama3.2")
 """Bases whose own chat template adds to their family's (a default system prompt, a dated header); '' = none."""
 
 # each template has a `.Messages` branch (chat, Ollama >= 0.3) and a `.Prompt` branch (plain generate);
