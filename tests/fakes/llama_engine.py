@@ -113,14 +113,14 @@ class LlamaEngine:
 
     def chat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """A chat answered by the engine: content, done_reason and eval_count as Ollama reports them."""
-        from tests.unit.export.gotemplate import render
+        from tests.unit.export.gotemplate import ollama_values, render
 
         served = self.served[name]
         messages = [dict(m) for m in body.get("messages") or []]
-        system = next((m["content"] for m in messages if m.get("role") == "system"), served.system)
-        turns = [{"Role": m["role"], "Content": m.get("content") or ""} for m in messages if m.get("role") != "system"]
-        prompt = render(served.template, {"System": system, "Messages": turns, "Tools": body.get("tools") or [],
-                                          "Prompt": "", "Response": ""})
+        # as Ollama does: the Modelfile's SYSTEM opens a chat that brings no system prompt of its own
+        if served.system and not any(m.get("role") == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": served.system})
+        prompt = render(served.template, ollama_values(messages, body.get("tools")))
         out = served.completion(prompt, dict(body.get("options") or {}))
         done_reason = "length" if out.get("stop_type") == "limit" else "stop"
         return {"content": out.get("content", ""), "done_reason": done_reason,

@@ -175,7 +175,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     params = _parameters(stops, min(cfg.context, entry.context))
     system = training_system_prompt(Path(cfg.data)) if Path(cfg.data).is_file() else None
     spec = ModelfileSpec(from_=from_, adapter=adapter_line, parameters=params, system=system,
-                         template=template_for(entry.template_family))
+                         template=template_for(entry.template_family, entry.template_variant))
     modelfile = export_dir / "Modelfile"
     atomic_write_text(modelfile, render_modelfile(spec))
     result = ExportResult(name, choice.route, choice.reason, export_dir, modelfile,
@@ -194,11 +194,12 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
     from tools.export.verify import ask_tuned
 
-    expected, count_tokens = ask_tuned(run_dir, PROBES, system)
+    expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
     replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
     # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base
     exact = quantize is None and (not on_base or (base_quant or "").upper() in UNQUANTISED)
-    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens)
+    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
+                                   end_token=end_token, template=spec.template)
 
     from tools import registry
     from tools.train.inputs import run_dataset_version
@@ -236,7 +237,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     stops = stops_for(entry.template_family, entry.stop_tokens) if entry else []
     params = _parameters(stops, int(GUIDE_PARAMETERS["num_ctx"]))
     # with no catalog entry the base keeps the template Ollama already has for it
-    template = template_for(entry.template_family) if entry else None
+    template = template_for(entry.template_family, entry.template_variant) if entry else None
     mf = ModelfileSpec(from_=tag, parameters=params, system=system_prompt(spec), template=template,
                        messages=messages)
     export_dir = project_dir(slugify(spec.name or project)) / "export" / name

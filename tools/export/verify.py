@@ -85,13 +85,18 @@ def verify_replies(
     expected: list[TunedAnswer] | None = None,
     exact: bool = False,
     count_tokens: Callable[[str], int] | None = None,
+    end_token: str | None = None,
+    template: str | None = None,
 ) -> list[Check]:
     """Check the replies: answers, stops, no template text, and (when `expected` is given) matches the tuned model.
 
     `expected` holds the in-process tuned model's answers to the same prompts: they set each probe's token budget
     (`stop_budget`); `exact` asks for identical text (greedy decoding on F16 weights), otherwise a similarity of at
     least SIMILAR_ENOUGH. `count_tokens` (the model's tokenizer) lets control tokens that show as no text be seen.
+    `end_token` is the token the model was trained to end its answers with; with the Modelfile's `template` it
+    lets a failed check say plainly when the exported model was never told about it.
     """
+    missing = _missing_end_token(end_token, stops, template)
     n = len(replies)
     checks: list[Check] = []
     budgets = [stop_budget(e.tokens) for e in expected] if expected is not None else [PROBE_TOKENS] * n
@@ -120,6 +125,7 @@ def verify_replies(
             "The tuned model itself does not stop on these prompts before export either: train longer, or check "
             "that every example ends with an assistant reply, so it learns to end its turn."
             if tuned_endless else
+            missing or
             f"Make sure the Modelfile has a `PARAMETER stop` line for each end-of-turn token "
             f"({', '.join(stops) or 'none are set now'}); if they are there, retrain on the base "
             "model's chat template so the end-of-turn token is part of every answer it learns."),
@@ -135,9 +141,10 @@ def verify_replies(
                  f"{max(h for _, h in hidden)} unseen tokens, on {_which(replies, unseen)}): it keeps emitting "
                  "control tokens such as a new turn marker, which Ollama hides, so it talks on where you cannot "
                  "see it.",
-            "" if not unseen else f"Its end-of-turn token must be the one the TEMPLATE and `PARAMETER stop` use "
-                                  f"({', '.join(stops) or 'none are set now'}): export again with the base model's "
-                                  "own template, or retrain on it so every answer ends with that token.",
+            "" if not unseen else missing or (
+                f"Its end-of-turn token must be the one the TEMPLATE and `PARAMETER stop` use "
+                f"({', '.join(stops) or 'none are set now'}): export again with the base model's own template, "
+                "or retrain on it so every answer ends with that token."),
         ))
 
     leaks = [(i, m) for i, r in enumerate(replies) for m in TEMPLATE_MARKERS if m in r.content]
@@ -173,6 +180,19 @@ def verify_replies(
     return checks
 
 
+def _missing_end_token(end_token: str | None, stops: list[str], template: str | None) -> str:
+    """A plain fix when the model's end-of-turn token is absent from the stop tokens or the TEMPLATE, else ''."""
+    if not end_token:
+        return ""
+    where = [w for w, present in (("the `PARAMETER stop` lines", end_token in stops),
+                                  ("the TEMPLATE", template is None or end_token in template)) if not present]
+    if not where:
+        return ""
+    return (f"The model ends its answers with {end_token}, but {' and '.join(where)} of the Modelfile never use it "
+            f"(stop tokens now: {', '.join(stops) or 'none'}), so nothing ends its turn: export again with the "
+            f"template of the base model it was trained on, or add `PARAMETER stop \"{end_token}\"`.")
+
+
 # ---- edges: ask the created model, and the tuned model in-process ----
 
 def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
@@ -194,10 +214,11 @@ def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
 
 
 def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...],
-              system: str | None = None) -> tuple[list[TunedAnswer], Callable[[str], int]]:
+              system: str | None = None) -> tuple[list[TunedAnswer], Callable[[str], int], str | None]:
     """The tuned model's own greedy answers to `prompts` (after `system`), generated in-process from the run.
 
-    Also returns its tokenizer's token count, to compare what Ollama generated with what it shows.
+    Also returns its tokenizer's token count, to compare what Ollama generated with what it shows, and the
+    end-of-turn token it was trained to end its answers with.
     """
     import torch
 
@@ -224,4 +245,4 @@ def ask_tuned(run_dir: Any, prompts: list[str] | tuple[str, ...],
     def count_tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    return answers, count_tokens
+    return answers, count_tokens, str(tokenizer.eos_token) if tokenizer.eos_token else None

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 TemplateFamily = Literal["phi3", "llama3", "chatml", "gemma"]
+TemplateVariant = Literal["", "qwen2.5", "smollm2", "llama3.2"]
 
 TINY_RANDOM = "tiny-random"
 TINY_RANDOM_NOTE = "for trying the workflow and for tests: it learns the format of a dataset, nothing more"
@@ -65,16 +66,19 @@ class CatalogEntry:
     """One plain sentence for the user."""
     shape: ModelShape | None = None
     """Hidden size, layers, vocabulary and MLP width: what the estimate needs without downloading anything."""
+    template_variant: TemplateVariant = ""
+    """The base's own chat template when it adds to its family's (Qwen2.5's default system prompt, Llama-3.2's
+    dated header); decides the exported TEMPLATE with `template_family`."""
 
 
 def _entry(key: str, hf_id: str, tag: str | None, arch: str, family: TemplateFamily, params_b: float,
-           context: int, note: str, shape: tuple[int, int, int, int]) -> CatalogEntry:
+           context: int, note: str, shape: tuple[int, int, int, int], variant: TemplateVariant = "") -> CatalogEntry:
     stops = {"phi3": ("<|end|>", "<|endoftext|>"), "llama3": ("<|eot_id|>",), "chatml": ("<|im_end|>",),
              "gemma": ("<end_of_turn>",)}[family]
     adapter_ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
     targets = PHI3_TARGETS if arch == "Phi3ForCausalLM" else ATTENTION_MLP
     return CatalogEntry(key, hf_id, tag, arch, family, stops, targets, context, adapter_ok, params_b, note,
-                        ModelShape(*shape, params_b=params_b))
+                        ModelShape(*shape, params_b=params_b), variant)
 
 
 CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
@@ -82,29 +86,56 @@ CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
            "The guide's recommended base: strong writing for its size; needs about 16 GB RAM to train on CPU.",
            (3072, 32, 200064, 8192)),
     _entry("llama-3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", "llama3.2:1b", "LlamaForCausalLM", "llama3", 1.24,
-           131072, "Small and quick to train; Ollama can load its adapter directly.", (2048, 16, 128256, 8192)),
+           131072, "Small and quick to train; Ollama can load its adapter directly.", (2048, 16, 128256, 8192),
+           "llama3.2"),
     _entry("llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "llama3.2:3b", "LlamaForCausalLM", "llama3", 3.21,
-           131072, "Good quality for PM writing; Ollama can load its adapter directly.", (3072, 28, 128256, 8192)),
+           131072, "Good quality for PM writing; Ollama can load its adapter directly.", (3072, 28, 128256, 8192),
+           "llama3.2"),
     _entry("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "qwen2.5:0.5b", "Qwen2ForCausalLM", "chatml", 0.49, 32768,
-           "The smallest useful base: trains fast even on a laptop CPU.", (896, 24, 151936, 4864)),
+           "The smallest useful base: trains fast even on a laptop CPU.", (896, 24, 151936, 4864), "qwen2.5"),
     _entry("qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "qwen2.5:1.5b", "Qwen2ForCausalLM", "chatml", 1.54, 32768,
-           "A balance of speed and quality.", (1536, 28, 151936, 8960)),
+           "A balance of speed and quality.", (1536, 28, 151936, 8960), "qwen2.5"),
     _entry("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "qwen2.5:3b", "Qwen2ForCausalLM", "chatml", 3.09, 32768,
-           "Strong at structured output such as user stories and specs.", (2048, 36, 151936, 11008)),
+           "Strong at structured output such as user stories and specs.", (2048, 36, 151936, 11008), "qwen2.5"),
     _entry("gemma-2-2b", "google/gemma-2-2b-it", "gemma2:2b", "Gemma2ForCausalLM", "gemma", 2.61, 8192,
            "Fluent writer; Ollama can load its adapter directly.", (2304, 26, 256000, 9216)),
     _entry("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2:360m", "LlamaForCausalLM", "chatml", 0.36,
-           8192, "Tiny and fast; good for a first try, limited quality.", (960, 32, 49152, 2560)),
+           8192, "Tiny and fast; good for a first try, limited quality.", (960, 32, 49152, 2560), "smollm2"),
     _entry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2:1.7b", "LlamaForCausalLM", "chatml", 1.71,
-           8192, "Small and capable; Ollama can load its adapter directly.", (2048, 24, 49152, 8192)),
+           8192, "Small and capable; Ollama can load its adapter directly.", (2048, 24, 49152, 8192), "smollm2"),
     CatalogEntry(TINY_RANDOM, TINY_RANDOM, None, "LlamaForCausalLM", "chatml", ("<|im_end|>",), ATTENTION_MLP, 4096,
                  False, 0.002, f"A tiny randomly initialised model built locally in seconds, {TINY_RANDOM_NOTE}.",
                  ModelShape(64, 2, 30524, 128, params_b=0.002)),
 )}
 
+# Go's JSON encoder (Ollama's `json`) escapes <, > and &; the training side writes tool JSON the same way
+_GO_JSON = ("| tojson(separators=(',', ':'), sort_keys=True) | replace('<', '\\\\u003c') | replace('>', '\\\\u003e') "
+            "| replace('&', '\\\\u0026')")
+_CHATML = (
+    "{%- set sys = messages[0]['content'] if messages and messages[0]['role'] == 'system' else '' %}"
+    "{%- if sys or tools %}<|im_start|>system\n{{ sys }}{% if tools %}{% if sys %}{{ '\\n\\n' }}{% endif %}# Tools\n\n"
+    "You may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+    "{% for t in tools %}{{ '\\n' }}{\"type\": \"function\", \"function\": {{ t['function'] " + _GO_JSON + " }}}"
+    "{% endfor %}"
+    "{{ '\\n' }}</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}"
+    "\n</tool_call>{% endif %}<|im_end|>\n{% endif %}"
+    "{% for m in messages %}{% if m['role'] == 'system' and loop.first %}"
+    "{% elif m['role'] == 'tool' %}{% if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}"
+    "<|im_start|>user{% endif %}{{ '\\n' }}<tool_response>\n{{ m['content'] }}\n</tool_response>"
+    "{% if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}<|im_end|>\n{% endif %}"
+    "{% elif m['role'] == 'assistant' and m['tool_calls'] %}<|im_start|>assistant"
+    "{% if m['content'] %}{{ '\\n' }}{{ m['content'] }}{% endif %}"
+    "{% for c in m['tool_calls'] %}{{ '\\n' }}<tool_call>\n"
+    "{\"name\": \"{{ c['function']['name'] }}\", \"arguments\": {{ c['function']['arguments'] " + _GO_JSON + " }}}"
+    "\n</tool_call>{% endfor %}<|im_end|>\n"
+    "{% else %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""ChatML with Qwen2.5's tool format, written the way the exported Ollama TEMPLATE writes it (tools/export)."""
+
 CHAT_TEMPLATES: dict[str, str] = {
-    "chatml": ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
+    "chatml": _CHATML,
     "llama3": ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
                "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
                "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
@@ -181,7 +212,8 @@ def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
                          fix="Point --model at a complete model folder (config.json, weights, tokenizer).") from exc
     arch = (config.get("architectures") or ["unknown"])[0]
     model_type = str(config.get("model_type", ""))
-    family = _family_from_template(_chat_template_text(folder)) or _FAMILY_BY_TYPE.get(model_type, "chatml")
+    template_text = _chat_template_text(folder)
+    family = _family_from_template(template_text) or _FAMILY_BY_TYPE.get(model_type, "chatml")
     targets: tuple[str, ...]
     if model_type == "bert" or arch.startswith("Bert"):
         targets = BERT_TARGETS
@@ -193,7 +225,8 @@ def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
     ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
     shape = shape_from_config(config)
     return CatalogEntry(key or folder.name, str(folder), None, arch, family, _STOPS[family], targets, context, ok,
-                        shape.params_b if shape else 0.0, f"Read from {folder}.", shape)
+                        shape.params_b if shape else 0.0, f"Read from {folder}.", shape,
+                        _variant_from_template(template_text))
 
 
 def shape_from_config(config: dict[str, Any]) -> ModelShape | None:
@@ -232,6 +265,15 @@ def _chat_template_text(folder: Path) -> str:
         return ""
     template = tok_cfg.get("chat_template") or ""
     return template if isinstance(template, str) else json.dumps(template)
+
+
+_VARIANT_MARKERS: tuple[tuple[str, TemplateVariant], ...] = (
+    ("You are Qwen, created by Alibaba Cloud", "qwen2.5"), ("Cutting Knowledge Date", "llama3.2"),
+    ("named SmolLM", "smollm2"))
+
+
+def _variant_from_template(template: str) -> TemplateVariant:
+    return next((variant for marker, variant in _VARIANT_MARKERS if marker in template), "")
 
 
 def _family_from_template(template: str) -> TemplateFamily | None:

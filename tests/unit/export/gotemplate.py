@@ -65,3 +65,56 @@ def render(template: str, data: dict[str, Any]) -> str:
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def ollama_values(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What Ollama hands a TEMPLATE for a chat (template.Execute): `.System` joined from the system turns,
+    `.Messages` collated (a turn following one of the same role is merged into it, tool results excepted) with
+    Go's field names (`.Role`, `.Content`, `.ToolCalls`), and `.Tools`.
+
+    A tool's `.Function` and a call's `.Function.Arguments` stay JSON maps, so `json` writes them with their own
+    lower-case keys, as Go's encoder writes Ollama's tagged structs.
+    """
+    system = "\n\n".join(m.get("content") or "" for m in messages if m["role"] == "system")
+    collated: list[dict[str, Any]] = []
+    for m in messages:
+        if collated and collated[-1]["Role"] == m["role"] and m["role"] != "tool":
+            collated[-1]["Content"] += "\n\n" + (m.get("content") or "")
+            continue
+        turn: dict[str, Any] = {"Role": m["role"], "Content": m.get("content") or ""}
+        calls = [c.get("function", c) for c in m.get("tool_calls") or []]
+        if calls:
+            turn["ToolCalls"] = [{"Function": {"Name": c["name"], "Arguments": _arguments(c.get("arguments"))}}
+                                 for c in calls]
+        collated.append(turn)
+    listed = [{"Type": t.get("type", "function"), "Function": t.get("function", t)} for t in tools or []]
+    return {"System": system, "Messages": collated, "Tools": listed, "Prompt": "", "Response": ""}
+
+
+def _arguments(arguments: Any) -> Any:
+    # the API takes arguments as an object; OpenAI-style clients send them as a JSON string
+    return json.loads(arguments) if isinstance(arguments, str) else (arguments or {})
+
+
+def canonical_json(text: str) -> str:
+    """`text` with every JSON object or array in it rewritten compact with sorted keys.
+
+    Ollama writes tool JSON with Go's encoder (compact, keys sorted, no indent) where a Hugging Face template
+    uses Python's `tojson` (spaced, in the order given, sometimes indented): the same data either way.
+    """
+    decoder = json.JSONDecoder()
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                value, end = decoder.raw_decode(text, i)
+            except ValueError:
+                pass
+            else:
+                out.append(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+                i = end
+                continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes.llama_engine import LlamaEngine, llama_cpp_dir
 from tests.fakes.ollama_double import OllamaDouble
-from tools.export.pipeline import export_run
+from tools.export.pipeline import ExportResult, export_run
 
 pytestmark = [
     pytest.mark.engine,
-    # the first test also trains the module's run
-    pytest.mark.timeout(600),
+    # the first test also trains the module's run (minutes on a busy two-core machine)
+    pytest.mark.timeout(900),
     pytest.mark.skipif(llama_cpp_dir() is None,
                        reason="LLAMA_CPP_DIR does not point at a built llama.cpp (bin/llama-server); .ci/run sets it"),
 ]
@@ -48,21 +49,53 @@ def stopping_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "run"
 
 
-@pytest.fixture
-def engine(ollama: OllamaDouble, tmp_path: Path) -> OllamaDouble:
-    """The Ollama double answering from llama-server."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OllamaDouble]:
+    """One Ollama double answering from llama-server for the whole module: what is created in it stays loaded."""
     root = llama_cpp_dir()
     assert root is not None
-    ollama.engine = LlamaEngine(root, work=tmp_path / "engine")
-    ollama.version = "0.33.0"
-    return ollama
+    double = OllamaDouble(version="0.33.0", engine=LlamaEngine(root, work=tmp_path_factory.mktemp("engine"))).start()
+    yield double
+    double.stop()
 
 
-def _copy(run: Path, tmp_path: Path) -> Path:
-    import shutil
+@pytest.fixture
+def engine(served: OllamaDouble, monkeypatch: pytest.MonkeyPatch) -> OllamaDouble:
+    """The module's engine-backed double, found through OLLAMA_HOST by this test."""
+    from tools.settings import get_settings
 
-    shutil.copytree(run, tmp_path / "run")
-    return tmp_path / "run"
+    monkeypatch.setenv("OLLAMA_HOST", served.url)
+    get_settings.cache_clear()
+    return served
+
+
+@dataclasses.dataclass
+class Exported:
+    """One export of the module's trained run, and the last chat its verification sent."""
+
+    run: Path
+    result: ExportResult
+    last_chat: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def exports() -> dict[str, Exported]:
+    """Exports of the trained run by route, made once: a later test reuses what an earlier one created."""
+    return {}
+
+
+def _export(route: str, stopping_run: Path, exports: dict[str, Exported], engine: OllamaDouble,
+            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Exported:
+    if route not in exports:
+        import shutil
+
+        if route == "gguf-adapter":
+            _base_in_ollama(tmp_path, monkeypatch)
+        run = tmp_path / "run"
+        shutil.copytree(stopping_run, run)
+        result = export_run(run, f"Notes-{route}-v1", route, say=lambda text: None)
+        exports[route] = Exported(run, result, engine.requests_to("/api/chat")[-1].body)
+    return exports[route]
 
 
 def _base_in_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,25 +115,48 @@ def _base_in_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("route", ["merged", "gguf", "gguf-adapter"])
-def test_each_route_loads_answers_and_stops_in_the_engine(route: str, stopping_run: Path, engine: OllamaDouble,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if route == "gguf-adapter":
-        _base_in_ollama(tmp_path, monkeypatch)
-    run = _copy(stopping_run, tmp_path)
-    result = export_run(run, f"Notes-{route}-v1", route, say=lambda text: None)
-    checks = {c.name: c for c in result.checks}
-    assert result.route == route
+def test_each_route_loads_answers_and_stops_in_the_engine(route: str, stopping_run: Path, exports: dict[str, Exported],
+                                                          engine: OllamaDouble, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _export(route, stopping_run, exports, engine, tmp_path, monkeypatch)
+    checks = {c.name: c for c in done.result.checks}
+    assert done.result.route == route
     assert set(checks) == {"answers", "stops", "no_hidden_turns", "no_template_text", "matches_tuned"}
-    assert result.ok, [c.as_dict() for c in result.checks if not c.ok]
+    assert done.result.ok, [c.as_dict() for c in done.result.checks if not c.ok]
     # what a user sees in Ollama: the learned reply, ended by the model itself
-    reply = engine.requests_to("/api/chat")[-1]
-    assert reply.body["options"]["num_predict"] < 256
+    assert done.last_chat["options"]["num_predict"] < 256
     if route == "gguf-adapter":
         assert engine.created[f"Notes-{route}-v1"]["from"] == BASE_TAG
         assert set(engine.created[f"Notes-{route}-v1"]["adapters"]) == {"adapter.gguf"}
 
 
-def test_a_model_that_never_learned_to_stop_is_caught_in_the_engine(tiny_run: Path, engine: OllamaDouble) -> None:
+def test_eval_answers_the_test_prompts_from_the_exported_model(stopping_run: Path, exports: dict[str, Exported],
+                                                               engine: OllamaDouble, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+
+    done = _export("merged", stopping_run, exports, engine, tmp_path, monkeypatch)
+    name = done.result.name
+    asked = len(engine.requests_to("/api/chat"))
+    result = CliRunner().invoke(app, ["eval", str(done.run), "--ollama-model", name, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["tuned_source"] == f"ollama:{name}"
+    # each test prompt's tuned answer came from llama-server through the double, none from a script
+    chats = [r.body for r in engine.requests_to("/api/chat")[asked:]]
+    assert len(chats) == len(report["prompts"]) > 0 and {c["model"] for c in chats} == {name}
+    assert not engine.chat_replies and all(row["tuned"]["answer"] for row in report["prompts"])
+    assert (done.run / "eval" / "ollama" / name / "report.json").is_file()
+
+
+def test_a_model_that_never_learned_to_stop_is_caught_in_the_engine(tiny_run: Path, engine: OllamaDouble,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.export import verify
+
+    # greedy answers are prefixes of one another: 32 tokens show it talking on as well as 256 would
+    monkeypatch.setattr(verify, "PROBE_TOKENS", 32)
     result = export_run(tiny_run, "Random-v1", "merged", say=lambda text: None)
     checks = {c.name: c for c in result.checks}
     assert not result.ok and not checks["stops"].ok

@@ -12,7 +12,7 @@ from assistant.cli import app
 from tests.fakes.ollama_double import OllamaDouble
 from tests.unit.export.conftest import write_dataset
 from tools.export.modelfile import parse_modelfile
-from tools.export.templates import TEMPLATES
+from tools.export.templates import TEMPLATES, VARIANT_TEMPLATES
 from tools.export.verify import PROBES
 
 runner = CliRunner()
@@ -54,7 +54,7 @@ def test_adapter_route_dry_run_builds_on_the_ollama_base(tiny_run: Path, ollama:
     assert result.exit_code == 0, result.output
     spec = parse_modelfile((tiny_run / "export" / "Modelfile").read_text(encoding="utf-8"))
     assert (spec.from_, spec.adapter) == ("llama3.2:1b", "../adapter")
-    assert spec.template == TEMPLATES["llama3"] and ("stop", "<|eot_id|>") in spec.parameters
+    assert spec.template == VARIANT_TEMPLATES["llama3.2"] and ("stop", "<|eot_id|>") in spec.parameters
     assert (tiny_run / "export" / spec.adapter / "adapter_model.safetensors").is_file()
     assert not (tiny_run / "export" / "merged").exists()
     assert "without --dry-run" in flat(result.output) and ollama.requests == []
@@ -91,7 +91,7 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     monkeypatch.setattr(verify, "PROBE_TOKENS", 8)  # the tiny model never stops; keep its answers short
 
     # a faithful Ollama answers exactly what the tuned model says in-process
-    answers, _count = verify.ask_tuned(tiny_run, PROBES)
+    answers, _count, _end = verify.ask_tuned(tiny_run, PROBES)
     tuned = dict(zip(PROBES, answers, strict=True))
     ollama.responder = lambda body: {"content": tuned[body["messages"][-1]["content"]].text, "done_reason": "stop",
                                      "eval_count": tuned[body["messages"][-1]["content"]].tokens}

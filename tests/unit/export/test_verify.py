@@ -113,3 +113,25 @@ def test_turns_that_show_as_no_text_are_caught(ollama: OllamaDouble) -> None:
     hidden = checks["no_hidden_turns"]
     assert not hidden.ok and "1 of 3" in hidden.message and "show as no text" in hidden.message
     assert "<|im_end|>" in hidden.fix and checks["no_template_text"].ok
+
+
+def test_an_end_token_missing_from_the_template_and_stops_is_named_in_the_fix(ollama: OllamaDouble) -> None:
+    from tools.export.templates import TEMPLATES
+
+    ollama.models.append("pm:latest")
+    # exported with phi3's TEMPLATE and stops while the model ends its answers with ChatML's <|im_end|>: Ollama
+    # hides that token as a control token, nothing stops on it, and the model talks on through unseen turns
+    ollama.responder = lambda body: {"content": GOOD_TEXT[0], "done_reason": "length",
+                                     "eval_count": body["options"]["num_predict"]}
+    replies = ask_ollama("pm", PROBES, budgets=[stop_budget(e.tokens) for e in GOOD])
+    checks = checks_by_name(verify_replies(replies, ["<|end|>", "<|endoftext|>"], GOOD, count_tokens=words,
+                                           end_token="<|im_end|>", template=TEMPLATES["phi3"]))
+    stops, hidden = checks["stops"], checks["no_hidden_turns"]
+    assert not stops.ok and "never stopped on 3 of 3" in stops.message
+    for check in (stops, hidden):
+        assert "ends its answers with <|im_end|>" in check.fix
+        assert "the `PARAMETER stop` lines and the TEMPLATE of the Modelfile never use it" in check.fix
+        assert "<|end|>, <|endoftext|>" in check.fix and 'PARAMETER stop "<|im_end|>"' in check.fix
+    # with the end token in both, the usual advice stays
+    ok_template = verify_replies(replies, STOPS, GOOD, end_token="<|im_end|>", template=TEMPLATES["chatml"])
+    assert "ends its answers with" not in checks_by_name(ok_template)["stops"].fix

@@ -21,6 +21,10 @@ TOOL_TEMPLATE = (
     "{{ c['function']['arguments'] | tojson }}</tool_call>{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+# ChatML with no tools branch, as many bases' own templates are
+PLAIN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
 EXAMPLE = Example(messages=[
     Message(role="user", content="Weather in Paris?"),
     Message(role="assistant", content="", tool_calls=[ToolCall(name="get_weather", arguments='{"city": "Paris"}')]),
@@ -53,6 +57,7 @@ def test_template_with_tools_renders_its_own_tool_format(tok):
 
 
 def test_template_without_tools_gets_plain_turns(tok):
+    tok.chat_template = PLAIN_TEMPLATE
     assert not supports_tools(tok)
     ex = tokenize_example(tok, EXAMPLE, 512)
     text = tok.decode(ex.input_ids)
