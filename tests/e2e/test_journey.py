@@ -180,7 +180,11 @@ def test_a_trained_model_is_compared_tried_shipped_and_improved_in_the_chat(olla
         first.get_by_role("columnheader", name=column).wait_for()
     marks = [row.locator("td").last.inner_text() for t in compared.all() for row in t.locator("tbody tr").all()]
     assert marks and set(marks) <= {"🏆 tuned", "🏆 base", "tie"} and any(m.startswith("🏆") for m in marks)
-    first.scroll_into_view_if_needed()
+    # the picture: the first category's table from its top, scrolled across to the judge's scores and the winner
+    first.evaluate("""t => { t.scrollIntoView({block: 'start'});
+        for (let p = t.parentElement; p; p = p.parentElement) {
+            if (p.scrollWidth > p.clientWidth && getComputedStyle(p).overflowX !== 'visible') {
+                p.scrollLeft = p.scrollWidth; break; } } }""")
     screenshot("compare.png")
 
     # try it: a typed prompt answered by the run's adapter, here, before any export
