@@ -301,8 +301,10 @@ async def show_comparison(state: WizardState) -> Command[Any]:
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("choose_next")
-    rows = [[m, "—" if x is None else f"{x:.3g}", "—" if y is None else f"{y:.3g}"] for m, x, y in cmp.rows
-            if x is not None or y is not None][:14]
+    # the deciding numbers first: the table is cut short, and the one the verdict names must be in it
+    scored = sorted((r for r in cmp.rows if r[1] is not None or r[2] is not None),
+                    key=lambda r: HEADLINE.index(r[0]) if r[0] in HEADLINE else len(HEADLINE))
+    rows = [[m, "—" if x is None else f"{x:.3g}", "—" if y is None else f"{y:.3g}"] for m, x, y in scored][:14]
     table(f"{a} and {b}", ["Metric", a, b], rows or [["(no scores yet)", "—", "—"]])
     shared = next(((m, x, y) for key in HEADLINE for m, x, y in cmp.rows if m == key and x is not None
                    and y is not None), None)

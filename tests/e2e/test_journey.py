@@ -1,7 +1,9 @@
-"""The journey's chat features in a real browser: the settings panel, drafting, the quick path, documents."""
+"""The journey's chat features in a real browser: the settings panel, drafting, the quick path, documents, and a
+trained model compared, tried, shipped and improved."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -138,3 +140,80 @@ def test_a_markdown_document_gives_a_grounded_draft_shown_with_its_passage(ollam
     wait_text(page, "You have 1 example so far")
     page.get_by_role("button", name="Show my dataset").last.click()
     page.locator("table").last.get_by_role("cell", name=GROUNDED["request"]).wait_for()
+
+
+def judge_and_assistant(body: dict[str, Any]) -> str:
+    """The assistant model as above, and as the judge: a score of 1–5 from a hash of the answer it is shown (a
+    double: the same answer always gets the same score, and two different answers seldom tie)."""
+    messages = body["messages"]
+    if "format" in body and messages[0]["role"] == "system" and messages[0]["content"].startswith("You review"):
+        answer = messages[-1]["content"].rsplit("Answer to score:", 1)[-1]
+        score = 1 + int(hashlib.sha256(answer.encode()).hexdigest(), 16) % 5
+        return json.dumps({c: {"score": score, "justification": "Scored by the test double."}
+                           for c in ("accuracy", "format", "relevance", "completeness", "tone")})
+    return assistant_model(body)
+
+
+@pytest.mark.timeout(1500)
+def test_a_trained_model_is_compared_tried_shipped_and_improved_in_the_chat(ollama, start_wizard, page, screenshot):
+    ollama.responder = judge_and_assistant
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    interview_with_the_model(page)
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    wait_text(page, "45 examples")
+    page.get_by_role("button", name="Continue to training").click()
+    page.get_by_text("are not on this machine yet").last.wait_for(timeout=180_000)  # no Hub in tests
+    page.get_by_role("button", name="Use tiny-random to try the steps").click()
+    wait_text(page, "Plan:")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Training finished.").last.wait_for(timeout=600_000)
+
+    # compare: per test category, both answers side by side with the judge's scores and a winner mark
+    page.get_by_role("button", name="Compare it with the base model").click()
+    page.get_by_text("Verdict.").last.wait_for(timeout=400_000)
+    wait_text(page, "What next?")
+    compared = page.locator("table").filter(has=page.get_by_role("columnheader", name="Judge (base→tuned)"))
+    assert compared.count() >= 1
+    first = compared.first
+    for column in ("Prompt", "Base model", "Tuned model", "Winner"):
+        first.get_by_role("columnheader", name=column).wait_for()
+    marks = [row.locator("td").last.inner_text() for t in compared.all() for row in t.locator("tbody tr").all()]
+    assert marks and set(marks) <= {"🏆 tuned", "🏆 base", "tie"} and any(m.startswith("🏆") for m in marks)
+    # the picture: the first category's table from its top, scrolled across to the judge's scores and the winner
+    first.evaluate("""t => { t.scrollIntoView({block: 'start'});
+        for (let p = t.parentElement; p; p = p.parentElement) {
+            if (p.scrollWidth > p.clientWidth && getComputedStyle(p).overflowX !== 'visible') {
+                p.scrollLeft = p.scrollWidth; break; } } }""")
+    screenshot("compare.png")
+
+    # try it: a typed prompt answered by the run's adapter, here, before any export
+    page.get_by_role("button", name="Try it").last.click()
+    wait_text(page, "on this machine, before export")
+    say(page, "Write a user story for exporting reports")
+    wait_text(page, "Rate it")
+    page.get_by_text("Tuned model:").last.wait_for()
+    page.get_by_role("button", name="Also show the base").last.wait_for()
+    screenshot("try-it.png")
+    say(page, "done trying")
+
+    # ship it: the name asked (the next version suggested), the size chosen, `ollama run NAME` at the end
+    page.get_by_role("button", name="Put it into Ollama").last.click()
+    wait_text(page, "What should the model be called in Ollama?")
+    wait_text(page, "PM-StoryWriter-v1")
+    say(page, "PM-Stories")
+    wait_text(page, "How compact should PM-Stories-v1 be?")
+    page.get_by_role("button", name="None — exact").last.click()
+    page.get_by_text("ollama run PM-Stories-v1").last.wait_for(timeout=300_000)
+    assert "PM-Stories-v1" in ollama.created
+    wait_text(page, "PM-Stories-v1 is in your Ollama")
+    screenshot("ship.png")
+
+    # improve it: round 2's plan, the weakest areas with why, and drafting for the first one offered
+    page.get_by_role("button", name="Improve it (next round)").last.click()
+    page.get_by_text("Next round:").last.wait_for()
+    plan = page.locator("table").filter(has=page.get_by_role("columnheader", name="Why")).last
+    assert plan.locator("tbody tr").count() >= 1
+    wait_text(page, "Start the round?")
+    page.get_by_role("button", name=re.compile(r"^Draft \d+ ")).last.wait_for()
+    screenshot("round-two.png")
