@@ -47,6 +47,8 @@ e2e: install chromium
 
 # the browser tests, saving their screenshots over docs/*.png (a plain run keeps them in pytest's tmp folder)
 screenshots: install chromium
+	@# the pictures show emoji (✅ 👍 🏆); without a colour emoji font chromium draws empty boxes
+	@fc-list | grep -qi "color emoji" || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-noto-color-emoji >/dev/null; }
 	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
 
 # what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones.

@@ -86,6 +86,7 @@ class Act:
         return q
 
 
+@pytest.mark.timeout(900)  # two real tiny-random trainings, evaluations and exports
 @pytest.mark.parametrize("typed", [False, True], ids=["clicks", "typed"])
 async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_path, ollama, typed):
     judge = Judge(2)
