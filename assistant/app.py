@@ -22,7 +22,7 @@ from assistant.chat_store import LocalFiles, auth_secret, checkpoint_db_path, en
 from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.server import install
-from assistant.ui_events import STAGES, is_ui_event, stage_index
+from assistant.ui_events import STAGES, Table, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
 from tools.errors import MTWError
 from tools.settings import get_settings
@@ -92,14 +92,8 @@ async def _tasklist(stage: str) -> None:
     await tl.send()
 
 
-async def _table(ev: dict[str, Any]) -> None:
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = [f"**{ev['title']}**", "", "| " + " | ".join(ev["columns"]) + " |",
-             "|" + "---|" * len(ev["columns"])]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in ev["rows"]]
-    await cl.Message(content="\n".join(lines)).send()
+async def _table(ev: Table) -> None:
+    await cl.Message(content=table_markdown(ev)).send()
 
 
 async def _figure(ev: dict[str, Any]) -> None:
@@ -139,7 +133,7 @@ async def render(ev: dict[str, Any]) -> None:
     if kind == "say":
         await cl.Message(content=ev["text"]).send()
     elif kind == "table":
-        await _table(ev)
+        await _table(ev)  # type: ignore[arg-type]
     elif kind == "figure":
         await _figure(ev)
     elif kind == "progress":

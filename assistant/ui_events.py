@@ -7,6 +7,7 @@ tests read the very same events.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, TypedDict
 
 from langgraph.config import get_stream_writer
@@ -130,6 +131,26 @@ def title(text: str) -> None:
 def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     """A small table."""
     emit(Table(ui="table", title=title, columns=columns, rows=rows))
+
+
+CELL_CHARS = 600
+"""A table cell longer than this is cut with "…": a page of one model's answer would push the other columns away."""
+_UNBROKEN = re.compile(r"(\S{48})(?=\S)")
+
+
+def table_markdown(ev: Table) -> str:
+    """A table event as Markdown: long cells cut, long runs without spaces given places to wrap."""
+
+    def cell(value: Any) -> str:
+        text = " ".join(str(value).split())
+        if len(text) > CELL_CHARS:
+            text = text[: CELL_CHARS - 1].rstrip() + "…"
+        # a zero-width space lets the browser wrap a run of characters with no space in it
+        return _UNBROKEN.sub("\\1\u200b", text).replace("|", "\\|")
+
+    lines = [f"**{ev['title']}**", "", "| " + " | ".join(ev["columns"]) + " |", "|" + "---|" * len(ev["columns"])]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in ev["rows"]]
+    return "\n".join(lines)
 
 
 def figure(name: str, figure_json: str) -> None:
