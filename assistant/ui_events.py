@@ -8,7 +8,7 @@ tests read the very same events.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from langgraph.config import get_stream_writer
 
@@ -45,6 +45,8 @@ class Question(TypedDict, total=False):
     """The node that handles the answer."""
     stage: str
     """The journey stage the question belongs to."""
+    skipped: list[str]
+    """Earlier stages the path to this question did not go through (not ticked as done in the Tasks panel)."""
     slot: str
     """The spec slot asked about (interview questions) or a name for the choice."""
     effects: list[str]
@@ -96,6 +98,8 @@ class Stage(TypedDict):
 
     ui: Literal["stage"]
     stage: str
+    skipped: NotRequired[list[str]]
+    """Earlier stages this path did not go through (the quick path skips training): not ticked as done."""
 
 
 class Title(TypedDict):
@@ -118,9 +122,9 @@ def say(text: str) -> None:
     emit(Say(ui="say", text=text))
 
 
-def stage(name: str) -> None:
-    """Mark the journey stage as the current one."""
-    emit(Stage(ui="stage", stage=name))
+def stage(name: str, skipped: tuple[str, ...] = ()) -> None:
+    """Mark the journey stage as the current one (SKIPPED: earlier stages this path did not go through)."""
+    emit(Stage(ui="stage", stage=name, skipped=list(skipped)))
 
 
 def title(text: str) -> None:

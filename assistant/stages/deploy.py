@@ -79,12 +79,16 @@ def model_stem(spec: ProjectSpec) -> str:
     return "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
 
 
+QUICK_SKIPS = ("dataset", "check", "configure", "train", "evaluate")
+"""The stages the quick path goes past: nothing was built, checked or trained."""
+
+
 async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """The quick path: a styled model from the spec alone (SYSTEM prompt, a few examples, the guide's parameters)."""
     from tools.export.pipeline import export_from_spec
     from tools.registry import suggest_name
 
-    stage("deploy")
+    stage("deploy", skipped=QUICK_SKIPS)
     spec = ProjectSpec(**state["spec"])
     name = str(state.get("quick_name") or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
     up, note, missing = await runtime.context.llm.status()
@@ -96,7 +100,8 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
         result = await asyncio.to_thread(export_from_spec, spec.name, name, dry_run=not ollama_up, say=notes.append)
     except MTWError as exc:
         return ask(state, f"That did not work: {exc.message} {exc.fix}", then="on_quick", stage="deploy",
-                   choices={"again": "Try again", "train": "Go on to training"}, effects=("again",),
+                   skipped=list(QUICK_SKIPS), choices={"again": "Try again", "train": "Go on to training"},
+                   effects=("again",),
                    update={"quick_name": name})
     lines = [*notes, result.reason]
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
@@ -106,13 +111,14 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
                      + "\n".join(f"`{c}`" for c in result.commands))
         say("\n".join(lines))
         return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then="on_quick",
-                   stage="deploy", choices={"again": "Try again now", "train": "Go on to training"},
-                   effects=("again",), update={"quick_name": name})
+                   stage="deploy", skipped=list(QUICK_SKIPS),
+                   choices={"again": "Try again now", "train": "Go on to training"}, effects=("again",),
+                   update={"quick_name": name})
     lines.append(f"Try it: `ollama run {name}`")
     say("\n".join(lines))
     return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
                       "examples (it learns your style far better than a prompt can).", then="on_quick",
-               stage="deploy", choices={"try": "Try it", "train": "Go on to training"},
+               stage="deploy", skipped=list(QUICK_SKIPS), choices={"try": "Try it", "train": "Go on to training"},
                update={"quick_name": name, "quick_made": True})
 
 

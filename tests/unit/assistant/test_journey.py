@@ -273,6 +273,10 @@ async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_trai
     q = await s.click("quick")
     # Ollama away: a dry run with the Modelfile, and a way on once it is back
     assert q["then"] == "on_quick" and "again" in q["choices"] and "Modelfile" in s.said[-1]
+    # the Tasks panel does not tick training as done: nothing was trained
+    [moved] = [e for e in s.events if e["ui"] == "stage" and e["stage"] == "deploy"]
+    assert {"train", "evaluate"} <= set(moved["skipped"])
+    assert {"train", "evaluate"} <= set(q["skipped"])
     s.ctx.llm.ok = True
     q = await s.send("try again now")
     name = "PM-UserStories-Styled-v1"
