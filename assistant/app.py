@@ -307,6 +307,10 @@ async def on_message(message: cl.Message) -> None:
         files = [e for e in message.elements or [] if getattr(e, "path", None)]
         if files:
             reply: Any = {"path": files[0].path, "name": files[0].name}
+            if not message.content.strip():
+                # a file sent without words would show as an empty bubble under it
+                message.content = f"📎 {files[0].name}"
+                await message.update()
             if pending.get("kind") != "file":
                 await cl.Message(content="I'll look at files when I ask for your examples; for now, here is the "
                                          "question again.").send()

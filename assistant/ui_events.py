@@ -24,6 +24,8 @@ STAGES: dict[str, str] = {
     "deploy": "Deploy to Ollama",
 }
 """The journey's stages in order, with the titles of the Tasks panel."""
+QUICK_SKIPS = ("dataset", "check", "configure", "train", "evaluate")
+"""The stages the quick path (a styled model without training) goes past: nothing was built, checked or trained."""
 
 
 class Question(TypedDict, total=False):

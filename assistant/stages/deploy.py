@@ -15,7 +15,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.state import WizardState
-from assistant.ui_events import progress_event, say, stage
+from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec, slugify
 
@@ -77,10 +77,6 @@ async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext])
 def model_stem(spec: ProjectSpec) -> str:
     """The registry stem of a project's models: 'PM-UserStories' for 'User stories from ideas'."""
     return "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
-
-
-QUICK_SKIPS = ("dataset", "check", "configure", "train", "evaluate")
-"""The stages the quick path goes past: nothing was built, checked or trained."""
 
 
 async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:

@@ -13,7 +13,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.state import WizardState
-from assistant.ui_events import progress_event, say, stage
+from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
 
 DONE = {"done", "done trying", "stop trying", "enough", "that's enough", "finished"}
@@ -28,13 +28,19 @@ def _source(state: WizardState) -> str:
     return str(state.get("try_ollama") or state.get("exported_name") or "")
 
 
+def _stage(state: WizardState) -> tuple[str, list[str]]:
+    """The Tasks panel's stage while trying: evaluation after training; the quick path's model skipped training."""
+    return ("evaluate", []) if state.get("run_dir") else ("deploy", list(QUICK_SKIPS))
+
+
 def try_model(state: WizardState) -> Command[Any]:
     """Ask for a prompt to try."""
-    stage("evaluate")
+    where_now, skipped = _stage(state)
+    stage(where_now, skipped=tuple(skipped))
     ollama = _source(state)
     where = f"**{ollama}** in your Ollama" if ollama else "your tuned model (on this machine, before export)"
-    return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage="evaluate",
-               free_text=True, verbatim=True, choices={"done": "Done trying"},
+    return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage=where_now,
+               skipped=skipped, free_text=True, verbatim=True, choices={"done": "Done trying"},
                update={"try_last": {}})
 
 
@@ -114,14 +120,16 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("listen")
-    shown = "\n> ".join((answer or "(empty answer)")[:1500].splitlines())
     choices: dict[str, str] = {}
     if run_dir:
         choices.update(RATINGS)
         if which == "tuned":
             choices["base"] = "Also show the base"
     choices["done"] = "Done trying"
-    rate_it = "Rate it (👍 / 👎 or 1–5 stars), " if run_dir else ""
-    return ask(state, f"**{title}:**\n\n> {shown}\n\n{rate_it}type another prompt, or say you are done.",
-               then="on_try", stage="evaluate", free_text=True, verbatim=True, choices=choices,
+    next_step = ("Rate it (👍 / 👎 or 1–5 stars), type another prompt, or say you are done." if run_dir
+                 else "Type another prompt, or say you are done.")
+    # the answer stays in the chat as it was streamed: the question only says what can come next
+    where_now, skipped = _stage(state)
+    return ask(state, next_step, then="on_try", stage=where_now, skipped=skipped, free_text=True, verbatim=True,
+               choices=choices,
                update={"try_last": {"prompt": prompt, "answer": answer, "which": which, "source": source}})
