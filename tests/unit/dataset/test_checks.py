@@ -224,3 +224,25 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
 def test_message_model_rejects_unknown_roles():
     with pytest.raises(ValueError, match="role"):
         Message(role="function", content="x")  # type: ignore[arg-type]
+
+
+def test_a_large_file_checked_in_a_worker_gets_the_same_report(tmp_path, monkeypatch):
+    import json
+
+    import tools.dataset.checks as checks
+
+    rows = [ex.model_dump(include={"messages"}) for ex in stories(60)]
+    near = json.loads(json.dumps(rows[5]))
+    near["messages"][1]["content"] += " Thanks!"
+    short = {"messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello you"}]}
+    email = {"messages": [{"role": "user", "content": "Mail ana.lopez@example.com the roadmap"},
+                          {"role": "assistant", "content": "Sent the roadmap to Ana."}]}
+    lines = [json.dumps(r) for r in [*rows, rows[3], near, short, short, email]] + ["{broken", json.dumps(rows[7])]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    alone = check_file(path).model_dump()
+    monkeypatch.setattr(checks, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(checks, "_WORKER_BATCH", 7)
+    assert check_file(path).model_dump() == alone
+    assert {"duplicate", "near_duplicate", "invalid_json"} <= {i["code"] for i in alone["issues"]}
