@@ -77,7 +77,7 @@ class RowFacts(NamedTuple):
     key: str = ""
     row: RowText | None = None
     tokens: int | None = None
-    sig: Any = None
+    sig: bytes | None = None
     words: bytes | None = None
 
 
@@ -134,8 +134,8 @@ def batch_facts(rows: Sequence[Example], estimating: bool, labels: Sequence[str]
         f, row = facts[i], facts[i].row
         assert row is not None
         facts[i] = f._replace(
-            row=None, tokens=estimate_tokens(rows[i], f.estimates) if estimating else None,
-            sig=None if sigs is None else sigs[n], words=word_set(row) if near_duplicates else None)
+            row=None, estimates=[], tokens=estimate_tokens(rows[i], f.estimates) if estimating else None,
+            sig=None if sigs is None else sigs[n].tobytes(), words=word_set(row) if near_duplicates else None)
     return facts
 
 
@@ -230,7 +230,8 @@ class Analysis:
             kept = [(ex.line, f) for ex, unique, f in pending if unique]
             if kept:
                 if all(f.sig is not None for _, f in kept):
-                    self.sig_blocks.append(np.stack([f.sig for _, f in kept]))
+                    sigs = b"".join(f.sig for _, f in kept if f.sig is not None)
+                    self.sig_blocks.append(np.frombuffer(sigs, dtype=np.uint16).reshape(len(kept), -1))
                     self.sig_sets += [f.words for _, f in kept]
                 else:
                     # the low 16 bits of each MinHash value estimate similarity as well (b-bit MinHash) in half
