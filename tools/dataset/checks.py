@@ -51,6 +51,9 @@ _BATCH_ROWS = 512
 # files past this size have their per-row checks done in a second process (worth its start-up cost), a batch
 # of rows at a time with a few batches in flight
 _PARALLEL_BYTES = 20_000_000
+_SAMPLE_BYTES = 1_000_000
+_WORKER_MIN_ROW_BYTES = 1000
+"""Rows shorter than this on average (in the file's first megabyte) are checked faster in one process."""
 _WORKER_BATCH = 1000
 _IN_FLIGHT = 4
 
@@ -394,8 +397,7 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     detected: list[str] = []
     run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
     rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
-    if run.estimating and Path(path).is_file() and Path(path).stat().st_size > _PARALLEL_BYTES \
-            and "fork" in multiprocessing.get_all_start_methods():
+    if run.estimating and _worth_a_worker(Path(path)):
         _add_in_worker(run, rows)
     else:
         for ex in rows:
@@ -423,6 +425,23 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     all_issues = renumber(file_issues + issues, notes)
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
+
+
+def _worth_a_worker(path: Path) -> bool:
+    """A second process pays for itself on a large file of long rows, started from a single-threaded process.
+
+    Tiny rows cost more to copy to the worker than to check; forking a process that runs other threads (the chat
+    server) could copy a lock some thread holds, so there the check stays in one process.
+    """
+    import threading
+
+    if not path.is_file() or path.stat().st_size <= _PARALLEL_BYTES or threading.active_count() > 1:
+        return False
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    with path.open("rb") as f:
+        head = f.read(_SAMPLE_BYTES)
+    return len(head) / max(1, head.count(b"\n")) >= _WORKER_MIN_ROW_BYTES
 
 
 def _add_in_worker(run: Analysis, rows: Iterable[Example]) -> None:
