@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections import Counter
+import multiprocessing
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tools.dataset.duplicates import (
     NEAR_DUP_THRESHOLD,
@@ -46,6 +48,14 @@ IMBALANCE_RATIO = 3.0
 # the temporaries stay a few tens of MB
 _BATCH_CHARS = 256_000
 _BATCH_ROWS = 512
+# files past this size have their per-row checks done in a second process (worth its start-up cost), a batch
+# of rows at a time with a few batches in flight
+_PARALLEL_BYTES = 20_000_000
+_SAMPLE_BYTES = 1_000_000
+_WORKER_MIN_ROW_BYTES = 1000
+"""Rows shorter than this on average (in the file's first megabyte) are checked faster in one process."""
+_WORKER_BATCH = 1000
+_IN_FLIGHT = 4
 
 
 def _percentile(sorted_values: list[int], q: float) -> int:
@@ -53,6 +63,83 @@ def _percentile(sorted_values: list[int], q: float) -> int:
         return 0
     idx = min(len(sorted_values) - 1, max(0, math.ceil(q * len(sorted_values)) - 1))
     return sorted_values[idx]
+
+
+class RowFacts(NamedTuple):
+    """What the checks learn from one row on its own, so it can be worked out away from the row order."""
+
+    issues: list[Issue]
+    big: bool
+    chars: int = 0
+    estimates: list[int] = []
+    roles: list[str] = []
+    kind: str | None = None
+    prompt: str | None = None
+    answer: tuple[str, int] | None = None
+    tags: list[str] = []
+    key: str = ""
+    row: RowText | None = None
+    tokens: int | None = None
+    sig: bytes | None = None
+    words: bytes | None = None
+
+
+def row_facts(ex: Example, estimating: bool, labels: Sequence[str], use_embeddings: bool) -> RowFacts:
+    """The per-row checks of one row, in the order they report."""
+    from tools.dataset.coverage import classify_keywords
+
+    issues = row_issues(ex)
+    row = RowText(ex.all_text())
+    if len(row.text) > MAX_EXAMPLE_CHARS:
+        return RowFacts(issues + [too_big_issue(ex, len(row.text))], big=True)
+    issues += privacy_issues(ex, row)
+    issues += placeholder_issues(ex)
+    estimates = message_estimates(ex) if estimating else []
+    known = dict(zip((m.content for m in ex.messages), estimates, strict=False))
+    roles: list[str] = []
+    kind = prompt = None
+    answer: tuple[str, str] | None = None
+    tags: list[str] = []
+    if ex.kind == "chat":
+        roles = [m.role for m in ex.messages]
+        kind = classify_keywords(ex.prompt())
+        if kind is None and use_embeddings:
+            prompt = ex.prompt()
+        reply = ex.answer()
+        if reply.strip():
+            answer = (kind or "", reply)
+    elif ex.kind == "classification" and ex.label:
+        issues += allowed_label_issues(ex, labels)
+        answer = (ex.label, ex.text)
+    elif ex.kind == "ner":
+        tags = [t[2:] for t in ex.tags or [] if t.startswith("B-")]
+    counted = None
+    if answer is not None:
+        tokens = known.get(answer[1])
+        counted = (answer[0], estimate_text(answer[1]) if tokens is None else tokens)
+    return RowFacts(issues, big=False, chars=len(row.text), estimates=estimates, roles=roles, kind=kind,
+                    prompt=prompt, answer=counted, tags=tags, key=fingerprint(ex, row), row=row)
+
+
+def batch_facts(rows: Sequence[Example], estimating: bool, labels: Sequence[str], use_embeddings: bool,
+                near_duplicates: bool) -> list[RowFacts]:
+    """row_facts for a batch, with each row's length estimate and MinHash signature, and without its text.
+
+    Runs in a worker process: what comes back is small, and the signatures are done a batch at a time.
+    """
+    import numpy as np
+
+    facts = [row_facts(ex, estimating, labels, use_embeddings) for ex in rows]
+    kept = [i for i, f in enumerate(facts) if f.row is not None]
+    sigs = (signatures([facts[i].row.text for i in kept]).astype(np.uint16)  # type: ignore[union-attr]
+            if near_duplicates and kept else None)
+    for n, i in enumerate(kept):
+        f, row = facts[i], facts[i].row
+        assert row is not None
+        facts[i] = f._replace(
+            row=None, estimates=[], tokens=estimate_tokens(rows[i], f.estimates) if estimating else None,
+            sig=None if sigs is None else sigs[n].tobytes(), words=word_set(row) if near_duplicates else None)
+    return facts
 
 
 class Analysis:
@@ -89,59 +176,46 @@ class Analysis:
         self.sig_lines: list[int | None] = []
         self.sig_sets: list[bytes | None] = []
         self.sig_blocks: list[Any] = []
-        self._pending: list[tuple[Example, bool, RowText, list[int]]] = []
+        self._pending: list[tuple[Example, bool, RowFacts]] = []
         self._pending_chars = 0
 
     def add(self, ex: Example) -> None:
         """Check one row and keep what the dataset-wide checks need."""
-        from tools.dataset.coverage import classify_keywords
-
-        self.n += 1
         if ex.line is None:
             # rows made in memory have no file line: number them by position so every issue still points somewhere
-            ex = ex.model_copy(update={"line": self.n})
-        self.issues += row_issues(ex)
+            ex = ex.model_copy(update={"line": self.n + 1})
+        self.take(ex, row_facts(ex, self.estimating, self.labels, self.use_embeddings))
+
+    def take(self, ex: Example, facts: RowFacts) -> None:
+        """Keep one row's facts, worked out here or in a worker; what depends on row order happens here."""
+        self.n += 1
+        self.issues += facts.issues
         self.kinds[ex.kind] += 1
-        row = RowText(ex.all_text())
-        if len(row.text) > MAX_EXAMPLE_CHARS:
-            self.issues.append(too_big_issue(ex, len(row.text)))
+        if facts.big:
             return
-        self.issues += privacy_issues(ex, row)
-        self.issues += placeholder_issues(ex)
-        estimates = message_estimates(ex) if self.estimating else []
-        known = dict(zip((m.content for m in ex.messages), estimates, strict=False))
         if ex.kind == "chat":
-            self.roles.update(m.role for m in ex.messages)
-            self.turns[len(ex.messages)] += 1
-            kind = classify_keywords(ex.prompt())
-            if kind is None and self.use_embeddings:
-                self.unmatched.append((len(self.task_kinds), ex.prompt()))
-            self.task_kinds.append(kind)
-            answer = ex.answer()
-            if answer.strip():
-                self._answer(ex.line, kind or "", answer, known)
+            self.roles.update(facts.roles)
+            self.turns[len(facts.roles)] += 1
+            if facts.prompt is not None:
+                self.unmatched.append((len(self.task_kinds), facts.prompt))
+            self.task_kinds.append(facts.kind)
         elif ex.kind == "classification" and ex.label:
             self.label_counts[ex.label] += 1
-            self.issues += allowed_label_issues(ex, self.labels)
-            self._answer(ex.line, ex.label, ex.text, known)
         elif ex.kind == "ner":
-            self.entity_tags.update(t[2:] for t in ex.tags or [] if t.startswith("B-"))
-        key = fingerprint(ex, row)
-        first = self.seen.get(key, -1)
+            self.entity_tags.update(facts.tags)
+        if facts.answer is not None:
+            self.answer_lines.append(ex.line)
+            self.answer_kinds.append(facts.answer[0])
+            self.answer_tokens.append(facts.answer[1])
+        first = self.seen.get(facts.key, -1)
         if first != -1:
             self.issues.append(duplicate_issue(ex, first))
         else:
-            self.seen[key] = ex.line
-        self._pending.append((ex, first == -1, row, estimates))
-        self._pending_chars += len(row.text)
+            self.seen[facts.key] = ex.line
+        self._pending.append((ex, first == -1, facts))
+        self._pending_chars += facts.chars
         if self._pending_chars >= _BATCH_CHARS or len(self._pending) >= _BATCH_ROWS:
             self._flush()
-
-    def _answer(self, line: int | None, category: str, text: str, known: dict[str, int]) -> None:
-        self.answer_lines.append(line)
-        self.answer_kinds.append(category)
-        tokens = known.get(text)
-        self.answer_tokens.append(estimate_text(text) if tokens is None else tokens)
 
     def _flush(self) -> None:
         import numpy as np
@@ -149,20 +223,26 @@ class Analysis:
         pending, self._pending, self._pending_chars = self._pending, [], 0
         if not pending:
             return
-        rows = [ex for ex, _, _, _ in pending]
-        lengths = ([estimate_tokens(ex, estimates) for ex, _, _, estimates in pending] if self.estimating
-                   else self.counter(rows))
+        rows = [ex for ex, _, _ in pending]
+        lengths = ([estimate_tokens(ex, f.estimates) if f.tokens is None else f.tokens for ex, _, f in pending]
+                   if self.estimating else self.counter(rows))
         self.lengths += lengths
         self.issues += [too_long_issue(ex, n, self.context) for ex, n in zip(rows, lengths, strict=True)
                         if n > self.context]
         if self.near_duplicates:
-            kept = [(ex.line, row) for ex, unique, row, _ in pending if unique]
+            kept = [(ex.line, f) for ex, unique, f in pending if unique]
             if kept:
-                # the low 16 bits of each MinHash value estimate similarity as well (b-bit MinHash) in half the
-                # memory: 128 bytes a row
-                self.sig_blocks.append(signatures([row.text for _, row in kept]).astype(np.uint16))
+                if all(f.sig is not None for _, f in kept):
+                    sigs = b"".join(f.sig for _, f in kept if f.sig is not None)
+                    self.sig_blocks.append(np.frombuffer(sigs, dtype=np.uint16).reshape(len(kept), -1))
+                    self.sig_sets += [f.words for _, f in kept]
+                else:
+                    # the low 16 bits of each MinHash value estimate similarity as well (b-bit MinHash) in half
+                    # the memory: 128 bytes a row
+                    texts = [f.row for _, f in kept if f.row is not None]
+                    self.sig_blocks.append(signatures([t.text for t in texts]).astype(np.uint16))
+                    self.sig_sets += [word_set(t) for t in texts]
                 self.sig_lines += [line for line, _ in kept]
-                self.sig_sets += [word_set(row) for _, row in kept]
 
     def finish(self, validation: Sequence[Example] = ()) -> tuple[list[Issue], dict[str, Any]]:
         """The dataset-wide checks and the stats; returns (issues sorted by line, stats)."""
@@ -316,9 +396,12 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     notes = FileNotes()
     detected: list[str] = []
     run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-    for ex in iter_examples(path, format, issues=read_issues, notes=notes, detected=detected,
-                            column_map=column_map):
-        run.add(ex)
+    rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
+    if run.estimating and _worth_a_worker(Path(path)):
+        _add_in_worker(run, rows)
+    else:
+        for ex in rows:
+            run.add(ex)
     fmt = detected[0] if detected else (format or "empty")
     val_path = Path(validation) if validation else validation_path_for(path)
     val_rows: list[Example] = []
@@ -342,6 +425,54 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     all_issues = renumber(file_issues + issues, notes)
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
+
+
+def _worth_a_worker(path: Path) -> bool:
+    """A second process pays for itself on a large file of long rows, started from a single-threaded process.
+
+    Tiny rows cost more to copy to the worker than to check; forking a process that runs other threads (the chat
+    server) could copy a lock some thread holds, so there the check stays in one process.
+    """
+    import threading
+
+    if not path.is_file() or path.stat().st_size <= _PARALLEL_BYTES or threading.active_count() > 1:
+        return False
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    with path.open("rb") as f:
+        head = f.read(_SAMPLE_BYTES)
+    return len(head) / max(1, head.count(b"\n")) >= _WORKER_MIN_ROW_BYTES
+
+
+def _add_in_worker(run: Analysis, rows: Iterable[Example]) -> None:
+    """Feed rows to `run` with their per-row checks done in a second process while this one reads on.
+
+    Forked, so the worker hashes words with this process's seed (the short-text word sets must agree); a few
+    batches in flight at most, so memory stays bounded.
+    """
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    in_flight: deque[tuple[list[Example], Future[list[RowFacts]]]] = deque()
+
+    def take_oldest() -> None:
+        batch, done = in_flight.popleft()
+        for ex, facts in zip(batch, done.result(), strict=True):
+            run.take(ex, facts)
+
+    n = 0
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+        it = iter(rows)
+        while batch := list(itertools.islice(it, _WORKER_BATCH)):
+            numbered = []
+            for ex in batch:
+                n += 1
+                numbered.append(ex if ex.line is not None else ex.model_copy(update={"line": n}))
+            in_flight.append((numbered, pool.submit(batch_facts, numbered, run.estimating, run.labels,
+                                                    run.use_embeddings, run.near_duplicates)))
+            if len(in_flight) > _IN_FLIGHT:
+                take_oldest()
+        while in_flight:
+            take_oldest()
 
 
 def preference_issue(fmt: str, n: int) -> Issue:

@@ -224,3 +224,55 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
 def test_message_model_rejects_unknown_roles():
     with pytest.raises(ValueError, match="role"):
         Message(role="function", content="x")  # type: ignore[arg-type]
+
+
+def test_a_large_file_checked_in_a_worker_gets_the_same_report(tmp_path, monkeypatch):
+    import json
+
+    import tools.dataset.checks as checks
+
+    rows = [ex.model_dump(include={"messages"}) for ex in stories(60)]
+    near = json.loads(json.dumps(rows[5]))
+    near["messages"][1]["content"] += " Thanks!"
+    short = {"messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello you"}]}
+    email = {"messages": [{"role": "user", "content": "Mail ana.lopez@example.com the roadmap"},
+                          {"role": "assistant", "content": "Sent the roadmap to Ana."}]}
+    lines = [json.dumps(r) for r in [*rows, rows[3], near, short, short, email]] + ["{broken", json.dumps(rows[7])]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    alone = check_file(path).model_dump()
+    monkeypatch.setattr(checks, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(checks, "_WORKER_MIN_ROW_BYTES", 0)
+    monkeypatch.setattr(checks, "_WORKER_BATCH", 7)
+    monkeypatch.setattr("threading.active_count", lambda: 1)  # as from the command line, whatever else this runs
+    used = []
+    in_worker = checks._add_in_worker
+    monkeypatch.setattr(checks, "_add_in_worker", lambda run, rows: used.append(1) or in_worker(run, rows))
+    assert check_file(path).model_dump() == alone
+    assert used == [1]  # the worker path really ran
+    assert {"duplicate", "near_duplicate", "invalid_json"} <= {i["code"] for i in alone["issues"]}
+
+
+def test_tiny_rows_or_a_threaded_caller_keep_the_check_in_one_process(tmp_path, monkeypatch):
+    import threading
+
+    import tools.dataset.checks as checks
+
+    monkeypatch.setattr(checks, "_PARALLEL_BYTES", 1000)
+    long_rows, tiny_rows = tmp_path / "long.jsonl", tmp_path / "tiny.jsonl"
+    long_rows.write_text(("x" * 1500 + "\n") * 10)
+    tiny_rows.write_text(("x" * 50 + "\n") * 300)
+    with monkeypatch.context() as alone:
+        alone.setattr("threading.active_count", lambda: 1)  # as from the command line
+        assert checks._worth_a_worker(long_rows)
+        assert not checks._worth_a_worker(tiny_rows)
+    # the chat server runs other threads: forking it could copy a lock one of them holds
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not checks._worth_a_worker(long_rows)
+    finally:
+        stop.set()
+        other.join()
