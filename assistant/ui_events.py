@@ -141,7 +141,7 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 CELL_CHARS = 600
 """A table cell longer than this is cut with "…": a page of one model's answer would push the other columns away."""
-_UNBROKEN = re.compile(r"(\S{48})(?=\S)")
+_UNBROKEN = re.compile(r"(\S{20})(?=\S)")
 
 
 def table_markdown(ev: Table) -> str:

@@ -27,7 +27,7 @@ def test_a_run_without_spaces_gets_places_to_wrap() -> None:
     [[cell]] = rows_of(md)
     pieces = cell.split("\u200b")
     assert len(pieces) > 1
-    assert max(len(p) for p in pieces) <= 48
+    assert max(len(p) for p in pieces) <= 20
     assert "".join(pieces) == "x" * 200
 
 
