@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_wizard import attach, plain_interview, say, scripted_slot_filler, skip_optional_questions, wait_text
+from tests.e2e.test_wizard import (
+    attach,
+    plain_interview,
+    say,
+    scripted_slot_filler,
+    skip_optional_questions,
+    train_tiny_on_the_sample,
+    wait_text,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -160,13 +168,7 @@ def test_a_trained_model_is_compared_tried_shipped_and_improved_in_the_chat(olla
     wizard = start_wizard(ollama.url)
     page.goto(wizard.url)
     interview_with_the_model(page)
-    page.get_by_role("button", name="Start from the sample PM dataset").click()
-    wait_text(page, "45 examples")
-    page.get_by_role("button", name="Continue to training").click()
-    page.get_by_text("are not on this machine yet").last.wait_for(timeout=180_000)  # no Hub in tests
-    page.get_by_role("button", name="Use tiny-random to try the steps").click()
-    wait_text(page, "Plan:")
-    page.get_by_role("button", name="Start training").click()
+    train_tiny_on_the_sample(page)
     page.get_by_text("Training finished.").last.wait_for(timeout=600_000)
 
     # compare: per test category, both answers side by side with the judge's scores and a winner mark

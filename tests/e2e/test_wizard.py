@@ -66,6 +66,17 @@ def skip_optional_questions(page) -> None:
     wait_text(page, "Here is your project")
 
 
+def train_tiny_on_the_sample(page) -> None:
+    """From the dataset question: the sample PM dataset, tiny-random (no base model here), training started."""
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    wait_text(page, "45 examples")
+    page.get_by_role("button", name="Continue to training").click()
+    page.get_by_text("are not on this machine yet").last.wait_for(timeout=180_000)  # no Hub in tests
+    page.get_by_role("button", name="Use tiny-random to try the steps").click()
+    wait_text(page, "Plan:")
+    page.get_by_role("button", name="Start training").click()
+
+
 def plain_interview(page) -> None:
     """A generation project, typed and clicked, without the assistant model; ends at the spec to confirm."""
     wait_text(page, "What should your model do?")
@@ -178,13 +189,7 @@ def test_from_sample_data_to_an_evaluated_and_exported_model_in_the_chat(start_w
     page.goto(wizard.url)
     plain_interview(page)
     page.get_by_role("button", name="Looks right").click()
-    page.get_by_role("button", name="Start from the sample PM dataset").click()
-    wait_text(page, "45 examples")
-    page.get_by_role("button", name="Continue to training").click()
-    page.get_by_text("are not on this machine yet").last.wait_for(timeout=180_000)  # no Hub in tests
-    page.get_by_role("button", name="Use tiny-random to try the steps").click()
-    wait_text(page, "Plan:")
-    page.get_by_role("button", name="Start training").click()
+    train_tiny_on_the_sample(page)
     wait_text(page, "Training started")
     page.get_by_text("Training: step").last.wait_for(timeout=120_000)
     page.get_by_text("Training finished.").last.wait_for(timeout=400_000)
