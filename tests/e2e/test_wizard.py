@@ -145,10 +145,19 @@ def test_a_reopened_conversation_continues_where_it_left_off_after_a_restart(oll
     wait_text(page, "What should your model do?")
     say(page, "I want user stories written the way my team writes them")
     wait_text(page, "Who reads what the model produces?")
+    # chainlit stores the thread's owner and its steps in background tasks: stop once they are on disk, as they
+    # are a moment after the question shows (a crash within that moment is the reliability suite's business)
+    thread_id = ""
+    for _ in range(600):
+        with sqlite3.connect(first.home / "chat.db") as db:
+            owned = db.execute('SELECT "id" FROM threads WHERE "userIdentifier" IS NOT NULL').fetchone()
+            asked = db.execute("SELECT 1 FROM steps WHERE output LIKE '%Who reads what the model produces%'").fetchone()
+        if owned and asked:
+            thread_id = owned[0]
+            break
+        page.wait_for_timeout(200)
+    assert thread_id, "the conversation was never stored with its owner"
     first.stop()
-
-    with sqlite3.connect(first.home / "chat.db") as db:
-        (thread_id,) = db.execute('SELECT "id" FROM threads').fetchone()
     second = start_wizard(ollama.url)
     page.goto(f"{second.url}/thread/{thread_id}")
     wait_text(page, "Welcome back")
