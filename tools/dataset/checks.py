@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import multiprocessing
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +37,8 @@ from tools.dataset.model import DatasetReport, Example, Issue
 from tools.dataset.privacy import privacy_issues, redact_secrets
 from tools.dataset.rows import allowed_label_issues, make_issue, placeholder_issues, row_issues
 from tools.dataset.text import RowText
+
+log = logging.getLogger(__name__)
 
 # the names drafting, documents and training take from the report's module
 __all__ = ["NEAR_DUP_THRESHOLD", "analyse", "check_file", "fingerprint", "privacy_issues", "redact_secrets",
@@ -390,16 +393,30 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
                format: str | None = None, validation: str | Path | None = None,
                use_embeddings: bool = False, column_map: dict[str, str] | None = None) -> DatasetReport:
     """Check a dataset file while it streams past; a validation file next to it is checked for overlap too."""
+    from concurrent.futures.process import BrokenProcessPool
+
     from tools.dataset.readers import FORMATS, NOT_DATASETS, FileNotes, iter_examples, read_dataset, renumber
 
-    read_issues: list[Issue] = []
-    notes = FileNotes()
-    detected: list[str] = []
-    run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-    rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
+    def start() -> tuple[list[Issue], FileNotes, list[str], Analysis, Iterator[Example]]:
+        read_issues: list[Issue] = []
+        notes = FileNotes()
+        detected: list[str] = []
+        run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
+        rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
+        return read_issues, notes, detected, run, rows
+
+    read_issues, notes, detected, run, rows = start()
+    in_one_process = True
     if run.estimating and _worth_a_worker(Path(path)):
-        _add_in_worker(run, rows)
-    else:
+        try:
+            _add_in_worker(run, rows)
+            in_one_process = False
+        except BrokenProcessPool:
+            # the second process died (killed, out of memory): the check reads nothing it cannot read again,
+            # so it starts over in this process rather than failing
+            log.warning("the second checking process stopped; checking %s again in one process", path)
+            read_issues, notes, detected, run, rows = start()
+    if in_one_process:
         for ex in rows:
             run.add(ex)
     fmt = detected[0] if detected else (format or "empty")

@@ -254,6 +254,32 @@ def test_a_large_file_checked_in_a_worker_gets_the_same_report(tmp_path, monkeyp
     assert {"duplicate", "near_duplicate", "invalid_json"} <= {i["code"] for i in alone["issues"]}
 
 
+def _a_worker_that_dies(*args):
+    import os
+
+    os._exit(137)  # as the kernel's out-of-memory killer would end it
+
+
+def test_a_worker_that_dies_leaves_the_check_to_finish_in_one_process(tmp_path, monkeypatch):
+    import json
+
+    import tools.dataset.checks as checks
+
+    rows = [ex.model_dump(include={"messages"}) for ex in stories(30)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [*rows, rows[2]]) + "\n")
+    alone = check_file(path).model_dump()
+    monkeypatch.setattr(checks, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(checks, "_WORKER_MIN_ROW_BYTES", 0)
+    monkeypatch.setattr("threading.active_count", lambda: 1)
+    monkeypatch.setattr(checks, "batch_facts", _a_worker_that_dies)
+
+    report = check_file(path).model_dump()
+
+    assert report == alone  # the same findings, no BrokenProcessPool traceback
+    assert report["examples"] == 31
+
+
 def test_tiny_rows_or_a_threaded_caller_keep_the_check_in_one_process(tmp_path, monkeypatch):
     import threading
 
