@@ -44,10 +44,13 @@ def test_without_the_token_every_route_and_the_socket_answer_401(launch):
 def test_the_token_lives_owner_only_and_becomes_a_strict_http_only_cookie(launch):
     w = launch()
     token_file = w.home / "ui_token"
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and token_file.read_text().strip() == w.token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert token_file.read_text().strip() == w.token
     reply = httpx.get(w.url, params={"token": w.token}, timeout=30)
     cookie = reply.headers["set-cookie"]
-    assert reply.status_code == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert reply.status_code == 200
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
     client = signed_in_client(w)
     assert client.get("/project/settings").status_code == 200
     assert "samesite=strict" in client.post("/auth/header").headers["set-cookie"].lower()
@@ -64,9 +67,11 @@ def test_a_foreign_host_or_origin_is_403_even_with_the_token(launch):
     assert client.post("/project/threads", json={}, headers={"Origin": "http://attacker.test"}).status_code == 403
     preflight = client.options("/project/threads", headers={"Origin": "http://evil.example",
                                                              "Access-Control-Request-Method": "POST"})
-    assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
     own = client.get("/project/settings", headers={"Origin": w.url, "Host": f"localhost:{w.port}"})
-    assert own.status_code == 200 and own.headers.get("access-control-allow-origin") == w.url
+    assert own.status_code == 200
+    assert own.headers.get("access-control-allow-origin") == w.url
     with pytest.raises(InvalidStatus):
         socket_session(w, cookie_header(client), origin="http://attacker.test")
 
@@ -116,6 +121,7 @@ def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(l
     assert kept == ("Alice project", None)  # bob could neither rename, share nor delete it
     assert alice.get("/project/thread/t-alice").json()["id"] == "t-alice"
     assert alice.get(key).status_code == 200
-    assert bob.get(key).status_code == 404 and anon.get(key).status_code == 401
+    assert bob.get(key).status_code == 404
+    assert anon.get(key).status_code == 401
     with pytest.raises(AssertionError, match="^44"):  # connect_error: chainlit refuses bob in alice's thread
         socket_session(w, cookie_header(bob), thread_id="t-alice")

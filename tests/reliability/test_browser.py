@@ -15,7 +15,8 @@ def test_the_printed_link_signs_in_and_a_browser_without_it_gets_nothing(launch,
     page.get_by_text("What should your model do?").first.wait_for()
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies[f"mtw_session_{w.port}"]
-    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert session["httpOnly"]
+    assert session["sameSite"] == "Strict"
     # the token is not needed again in this browser: the cookie carries the session
     page.goto(w.url)
     page.get_by_text("What should your model do?").first.wait_for()
@@ -23,7 +24,8 @@ def test_the_printed_link_signs_in_and_a_browser_without_it_gets_nothing(launch,
     stranger = browser.new_context()
     other = stranger.new_page()
     reply = other.goto(w.url)
-    assert reply is not None and reply.status == 401
+    assert reply is not None
+    assert reply.status == 401
     assert "Open the link `mtw ui` printed" in other.content()
     stranger.close()
 

@@ -118,7 +118,8 @@ def test_sigkill_at_ten_moments_then_resume_gives_the_uninterrupted_adapter(tmp_
 
     reference = train(build_config("tiny-random", str(data), sets=SETS, max_steps=STEPS), tmp_path / "ref")
     done = _strict(run)[-1]
-    assert done["type"] == "done" and done["metrics"]["steps"] == STEPS
+    assert done["type"] == "done"
+    assert done["metrics"]["steps"] == STEPS
     # metrics over the whole run, not only the part after the last resume
     assert done["metrics"]["tokens"] == reference["metrics"]["tokens"]
     assert done["metrics"]["train_loss"] == pytest.approx(reference["metrics"]["train_loss"], abs=1e-4)
@@ -149,9 +150,12 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before_and_says_so(tmp
     size = state.stat().st_size
     state.write_bytes(state.read_bytes()[: size // 2] if damage == "truncated" else b"\0" * size)
     final = train(build_config("tiny-random", "unused", sets=SETS), run, resume=True)
-    assert final["type"] == "done" and final["metrics"]["steps"] == STEPS
+    assert final["type"] == "done"
+    assert final["metrics"]["steps"] == STEPS
     start = [e for e in _strict(run) if e["type"] == "start"][-1]
-    assert start["resumed_from"] == 4 and "step 6" in start["resume_note"] and "step 4" in start["resume_note"]
+    assert start["resumed_from"] == 4
+    assert "step 6" in start["resume_note"]
+    assert "step 4" in start["resume_note"]
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
 
 
@@ -160,7 +164,9 @@ def test_resuming_right_at_the_last_step_reports_real_metrics(tmp_path: Path):
     final = train(build_config("tiny-random", "unused", sets=SETS), run, resume=True)
     assert final["type"] == "done"
     metrics = final["metrics"]
-    assert metrics["train_loss"] is not None and metrics["train_loss"] > 0 and metrics["tokens"] > 0
+    assert metrics["train_loss"] is not None
+    assert metrics["train_loss"] > 0
+    assert metrics["tokens"] > 0
     _strict(run)
 
 
@@ -178,11 +184,15 @@ def test_a_disk_that_fills_up_mid_run_is_one_sentence_and_the_run_resumes(tmp_pa
 
     monkeypatch.setattr(ckpt, "_write_synced", filling)
     failed = train(build_config("tiny-random", str(data), sets=SETS, max_steps=STEPS), run)
-    assert failed["type"] == "failed" and failed["code"] == "disk_full"
-    assert "is full" in failed["message"] and "--resume" in failed["fix"] and "pos" not in failed["message"]
+    assert failed["type"] == "failed"
+    assert failed["code"] == "disk_full"
+    assert "is full" in failed["message"]
+    assert "--resume" in failed["fix"]
+    assert "pos" not in failed["message"]
     assert ckpt.pick_checkpoint(run) == (run / "checkpoints" / "step-000004", None)
 
     monkeypatch.setattr(ckpt, "_write_synced", real)  # space freed
     final = train(build_config("tiny-random", str(data), sets=SETS), run, resume=True)
-    assert final["type"] == "done" and final["metrics"]["steps"] == STEPS
+    assert final["type"] == "done"
+    assert final["metrics"]["steps"] == STEPS
     _strict(run)

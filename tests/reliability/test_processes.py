@@ -45,4 +45,5 @@ def test_mtw_ui_starts_again_at_once_on_the_same_port_after_a_crash(launch):
     busy = subprocess.run([sys.executable, "-m", "assistant.cli", "ui", "--port", str(first.port), "--no-browser"],
                           env={**os.environ, "MTW_HOME": str(first.home)}, capture_output=True, text=True,
                           timeout=120)
-    assert busy.returncode == 2 and "already in use" in busy.stdout
+    assert busy.returncode == 2
+    assert "already in use" in busy.stdout

@@ -42,25 +42,33 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_one_before_and_said(tmp_
     else:
         state.unlink()
     path, note = ckpt.pick_checkpoint(tmp_path)
-    assert path is not None and path.name == "step-000002"
-    assert note is not None and "step 4" in note and "resumes from step 2" in note
+    assert path is not None
+    assert path.name == "step-000002"
+    assert note is not None
+    assert "step 4" in note
+    assert "resumes from step 2" in note
     model, opt, sched = _parts()
     state = ckpt.restore(path, model, opt, sched, "v1", "data.jsonl")
-    assert state["step"] == 2 and float(model.weight[0, 0].detach()) == 2.0
+    assert state["step"] == 2
+    assert float(model.weight[0, 0].detach()) == 2.0
 
 
 def test_a_sound_newest_checkpoint_is_used_without_a_note(tmp_path: Path):
     _save(tmp_path, 2)
     _save(tmp_path, 4)
     path, note = ckpt.pick_checkpoint(tmp_path)
-    assert path is not None and path.name == "step-000004" and note is None
+    assert path is not None
+    assert path.name == "step-000004"
+    assert note is None
     assert json.loads((path / "checksum.json").read_text())["bytes"] == (path / "state.pt").stat().st_size
 
 
 def test_when_every_checkpoint_is_damaged_training_restarts_from_step_0_and_says_so(tmp_path: Path):
     (_save(tmp_path, 2) / "state.pt").write_bytes(b"junk")
     path, note = ckpt.pick_checkpoint(tmp_path)
-    assert path is None and note is not None and "starts again from step 0" in note
+    assert path is None
+    assert note is not None
+    assert "starts again from step 0" in note
 
 
 @pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "is full"), (errno.EROFS, "cannot be written")])
@@ -74,7 +82,8 @@ def test_a_full_or_read_only_disk_is_one_sentence_and_earlier_checkpoints_stay(t
     monkeypatch.setattr(ckpt, "_write_synced", failing)
     with pytest.raises(MTWError) as caught:
         _save(tmp_path, 4)
-    assert words in caught.value.message and "--resume" in caught.value.fix
+    assert words in caught.value.message
+    assert "--resume" in caught.value.fix
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-000002"]
     assert ckpt.pick_checkpoint(tmp_path) == (tmp_path / "checkpoints" / "step-000002", None)
 

@@ -29,7 +29,8 @@ def test_names_become_safe_base_names(name: str, safe: str):
 
 def test_long_names_are_capped_and_keep_their_extension():
     cut = safe_name("x" * 500 + ".jsonl")
-    assert len(cut) <= MAX_NAME and cut.endswith(".jsonl")
+    assert len(cut) <= MAX_NAME
+    assert cut.endswith(".jsonl")
 
 
 def _docx() -> bytes:
@@ -47,7 +48,9 @@ def _docx() -> bytes:
 ])
 def test_files_the_wizard_cannot_read_are_refused_in_words(data: bytes, words: str):
     why = refusal("data.jsonl", data)
-    assert why is not None and words in why and "data.jsonl" in why
+    assert why is not None
+    assert words in why
+    assert "data.jsonl" in why
 
 
 @pytest.mark.parametrize("data", [
@@ -77,17 +80,22 @@ def test_uploads_through_the_server(launch):
             assert reply.status_code == 200, (hostile, reply.text)
         kept = list(scratch.iterdir())
         # one copy per upload, inside this server's own folder, named by chainlit's id (never by the user's name)
-        assert len(kept) == 4 and all(p.is_file() and p.parent == scratch for p in kept)
-        assert not (w.home / "x.jsonl").exists() and not (w.home.parent / "x.jsonl").exists()
+        assert len(kept) == 4
+        assert all(p.is_file() and p.parent == scratch for p in kept)
+        assert not (w.home / "x.jsonl").exists()
+        assert not (w.home.parent / "x.jsonl").exists()
 
         empty = _upload(client, session, "empty.jsonl", b"")
-        assert empty.status_code == 400 and "empty (0 bytes)" in empty.json()["detail"]
+        assert empty.status_code == 400
+        assert "empty (0 bytes)" in empty.json()["detail"]
         image = _upload(client, session, "photo.jsonl", PNG, "application/json")
-        assert image.status_code == 400 and "PNG image" in image.json()["detail"]
+        assert image.status_code == 400
+        assert "PNG image" in image.json()["detail"]
 
         big = b"a,b\n" * (300 * 1024)  # 1.2 MB of CSV over a 1 MB limit
         too_big = _upload(client, session, "big.csv", big)
-        assert too_big.status_code == 413 and "larger than 1.0 MB" in too_big.json()["detail"]
+        assert too_big.status_code == 413
+        assert "larger than 1.0 MB" in too_big.json()["detail"]
         # a body that claims 600 MB is refused from its header, before a byte of it is read
         with socket.create_connection(("127.0.0.1", w.port), timeout=10) as raw:
             raw.sendall(f"POST /project/file?session_id={session} HTTP/1.1\r\nHost: 127.0.0.1:{w.port}\r\n"
@@ -157,7 +165,8 @@ def test_the_projects_copy_is_found_by_its_bytes_and_the_chats_copy_becomes_that
     upload.write_bytes(STORIES)
     assert project_copy(project, upload) == kept
     share_file(kept, upload)
-    assert upload.samefile(kept) and upload.read_bytes() == STORIES
+    assert upload.samefile(kept)
+    assert upload.read_bytes() == STORIES
     assert [p.name for p in upload.parent.iterdir()] == ["stories.jsonl"]  # no link left half made
     assert project_copy(project, tmp_path / "gone.jsonl") is None
     assert project_copy(tmp_path / "no-project", upload) is None

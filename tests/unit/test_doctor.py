@@ -19,11 +19,13 @@ def test_doctor_json_reports_version_models_and_assistant_model(ollama):
     res = runner.invoke(app, ["doctor", "--json"])
     data = json.loads(res.output)
     by_name = {c["name"]: c for c in data["checks"]}
-    assert by_name["ollama"]["status"] == "ok" and ollama.version in by_name["ollama"]["detail"]
+    assert by_name["ollama"]["status"] == "ok"
+    assert ollama.version in by_name["ollama"]["detail"]
     assert "llama3.2:3b" in by_name["models"]["detail"]
     assert by_name["assistant model"]["status"] == "ok"
     assert {"memory", "disk", "torch", "gpu", "workspace"} <= set(by_name)
-    assert data["ok"] is True and res.exit_code == 0
+    assert data["ok"] is True
+    assert res.exit_code == 0
 
 
 def test_doctor_warns_when_assistant_model_missing(ollama, monkeypatch):
@@ -34,7 +36,8 @@ def test_doctor_warns_when_assistant_model_missing(ollama, monkeypatch):
     get_settings.cache_clear()
     data = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
     check = {c["name"]: c for c in data["checks"]}["assistant model"]
-    assert check["status"] == "warning" and "ollama pull phi4-mini" in check["fix"]
+    assert check["status"] == "warning"
+    assert "ollama pull phi4-mini" in check["fix"]
 
 
 def test_doctor_flags_unwritable_home(monkeypatch, tmp_path):
@@ -46,7 +49,8 @@ def test_doctor_flags_unwritable_home(monkeypatch, tmp_path):
     get_settings.cache_clear()
     data = json.loads(runner.invoke(app, ["doctor", "--json"]).output)
     ws = {c["name"]: c for c in data["checks"]}["workspace"]
-    assert ws["status"] == "problem" and "MTW_HOME" in ws["fix"]
+    assert ws["status"] == "problem"
+    assert "MTW_HOME" in ws["fix"]
 
 
 def test_ui_refuses_a_busy_port_with_the_fix():
@@ -58,7 +62,8 @@ def test_ui_refuses_a_busy_port_with_the_fix():
         port = busy.getsockname()[1]
         res = runner.invoke(app, ["ui", "--port", str(port)])
     assert res.exit_code == 2
-    assert "already in use" in res.output and f"--port {port + 1}" in res.output
+    assert "already in use" in res.output
+    assert f"--port {port + 1}" in res.output
 
 
 def test_base_models_line_names_what_is_downloaded_and_how_to_get_one(tmp_path, monkeypatch):
@@ -67,7 +72,8 @@ def test_base_models_line_names_what_is_downloaded_and_how_to_get_one(tmp_path, 
     from tools.doctor import check_base_models
 
     empty = check_base_models()
-    assert empty.status == "warning" and "tiny-random" in empty.detail
+    assert empty.status == "warning"
+    assert "tiny-random" in empty.detail
     assert empty.fix.startswith("`mtw download qwen2.5-0.5b` (about 980 MB)")
     # a complete snapshot of Qwen2.5-0.5B-Instruct in the Hugging Face cache, as `mtw download` leaves it
     storage = tmp_path / "hf-home" / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct"
@@ -79,7 +85,8 @@ def test_base_models_line_names_what_is_downloaded_and_how_to_get_one(tmp_path, 
     (storage / "refs" / "main").write_text("abc123")
     assert os.environ["HF_HOME"] == str(tmp_path / "hf-home")
     found = check_base_models()
-    assert found.status == "ok" and found.detail == "Downloaded: qwen2.5-0.5b"
+    assert found.status == "ok"
+    assert found.detail == "Downloaded: qwen2.5-0.5b"
     (snapshot / "model.safetensors").unlink()  # an interrupted download is not a model
     assert check_base_models().status == "warning"
 
@@ -91,8 +98,11 @@ def test_the_recommended_base_says_which_and_why(monkeypatch):
     monkeypatch.setattr(recommend, "for_this_machine",
                         lambda task="generation": recommend.recommend_base(cuda=False, memory_mb=24 * 1024, cores=2))
     line = check_recommended_base()
-    assert line.status == "ok" and line.detail.startswith("qwen2.5-0.5b: it fits")
+    assert line.status == "ok"
+    assert line.detail.startswith("qwen2.5-0.5b: it fits")
     monkeypatch.setattr(recommend, "for_this_machine",
                         lambda task="generation": recommend.recommend_base(cuda=True, memory_mb=1024, cores=2))
     none = check_recommended_base()
-    assert none.status == "warning" and "no real base model fits" in none.detail and none.fix
+    assert none.status == "warning"
+    assert "no real base model fits" in none.detail
+    assert none.fix

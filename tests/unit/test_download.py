@@ -66,7 +66,8 @@ def test_download_fetches_only_what_training_reads_and_the_model_then_trains_off
     assert sorted(p.name for p in folder.iterdir()) == wanted
     assert all((folder / n).read_bytes() == b for n, b in tiny_chat_files().items())
     # the weights are described twice: to fetch them, and when huggingface_hub links them into the snapshot
-    assert sorted(hub.fetched()) == wanted and sorted(hub.described()) == sorted([*wanted, WEIGHTS])
+    assert sorted(hub.fetched()) == wanted
+    assert sorted(hub.described()) == sorted([*wanted, WEIGHTS])
     assert not set(hub.fetched()) & set(DECOYS)
 
     # training finds the downloaded folder through the same cache, with the Hub out of reach
@@ -78,7 +79,8 @@ def test_download_fetches_only_what_training_reads_and_the_model_then_trains_off
     assert result.exit_code == 0, result.output
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
-    assert events[0]["config"]["model"] == TINY_CHAT and any(e["type"] == "step" for e in events)
+    assert events[0]["config"]["model"] == TINY_CHAT
+    assert any(e["type"] == "step" for e in events)
     assert len(hub.requests) == seen
 
 
@@ -89,7 +91,9 @@ def test_a_second_download_returns_at_once_without_the_network(hub, monkeypatch)
     result = mtw("download", TINY_CHAT, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["ok"] and report["complete"] and report["total_bytes"] == sum(map(len, tiny_chat_files().values()))
+    assert report["ok"]
+    assert report["complete"]
+    assert report["total_bytes"] == sum(map(len, tiny_chat_files().values()))
     assert len(hub.requests) == seen
     assert "already downloaded" in mtw("download", TINY_CHAT).output
     assert not dl.needs_download(TINY_CHAT)
@@ -103,7 +107,8 @@ def test_a_connection_cut_mid_file_is_resumed_where_it_broke(hub, hf_home):
     folder = dl.download(TINY_CHAT, lambda status, done, total: seen.append((status, done, total)))
     assert (folder / WEIGHTS).read_bytes() == weights
     first, second = hub.downloads(WEIGHTS)
-    assert first.headers.get("range") is None and second.headers.get("range") == "bytes=12000000-"
+    assert first.headers.get("range") is None
+    assert second.headers.get("range") == "bytes=12000000-"
     assert second.sent == len(weights) - 12_000_000
     assert seen[-1][1] == seen[-1][2] == sum(map(len, tiny_chat_files().values()))
     assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)  # progress never goes backwards
@@ -117,7 +122,8 @@ def test_a_download_cut_off_for_good_keeps_its_partial_file_and_the_next_run_fet
         hub.cut_once(WEIGHTS, after)
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 1, result.output
-    assert "the connection dropped" in result.output and "it continues where it stopped" in result.output
+    assert "the connection dropped" in result.output
+    assert "it continues where it stopped" in result.output
     assert [r.headers.get("range") for r in hub.downloads(WEIGHTS)] == [None] + ["bytes=12000000-"] * 2
     partial = partial_of(hf_home, weights)
     assert partial.read_bytes() == weights[:12_000_000]
@@ -127,9 +133,11 @@ def test_a_download_cut_off_for_good_keeps_its_partial_file_and_the_next_run_fet
     assert "of it already here" in result.output
     assert f"{WEIGHTS}: continuing from the 12.0 MB downloaded earlier" in result.output
     last = hub.downloads(WEIGHTS)[-1]
-    assert last.headers["range"] == "bytes=12000000-" and last.sent == len(weights) - 12_000_000
+    assert last.headers["range"] == "bytes=12000000-"
+    assert last.sent == len(weights) - 12_000_000
     assert (snapshot(hf_home) / WEIGHTS).read_bytes() == weights
-    assert not partial.exists() and not list((hf_home / "hub").rglob("*.incomplete"))
+    assert not partial.exists()
+    assert not list((hf_home / "hub").rglob("*.incomplete"))
 
 
 def test_ctrl_c_keeps_the_partial_file_and_the_next_run_starts_its_progress_there(hub, hf_home, monkeypatch):
@@ -167,7 +175,8 @@ def test_a_partial_file_of_a_version_the_hub_no_longer_has_is_not_reused(hub, hf
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 0, result.output
     last = hub.downloads(WEIGHTS)[-1]
-    assert "range" not in last.headers and last.sent == len(changed)
+    assert "range" not in last.headers
+    assert last.sent == len(changed)
     assert (snapshot(hf_home) / WEIGHTS).read_bytes() == changed
     assert not old.exists()  # a partial of the old version is removed once the new one is complete
 
@@ -181,8 +190,10 @@ def test_a_server_that_ignores_range_makes_the_file_start_over(hub, hf_home):
     folder = dl.download(TINY_CHAT, lambda status, done, total: seen.append(done))
     assert (folder / WEIGHTS).read_bytes() == weights
     last = hub.downloads(WEIGHTS)[-1]
-    assert last.headers["range"] == f"bytes={kept}-" and last.sent == len(weights)
-    assert seen[0] == small + kept and small in seen  # the bar went back to the file's start
+    assert last.headers["range"] == f"bytes={kept}-"
+    assert last.sent == len(weights)
+    assert seen[0] == small + kept
+    assert small in seen
 
 
 def test_a_damaged_partial_file_is_caught_by_its_checksum_and_downloaded_again(hub, hf_home):
@@ -205,7 +216,8 @@ def test_a_file_that_arrives_damaged_twice_stops_with_a_plain_error(hub, monkeyp
     monkeypatch.setattr(dl._Partial, "problem", lambda self, size: "its sha256 checksum does not match the Hub's")
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 1
-    assert f"{WEIGHTS} of {TINY_CHAT} arrived damaged twice" in result.output and "Traceback" not in result.output
+    assert f"{WEIGHTS} of {TINY_CHAT} arrived damaged twice" in result.output
+    assert "Traceback" not in result.output
     assert len(hub.downloads(WEIGHTS)) == 2
 
 
@@ -222,8 +234,10 @@ def test_a_stopped_download_fetches_only_what_is_missing_when_run_again(hub, hf_
     before = len(hub.fetched())
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 0, result.output
-    assert "already here" in result.output and hub.fetched()[before:] == ["model.safetensors"]
-    assert not list((hf_home / "hub").rglob("*.incomplete")) and not list((hf_home / "hub").rglob("*.partial"))
+    assert "already here" in result.output
+    assert hub.fetched()[before:] == ["model.safetensors"]
+    assert not list((hf_home / "hub").rglob("*.incomplete"))
+    assert not list((hf_home / "hub").rglob("*.partial"))
 
 
 def test_without_symlinks_the_weights_are_kept_once(hub, hf_home, monkeypatch):
@@ -233,16 +247,20 @@ def test_without_symlinks_the_weights_are_kept_once(hub, hf_home, monkeypatch):
     monkeypatch.setattr(file_download, "are_symlinks_supported", lambda *args: False)
     folder = dl.download(TINY_CHAT)
     weights = tiny_chat_files()[WEIGHTS]
-    assert not (folder / WEIGHTS).is_symlink() and (folder / WEIGHTS).read_bytes() == weights
+    assert not (folder / WEIGHTS).is_symlink()
+    assert (folder / WEIGHTS).read_bytes() == weights
     assert not (partial_of(hf_home, weights).parent / hashlib.sha256(weights).hexdigest()).exists()
 
 
 def test_a_gated_model_says_how_to_get_access_and_a_token_opens_it(hub, monkeypatch):
     result = mtw("download", GATED)
     assert result.exit_code == 1
-    assert "is gated" in result.output and f"https://huggingface.co/{GATED}" in result.output
-    assert "hf auth login" in result.output and "HF_TOKEN" in result.output
-    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert "is gated" in result.output
+    assert f"https://huggingface.co/{GATED}" in result.output
+    assert "hf auth login" in result.output
+    assert "HF_TOKEN" in result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert mtw("download", GATED).exit_code == 0
 
@@ -251,7 +269,8 @@ def test_a_model_the_hub_does_not_have_is_a_usage_error(hub):
     result = mtw("download", "test-org/no-such-model")
     assert result.exit_code == 2
     assert "There is no model called test-org/no-such-model on the Hugging Face Hub" in result.output
-    assert "Traceback" not in result.output and hub.fetched() == []
+    assert "Traceback" not in result.output
+    assert hub.fetched() == []
 
 
 def test_an_unreachable_hub_says_so_and_names_the_offline_way(monkeypatch):
@@ -262,9 +281,11 @@ def test_an_unreachable_hub_says_so_and_names_the_offline_way(monkeypatch):
     result = mtw("download", "qwen2.5-0.5b")
     assert result.exit_code == 1
     assert f"Cannot reach the Hugging Face Hub at {closed}" in result.output
-    assert "--model /path/to/folder" in result.output and "Traceback" not in result.output
+    assert "--model /path/to/folder" in result.output
+    assert "Traceback" not in result.output
     report = json.loads(mtw("download", "qwen2.5-0.5b", "--json").output)
-    assert report["ok"] is False and report["error"]["code"] == "download_offline"
+    assert report["ok"] is False
+    assert report["error"]["code"] == "download_offline"
 
 
 def test_too_little_free_disk_is_refused_before_any_file_is_fetched(hub, monkeypatch):
@@ -272,14 +293,16 @@ def test_too_little_free_disk_is_refused_before_any_file_is_fetched(hub, monkeyp
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**7, 10**7))
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 1
-    assert "Not enough free disk space" in result.output and "only 10.0 MB is free" in result.output
+    assert "Not enough free disk space" in result.output
+    assert "only 10.0 MB is free" in result.output
     assert hub.fetched() == []
 
 
 @pytest.mark.parametrize("model", ["tiny-random", "minilm"])
 def test_built_in_models_have_nothing_to_download(model):
     result = mtw("download", model)
-    assert result.exit_code == 2 and "built in" in result.output
+    assert result.exit_code == 2
+    assert "built in" in result.output
 
 
 def test_catalog_and_ollama_names_map_to_their_hub_repos():
@@ -312,7 +335,8 @@ def test_only_config_tokenizer_and_one_copy_of_the_weights_are_selected():
 def test_the_cache_folder_and_endpoint_are_read_when_used(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example/")
-    assert dl.hub_cache() == tmp_path / "elsewhere" and dl.hub_endpoint() == "http://mirror.example"
+    assert dl.hub_cache() == tmp_path / "elsewhere"
+    assert dl.hub_endpoint() == "http://mirror.example"
     monkeypatch.delenv("HF_HUB_CACHE")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     assert dl.hub_cache() == tmp_path / "hf" / "hub"
@@ -324,10 +348,13 @@ def test_a_downloaded_hub_id_resolves_from_the_cache_and_a_missing_one_points_at
     assert f"mtw download {TINY_CHAT}" in missing.value.fix
     with pytest.raises(UsageError) as no_weights:
         load_tokenizer("qwen2.5-0.5b")
-    assert "mtw download qwen2.5-0.5b" in no_weights.value.fix and "huggingface-cli" not in no_weights.value.fix
+    assert "mtw download qwen2.5-0.5b" in no_weights.value.fix
+    assert "huggingface-cli" not in no_weights.value.fix
     dl.download(TINY_CHAT)
     entry = resolve(TINY_CHAT)
-    assert entry.key == TINY_CHAT and Path(entry.hf_id).is_dir() and entry.template_family == "chatml"
+    assert entry.key == TINY_CHAT
+    assert Path(entry.hf_id).is_dir()
+    assert entry.template_family == "chatml"
     assert load_tokenizer(TINY_CHAT).eos_token == "<|im_end|>"
 
 
@@ -347,8 +374,10 @@ def test_a_folder_missing_one_shard_of_its_index_is_not_complete(tmp_path):
 def test_a_repo_with_only_gguf_files_is_refused_before_downloading(hub):
     hub.add_repo("test-org/tiny-chat-gguf", {"README.md": b"# gguf only", "tiny-chat-q4_k_m.gguf": b"gguf"})
     result = mtw("download", "test-org/tiny-chat-gguf")
-    assert result.exit_code == 1 and "lacks what training reads" in result.output
-    assert "GGUF" in result.output and hub.fetched() == []
+    assert result.exit_code == 1
+    assert "lacks what training reads" in result.output
+    assert "GGUF" in result.output
+    assert hub.fetched() == []
 
 
 def test_a_catalog_model_loads_from_the_cache_its_download_filled(hub):
@@ -360,4 +389,5 @@ def test_a_catalog_model_loads_from_the_cache_its_download_filled(hub):
     from tools.train.modeling import load_base
 
     model, tok = load_base("qwen2.5-0.5b", precision="fp32")
-    assert model.config.num_hidden_layers == 2 and tok.eos_token == "<|im_end|>"
+    assert model.config.num_hidden_layers == 2
+    assert tok.eos_token == "<|im_end|>"

@@ -28,7 +28,8 @@ POOR_SCORES = {"accuracy": 3, "format": 2, "relevance": 3, "completeness": 3, "t
 
 def test_a_small_dataset_is_still_the_foundation_round():
     plan = plan_round(PM, [*stories(10), *_updates(2)])
-    assert plan.round == "foundation" and plan.total == 38  # up to the guide's 50
+    assert plan.round == "foundation"
+    assert plan.total == 38
     assert [a.key for a in plan.areas] == ["status_update", "user_story"]  # the thinnest first
     assert plan.areas[0].reasons == ["only 2 examples; the guide asks for 20–30"]
     assert plan.areas[0].draft > plan.areas[1].draft
@@ -45,10 +46,12 @@ def test_round_two_names_the_weakest_category_with_every_reason():
     plan = plan_round(PM, data, report=report, ratings=ratings)
     assert plan.round == "weak areas"
     (area,) = plan.areas
-    assert area.key == "status_update" and area.focus == "Write a project status update."
+    assert area.key == "status_update"
+    assert area.focus == "Write a project status update."
     assert area.reasons == ["the judge scored the tuned answers 2.8/5, weakest on format (2.0); the target is 4 "
                             "or more", "you rated 2 of 3 answers poorly (average 2.7/5)"]
-    assert 25 <= plan.total <= 50 and area.draft == plan.total
+    assert 25 <= plan.total <= 50
+    assert area.draft == plan.total
     assert plan.summary().startswith("Next round, weak areas (the guide's 25–50): draft 25 examples — 25 status "
                                      "updates (the judge scored")
 
@@ -56,7 +59,8 @@ def test_round_two_names_the_weakest_category_with_every_reason():
 def test_when_everything_is_on_target_the_round_is_polish():
     plan = plan_round(PM, [*stories(30), *_updates(25)],
                       report={"prompts": [_judged("Write a user story for SSO", GOOD_SCORES)]})
-    assert plan.round == "polish" and 10 <= plan.total <= 25
+    assert plan.round == "polish"
+    assert 10 <= plan.total <= 25
     assert {a.key for a in plan.areas} == {"status_update", "user_story"}
 
 
@@ -66,5 +70,6 @@ def test_a_classifier_round_targets_labels_with_a_low_f1():
            [Example.classified(f"add thing {i}", "feature") for i in range(30)]
     report = {"heldout": {"tuned": {"per_label": {"bug": {"f1": 0.92}, "feature": {"f1": 0.41}}}}}
     plan = plan_round(spec, data, report=report)
-    assert plan.round == "weak areas" and [a.key for a in plan.areas] == ["feature"]
+    assert plan.round == "weak areas"
+    assert [a.key for a in plan.areas] == ["feature"]
     assert plan.areas[0].reasons == ["F1 0.41 on the held-out texts (aim for 0.7 or more)"]

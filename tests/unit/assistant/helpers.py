@@ -90,7 +90,8 @@ class Session:
     async def click(self, key: str, question: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Click a button of the open question (or of an older one, to test stale clicks)."""
         q = question or self.question
-        assert q is not None and key in {**q["choices"], "skip": "Skip"}, (key, q and q["choices"])
+        assert q is not None, "no question is open"
+        assert key in {**q["choices"], "skip": "Skip"}, (key, q["choices"])
         return await self._run(Command(resume={"qid": q["id"], "value": key, "label": q["choices"].get(key, key)}))
 
     async def state(self) -> dict[str, Any]:

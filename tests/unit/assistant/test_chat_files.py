@@ -15,10 +15,13 @@ async def test_a_stored_file_comes_back_under_its_key_and_can_be_deleted():
     assert stored == {"object_key": key, "url": url}
     assert await files.get_read_url(key) == stored["url"]
     path = stored_file(key)
-    assert path is not None and path.read_text() == '{"data": []}' and path.is_relative_to(files_dir())
+    assert path is not None
+    assert path.read_text() == '{"data": []}'
+    assert path.is_relative_to(files_dir())
     await files.upload_file(key, b"\x89PNG", overwrite=False)  # an existing file is kept when asked
     assert path.read_text() == '{"data": []}'
-    assert await files.delete_file(key) and stored_file(key) is None
+    assert await files.delete_file(key)
+    assert stored_file(key) is None
     assert not await files.delete_file(key)
 
 
@@ -30,7 +33,9 @@ async def test_keys_cannot_reach_outside_the_files_folder(key):
     assert stored_file(key) is None
     stored = await LocalFiles().upload_file(key, b"x")
     path = stored_file(stored["object_key"])
-    assert path is not None and path.is_relative_to(files_dir()) and path.read_bytes() == b"x"
+    assert path is not None
+    assert path.is_relative_to(files_dir())
+    assert path.read_bytes() == b"x"
     assert (files_dir().parent / "auth_secret").read_text() == "secret"
     assert all(p.is_dir() for p in files_dir().rglob("*") if p != path)  # no file where a folder belongs
 

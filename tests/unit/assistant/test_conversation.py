@@ -46,7 +46,8 @@ async def to_plan(s: Session) -> dict:
 def test_the_parser_reads_plain_words_at_a_choice(text, kind, value):
     q = {"id": 1, "text": "Ready?", "choices": {"start": "Start training", "dataset": "Back to the dataset"}}
     intent = routing.parse(text, q)
-    assert intent is not None and intent["kind"] == kind
+    assert intent is not None
+    assert intent["kind"] == kind
     if value is not None:
         assert intent["value"] == value
 
@@ -68,7 +69,8 @@ async def test_a_question_at_a_free_text_question_is_answered_and_the_question_a
         q = await s.send(answer)
     assert q["slot"] == "samples"
     q = await s.send("what is an epoch?")
-    assert q["slot"] == "samples" and "epoch" in s.said[-1].lower()
+    assert q["slot"] == "samples"
+    assert "epoch" in s.said[-1].lower()
     q = await s.click("skip")
     assert q["slot"] == "never_do"
     q = await s.send("why is my loss flat?")
@@ -76,14 +78,16 @@ async def test_a_question_at_a_free_text_question_is_answered_and_the_question_a
     q = await s.click("skip")
     assert q["kind"] == "confirm"
     spec = (await s.state())["spec"]
-    assert spec["samples"] == [] and spec["never_do"] == []  # neither the questions nor "skip" were stored
+    assert spec["samples"] == []
+    assert spec["never_do"] == []
 
 
 async def test_a_question_at_every_kind_of_choice_is_answered_then_asked_again():
     s = Session(ScriptedLLM(ok=False))
     q = await to_data_choice(s)
     q2 = await s.send("what is a validation set?")
-    assert q2["id"] == q["id"] and q2["then"] == "on_data_choice"
+    assert q2["id"] == q["id"]
+    assert q2["then"] == "on_data_choice"
     await s.send("sample")
     q = await s.send("continue")
     q = await s.send("tiny")
@@ -92,7 +96,8 @@ async def test_a_question_at_every_kind_of_choice_is_answered_then_asked_again()
     q = await s.click("start")
     assert q["kind"] == "training"
     q2 = await s.send("why is my loss flat?")
-    assert q2["kind"] == "training" and q2["run_dir"] == q["run_dir"]
+    assert q2["kind"] == "training"
+    assert q2["run_dir"] == q["run_dir"]
     jobs.stop_run(q["run_dir"])
 
 
@@ -106,7 +111,8 @@ async def test_a_stale_button_is_ignored_with_a_note():
     assert q["then"] == "on_edit"
     # the old "Looks right" button is clicked after the question changed
     q = await s.click("confirm", question=confirm)
-    assert q["then"] == "on_edit" and "earlier question" in s.said[-1]
+    assert q["then"] == "on_edit"
+    assert "earlier question" in s.said[-1]
     # three fast clicks of one button answer one question
     q = await s.click("audience")
     first = q
@@ -122,15 +128,18 @@ async def test_a_setting_said_at_the_plan_is_checked_and_the_plan_made_again():
     q = await s.send("use 1 epoch")
     assert any(t.startswith("**Changed:** epochs → 1") for t in s.said)
     plan = [t for t in s.said if t.startswith("**Plan:**")][-1]
-    assert "1 epochs" in plan and q["then"] == "on_confirm_training"
+    assert "1 epochs" in plan
+    assert q["then"] == "on_confirm_training"
     q = await s.send("learning rate 5")
-    assert "learning rate 5" in s.said[-1] and "1e-5 and 1e-2" in s.said[-1]  # the config's own message
+    assert "learning rate 5" in s.said[-1]
+    assert "1e-5 and 1e-2" in s.said[-1]
     assert (await s.state())["train_sets"] == {"epochs": "1"}
     q = await s.send("batch size 2")
     assert (await s.state())["train_sets"] == {"epochs": "1", "batch_size": "2"}
     q = await s.click("start")
     record = jobs.get_run(q["run_dir"])
-    assert "epochs=1" in record.message and "batch_size=2" in record.message
+    assert "epochs=1" in record.message
+    assert "batch_size=2" in record.message
     jobs.stop_run(q["run_dir"])
 
 
@@ -138,7 +147,8 @@ async def test_going_back_to_the_dataset_from_the_plan_and_from_the_check():
     s = Session(ScriptedLLM(ok=False))
     await to_plan(s)
     q = await s.send("go back to the dataset")
-    assert q["then"] == "on_data_choice" and "keep" in q["choices"]
+    assert q["then"] == "on_data_choice"
+    assert "keep" in q["choices"]
     q = await s.send("keep")
     assert q["then"] == "on_checked"
     q = await s.send("back")
@@ -149,7 +159,9 @@ async def test_where_are_we_says_the_stage_and_asks_again():
     s = Session(ScriptedLLM(ok=False))
     q = await to_data_choice(s)
     q2 = await s.send("where are we?")
-    assert q2["id"] == q["id"] and "Build the dataset" in s.said[-1] and "User stories" in s.said[-1]
+    assert q2["id"] == q["id"]
+    assert "Build the dataset" in s.said[-1]
+    assert "User stories" in s.said[-1]
 
 
 async def test_stop_then_resume_continues_the_same_run(tmp_path):
@@ -161,10 +173,12 @@ async def test_stop_then_resume_continues_the_same_run(tmp_path):
     assert "Stopping" in s.said[-1] or "not running" in s.said[-1]
     # the live view hands back how the run ended
     q = await s.send({"outcome": {"status": "stopped", "step": 3, "resumable": True}})
-    assert q["then"] == "on_after_run" and {"resume", "restart", "dataset"} <= set(q["choices"])
+    assert q["then"] == "on_after_run"
+    assert {"resume", "restart", "dataset"} <= set(q["choices"])
     assert "stopped at step 3" in q["text"]
     q = await s.click("resume")
-    assert q["kind"] == "training" and q["run_dir"] == run_dir
+    assert q["kind"] == "training"
+    assert q["run_dir"] == run_dir
     assert "--resume" in jobs.get_run(run_dir).message
     jobs.stop_run(run_dir)
 
@@ -177,11 +191,14 @@ async def test_a_failed_run_offers_its_fix_and_restarts_with_it():
     outcome = {"status": "failed", "message": "Training ran out of memory on cpu.", "fix_text": "Use batch 1.",
                "fix_sets": {"batch_size": 1, "gradient_checkpointing": True}}
     q = await s.send({"outcome": outcome})
-    assert "out of memory" in q["text"] and "Use batch 1" in q["text"]
-    assert q["choices"]["apply_fix"] == "Apply the fix and restart" and "dataset" in q["choices"]
+    assert "out of memory" in q["text"]
+    assert "Use batch 1" in q["text"]
+    assert q["choices"]["apply_fix"] == "Apply the fix and restart"
+    assert "dataset" in q["choices"]
     q = await s.click("apply_fix")
     assert (await s.state())["train_sets"] == {"batch_size": "1", "gradient_checkpointing": "True"}
-    assert any("**Changed:** the fix" in t for t in s.said) and q["then"] == "on_confirm_training"
+    assert any("**Changed:** the fix" in t for t in s.said)
+    assert q["then"] == "on_confirm_training"
 
 
 async def test_too_few_examples_offers_a_way_on(tmp_path):
@@ -193,9 +210,11 @@ async def test_too_few_examples_offers_a_way_on(tmp_path):
     await to_data_choice(s)
     q = await s.send("upload")
     q = await s.send({"path": str(few), "name": "few.jsonl"})
-    assert q["then"] == "on_checked" and set(q["choices"]) == {"upload_more", "anyway"}
+    assert q["then"] == "on_checked"
+    assert set(q["choices"]) == {"upload_more", "anyway"}
     q = await s.send("continue anyway")
-    assert q["stage"] == "configure" and (await s.state())["train_sets"]["min_examples"] == "1"
+    assert q["stage"] == "configure"
+    assert (await s.state())["train_sets"]["min_examples"] == "1"
 
 
 async def test_an_upload_more_adds_to_the_dataset_and_same_names_never_overwrite(tmp_path):
@@ -231,9 +250,11 @@ async def test_empty_and_image_uploads_get_a_plain_message(tmp_path):
     await to_data_choice(s)
     q = await s.send("upload")
     q = await s.send({"path": str(empty), "name": "e.jsonl"})
-    assert "empty (0 bytes)" in s.said[-1] and q["kind"] == "file"
+    assert "empty (0 bytes)" in s.said[-1]
+    assert q["kind"] == "file"
     q = await s.send({"path": str(png), "name": "p.jsonl"})
-    assert "looks like an image" in s.said[-1] and q["kind"] == "file"
+    assert "looks like an image" in s.said[-1]
+    assert q["kind"] == "file"
     q = await s.send("Choose another way")
     assert q["then"] == "on_data_choice"
 
@@ -247,7 +268,8 @@ async def test_a_project_name_in_use_is_never_overwritten():
     for answer in ["User stories from ideas", "generation", "engineers", "plain", "skip", "skip"]:
         q = await s.send(answer)
     q = await s.send("confirm")
-    assert q["then"] == "on_name_taken" and "already exists" in q["text"]
+    assert q["then"] == "on_name_taken"
+    assert "already exists" in q["text"]
     q = await s.send("Give a new name")
     assert q["slot"] == "name"
     q = await s.send("Stories v2")
@@ -264,12 +286,14 @@ async def test_flaky_model_is_retried_then_the_turn_is_guided_and_the_next_turn_
     llm.updates.extend([LLMServerError("Ollama had a server error (HTTP 500: boom).", "Try again."),
                         {"purpose": "Write PRDs", "task_type": "generation"}])
     q = await s.send("I want PRDs written")
-    assert q["slot"] == "audience" and len(llm.prompts) == 2  # retried once, then it worked
+    assert q["slot"] == "audience"
+    assert len(llm.prompts) == 2
     llm.updates.extend([LLMDropped("The connection to Ollama dropped in the middle of an answer.", "Try again."),
                         StructuredOutputError("The assistant model twice answered in the wrong shape.", "")])
     q = await s.send("engineers")
     assert any("wrong shape" in t and "guided form" in t for t in s.said)  # each fault says what it was
-    assert (await s.state())["spec"]["audience"] == "engineers" and q["slot"] == "house_style"
+    assert (await s.state())["spec"]["audience"] == "engineers"
+    assert q["slot"] == "house_style"
     llm.updates.append({"house_style": "short"})
     await s.send("keep it short please")
     assert (await s.state())["spec"]["house_style"] == "short"  # the model is asked again on the next turn
@@ -292,7 +316,8 @@ async def test_with_the_model_a_choice_said_in_other_words_is_understood_but_eff
     q = await s.send("tiny")
     llm.updates.append({"kind": "choice", "choice": "start"})
     q = await s.send("alright let's do this thing")
-    assert q["then"] == "on_confirm_training" and "Did you mean **Start training**" in s.said[-1]
+    assert q["then"] == "on_confirm_training"
+    assert "Did you mean **Start training**" in s.said[-1]
     q = await s.send("yes")
     assert q["kind"] == "training"
     jobs.stop_run(q["run_dir"])
@@ -306,9 +331,11 @@ async def test_a_crash_between_two_steps_leaves_an_open_question():
     # "Looks right" arrived and was understood, then the process died before the next step ran
     await s.graph.aupdate_state(s.cfg, {"reply": "confirm"}, as_node="listen")
     state = await s.graph.aget_state(s.cfg)
-    assert state.next == ("understand",) and not any(t.interrupts for t in state.tasks)
+    assert state.next == ("understand",)
+    assert not any(t.interrupts for t in state.tasks)
     q = await s.resume()  # what the chat does when it finds unfinished work
-    assert q["then"] == "on_data_choice" and any("Saved your project" in t for t in s.said)
+    assert q["then"] == "on_data_choice"
+    assert any("Saved your project" in t for t in s.said)
 
 
 async def test_after_an_export_the_hub_always_offers_a_way_on():
@@ -318,13 +345,16 @@ async def test_after_an_export_the_hub_always_offers_a_way_on():
                                         "checked_export": True,
                                         "reply": {"outcome": {"status": "done"}}}, as_node="listen")
     q = await s.resume()
-    assert "ollama run PM-X-v1" in q["text"] and {"score", "models", "new"} <= set(q["choices"])
+    assert "ollama run PM-X-v1" in q["text"]
+    assert {"score", "models", "new"} <= set(q["choices"])
     q = await s.send("my models")
-    assert q["then"] == "on_next" and "No models are registered yet" in s.said[-1]
+    assert q["then"] == "on_next"
+    assert "No models are registered yet" in s.said[-1]
     q = await s.send("start over")
     assert q["then"] == "on_start_over"
     q = await s.send("yes")
-    assert q["slot"] == "purpose" and (await s.state())["spec"]["purpose"] == ""
+    assert q["slot"] == "purpose"
+    assert (await s.state())["spec"]["purpose"] == ""
 
 
 async def test_the_settings_panel_changes_the_plan_like_words_do():
@@ -336,9 +366,11 @@ async def test_the_settings_panel_changes_the_plan_like_words_do():
     s = Session(ScriptedLLM(ok=False))
     await to_plan(s)
     q = await s.send({"settings": changed})
-    assert any(t.startswith("**Changed:** epochs → 1") for t in s.said) and q["then"] == "on_confirm_training"
+    assert any(t.startswith("**Changed:** epochs → 1") for t in s.said)
+    assert q["then"] == "on_confirm_training"
     q = await s.send({"settings": {"base_model": "no-such-model"}})
-    assert "not a base model I know" in s.said[-1] and q["then"] == "on_confirm_training"
+    assert "not a base model I know" in s.said[-1]
+    assert q["then"] == "on_confirm_training"
 
 
 def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():

@@ -18,22 +18,27 @@ async def test_interview_fills_the_spec_from_free_text_and_saves_it():
     )
     s = Session(llm)
     q = await s.send()
-    assert q["slot"] == "purpose" and any("Model Training Wizard" in t for t in s.said)
+    assert q["slot"] == "purpose"
+    assert any("Model Training Wizard" in t for t in s.said)
     q = await s.send("I want user stories written the way my team writes them")
     assert q["slot"] == "audience"  # task_type came with the first answer: not asked again
     q = await s.send("our engineers")
     assert q["slot"] == "house_style"
     q = await s.send("plain words, bullet points")
-    assert q["slot"] == "samples" and q["optional"]
+    assert q["slot"] == "samples"
+    assert q["optional"]
     q = await s.send("As a user I want X so that Y")
     assert q["slot"] == "never_do"
     q = await s.send("never invent metrics")
-    assert q["kind"] == "confirm" and "Story writer" in q["spec_md"] and "engineers" in q["spec_md"]
+    assert q["kind"] == "confirm"
+    assert "Story writer" in q["spec_md"]
+    assert "engineers" in q["spec_md"]
     q = await s.send("confirm")
     assert q["then"] == "on_data_choice"  # on to the dataset
     saved = load_spec("Story writer")
     assert saved.samples == ["As a user I want X so that Y"]  # samples are kept verbatim, not via the LLM
-    assert saved.never_do == ["Invent metrics"] and saved.task_type == "generation"
+    assert saved.never_do == ["Invent metrics"]
+    assert saved.task_type == "generation"
     assert any("Saved your project" in t for t in s.said)
     assert (get_settings().home / "projects" / "story-writer" / "spec.json").is_file()
 
@@ -42,7 +47,8 @@ async def test_follow_up_when_the_llm_leaves_the_slot_empty():
     s = Session(ScriptedLLM({}, {}))
     await s.send()
     q = await s.send("hmm, not sure")
-    assert q["slot"] == "purpose" and q["text"].startswith("I did not quite get")
+    assert q["slot"] == "purpose"
+    assert q["text"].startswith("I did not quite get")
     # after a follow-up the answer is taken as typed rather than asking forever
     q = await s.send("summaries of meeting notes")
     assert (await s.state())["spec"]["purpose"] == "summaries of meeting notes"
@@ -51,28 +57,34 @@ async def test_follow_up_when_the_llm_leaves_the_slot_empty():
 async def test_guided_mode_without_ollama_uses_buttons_and_says_what_needs_ollama():
     s = Session(ScriptedLLM(ok=False))
     q = await s.send()
-    assert any("guided form" in t for t in s.said) and any("ollama" in t.lower() for t in s.said)
+    assert any("guided form" in t for t in s.said)
+    assert any("ollama" in t.lower() for t in s.said)
     q = await s.send("Sort support tickets")
-    assert q["slot"] == "task_type" and "classification" in q["choices"]
+    assert q["slot"] == "task_type"
+    assert "classification" in q["choices"]
     q = await s.send("classification")
     q = await s.send("support team")
     q = await s.send("one word")
     assert q["slot"] == "labels"
     q = await s.send("skip")
-    assert q["slot"] == "labels" and "at least two" in q["text"]  # required: asked again
+    assert q["slot"] == "labels"
+    assert "at least two" in q["text"]
     q = await s.send("bug\nfeature request\nquestion")
     q = await s.send("skip")
     q = await s.send("skip")
     assert q["kind"] == "confirm"
     spec = ProjectSpec(**(await s.state())["spec"])
-    assert spec.labels == ["bug", "feature request", "question"] and spec.samples == [] and spec.never_do == []
+    assert spec.labels == ["bug", "feature request", "question"]
+    assert spec.samples == []
+    assert spec.never_do == []
 
 
 async def test_empty_message_repeats_the_question():
     s = Session(ScriptedLLM(ok=False))
     await s.send()
     q = await s.send("   ")
-    assert q["slot"] == "purpose" and any("empty" in t for t in s.said)
+    assert q["slot"] == "purpose"
+    assert any("empty" in t for t in s.said)
 
 
 async def test_very_long_answer_is_trimmed_and_said_so():
@@ -104,11 +116,13 @@ async def test_change_something_asks_that_slot_again():
         q = await s.send(answer)
     assert q["kind"] == "confirm"
     q = await s.send("edit")
-    assert q["then"] == "on_edit" and "audience" in q["choices"]
+    assert q["then"] == "on_edit"
+    assert "audience" in q["choices"]
     q = await s.send("audience")
     assert q["slot"] == "audience"
     q = await s.send("the whole company")
-    assert q["kind"] == "confirm" and "the whole company" in q["spec_md"]
+    assert q["kind"] == "confirm"
+    assert "the whole company" in q["spec_md"]
 
 
 async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
@@ -121,7 +135,8 @@ async def test_unwritable_home_keeps_the_conversation(monkeypatch, tmp_path):
     for answer in ["PRD drafts", "generation", "execs", "formal", "skip", "skip"]:
         await s.send(answer)
     q = await s.send("confirm")
-    assert any("MTW_HOME" in t for t in s.said) and q["then"] == "on_data_choice"
+    assert any("MTW_HOME" in t for t in s.said)
+    assert q["then"] == "on_data_choice"
     assert (await s.state())["spec"]["purpose"] == "PRD drafts"
 
 
@@ -133,7 +148,8 @@ def test_spec_update_schema_is_strict():
 async def test_missing_assistant_model_is_offered_for_download_with_progress():
     s = Session(ScriptedLLM({"purpose": "weekly status updates"}, missing=True))
     q = await s.send()
-    assert q["then"] == "pull_assistant_model" and "pull" in q["choices"]
+    assert q["then"] == "pull_assistant_model"
+    assert "pull" in q["choices"]
     q = await s.click("pull")
     assert [p["completed"] for p in s.progress] == [0, 50, 100]
     assert any("downloaded and ready" in t for t in s.said)
@@ -145,5 +161,6 @@ async def test_declining_the_download_continues_as_a_guided_form():
     s = Session(ScriptedLLM(missing=True))
     await s.send()
     q = await s.send("skip")
-    assert q["slot"] == "purpose" and any("guided form" in t for t in s.said)
+    assert q["slot"] == "purpose"
+    assert any("guided form" in t for t in s.said)
     assert (await s.state())["llm_ok"] is False

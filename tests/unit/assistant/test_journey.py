@@ -71,32 +71,39 @@ async def test_a_draft_is_kept_edited_rewritten_dropped_or_varied_by_click_and_b
     s = Session(llm)
     q = await to_data_choice(s)
     q = await s.click("draft")
-    assert q["then"] == "on_review" and "saved carts" in q["text"] and set(q["choices"]) == {
+    assert q["then"] == "on_review"
+    assert "saved carts" in q["text"]
+    assert set(q["choices"]) == {
         "keep", "edit", "drop", "more"}
     # Edit: the draft as "User: … / Assistant: …" text; the edited text is checked before it is kept
     q = await s.click("edit")
-    assert "User: Write a user story about saved carts" in q["prefill"] and "Assistant: As a shopper" in q["text"]
+    assert "User: Write a user story about saved carts" in q["prefill"]
+    assert "Assistant: As a shopper" in q["text"]
     q = await s.send("Assistant: As a shopper I want it.")
     assert "no user" in s.said[-1].lower() or "user" in s.said[-1].lower()
     assert q["then"] == "on_edit_example"  # asked again, nothing kept
     q = await s.send("User: Write a user story about saved carts for guests\n\n"
                      "Assistant: As a guest, I want my cart saved so that I can finish later.")
-    assert s.said[-1] == "Kept your edited version." and "gift cards" in q["text"]
+    assert s.said[-1] == "Kept your edited version."
+    assert "gift cards" in q["text"]
     # any other words at the review are a rewrite instruction: the result is shown, then kept or dropped
     q = await s.send("keep it but make the persona an admin")
     assert "make the persona an admin" in llm.draft_prompts[-1]
-    assert "Rewritten as you asked" in s.said[-1] and "As an admin, I want to issue gift cards" in q["text"]
+    assert "Rewritten as you asked" in s.said[-1]
+    assert "As an admin, I want to issue gift cards" in q["text"]
     q = await s.send("keep")
     # drop by typing, more like this by click (it keeps this one and queues the variations next)
     assert "order tracking" in q["text"]
     q = await s.send("drop")
     q = await s.click("more")
-    assert "drafted 2 more like it" in s.said[-1] and "store pickup" in q["text"]
+    assert "drafted 2 more like it" in s.said[-1]
+    assert "store pickup" in q["text"]
     q = await s.send("yes")
     q = await s.click("drop")
     assert "wish lists" in q["text"]
     q = await s.send("Drop")
-    assert q["then"] == "on_after_drafts" and "**4 examples**" in q["text"]
+    assert q["then"] == "on_after_drafts"
+    assert "**4 examples**" in q["text"]
     kept = [ex.prompt() for ex in DatasetStore("User stories from ideas").examples()]
     assert kept == ["Write a user story about saved carts for guests",
                     "Write a user story about gift cards for an admin", "Write a user story about address book",
@@ -115,7 +122,8 @@ async def test_coverage_after_each_batch_nudges_the_thin_category_and_the_datase
     cover = s.tables("Coverage per category")[-1]
     assert cover["columns"] == ["Category", "Examples", "Target", "Status"]
     assert ["User stories", "2", "20–30", "below target"] in cover["rows"]
-    assert q["choices"]["nudge"] == "Draft 5 user stories" and "2 user stories" in q["text"]
+    assert q["choices"]["nudge"] == "Draft 5 user stories"
+    assert "2 user stories" in q["text"]
     q = await s.click("nudge")
     assert "Every one of them is of this kind" in llm.draft_prompts[-1]
     for answer in ["keep", "drop", "drop", "drop", "drop"]:
@@ -123,10 +131,12 @@ async def test_coverage_after_each_batch_nudges_the_thin_category_and_the_datase
     # "show my dataset": the table with the category and the first words of each side; open one to edit it
     q = await s.send("show my dataset")
     shown = s.tables("Your dataset")[-1]
-    assert shown["title"] == "Your dataset: 3 examples" and shown["columns"] == ["#", "Category", "Request", "Answer"]
+    assert shown["title"] == "Your dataset: 3 examples"
+    assert shown["columns"] == ["#", "Category", "Request", "Answer"]
     assert shown["rows"][0][:3] == ["1", "User stories", "Write a user story about saved carts"]
     q = await s.send("2")
-    assert q["then"] == "on_open" and "gift cards" in q["text"]
+    assert q["then"] == "on_open"
+    assert "gift cards" in q["text"]
     q = await s.send("edit")
     q = await s.send("User: Write a user story about gift card balances\n\nAssistant: As a shopper, I want to see "
                      "my gift card balance so that I know what I can spend.")
@@ -170,18 +180,25 @@ async def test_drafts_from_a_document_flag_private_data_first_and_show_their_pas
     s = Session(llm)
     q = await to_data_choice(s)
     q = await s.send("draft from my documents")
-    assert q["kind"] == "file" and ".md" in q["accept"] and ".pdf" in q["accept"]
+    assert q["kind"] == "file"
+    assert ".md" in q["accept"]
+    assert ".pdf" in q["accept"]
     doc = tmp_path / "notes.md"
     doc.write_text(DOC)
     q = await s.send({"path": str(doc), "name": "notes.md"})
     assert "2 passages" in s.said[-1]
-    assert q["then"] == "on_privacy" and "email" in q["text"].lower() and "Contacts" in q["text"]
+    assert q["then"] == "on_privacy"
+    assert "email" in q["text"].lower()
+    assert "Contacts" in q["text"]
     assert llm.draft_prompts == []  # nothing drafted before the user decides
     q = await s.send("continue without those passages")
-    assert len(llm.draft_prompts) == 1 and "jane.doe" not in llm.draft_prompts[0]
+    assert len(llm.draft_prompts) == 1
+    assert "jane.doe" not in llm.draft_prompts[0]
     assert any("holds private data" in t for t in s.said)
-    assert "written from passage 1 (section 'Goals') of notes.md" in q["text"] and "> The checkout redesign" in q[
-        "text"] and "Cut abandoned carts" in q["text"]
+    assert "written from passage 1 (section 'Goals') of notes.md" in q["text"]
+    assert "> The checkout redesign" in q[
+        "text"]
+    assert "Cut abandoned carts" in q["text"]
     q = await s.click("keep")
     assert q["then"] == "on_after_drafts"
     assert [ex.prompt() for ex in DatasetStore("User stories from ideas").examples()] == [
@@ -201,12 +218,14 @@ async def test_after_training_compare_try_rate_ship_list_and_plan_round_two(tmp_
     q = await s.send("compare it with the base model")
     # per test category: both answers, the judge per criterion, a winner mark
     compared = [t for t in s.tables() if "side by side" not in t["title"] and "tuned better on" in t["title"]]
-    assert compared and compared[0]["columns"] == ["Prompt", "Base model", "Tuned model", "Judge (base→tuned)",
+    assert compared
+    assert compared[0]["columns"] == ["Prompt", "Base model", "Tuned model", "Judge (base→tuned)",
                                                    "Winner"]
     assert all(row[4] in ("🏆 tuned", "🏆 base", "tie") for t in compared for row in t["rows"])
     # try it: the tuned answer streamed from the local adapter, the base on request, a rating kept with the run
     q = await s.send("try it")
-    assert q["then"] == "on_try" and "on this machine" in q["text"]
+    assert q["then"] == "on_try"
+    assert "on this machine" in q["text"]
     q = await s.send("Write a user story for exporting reports")
     streamed = [p for p in s.progress if p["title"] == "Tuned model"]
     assert len(streamed) > 1  # the answer grows as it comes
@@ -227,33 +246,44 @@ async def test_after_training_compare_try_rate_ship_list_and_plan_round_two(tmp_
     # ship it: the name is asked (the next version suggested), the quantisation explained, `ollama run` at the end
     s.ctx.llm.ok = True
     q = await s.click("export")
-    assert q["then"] == "on_export_name" and "**PM-UserStories-v1**" in q["text"]
+    assert q["then"] == "on_export_name"
+    assert "**PM-UserStories-v1**" in q["text"]
     q = await s.send("PM Stories")
     assert "cannot be a model name" in s.said[-1]
     q = await s.send("PM-Stories")
-    assert q["then"] == "on_quantize" and "**PM-Stories-v1**" in q["text"]
-    assert set(q["choices"]) == {"none", "q8_0", "q4_K_M"} and "fewer bits" in q["text"]
+    assert q["then"] == "on_quantize"
+    assert "**PM-Stories-v1**" in q["text"]
+    assert set(q["choices"]) == {"none", "q8_0", "q4_K_M"}
+    assert "fewer bits" in q["text"]
     q = await s.click("none")
-    assert "PM-Stories-v1" in ollama.created and "`ollama run PM-Stories-v1`" in s.said[-1]
+    assert "PM-Stories-v1" in ollama.created
+    assert "`ollama run PM-Stories-v1`" in s.said[-1]
     assert q["then"] == "on_next"
     # my models: the list, promote, delete with a confirmation
     q = await s.send("my models")
-    assert s.tables("My models")[-1]["rows"][0][0] == "PM-Stories-v1" and q["then"] == "on_models"
+    assert s.tables("My models")[-1]["rows"][0][0] == "PM-Stories-v1"
+    assert q["then"] == "on_models"
     q = await s.click("promote")
     q = await s.click("PM-Stories-v1")
-    assert registry.get("PM-Stories-v1").promoted and "⭐" in s.tables("My models")[-1]["rows"][0][0]
+    assert registry.get("PM-Stories-v1").promoted
+    assert "⭐" in s.tables("My models")[-1]["rows"][0][0]
     q = await s.send("delete one")
     q = await s.click("PM-Stories-v1")
-    assert q["then"] == "on_delete" and registry.list_models()  # nothing deleted before the confirmation
+    assert q["then"] == "on_delete"
+    assert registry.list_models()
     q = await s.click("yes")
-    assert registry.list_models() == [] and "Deleted **PM-Stories-v1**" in s.said[-1]
+    assert registry.list_models() == []
+    assert "Deleted **PM-Stories-v1**" in s.said[-1]
     assert q["then"] == "on_next"  # nothing left to list: back to what next
     # round 2: the weakest areas with their reasons, from the judge, the ratings and the coverage
     q = await s.send("improve it")
     plan = s.tables("Next round")[-1]
-    assert plan["columns"] == ["Area", "Why", "Draft"] and plan["rows"] and all(r[1] for r in plan["rows"])
+    assert plan["columns"] == ["Area", "Why", "Draft"]
+    assert plan["rows"]
+    assert all(r[1] for r in plan["rows"])
     assert any(t.startswith("Next round, foundation (the guide's 50–100)") for t in s.said)  # 45 examples so far
-    assert q["then"] == "on_improve" and "upload" in q["choices"]
+    assert q["then"] == "on_improve"
+    assert "upload" in q["choices"]
 
 
 def test_the_classifier_comparison_names_the_majority_baseline():
@@ -262,10 +292,13 @@ def test_the_classifier_comparison_names_the_majority_baseline():
     report = {"heldout": {"base": {"accuracy": 0.4}, "tuned": {"accuracy": 0.8, "labels": ["bug", "idea"],
                                                                "confusion": [[5, 1], [1, 3]]}}}
     said = baseline_sentence(report)
-    assert "**Accuracy 80%** on 10 held-out texts" in said and "('bug') would get 60%" in said
-    assert "base model gets 40%" in said and "**better than** that baseline" in said
+    assert "**Accuracy 80%** on 10 held-out texts" in said
+    assert "('bug') would get 60%" in said
+    assert "base model gets 40%" in said
+    assert "**better than** that baseline" in said
     fig = confusion_figure(["bug", "idea"], [[5, 1], [1, 3]])
-    assert fig["data"][0]["type"] == "heatmap" and fig["data"][0]["z"] == [[5, 1], [1, 3]]
+    assert fig["data"][0]["type"] == "heatmap"
+    assert fig["data"][0]["z"] == [[5, 1], [1, 3]]
 
 
 async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_training_goes_on(ollama):
@@ -274,7 +307,9 @@ async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_trai
     assert q["choices"]["quick"] == "Make a styled model without training (about a minute)"
     q = await s.click("quick")
     # Ollama away: a dry run with the Modelfile, and a way on once it is back
-    assert q["then"] == "on_quick" and "again" in q["choices"] and "Modelfile" in s.said[-1]
+    assert q["then"] == "on_quick"
+    assert "again" in q["choices"]
+    assert "Modelfile" in s.said[-1]
     # the Tasks panel does not tick training as done: nothing was trained
     [moved] = [e for e in s.events if e["ui"] == "stage" and e["stage"] == "deploy"]
     assert {"train", "evaluate"} <= set(moved["skipped"])
@@ -282,16 +317,19 @@ async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_trai
     s.ctx.llm.ok = True
     q = await s.send("try again now")
     name = "PM-UserStories-Styled-v1"
-    assert name in ollama.created and f"`ollama run {name}`" in s.said[-1]
+    assert name in ollama.created
+    assert f"`ollama run {name}`" in s.said[-1]
     assert set(q["choices"]) == {"try", "train"}
     ollama.responder = lambda body: "As a PM, I want styled answers."
     q = await s.click("try")
     q = await s.send("Write a user story for search")
     assert [p["status"] for p in s.progress if p["title"] == f"**{name}**"][-1] == "As a PM, I want styled answers."
     assert "up" not in q["choices"]  # no run to rate against
-    assert q["stage"] == "deploy" and "train" in q["skipped"]  # the styled model was not trained
+    assert q["stage"] == "deploy"
+    assert "train" in q["skipped"]
     q = await s.send("done")
-    assert q["then"] == "on_data_choice" and "quick" not in q["choices"]
+    assert q["then"] == "on_data_choice"
+    assert "quick" not in q["choices"]
 
 
 async def to_data_choice_guided(s: Session) -> dict:

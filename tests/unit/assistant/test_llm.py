@@ -15,7 +15,8 @@ class Audience(BaseModel):
 async def test_stream_chat_yields_the_reply_piece_by_piece(ollama):
     ollama.enqueue("Hello there, product manager")
     pieces = [p async for p in LLM().stream_chat([{"role": "user", "content": "hi"}])]
-    assert len(pieces) > 1 and "".join(pieces) == "Hello there, product manager"
+    assert len(pieces) > 1
+    assert "".join(pieces) == "Hello there, product manager"
     assert ollama.requests_to("/api/chat")[0].body["model"] == "phi4-mini"
 
 
@@ -32,7 +33,8 @@ def test_structured_reasks_once_after_invalid_json(ollama):
     ollama.enqueue("not json at all", json.dumps({"audience": "execs", "formal": False}))
     assert LLM().structured("q", Audience).audience == "execs"
     second = ollama.requests_to("/api/chat")[1].body["messages"]
-    assert second[-1]["role"] == "user" and "did not match" in second[-1]["content"]
+    assert second[-1]["role"] == "user"
+    assert "did not match" in second[-1]["content"]
 
 
 def test_structured_gives_a_typed_failure_after_two_bad_answers(ollama):
@@ -47,23 +49,29 @@ async def test_server_down_is_one_plain_sentence():
     llm = LLM()
     with pytest.raises(OllamaUnavailable) as exc:
         [p async for p in llm.stream_chat([{"role": "user", "content": "hi"}])]
-    assert "Ollama is not running" in exc.value.message and "ollama serve" in exc.value.fix
+    assert "Ollama is not running" in exc.value.message
+    assert "ollama serve" in exc.value.fix
     with pytest.raises(OllamaUnavailable):
         llm.structured("q", Audience)
     ok, why, missing = await llm.status()
-    assert not ok and "ollama serve" in why and not missing
+    assert not ok
+    assert "ollama serve" in why
+    assert not missing
 
 
 async def test_model_not_pulled_offers_the_pull(ollama):
     ollama.models = ["llama3.2:3b"]
     llm = LLM()
     ok, why, missing = await llm.status()
-    assert not ok and "ollama pull phi4-mini" in why and missing
+    assert not ok
+    assert "ollama pull phi4-mini" in why
+    assert missing
     with pytest.raises(ModelNotPulled):
         [p async for p in llm.stream_chat([{"role": "user", "content": "hi"}])]
     seen: list[tuple[str, int, int]] = []
     await llm.pull(lambda s, c, t: seen.append((s, c, t)))
-    assert seen[-1][0] == "success" and any(t == 100 for _, _, t in seen)
+    assert seen[-1][0] == "success"
+    assert any(t == 100 for _, _, t in seen)
     assert (await llm.status())[0] is True
 
 

@@ -32,15 +32,19 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     assert "draft" not in s.question["choices"]  # drafting needs the assistant model
     q = await s.send("sample")
     report = s.said[-1]
-    assert "45 examples" in report and "problems to fix" in report
-    assert q["then"] == "on_checked" and "continue" in q["choices"]
+    assert "45 examples" in report
+    assert "problems to fix" in report
+    assert q["then"] == "on_checked"
+    assert "continue" in q["choices"]
     q = await s.send("continue")
     # on a 2-core CPU the wizard picks a base that trains a first dataset within the hour, and says why
     picked = [t for t in s.said if t.startswith("**Base model:** qwen2.5-0.5b, chosen for this machine")]
     assert picked
     assert "phi-4-mini would take about" in picked[0]  # the bigger base, passed over with its reason
     # its weights are not here and the Hub cannot be reached: the choice still says what it would take
-    assert q["then"] == "on_base_offer" and "not on this machine" in q["text"] and "cannot reach" in q["text"].lower()
+    assert q["then"] == "on_base_offer"
+    assert "not on this machine" in q["text"]
+    assert "cannot reach" in q["text"].lower()
     assert q["choices"]["download"] == "Download qwen2.5-0.5b (~980 MB)"
     q = await s.send("tiny")
     assert any("**Plan:**" in t and "tiny-random" in t for t in s.said)
@@ -50,11 +54,14 @@ async def test_sample_data_is_checked_and_training_starts_in_its_own_process():
     run_dir = Path(q["run_dir"])
     assert run_dir.parent == project_dir("user-stories-from-ideas") / "runs"
     record = jobs.get_run(run_dir)
-    assert record.pid and "--max-steps 20" in record.message and "learning_rate=3e-3" in record.message
+    assert record.pid
+    assert "--max-steps 20" in record.message
+    assert "learning_rate=3e-3" in record.message
     jobs.stop_run(run_dir)
     # the live view hands the outcome back; the chat says what comes next
     q = await s.send(done(run_dir))
-    assert any(f"{run_dir}/adapter" in t for t in s.said) and q["then"] == "on_next"
+    assert any(f"{run_dir}/adapter" in t for t in s.said)
+    assert q["then"] == "on_next"
 
 
 async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(tmp_path):
@@ -70,12 +77,16 @@ async def test_an_upload_with_errors_offers_the_fix_and_the_cleaned_copy_passes(
     q = await s.send("upload")
     assert q["kind"] == "file"
     q = await s.send({"path": str(bad), "name": "mine.jsonl"})
-    assert "line 3" in s.said[-1].lower() and "line 3: Line 3" not in s.said[-1]
-    assert q["then"] == "on_checked" and "fix" in q["choices"]
+    assert "line 3" in s.said[-1].lower()
+    assert "line 3: Line 3" not in s.said[-1]
+    assert q["then"] == "on_checked"
+    assert "fix" in q["choices"]
     assert bad.read_text().count("{not json") == 1  # the user's file is never edited
     q = await s.send("fix")
-    assert "cleaned version" in s.said[-2] and "your file is kept" in s.said[-2]
-    assert "0 problems to fix" in s.said[-1] and "continue" in q["choices"]
+    assert "cleaned version" in s.said[-2]
+    assert "your file is kept" in s.said[-2]
+    assert "0 problems to fix" in s.said[-1]
+    assert "continue" in q["choices"]
 
 
 async def test_drafting_keeps_the_examples_the_user_accepts():
@@ -94,10 +105,12 @@ async def test_drafting_keeps_the_examples_the_user_accepts():
     q = await s.send("confirm")
     assert "draft" in q["choices"]
     q = await s.send("draft")
-    assert q["then"] == "on_review" and "saved carts" in q["text"]
+    assert q["then"] == "on_review"
+    assert "saved carts" in q["text"]
     for answer in ["keep", "drop", "keep", "keep", "drop"]:
         q = await s.send(answer)
-    assert q["then"] == "on_after_drafts" and "**3 examples**" in q["text"]
+    assert q["then"] == "on_after_drafts"
+    assert "**3 examples**" in q["text"]
     q = await s.send("check")
     assert "3 examples" in s.said[-1]
 
@@ -146,32 +159,41 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     finished = await _finished_run(tmp_path, s)
     q = await s.resume()
     assert any("Training finished" in t for t in s.said)
-    assert q["then"] == "on_next" and {"eval", "export", "new"} <= set(q["choices"])
+    assert q["then"] == "on_next"
+    assert {"eval", "export", "new"} <= set(q["choices"])
     q = await s.send("eval")
     assert any(t.startswith("**Verdict.**") for t in s.said)
     assert (finished / "eval" / "report.json").is_file()
-    assert "eval" not in q["choices"] and "score" in q["choices"]
+    assert "eval" not in q["choices"]
+    assert "score" in q["choices"]
     q = await s.send("score")
-    assert q["then"] == "on_score" and "**format**" in q["text"]
+    assert q["then"] == "on_score"
+    assert "**format**" in q["text"]
     for n in ["4", "oops", "3", "5", "2", "4", "4"]:  # a non-score answer is asked again
         q = await s.send(n)
-    assert q["then"] == "on_next" and "scores are saved" in s.said[-1]
+    assert q["then"] == "on_next"
+    assert "scores are saved" in s.said[-1]
     lines = (finished / "eval" / "user_scores.jsonl").read_text().splitlines()
-    assert [json.loads(x)["scores"] for x in lines][:2] == [{"format": 4}, {"tone": 3}] and len(lines) == 6
+    assert [json.loads(x)["scores"] for x in lines][:2] == [{"format": 4}, {"tone": 3}]
+    assert len(lines) == 6
     q = await s.click("export")
-    assert q["then"] == "on_export_name" and "PM-UserStories-v1" in q["text"]
+    assert q["then"] == "on_export_name"
+    assert "PM-UserStories-v1" in q["text"]
     q = await s.click("suggested")
     q = await s.click("none")
     # Ollama away: a dry run, then a way on once Ollama is back
-    assert q["then"] == "on_export_problem" and "again" in q["choices"]
+    assert q["then"] == "on_export_problem"
+    assert "again" in q["choices"]
     said = s.said[-1]
-    assert "PM-UserStories-v1" in said and "ollama create PM-UserStories-v1" in said  # Ollama away: dry run
+    assert "PM-UserStories-v1" in said
+    assert "ollama create PM-UserStories-v1" in said
     assert (finished / "export" / "Modelfile").is_file()
     assert registry.list_models() == []  # nothing registered until Ollama really has it
     exporting = [p for p in s.progress if p.get("title") == "Exporting"]
     merging = [p for p in exporting if p["status"].startswith("merging")]
     assert exporting[0]["status"] == "loading the tuned model"
-    assert merging and merging[-1]["completed"] == merging[-1]["total"] > 0  # the merge reaches 100 %
+    assert merging
+    assert merging[-1]["completed"] == merging[-1]["total"] > 0
 
 
 async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_path, ollama):
@@ -188,7 +210,8 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     assert "PM-UserStories-v1" in ollama.created
     # the double answers unlike the local tuned model, and the export's own verification says so
     assert "❌ On 3 of 3 prompts it answers differently" in s.said[-1]
-    assert q["then"] == "on_next" and q["choices"]["check"] == "Check PM-UserStories-v1 as Ollama serves it"
+    assert q["then"] == "on_next"
+    assert q["choices"]["check"] == "Check PM-UserStories-v1 as Ollama serves it"
     assert "export" not in q["choices"]
     q = await s.send("check")
     assert s.said[-1].startswith("**Verdict for PM-UserStories-v1.**")
@@ -198,7 +221,8 @@ async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_pa
     assert json.loads((finished / "eval" / "report.json").read_text())["tuned_source"] == "local"
     assert all(p["tuned"]["answer"].startswith("As a user, I want the served answer") for p in report["prompts"])
     assert any(r.path == "/api/chat" and r.body.get("model") == "PM-UserStories-v1" for r in ollama.requests)
-    assert "check" not in q["choices"] and q["then"] == "on_next"
+    assert "check" not in q["choices"]
+    assert q["then"] == "on_next"
 
 
 async def _at_base_choice(s: Session, base: str) -> dict:
@@ -215,16 +239,21 @@ async def test_a_missing_base_model_is_downloaded_with_progress_and_then_planned
     s = Session(ScriptedLLM(ok=False))
     q = await _at_base_choice(s, TINY_CHAT)
     size = sum(len(b) for n, b in tiny_chat_files().items())
-    assert q["then"] == "on_base_offer" and f"`{TINY_CHAT}`" in q["text"] and "hf-home" in q["text"]
+    assert q["then"] == "on_base_offer"
+    assert f"`{TINY_CHAT}`" in q["text"]
+    assert "hf-home" in q["text"]
     assert q["choices"] == {"download": f"Download {TINY_CHAT} (~{human_bytes(size)})",
                             "tiny": "Use tiny-random to try the steps"}
     q = await s.click("download")
-    assert s.progress and s.progress[-1]["completed"] == s.progress[-1]["total"] == size
+    assert s.progress
+    assert s.progress[-1]["completed"] == s.progress[-1]["total"] == size
     assert all(p["status"].startswith(TINY_CHAT) for p in s.progress)
     assert any("is downloaded and ready" in t for t in s.said)
     plan = next(t for t in s.said if t.startswith("**Plan:**"))
-    assert f"**{TINY_CHAT}**" in plan and "tiny-random" not in plan
-    assert q["then"] == "on_confirm_training" and (await s.state())["train_model"] == TINY_CHAT
+    assert f"**{TINY_CHAT}**" in plan
+    assert "tiny-random" not in plan
+    assert q["then"] == "on_confirm_training"
+    assert (await s.state())["train_model"] == TINY_CHAT
     assert sorted(hub.fetched()) == sorted(tiny_chat_files())  # the decoys stayed on the Hub
 
 
@@ -234,8 +263,11 @@ async def test_a_failed_download_says_why_and_still_offers_tiny_random(hub):
     assert "accept its licence" in q["text"]
     q = await s.click("download")
     failed = s.said[-1]
-    assert "is gated" in failed and f"https://huggingface.co/{GATED}" in failed and "hf auth login" in failed
-    assert q["then"] == "on_base_offer" and "tiny" in q["choices"]
+    assert "is gated" in failed
+    assert f"https://huggingface.co/{GATED}" in failed
+    assert "hf auth login" in failed
+    assert q["then"] == "on_base_offer"
+    assert "tiny" in q["choices"]
     q = await s.send("tiny")
     assert any(t.startswith("**Plan:**") and "tiny-random" in t for t in s.said)
     assert q["then"] == "on_confirm_training"

@@ -34,7 +34,8 @@ def test_a_category_the_purpose_names_shows_even_with_no_examples_and_advanced_o
     assert rows["User stories"]["Status"] == "on target"
     assert rows["Go-to-market"] == {"Category": "Go-to-market", "Examples": 0, "Target": "10–20",
                                     "Status": "below target"}
-    assert cov.nudge is not None and cov.nudge.text == "25 user stories, 0 go-to-market — draft 5 go-to-market?"
+    assert cov.nudge is not None
+    assert cov.nudge.text == "25 user stories, 0 go-to-market — draft 5 go-to-market?"
 
 
 def test_a_single_category_project_is_nudged_towards_its_target_and_left_alone_once_there():
@@ -49,8 +50,10 @@ def test_a_single_category_project_is_nudged_towards_its_target_and_left_alone_o
 
 def test_a_new_project_with_no_examples_sees_every_category():
     cov = category_coverage([], PM)
-    assert len(cov.table()) == 13 and cov.unclassified == 0
-    assert cov.nudge is not None and cov.nudge.n == 5
+    assert len(cov.table()) == 13
+    assert cov.unclassified == 0
+    assert cov.nudge is not None
+    assert cov.nudge.n == 5
 
 
 def test_unclassified_requests_are_counted_not_hidden():

@@ -30,9 +30,12 @@ def test_clean_rows_have_no_issues():
 def test_every_issue_names_line_message_and_fix():
     rows = stories(12) + [Example.chat(("user", "a"), ("user", "b"), line=40)]
     for issue in check_examples(rows):
-        assert issue.message and issue.fix
+        assert issue.message
+        assert issue.fix
     role = [i for i in check_examples(rows) if i.code == "role_order"]
-    assert role and role[0].line == 40 and "two user turns in a row" in role[0].message
+    assert role
+    assert role[0].line == 40
+    assert "two user turns in a row" in role[0].message
 
 
 @pytest.mark.parametrize(("turns", "code"), [
@@ -97,7 +100,8 @@ def test_exact_and_near_duplicates_point_at_the_first_copy():
     near.messages[1].content += " Thanks!"
     issues = [i for i in check_examples([*rows, twin, near]) if "duplicate" in i.code]
     assert [(i.code, i.line) for i in issues] == [("duplicate", 30), ("near_duplicate", 31)]
-    assert "line 4" in issues[0].message and "line 6" in issues[1].message
+    assert "line 4" in issues[0].message
+    assert "line 6" in issues[1].message
 
 
 def test_distinct_rows_are_not_near_duplicates():
@@ -124,7 +128,8 @@ def test_too_long_uses_context():
     assert only(check_examples(rows, context=4096), "too_long") == [("too_long", 1)]
     assert only(check_examples(rows, context=8192), "too_long") == []
     issues, stats = analyse(rows, context=1024)
-    assert "too_long" in codes(issues) and stats["context"] == 1024
+    assert "too_long" in codes(issues)
+    assert stats["context"] == 1024
 
 
 def test_too_few_examples():
@@ -158,7 +163,8 @@ def test_stats_shape():
     assert stats["examples"] == 13
     assert set(stats["tokens"]) == {"min", "median", "p95", "max", "total"}
     assert stats["tokens"]["min"] <= stats["tokens"]["median"] <= stats["tokens"]["p95"] <= stats["tokens"]["max"]
-    assert stats["roles"]["assistant"] == 12 and stats["labels"] == {"roadmap": 1}
+    assert stats["roles"]["assistant"] == 12
+    assert stats["labels"] == {"roadmap": 1}
     assert stats["coverage"]["kinds"]["user_story"] == 12
 
 
@@ -175,7 +181,8 @@ def test_thin_category_note():
     rows = stories(30) + [Example.chat(("user", "Write Q3 OKRs for the growth team"), ("assistant", "Objective..."))]
     issues = check_examples(rows)
     thin = [i for i in issues if i.code == "thin_category"]
-    assert thin and "OKRs" in thin[0].message
+    assert thin
+    assert "OKRs" in thin[0].message
 
 
 def test_tokenizer_path_counts_with_the_chat_template():
@@ -183,7 +190,8 @@ def test_tokenizer_path_counts_with_the_chat_template():
     _, est = analyse(rows)
     _, real = analyse(rows, model="tiny-random")
     assert real["token_counting"] == "tokenizer of tiny-random"
-    assert real["tokens"]["max"] > 0 and real["tokens"] != est["tokens"]
+    assert real["tokens"]["max"] > 0
+    assert real["tokens"] != est["tokens"]
 
 
 def test_tokenizer_path_with_minilm_folder():
@@ -208,7 +216,9 @@ def test_check_file_reports_format_and_ok(tmp_path):
 
     write_messages_jsonl(stories(12), tmp_path / "d.jsonl")
     report = check_file(tmp_path / "d.jsonl")
-    assert report.ok and report.format == "messages" and report.examples == 12
+    assert report.ok
+    assert report.format == "messages"
+    assert report.examples == 12
     assert set(report.model_dump()) == {"format", "examples", "ok", "issues", "stats"}
 
 
@@ -218,7 +228,8 @@ def test_check_file_finds_validation_next_to_it(tmp_path):
     write_messages_jsonl(stories(12), tmp_path / "train.jsonl")
     write_messages_jsonl([story(2)], tmp_path / "validation.jsonl")
     report = check_file(tmp_path / "train.jsonl")
-    assert not report.ok and "train_val_overlap" in report.codes()
+    assert not report.ok
+    assert "train_val_overlap" in report.codes()
 
 
 def test_message_model_rejects_unknown_roles():

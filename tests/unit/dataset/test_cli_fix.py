@@ -42,7 +42,8 @@ def test_problems_exit_1_and_name_lines(write):
     result = runner.invoke(app, ["check", str(messy_file(write))])
     assert result.exit_code == 1
     assert "problems to fix" in result.output
-    assert "Line 6 is not valid JSON" in result.output and "--fix" in result.output
+    assert "Line 6 is not valid JSON" in result.output
+    assert "--fix" in result.output
 
 
 def test_json_shape(write):
@@ -50,7 +51,9 @@ def test_json_shape(write):
     assert result.exit_code == 1
     doc = json.loads(result.output)
     assert set(doc) == {"format", "examples", "ok", "issues", "stats"}
-    assert doc["format"] == "messages" and doc["ok"] is False and doc["examples"] == 43
+    assert doc["format"] == "messages"
+    assert doc["ok"] is False
+    assert doc["examples"] == 43
     for issue in doc["issues"]:
         assert set(issue) == {"code", "severity", "line", "message", "fix"}
         assert issue["severity"] in ("error", "warning", "info")
@@ -82,21 +85,24 @@ def test_fix_writes_a_copy_that_checks_clean(write, tmp_path):
     result = runner.invoke(app, ["check", str(src), "--fix", str(out)])
     assert result.exit_code == 1  # the input still has its problems
     assert src.read_bytes() == before  # never edited in place
-    assert "Removed 1 exact duplicate" in result.output and "Split off" in result.output
+    assert "Removed 1 exact duplicate" in result.output
+    assert "Split off" in result.output
     report = check_file(out)
     assert report.ok, [i.message for i in report.issues if i.severity == "error"]
     assert report.stats["validation_examples"] >= 1
     fixed = read_dataset(out).examples + read_dataset(tmp_path / "clean.validation.jsonl").examples
     sso = next(ex for ex in fixed if "PRD for SSO" in ex.all_text())
     assert [m.role for m in sso.messages] == ["user", "assistant"]
-    assert "<SECRET>" in sso.answer() and sso.answer() == sso.answer().strip()
+    assert "<SECRET>" in sso.answer()
+    assert sso.answer() == sso.answer().strip()
     assert len(fixed) == 41  # 40 rows + the repaired one; duplicate, broken and answerless rows dropped
 
 
 def test_fix_json_mode_reports_changes(write, tmp_path):
     result = runner.invoke(app, ["check", str(messy_file(write)), "--fix", str(tmp_path / "c.jsonl"), "--json"])
     doc = json.loads(result.output)
-    assert doc["stats"]["fix"]["ok_after"] is True and doc["stats"]["fix"]["changes"]
+    assert doc["stats"]["fix"]["ok_after"] is True
+    assert doc["stats"]["fix"]["changes"]
 
 
 def test_fix_drops_near_duplicates_only_when_asked(tmp_path):
@@ -154,7 +160,9 @@ def test_fix_normalises_other_formats_to_messages(write, tmp_path):
     src = write("d.csv", "prompt,response\n" + rows)
     fix_dataset(src, tmp_path / "clean.jsonl")
     report = check_file(tmp_path / "clean.jsonl")
-    assert report.ok and report.format == "messages" and report.examples == 13
+    assert report.ok
+    assert report.format == "messages"
+    assert report.examples == 13
 
 
 def test_change_list_and_messages_read_as_plain_english(write):
@@ -164,4 +172,6 @@ def test_change_list_and_messages_read_as_plain_english(write):
     fixed = fix_dataset(path, path.with_name("clean.jsonl"))
     assert any("(line 2)" in change for change in fixed.changes)
     message = next(i.message for i in check_file(path).issues if i.code == "invalid_json")
-    assert "at at" not in message and message.startswith("Line 2 ") and message.count("Line 2") == 1
+    assert "at at" not in message
+    assert message.startswith("Line 2 ")
+    assert message.count("Line 2") == 1

@@ -44,12 +44,16 @@ def test_design_code_is_detected_with_line_and_fix(write, code):
     report = check_file(write("data.jsonl", jsonl(rows) + extra))
     hits = [i for i in report.issues if i.code == code]
     assert hits, f"{code} not reported; got {report.codes()}"
-    assert hits[0].line == line and hits[0].message and hits[0].fix
+    assert hits[0].line == line
+    assert hits[0].message
+    assert hits[0].fix
 
 
 def test_unknown_format(write):
     report = check_file(write("d.jsonl", jsonl([{"foo": 1}] * 3)))
-    assert report.format == "unknown" and not report.ok and "unknown_format" in report.codes()
+    assert report.format == "unknown"
+    assert not report.ok
+    assert "unknown_format" in report.codes()
 
 
 def test_encoding_utf16_and_bad_bytes(write, tmp_path):
@@ -58,7 +62,8 @@ def test_encoding_utf16_and_bad_bytes(write, tmp_path):
     assert "encoding" in check_file(path).codes()
     latin = write("latin.jsonl", jsonl(BASE).encode() + '{"text": "café", "label": "x"}\n'.encode("cp1252"))
     hit = next(i for i in check_file(latin, format="messages").issues if i.code == "encoding")
-    assert hit.line == 13 and "Windows-1252" in hit.message
+    assert hit.line == 13
+    assert "Windows-1252" in hit.message
 
 
 def test_train_val_overlap_and_unseen_label(write):
@@ -68,7 +73,8 @@ def test_train_val_overlap_and_unseen_label(write):
     val = write("validation.jsonl", jsonl([rows[0], {"text": "Write release notes", "label": "gtm"}]))
     report = check_file(val.with_name("train.jsonl"))
     got = {(i.code, i.line) for i in report.issues}
-    assert ("train_val_overlap", 1) in got and ("unseen_label", 2) in got
+    assert ("train_val_overlap", 1) in got
+    assert ("unseen_label", 2) in got
 
 
 def test_label_imbalance(write):

@@ -68,7 +68,8 @@ def test_html_drops_scripts_and_keeps_headings_as_sections(write):
 def test_docx_headings_paragraphs_and_tables(tmp_path):
     got = _sections(_docx(tmp_path / "prd.docx"))
     assert got["section 'Goals'"] == GOALS
-    assert got["section 'Scope'"].startswith(SCOPE) and "Owner | Finance platform team" in got["section 'Scope'"]
+    assert got["section 'Scope'"].startswith(SCOPE)
+    assert "Owner | Finance platform team" in got["section 'Scope'"]
 
 
 def test_pdf_passages_name_their_page(tmp_path):
@@ -114,19 +115,23 @@ def test_private_data_is_flagged_before_drafting_and_secrets_never_reach_the_mod
     codes = {(i.line, i.code) for i in doc.privacy}
     assert codes == {(1, "pii_email"), (1, "pii_phone"), (2, "secret")}
     assert doc.privacy[0].message.startswith("Passage 1 (section 'Contacts') of notes.md contains")
-    assert doc.redacted == 1 and "sk-abc" not in doc.passages[1].text and "<SECRET>" in doc.passages[1].text
+    assert doc.redacted == 1
+    assert "sk-abc" not in doc.passages[1].text
+    assert "<SECRET>" in doc.passages[1].text
 
     llm = ScriptedLLM([{"examples": [{"request": "Why do invoice exports need to change?",
                                       "answer": "Exports only cover one week, so finance stitches files by hand."}]}])
     rejected: list = []
     drafts = draft_from_document(doc, SPEC, llm, rejected=rejected)
-    assert len(llm.prompts) == 1 and GOALS in llm.prompts[0]  # only the clean passage was sent
+    assert len(llm.prompts) == 1
+    assert GOALS in llm.prompts[0]
     assert [d.passage.index for d in drafts] == [3]
     assert sum("skipped: it holds private data" in r for _, r in rejected) == 2
 
     llm = ScriptedLLM([{"examples": []}] * 3)
     draft_from_document(doc, SPEC, llm, include_flagged=True)
-    assert len(llm.prompts) == 3 and all("sk-abc" not in p for p in llm.prompts)
+    assert len(llm.prompts) == 3
+    assert all("sk-abc" not in p for p in llm.prompts)
 
 
 def test_grounded_drafts_keep_their_passage_and_pass_the_usual_checks(write):
@@ -141,9 +146,12 @@ def test_grounded_drafts_keep_their_passage_and_pass_the_usual_checks(write):
     rejected: list = []
     drafts = draft_from_document(doc, SPEC, llm, existing=existing, rejected=rejected, style="instruction")
     assert [(d.example.answer(), d.passage.where) for d in drafts] == [(good["answer"], "section 'Scope'")]
-    assert "no text" in rejected[0][1] and "exact duplicate" in rejected[1][1]
-    assert "instructions a user would give" in llm.prompts[0] and GOALS in llm.prompts[0]
-    assert SCOPE in llm.prompts[1] and "never invent names" in llm.prompts[1]
+    assert "no text" in rejected[0][1]
+    assert "exact duplicate" in rejected[1][1]
+    assert "instructions a user would give" in llm.prompts[0]
+    assert GOALS in llm.prompts[0]
+    assert SCOPE in llm.prompts[1]
+    assert "never invent names" in llm.prompts[1]
 
 
 def test_only_generation_projects_draft_from_documents(write):
@@ -160,4 +168,5 @@ def test_grounded_drafting_through_the_ollama_wire(ollama, write):
     (draft,) = draft_from_document(doc, SPEC, OllamaStructured(), per_passage=1)
     assert draft.passage.text == SCOPE
     (request,) = ollama.requests_to("/api/chat")
-    assert request.body["format"]["title"] == "ChatBatch" and SCOPE in request.body["messages"][-1]["content"]
+    assert request.body["format"]["title"] == "ChatBatch"
+    assert SCOPE in request.body["messages"][-1]["content"]

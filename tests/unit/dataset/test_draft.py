@@ -78,7 +78,8 @@ def test_draft_offers_only_clean_new_examples():
     reasons = " | ".join(r for _, r in rejected)
     for reason in ("no text", "API key", "exact duplicate", "near-duplicate"):
         assert reason in reasons
-    assert "Invent metrics" in llm.prompts[0] and GOOD[0]["request"] in llm.prompts[0]
+    assert "Invent metrics" in llm.prompts[0]
+    assert GOOD[0]["request"] in llm.prompts[0]
     assert len(llm.prompts) == 3  # it asks again, at most three rounds, when too few survive
 
 
@@ -104,9 +105,11 @@ def test_critique_combines_format_checks_and_the_model_verdict():
     bad = Example.chat(("user", "Story for SSO"), ("user", "please"), ("assistant", "As a user... by March 3"))
     result = critique(bad, SPEC, llm)
     assert not result.ok
-    assert any("two user turns" in p for p in result.problems) and "It invents a deadline." in result.problems
+    assert any("two user turns" in p for p in result.problems)
+    assert "It invents a deadline." in result.problems
     good = critique(story(1), SPEC, ScriptedLLM([{"ok": True, "problems": []}]))
-    assert good.ok and good.problems == []
+    assert good.ok
+    assert good.problems == []
 
 
 def test_augment_varies_and_drops_copies():
@@ -122,7 +125,8 @@ def test_augment_varies_and_drops_copies():
 def test_draft_through_the_ollama_wire(ollama):
     ollama.enqueue(json.dumps({"examples": GOOD}))
     out = draft_examples(SPEC, 2, OllamaStructured())
-    assert len(out) == 2 and out[1].answer().startswith("As a workspace owner")
+    assert len(out) == 2
+    assert out[1].answer().startswith("As a workspace owner")
     (request,) = ollama.requests_to("/api/chat")
     assert request.body["format"]["title"] == "ChatBatch"  # the schema went out as Ollama's structured format
 
@@ -139,7 +143,8 @@ def test_rewrite_follows_the_instruction_and_keeps_the_system_prompt():
     out = rewrite(ORIGINAL, "make the persona an admin", SPEC, llm, existing=[ORIGINAL, story(1)])
     assert out.messages[0].content == "You write user stories for Acme."  # earlier turns survive
     assert out.answer().startswith("As a workspace admin")
-    assert "make the persona an admin" in llm.prompts[0] and GOOD[0]["answer"] in llm.prompts[0]
+    assert "make the persona an admin" in llm.prompts[0]
+    assert GOOD[0]["answer"] in llm.prompts[0]
 
 
 def test_rewrite_asks_again_when_the_result_fails_the_checks_and_says_why_when_it_never_passes():

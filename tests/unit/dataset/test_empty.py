@@ -22,10 +22,13 @@ runner = CliRunner()
 ])
 def test_no_examples_is_an_error_that_says_why(write, name, content, why):
     report = check_file(write(name, content))
-    assert report.examples == 0 and not report.ok
+    assert report.examples == 0
+    assert not report.ok
     first = report.issues[0]
-    assert first.code == "no_examples" and first.severity == "error"
-    assert why in first.message and first.fix
+    assert first.code == "no_examples"
+    assert first.severity == "error"
+    assert why in first.message
+    assert first.fix
     result = runner.invoke(app, ["check", str(write(name, content))])
     assert result.exit_code == 1
     assert "No examples" in result.output
@@ -39,4 +42,5 @@ def test_fix_that_keeps_nothing_writes_nothing(write, tmp_path):
     said = " ".join(result.output.split())  # the terminal wraps long lines
     assert "would keep no examples" in said
     assert "wrote nothing" in said
-    assert not out.exists() and not (tmp_path / "clean.validation.jsonl").exists()
+    assert not out.exists()
+    assert not (tmp_path / "clean.validation.jsonl").exists()

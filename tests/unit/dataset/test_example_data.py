@@ -11,7 +11,9 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 def test_pm_dataset_passes_with_no_errors_or_warnings():
     report = check_file(EXAMPLES / "pm_dataset.jsonl")
-    assert report.ok and report.format == "messages" and report.examples >= 40
+    assert report.ok
+    assert report.format == "messages"
+    assert report.examples >= 40
     assert report.count("warning") == 0, [i.message for i in report.issues]
     kinds = report.stats["coverage"]["kinds"]
     for kind in ("user_story", "prd", "status_update", "okr", "competitive_analysis", "roadmap", "meeting_notes",
@@ -22,6 +24,9 @@ def test_pm_dataset_passes_with_no_errors_or_warnings():
 
 def test_pm_task_types_is_a_balanced_classification_set():
     report = check_file(EXAMPLES / "pm_task_types.jsonl")
-    assert report.ok and report.format == "classification" and report.examples >= 60
+    assert report.ok
+    assert report.format == "classification"
+    assert report.examples >= 60
     counts = report.stats["labels"]
-    assert len(counts) >= 4 and max(counts.values()) == min(counts.values())
+    assert len(counts) >= 4
+    assert max(counts.values()) == min(counts.values())

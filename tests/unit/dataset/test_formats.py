@@ -42,14 +42,19 @@ def glaive_row(i: int) -> dict:
 def test_openai_tool_calls_are_read_checked_and_round_trip(write, tmp_path):
     path = write("tools.jsonl", jsonl([openai_tool_row(i) for i in range(12)]))
     report = check_file(path)
-    assert report.format == "messages" and report.examples == 12 and report.ok, report.issues
+    assert report.format == "messages"
+    assert report.examples == 12
+    assert report.ok, report.issues
     out = fix_dataset(path, tmp_path / "clean.jsonl", validation_share=0.2)
     again = read_dataset(out.train_path).examples + read_dataset(out.validation_path).examples
     assert len(again) == 12
     first = next(ex for ex in again if ex.line == 1) if any(ex.line == 1 for ex in again) else again[0]
     call = first.messages[1]
-    assert call.tool_calls and call.tool_calls[0].name == "get_weather" and first.tools == [WEATHER_TOOL]
-    assert first.messages[2].role == "tool" and first.messages[2].tool_call_id == call.tool_calls[0].id
+    assert call.tool_calls
+    assert call.tool_calls[0].name == "get_weather"
+    assert first.tools == [WEATHER_TOOL]
+    assert first.messages[2].role == "tool"
+    assert first.messages[2].tool_call_id == call.tool_calls[0].id
 
 
 def test_tool_calls_that_break_the_rules_are_errors(write):
@@ -58,19 +63,24 @@ def test_tool_calls_that_break_the_rules_are_errors(write):
                           {"role": "assistant", "content": "ok"}]}]
     report = check_file(write("bad_tools.jsonl", jsonl(rows)))
     by_line = {(i.line, i.code) for i in report.issues if i.severity == "error"}
-    assert (1, "unknown_tool") in by_line and (2, "bad_tool_arguments") in by_line and (3, "tool_order") in by_line
+    assert (1, "unknown_tool") in by_line
+    assert (2, "bad_tool_arguments") in by_line
+    assert (3, "tool_order") in by_line
     named = next(i for i in report.issues if i.code == "unknown_tool" and i.severity == "error")
-    assert "get_stock" in named.message and "get_weather" in named.message
+    assert "get_stock" in named.message
+    assert "get_weather" in named.message
 
 
 def test_sharegpt_function_call_and_observation_with_tools_column(write):
     result = read_dataset(write("glaive.json", json.dumps([glaive_row(i) for i in range(1, 11)], indent=1)))
-    assert result.format == "sharegpt" and len(result.examples) == 10
+    assert result.format == "sharegpt"
+    assert len(result.examples) == 10
     ex = result.examples[0]
     assert [m.role for m in ex.messages] == ["user", "assistant", "tool", "assistant"]
     assert ex.messages[1].tool_calls[0].name == "convert_currency"
     assert json.loads(ex.messages[1].tool_calls[0].arguments) == {"amount": 10}
-    assert ex.tools and ex.tools[0]["function"]["name"] == "convert_currency"
+    assert ex.tools
+    assert ex.tools[0]["function"]["name"] == "convert_currency"
     assert check_file(write("g.jsonl", jsonl([glaive_row(i) for i in range(1, 11)]))).ok
 
 
@@ -86,7 +96,9 @@ def test_content_parts_joined_and_media_skipped_and_counted(write):
     result = read_dataset(write("parts.jsonl", jsonl([text, image, text])))
     assert [ex.messages[0].content for ex in result.examples] == ["Summarise\nthis memo"] * 2
     media = [i for i in result.issues if i.code == "media_skipped"]
-    assert len(media) == 1 and media[0].line == 2 and "1 example" in media[0].message
+    assert len(media) == 1
+    assert media[0].line == 2
+    assert "1 example" in media[0].message
     assert "text only" in media[0].message
     assert read_dataset(write("sg.jsonl", jsonl([sharegpt_image]))).examples == []
 
@@ -127,14 +139,17 @@ def test_dpo_is_named_refused_and_fix_keeps_only_chosen(write, tmp_path):
              "rejected": {"from": "gpt", "value": f"REJECTED tagline {i}"}} for i in range(12)]
     path = write("dpo.jsonl", jsonl(rows))
     report = check_file(path)
-    assert report.format == "dpo" and not report.ok
+    assert report.format == "dpo"
+    assert not report.ok
     issue = next(i for i in report.issues if i.code == "preference_data")
-    assert "preference data" in issue.message and "--fix" in issue.fix
+    assert "preference data" in issue.message
+    assert "--fix" in issue.fix
     assert sum(i.code == "preference_data" for i in report.issues) == 1
     assert "role_order" not in report.codes()
     out = fix_dataset(path, tmp_path / "chosen.jsonl", validation_share=0.1)
     written = (tmp_path / "chosen.jsonl").read_text() + (out.validation_path.read_text() if out.validation_path else "")
-    assert "REJECTED" not in written and written.count("work, simplified") == 12
+    assert "REJECTED" not in written
+    assert written.count("work, simplified") == 12
     assert check_file(out.train_path).ok
 
 
@@ -144,10 +159,13 @@ def test_kto_undesirable_answers_are_never_kept(write, tmp_path):
              "label": i % 2 == 0} for i in range(24)]
     path = write("kto.jsonl", jsonl(rows))
     report = check_file(path)
-    assert report.format == "kto" and "preference_data" in report.codes() and not report.ok
+    assert report.format == "kto"
+    assert "preference_data" in report.codes()
+    assert not report.ok
     out = fix_dataset(path, tmp_path / "good.jsonl", validation_share=0.1)
     written = out.train_path.read_text() + (out.validation_path.read_text() if out.validation_path else "")
-    assert "Rude" not in written and written.count("Polite") == 12
+    assert "Rude" not in written
+    assert written.count("Polite") == 12
     assert any("undesirable" in c for c in out.changes)
 
 
@@ -155,17 +173,20 @@ def test_conll_file_read_as_entity_tagging(write):
     text = ("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n\n"
             "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\n-DOCSTART- -X- -X- O\n\nBRUSSELS NNP B-NP B-LOC\n")
     result = read_dataset(write("train.txt", text))
-    assert result.format == "ner" and result.container == "conll"
+    assert result.format == "ner"
+    assert result.container == "conll"
     assert [ex.tokens for ex in result.examples] == [["EU", "rejects", "German"], ["Peter", "Blackburn"],
                                                      ["BRUSSELS"]]
-    assert result.examples[1].tags == ["B-PER", "I-PER"] and result.examples[1].line == 7
+    assert result.examples[1].tags == ["B-PER", "I-PER"]
+    assert result.examples[1].line == 7
     assert not [i for i in result.issues if i.severity == "error"]
 
 
 def test_plain_text_and_dataset_registry_are_named_with_what_to_do(write):
     prose = "The quarterly roadmap focuses on onboarding.\nWe will ship the new billing page in May.\n"
     report = check_file(write("corpus.txt", prose))
-    assert report.format == "plain_text" and not report.ok
+    assert report.format == "plain_text"
+    assert not report.ok
     assert [i.code for i in report.issues if i.severity == "error"] == ["plain_text"]
     registry = {"alpaca_en_demo": {"file_name": "alpaca_en_demo.json"},
                 "glaive_toolcall_en_demo": {"file_name": "glaive.json", "formatting": "sharegpt",
@@ -173,7 +194,9 @@ def test_plain_text_and_dataset_registry_are_named_with_what_to_do(write):
     report = check_file(write("dataset_info.json", json.dumps(registry, indent=2)))
     assert report.format == "dataset_registry"
     errors = [i for i in report.issues if i.severity == "error"]
-    assert len(errors) == 1 and "registry" in errors[0].message and "--dataset-info" in errors[0].fix
+    assert len(errors) == 1
+    assert "registry" in errors[0].message
+    assert "--dataset-info" in errors[0].fix
 
 
 def test_data_wrapper_and_one_line_array_name_records(write):
@@ -183,7 +206,8 @@ def test_data_wrapper_and_one_line_array_name_records(write):
     rows[4]["output"] = ""
     report = check_file(write("one_line.json", json.dumps(rows)))
     empty = next(i for i in report.issues if i.code == "empty_field")
-    assert empty.line == 5 and empty.message.startswith("Record 5")
+    assert empty.line == 5
+    assert empty.message.startswith("Record 5")
 
 
 def test_columns_preview_lists_columns_with_values(write):
@@ -197,7 +221,8 @@ def test_map_names_columns_for_check_and_train_data(write):
     path = write("spam.tsv", "Label\tSMS\n" + rows)
     assert check_file(path).format == "unknown"
     report = check_file(path, column_map={"text": "SMS", "label": "Label"})
-    assert report.format == "classification" and report.examples == 30
+    assert report.format == "classification"
+    assert report.examples == 30
     result = runner.invoke(app, ["check", str(path), "--map", "text=SMS", "--map", "label=Label"])
     assert "30 examples" in result.output
     qa = write("qa.jsonl", jsonl([{"question": f"Q{i}?", "answer": f"A{i}.", "passage": f"P{i}."}
@@ -205,7 +230,8 @@ def test_map_names_columns_for_check_and_train_data(write):
     ex = read_dataset(qa, column_map={"prompt": "question", "response": "answer", "context": "passage"}).examples[0]
     assert [(m.role, m.content) for m in ex.messages] == [("user", "Q0?\n\nP0."), ("assistant", "A0.")]
     bad = runner.invoke(app, ["check", str(path), "--map", "text=Message"])
-    assert bad.exit_code == 1 and "no column" in bad.output
+    assert bad.exit_code == 1
+    assert "no column" in bad.output
 
 
 def test_dataset_info_entry_maps_columns(write, tmp_path):
@@ -215,7 +241,8 @@ def test_dataset_info_entry_maps_columns(write, tmp_path):
                                                           "columns": {"prompt": "q", "response": "a"}}}))
     result = runner.invoke(app, ["check", str(data), "--dataset-info", str(info), "--dataset", "mine", "--json"])
     doc = json.loads(result.output)
-    assert doc["format"] == "alpaca" and doc["examples"] == 12
+    assert doc["format"] == "alpaca"
+    assert doc["examples"] == 12
 
 
 def test_csv_text_spilling_into_unnamed_columns_is_reported(write):
@@ -223,4 +250,5 @@ def test_csv_text_spilling_into_unnamed_columns_is_reported(write):
     result = read_dataset(path, column_map={"label": "class", "text": "message"})
     assert len(result.examples) == 1
     spilled = next(i for i in result.issues if i.code == "extra_columns")
-    assert spilled.line == 3 and "without a name" in spilled.message
+    assert spilled.line == 3
+    assert "without a name" in spilled.message

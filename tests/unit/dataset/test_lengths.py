@@ -91,8 +91,11 @@ def test_a_short_example_with_two_words_changed_is_a_near_duplicate():
 def test_unfilled_template_placeholders_are_flagged_with_the_fix(text):
     rows = [Example.chat(("user", "Write a shipping email"), ("assistant", text), line=3)]
     found = [i for i in analyse(rows)[0] if i.code == "template_placeholder"]
-    assert len(found) == 1 and found[0].line == 3 and found[0].severity == "warning"
-    assert "{" in found[0].message and "Replace" in found[0].fix
+    assert len(found) == 1
+    assert found[0].line == 3
+    assert found[0].severity == "warning"
+    assert "{" in found[0].message
+    assert "Replace" in found[0].fix
 
 
 @pytest.mark.parametrize("text", ['Use `f"Hello {name}"` in Python.', "```python\nprint(f'{name}')\n```",
@@ -111,4 +114,5 @@ def test_a_tokenizer_that_is_not_on_the_machine_falls_back_to_the_estimate(monke
 
     monkeypatch.setattr(lengths, "tokenizer_counter", missing)
     _, stats = analyse(stories(3), model="tiny-random")
-    assert stats["token_counting"].startswith("estimate") and "not on this machine" in stats["token_counting"]
+    assert stats["token_counting"].startswith("estimate")
+    assert "not on this machine" in stats["token_counting"]

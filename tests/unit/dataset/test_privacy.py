@@ -86,7 +86,9 @@ def test_the_quick_scan_finds_what_every_pattern_on_the_whole_text_finds(secret,
     expected = next((name for name, p in _known_formats() if (m := p.search(text)) and len(m.group()) >= 16), None)
     assert expected is not None
     found = find_secret(text)
-    assert found is not None and found[0] == expected and found[2]
+    assert found is not None
+    assert found[0] == expected
+    assert found[2]
 
 
 def test_long_ordinary_words_alone_are_not_scanned_as_credentials():

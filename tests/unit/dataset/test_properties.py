@@ -25,7 +25,8 @@ def _report(data: bytes, suffix: str = ".jsonl") -> DatasetReport:
     assert isinstance(report, DatasetReport)
     assert report.ok == (report.count("error") == 0)
     for issue in report.issues:
-        assert issue.message and issue.fix
+        assert issue.message
+        assert issue.fix
     return report
 
 

@@ -44,14 +44,16 @@ def test_alpaca_input_system_and_history(write):
 def test_csv_with_header_mapping_and_multiline_cells(write):
     path = write("d.csv", 'Question,Answer\n"Write a PRD\nfor SSO",Here it is\n\nWhat is an OKR?,A goal\n')
     result = read_dataset(path)
-    assert result.format == "prompt_completion" and result.container == "csv"
+    assert result.format == "prompt_completion"
+    assert result.container == "csv"
     assert [(ex.line, ex.messages[0].content) for ex in result.examples] == [(2, "Write a PRD\nfor SSO"),
                                                                              (5, "What is an OKR?")]
 
 
 def test_tsv_classification(write):
     result = read_dataset(write("d.tsv", "text\tlabel\nPlan Q3 roadmap\troadmap\nWrite OKRs\tokr\n"))
-    assert result.format == "classification" and result.container == "tsv"
+    assert result.format == "classification"
+    assert result.container == "tsv"
     assert [(ex.text, ex.label) for ex in result.examples] == [("Plan Q3 roadmap", "roadmap"), ("Write OKRs", "okr")]
 
 
@@ -61,7 +63,8 @@ def test_ner_tokens_and_spans(write):
     exs = read_dataset(write("n.jsonl", jsonl(rows[:1]))).examples + read_dataset(
         write("s.jsonl", jsonl(rows[1:]))).examples
     assert exs[0].tags == ["B-ORG", "O", "B-PER"]
-    assert exs[1].tokens == ["Acme", "Corp", "hired", "Ana"] and exs[1].tags == ["B-ORG", "I-ORG", "O", "O"]
+    assert exs[1].tokens == ["Acme", "Corp", "hired", "Ana"]
+    assert exs[1].tags == ["B-ORG", "I-ORG", "O", "O"]
 
 
 def test_bom_crlf_blank_lines_are_notes_not_errors(write):
@@ -76,14 +79,16 @@ def test_utf16_is_decoded_and_said(write, tmp_path):
     path = tmp_path / "u.jsonl"
     path.write_text(jsonl([chat_record(0)]), encoding="utf-16")
     result = read_dataset(path)
-    assert len(result.examples) == 1 and result.encoding == "utf-16"
+    assert len(result.examples) == 1
+    assert result.encoding == "utf-16"
     assert [(i.code, i.severity) for i in result.issues] == [("encoding", "warning")]
 
 
 def test_json_array_instead_of_jsonl(write):
     path = write("a.json", json.dumps([chat_record(0), chat_record(1), chat_record(2)], indent=2))
     result = read_dataset(path)
-    assert result.container == "json" and len(result.examples) == 3
+    assert result.container == "json"
+    assert len(result.examples) == 3
     assert result.examples[1].line == 14  # each pretty-printed record starts on its own line
 
 
@@ -92,7 +97,8 @@ def test_broken_json_array_names_the_line(write):
     result = read_dataset(path)
     assert len(result.examples) == 1
     bad = [i for i in result.issues if i.code == "invalid_json"]
-    assert bad and bad[0].line == 3
+    assert bad
+    assert bad[0].line == 3
 
 
 def test_invalid_json_reports_position_and_keeps_reading(write):
@@ -100,7 +106,9 @@ def test_invalid_json_reports_position_and_keeps_reading(write):
     result = read_dataset(path)
     assert len(result.examples) == 2
     issue = next(i for i in result.issues if i.code == "invalid_json")
-    assert issue.line == 2 and "column 15" in issue.message and issue.severity == "error"
+    assert issue.line == 2
+    assert "column 15" in issue.message
+    assert issue.severity == "error"
 
 
 def test_trailing_comma_is_tolerated_with_a_warning(write):
@@ -129,7 +137,9 @@ def test_unknown_format_says_which_fields_it_saw(write):
     result = read_dataset(write("u.jsonl", jsonl([{"foo": 1, "bar": 2}])))
     assert result.format == "unknown"
     issue = result.issues[0]
-    assert issue.code == "unknown_format" and "foo" in issue.message and "messages" in issue.fix
+    assert issue.code == "unknown_format"
+    assert "foo" in issue.message
+    assert "messages" in issue.fix
 
 
 def test_forced_format_and_unknown_format_name(write):

@@ -20,11 +20,14 @@ def test_add_edit_delete_save_and_reopen():
     store.delete(b)
     v1 = store.save("first round")
     assert [ex.messages for ex in store.examples()] == [story(3).messages]
-    assert v1.examples == 1 and v1.path.is_file() and not store.dirty
+    assert v1.examples == 1
+    assert v1.path.is_file()
+    assert not store.dirty
     assert v1.version == content_hash(v1.path.read_bytes())
     again = DatasetStore("PM user stories")
     assert [ex.messages for ex in again.examples()] == [story(3).messages]
-    assert again.head == v1.version and [v.version for v in again.versions()] == [v1.version]
+    assert again.head == v1.version
+    assert [v.version for v in again.versions()] == [v1.version]
 
 
 def test_versions_are_named_by_content_and_never_rewritten():
@@ -33,10 +36,12 @@ def test_versions_are_named_by_content_and_never_rewritten():
     v1 = store.save()
     mtime = v1.path.stat().st_mtime_ns
     same = store.save()  # unchanged content: the same version, the file untouched
-    assert same.version == v1.version and v1.path.stat().st_mtime_ns == mtime
+    assert same.version == v1.version
+    assert v1.path.stat().st_mtime_ns == mtime
     store.add(story(2))
     v2 = store.save()
-    assert v2.version != v1.version and len(store.versions()) == 2
+    assert v2.version != v1.version
+    assert len(store.versions()) == 2
     assert len(read_dataset(v2.path).examples) == 2
 
 
@@ -49,7 +54,8 @@ def test_restore_any_version():
     rows = store.restore(v1.version[:6])
     assert [ex.messages for ex in rows] == [story(1).messages]
     reopened = DatasetStore("p")
-    assert [ex.messages for ex in reopened.examples()] == [story(1).messages] and reopened.head == v1.version
+    assert [ex.messages for ex in reopened.examples()] == [story(1).messages]
+    assert reopened.head == v1.version
     # after a restore, ids work for edits as usual
     (row_id, _), = reopened.items()
     reopened.edit(row_id, story(5))
@@ -65,7 +71,8 @@ def test_unsaved_edits_survive_a_crash(mtw_home):
     with open(journal, "a") as f:
         f.write('{"op": "add", "id": "x", "exa')  # a line cut off mid-append
     recovered = DatasetStore("p")
-    assert len(recovered.examples()) == 2 and recovered.dirty
+    assert len(recovered.examples()) == 2
+    assert recovered.dirty
 
 
 def test_unknown_ids_and_versions_are_plain_errors():
@@ -82,7 +89,9 @@ def test_versions_are_recorded_in_the_workspace_db():
     v = store.save("note")
     with connect() as db:
         row = db.execute("SELECT * FROM dataset_versions WHERE project = ?", ("comms",)).fetchone()
-    assert row["version"] == v.version and row["examples"] == 1 and row["note"] == "note"
+    assert row["version"] == v.version
+    assert row["examples"] == 1
+    assert row["note"] == "note"
 
 
 def test_a_saved_version_is_named_by_the_hash_training_records():
@@ -108,18 +117,23 @@ def test_uploads_with_the_same_name_keep_both(tmp_path):
     # another chat on the same project, the same file name, other rows
     v2 = DatasetStore("p").import_file(second, name=name)
     assert v1.version != v2.version
-    assert v1.path.is_file() and v2.path.is_file()
-    assert len(read_dataset(v1.path).examples) == 13 and len(read_dataset(v2.path).examples) == 15
+    assert v1.path.is_file()
+    assert v2.path.is_file()
+    assert len(read_dataset(v1.path).examples) == 13
+    assert len(read_dataset(v2.path).examples) == 15
     reopened = DatasetStore("p")
     assert [v.version for v in reopened.versions()] == [v1.version, v2.version]
-    assert reopened.current() == v2 and v2.source == "upload:data.jsonl" and v2.examples == 15
+    assert reopened.current() == v2
+    assert v2.source == "upload:data.jsonl"
+    assert v2.examples == 15
 
 
 def test_an_upload_keeps_its_bytes_and_file_type(tmp_path):
     src = tmp_path / "sms.csv"
     src.write_text("text,label\nhello there,ham\nwin cash,spam\n")
     v = DatasetStore("p").import_file(src)
-    assert v.path.suffix == ".csv" and v.path.read_bytes() == src.read_bytes()
+    assert v.path.suffix == ".csv"
+    assert v.path.read_bytes() == src.read_bytes()
     assert v.version == dataset_hash(src)
 
 
@@ -133,12 +147,16 @@ def test_a_fix_is_a_new_version_and_never_overwrites_an_earlier_one(tmp_path):
     fixed, result = store.fix(seed=1)
     first_bytes = fixed.path.read_bytes()
     again, _ = store.fix(upload.version, seed=2)  # another cleaning of the same upload: its own version
-    assert fixed.version != again.version and fixed.path.read_bytes() == first_bytes
-    assert result.train_path == fixed.path and result.validation_path is not None
-    assert result.validation_path.is_file() and fixed.source == f"fix:{upload.version}"
+    assert fixed.version != again.version
+    assert fixed.path.read_bytes() == first_bytes
+    assert result.train_path == fixed.path
+    assert result.validation_path is not None
+    assert result.validation_path.is_file()
+    assert fixed.source == f"fix:{upload.version}"
     # the version names the training and the validation file together: training reads both
     assert dataset_hash(fixed.path) == fixed.version
-    assert store.current() == again and upload.path.read_bytes() == src.read_bytes()
+    assert store.current() == again
+    assert upload.path.read_bytes() == src.read_bytes()
 
 
 def test_the_check_report_is_cached_by_version(tmp_path, monkeypatch):
@@ -151,7 +169,9 @@ def test_the_check_report_is_cached_by_version(tmp_path, monkeypatch):
     src.write_text("".join(json.dumps(story(i).model_dump(exclude_none=True)) + "\n" for i in range(12)))
     store = DatasetStore("p")
     v = store.import_file(src)
-    assert store.report().examples == 12 and DatasetStore("p").report(v.version).examples == 12
+    assert store.report().examples == 12
+    assert DatasetStore("p").report(v.version).examples == 12
     assert len(calls) == 1
     src.write_text(src.read_text() + json.dumps(story(40).model_dump(exclude_none=True)) + "\n")
-    assert store.import_file(src).examples == 13 and len(calls) == 2
+    assert store.import_file(src).examples == 13
+    assert len(calls) == 2

@@ -47,7 +47,8 @@ def test_openai_turns_in_a_sharegpt_entry_are_read_with_their_tags(write):
     info = registry(write, {"oa": {"file_name": "oa.json", "formatting": "sharegpt",
                                    "columns": {"messages": "messages"}, "tags": OPENAI_TAGS}})
     report = check_file(data, column_map=column_map([], info, "oa"))
-    assert report.examples == 12 and report.ok, [i.message for i in report.issues]
+    assert report.examples == 12
+    assert report.ok, [i.message for i in report.issues]
     ex = read_dataset(data, column_map=column_map([], info, "oa")).examples[3]
     assert [(m.role, m.content) for m in ex.messages] == [
         ("system", "Answer as a PM."), ("user", "Draft a status update for sprint 3."),
@@ -61,20 +62,25 @@ def test_renamed_roles_keys_and_columns_keep_tool_calls_system_and_tools(write):
                                         "tags": SUPPORT_TAGS}})
     columns = column_map([], info, "support")
     result = read_dataset(data, column_map=columns)
-    assert len(result.examples) == 12 and not [i for i in result.issues if i.severity == "error"]
+    assert len(result.examples) == 12
+    assert not [i for i in result.issues if i.severity == "error"]
     ex = result.examples[0]
     assert [m.role for m in ex.messages] == ["system", "user", "assistant", "tool", "assistant"]
     assert ex.messages[0].content == "You are the Acme support desk."
     call = ex.messages[2].tool_calls
-    assert call is not None and call[0].name == "find_order" and json.loads(call[0].arguments) == {"order": "A-1000"}
-    assert ex.tools is not None and ex.tools[0]["function"]["name"] == "find_order"
+    assert call is not None
+    assert call[0].name == "find_order"
+    assert json.loads(call[0].arguments) == {"order": "A-1000"}
+    assert ex.tools is not None
+    assert ex.tools[0]["function"]["name"] == "find_order"
     assert ex.messages[-1].content == "Order A-1000 has shipped and arrives in 1 days."
 
 
 def test_without_the_tags_the_same_file_is_not_read(write):
     data = write("support.jsonl", jsonl([support_row(i) for i in range(12)]))
     report = check_file(data, column_map={"conversations": "dialog"})
-    assert report.examples == 0 and not report.ok
+    assert report.examples == 0
+    assert not report.ok
 
 
 def test_tags_on_the_command_line(write):
@@ -85,7 +91,9 @@ def test_tags_on_the_command_line(write):
     result = runner.invoke(app, ["check", str(data), "--map", "role_tag=speaker", "--map", "content_tag=text",
                                  "--map", "user_tag=customer", "--map", "assistant_tag=agent", "--json"])
     doc = json.loads(result.output)
-    assert doc["format"] == "sharegpt" and doc["examples"] == 12 and doc["ok"]
+    assert doc["format"] == "sharegpt"
+    assert doc["examples"] == 12
+    assert doc["ok"]
 
 
 def test_an_alpaca_entry_ignores_tags_and_a_misspelt_tag_is_refused(write):

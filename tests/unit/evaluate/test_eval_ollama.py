@@ -53,21 +53,24 @@ def test_tuned_answers_come_from_the_ollama_model_and_the_report_says_so(run, ol
         assert row["tuned"]["answer"] == f"Answer from the double to: {row['prompt']}"
         assert row["tuned"]["stopped"]
         assert "from the double" not in row["base"]["answer"]
-    assert report["tuned_source"] == f"ollama:{SHIPPED}" and report["base_source"] == "local"
+    assert report["tuned_source"] == f"ollama:{SHIPPED}"
+    assert report["base_source"] == "local"
     # held-out numbers are still the local adapter's
     assert report["heldout"]["tuned"]["val_loss"] < report["heldout"]["base"]["val_loss"]
     assert f"come from '{SHIPPED}' as your Ollama serves it" in report["verdict"]
     assert report["notes"] == []
     served = run / "eval" / "ollama" / SHIPPED  # beside the local comparison, never over it
     md = (served / "report.md").read_text()
-    assert f"tuned answers: Ollama `{SHIPPED}`" in md and f"| tuned (Ollama: {SHIPPED}) |" in md
+    assert f"tuned answers: Ollama `{SHIPPED}`" in md
+    assert f"| tuned (Ollama: {SHIPPED}) |" in md
     assert json.loads((served / "report.json").read_text())["tuned_source"] == f"ollama:{SHIPPED}"
     assert not (run / "eval" / "report.json").exists()
 
     console = Console(record=True, width=200)
     _print(report, console)
     printed = console.export_text()
-    assert f"tuned (Ollama: {SHIPPED})" in printed and "held-out (local adapter)" in printed
+    assert f"tuned (Ollama: {SHIPPED})" in printed
+    assert "held-out (local adapter)" in printed
 
 
 def test_a_local_evaluation_names_its_sources_too(run, ollama):
@@ -82,7 +85,8 @@ def test_run_without_adapter_still_compares_the_test_prompts(run, ollama):
     ollama.responder = served_answer
     exported(SHIPPED, run.parent / "another-run")
     report = evaluate_run(run, ollama_model=SHIPPED, max_new_tokens=8)
-    assert report["heldout"] == {} and report["summary"]["tuned"]["prompts"] == len(report["prompts"]) > 4
+    assert report["heldout"] == {}
+    assert report["summary"]["tuned"]["prompts"] == len(report["prompts"]) > 4
     assert all(r["tuned"]["answer"].startswith("Answer from the double") for r in report["prompts"])
     assert any("has no adapter, so there are no held-out numbers" in n for n in report["notes"])
     # exported from another run: a warning, not a refusal
@@ -103,8 +107,10 @@ def test_model_not_in_ollama_says_how_to_put_it_there(run, ollama):
     assert res.exit_code == 1
     out = " ".join(res.output.split())
     assert f"The model '{SHIPPED}' is not in your Ollama" in out
-    assert f"mtw export {run} --name {SHIPPED}" in out and "ollama list" in out
-    assert not ollama.requests_to("/api/chat") and not (run / "eval").exists()
+    assert f"mtw export {run} --name {SHIPPED}" in out
+    assert "ollama list" in out
+    assert not ollama.requests_to("/api/chat")
+    assert not (run / "eval").exists()
 
 
 def test_model_not_in_ollama_suggests_the_name_this_run_was_exported_as(run, ollama):
@@ -125,7 +131,8 @@ def test_ollama_not_running_is_one_sentence_with_the_fix(run, monkeypatch):
     assert res.exit_code == 1
     out = " ".join(res.output.split())
     assert f"Cannot ask '{SHIPPED}' for the tuned answers: Ollama is not running (nothing answers at " in out
-    assert f"127.0.0.1:{port}" in out and "ollama serve" in out
+    assert f"127.0.0.1:{port}" in out
+    assert "ollama serve" in out
     assert "Traceback" not in res.output
 
 
@@ -135,4 +142,5 @@ def test_classifier_run_refuses_the_option_in_plain_words(tmp_path):
     save_run_config(tmp_path, TrainConfig(model="minilm", data=str(tmp_path / "t.jsonl"), task="classification",
                                           labels=["bug", "feature"]))
     res = runner.invoke(app, ["eval", str(tmp_path), "--ollama-model", SHIPPED])
-    assert res.exit_code == 2 and "Ollama runs text-generation models only" in " ".join(res.output.split())
+    assert res.exit_code == 2
+    assert "Ollama runs text-generation models only" in " ".join(res.output.split())

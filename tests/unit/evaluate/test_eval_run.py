@@ -34,7 +34,8 @@ def test_report_folder_has_json_markdown_and_charts(tiny_run, tiny_report):
     out = tiny_run / "eval"
     saved = json.loads((out / "report.json").read_text())
     assert saved["verdict"] == tiny_report["verdict"]
-    assert "loss fell from" in saved["verdict"] and "tiny-random" in saved["verdict"]
+    assert "loss fell from" in saved["verdict"]
+    assert "tiny-random" in saved["verdict"]
     md = (out / "report.md").read_text()
     assert md.count("**base**") == md.count("**tuned**") == len(saved["prompts"])
     for f in ("loss.png", "scores.png", "loss.plotly.json", "scores.plotly.json"):
@@ -51,10 +52,12 @@ def test_classifier_run_gets_accuracy_f1_and_confusion(minilm_run):
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     held = report["heldout"]
-    assert report["task"] == "classification" and report["prompts"] == []
+    assert report["task"] == "classification"
+    assert report["prompts"] == []
     for v in ("base", "tuned"):
         h = held[v]
-        assert sum(map(sum, h["confusion"])) == h["n"] and h["correct"] == sum(h["confusion"][i][i] for i in range(3))
+        assert sum(map(sum, h["confusion"])) == h["n"]
+        assert h["correct"] == sum(h["confusion"][i][i] for i in range(3))
         assert h["accuracy"] == pytest.approx(h["correct"] / h["n"])
     assert held["tuned"]["confusion"] != held["base"]["confusion"]
     assert f"labels {held['tuned']['correct']} of {held['tuned']['n']} held-out texts correctly" in report["verdict"]
@@ -66,17 +69,21 @@ def test_classifier_run_gets_accuracy_f1_and_confusion(minilm_run):
     assert f"Always answering '{m['label']}' would score {m['accuracy']:.3f}" in report["verdict"]
     assert (minilm_run / "eval" / "scores.png").exists()
     human = runner.invoke(app, ["eval", str(minilm_run)])
-    assert human.exit_code == 0 and "Verdict" in human.output and "accuracy" in human.output
+    assert human.exit_code == 0
+    assert "Verdict" in human.output
+    assert "accuracy" in human.output
 
 
 def test_missing_run_folder_is_a_usage_error(tmp_path):
     res = runner.invoke(app, ["eval", str(tmp_path / "nope")])
-    assert res.exit_code == 2 and "not a folder" in res.output
+    assert res.exit_code == 2
+    assert "not a folder" in res.output
 
 
 def test_folder_without_config_says_it_is_not_a_run(tmp_path):
     res = runner.invoke(app, ["eval", str(tmp_path)])
-    assert res.exit_code == 2 and "not a training run" in res.output
+    assert res.exit_code == 2
+    assert "not a training run" in res.output
 
 
 def test_compare_and_judge_flags_reach_the_evaluation(monkeypatch, tmp_path):

@@ -16,7 +16,8 @@ def test_ollama_generator_answers_with_each_model_and_sees_runaway_answers(ollam
     assert (base.text, base.stopped) == ("A short answer.", True)
     bodies = [r.body for r in ollama.requests_to("/api/chat")]
     assert [b["model"] for b in bodies] == ["PM-General-v1", "phi4-mini"]
-    assert bodies[0]["options"]["temperature"] == 0 and bodies[0]["options"]["num_predict"] == 40
+    assert bodies[0]["options"]["temperature"] == 0
+    assert bodies[0]["options"]["num_predict"] == 40
 
 
 def test_ollama_generator_without_ollama_is_a_plain_error():
@@ -35,9 +36,11 @@ def test_tagger_predicts_one_tag_per_word_and_scores_spans():
     model.eval()
     sents = [["Ada", "Lovelace", "joined", "Acme"], ["Ship", "it", "by", "Friday", "please"]]
     tags = predict_tags(model, tok, sents)
-    assert [len(t) for t in tags] == [4, 5] and all(t in labels for row in tags for t in row)
+    assert [len(t) for t in tags] == [4, 5]
+    assert all(t in labels for row in tags for t in row)
     rows = [Example(tokens=s, tags=["B-PER", "I-PER", "O", "B-ORG"] if i == 0 else ["O"] * 5)
             for i, s in enumerate(sents)]
     numbers = heldout(model, tok, "token", rows, labels=labels, context=64)
     # without an adapter base and tuned are the same model, so their numbers must agree
-    assert numbers["base"] == numbers["tuned"] and numbers["tuned"]["entities"] == 2
+    assert numbers["base"] == numbers["tuned"]
+    assert numbers["tuned"]["entities"] == 2

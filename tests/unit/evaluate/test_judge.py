@@ -61,14 +61,16 @@ def test_each_answer_is_judged_alone_and_blinded(judge):
     tuned = "As a user I want to log in so that I see my data. Acceptance criteria: - works"
     base = "Login is a feature."
     out = score_all(OllamaStructured("judge-model"), [(p, {"base": base, "tuned": tuned})])
-    assert out[("s", "tuned")].format.score == 5 and out[("s", "base")].format.score == 2
+    assert out[("s", "tuned")].format.score == 5
+    assert out[("s", "base")].format.score == 2
     reqs = judge.requests_to("/api/chat")
     assert len(reqs) == 2
     for r in reqs:
         text = " ".join(m["content"] for m in r.body["messages"]).lower()
         # one answer per request, and nothing tells the judge which model wrote it
         assert (tuned.lower() in text) != (base.lower() in text)
-        assert "tuned" not in text and "base model" not in text
+        assert "tuned" not in text
+        assert "base model" not in text
 
 
 def test_judging_order_is_shuffled_but_reproducible():
@@ -85,7 +87,8 @@ def test_judging_order_is_shuffled_but_reproducible():
     a, b = Recorder(), Recorder()
     score_all(a, items, seed=1)
     score_all(b, items, seed=1)
-    assert a.seen == b.seen and len(a.seen) == 12
+    assert a.seen == b.seen
+    assert len(a.seen) == 12
     firsts = [s.split("-")[0] for s in a.seen[::2]]
     assert a.seen != [f"{v}-p{i}" for i in range(6) for v in ("base", "tuned")]
     assert len(set(firsts)) == 2
@@ -105,11 +108,15 @@ def test_user_scores_round_trip_and_agreement(tmp_path):
     assert user == {("p1", "tuned", "tone"): 4, ("p1", "tuned", "format"): 5}
     judge = {("p1", "tuned", "tone"): 3, ("p1", "tuned", "format"): 5, ("p2", "base", "tone"): 1}
     ag = agreement(judge, user)
-    assert ag["n"] == 2 and ag["mean_abs_diff"] == 0.5 and ag["exact"] == 0.5 and ag["within_one"] == 1.0
+    assert ag["n"] == 2
+    assert ag["mean_abs_diff"] == 0.5
+    assert ag["exact"] == 0.5
+    assert ag["within_one"] == 1.0
     assert agreement(judge, {}) is None
 
 
 def test_user_scores_are_validated(tmp_path):
     with pytest.raises(UsageError) as exc:
         record_user_scores(tmp_path, "p1", "tuned", {"tone": 7, "style": 3})
-    assert "tone = 7" in str(exc.value) and "'style' is not a rubric criterion" in str(exc.value)
+    assert "tone = 7" in str(exc.value)
+    assert "'style' is not a rubric criterion" in str(exc.value)

@@ -61,9 +61,11 @@ def test_the_exported_model_streams_from_ollama(ollama):
     ollama.models.append("PM-UserStories-v1:latest")
     ollama.enqueue("As a designer, I want dark mode, so that night work is easier.")
     pieces = list(stream_ollama("PM-UserStories-v1", PROMPT, system="You write user stories."))
-    assert len(pieces) > 1 and "".join(pieces) == "As a designer, I want dark mode, so that night work is easier."
+    assert len(pieces) > 1
+    assert "".join(pieces) == "As a designer, I want dark mode, so that night work is easier."
     (req,) = ollama.requests_to("/api/chat")
-    assert req.body["stream"] is True and req.body["options"]["temperature"] == 0
+    assert req.body["stream"] is True
+    assert req.body["options"]["temperature"] == 0
     assert req.body["messages"][0] == {"role": "system", "content": "You write user stories."}
 
 
@@ -88,7 +90,8 @@ def test_ratings_are_appended_to_the_run_and_read_back(tmp_path):
     assert [(r.score, r.thumbs, r.variant, r.source) for r in got] == [
         (4, None, "tuned", "local"), (1, "down", "tuned", "ollama:PM-UserStories-v1"), (5, "up", "base", "local")]
     lines = (run / RATINGS).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 3 and json.loads(lines[0])["prompt"] == PROMPT
+    assert len(lines) == 3
+    assert json.loads(lines[0])["prompt"] == PROMPT
 
 
 def test_a_bad_rating_is_refused_and_a_torn_line_is_skipped(tmp_path):

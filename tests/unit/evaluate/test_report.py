@@ -70,15 +70,19 @@ def test_report_counts_and_verdict_from_side_by_side_answers(tmp_path):
     r = build_report(tmp_path, model="tiny-random", task="causal", events=events(), heldout=HELD,
                      prompts=prompts, generate=scripted())
     s = r["summary"]
-    assert s["tuned"]["user_story_pass"] == 5 and s["base"]["user_story_pass"] == 0
-    assert s["tuned"]["all_checks_pass"] == 9 and s["base"]["stopped"] == 0
+    assert s["tuned"]["user_story_pass"] == 5
+    assert s["base"]["user_story_pass"] == 0
+    assert s["tuned"]["all_checks_pass"] == 9
+    assert s["base"]["stopped"] == 0
     assert s["tuned"]["rouge_l"] > s["base"]["rouge_l"]
     v = r["verdict"]
     assert "loss fell from 5.00 to 3.00" in v
     assert "follows your user-story format in 5 of 5 prompts (base: 0 of 5)" in v
-    assert "did not get worse in any category" in v and "tiny-random" in v
+    assert "did not get worse in any category" in v
+    assert "tiny-random" in v
     row = r["prompts"][0]
-    assert row["tuned"]["answer"].startswith("As a user") and row["base"]["answer"].startswith("Sure!")
+    assert row["tuned"]["answer"].startswith("As a user")
+    assert row["base"]["answer"].startswith("Sure!")
     assert r["diagnoses"] == []
 
 
@@ -112,17 +116,20 @@ def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
                      generate=scripted(), judge=OllamaStructured("judge"), judge_model="judge")
     assert len(ollama.requests_to("/api/chat")) == 2 * len(prompts)
     s = r["summary"]
-    assert s["tuned"]["judge_mean"] == 5.0 and s["base"]["judge_mean"] == 2.0
+    assert s["tuned"]["judge_mean"] == 5.0
+    assert s["base"]["judge_mean"] == 2.0
     assert "Judge scores average 2.0 → 5.0" in r["verdict"]
     assert r["prompts"][0]["tuned"]["judge"]["tone"]["justification"] == "because"
     ag = r["agreement"]
-    assert ag["n"] == 2 and ag["mean_abs_diff"] == pytest.approx(0.5)
+    assert ag["n"] == 2
+    assert ag["mean_abs_diff"] == pytest.approx(0.5)
     # the user scores one more answer in the UI later: the saved report is updated without generating again
     write_report(tmp_path, r, [])
     record_user_scores(tmp_path, "okrs-vs-kpis", "base", {"accuracy": 2})
     assert refresh_agreement(tmp_path)["n"] == 3
     saved = json.loads((tmp_path / "eval" / "report.json").read_text())
-    assert saved["agreement"]["n"] == 3 and "3 scores compared" in (tmp_path / "eval" / "report.md").read_text()
+    assert saved["agreement"]["n"] == 3
+    assert "3 scores compared" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_report_files_markdown_png_and_plotly(tmp_path):
@@ -133,16 +140,20 @@ def test_report_files_markdown_png_and_plotly(tmp_path):
                      generate=scripted())
     out = write_report(tmp_path, r, evs)
     saved = json.loads((out / "report.json").read_text())
-    assert saved["verdict"] == r["verdict"] and len(saved["prompts"]) == len(BUILTIN)
+    assert saved["verdict"] == r["verdict"]
+    assert len(saved["prompts"]) == len(BUILTIN)
     md = (out / "report.md").read_text()
-    assert "## Verdict" in md and "story-password-reset" in md and "![loss_png](loss.png)" in md
+    assert "## Verdict" in md
+    assert "story-password-reset" in md
+    assert "![loss_png](loss.png)" in md
     for name in ("loss", "scores"):
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         fig = plotly.io.from_json((out / f"{name}.plotly.json").read_text())
         assert len(fig.data) == 2
     loss = json.loads((out / "loss.plotly.json").read_text())
     assert [t["name"] for t in loss["data"]] == ["training loss", "validation loss"]
-    assert len(loss["data"][0]["x"]) == 40 and len(loss["data"][1]["x"]) == 4
+    assert len(loss["data"][0]["x"]) == 40
+    assert len(loss["data"][1]["x"]) == 4
 
 
 def test_classification_verdict_and_confusion(tmp_path):
@@ -158,7 +169,8 @@ def test_classification_verdict_and_confusion(tmp_path):
     assert "only 5 held-out texts, one more right or wrong moves accuracy by 20 points" in v
     out = write_report(tmp_path, r, [])
     md = (out / "report.md").read_text()
-    assert "Confusion matrix" in md and "| bug | 1 | 1 | 0 |" in md
+    assert "Confusion matrix" in md
+    assert "| bug | 1 | 1 | 0 |" in md
     assert json.loads((out / "scores.plotly.json").read_text())["data"][1]["y"][0] == pytest.approx(0.8)
 
 
@@ -199,7 +211,8 @@ def test_mtw_eval_prints_the_baseline_row(tmp_path):
     console = Console(record=True, width=140)
     _print(r, console)
     text = console.export_text()
-    assert "always 'ham'" in text and "it has not learned to find 'spam'" in " ".join(text.split())
+    assert "always 'ham'" in text
+    assert "it has not learned to find 'spam'" in " ".join(text.split())
 
 
 def test_compare_two_runs():
@@ -211,7 +224,8 @@ def test_compare_two_runs():
     assert [(m["metric"], m["better"]) for m in c["metrics"]] == [("validation loss", "b"),
                                                                   ("share of prompts passing every check", "b")]
     assert c["metrics"][1]["a"] == 0.5
-    assert c["verdict"].startswith("v2 is better on 2 of 2 measures") and "different data" not in c["verdict"]
+    assert c["verdict"].startswith("v2 is better on 2 of 2 measures")
+    assert "different data" not in c["verdict"]
 
 
 def test_compare_uses_shares_when_suites_differ_and_flags_different_data():

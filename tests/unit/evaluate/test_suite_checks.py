@@ -36,12 +36,14 @@ def test_user_story_passes_with_all_parts():
 ])
 def test_user_story_names_the_missing_part(drop, named):
     r = check_user_story(STORY.replace(drop, ""))
-    assert not r.passed and named in r.detail
+    assert not r.passed
+    assert named in r.detail
 
 
 def test_user_story_needs_a_criterion_after_the_heading():
     r = check_user_story(STORY.split("Acceptance criteria:")[0] + "Acceptance criteria: TBD")
-    assert not r.passed and "acceptance criterion" in r.detail
+    assert not r.passed
+    assert "acceptance criterion" in r.detail
 
 
 def test_given_when_then_counts_as_a_criterion():
@@ -52,7 +54,8 @@ def test_given_when_then_counts_as_a_criterion():
 def test_list_counts_items():
     assert check_list("1. a\n2. b\n3) c\n- d\n* e", 5).passed
     r = check_list("1. a\n2. b", 5)
-    assert not r.passed and "2 list items, asked for 5" in r.detail
+    assert not r.passed
+    assert "2 list items, asked for 5" in r.detail
 
 
 def test_update_needs_delay_and_next_steps():
@@ -63,7 +66,8 @@ def test_update_needs_delay_and_next_steps():
 def test_check_answer_flags_runaway_and_template_text():
     p = TestPrompt(prompt="x", format="user_story")
     checks = {c.name: c for c in check_answer(p, STORY + "<|im_start|>user", stopped=False)}
-    assert not checks["stops"].passed and not checks["no_template_text"].passed
+    assert not checks["stops"].passed
+    assert not checks["no_template_text"].passed
     assert "<|im_start|>" in checks["no_template_text"].detail
     assert checks["user_story"].passed
     assert follows_format(check_answer(p, STORY, stopped=True))
@@ -91,6 +95,7 @@ def test_prompts_file_errors_name_the_line_and_field(tmp_path):
     with pytest.raises(UsageError) as exc:
         load_prompts_file(jl)
     msg = str(exc.value)
-    assert "line 2: colour" in msg and "line 3: not valid JSON" in msg
+    assert "line 2: colour" in msg
+    assert "line 3: not valid JSON" in msg
     with pytest.raises(UsageError, match="Cannot read the prompts file"):
         load_prompts_file(tmp_path / "missing.txt")

@@ -42,7 +42,8 @@ def test_adapter_blobs_are_uploaded_with_their_digests_before_create(
     assert body["adapters"] == digests
     assert body["template"] == "{{ .Prompt }}"
     assert body["parameters"] == {"temperature": 0.7, "stop": ["<|eot_id|>"]}
-    assert "files" not in body and "quantize" not in body
+    assert "files" not in body
+    assert "quantize" not in body
     total = sum(p.stat().st_size for p in adapter_files.values())
     assert ("uploaded adapter_config.json", total, total) in seen
     assert any(what == "success" for what, _, _ in seen)
@@ -53,7 +54,8 @@ def test_full_model_files_and_quantise_go_in_the_create_payload(ollama: OllamaDo
     f.write_bytes(b"GGUF" + bytes(range(256)))
     create(client(), CreateJob(name="pm", files={"model.gguf": f}, quantize="q4_K_M"), lambda *a: None)
     body = ollama.created["pm"]
-    assert body["files"] == {"model.gguf": sha(f)} and body["quantize"] == "q4_K_M"
+    assert body["files"] == {"model.gguf": sha(f)}
+    assert body["quantize"] == "q4_K_M"
     assert "from" not in body
 
 
@@ -64,7 +66,8 @@ def test_digest_mismatch_is_explained(ollama: OllamaDouble, adapter_files: dict[
     with pytest.raises(MTWError) as err:
         create(client(), CreateJob(name="x", from_="llama3.2:1b", adapters=adapter_files), lambda *a: None)
     assert err.value.code == "digest_mismatch"
-    assert "adapter_model.safetensors" in err.value.message and "checksum" in err.value.message
+    assert "adapter_model.safetensors" in err.value.message
+    assert "checksum" in err.value.message
     assert "Run the export again" in err.value.fix
     assert "x" not in ollama.created
 

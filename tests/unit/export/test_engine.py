@@ -147,8 +147,10 @@ def test_eval_answers_the_test_prompts_from_the_exported_model(stopping_run: Pat
     assert report["tuned_source"] == f"ollama:{name}"
     # each test prompt's tuned answer came from llama-server through the double, none from a script
     chats = [r.body for r in engine.requests_to("/api/chat")[asked:]]
-    assert len(chats) == len(report["prompts"]) > 0 and {c["model"] for c in chats} == {name}
-    assert not engine.chat_replies and all(row["tuned"]["answer"] for row in report["prompts"])
+    assert len(chats) == len(report["prompts"]) > 0
+    assert {c["model"] for c in chats} == {name}
+    assert not engine.chat_replies
+    assert all(row["tuned"]["answer"] for row in report["prompts"])
     assert (done.run / "eval" / "ollama" / name / "report.json").is_file()
 
 
@@ -160,7 +162,8 @@ def test_a_model_that_never_learned_to_stop_is_caught_in_the_engine(tiny_run: Pa
     monkeypatch.setattr(verify, "PROBE_TOKENS", 32)
     result = export_run(tiny_run, "Random-v1", "merged", say=lambda text: None)
     checks = {c.name: c for c in result.checks}
-    assert not result.ok and not checks["stops"].ok
+    assert not result.ok
+    assert not checks["stops"].ok
     assert "never stopped" in checks["stops"].message
     # a loaded model that talks on is not an empty one
     assert checks["answers"].ok

@@ -29,20 +29,24 @@ def test_dry_run_writes_modelfile_and_merged_model_without_contacting_ollama(
     assert result.exit_code == 0, result.output
     export = tiny_run / "export"
     spec = parse_modelfile((export / "Modelfile").read_text(encoding="utf-8"))
-    assert spec.from_ == "./merged" and spec.adapter is None
+    assert spec.from_ == "./merged"
+    assert spec.adapter is None
     assert spec.template == TEMPLATES["chatml"]
-    assert ("stop", "<|im_end|>") in spec.parameters and ("temperature", 0.7) in spec.parameters
+    assert ("stop", "<|im_end|>") in spec.parameters
+    assert ("temperature", 0.7) in spec.parameters
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= {p.name for p in (export / "merged").iterdir()}
     assert f"  ollama create PM-General-v1 -f {export / 'Modelfile'}\n" in result.output
     out = " ".join(result.output.split())
-    assert "Route: merged" in out and "not in Ollama's library" in out
+    assert "Route: merged" in out
+    assert "not in Ollama's library" in out
     assert ollama.requests == []
 
 
 def test_dry_run_asks_for_a_route_that_cannot_work_with_exit_2(tiny_run: Path) -> None:
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--route", "adapter", "--dry-run"])
     assert result.exit_code == 2
-    assert "no Ollama tag" in flat(result.output) and "--route merged" in flat(result.output)
+    assert "no Ollama tag" in flat(result.output)
+    assert "--route merged" in flat(result.output)
 
 
 def test_adapter_route_dry_run_builds_on_the_ollama_base(tiny_run: Path, ollama: OllamaDouble) -> None:
@@ -54,10 +58,12 @@ def test_adapter_route_dry_run_builds_on_the_ollama_base(tiny_run: Path, ollama:
     assert result.exit_code == 0, result.output
     spec = parse_modelfile((tiny_run / "export" / "Modelfile").read_text(encoding="utf-8"))
     assert (spec.from_, spec.adapter) == ("llama3.2:1b", "../adapter")
-    assert spec.template == VARIANT_TEMPLATES["llama3.2"] and ("stop", "<|eot_id|>") in spec.parameters
+    assert spec.template == VARIANT_TEMPLATES["llama3.2"]
+    assert ("stop", "<|eot_id|>") in spec.parameters
     assert (tiny_run / "export" / spec.adapter / "adapter_model.safetensors").is_file()
     assert not (tiny_run / "export" / "merged").exists()
-    assert "without --dry-run" in flat(result.output) and ollama.requests == []
+    assert "without --dry-run" in flat(result.output)
+    assert ollama.requests == []
 
 
 def test_gguf_route_without_converter_explains_how_to_get_it(tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +71,8 @@ def test_gguf_route_without_converter_explains_how_to_get_it(tiny_run: Path, mon
     monkeypatch.setenv("PATH", "/nonexistent")
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--route", "gguf", "--dry-run"])
     assert result.exit_code == 2
-    assert "convert_hf_to_gguf.py" in flat(result.output) and "LLAMA_CPP_DIR" in flat(result.output)
+    assert "convert_hf_to_gguf.py" in flat(result.output)
+    assert "LLAMA_CPP_DIR" in flat(result.output)
     assert not (tiny_run / "export" / "merged").exists()  # refused before writing gigabytes
 
 
@@ -98,7 +105,9 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["name"] == "PM-General-v1" and report["route"] == "merged" and report["ok"]
+    assert report["name"] == "PM-General-v1"
+    assert report["route"] == "merged"
+    assert report["ok"]
     assert [c["name"] for c in report["checks"]] == ["answers", "stops", "no_hidden_turns", "no_template_text",
                                                      "matches_tuned"]
     body = ollama.created["PM-General-v1"]
@@ -107,7 +116,8 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
                                   if p.suffix in (".json", ".safetensors", ".model")}
     assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer.model"} <= set(body["files"])
     assert set(body["files"].values()) <= set(ollama.blobs)
-    assert body["parameters"]["stop"] == ["<|im_end|>"] and body["template"] == TEMPLATES["chatml"]
+    assert body["parameters"]["stop"] == ["<|im_end|>"]
+    assert body["template"] == TEMPLATES["chatml"]
 
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
     assert [(m["name"], m["route"], m["verified"], m["run_id"]) for m in listed] == \
@@ -119,7 +129,8 @@ def test_export_uploads_creates_verifies_and_registers(tiny_run: Path, ollama: O
     assert listed[0]["dataset_hash"] == dataset_hash(load_run_config(tiny_run).data)
 
     again = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
-    assert again.exit_code == 2 and "--name PM-General-v2" in flat(again.output)
+    assert again.exit_code == 2
+    assert "--name PM-General-v2" in flat(again.output)
 
 
 def test_export_that_never_stops_exits_1_and_registers_unverified(tiny_run: Path, ollama: OllamaDouble,
@@ -131,7 +142,8 @@ def test_export_that_never_stops_exits_1_and_registers_unverified(tiny_run: Path
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
     assert result.exit_code == 1
     # the tiny model does not stop within its 8 tokens in-process either: the fix is in training, not the Modelfile
-    assert "never stopped" in flat(result.output) and "does not stop on these prompts before export" in flat(
+    assert "never stopped" in flat(result.output)
+    assert "does not stop on these prompts before export" in flat(
         result.output)
     listed = json.loads(runner.invoke(app, ["models", "--json"]).stdout)["models"]
     assert listed[0]["verified"] is False
@@ -139,7 +151,8 @@ def test_export_that_never_stops_exits_1_and_registers_unverified(tiny_run: Path
 
 def test_export_without_ollama_says_so(tiny_run: Path) -> None:
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1"])
-    assert result.exit_code == 1 and "Ollama is not running" in flat(result.output)
+    assert result.exit_code == 1
+    assert "Ollama is not running" in flat(result.output)
 
 
 def test_classifier_runs_and_unfinished_runs_are_refused(tiny_run: Path) -> None:
@@ -147,11 +160,14 @@ def test_classifier_runs_and_unfinished_runs_are_refused(tiny_run: Path) -> None
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("task: causal", "task: classification"), encoding="utf-8")
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--dry-run"])
-    assert result.exit_code == 2 and "text-generation models only" in flat(result.output)
+    assert result.exit_code == 2
+    assert "text-generation models only" in flat(result.output)
     config.write_text(text, encoding="utf-8")
     (tiny_run / "adapter" / "adapter_model.safetensors").unlink()
     result = runner.invoke(app, ["export", str(tiny_run), "--name", "x-v1", "--dry-run"])
-    assert result.exit_code == 2 and "no finished adapter" in flat(result.output) and "--resume" in flat(result.output)
+    assert result.exit_code == 2
+    assert "no finished adapter" in flat(result.output)
+    assert "--resume" in flat(result.output)
     assert runner.invoke(app, ["export", str(tiny_run / "nope"), "--name", "x-v1", "--dry-run"]).exit_code == 2
 
 
@@ -176,7 +192,8 @@ def test_quick_path_builds_a_styled_model_from_the_spec(project: str, ollama: Ol
     assert result.exit_code == 0, result.output
     body = ollama.created["PM-Style-v1"]
     assert body["from"] == "phi4-mini"
-    assert "user story with acceptance criteria" in body["system"] and "Invent metrics" in body["system"]
+    assert "user story with acceptance criteria" in body["system"]
+    assert "Invent metrics" in body["system"]
     assert body["parameters"] == {"temperature": 0.7, "top_p": 0.9, "num_ctx": 4096,
                                   "stop": ["<|end|>", "<|endoftext|>"]}
     assert body["template"] == TEMPLATES["phi3"]
@@ -191,7 +208,9 @@ def test_quick_path_builds_a_styled_model_from_the_spec(project: str, ollama: Ol
 def test_quick_path_on_an_old_ollama_says_update(project: str, ollama: OllamaDouble) -> None:
     ollama.version = "0.4.7"
     result = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style"])
-    assert result.exit_code == 2 and "0.4.7" in flat(result.output) and "ollama.com/download" in flat(result.output)
+    assert result.exit_code == 2
+    assert "0.4.7" in flat(result.output)
+    assert "ollama.com/download" in flat(result.output)
     assert not ollama.requests_to("/api/create")
 
 
@@ -201,7 +220,8 @@ def test_quick_path_needs_a_base_that_ollama_has(tmp_path: Path) -> None:
     save_spec(ProjectSpec(name="Toy", purpose="try it", base_model="tiny-random"))
     result = runner.invoke(app, ["export", "--from-spec", "Toy", "--name", "Toy-v1", "--dry-run"])
     assert result.exit_code == 2
-    assert "no Ollama version" in flat(result.output) and "phi-4-mini" in flat(result.output)
+    assert "no Ollama version" in flat(result.output)
+    assert "phi-4-mini" in flat(result.output)
 
 
 def test_quick_path_dry_run_writes_a_modelfile_that_reads_back(project: str, tmp_path: Path) -> None:
@@ -211,8 +231,10 @@ def test_quick_path_dry_run_writes_a_modelfile_that_reads_back(project: str, tmp
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if "ollama create" in x)
     spec = parse_modelfile(Path(line.split(" -f ")[1].strip()).read_text(encoding="utf-8"))
-    assert spec.from_ == "phi4-mini" and len(spec.messages) == 6
-    assert spec.system and "Never:" in spec.system
+    assert spec.from_ == "phi4-mini"
+    assert len(spec.messages) == 6
+    assert spec.system
+    assert "Never:" in spec.system
 
 
 @pytest.mark.ollama

@@ -36,7 +36,8 @@ def test_merged_weights_equal_base_plus_scaled_lora_delta(tiny_run: Path) -> Non
     assert len(expected) == 14  # 7 projections x 2 layers of the tiny model
     seen: list[tuple[int, int]] = []
     state = merge_peft_model(model, lambda done, total: seen.append((done, total))).state_dict()
-    assert len(seen) == 14 and seen[-1][0] == seen[-1][1] > 0  # one report per merged layer, ending at 100 %
+    assert len(seen) == 14
+    assert seen[-1][0] == seen[-1][1] > 0
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     for key, want in expected.items():
         torch.testing.assert_close(state[key], want, rtol=1e-5, atol=1e-6)
@@ -85,8 +86,11 @@ def test_converter_found_through_llama_cpp_dir_or_path(tmp_path: Path) -> None:
 def test_missing_converter_explains_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as err:
         require_converter({"LLAMA_CPP_DIR": str(tmp_path), "PATH": ""})
-    assert CONVERTER in err.value.message and str(tmp_path) in err.value.message
-    assert "git clone" in err.value.fix and "LLAMA_CPP_DIR" in err.value.fix and "--route merged" in err.value.fix
+    assert CONVERTER in err.value.message
+    assert str(tmp_path) in err.value.message
+    assert "git clone" in err.value.fix
+    assert "LLAMA_CPP_DIR" in err.value.fix
+    assert "--route merged" in err.value.fix
 
 
 def test_converter_run_and_its_failure_in_words(tmp_path: Path) -> None:

@@ -65,7 +65,9 @@ def test_templates_are_balanced_go_templates_with_both_branches(family: str) -> 
     actions = re.findall(r"\{\{-?\s*(\w+)", tpl)
     opened = sum(a in ("if", "range", "with") for a in actions)
     assert opened == actions.count("end")
-    assert ".Messages" in tpl and ".Prompt" in tpl and ".System" in tpl
+    assert ".Messages" in tpl
+    assert ".Prompt" in tpl
+    assert ".System" in tpl
 
 
 def test_triple_quotes_in_user_text_cannot_end_the_value_early() -> None:
@@ -108,5 +110,6 @@ def test_any_text_round_trips_through_render_and_parse(system: str, user: str, a
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[3] / "examples").glob("Modelfile.*")), ids=str)
 def test_sample_modelfiles_read_back(path: Path) -> None:
     spec = parse_modelfile(path.read_text(encoding="utf-8"))
-    assert spec.from_ and spec.template in TEMPLATES.values()
+    assert spec.from_
+    assert spec.template in TEMPLATES.values()
     assert any(k == "stop" for k, _ in spec.parameters)

@@ -38,9 +38,14 @@ def test_system_prompt_carries_every_part_of_the_spec() -> None:
     spec = ProjectSpec(name="PM", purpose="Write release notes.", audience="customers", house_style="Short.",
                        never_do=["Promise dates", " "], samples=["Sample A " * 200, "Sample B", "Sample C"])
     text = system_prompt(spec)
-    assert "Write release notes." in text and "Your readers are: customers." in text and "House style: Short." in text
-    assert "Never:\n- Promise dates" in text and "- \n" not in text
-    assert "Sample B" in text and "Sample C" not in text and len(text) < 2500
+    assert "Write release notes." in text
+    assert "Your readers are: customers." in text
+    assert "House style: Short." in text
+    assert "Never:\n- Promise dates" in text
+    assert "- \n" not in text
+    assert "Sample B" in text
+    assert "Sample C" not in text
+    assert len(text) < 2500
 
 
 def test_system_prompt_for_classification_names_the_labels() -> None:

@@ -47,7 +47,8 @@ def test_register_list_and_versions(tmp_path: Path) -> None:
     add("PM-General-v2")
     add("PM-Comms-v1")
     assert [m.name for m in registry.list_models()] == ["PM-Comms-v1", "PM-General-v2", "PM-General-v1"]
-    assert registry.get("pm-general-v2").stem == "PM-General" and registry.get("PM-General-v2").version == 2
+    assert registry.get("pm-general-v2").stem == "PM-General"
+    assert registry.get("PM-General-v2").version == 2
     assert registry.suggest_name("PM-General") == "PM-General-v3"
     with pytest.raises(UsageError, match="PM-Comms-v1, PM-General-v2, PM-General-v1"):
         registry.get("PM-Ghost-v1")
@@ -74,7 +75,9 @@ def test_compare_puts_eval_reports_side_by_side(tmp_path: Path) -> None:
                         ("accuracy", None, 0.9)]
     out = runner.invoke(app, ["models", "--compare", "PM-General-v1", "PM-General-v2"])
     assert out.exit_code == 0
-    assert "rubric.average" in out.output and "3.6" in out.output and "4.2" in out.output
+    assert "rubric.average" in out.output
+    assert "3.6" in out.output
+    assert "4.2" in out.output
     as_json = json.loads(runner.invoke(app, ["models", "--compare", "PM-General-v1", "PM-General-v2", "--json"]).stdout)
     assert as_json["metrics"][0] == {"metric": "rubric.average", "a": 3.6, "b": 4.2}
 
@@ -95,34 +98,41 @@ def test_models_json_lists_what_is_registered() -> None:
         "name": "PM-General-v1", "base_model": "llama-3.2-1b", "route": "merged", "verified": True,
         "promoted": False, "notes": "round 1"}
     table = runner.invoke(app, ["models"])
-    assert table.exit_code == 0 and "PM-General-v1" in table.output
+    assert table.exit_code == 0
+    assert "PM-General-v1" in table.output
 
 
 def test_promote_through_the_cli_and_unknown_names() -> None:
     add("PM-General-v1")
     result = runner.invoke(app, ["models", "--promote", "PM-General-v1"])
-    assert result.exit_code == 0 and "promoted" in result.output
+    assert result.exit_code == 0
+    assert "promoted" in result.output
     assert registry.get("PM-General-v1").promoted
     missing = runner.invoke(app, ["models", "--promote", "PM-Nope-v1"])
-    assert missing.exit_code == 2 and "No registered model" in missing.output
+    assert missing.exit_code == 2
+    assert "No registered model" in missing.output
 
 
 def test_delete_asks_first_and_can_remove_the_ollama_model(ollama: OllamaDouble) -> None:
     add("PM-General-v1")
     ollama.created["PM-General-v1"] = {}
     declined = runner.invoke(app, ["models", "--delete", "PM-General-v1", "--ollama"], input="n\n")
-    assert declined.exit_code == 1 and "Nothing deleted" in declined.output
-    assert registry.list_models() and "PM-General-v1" in ollama.created
+    assert declined.exit_code == 1
+    assert "Nothing deleted" in declined.output
+    assert registry.list_models()
+    assert "PM-General-v1" in ollama.created
     done = runner.invoke(app, ["models", "--delete", "PM-General-v1", "--ollama"], input="y\n")
     assert done.exit_code == 0, done.output
-    assert registry.list_models() == [] and "PM-General-v1" not in ollama.created
+    assert registry.list_models() == []
+    assert "PM-General-v1" not in ollama.created
 
 
 def test_delete_registry_only_leaves_ollama_alone(ollama: OllamaDouble) -> None:
     add("PM-General-v1")
     ollama.created["PM-General-v1"] = {}
     assert runner.invoke(app, ["models", "--delete", "PM-General-v1", "--yes"]).exit_code == 0
-    assert registry.list_models() == [] and "PM-General-v1" in ollama.created
+    assert registry.list_models() == []
+    assert "PM-General-v1" in ollama.created
     assert not ollama.requests_to("/api/delete")
 
 

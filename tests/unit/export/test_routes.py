@@ -99,7 +99,8 @@ def test_the_table_lists_only_what_current_ollama_converts() -> None:
 ])
 def test_a_base_in_ollama_without_safetensors_adapters_gets_a_gguf_adapter(base: dict, quant: str, says: str) -> None:
     choice = choose_route("auto", base_quantization=quant, ollama_version="0.33.0", llama_cpp=True, **base)
-    assert choice.route == "gguf-adapter" and says in choice.reason
+    assert choice.route == "gguf-adapter"
+    assert says in choice.reason
     # without llama.cpp, or with the base not pulled, the adapter cannot be converted or has nothing to sit on
     assert choose_route("auto", base_quantization=quant, ollama_version="0.33.0", **base).route == "merged"
     assert choose_route("auto", base_quantization=None, ollama_version="0.33.0", llama_cpp=True,

@@ -51,7 +51,8 @@ def test_ollama_template_renders_the_bases_own_prompt(name: str) -> None:
 def test_a_tiny_random_export_stays_plain_chatml() -> None:
     entry = CATALOG[TINY_RANDOM]
     text = ollama_render(template_for(entry.template_family, entry.template_variant), CONVERSATIONS["no_system"])
-    assert text.startswith("<|im_start|>user\nExplain OKRs vs KPIs.<|im_end|>\n") and "Qwen" not in text
+    assert text.startswith("<|im_start|>user\nExplain OKRs vs KPIs.<|im_end|>\n")
+    assert "Qwen" not in text
 
 
 def training_prompt(conversation: dict[str, Any]) -> str:

@@ -27,13 +27,15 @@ def test_good_replies_pass_every_check(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
     ollama.enqueue(*GOOD_TEXT)
     replies = ask_ollama("pm", PROBES)
-    assert [r.content for r in replies] == GOOD_TEXT and all(r.done_reason == "stop" for r in replies)
+    assert [r.content for r in replies] == GOOD_TEXT
+    assert all(r.done_reason == "stop" for r in replies)
     checks = verify_replies(replies, STOPS, expected=GOOD, exact=True)
     assert [c.name for c in checks] == ["answers", "stops", "no_template_text", "matches_tuned"]
     assert all(c.ok and not c.fix for c in checks)
     # greedy, one user turn, a probe-length cap: what the check relies on
     body = ollama.requests_to("/api/chat")[0].body
-    assert body["options"]["temperature"] == 0 and body["options"]["num_predict"] > 0
+    assert body["options"]["temperature"] == 0
+    assert body["options"]["num_predict"] > 0
     assert body["messages"] == [{"role": "user", "content": PROBES[0]}]
 
 
@@ -42,9 +44,12 @@ def test_a_model_that_never_stops_is_caught_with_the_stop_fix(ollama: OllamaDoub
     ollama.enqueue(GOOD_TEXT[0], {"content": "OKRs " * 300, "done_reason": "length"}, GOOD_TEXT[2])
     checks = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))
     assert not checks["stops"].ok
-    assert "never stopped on 1 of 3" in checks["stops"].message and "'length'" in checks["stops"].message
-    assert "PARAMETER stop" in checks["stops"].fix and "<|im_end|>" in checks["stops"].fix
-    assert checks["answers"].ok and "matches_tuned" not in checks
+    assert "never stopped on 1 of 3" in checks["stops"].message
+    assert "'length'" in checks["stops"].message
+    assert "PARAMETER stop" in checks["stops"].fix
+    assert "<|im_end|>" in checks["stops"].fix
+    assert checks["answers"].ok
+    assert "matches_tuned" not in checks
 
 
 def test_template_leakage_names_the_markers(ollama: OllamaDouble) -> None:
@@ -54,14 +59,17 @@ def test_template_leakage_names_the_markers(ollama: OllamaDouble) -> None:
     assert not check.ok
     for marker in ("<|im_end|>", "<|im_start|>", "[INST]", "[/INST]"):
         assert marker in check.message
-    assert "TEMPLATE" in check.fix and "PARAMETER stop" in check.fix
+    assert "TEMPLATE" in check.fix
+    assert "PARAMETER stop" in check.fix
 
 
 def test_empty_answers_are_reported(ollama: OllamaDouble) -> None:
     ollama.models.append("pm:latest")
     ollama.enqueue("", "   ", GOOD_TEXT[2])
     check = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS))["answers"]
-    assert not check.ok and "no answer to 2 of 3" in check.message and "TEMPLATE" in check.fix
+    assert not check.ok
+    assert "no answer to 2 of 3" in check.message
+    assert "TEMPLATE" in check.fix
 
 
 def test_match_is_exact_for_f16_and_similar_enough_for_quantised(ollama: OllamaDouble) -> None:
@@ -70,11 +78,14 @@ def test_match_is_exact_for_f16_and_similar_enough_for_quantised(ollama: OllamaD
     ollama.enqueue(*close, *close)
     exact = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=True))["matches_tuned"]
     loose = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, exact=False))["matches_tuned"]
-    assert not exact.ok and "1 of 3" in exact.message and "--quantize" in exact.fix
+    assert not exact.ok
+    assert "1 of 3" in exact.message
+    assert "--quantize" in exact.fix
     assert loose.ok
     ollama.enqueue("Bananas are yellow.")
     unrelated = checks_by_name(verify_replies(ask_ollama("pm", PROBES[:1]), STOPS, GOOD[:1]))["matches_tuned"]
-    assert not unrelated.ok and "lowest similarity 0%" in unrelated.message
+    assert not unrelated.ok
+    assert "lowest similarity 0%" in unrelated.message
 
 
 def test_similarity_is_word_level() -> None:
@@ -101,7 +112,9 @@ def test_stopping_is_judged_against_the_tuned_models_own_length(ollama: OllamaDo
     short = TunedAnswer("As a user", 10, stopped=True)
     check = checks_by_name(verify_replies(ask_ollama("pm", PROBES[:1], budgets=[stop_budget(10)]), STOPS,
                                           [short], count_tokens=words))["stops"]
-    assert not check.ok and f"{stop_budget(10)} tokens" in check.message and "PARAMETER stop" in check.fix
+    assert not check.ok
+    assert f"{stop_budget(10)} tokens" in check.message
+    assert "PARAMETER stop" in check.fix
 
 
 def test_turns_that_show_as_no_text_are_caught(ollama: OllamaDouble) -> None:
@@ -111,8 +124,11 @@ def test_turns_that_show_as_no_text_are_caught(ollama: OllamaDouble) -> None:
                    *({"content": t, "done_reason": "stop", "eval_count": words(t) + 1} for t in GOOD_TEXT[1:]))
     checks = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD, count_tokens=words))
     hidden = checks["no_hidden_turns"]
-    assert not hidden.ok and "1 of 3" in hidden.message and "show as no text" in hidden.message
-    assert "<|im_end|>" in hidden.fix and checks["no_template_text"].ok
+    assert not hidden.ok
+    assert "1 of 3" in hidden.message
+    assert "show as no text" in hidden.message
+    assert "<|im_end|>" in hidden.fix
+    assert checks["no_template_text"].ok
 
 
 def test_an_end_token_missing_from_the_template_and_stops_is_named_in_the_fix(ollama: OllamaDouble) -> None:
@@ -127,11 +143,13 @@ def test_an_end_token_missing_from_the_template_and_stops_is_named_in_the_fix(ol
     checks = checks_by_name(verify_replies(replies, ["<|end|>", "<|endoftext|>"], GOOD, count_tokens=words,
                                            end_token="<|im_end|>", template=TEMPLATES["phi3"]))
     stops, hidden = checks["stops"], checks["no_hidden_turns"]
-    assert not stops.ok and "never stopped on 3 of 3" in stops.message
+    assert not stops.ok
+    assert "never stopped on 3 of 3" in stops.message
     for check in (stops, hidden):
         assert "ends its answers with <|im_end|>" in check.fix
         assert "the `PARAMETER stop` lines and the TEMPLATE of the Modelfile never use it" in check.fix
-        assert "<|end|>, <|endoftext|>" in check.fix and 'PARAMETER stop "<|im_end|>"' in check.fix
+        assert "<|end|>, <|endoftext|>" in check.fix
+        assert 'PARAMETER stop "<|im_end|>"' in check.fix
     # with the end token in both, the usual advice stays
     ok_template = verify_replies(replies, STOPS, GOOD, end_token="<|im_end|>", template=TEMPLATES["chatml"])
     assert "ends its answers with" not in checks_by_name(ok_template)["stops"].fix

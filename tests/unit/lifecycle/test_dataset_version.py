@@ -40,7 +40,8 @@ def test_a_run_records_its_version_and_which_rows_it_held_out(tmp_path):
     make_run(tmp_path / "run", data)
     recorded = load_split(tmp_path / "run")
     assert recorded["dataset_version"] == dataset_hash(data)
-    assert len(recorded["validation_rows"]) == 10 and recorded["train_examples"] == 30
+    assert len(recorded["validation_rows"]) == 10
+    assert recorded["train_examples"] == 30
     assert recorded["validation_lines"] == [i + 1 for i in recorded["validation_rows"]]
 
 

@@ -88,7 +88,8 @@ def test_nan_loss_fires_and_names_the_step():
     losses = healthy_losses(30)
     losses[14] = float("nan")
     ds = diagnose(run(losses))
-    assert ds[0].code == "nan_loss" and "step 15" in ds[0].message
+    assert ds[0].code == "nan_loss"
+    assert "step 15" in ds[0].message
     assert ds[0].fix["learning_rate"] < 2e-4
     assert "diverging" not in [d.code for d in ds]
 
@@ -116,7 +117,8 @@ def test_memorizing_fires_when_training_loss_goes_to_zero():
     losses = [2.0 * math.exp(-i / 8) + 0.001 for i in range(80)]
     ds = diagnose(run(losses))
     assert [d.code for d in ds] == ["memorizing"]
-    assert ds[0].fix["epochs"] >= 1 and "word for word" in ds[0].message
+    assert ds[0].fix["epochs"] >= 1
+    assert "word for word" in ds[0].message
 
 
 def test_oom_keeps_the_effective_batch_and_shortens_context():
@@ -125,8 +127,10 @@ def test_oom_keeps_the_effective_batch_and_shortens_context():
     ds = diagnose(events)
     assert [d.code for d in ds] == ["oom"]
     fix = ds[0].fix
-    assert fix["batch_size"] * fix["grad_accum"] == 8 and fix["batch_size"] <= 2
-    assert fix["context"] == 2048 and fix["gradient_checkpointing"] is True
+    assert fix["batch_size"] * fix["grad_accum"] == 8
+    assert fix["batch_size"] <= 2
+    assert fix["context"] == 2048
+    assert fix["gradient_checkpointing"] is True
 
 
 def test_oom_recognised_from_the_message_alone():
@@ -182,8 +186,12 @@ def test_every_fix_uses_train_config_fields_and_events_are_json():
             assert set(d.fix) <= TRAIN_CONFIG_FIELDS, d.fix
             assert check_values(TrainConfig(model="tiny-random", data="d.jsonl", **d.fix)) == [], d.fix
             ev = json.loads(json.dumps(d.as_event()))
-            assert ev["type"] == "diagnosis" and ev["code"] == d.code and ev["fix"] == d.fix
-            assert ev["message"] and d.why and d.fix_text
+            assert ev["type"] == "diagnosis"
+            assert ev["code"] == d.code
+            assert ev["fix"] == d.fix
+            assert ev["message"]
+            assert d.why
+            assert d.fix_text
             seen.add(d.code)
     assert seen == {"flat_loss", "diverging", "nan_loss", "overfitting", "memorizing", "oom", "too_slow",
                     "too_few_examples"}
