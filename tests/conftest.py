@@ -17,6 +17,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+LONGEST_FIRST = ("tests/e2e/", "tests/reliability/")
+"""The browser and reliability files take the longest: started first, the short unit tests fill in around them."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs on every core (pytest-xdist, `--dist loadgroup`): each file stays on one worker, so its
+    module fixtures (a trained run, a llama.cpp engine) are built once, and the longest files start first."""
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: file order kept within each
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(autouse=True)
 def mtw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own empty workspace and model cache; no real Ollama or Hub is ever contacted."""
