@@ -79,7 +79,7 @@ def _config() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ the renderer
 
-async def _tasklist(stage: str, skipped: list[str] | None = None) -> None:
+async def _tasklist(stage: str, skipped: list[str] | None = None, finished: bool = False) -> None:
     tl = cl.user_session.get("tasklist")
     if tl is None:
         tl = cl.TaskList(status="Your journey")
@@ -88,7 +88,7 @@ async def _tasklist(stage: str, skipped: list[str] | None = None) -> None:
         cl.user_session.set("tasklist", tl)
     at = stage_index(stage) if stage in STAGES else 0
     for i, task in enumerate(tl.tasks):
-        done = i < at and list(STAGES)[i] not in (skipped or ())
+        done = (i < at or (finished and i == at)) and list(STAGES)[i] not in (skipped or ())
         task.status = cl.TaskStatus.DONE if done else cl.TaskStatus.RUNNING if i == at else cl.TaskStatus.READY
     await tl.send()
 
@@ -140,7 +140,7 @@ async def render(ev: dict[str, Any]) -> None:
     elif kind == "progress":
         await _progress(ev)
     elif kind == "stage":
-        await _tasklist(ev["stage"], ev.get("skipped"))
+        await _tasklist(ev["stage"], ev.get("skipped"), bool(ev.get("finished")))
     elif kind == "title":
         await _title(ev["text"])
 
@@ -149,7 +149,7 @@ async def _ask(q: dict[str, Any]) -> None:
     """Show the open question with its buttons (older buttons are taken away first)."""
     await _retire_question()
     if q.get("stage"):
-        await _tasklist(q["stage"], q.get("skipped"))
+        await _tasklist(q["stage"], q.get("skipped"), bool(q.get("finished")))
     if q.get("kind") == "training":
         _follow(q)
         return

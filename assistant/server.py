@@ -68,6 +68,7 @@ def app_root(home: Path, host: str, port: int, max_upload_mb: int) -> Path:
     config = template.safe_substitute(allow_origins=json.dumps(origins(host, port)), max_size_mb=max_upload_mb)
     (root / ".chainlit" / "config.toml").write_text(config, encoding="utf-8")
     shutil.copyfile(UI_SOURCE / "chainlit.md", root / "chainlit.md")
+    shutil.copytree(UI_SOURCE / "public", root / "public", dirs_exist_ok=True)  # the stylesheet the config names
     return root
 
 

@@ -7,7 +7,6 @@ tests read the very same events.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, NotRequired, TypedDict
 
 from langgraph.config import get_stream_writer
@@ -49,6 +48,8 @@ class Question(TypedDict, total=False):
     """The journey stage the question belongs to."""
     skipped: list[str]
     """Earlier stages the path to this question did not go through (not ticked as done in the Tasks panel)."""
+    finished: bool
+    """The question's stage is complete too (the model is in Ollama): ticked in the Tasks panel, not running."""
     slot: str
     """The spec slot asked about (interview questions) or a name for the choice."""
     effects: list[str]
@@ -102,6 +103,8 @@ class Stage(TypedDict):
     stage: str
     skipped: NotRequired[list[str]]
     """Earlier stages this path did not go through (the quick path skips training): not ticked as done."""
+    finished: NotRequired[bool]
+    """This stage is complete too (the model is in Ollama): ticked, not shown as running."""
 
 
 class Title(TypedDict):
@@ -124,9 +127,10 @@ def say(text: str) -> None:
     emit(Say(ui="say", text=text))
 
 
-def stage(name: str, skipped: tuple[str, ...] = ()) -> None:
-    """Mark the journey stage as the current one (SKIPPED: earlier stages this path did not go through)."""
-    emit(Stage(ui="stage", stage=name, skipped=list(skipped)))
+def stage(name: str, skipped: tuple[str, ...] = (), finished: bool = False) -> None:
+    """Mark the journey stage as the current one (SKIPPED: earlier stages this path did not go through; FINISHED:
+    this one is complete too)."""
+    emit(Stage(ui="stage", stage=name, skipped=list(skipped), finished=finished))
 
 
 def title(text: str) -> None:
@@ -141,18 +145,17 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 CELL_CHARS = 600
 """A table cell longer than this is cut with "…": a page of one model's answer would push the other columns away."""
-_UNBROKEN = re.compile(r"(\S{20})(?=\S)")
 
 
 def table_markdown(ev: Table) -> str:
-    """A table event as Markdown: long cells cut, long runs without spaces given places to wrap."""
+    """A table event as Markdown: long cells cut (the stylesheet `ui/public/mtw.css` wraps long runs without
+    spaces inside their cells)."""
 
     def cell(value: Any) -> str:
         text = " ".join(str(value).split())
         if len(text) > CELL_CHARS:
             text = text[: CELL_CHARS - 1].rstrip() + "…"
-        # a zero-width space lets the browser wrap a run of characters with no space in it
-        return _UNBROKEN.sub("\\1\u200b", text).replace("|", "\\|")
+        return text.replace("|", "\\|")
 
     lines = [f"**{ev['title']}**", "", "| " + " | ".join(ev["columns"]) + " |", "|" + "---|" * len(ev["columns"])]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in ev["rows"]]

@@ -17,7 +17,7 @@ from assistant.conversation import ask, go
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
-from tools.project import ProjectSpec, slugify
+from tools.project import ProjectSpec, project_dir, slugify
 
 
 async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -52,13 +52,13 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
               for c in result.checks]
     if not ok:
-        lines.append(f"{note}\n\nSo I wrote everything to `{result.export_dir}`. When Ollama runs, create the model "
+        lines.append(f"\n{note}\n\nSo I wrote everything to `{result.export_dir}`. When Ollama runs, create the model "
                      "with:\n\n" + "\n".join(f"`{c}`" for c in result.commands))
         say("\n".join(lines))
         return ask(state, "Start Ollama, then click **Try again now** — I'll check that it is back first.",
                    then="on_export_problem", stage="deploy", effects=("again",),
                    choices={"again": "Try again now", "back": "Back to what next"}, update={"export_name": name})
-    lines.append(f"It is in your Ollama. Run it with:\n\n`ollama run {result.name}`")
+    lines.append(f"\nIt is in your Ollama. Run it with:\n\n`ollama run {result.name}`")
     say("\n".join(lines))
     return go("compare_versions", {"exported_name": result.name, "export_name": "", "export_quant": ""})
 
@@ -103,18 +103,19 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
               for c in result.checks]
     if result.dry_run:
-        lines.append(f"{note}\n\nThe Modelfile is ready at `{result.modelfile}`. When Ollama runs:\n\n"
+        lines.append(f"\n{note}\n\nThe Modelfile is ready at `{result.modelfile}`. When Ollama runs:\n\n"
                      + "\n".join(f"`{c}`" for c in result.commands))
         say("\n".join(lines))
         return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then="on_quick",
                    stage="deploy", skipped=list(QUICK_SKIPS),
                    choices={"again": "Try again now", "train": "Go on to training"}, effects=("again",),
                    update={"quick_name": name})
-    lines.append(f"Try it: `ollama run {name}`")
+    lines.append(f"\nTry it: `ollama run {name}`")
     say("\n".join(lines))
     return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
                       "examples (it learns your style far better than a prompt can).", then="on_quick",
-               stage="deploy", skipped=list(QUICK_SKIPS), choices={"try": "Try it", "train": "Go on to training"},
+               stage="deploy", skipped=list(QUICK_SKIPS), finished=True,
+               choices={"try": "Try it", "train": "Go on to training"},
                update={"quick_name": name, "quick_made": True})
 
 
@@ -132,6 +133,18 @@ async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Comma
     return go("choose_data")
 
 
+def project_stem(spec: dict[str, Any]) -> str:
+    """The name this project's models go by: the stem of its latest trained export (the user may have named v1
+    themselves, and v2 should follow it), else the stem made from the project's name."""
+    from tools import registry
+
+    project = ProjectSpec(**spec)
+    runs = (project_dir(slugify(project.name)) / "runs").resolve()
+    ours = [m for m in registry.list_models() if m.route != "spec" and m.run_dir
+            and Path(m.run_dir).resolve().is_relative_to(runs)]
+    return max(ours, key=lambda m: m.created).stem if ours else model_stem(project)
+
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 QUANT_BYTES = {"none": 2.0, "q8_0": 1.07, "q4_K_M": 0.6}
 """Bytes per weight: 16-bit as trained, 8-bit, and the 4-bit mix Ollama serves most models in."""
@@ -141,7 +154,7 @@ async def ask_export_name(state: WizardState) -> Command[Any]:
     """Ask the model's name in Ollama, suggesting the registry's next version."""
     from tools.registry import suggest_name
 
-    suggested = await asyncio.to_thread(suggest_name, model_stem(ProjectSpec(**state["spec"])))
+    suggested = await asyncio.to_thread(suggest_name, await asyncio.to_thread(project_stem, state["spec"]))
     return ask(state, f"What should the model be called in Ollama? I suggest **{suggested}** — the next version of "
                       "this project's model. Click it, or type another name.", then="on_export_name",
                stage="deploy", free_text=True, choices={"suggested": f"Use {suggested}", "back": "Not now"},

@@ -23,9 +23,10 @@ SCORED_CRITERIA = ("format", "tone")
 
 def choose_next(state: WizardState) -> Command[Any]:
     """The hub after a run: compare, export, check, score, start again — the conversation never just ends."""
-    stage("evaluate")
-    choices: dict[str, str] = {}
     exported = state.get("exported_name")
+    where = "deploy" if exported else "evaluate"  # a model in Ollama: every stage of this round is done
+    stage(where, finished=bool(exported))
+    choices: dict[str, str] = {}
     if not state.get("evaluated"):
         choices["eval"] = "Compare it with the base model"
     if exported and not state.get("checked_export"):
@@ -41,7 +42,8 @@ def choose_next(state: WizardState) -> Command[Any]:
     text = "What next?"
     if exported:
         text = f"**{exported}** is in your Ollama — try it with `ollama run {exported}`. What next?"
-    return ask(state, text, then="on_next", stage="evaluate", choices=choices, effects=("export",))
+    return ask(state, text, then="on_next", stage=where, finished=bool(exported), choices=choices,
+               effects=("export",))
 
 
 def on_next(state: WizardState) -> Command[Any]:
@@ -316,7 +318,9 @@ async def show_comparison(state: WizardState) -> Command[Any]:
     else:
         say("These two have no score in common yet: compare them with the base model first (evaluation).")
     other = a if better == b else b
-    return ask(state, f"Promote **{better}** as the version to use?", then="on_promote_choice", stage="evaluate",
+    exported = bool(state.get("exported_name"))
+    return ask(state, f"Promote **{better}** as the version to use?", then="on_promote_choice",
+               stage="deploy" if exported else "evaluate", finished=exported,
                choices={"yes": f"Promote {better}", "other": f"Promote {other}", "no": "Not now"},
                update={"comparing": [better, other]})
 

@@ -28,19 +28,22 @@ def _source(state: WizardState) -> str:
     return str(state.get("try_ollama") or state.get("exported_name") or "")
 
 
-def _stage(state: WizardState) -> tuple[str, list[str]]:
-    """The Tasks panel's stage while trying: evaluation after training; the quick path's model skipped training."""
-    return ("evaluate", []) if state.get("run_dir") else ("deploy", list(QUICK_SKIPS))
+def _stage(state: WizardState) -> tuple[str, list[str], bool]:
+    """The Tasks panel while trying: evaluation after training (deployment done once the model is in Ollama); the
+    quick path's styled model skipped training and is deployed."""
+    if state.get("run_dir"):
+        return ("deploy", [], True) if state.get("exported_name") else ("evaluate", [], False)
+    return "deploy", list(QUICK_SKIPS), bool(state.get("quick_made"))
 
 
 def try_model(state: WizardState) -> Command[Any]:
     """Ask for a prompt to try."""
-    where_now, skipped = _stage(state)
-    stage(where_now, skipped=tuple(skipped))
+    where_now, skipped, finished = _stage(state)
+    stage(where_now, skipped=tuple(skipped), finished=finished)
     ollama = _source(state)
     where = f"**{ollama}** in your Ollama" if ollama else "your tuned model (on this machine, before export)"
     return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage=where_now,
-               skipped=skipped, free_text=True, verbatim=True, choices={"done": "Done trying"},
+               skipped=skipped, finished=finished, free_text=True, verbatim=True, choices={"done": "Done trying"},
                update={"try_last": {}})
 
 
@@ -129,7 +132,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     next_step = ("Rate it (👍 / 👎 or 1–5 stars), type another prompt, or say you are done." if run_dir
                  else "Type another prompt, or say you are done.")
     # the answer stays in the chat as it was streamed: the question only says what can come next
-    where_now, skipped = _stage(state)
-    return ask(state, next_step, then="on_try", stage=where_now, skipped=skipped, free_text=True, verbatim=True,
-               choices=choices,
+    where_now, skipped, finished = _stage(state)
+    return ask(state, next_step, then="on_try", stage=where_now, skipped=skipped, finished=finished, free_text=True,
+               verbatim=True, choices=choices,
                update={"try_last": {"prompt": prompt, "answer": answer, "which": which, "source": source}})

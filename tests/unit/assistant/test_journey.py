@@ -314,12 +314,14 @@ async def test_the_quick_path_after_the_interview_makes_a_styled_model_then_trai
     [moved] = [e for e in s.events if e["ui"] == "stage" and e["stage"] == "deploy"]
     assert {"train", "evaluate"} <= set(moved["skipped"])
     assert {"train", "evaluate"} <= set(q["skipped"])
+    assert not q.get("finished")  # nothing is in Ollama yet
     s.ctx.llm.ok = True
     q = await s.send("try again now")
     name = "PM-UserStories-Styled-v1"
     assert name in ollama.created
     assert f"`ollama run {name}`" in s.said[-1]
     assert set(q["choices"]) == {"try", "train"}
+    assert q["finished"]  # the Tasks panel ticks Deploy: the styled model is in Ollama
     ollama.responder = lambda body: "As a PM, I want styled answers."
     q = await s.click("try")
     q = await s.send("Write a user story for search")

@@ -106,14 +106,21 @@ async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_
     q = await act("export", "put it into Ollama")
     q = await act("suggested", "use PM-UserStories-v1")
     q = await act("none", "none")
-    assert "`ollama run PM-UserStories-v1`" in s.said[-1] and "PM-UserStories-v1" in ollama.created
+    assert "`ollama run PM-UserStories-v1`" in s.said[-1]
+    assert "PM-UserStories-v1" in ollama.created
+    # the Tasks panel: every stage of the round ticked, Deploy included, none running
+    assert q["stage"] == "deploy"
+    assert q["finished"]
 
     # round 2: the weakest areas named with why, then drafts for the first of them
     q = await act("improve", "improve it")
+    assert not q.get("finished")
     plan = s.tables("Next round")[-1]
-    assert plan["rows"] and any("judge" in r[1] for r in plan["rows"])
+    assert plan["rows"]
+    assert any("judge" in r[1] for r in plan["rows"])
     first = plan["rows"][0]
-    assert q["then"] == "on_improve" and q["choices"]["yes"] == f"Draft {first[2]} {first[0].lower()}"
+    assert q["then"] == "on_improve"
+    assert q["choices"]["yes"] == f"Draft {first[2]} {first[0].lower()}"
     q = await act("yes", "yes")
     assert q["then"] == "on_review"
     kept = 0
@@ -121,7 +128,8 @@ async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_
         q = await act("keep", "keep")
         kept += 1
     assert kept == int(first[2])
-    assert q["then"] == "on_after_drafts" and f"**{45 + kept} examples**" in q["text"]
+    assert q["then"] == "on_after_drafts"
+    assert f"**{45 + kept} examples**" in q["text"]
     q = await act("check", "check my examples")
     q = await act("continue", "continue to training")
     assert any(t.startswith("**Plan:**") and "tiny-random" in t for t in s.said[-2:])
@@ -131,7 +139,8 @@ async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_
 
     judge.score = 4  # the retrained model answers better
     q = await run_training(s, q, tmp_path / "v2")
-    assert q["then"] == "on_next" and "export" in q["choices"]  # the new run is not exported yet
+    assert q["then"] == "on_next"
+    assert "export" in q["choices"]
     q = await act("eval", "compare it with the base model")
     q = await act("export", "put it into Ollama")
     assert "**PM-UserStories-v2**" in q["text"]  # the next version is suggested
@@ -145,11 +154,32 @@ async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_
     assert both["columns"] == ["Metric", "PM-UserStories-v1", "PM-UserStories-v2"]
     assert both["rows"][0] == ["summary.judge_mean", "2", "4"]  # the deciding number heads the table
     assert s.said[-1].startswith("**PM-UserStories-v2** scores higher on summary.judge_mean (4 vs 2)")
-    assert q["then"] == "on_promote_choice" and "Promote **PM-UserStories-v2**" in q["text"]
+    assert q["then"] == "on_promote_choice"
+    assert "Promote **PM-UserStories-v2**" in q["text"]
     assert not registry.get("PM-UserStories-v2").promoted  # nothing before the user says so
     q = await act("yes", "yes")
-    assert registry.get("PM-UserStories-v2").promoted and not registry.get("PM-UserStories-v1").promoted
+    assert registry.get("PM-UserStories-v2").promoted
+    assert not registry.get("PM-UserStories-v1").promoted
     assert q["then"] == "on_next"
     q = await act("models", "my models")
     listed = {r[1]: r[0] for r in s.tables("My models")[-1]["rows"]}
     assert listed == {"1": "PM-UserStories-v1", "2": "⭐ PM-UserStories-v2"}
+
+
+def test_the_next_export_follows_the_name_the_user_gave_the_first_one():
+    from assistant.stages.deploy import project_stem
+    from tools.project import ProjectSpec, project_dir, slugify
+
+    spec = ProjectSpec(name="User stories from ideas", task_type="generation")
+    assert project_stem(spec.model_dump()) == "PM-UserStories"  # nothing exported yet: the project's own stem
+    run = project_dir(slugify(spec.name)) / "runs" / "20261129-120000"
+    registry.register(registry.ModelRecord(name="PM-Stories-v1", base_model="tiny-random", route="merged",
+                                           ollama_tag="PM-Stories-v1", run_dir=str(run)))
+    # a quick-path model and another project's model do not count
+    registry.register(registry.ModelRecord(name="PM-UserStories-Styled-v1", base_model="qwen2.5:0.5b", route="spec",
+                                           ollama_tag="PM-UserStories-Styled-v1"))
+    other = project_dir("other-project") / "runs" / "20261129-130000"
+    registry.register(registry.ModelRecord(name="Other-v3", base_model="tiny-random", route="merged",
+                                           ollama_tag="Other-v3", run_dir=str(other)))
+    assert project_stem(spec.model_dump()) == "PM-Stories"
+    assert registry.suggest_name(project_stem(spec.model_dump())) == "PM-Stories-v2"
