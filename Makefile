@@ -54,10 +54,10 @@ screenshots: install chromium
 # what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones.
 # with LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too
 test: install chromium golang lint typecheck
-	$(VENV)/bin/pytest -n auto --dist loadgroup
+	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadgroup
 
 test-all: install chromium golang lint typecheck
-	$(VENV)/bin/pytest -n auto --dist loadgroup -m 'not gpu and not ollama'
+	$(VENV)/bin/pytest -m 'not gpu and not ollama'
 
 bench: install
 	$(PY) bench/dataset_check.py
