@@ -194,6 +194,10 @@ async def test_after_a_finished_run_the_chat_compares_and_exports(tmp_path):
     assert exporting[0]["status"] == "loading the tuned model"
     assert merging
     assert merging[-1]["completed"] == merging[-1]["total"] > 0
+    # or back to the choices: the conversation goes on, the export still offered
+    q = await s.click("back")
+    assert q["then"] == "on_next"
+    assert "export" in q["choices"]
 
 
 async def test_a_model_put_into_ollama_can_be_checked_as_ollama_serves_it(tmp_path, ollama):
