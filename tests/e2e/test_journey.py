@@ -171,7 +171,7 @@ def keep_every_draft(page) -> int:
     done = page.get_by_role("button", name="Check my examples")
     kept = 0
     for topic in TOPICS:
-        page.get_by_text(f"Write a user story about {topic}").last.or_(done.last).wait_for()
+        page.get_by_text(f"Write a user story about {topic}").last.or_(done.last).first.wait_for()
         if done.count():
             break
         page.get_by_role("button", name="Keep").last.click()
