@@ -54,7 +54,7 @@ screenshots: install chromium
 # what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones.
 # with LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too
 test: install chromium golang lint typecheck
-	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadgroup
+	$(VENV)/bin/pytest
 
 test-all: install chromium golang lint typecheck
 	$(VENV)/bin/pytest -m 'not gpu and not ollama'

@@ -22,8 +22,8 @@ LONGEST_FIRST = ("tests/e2e/", "tests/reliability/")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`make test` runs on every core (pytest-xdist, `--dist loadgroup`): each file stays on one worker, so its
-    module fixtures (a trained run, a llama.cpp engine) are built once, and the longest files start first."""
+    """With pytest-xdist (`-n auto --dist loadgroup`) each file stays on one worker, so its module fixtures (a
+    trained run, a llama.cpp engine) are built once; the longest files start first."""
     items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: file order kept within each
     for item in items:
         item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
