@@ -141,6 +141,14 @@ def suggest_name(name: str) -> str:
     return next_version_name(name, [m.name for m in list_models()])
 
 
+def latest_stem(runs_dir: str | Path) -> str | None:
+    """The stem of the newest trained model whose run lives under RUNS_DIR (a project's runs), if any."""
+    runs = Path(runs_dir).resolve()
+    ours = [m for m in list_models()
+            if m.route != "spec" and m.run_dir and Path(m.run_dir).resolve().is_relative_to(runs)]
+    return max(ours, key=lambda m: m.created).stem if ours else None
+
+
 def promote(name: str) -> ModelRecord:
     """Mark `name` as the promoted version of its stem (and no other version of it)."""
     record = get(name)

@@ -136,13 +136,10 @@ async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Comma
 def project_stem(spec: dict[str, Any]) -> str:
     """The name this project's models go by: the stem of its latest trained export (the user may have named v1
     themselves, and v2 should follow it), else the stem made from the project's name."""
-    from tools import registry
+    from tools.registry import latest_stem
 
     project = ProjectSpec(**spec)
-    runs = (project_dir(slugify(project.name)) / "runs").resolve()
-    ours = [m for m in registry.list_models() if m.route != "spec" and m.run_dir
-            and Path(m.run_dir).resolve().is_relative_to(runs)]
-    return max(ours, key=lambda m: m.created).stem if ours else model_stem(project)
+    return latest_stem(project_dir(slugify(project.name)) / "runs") or model_stem(project)
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -154,7 +151,7 @@ async def ask_export_name(state: WizardState) -> Command[Any]:
     """Ask the model's name in Ollama, suggesting the registry's next version."""
     from tools.registry import suggest_name
 
-    suggested = await asyncio.to_thread(suggest_name, await asyncio.to_thread(project_stem, state["spec"]))
+    suggested = await asyncio.to_thread(lambda: suggest_name(project_stem(state["spec"])))
     return ask(state, f"What should the model be called in Ollama? I suggest **{suggested}** — the next version of "
                       "this project's model. Click it, or type another name.", then="on_export_name",
                stage="deploy", free_text=True, choices={"suggested": f"Use {suggested}", "back": "Not now"},
