@@ -51,10 +51,12 @@ screenshots: install chromium
 	@fc-list | grep -qi "color emoji" || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-noto-color-emoji >/dev/null; }
 	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
 
-# what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests); test-all adds the slow ones.
-# with LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too
+# what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests) on both cores: the browser tests
+# share one worker, one at a time, and the other reliability tests and the unit files fill the other (see
+# tests/conftest.py). test-all adds the slow ones, in one process (their training tests start processes of their
+# own). With LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too.
 test: install chromium golang lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
 test-all: install chromium golang lint typecheck
 	$(VENV)/bin/pytest -m 'not gpu and not ollama'

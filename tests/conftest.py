@@ -17,16 +17,30 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-LONGEST_FIRST = ("tests/e2e/", "tests/reliability/")
+LONGEST_FIRST = ("tests/e2e/", "tests/reliability/test_browser.py", "tests/reliability/")
 """The browser and reliability files take the longest: started first, the short unit tests fill in around them."""
 
 
+def _group(nodeid: str) -> str:
+    """Which worker-sized share a test belongs to: every browser test in one (one Chromium and one wizard at a
+    time), the other reliability tests in another, each unit file in its own (its module fixtures, a trained run or
+    a llama.cpp engine, are built once)."""
+    path = nodeid.split("::")[0]
+    if path.startswith(LONGEST_FIRST[:2]):
+        return "browser"
+    if path.startswith("tests/reliability/"):
+        return "reliability"
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`-n auto --dist loadgroup`) each file stays on one worker, so its module fixtures (a
-    trained run, a llama.cpp engine) are built once; the longest files start first."""
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: file order kept within each
+    """With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) each share stays on one worker; the longest
+    start first."""
+    items.sort(key=lambda item: next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)),
+                                     len(LONGEST_FIRST)))  # stable: file order kept within each
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        item.add_marker(pytest.mark.xdist_group(_group(item.nodeid)))
 
 
 @pytest.fixture(autouse=True)

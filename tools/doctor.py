@@ -6,6 +6,7 @@ import platform
 import shutil
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Literal
 
 from tools import ollama_api
@@ -93,15 +94,48 @@ def check_workspace(settings: Settings) -> Check:
     return Check("workspace", "ok", f"Your work is saved in {settings.home}")
 
 
+def _cpu_only_build() -> bool:
+    """Whether the installed torch was built for the CPU alone (no CUDA, ROCm or XPU, and not macOS, whose build
+    carries Apple's GPU), read from its version file without importing torch: that import takes seconds, and the
+    chat's first answer waits for this check."""
+    import ast
+    import sys
+    from importlib.util import find_spec
+
+    if sys.platform == "darwin":
+        return False
+    spec = find_spec("torch")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    try:
+        tree = ast.parse((Path(folders[0]) / "version.py").read_text())
+    except (IndexError, OSError, SyntaxError, ValueError):
+        return False  # an unusual install: ask torch itself
+    builds: dict[str, object] = {}
+    for node in tree.body:
+        target: ast.expr
+        value: ast.expr | None
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+            builds[target.id] = value.value
+    return all(key in builds and builds[key] is None for key in ("cuda", "hip", "xpu"))
+
+
 def check_accelerator() -> list[Check]:
     """torch version and GPU: CUDA, Apple MPS, or CPU only."""
     try:
         tv = metadata.version("torch")
     except metadata.PackageNotFoundError:
         return [Check("torch", "problem", "PyTorch is not installed.", "Run `make install`.")]
+    out = [Check("torch", "ok", f"PyTorch {tv}")]
+    if _cpu_only_build():
+        return [*out, _no_gpu()]
     import torch
 
-    out = [Check("torch", "ok", f"PyTorch {tv}")]
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
         mem = torch.cuda.get_device_properties(0).total_memory / 2**30
@@ -109,9 +143,13 @@ def check_accelerator() -> list[Check]:
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(Check("gpu", "ok", "Apple GPU (MPS)"))
     else:
-        out.append(Check("gpu", "warning", f"No GPU found; training runs on the CPU ({platform.machine()}).",
-                         "Fine for small datasets and small models; expect minutes per epoch, not seconds."))
+        out.append(_no_gpu())
     return out
+
+
+def _no_gpu() -> Check:
+    return Check("gpu", "warning", f"No GPU found; training runs on the CPU ({platform.machine()}).",
+                 "Fine for small datasets and small models; expect minutes per epoch, not seconds.")
 
 
 def check_base_models() -> Check:

@@ -42,6 +42,8 @@ def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard,
     assert page.get_by_role("button", name="Upload a file of examples").count() == 1
 
 
+@pytest.mark.slow  # two training processes in a browser: `make test-all`; tests/unit/assistant/test_conversation.py
+# stops, resumes and changes settings by talking in `make test`
 @pytest.mark.timeout(900)
 def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path, start_wizard, page, screenshot):
     wizard = start_wizard("http://127.0.0.1:9")

@@ -180,6 +180,7 @@ def keep_every_draft(page) -> int:
     return kept
 
 
+@pytest.mark.slow  # two real trainings in a browser: `make test-all`; the graph tests take these steps in `make test`
 @pytest.mark.timeout(1500)
 def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the_chat(ollama, start_wizard, page,
                                                                                       screenshot):

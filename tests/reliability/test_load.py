@@ -15,7 +15,8 @@ import pytest
 from tests.reliability.chat import Chat, timed_interview
 from tests.reliability.conftest import signed_in_client
 
-pytestmark = pytest.mark.reliability
+# a load test: `make test-all`
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 

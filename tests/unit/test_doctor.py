@@ -1,5 +1,8 @@
 import json
+import sys
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from assistant.cli import app
@@ -106,3 +109,37 @@ def test_the_recommended_base_says_which_and_why(monkeypatch):
     assert none.status == "warning"
     assert "no real base model fits" in none.detail
     assert none.fix
+
+
+def test_a_cpu_only_torch_is_reported_without_importing_it():
+    """The chat's first answer waits for the machine check: with a CPU-only torch it must not wait for torch's
+    import (seconds), and it must say the same as torch would."""
+    import subprocess
+
+    probe = ("import sys, json; from tools import doctor; checks = doctor.check_accelerator(); "
+             "print(json.dumps([[c.name, c.status, c.detail] for c in checks] + ['torch' in sys.modules]))")
+    fast = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                                     cwd=Path(__file__).resolve().parents[2]).stdout)
+    import torch
+
+    if torch.cuda.is_available() or torch.version.cuda or torch.version.hip:
+        pytest.skip("this torch is built for a GPU")
+    assert fast[-1] is False, "torch was imported"
+    assert fast[1][:2] == ["gpu", "warning"]
+    assert "No GPU found" in fast[1][2]
+
+
+def test_a_gpu_build_of_torch_is_asked_itself(tmp_path, monkeypatch):
+    """A torch built for CUDA (its version file names a CUDA version) is imported to see if a GPU is there."""
+    from importlib.machinery import ModuleSpec
+
+    from tools import doctor
+
+    (tmp_path / "version.py").write_text("__version__ = '2.13.0+cu126'\ncuda: Optional[str] = '12.6'\n"
+                                         "hip: Optional[str] = None\nxpu: Optional[str] = None\n")
+    spec = ModuleSpec("torch", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: spec)
+    assert doctor._cpu_only_build() is False
+    (tmp_path / "version.py").write_text("cuda = None\nhip = None\nxpu = None\n")
+    assert doctor._cpu_only_build() is (sys.platform != "darwin")

@@ -87,7 +87,8 @@ class Act:
 
 
 @pytest.mark.timeout(900)  # two real tiny-random trainings, evaluations and exports
-@pytest.mark.parametrize("typed", [False, True], ids=["clicks", "typed"])
+# typed in `make test`; by clicks in `make test-all` (the browser journey clicks through round two too)
+@pytest.mark.parametrize("typed", [pytest.param(False, marks=pytest.mark.slow), True], ids=["clicks", "typed"])
 async def test_round_two_retrains_as_v2_compares_it_with_v1_and_promotes_it(tmp_path, ollama, typed):
     judge = Judge(2)
     ollama.responder = judge
