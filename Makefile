@@ -56,7 +56,7 @@ screenshots: install chromium
 # tests/conftest.py). test-all adds the slow ones, in one process (their training tests start processes of their
 # own). With LLAMA_CPP_DIR set (a built llama.cpp), the `engine` tests load every export in llama-server too.
 test: install chromium golang lint typecheck
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 test-all: install chromium golang lint typecheck
 	$(VENV)/bin/pytest -m 'not gpu and not ollama'

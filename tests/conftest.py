@@ -17,8 +17,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-LONGEST_FIRST = ("tests/e2e/", "tests/reliability/test_browser.py", "tests/reliability/")
-"""The browser and reliability files take the longest: started first, the short unit tests fill in around them."""
+LONGEST_FIRST = ("tests/e2e/", "tests/reliability/test_browser.py", "tests/reliability/",
+                 "tests/unit/export/test_engine.py", "tests/unit/assistant/test_round_two.py",
+                 "tests/unit/train/test_resume.py", "tests/unit/assistant/test_stages.py",
+                 "tests/unit/test_download.py", "tests/unit/assistant/test_journey.py",
+                 "tests/unit/dataset/test_hostile.py")
+"""The browser and reliability files take the longest, then these unit files: started first, the short unit tests
+fill in around them and no long one is left for the end."""
 
 
 def _group(nodeid: str) -> str:
@@ -26,7 +31,7 @@ def _group(nodeid: str) -> str:
     time), the other reliability tests in another, each unit file in its own (its module fixtures, a trained run or
     a llama.cpp engine, are built once)."""
     path = nodeid.split("::")[0]
-    if path.startswith(LONGEST_FIRST[:2]):
+    if path.startswith(("tests/e2e/", "tests/reliability/test_browser.py")):
         return "browser"
     if path.startswith("tests/reliability/"):
         return "reliability"
@@ -35,8 +40,8 @@ def _group(nodeid: str) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) each share stays on one worker; the longest
-    start first."""
+    """With pytest-xdist (`make test`: `-n 2 --dist loadgroup --no-loadscope-reorder`) each share stays on one
+    worker, and the shares start in this order, the longest first."""
     items.sort(key=lambda item: next((i for i, p in enumerate(LONGEST_FIRST) if item.nodeid.startswith(p)),
                                      len(LONGEST_FIRST)))  # stable: file order kept within each
     for item in items:
