@@ -29,6 +29,12 @@ ENTRY: dict[str, str] = {
 """Where navigation lands, by target."""
 
 
+def after_training(state: WizardState) -> tuple[str, bool]:
+    """Where the Tasks panel stands once a model is trained: at Evaluate, or, with the model in Ollama, at Deploy with
+    every stage of the round finished. Returns the stage and whether it is finished."""
+    return ("deploy", True) if state.get("exported_name") else ("evaluate", False)
+
+
 def ask(state: WizardState, text: str, *, then: str, stage: str, choices: dict[str, str] | None = None,
         kind: str = "question", free_text: bool = False, optional: bool = False, slot: str = "",
         effects: tuple[str, ...] = (), update: dict[str, Any] | None = None, **extra: Any) -> Command[Any]:

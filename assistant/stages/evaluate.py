@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from assistant.context import WizardContext
-from assistant.conversation import ask, go
+from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
 from assistant.ui_events import figure, say, stage, table
 from tools.errors import MTWError
@@ -24,8 +24,8 @@ SCORED_CRITERIA = ("format", "tone")
 def choose_next(state: WizardState) -> Command[Any]:
     """The hub after a run: compare, export, check, score, start again — the conversation never just ends."""
     exported = state.get("exported_name")
-    where = "deploy" if exported else "evaluate"  # a model in Ollama: every stage of this round is done
-    stage(where, finished=bool(exported))
+    where, finished = after_training(state)
+    stage(where, finished=finished)
     choices: dict[str, str] = {}
     if not state.get("evaluated"):
         choices["eval"] = "Compare it with the base model"
@@ -42,7 +42,7 @@ def choose_next(state: WizardState) -> Command[Any]:
     text = "What next?"
     if exported:
         text = f"**{exported}** is in your Ollama — try it with `ollama run {exported}`. What next?"
-    return ask(state, text, then="on_next", stage=where, finished=bool(exported), choices=choices,
+    return ask(state, text, then="on_next", stage=where, finished=finished, choices=choices,
                effects=("export",))
 
 
@@ -318,9 +318,9 @@ async def show_comparison(state: WizardState) -> Command[Any]:
     else:
         say("These two have no score in common yet: compare them with the base model first (evaluation).")
     other = a if better == b else b
-    exported = bool(state.get("exported_name"))
+    where, finished = after_training(state)
     return ask(state, f"Promote **{better}** as the version to use?", then="on_promote_choice",
-               stage="deploy" if exported else "evaluate", finished=exported,
+               stage=where, finished=finished,
                choices={"yes": f"Promote {better}", "other": f"Promote {other}", "no": "Not now"},
                update={"comparing": [better, other]})
 

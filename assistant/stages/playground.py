@@ -11,7 +11,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from assistant.context import WizardContext
-from assistant.conversation import ask, go
+from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
@@ -32,7 +32,8 @@ def _stage(state: WizardState) -> tuple[str, list[str], bool]:
     """The Tasks panel while trying: evaluation after training (deployment done once the model is in Ollama); the
     quick path's styled model skipped training and is deployed."""
     if state.get("run_dir"):
-        return ("deploy", [], True) if state.get("exported_name") else ("evaluate", [], False)
+        where, finished = after_training(state)
+        return where, [], finished
     return "deploy", list(QUICK_SKIPS), bool(state.get("quick_made"))
 
 
