@@ -98,31 +98,19 @@ def _cpu_only_build() -> bool:
     """Whether the installed torch was built for the CPU alone (no CUDA, ROCm or XPU, and not macOS, whose build
     carries Apple's GPU), read from its version file without importing torch: that import takes seconds, and the
     chat's first answer waits for this check."""
-    import ast
     import sys
-    from importlib.util import find_spec
+    from importlib.util import find_spec, module_from_spec, spec_from_file_location
 
     if sys.platform == "darwin":
         return False
-    spec = find_spec("torch")
-    folders = list(spec.submodule_search_locations or []) if spec else []
     try:
-        tree = ast.parse((Path(folders[0]) / "version.py").read_text())
-    except (IndexError, OSError, SyntaxError, ValueError):
-        return False  # an unusual install: ask torch itself
-    builds: dict[str, object] = {}
-    for node in tree.body:
-        target: ast.expr
-        value: ast.expr | None
-        if isinstance(node, ast.AnnAssign):
-            target, value = node.target, node.value
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
-            builds[target.id] = value.value
-    return all(key in builds and builds[key] is None for key in ("cuda", "hip", "xpu"))
+        folder = (find_spec("torch").submodule_search_locations or [])[0]  # type: ignore[union-attr]
+        spec = spec_from_file_location("_torch_build", Path(folder) / "version.py")
+        build = module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(build)  # type: ignore[union-attr]
+    except Exception:  # an unusual install: ask torch itself
+        return False
+    return all(getattr(build, key, "") is None for key in ("cuda", "hip", "xpu"))
 
 
 def check_accelerator() -> list[Check]:

@@ -135,7 +135,8 @@ def test_a_gpu_build_of_torch_is_asked_itself(tmp_path, monkeypatch):
 
     from tools import doctor
 
-    (tmp_path / "version.py").write_text("__version__ = '2.13.0+cu126'\ncuda: Optional[str] = '12.6'\n"
+    (tmp_path / "version.py").write_text("from typing import Optional\n__version__ = '2.13.0+cu126'\n"
+                                         "cuda: Optional[str] = '12.6'\n"
                                          "hip: Optional[str] = None\nxpu: Optional[str] = None\n")
     spec = ModuleSpec("torch", None, is_package=True)
     spec.submodule_search_locations = [str(tmp_path)]
