@@ -127,13 +127,21 @@ def missing_in_folder(folder: Path) -> list[str]:
 
 
 def needs_download(model: str) -> bool:
-    """True when `model` names a Hub repo whose files are not complete on this machine (no network)."""
+    """True when `model` names a Hub repo whose files are not complete on this machine (no network), and the
+    user's Ollama does not hold it either (training then reads Ollama's own GGUF)."""
     try:
         repo = repo_for(model)
     except UsageError:
         return False
     folder = local_snapshot(repo)
-    return folder is None or bool(missing_in_folder(folder))
+    if folder is not None and not missing_in_folder(folder):
+        return False
+    from tools.train.catalog import resolve
+
+    try:
+        return not resolve(model).gguf
+    except UsageError:
+        return True
 
 
 # -------------------------------------------------------------------------------- the plan

@@ -29,7 +29,9 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.train.bases import record_base, weights_source
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
+from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import TokenizedExample, tokenize_example
@@ -287,8 +289,17 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
         save_split(run, data, cfg.data)
     torch.manual_seed(cfg.seed)
     sharding = choose_sharding(cfg, dist)
+    # the very weights the run trains on are recorded once (a GGUF in the user's Ollama, a folder …), so evaluation,
+    # export and a resume read the same ones
+    if resume:
+        source = weights_source(run, cfg.model)
+    else:
+        entry = resolve(cfg.model)
+        if dist.main:
+            record_base(run, entry, cfg.model)
+        source = entry.gguf or cfg.model
     # a base to be sharded is loaded on the CPU: no device ever holds all of it
-    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
+    model, tok = load_base(source, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
                            keep_on_cpu=sharding == FSDP)
     train_ex = tokenize_rows(data.train, tok, cfg.context)
     val_ex = tokenize_rows(data.validation, tok, cfg.context)
