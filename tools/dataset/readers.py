@@ -24,7 +24,7 @@ FORMATS = ("messages", "alpaca", "dolly", "sharegpt", "prompt_completion", "clas
 NOT_DATASETS = ("plain_text", "dataset_registry", "binary")
 """What a file can be instead of a dataset; the report names it and says what to do."""
 PREFERENCE_FORMATS = ("dpo", "kto")
-"""Preference data: read and checked, but refused for training (see the README)."""
+"""Preference data (judgements): read and checked like any dataset, trained with `mtw train --method dpo|kto`."""
 MAX_EXAMPLE_CHARS = 1_000_000
 """A single example longer than this is reported as too long and not scanned in full."""
 
@@ -822,6 +822,24 @@ def to_alpaca(ex: Example) -> dict[str, Any]:
     if pairs:
         record["history"] = pairs
     return record
+
+
+def to_preference_record(ex: Example) -> dict[str, Any]:
+    """A judgement as the JSON object preference files hold: TRL's prompt / chosen / rejected turns for a pair,
+    a messages record with its true / false label for a single rated answer (both read back as they were)."""
+    pref = ex.preference()
+    if pref is None:
+        raise UsageError(f"Line {ex.line}: this row is an example, not a judgement.",
+                         "Write examples with write_messages_jsonl instead.")
+    if pref.paired:
+        return {"prompt": [m.openai() for m in pref.prompt], "chosen": [m.openai() for m in pref.chosen],
+                "rejected": [m.openai() for m in pref.rejected]}
+    return {"messages": [m.openai() for m in ex.messages], "label": bool(ex.desirable)}
+
+
+def write_preferences_jsonl(examples: Iterable[Example], path: str | Path) -> int:
+    """Write judgements as JSONL (DPO pairs, KTO labels); returns the row count."""
+    return _write_jsonl((to_preference_record(ex) for ex in examples), path)
 
 
 def _write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:

@@ -281,7 +281,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
 
     # ---- data: checked before any model is loaded, so a bad file fails in seconds; a resumed run keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
-                              seed=cfg.seed, min_examples=cfg.min_examples,
+                              seed=cfg.seed, min_examples=cfg.min_examples, method="sft",
                               recorded=load_split(run) if resume else None)
     if dist.main and not resume:
         save_split(run, data, cfg.data)
