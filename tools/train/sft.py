@@ -521,12 +521,16 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         p.grad /= world
 
 
-def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
-    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter."""
+def save_adapter(model: Any, tokenizer: Any, adapter: Path, adapters: list[str] | None = None) -> None:
+    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter.
+
+    `adapters`: only these of the model's adapters (a preference round also holds a frozen reference copy).
+    """
 
     tmp = adapter.with_name(".adapter.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True,
+                          **({"selected_adapters": adapters} if adapters is not None else {}))
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(adapter, ignore_errors=True)
     os.replace(tmp, adapter)
