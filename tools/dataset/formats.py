@@ -345,7 +345,13 @@ def _from_dpo(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
         if prompt is None or chosen is None or rejected is None:
             return None
     return Example(messages=_system_first(prompt + _after(prompt, chosen), obj), rejected=_after(prompt, rejected),
-                   line=line)
+                   models=_models(obj), line=line)
+
+
+def _models(obj: dict[str, Any]) -> dict[str, str] | None:
+    """Who wrote a judgement's answers, as the chat keeps it with the judgement."""
+    raw = obj.get("models")
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) and raw else None
 
 
 def _from_kto(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
@@ -368,7 +374,7 @@ def _from_kto(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
         base = Example(messages=_system_first(prompt + _after(prompt, answer), obj), line=line)
     else:
         base = _from_prompt_completion(obj, line, issues)
-    return None if base is None else base.model_copy(update={"desirable": flag})
+    return None if base is None else base.model_copy(update={"desirable": flag, "models": _models(obj)})
 
 
 def _from_classification(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
@@ -440,6 +446,10 @@ def to_example(value: Any, fmt: str, line: int, issues: list[Issue]) -> Example 
         return None
     if any(value.get(k) for k in _MEDIA_KEYS):
         raise MediaPart
+    if fmt in ("dpo", "kto"):
+        # a file of judgements may hold pairs and single rated answers side by side (the chat keeps both)
+        own = detect_format(value)
+        fmt = own if own in ("dpo", "kto") else fmt
     try:
         return _CONVERTERS[fmt](value, line, issues)
     except ValidationError as exc:  # defensive: converters build models from checked values

@@ -74,6 +74,9 @@ class Example(BaseModel):
     """KTO-style preference label: False marks an answer that must never be taught."""
     rejected: list[Message] | None = None
     """A DPO pair's losing answer (the turns after the prompt); `messages` hold the prompt and the chosen one."""
+    models: dict[str, str] | None = None
+    """Who wrote a judgement's answers ({"chosen": …, "rejected": …} or {"answer": …}), for judgements given in
+    the chat."""
     line: int | None = None
     """Line of the source file the row started on (1-based); None for rows made in memory."""
 

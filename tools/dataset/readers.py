@@ -831,10 +831,13 @@ def to_preference_record(ex: Example) -> dict[str, Any]:
     if pref is None:
         raise UsageError(f"Line {ex.line}: this row is an example, not a judgement.",
                          "Write examples with write_messages_jsonl instead.")
+    record: dict[str, Any] = {"messages": [m.openai() for m in ex.messages], "label": bool(ex.desirable)}
     if pref.paired:
-        return {"prompt": [m.openai() for m in pref.prompt], "chosen": [m.openai() for m in pref.chosen],
-                "rejected": [m.openai() for m in pref.rejected]}
-    return {"messages": [m.openai() for m in ex.messages], "label": bool(ex.desirable)}
+        record = {"prompt": [m.openai() for m in pref.prompt], "chosen": [m.openai() for m in pref.chosen],
+                  "rejected": [m.openai() for m in pref.rejected]}
+    if ex.models:
+        record["models"] = ex.models
+    return record
 
 
 def write_preferences_jsonl(examples: Iterable[Example], path: str | Path) -> int:
@@ -867,8 +870,10 @@ def write_alpaca(examples: Iterable[Example], path: str | Path) -> int:
 
 
 def dumps_jsonl(examples: Iterable[Example]) -> str:
-    """The canonical JSONL text of some rows (what write_messages_jsonl writes)."""
+    """The canonical JSONL text of some rows, as a dataset version keeps them: examples as write_messages_jsonl
+    writes them, judgements whole (both answers, the label, who wrote them)."""
     buf = io.StringIO()
     for ex in examples:
-        buf.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
+        record = to_record(ex) if ex.preference() is None else to_preference_record(ex)
+        buf.write(json.dumps(record, ensure_ascii=False) + "\n")
     return buf.getvalue()
