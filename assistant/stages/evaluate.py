@@ -93,7 +93,8 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
         if name.endswith("_plotly"):
             figure(name.removesuffix("_plotly"), (run_dir / "eval" / file).read_text(encoding="utf-8"))
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
-    return go("choose_next", {"evaluated": True})
+    # after a preference round: also against the version it started from
+    return go("compare_round_versions" if state.get("pref_from") else "choose_next", {"evaluated": True})
 
 
 def side_by_side(report: dict[str, Any]) -> None:

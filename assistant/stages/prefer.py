@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
-from assistant.ui_events import say, stage
+from assistant.ui_events import say, stage, table
 from tools.errors import MTWError
 from tools.project import ProjectSpec, project_dir, slugify
 
@@ -253,3 +255,27 @@ def start_preference_round(state: WizardState) -> Command[Any]:
     fresh = {"evaluated": False, "exported_name": "", "checked_export": False, "export_name": ""}
     return go("watch_training", {**fresh, "run_dir": str(run_dir), "pref_from": from_run,
                                  "train_outcome": {"status": "running"}, "events_since": 0})
+
+
+# ---------------------------------------------------------------- the effect: v_n and v_n+1
+
+
+async def compare_round_versions(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """After a preference round's comparison with its base: the new version against the one it started from."""
+    from tools.evaluate.rounds import JUDGED, compare_round
+
+    judge = runtime.context.llm.model if state.get("llm_ok") else None
+    before = Path(str(state.get("pref_from") or "")).name
+    say(f"And against `{before}`, the version this round started from: on the judgements it held out and on the "
+        "test prompts.")
+    try:
+        report = await asyncio.to_thread(compare_round, state["run_dir"], judge_model=judge)
+    except MTWError as exc:
+        say(f"{exc.message} {exc.fix}")
+        return go("choose_next")
+    rows = [["Your judged prompts" if cat == JUDGED else cat.replace("_", " ").capitalize(), str(t["after"]),
+             str(t["before"]), str(t["tie"])] for cat, t in report["categories"].items()]
+    table(f"New version vs {before}: wins per category ({report['judged_by']})",
+          ["Category", "New version", before, "Tie"], rows)
+    say(f"**Round verdict.** {report['verdict']}")
+    return go("choose_next")

@@ -154,3 +154,12 @@ async def test_improve_with_ratings_says_how_many_more_then_trains_stops_and_res
     assert events[-1]["type"] == "done"
     assert events[-1]["metrics"]["method"] == "dpo"
     assert (run / "adapter" / "adapter_model.safetensors").is_file()
+    # the comparison after a round: with its base, then with the version it started from
+    q = await s.send("eval")
+    versus = [t for t in s.tables() if t["title"].startswith(f"New version vs {finished.name}")]
+    assert versus
+    assert versus[0]["rows"][0][0] == "Your judged prompts"
+    assert any(t.startswith("**Round verdict.** By the format checks (no judge model), the new version wins")
+               for t in s.said)
+    assert (run / "eval" / "round.json").is_file()
+    assert q["then"] == "on_next"

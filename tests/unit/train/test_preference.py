@@ -195,3 +195,34 @@ def test_method_is_refused_in_one_sentence_where_it_cannot_learn(tmp_path):
     assert "holds 4 judgements" in result.output
     assert "6 more would let it start" in result.output
     assert not (tmp_path / "r4").exists()
+
+
+class StoryJudge:
+    """A judge double: 5 on every criterion for an answer in the team's user-story shape, 1 otherwise."""
+
+    def structured(self, prompt, schema, *, system=None):
+        score = 5 if "As a user, I want" in prompt.split("Answer", 1)[-1] else 1
+        return schema.model_validate({c: {"score": score, "justification": "as scripted"}
+                                      for c in ("accuracy", "format", "relevance", "completeness", "tone")})
+
+
+def test_after_a_round_the_new_version_is_compared_with_the_one_it_started_from(rounds):
+    from tools.evaluate.rounds import JUDGED, compare_round
+
+    run, _, _ = rounds["dpo"]
+    report = compare_round(run, judge=StoryJudge(), judge_model="story-judge", max_new_tokens=24)
+    assert report["from_run"] == str(rounds["v1"])
+    assert report["method"] == "dpo"
+    assert report["judgements"] == 12
+    assert report["held_out"] == 2  # a fifth of the judgements, never trained on
+    assert report["categories"][JUDGED]["after"] + report["categories"][JUDGED]["before"] \
+        + report["categories"][JUDGED]["tie"] == 2
+    assert {"format_consistency", "domain_knowledge"} <= set(report["categories"])
+    agreed = report["agreement"]
+    assert agreed["after"]["pairs"] == agreed["before"]["pairs"] == 2
+    assert agreed["after"]["pairs_agreed"] >= agreed["before"]["pairs_agreed"]
+    assert agreed["after"]["margin"] > agreed["before"]["margin"]  # the round leans towards the user's picks
+    assert report["judged_by"] == "judge"
+    assert "By the judge, the new version wins" in report["verdict"]
+    assert "leans closer to your picks" in report["verdict"]
+    assert json.loads((run / "eval" / "round.json").read_text())["verdict"] == report["verdict"]
