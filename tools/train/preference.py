@@ -163,7 +163,7 @@ def _model(cfg: TrainConfig, device: str) -> tuple[Any, Any]:
     return PeftModel.from_pretrained(base, str(Path(cfg.from_run) / "adapter"), is_trainable=True), tok
 
 
-def _arguments(cfg: TrainConfig, run: Path, device: str, validating: bool) -> Any:
+def _arguments(cfg: TrainConfig, run: Path, device: str, validating: bool, **extra: Any) -> Any:
     """TRL's config for the round, from ours: the same schedule, batches, checkpoints and evaluations."""
     from tools.train.modeling import pick_dtype
 
@@ -177,7 +177,7 @@ def _arguments(cfg: TrainConfig, run: Path, device: str, validating: bool) -> An
         save_total_limit=KEEP, eval_strategy="steps" if validating else "no", eval_steps=cfg.eval_every,
         bf16=dtype == "bfloat16", fp16=dtype == "float16", use_cpu=device == "cpu",
         gradient_checkpointing=cfg.gradient_checkpointing is True, report_to=[], disable_tqdm=True,
-        dataloader_num_workers=0, max_length=cfg.context, beta=cfg.beta,
+        dataloader_num_workers=0, max_length=cfg.context, beta=cfg.beta, **extra,
     )
     from trl import DPOConfig, KTOConfig
 
@@ -220,7 +220,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
         from trl import DPOTrainer as Trainer
     else:
         from trl import KTOTrainer as Trainer  # type: ignore[assignment]
-    trainer = Trainer(model=model, args=_arguments(cfg, run, device, bool(val_rows)),
+    trainer = Trainer(model=model, args=_arguments(cfg, run, device, bool(val_rows), **_balance(cfg, train_rows)),
                       train_dataset=Dataset.from_list(train_rows),
                       eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
                       processing_class=tok, callbacks=[narration])
@@ -246,6 +246,16 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
         return events.emit("stopped", step=step, message=f"stopped at step {step}; resume with `{resume_cmd}`")
     narration.health.check()
     return events.emit("done", adapter=str(adapter), metrics=narration.metrics(step, trainer.state.epoch or 0.0))
+
+
+def _balance(cfg: TrainConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """KTO's class weights, as TRL advises: the good answers weighted so that they count as much as the bad ones
+    (ratings are rarely half and half: people mostly click 👍)."""
+    good = sum(bool(r.get("label")) for r in rows)
+    bad = len(rows) - good
+    if cfg.method != "kto" or not good or not bad:
+        return {}
+    return {"desirable_weight": round(bad / good, 4), "undesirable_weight": 1.0}
 
 
 def _progress(checkpoint: Path | None) -> dict[str, Any]:
