@@ -34,6 +34,8 @@ PICK_PATTERNS = [
 ] + [(re.compile(r"^(?:both(?:\s+are)?(?:\s+(?:fine|good|ok|the same|equal))?|same|equal|a tie|tie|neither"
                  r"(?:\s+(?:one|is better))?|no difference|can't tell|cannot tell)$"), "same")]
 """Typed verdicts on two answers: "the second one", "left is better", "I prefer the first", "both are fine"."""
+FIRST_SAID = ("conflicting_judgement", "same_answers", "secret", "pii_email", "pii_phone", "duplicate")
+"""Of the check's warnings on the judgements, these are said first (near-copies of one request are common)."""
 ROUND_TRY_SETS = {"learning_rate": "5e-3", "val_share": "0.25"}
 ROUND_TRY_STEPS = 12
 """A preference round on tiny-random from the chat: a bold rate and few steps, to show the workflow only."""
@@ -241,6 +243,11 @@ def start_preference_round(state: WizardState) -> Command[Any]:
         if errors:
             say(f"The judgements have a problem to fix first: {errors[0].message} {errors[0].fix}")
             return go("choose_next")
+        # contradicting judgements, repeats or private data: worth knowing before it trains on them
+        warned = sorted((i for i in report.issues if i.severity == "warning"),
+                        key=lambda i: FIRST_SAID.index(i.code) if i.code in FIRST_SAID else len(FIRST_SAID))
+        if warned:
+            say(f"Checked the judgements: {len(warned)} worth a look, first: {warned[0].message} {warned[0].fix}")
         sets = dict(ROUND_TRY_SETS if model == TINY_RANDOM else ROUND_SETS)
         run_dir = project_dir(slugify(_project(state))) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         record = jobs.start_detached(str(version.path), model, run_dir, sets=[f"{k}={v}" for k, v in sets.items()],

@@ -127,12 +127,17 @@ async def test_improve_with_ratings_says_how_many_more_then_trains_stops_and_res
             in q["text"])
     assert set(q["choices"]) == {"try", "back"}
     q = await s.click("back")
-    for i in range(4, 12):
+    for i in range(4, 11):
         store.add(pair(f"Write a user story for feature {i}", f"As a user, I want feature {i}, so that I save time.",
                        f"feature {i}. do it.", chosen_by="you", rejected_by=f"run:{finished}"))
+    # a slip: the first judgement given the other way round
+    store.add(pair("Write a user story for feature 0", "feature 0. do it.",
+                   "As a user, I want feature 0, so that I save time.", chosen_by="you", rejected_by="you"))
     q = await s.click("ratings")
     assert any("**Preference round:** 12 judgements" in t and "DPO" in t for t in s.said)
     q = await s.click("start")
+    assert any(t.startswith("Checked the judgements: ") and "first: Line 12 prefers the answer that line 1 rejected"
+               in t for t in s.said)
     assert q["kind"] == "training"
     run = Path(q["run_dir"])
     assert run != finished
