@@ -28,6 +28,11 @@ WORKSPACE: list[Migration] = [
         "examples INTEGER NOT NULL, note TEXT, created TEXT NOT NULL, path TEXT NOT NULL, "
         "PRIMARY KEY (project, version))",
     ),
+    # 2: how a registered model was trained: sft, or a preference round (dpo / kto) and on how many judgements
+    (
+        "ALTER TABLE models ADD COLUMN method TEXT NOT NULL DEFAULT 'sft'",
+        "ALTER TABLE models ADD COLUMN judgements INTEGER NOT NULL DEFAULT 0",
+    ),
 ]
 """The workspace schema, oldest first: append a step to change it, never edit one that has shipped."""
 

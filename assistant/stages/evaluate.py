@@ -36,7 +36,9 @@ def choose_next(state: WizardState) -> Command[Any]:
     choices["try"] = "Try it"
     if state.get("evaluated"):
         choices["score"] = "Score a few answers myself"
+        choices["judge"] = "Pick the better answers"
         choices["improve"] = "Improve it (next round)"
+    choices["ratings"] = "Improve with my ratings"
     choices["models"] = "My models"
     choices["new"] = "Start a new model"
     text = "What next?"
@@ -51,8 +53,8 @@ def on_next(state: WizardState) -> Command[Any]:
     picked = str(state["intent"].get("value"))
     return go({"eval": "evaluate_model", "check": "check_export", "export": "export_model", "score": "score_answer",
                "models": "list_models", "new": "confirm_start_over", "try": "try_model",
-               "improve": "plan_improvement"}[picked], {"score_index": 0, "score_criterion": 0,
-                                                        "try_back": "choose_next"})
+               "improve": "plan_improvement", "judge": "judge_answers", "ratings": "improve_with_ratings"}[picked],
+              {"score_index": 0, "score_criterion": 0, "try_back": "choose_next", "judge_index": 0})
 
 
 async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -91,7 +93,8 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
         if name.endswith("_plotly"):
             figure(name.removesuffix("_plotly"), (run_dir / "eval" / file).read_text(encoding="utf-8"))
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
-    return go("choose_next", {"evaluated": True})
+    # after a preference round: also against the version it started from
+    return go("compare_round_versions" if state.get("pref_from") else "choose_next", {"evaluated": True})
 
 
 def side_by_side(report: dict[str, Any]) -> None:

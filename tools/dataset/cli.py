@@ -40,10 +40,12 @@ def check(
     if format is not None and format not in FORMATS:
         _usage(err, f"Unknown --format '{format}'.", f"Use one of: {', '.join(FORMATS)}, or leave it out to detect.")
     try:
-        from tools.dataset.mapping import column_map
+        from tools.dataset.mapping import column_map, ranking_format
 
         columns = column_map(maps, dataset_info, dataset)
-        report = check_file(data, model=model, context=context, format=format, column_map=columns)
+        # a ranking entry's rows are chosen / rejected pairs, whatever their columns look like
+        fmt = format or ranking_format(dataset_info, dataset)
+        report = check_file(data, model=model, context=context, format=fmt, column_map=columns)
     except MTWError as exc:
         _usage(err, exc.message, exc.fix)
     fixed = None
@@ -52,7 +54,7 @@ def check(
         from tools.dataset.fix import NothingToKeep, fix_dataset
 
         try:
-            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
+            fixed = fix_dataset(data, fix, format=fmt, model=model, context=context,
                                 drop_near_duplicates=drop_near_duplicates, column_map=columns)
         except NothingToKeep as exc:
             # the report still shows, so the user sees why nothing could be kept

@@ -191,13 +191,14 @@ def models(
         return
     table = Table(title="Registered models")
     table.add_column("name", no_wrap=True)
-    for col in ("base", "route", "dataset", "verified"):
+    for col in ("base", "route", "dataset", "trained", "verified"):
         table.add_column(col)
     table.add_column("created", no_wrap=True)
     for r in records:
         star = " ★" if r.promoted else ""
-        table.add_row(f"{r.name}{star}", r.base_model, r.route, r.dataset_hash or "—", "yes" if r.verified else "no",
-                      r.created[:16].replace("T", " "))
+        trained = f"{r.method}, {r.judgements} judgements" if r.method != "sft" else "sft"
+        table.add_row(f"{r.name}{star}", r.base_model, r.route, r.dataset_hash or "—", trained,
+                      "yes" if r.verified else "no", r.created[:16].replace("T", " "))
     console.print(table)
     console.print("★ = promoted. Notes and scores: `mtw models --json`; compare two versions with "
                   "`mtw models --compare A B`.")

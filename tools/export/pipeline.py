@@ -245,7 +245,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
         name=name, base_model=cfg.model, route=choice.route, ollama_tag=name,
         dataset_hash=run_dataset_version(run_dir, cfg.data), run_id=run_dir.resolve().name,
         run_dir=str(run_dir.resolve()), eval_scores=registry.run_scores(run_dir),
-        verified=result.ok, notes=choice.reason))
+        verified=result.ok, notes=choice.reason, method=cfg.method, judgements=registry.run_judgements(run_dir)))
     result.registered = record.as_dict()
     return result
 

@@ -283,7 +283,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
 
     # ---- data: checked before any model is loaded, so a bad file fails in seconds; a resumed run keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
-                              seed=cfg.seed, min_examples=cfg.min_examples,
+                              seed=cfg.seed, min_examples=cfg.min_examples, method="sft",
                               recorded=load_split(run) if resume else None)
     if dist.main and not resume:
         save_split(run, data, cfg.data)
@@ -532,12 +532,16 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         p.grad /= world
 
 
-def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
-    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter."""
+def save_adapter(model: Any, tokenizer: Any, adapter: Path, adapters: list[str] | None = None) -> None:
+    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter.
+
+    `adapters`: only these of the model's adapters (a preference round also holds a frozen reference copy).
+    """
 
     tmp = adapter.with_name(".adapter.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True,
+                          **({"selected_adapters": adapters} if adapters is not None else {}))
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(adapter, ignore_errors=True)
     os.replace(tmp, adapter)
