@@ -115,7 +115,18 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
             fix=f"Download them once while online with `mtw download {model}`, "
                 "or try the workflow with --model tiny-random.",
         ) from exc
+    if entry.gguf:
+        _plain_weights(lm)
     return (lm if four_bit or keep_on_cpu else lm.to(device)), causal_tok
+
+
+def _plain_weights(model: Any) -> None:
+    """A model read from a GGUF holds ordinary dequantized weights, but transformers still marks it as quantized and
+    then refuses to save it (the merged export); the mark describes the file, not the weights, so it goes."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 @contextmanager
