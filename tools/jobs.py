@@ -222,6 +222,10 @@ def stop_run(run: str | Path) -> bool:
     return True
 
 
+LEARNING_CODES = ("flat_loss", "diverging", "overfitting", "memorizing")
+"""Diagnoses that say a finished run did not learn what it should have."""
+
+
 def run_outcome(run_dir: Path | str) -> dict[str, Any]:
     """How a run ended, for the chat and the CLI: status, step, message, and the fix as words and as settings."""
     from tools.train.events import read_events
@@ -237,11 +241,15 @@ def run_outcome(run_dir: Path | str) -> dict[str, Any]:
     else:
         status, message = final["type"], str(final.get("message", ""))
     fix_sets = dict(diagnosis.get("fix") or {}) if diagnosis and status == "failed" else {}
+    # a run can finish and still not have learned: that warning and its fix come with the outcome
+    learning = [e for e in events if e.get("type") == "diagnosis" and e.get("code") in LEARNING_CODES
+                and e.get("fix")]
+    health = {k: learning[-1].get(k) for k in ("code", "message", "fix_text", "fix")} if learning else {}
     fix_text = str(final.get("fix") or (diagnosis.get("fix_text") if diagnosis else "") or "")
     if status == "lost":
         status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with `mtw train --out {run} --resume`.")
     return {"status": status, "step": steps[-1]["step"] if steps else 0, "message": message, "fix_text": fix_text,
-            "fix_sets": fix_sets, "code": final.get("code", ""),
+            "fix_sets": fix_sets, "code": final.get("code", ""), "health": health if status == "done" else {},
             # supervised runs write step-N/state.pt, preference rounds the Trainer's checkpoint-N
             "resumable": status != "done" and (any((run / "checkpoints").glob("step-*/state.pt"))
                                                or any((run / "checkpoints").glob("checkpoint-*/trainer_state.json"))),

@@ -378,3 +378,35 @@ def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():
     assert routing.parse("What is an OKR?", q) == {"kind": "answer", "value": "What is an OKR?", "text":
                                                    "What is an OKR?", "by": "parser"}
     assert routing.parse("done trying", q)["value"] == "done"
+
+
+async def test_a_run_that_finished_without_learning_offers_its_fix_in_one_click():
+    s = Session(ScriptedLLM(ok=False))
+    await to_plan(s)
+    q = await s.click("start")
+    jobs.stop_run(q["run_dir"])
+    health = {"code": "flat_loss", "message": "The training loss has hardly moved in 36 steps (3.31 → 3.10): the "
+                                              "model is not learning from your examples.",
+              "fix_text": "Raise the learning rate to 1e-3.", "fix": {"learning_rate": 1e-3}}
+    q = await s.send({"outcome": {"status": "done", "step": 36, "health": health}})
+    assert "Training finished" in q["text"]
+    assert "not learning" in q["text"]
+    assert q["choices"] == {"apply_fix": "Apply the fix and restart (learning rate 0.001)",
+                            "keep": "Go on with this model"}
+    assert "apply_fix" in q["effects"]  # restarting is work: a click or a clear yes
+    q = await s.click("apply_fix")
+    assert (await s.state())["train_sets"] == {"learning_rate": "0.001"}
+    assert any("**Changed:** the fix — learning rate 0.001" in t for t in s.said)
+    assert q["then"] == "on_confirm_training"
+
+
+async def test_a_run_that_finished_without_learning_can_still_go_on():
+    s = Session(ScriptedLLM(ok=False))
+    await to_plan(s)
+    q = await s.click("start")
+    jobs.stop_run(q["run_dir"])
+    health = {"code": "flat_loss", "message": "Not learning.", "fix_text": "Raise it.", "fix": {"learning_rate": 1e-3}}
+    q = await s.send({"outcome": {"status": "done", "step": 36, "health": health}})
+    q = await s.send("go on with this model")
+    assert q["then"] == "on_next"
+    assert "eval" in q["choices"]
