@@ -22,6 +22,12 @@ from tools.fileio import atomic_write_bytes
 TOKEN_FILE = "ui_token"
 USERS_FILE = "ui_users.json"
 UPLOAD_PATH = "/project/file"
+FILE_PATHS = ("/project/file/", "/mtw-files/")
+"""Where the server hands back files a user (or a data row) supplied: every answer there is inert."""
+INERT_TYPES = {"application/json", "application/pdf", "text/csv", "text/plain", "text/markdown",
+               "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+"""Types a browser never runs; anything else (HTML, SVG, XML, scripts) is handed back as plain bytes."""
+FILE_CSP = b"sandbox; default-src 'none'"
 # paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
 LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/favicon", "/logo", "/health")
 SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
@@ -227,6 +233,10 @@ class Guard:
                 await _refuse(scope, receive, send, 413, _too_big(policy.max_upload_bytes))
                 return
             receive = _capped(receive, policy.max_upload_bytes)
+        if scope["type"] == "http":
+            extra_headers.append((b"x-content-type-options", b"nosniff"))
+            if scope["path"].startswith(FILE_PATHS):
+                send = _inert(send)
         if extra_headers:
             send = _with_headers(send, extra_headers)
         await self.app(scope, receive, send)
@@ -277,6 +287,24 @@ def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:
     async def sending(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+def _inert(send: Any) -> Any:
+    """A stored or uploaded file downloads, never renders: an uploaded .html run on this origin could read every
+    conversation. Attachment, a type no browser executes, and a sandbox with nothing allowed."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", [])
+                    if k.lower() not in (b"content-type", b"content-disposition", b"content-security-policy")]
+            given = dict(message.get("headers", [])).get(b"content-type", b"").decode("latin-1")
+            mime = given.split(";")[0].strip().lower()
+            safe = (given if mime in INERT_TYPES else "application/octet-stream").encode("latin-1")
+            message = {**message, "headers": [*kept, (b"content-type", safe), (b"content-disposition", b"attachment"),
+                                              (b"content-security-policy", FILE_CSP)]}
         await send(message)
 
     return sending

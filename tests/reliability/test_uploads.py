@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -117,6 +118,42 @@ def test_uploads_through_the_server(launch):
         assert sorted(package_ui.rglob("*")) == before  # nothing written inside the installed package
     finally:
         ws.close()  # type: ignore[attr-defined]
+
+
+HOSTILE_PAGE = (b"<html><body><script>fetch('/project/threads', {method: 'POST'}).then(r => r.text())</script>"
+                b"x</body></html>")
+
+
+@pytest.mark.reliability
+def test_an_uploaded_html_page_comes_back_as_an_inert_download_never_a_page_on_the_wizards_origin(launch):
+    w = launch()
+    client = signed_in_client(w)
+    ws, session = socket_session(w, cookie_header(client))
+    try:
+        ref = _upload(client, session, "notes.html", HOSTILE_PAGE, "text/html").json()
+        served = client.get(f"/project/file/{ref['id']}", params={"session_id": session})
+        assert served.status_code == 200
+        assert served.content == HOSTILE_PAGE  # the user still gets their file back, byte for byte
+        assert served.headers["content-disposition"].startswith("attachment")
+        assert served.headers["x-content-type-options"] == "nosniff"
+        assert "text/html" not in served.headers["content-type"]
+        assert "sandbox" in served.headers["content-security-policy"]
+    finally:
+        ws.close()  # type: ignore[attr-defined]
+    # a conversation's stored files: a page is inert, a chart still reaches the page as JSON it can parse
+    user_id = sqlite3.connect(w.home / "chat.db").execute("SELECT id FROM users WHERE identifier='local'").fetchone()[0]
+    stored = w.home / "chat-files" / user_id / "el-1"
+    stored.mkdir(parents=True)
+    (stored / "page.html").write_bytes(HOSTILE_PAGE)
+    (stored / "chart").write_text('{"data": []}')
+    page = client.get(f"/mtw-files/{user_id}/el-1/page.html")
+    assert page.content == HOSTILE_PAGE
+    assert page.headers["content-disposition"].startswith("attachment")
+    assert page.headers["content-type"] == "application/octet-stream"
+    assert "sandbox" in page.headers["content-security-policy"]
+    chart = client.get(f"/mtw-files/{user_id}/el-1/chart")
+    assert chart.headers["content-type"] == "application/json"
+    assert chart.json() == {"data": []}
 
 
 STORIES = b"".join(
