@@ -1,4 +1,4 @@
-"""Who may talk to the chat server: the per-install token, hashed passwords, and the Host/Origin/size guard."""
+"""Who may talk to the chat server: the per-install token, password sessions, and the Host/Origin/size guard."""
 
 from __future__ import annotations
 
@@ -17,10 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.exceptions import HTTPException
 
-from tools.fileio import atomic_write_bytes
-
 TOKEN_FILE = "ui_token"
-USERS_FILE = "ui_users.json"
 UPLOAD_PATH = "/project/file"
 FILE_PATHS = ("/project/file/", "/mtw-files/")
 """Where the server hands back files a user (or a data row) supplied: every answer there is inert."""
@@ -29,9 +26,8 @@ INERT_TYPES = {"application/json", "application/pdf", "text/csv", "text/plain", 
 """Types a browser never runs; anything else (HTML, SVG, XML, scripts) is handed back as plain bytes."""
 FILE_CSP = b"sandbox; default-src 'none'"
 # paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
-LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/favicon", "/logo", "/health")
+LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/project/translations", "/favicon", "/logo", "/health")
 SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
 def is_loopback(host: str) -> bool:
@@ -42,11 +38,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
-    path.chmod(0o600)
 
 
 def ui_token(home: Path) -> str:
@@ -72,34 +63,6 @@ def session_value(token: str, port: int) -> str:
 def cookie_name(port: int) -> str:
     """Cookies ignore ports: two wizards on one machine each keep their own."""
     return f"mtw_session_{port}"
-
-
-def _hash_password(password: str, salt: bytes) -> str:
-    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT).hex()
-
-
-def set_password(home: Path, user: str, password: str) -> None:
-    """Store (or replace) USER's password, salted and hashed with scrypt, in MTW_HOME/ui_users.json (owner-only)."""
-    path = home / USERS_FILE
-    users = json.loads(path.read_text()) if path.is_file() else {}
-    salt = secrets.token_bytes(16)
-    users[user] = {"salt": salt.hex(), "scrypt": _hash_password(password, salt)}
-    _write_private(path, json.dumps(users, indent=2).encode())
-
-
-def has_passwords(home: Path) -> bool:
-    """True once at least one user has a password."""
-    path = home / USERS_FILE
-    return path.is_file() and bool(json.loads(path.read_text()))
-
-
-def check_password(home: Path, user: str, password: str) -> bool:
-    """True when USER exists and PASSWORD is theirs (constant-time compare)."""
-    path = home / USERS_FILE
-    entry = (json.loads(path.read_text()) if path.is_file() else {}).get(user)
-    if entry is None:
-        return False
-    return hmac.compare_digest(_hash_password(password, bytes.fromhex(entry["salt"])), entry["scrypt"])
 
 
 def _machine_names() -> set[str]:
@@ -146,6 +109,8 @@ class Policy:
     """The loopback token; None when passwords (chainlit's login) guard the server."""
     max_upload_bytes: int
     """Largest upload body accepted."""
+    home: Path | None = None
+    """MTW_HOME, where the passwords (and so the sessions still valid) are kept."""
     names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -182,14 +147,17 @@ def signed_in(policy: Policy, headers: dict[str, str]) -> bool:
     from chainlit.auth.cookie import get_token_from_cookies
     from chainlit.auth.jwt import decode_jwt
 
+    from assistant.passwords import session_valid
+
     jwt = get_token_from_cookies(cookies)
-    if not jwt:
+    if not jwt or policy.home is None:
         return False
     try:
-        decode_jwt(jwt)
+        user = decode_jwt(jwt)
     except Exception:  # expired, forged or signed by another install
         return False
-    return True
+    # signed out, a new password, or no longer a user: the signature alone is not enough
+    return session_valid(policy.home, user.identifier, str((user.metadata or {}).get("session", "")))
 
 
 class Guard:
@@ -246,7 +214,8 @@ def _login_path(path: str) -> bool:
     """Open before a password sign-in: the login page's own calls and the app's page (/, /login, /thread/…)."""
     if path in LOGIN_PATHS or path.startswith(("/assets/", "/public/", "/avatars/")):
         return True
-    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth")
+    # /user says who is signed in: a session that has ended gets 401 there too, and the page shows the sign-in
+    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth") and path != "/user"
 
 
 def _session_cookie(policy: Policy) -> str:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistant.access import Guard, Policy, check_password, origins, signed_in, ui_token
+from assistant.access import Guard, Policy, origins, signed_in, ui_token
 from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, refusal, safe_name
 
 APP_FILE = Path(__file__).with_name("app.py")
@@ -109,7 +109,7 @@ def policy() -> Policy:
 
     settings = get_settings()
     return Policy(host=settings.host, port=settings.port, token=ui_token(settings.home),
-                  max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * 2**20)
+                  max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * 2**20, home=settings.home)
 
 
 def ensure_user(identifier: str) -> None:
@@ -140,18 +140,20 @@ def install(chat_history: bool) -> None:
             ok = signed_in(rules, {k.lower(): v for k, v in headers.items()})
             return cl.User(identifier=LOCAL_USER, metadata={"role": "owner", "provider": "token"}) if ok else None
     else:
+        from assistant.passwords import sign_in
         from tools.settings import get_settings
 
-        home = get_settings().home
+        home = rules.home or get_settings().home
 
         @cl.password_auth_callback
         async def password_user(username: str, password: str) -> cl.User | None:
-            """A user set with `mtw ui --set-password`."""
-            if not await asyncio.to_thread(check_password, home, username, password):
+            """A user set with `mtw ui --set-password`; the session carries a stamp the guard checks every time."""
+            stamp = await asyncio.to_thread(sign_in, home, username, password)
+            if stamp is None:
                 return None
             if chat_history:
                 await asyncio.to_thread(ensure_user, username)
-            return cl.User(identifier=username, metadata={"role": "owner", "provider": "password"})
+            return cl.User(identifier=username, metadata={"role": "owner", "provider": "password", "session": stamp})
 
     import chainlit.server
 
@@ -190,6 +192,8 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
     from assistant.chat_store import FILES_ROUTE, stored_file
 
     router = APIRouter()
+    if rules.token is None:
+        _sign_in_routes(router, rules)
 
     @router.post("/project/file")
     async def upload(current_user: UserParam, session_id: str, file: UploadFile,
@@ -228,6 +232,51 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
             return FileResponse(path, media_type="application/json" if json_like else None)
 
     return router
+
+
+def _sign_in_routes(router: Any, rules: Policy) -> None:
+    """Password sign-in in front of chainlit's: wrong guesses throttled (429), signing out ends the session."""
+    from chainlit.config import config
+    from chainlit.server import _authenticate_user
+    from chainlit.server import logout as chainlit_logout
+    from fastapi import Depends, HTTPException, Request, Response
+    from fastapi.security import OAuth2PasswordRequestForm
+
+    from assistant.passwords import Throttle, end_sessions, too_many
+
+    assert rules.home is not None, "password sign-in keeps its users in MTW_HOME"
+    home = rules.home
+    throttle = Throttle()
+
+    @router.post("/login")
+    async def login(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> Response:
+        """Check the password unless this user or this address guessed wrong too often lately."""
+        client = request.client.host if request.client else ""
+        wait = throttle.wait_s(form.username, client)
+        if wait:
+            raise HTTPException(status_code=429, detail=too_many(wait), headers={"Retry-After": str(wait)})
+        assert config.code.password_auth_callback is not None
+        user = await config.code.password_auth_callback(form.username, form.password)
+        if user is None:
+            throttle.failed(form.username, client)
+        else:
+            throttle.succeeded(form.username)
+        response: Response = await _authenticate_user(request, user)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request, response: Response) -> Any:
+        """Sign out for real: the session (and the user's others) stop working, not just this cookie."""
+        from chainlit.auth.cookie import get_token_from_cookies
+        from chainlit.auth.jwt import decode_jwt
+
+        try:
+            identifier = decode_jwt(get_token_from_cookies(dict(request.cookies)) or "").identifier
+        except Exception:  # no session, or one that no longer counts: nothing to end
+            identifier = None
+        if identifier:
+            await asyncio.to_thread(end_sessions, home, identifier)
+        return await chainlit_logout(request, response)
 
 
 def _starts_like_json(path: str | Path) -> bool:

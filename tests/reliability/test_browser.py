@@ -1,10 +1,10 @@
-"""The sign-in flows in a real Chromium: the printed token link, and the password page off loopback."""
+"""The sign-in flows in a real Chromium: the printed token link, and the password page."""
 
 from __future__ import annotations
 
 import pytest
 
-from assistant.access import set_password
+from assistant.passwords import set_password
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
@@ -30,10 +30,10 @@ def test_the_printed_link_signs_in_and_a_browser_without_it_gets_nothing(launch,
     stranger.close()
 
 
-def test_off_loopback_the_password_page_signs_in(launch, page, tmp_path):
+def test_the_password_page_signs_in(launch, page, tmp_path):
     home = tmp_path / "home"
     set_password(home, "owner", "a long passphrase")
-    w = launch("--host", "0.0.0.0", home=home)
+    w = launch("--password", home=home)
     page.goto(w.url)
     page.locator("#email").fill("owner")
     page.locator("#password").fill("wrong")
