@@ -237,12 +237,14 @@ def train(
     smollm2-360m/1.7b, any downloaded Hugging Face id or model folder.
     """
     from tools.train.config import build_config, load_run_config, reproduce_command
+    from tools.train.rundir import check_out
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
     try:
         if resume:
             cfg = load_run_config(out)
         else:
+            check_out(out)  # before anything is written: a folder of the user's own files is refused
             if not data or not model:
                 raise MTWError("--data and --model are needed to start a run.",
                                fix="e.g. mtw train --data examples/pm_dataset.jsonl --model tiny-random "
