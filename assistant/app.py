@@ -25,6 +25,7 @@ from assistant.server import install
 from assistant.ui_events import STAGES, Table, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
 from tools.errors import MTWError
+from tools.fileio import private_file
 from tools.settings import get_settings
 
 log = logging.getLogger("mtw.app")
@@ -59,8 +60,7 @@ async def graph() -> Any:
         if _graph is None:
             path = checkpoint_db_path()
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(path))
+                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(private_file(path)))
                 await saver.setup()
             except (OSError, sqlite3.Error) as exc:
                 # keep the conversation going in memory and tell the user how to make it stick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from pathlib import Path
@@ -56,9 +57,9 @@ MIGRATIONS: list[Migration] = [
 def ensure_chat_db() -> str:
     """Bring the chat database's schema up to date; returns the SQLAlchemy URL for chainlit."""
     from tools.db import migrate
+    from tools.fileio import private_file
 
-    path = chat_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_file(chat_db_path())
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -73,8 +74,13 @@ def auth_secret() -> str:
     path = get_settings().home / "auth_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        try:  # owner-only from the first byte; O_EXCL: two first starts at once agree on one secret
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

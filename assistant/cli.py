@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -143,7 +144,13 @@ app.command()(explain)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: everything `mtw` makes is readable by you only (folders 0700, files 0600)."""
+    from tools.fileio import private_home, private_process
+
+    private_process()
+    # a read-only or foreign MTW_HOME: the command that needs it says so in its own words
+    with contextlib.suppress(OSError):
+        private_home(get_settings().home)
     app()
 
 

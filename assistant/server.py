@@ -14,6 +14,7 @@ from typing import Any
 
 from assistant.access import Guard, Policy, origins, signed_in, ui_token
 from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, refusal, safe_name
+from tools.fileio import atomic_write_text, copy_private, private_process
 
 APP_FILE = Path(__file__).with_name("app.py")
 UI_SOURCE = Path(__file__).with_name("ui")
@@ -63,12 +64,13 @@ def app_root(home: Path, host: str, port: int, max_upload_mb: int) -> Path:
         if old.name.isdigit() and int(old.name) != os.getpid() and not _pid_alive(int(old.name)):
             shutil.rmtree(old, ignore_errors=True)
     root = base / str(os.getpid())
-    (root / ".chainlit").mkdir(parents=True, exist_ok=True)
     template = string.Template((UI_SOURCE / "chainlit.toml").read_text(encoding="utf-8"))
     config = template.safe_substitute(allow_origins=json.dumps(origins(host, port)), max_size_mb=max_upload_mb)
-    (root / ".chainlit" / "config.toml").write_text(config, encoding="utf-8")
-    shutil.copyfile(UI_SOURCE / "chainlit.md", root / "chainlit.md")
-    shutil.copytree(UI_SOURCE / "public", root / "public", dirs_exist_ok=True)  # the stylesheet the config names
+    atomic_write_text(root / ".chainlit" / "config.toml", config)
+    # new owner-only copies (shutil.copytree would give them the installed package's modes)
+    for src in [UI_SOURCE / "chainlit.md", *(UI_SOURCE / "public").rglob("*")]:
+        if src.is_file():  # public/: the stylesheet the config names
+            copy_private(src, root / src.relative_to(UI_SOURCE))
     return root
 
 
@@ -76,6 +78,7 @@ def serve(sock: socket.socket, rules: Policy, home: Path) -> None:
     """Run chainlit's server for the wizard app on SOCK under RULES (blocks until stopped)."""
     global _rules
     _rules = rules
+    private_process()  # chainlit's scratch files, the databases and every upload copy: owner-only
     try:
         root = app_root(home, rules.host, rules.port, rules.max_upload_bytes // 2**20)
     except OSError:  # MTW_HOME not writable: the wizard still runs (and says so), its scratch files in a temp dir
