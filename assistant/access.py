@@ -25,6 +25,12 @@ INERT_TYPES = {"application/json", "application/pdf", "text/csv", "text/plain", 
                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 """Types a browser never runs; anything else (HTML, SVG, XML, scripts) is handed back as plain bytes."""
 FILE_CSP = b"sandbox; default-src 'none'"
+PAGE_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; media-src 'self' blob:; "
+            b"worker-src 'self' blob:; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+            b"form-action 'self'; frame-ancestors 'none'")
+"""The page loads, fetches and frames only from the wizard itself: even a link or an image that slipped into a
+message could not reach another host (no beacon, no request into the user's network)."""
 # paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
 LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/project/translations", "/favicon", "/logo", "/health")
 SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
@@ -203,8 +209,7 @@ class Guard:
             receive = _capped(receive, policy.max_upload_bytes)
         if scope["type"] == "http":
             extra_headers.append((b"x-content-type-options", b"nosniff"))
-            if scope["path"].startswith(FILE_PATHS):
-                send = _inert(send)
+            send = _inert(send) if scope["path"].startswith(FILE_PATHS) else _page_policy(send)
         if extra_headers:
             send = _with_headers(send, extra_headers)
         await self.app(scope, receive, send)
@@ -256,6 +261,21 @@ def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:
     async def sending(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+def _page_policy(send: Any) -> Any:
+    """Every HTML page the server answers with carries PAGE_CSP (and may not be framed by another site)."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            given = dict(message.get("headers", [])).get(b"content-type", b"")
+            if given.startswith(b"text/html"):
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"content-security-policy", PAGE_CSP),
+                                                  (b"referrer-policy", b"no-referrer")]}
         await send(message)
 
     return sending

@@ -22,7 +22,7 @@ from assistant.chat_store import LocalFiles, auth_secret, checkpoint_db_path, en
 from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.server import install
-from assistant.ui_events import STAGES, Table, is_ui_event, stage_index, table_markdown
+from assistant.ui_events import STAGES, Table, inert, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
 from tools.errors import MTWError
 from tools.fileio import private_file
@@ -111,7 +111,8 @@ async def _progress(ev: dict[str, Any]) -> None:
     if total:
         filled = int(20 * done / total)
         bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {human_bytes(total)}"
-    text = f"{ev.get('title', 'Working')}: {ev.get('status', '')}{bar}"
+    # the status may be a model's answer as it streams: shown as text
+    text = f"{ev.get('title', 'Working')}: {inert(str(ev.get('status', '')))}{bar}"
     msg = bars.get(ev["key"])
     if msg is None:
         msg = cl.Message(content=text)

@@ -13,7 +13,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
-from assistant.ui_events import figure, say, stage, table
+from assistant.ui_events import figure, inert, say, stage, table
 from tools.errors import MTWError
 
 SCORED_ANSWERS = 3
@@ -174,7 +174,8 @@ def score_answer(state: WizardState) -> Command[Any]:
         return go("report_agreement")
     item, criterion = prompts[i], SCORED_CRITERIA[c]
     answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
-    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n> {answer or '(empty answer)'}"
+    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(str(item['prompt']))}**\n\n"
+                      f"> {inert(answer) or '(empty answer)'}"
                       f"\n\nHow good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?",
                then="on_score", stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
                update={"score_prompts": len(prompts)})
