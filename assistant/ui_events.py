@@ -144,21 +144,30 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     emit(Table(ui="table", title=title, columns=columns, rows=rows))
 
 
-_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")
+_MARKUP = re.compile(r"([\\`*_\[\]<>!&~|])")
+"""Marks that make Markdown anywhere in a line: emphasis, code, links and images, HTML, entities, tables."""
+_LINE_MARKUP = re.compile(r"^([ \t]*)([#+=-]|\d+(?=[.)]))", re.M)
+"""What makes a heading, a list or a rule only at the start of a line."""
 # what the chat would turn into a link even with every mark escaped (GFM links bare URLs and e-mail addresses)
 _LINK_LIKE = re.compile(r"(?:https?://|www\.)[^\s|`<>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
 
 
+def _escaped(text: str) -> str:
+    text = _MARKUP.sub(r"\\\1", text)
+    return _LINE_MARKUP.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit()
+                                                    else "\\" + m.group(2)), text)
+
+
 def inert(text: str) -> str:
-    """TEXT (from a data row, a document or a model) as Markdown that shows it as it is: every ASCII punctuation
-    mark escaped, so no image is fetched, no link or HTML made and no formatting applied (`![x](http://…)` is shown,
-    never requested); addresses a browser would link are shown as code."""
+    """TEXT (from a data row, a document or a model) as Markdown that shows it as it is: every mark that would
+    format it escaped, so no image is fetched, no link or HTML made and no formatting applied (`![x](http://…)` is
+    shown, never requested); addresses a browser would link are shown as code."""
     out, at = [], 0
     for m in _LINK_LIKE.finditer(text):
         link = m.group().rstrip(").,;:!?'\"]}")  # the closing mark of a sentence or a bracket is not the address's
-        out += [_MARKUP.sub(r"\\\1", text[at:m.start()]), f"`{link}`"]
+        out += [_escaped(text[at:m.start()]), f"`{link}`"]
         at = m.start() + len(link)
-    return "".join([*out, _MARKUP.sub(r"\\\1", text[at:])])
+    return "".join([*out, _escaped(text[at:])])
 
 
 def fenced(text: str, info: str = "text") -> str:
