@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class MTWError(Exception):
     """A failure the user can act on: what went wrong (`message`) and what to do (`fix`)."""
@@ -45,7 +47,7 @@ class ModelNotPulled(MTWError):
     def __init__(self, model: str, message: str = "", fix: str = "") -> None:
         super().__init__(
             message or f"The model '{model}' is not in your Ollama yet.",
-            fix or f"Download it with `ollama pull {model}` (or let the wizard pull it for you).",
+            fix or f"Download it with `ollama pull {shlex.quote(str(model))}` (or let the wizard pull it for you).",
         )
         self.model = model
 

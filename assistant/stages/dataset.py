@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,8 @@ async def check_data(state: WizardState) -> Command[Any]:
         mark = "❌" if issue.severity == "error" else "⚠️"
         lines.append(f"- {mark} {where}{message} **Fix:** {issue.fix}")
     if len(errors) + len(warnings) > SHOWN_ISSUES:
-        lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more (`mtw check {path}` lists all).")
+        lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more "
+                     f"(`{shlex.join(['mtw', 'check', str(path)])}` lists all).")
     say("\n".join(lines))
     nudge: dict[str, Any] = {}
     if report.examples:

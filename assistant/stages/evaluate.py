@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def choose_next(state: WizardState) -> Command[Any]:
     choices["new"] = "Start a new model"
     text = "What next?"
     if exported:
-        text = f"**{exported}** is in your Ollama — try it with `ollama run {exported}`. What next?"
+        text = f"**{exported}** is in your Ollama — try it with `ollama run {shlex.quote(str(exported))}`. What next?"
     return ask(state, text, then="on_next", stage=where, finished=finished, choices=choices,
                effects=("export",))
 
@@ -206,7 +207,7 @@ async def report_agreement(state: WizardState) -> Command[Any]:
             f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
     else:
         say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
-            f"(`mtw eval {state['run_dir']} --judge MODEL`) to see how well it agrees with you.")
+            f"(`mtw eval {shlex.quote(str(state['run_dir']))} --judge MODEL`) to see how well it agrees with you.")
     return go("choose_next", {"score_index": 0, "score_criterion": 0})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -82,7 +83,10 @@ def check(
             colour = "green" if info["ok_after"] else "red"
             console.print(f"  [{colour}]Checked again: {info['summary_after']}[/]", highlight=False)
         elif not report.ok and fix_failed is None:
-            console.print(f"\nTo write a cleaned copy: [bold]mtw check {data} --fix clean.jsonl[/]", highlight=False)
+            from rich.markup import escape
+
+            again = shlex.join(["mtw", "check", str(data), "--fix", "clean.jsonl"])
+            console.print(f"\nTo write a cleaned copy: [bold]{escape(again)}[/]", highlight=False)
     if fix_failed is not None:
         err.print(f"[red]✘[/] {fix_failed.message}", highlight=False)
         err.print(f"  → {fix_failed.fix}", highlight=False)

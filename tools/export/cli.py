@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,15 +60,16 @@ def _progress(quiet: bool) -> Iterator[tuple[Callable[[str], None], Callable[[st
 def _check_name(name: str, dry_run: bool) -> str:
     """The name to create: the next version for an unversioned name; refuse a taken versioned name."""
     from tools import registry
+    from tools.export.names import check_name
 
-    stem, version = registry.split_name(name)
+    stem, version = registry.split_name(check_name(name))
     suggested = registry.suggest_name(name)
     if version is None:
-        return suggested
+        return check_name(suggested)  # the version added may make it too long
     if suggested != name and not dry_run:
         raise UsageError(f"'{name}' is already registered.",
                          f"Use --name {suggested} for the next version, or remove the old one with "
-                         f"`mtw models --delete {name}`.")
+                         f"`{shlex.join(['mtw', 'models', '--delete', name])}`.")
     return name
 
 
@@ -119,7 +121,8 @@ def export(
         if c.fix:
             console.print(f"  → {c.fix}")
     if result.ok:
-        console.print(f"[bold]{result.name}[/] is ready: `ollama run {result.name}`. Registered; see `mtw models`.")
+        console.print(f"[bold]{result.name}[/] is ready: `{shlex.join(['ollama', 'run', result.name])}`. Registered; "
+                      "see `mtw models`.", highlight=False)
     else:
         console.print(f"[bold]{result.name}[/] was created and registered as not verified; fix the problems above "
                       "and export again.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -42,7 +43,8 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
         # each message already names its line
         raise MTWError(f"The dataset {data} read with --map {' --map '.join(maps)} has {len(errors)} error(s), "
                        f"so training did not start; first: {errors[0].message}",
-                       fix=f"Run `mtw check {data} --map {' --map '.join(maps)}` for the full report.",
+                       fix=f"Run `{shlex.join(['mtw', 'check', data, *[a for m in maps for a in ('--map', m)]])}` "
+                           "for the full report.",
                        code="dataset_errors")
     out.mkdir(parents=True, exist_ok=True)
     copy = out / "dataset.jsonl"
@@ -386,7 +388,8 @@ def _summary(final: dict[str, Any]) -> None:
         run_dir = Path(final["adapter"]).parent
         typer.secho(f"done: adapter in {final['adapter']}", fg="green")
         typer.echo("  " + ", ".join(parts))
-        typer.echo(f"next: mtw eval {run_dir}   then   mtw export {run_dir} --name NAME")
+        typer.echo(f"next: {shlex.join(['mtw', 'eval', str(run_dir)])}   then   "
+                   f"{shlex.join(['mtw', 'export', str(run_dir)])} --name NAME")
         raise typer.Exit(0)
     if kind == "stopped":
         typer.echo(final["message"])
