@@ -24,7 +24,7 @@ from assistant.graph import builder
 from assistant.server import install
 from assistant.ui_events import STAGES, Table, inert, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 from tools.fileio import private_file
 from tools.settings import get_settings
 
@@ -146,11 +146,27 @@ async def render(ev: dict[str, Any]) -> None:
         await _title(ev["text"])
 
 
+async def _shown(ev: dict[str, Any]) -> None:
+    """Render one event; a full or read-only disk (chainlit keeps panels and charts as files) is said in a sentence,
+    once per turn, and the conversation goes on without that element."""
+    try:
+        await render(ev)
+    except OSError as exc:
+        plain = storage_error(exc, get_settings().home, again="carry on: nothing you answered is lost")
+        if plain is None:
+            raise
+        if not cl.user_session.get("storage_said"):
+            cl.user_session.set("storage_said", True)
+            await cl.Message(content=f"{plain.message}\n\n**What to do:** {plain.fix}").send()
+
+
 async def _ask(q: dict[str, Any]) -> None:
     """Show the open question with its buttons (older buttons are taken away first)."""
     await _retire_question()
     if q.get("stage"):
-        await _tasklist(q["stage"], q.get("skipped"), bool(q.get("finished")))
+        # the buttons come whatever happens to the Tasks panel: the question stays open
+        await _shown({"ui": "stage", "stage": q["stage"], "skipped": q.get("skipped"),
+                      "finished": bool(q.get("finished"))})
     if q.get("kind") == "training":
         _follow(q)
         return
@@ -195,18 +211,42 @@ async def _step(value: Any, *, fresh: bool = False) -> None:
     g = await graph()
     ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
     inp: Any = {} if fresh else None if value is None else Command(resume=value)
+    cl.user_session.set("storage_said", False)
     try:
         async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
             if mode == "custom" and is_ui_event(chunk):
-                await render(chunk)
+                await _shown(chunk)
             elif mode == "updates" and "__interrupt__" in chunk:
                 await _ask(chunk["__interrupt__"][0].value)
     except MTWError as exc:
         await cl.Message(content=f"{exc.message}\n\n**What to do:** {exc.fix}").send()
+    except (OSError, sqlite3.OperationalError) as exc:
+        # the wizard's own state could not be saved: say so, and ask the open question again (nothing moved on)
+        plain = _storage_problem(exc)
+        if plain is None:
+            log.exception("wizard step failed")
+            plain = MTWError("Something went wrong on my side.", "Send your last answer again, or restart with "
+                                                                 "`mtw ui`: your answers so far are saved.")
+        await cl.Message(content=f"{plain.message}\n\n**What to do:** {plain.fix}").send()
+        pending, _ = await _pending()
+        if pending is not None:
+            await _ask(pending)
     except Exception:
         log.exception("wizard step failed")
         await cl.Message(content="Something went wrong on my side. Your answers so far are saved — "
                                  "send your last answer again, or restart with `mtw ui`.").send()
+
+
+def _storage_problem(exc: Exception) -> MTWError | None:
+    """A full or read-only MTW_HOME (as the OS or SQLite reports it) as a sentence and its fix."""
+    import errno
+
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        code = errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else None
+        exc = OSError(code, str(exc)) if code else OSError()
+    assert isinstance(exc, OSError)
+    return storage_error(exc, get_settings().home, again="answer the question below again: nothing before it is lost")
 
 
 async def _pending() -> tuple[dict[str, Any] | None, bool]:

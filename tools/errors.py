@@ -104,16 +104,21 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in text or "outofmemoryerror" in text
 
 
-def storage_error(exc: OSError, where: object) -> MTWError | None:
-    """A full disk or an unwritable folder as one sentence and its fix (None for any other OSError)."""
+def storage_error(exc: OSError, where: object, again: str = "") -> MTWError | None:
+    """A full disk or an unwritable folder as one sentence and its fix (None for any other OSError).
+
+    AGAIN is what to do once it is fixed ("run the same command again"); by default, continue the run with --resume.
+    """
     import errno
 
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return MTWError(f"The disk holding {where} is full, so it could not be saved.",
+                        f"Free some space (or use a folder on a disk with room), then {again}." if again else
                         "Free some space (or move the folder to a disk with room), then continue with --resume: "
                         "nothing saved before is lost.", code="disk_full")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return MTWError(f"{where} cannot be written (the folder is read-only or not yours).",
+                        f"Make it writable (or use a folder you own), then {again}." if again else
                         "Make it writable (or copy the run to a folder you own), then continue with --resume.",
                         code="read_only")
     return None

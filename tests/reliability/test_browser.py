@@ -110,3 +110,29 @@ def test_a_row_with_an_image_a_link_or_html_is_shown_as_text_and_the_page_never_
     assert [url for url in requested if "leak" in url or "example.com" in url] == []
     # the wizard's own formatting still renders
     assert page.locator(".font-bold", has_text="Assistant:").count() > 0
+
+
+def test_a_full_disk_mid_chat_is_one_sentence_and_the_question_stays_open(launch, page, tmp_path):
+    from tests.e2e.test_wizard import say, skip_optional_questions, wait_text
+    from tests.fakes.full_disk import FLAG
+
+    full = tmp_path / "disk-is-full"
+    w = launch(module="tests.fakes.full_disk", env={FLAG: str(full)})
+    w.sign_in(page)
+    page.goto(w.url)
+    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
+    page.get_by_role("button", name="Writes text (generation)").click()
+    say(page, "leadership")
+    wait_text(page, "How should it sound and look?")
+    say(page, "short, plain")
+    skip_optional_questions(page)
+    full.touch()  # the disk fills up: chainlit can no longer store the Tasks panel
+    page.get_by_role("button", name="Looks right").click()
+    wait_text(page, "is full, so it could not be saved")
+    wait_text(page, "Free some space")
+    assert page.get_by_text("Something went wrong").count() == 0
+    # the next question is open, with its buttons, and answers once there is room again
+    full.unlink()
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    wait_text(page, "45 examples")
+    page.locator(".tasklist .task").first.wait_for()

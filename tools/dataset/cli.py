@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 
 def check(
@@ -60,6 +60,11 @@ def check(
             fix_failed = exc
         except MTWError as exc:
             _usage(err, exc.message, exc.fix)
+        except OSError as exc:
+            plain = storage_error(exc, Path(exc.filename or fix).parent, again="run the same command again")
+            if plain is None:
+                raise
+            _usage(err, plain.message, plain.fix)
     if fixed is not None:
         after = check_file(fixed.train_path, model=model, context=context)
         report.stats["fix"] = {

@@ -8,6 +8,7 @@ checks it, and the check report is cached by it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -378,5 +379,6 @@ def checked(path: str | Path, *, model: str | None = None, context: int | None =
     except (OSError, ValueError):
         pass  # not made yet, or cut short: check again
     report = check_file(path, model=model, context=context, format=format)
-    atomic_write_json(cache, report.model_dump(mode="json"))
+    with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: checked again next time, nothing lost
+        atomic_write_json(cache, report.model_dump(mode="json"))
     return report

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
@@ -293,14 +293,15 @@ def train(
                                fix="Give machine 0's address and a free port on every machine, e.g. "
                                    "--master 10.0.0.1:29500.", code="usage")
             split_master(master)
-    except MTWError as exc:
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+    except (MTWError, OSError) as exc:
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
     world = nproc * nnodes
-    estimate_s = None if resume or node_rank else _print_estimate(cfg, narrator, world)
     try:
+        estimate_s = None if resume or node_rank else _print_estimate(cfg, narrator, world)
         if world > 1:
             argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
                                estimate_s=estimate_s)
@@ -313,9 +314,10 @@ def train(
             from tools.train.classify import train as run_classify
 
             final = run_classify(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
-    except MTWError as exc:
+    except (MTWError, OSError) as exc:
         narrator.close()
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # only possible while loading, before the first step: once training runs, Ctrl-C stops it cleanly
@@ -324,6 +326,18 @@ def train(
         raise typer.Exit(130) from None
     narrator.close()
     _summary(final)
+
+
+def _plain(exc: MTWError | OSError, out: Path) -> MTWError:
+    """A read-only or full disk as one sentence with the fix; any other OSError is a bug, shown as such."""
+    if isinstance(exc, MTWError):
+        return exc
+    again = ("run the same command again" if not (out / "events.jsonl").exists()
+             else f"continue with `{shlex.join(['mtw', 'train', '--out', str(out), '--resume'])}`")
+    plain = storage_error(exc, Path(exc.filename).parent if exc.filename else out, again=again)
+    if plain is None:
+        raise exc
+    return plain
 
 
 def _set_keys(sets: list[str]) -> set[str]:

@@ -180,3 +180,24 @@ def test_a_folder_of_the_users_own_files_is_refused_and_left_as_it_was(tmp_path:
     assert result.exit_code == 0, result.output
     assert (fresh / "adapter" / "adapter_config.json").is_file()
     assert (fresh / "train.log").read_text().startswith("started from the chat")
+
+
+def test_a_read_only_out_or_mtw_home_is_one_sentence_not_a_traceback(tmp_path: Path, chat_file: Path, mtw_home: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    from tests.unit.dataset.test_cli_fix import read_only
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    read_only(monkeypatch, ro)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(ro / "run"), "--max-steps", "1")
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "cannot be written (the folder is read-only or not yours)" in said
+    assert "then run the same command again" in said
+    assert "Traceback" not in said
+    # MTW_HOME read-only too: its caches (check reports, speed figures) are made again next time; training goes on
+    read_only(monkeypatch, mtw_home)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"), "--max-steps",
+                    "1", "--set", "val_share=0")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
