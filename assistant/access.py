@@ -230,9 +230,8 @@ def _session_cookie(policy: Policy) -> str:
 
 
 def _too_big(limit: int) -> str:
-    from tools.download import human_bytes
-
-    return (f"That file is larger than {human_bytes(limit)}, the most the wizard accepts. Split it, or raise the "
+    # in the unit `--max-upload-mb` takes (MiB), so a 200 MB limit reads "200 MB"
+    return (f"That file is larger than {limit / 2**20:g} MB, the most the wizard accepts. Split it, or raise the "
             "limit with `mtw ui --max-upload-mb N`.")
 
 

@@ -12,13 +12,12 @@ from typing import Any
 
 import aiosqlite
 import chainlit as cl
-from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.types import ThreadDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
-from assistant.chat_store import LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
+from assistant.chat_store import ChatHistory, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
 from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.server import install
@@ -47,7 +46,7 @@ except (OSError, sqlite3.Error) as exc:  # MTW_HOME not writable: the chat still
 def data_layer() -> Any:
     """Chat history in MTW_HOME/chat.db, its charts and files in MTW_HOME/chat-files, so a reopened conversation
     comes back whole."""
-    return SQLAlchemyDataLayer(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
+    return ChatHistory(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
 
 
 install(chat_history=bool(_CHAT_URL))

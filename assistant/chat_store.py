@@ -7,6 +7,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.data.storage_clients.base import BaseStorageClient
 
 from tools.db import Migration
@@ -108,6 +109,24 @@ def safe_key(object_key: str) -> str:
     from assistant.uploads import safe_name
 
     return "/".join(safe_name(part) for part in object_key.split("/", 2))
+
+
+class ChatHistory(SQLAlchemyDataLayer):
+    """Chainlit's SQL data layer, storing a conversation's files under its user's id also for the first message
+    (chainlit files it under `unknown/` when the thread row does not exist yet, and the file server then says 404)."""
+
+    async def _get_user_id_by_thread(self, thread_id: str) -> str | None:
+        found = await super()._get_user_id_by_thread(thread_id)
+        if found:
+            return found
+        from chainlit.context import context
+
+        try:
+            user = context.session.user
+        except Exception:  # outside a chat (no session): nobody to file it under
+            return None
+        persisted = await self.get_user(user.identifier) if user else None
+        return persisted.id if persisted else None
 
 
 class LocalFiles(BaseStorageClient):

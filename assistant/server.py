@@ -4,6 +4,7 @@ import asyncio
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -162,10 +163,25 @@ def install(chat_history: bool) -> None:
 
     # chainlit answers someone else's thread with 401 (saying it exists); every thread route asks this one check
     chainlit.server.is_thread_author = own_thread
+    chainlit.server.get_html_template = _local_page(chainlit.server.get_html_template)
     router = _routes(rules, chat_history)
     # first in line: chainlit's own upload route and its catch-all page route would otherwise answer
     app.router.routes[0:0] = router.routes
     app.add_middleware(Guard, policy=rules)
+
+
+_EXTERNAL_LINK = re.compile(r"<link\b[^>]*\bhref=\"https?://[^>]*>\s*", re.I)
+
+
+def _local_page(template: Any) -> Any:
+    """Chainlit's page without what it loads from the internet (Google's fonts, KaTeX's stylesheet from a CDN):
+    a local tool that tells every page load to other hosts is not local (the page falls back to system fonts;
+    maths rendering is off)."""
+
+    def local(root_path: str) -> str:
+        return _EXTERNAL_LINK.sub("", template(root_path))
+
+    return local
 
 
 async def own_thread(username: str, thread_id: str) -> bool:

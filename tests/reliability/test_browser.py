@@ -136,3 +136,16 @@ def test_a_full_disk_mid_chat_is_one_sentence_and_the_question_stays_open(launch
     page.get_by_role("button", name="Start from the sample PM dataset").click()
     wait_text(page, "45 examples")
     page.locator(".tasklist .task").first.wait_for()
+
+
+def test_a_page_load_asks_nothing_of_the_internet(launch, page):
+    w = launch()
+    w.sign_in(page)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(w.url)
+    page.get_by_text("What should your model do?").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    # no fonts from Google, no KaTeX from a CDN: everything from the wizard itself, the stylesheet included
+    assert {url.split("/")[2] for url in requested} == {f"127.0.0.1:{w.port}"}
+    assert any(url.endswith("/public/mtw.css") for url in requested)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import sqlite3
@@ -96,7 +97,7 @@ def test_uploads_through_the_server(launch):
         big = b"a,b\n" * (300 * 1024)  # 1.2 MB of CSV over a 1 MB limit
         too_big = _upload(client, session, "big.csv", big)
         assert too_big.status_code == 413
-        assert "larger than 1.0 MB" in too_big.json()["detail"]
+        assert "larger than 1 MB" in too_big.json()["detail"]
         # a body that claims 600 MB is refused from its header, before a byte of it is read
         with socket.create_connection(("127.0.0.1", w.port), timeout=10) as raw:
             raw.sendall(f"POST /project/file?session_id={session} HTTP/1.1\r\nHost: 127.0.0.1:{w.port}\r\n"
@@ -207,3 +208,37 @@ def test_the_projects_copy_is_found_by_its_bytes_and_the_chats_copy_becomes_that
     assert [p.name for p in upload.parent.iterdir()] == ["stories.jsonl"]  # no link left half made
     assert project_copy(project, tmp_path / "gone.jsonl") is None
     assert project_copy(tmp_path / "no-project", upload) is None
+
+
+@pytest.mark.reliability
+async def test_a_file_sent_as_the_very_first_message_is_still_shown_when_the_conversation_is_reopened(launch):
+    w = launch()
+    chat = await Chat(w.url, dict(signed_in_client(w).cookies)).open()
+    try:
+        await chat.wait_text("What should your model do?")
+        ref = await chat.upload("notes.txt", b"first words\n", "text/plain")
+        before = chat.turns_ended
+        await chat.say("", files=[ref])  # before any thread exists in the chat history
+        await chat.wait_text("I'll look at files when I ask for your examples")
+        await chat.wait_turn_end(before)
+        await chat.say("Write user stories")  # the conversation goes on, as it would
+        await chat.wait_text("What kind of model is it?")
+        stored: list[dict] = []
+        for _ in range(120):  # chainlit stores a message's files from a task of its own: until it has
+            thread = (await chat.http.get(f"/project/thread/{chat.thread_id}")).json()
+            if stored := [e for e in thread.get("elements") or [] if e["name"] == "notes.txt"]:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await chat.close()
+    [element] = stored
+    assert not (w.home / "chat-files" / "unknown").exists()  # filed under its user, not under "unknown"
+    with httpx.Client(base_url=w.url, cookies=signed_in_client(w).cookies, timeout=30) as client:
+        assert client.get(element["url"]).content == b"first words\n"
+
+
+def test_the_size_limit_is_said_in_the_unit_it_was_given_in():
+    from assistant.access import UploadTooLarge
+
+    assert "larger than 200 MB," in UploadTooLarge(200 * 2**20).detail
+    assert "larger than 1 MB," in UploadTooLarge(2**20).detail

@@ -239,12 +239,19 @@ def train(
     smollm2-360m/1.7b, any downloaded Hugging Face id or model folder.
     """
     from tools.train.config import build_config, load_run_config, reproduce_command
-    from tools.train.rundir import check_out
+    from tools.train.rundir import check_out, with_max_steps
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
     try:
         if resume:
             cfg = load_run_config(out)
+            if max_steps is not None:  # a new end for the run: honoured, and said
+                planned = cfg.max_steps
+                cfg = with_max_steps(out, cfg, max_steps)
+                if planned != max_steps:
+                    narrator.console.print(f"--max-steps {max_steps}: the run now ends at step {max_steps} "
+                                           f"({f'it was {planned}' if planned else 'it was to train whole epochs'})",
+                                           highlight=False)
         else:
             check_out(out)  # before anything is written: a folder of the user's own files is refused
             if not data or not model:

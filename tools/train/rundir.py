@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.errors import UsageError
+
+if TYPE_CHECKING:
+    from tools.train.config import TrainConfig
 
 RUN_NAMES = frozenset({"config.yaml", "events.jsonl", "split.json", "dataset.jsonl", "train.log", "checkpoints",
                        "adapter", ".adapter.tmp", "eval", "export"})
@@ -24,6 +28,27 @@ def is_run(folder: Path) -> bool:
             return f.readline().startswith("# mtw train ")
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def with_max_steps(out: Path, cfg: TrainConfig, max_steps: int) -> TrainConfig:
+    """`--resume --max-steps N`: the run goes on to step N, and its config.yaml says so from now on (the schedule
+    stretches to the new end). Refused in a sentence when the run has finished or is already past N."""
+    from tools.train.config import reproduce_command, save_run_config
+    from tools.train.events import read_events
+
+    events = read_events(out)
+    if any(e.get("type") == "done" for e in events):
+        raise UsageError(f"{out} has already finished, so --max-steps {max_steps} cannot make it longer.",
+                         "To train more, start a new run with another --out (the same data and settings).")
+    reached = max((int(e["step"]) for e in events if e.get("type") == "checkpoint"), default=0)
+    if max_steps <= reached:
+        raise UsageError(f"{out} has trained {reached} steps already, so --max-steps {max_steps} would train "
+                         "nothing more.", f"Give more than {reached} (e.g. --max-steps {reached + 10}), or leave "
+                                          "--max-steps out to finish as planned.")
+    if cfg.max_steps != max_steps:
+        cfg = cfg.model_copy(update={"max_steps": max_steps})
+        save_run_config(out, cfg, reproduce_command(cfg, out))
+    return cfg
 
 
 def check_out(out: Path) -> None:
