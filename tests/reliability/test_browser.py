@@ -13,8 +13,14 @@ pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
 def test_the_printed_link_signs_in_and_a_browser_without_it_gets_nothing(launch, browser, page):
     w = launch()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{w.url}/?token={w.token}")
     page.get_by_text("What should your model do?").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    # the page asks nothing of the internet (no web fonts, no KaTeX from a CDN): all of it, styles included, is local
+    assert {url.split("/")[2] for url in requested} == {f"127.0.0.1:{w.port}"}
+    assert any(url.endswith("/public/mtw.css") for url in requested)
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies[f"mtw_session_{w.port}"]
     assert session["httpOnly"]
@@ -137,15 +143,3 @@ def test_a_full_disk_mid_chat_is_one_sentence_and_the_question_stays_open(launch
     wait_text(page, "45 examples")
     page.locator(".tasklist .task").first.wait_for()
 
-
-def test_a_page_load_asks_nothing_of_the_internet(launch, page):
-    w = launch()
-    w.sign_in(page)
-    requested: list[str] = []
-    page.on("request", lambda request: requested.append(request.url))
-    page.goto(w.url)
-    page.get_by_text("What should your model do?").first.wait_for()
-    page.wait_for_load_state("networkidle")
-    # no fonts from Google, no KaTeX from a CDN: everything from the wizard itself, the stylesheet included
-    assert {url.split("/")[2] for url in requested} == {f"127.0.0.1:{w.port}"}
-    assert any(url.endswith("/public/mtw.css") for url in requested)
