@@ -78,9 +78,20 @@ def private_file(path: Path) -> Path:
 
 def private_home(home: Path) -> None:
     """MTW_HOME owner-only: made 0700, or closed to others when an older version left it open (nothing inside
-    can then be reached by another account, whatever its own mode); its databases 0600."""
+    can then be reached by another account, whatever its own mode); its databases 0600.
+
+    Only a folder that is ours is changed: one of the user's own holding a workspace database, never a shared one
+    such as /tmp (sticky) or someone else's.
+    """
+    import stat
+
     home = Path(home)
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = home.stat()
+    ours = info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX and any(
+        (home / name).is_file() for name in ("mtw.db", "chat.db", "checkpoints.db", "ui_token"))
+    if not ours:
+        return
     for path in [home, *home.glob("*.db"), *home.glob("*.db-wal"), *home.glob("*.db-shm")]:
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:

@@ -64,3 +64,30 @@ async def test_after_a_chat_with_an_upload_and_a_training_run_nothing_in_mtw_hom
             assert db.execute("SELECT count(*) FROM steps").fetchone()[0] > 0
     finally:
         await chat.close()
+
+
+def test_only_a_workspace_of_ours_is_closed_never_a_shared_folder_it_points_at(tmp_path):
+    from tools.fileio import private_home
+
+    shared = tmp_path / "shared"  # MTW_HOME=/tmp, say: sticky and open to all
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "mtw.db").touch()
+    private_home(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    plain = tmp_path / "plain"  # someone's folder with no workspace in it
+    plain.mkdir()
+    plain.chmod(0o755)
+    private_home(plain)
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o755
+    old = tmp_path / "old"  # a workspace an older version left open
+    old.mkdir()
+    old.chmod(0o755)
+    (old / "chat.db").touch()
+    (old / "chat.db").chmod(0o644)
+    private_home(old)
+    assert stat.S_IMODE(old.stat().st_mode) == 0o700
+    assert stat.S_IMODE((old / "chat.db").stat().st_mode) == 0o600
+    fresh = tmp_path / "fresh" / "home"
+    private_home(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
