@@ -20,7 +20,7 @@ from langgraph.types import Command
 from assistant.chat_store import ChatHistory, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
 from assistant.context import WizardContext
 from assistant.graph import builder
-from assistant.server import install
+from assistant.server import install, signed_out
 from assistant.ui_events import STAGES, Table, inert, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
 from tools.errors import MTWError, storage_error
@@ -201,6 +201,8 @@ def _turn_lock() -> asyncio.Lock:
 
 async def run(value: Any, *, fresh: bool = False) -> None:
     """Run the graph to its next question (after any turn still in progress)."""
+    if await signed_out():
+        return
     async with _turn_lock():
         await _step(value, fresh=fresh)
 
@@ -221,7 +223,8 @@ async def _step(value: Any, *, fresh: bool = False) -> None:
         await cl.Message(content=f"{exc.message}\n\n**What to do:** {exc.fix}").send()
     except (OSError, sqlite3.OperationalError) as exc:
         # the wizard's own state could not be saved: say so, and ask the open question again (nothing moved on)
-        plain = _storage_problem(exc)
+        plain = storage_error(exc, get_settings().home, again="answer the question below again: nothing before it "
+                                                              "is lost")
         if plain is None:
             log.exception("wizard step failed")
             plain = MTWError("Something went wrong on my side.", "Send your last answer again, or restart with "
@@ -234,18 +237,6 @@ async def _step(value: Any, *, fresh: bool = False) -> None:
         log.exception("wizard step failed")
         await cl.Message(content="Something went wrong on my side. Your answers so far are saved — "
                                  "send your last answer again, or restart with `mtw ui`.").send()
-
-
-def _storage_problem(exc: Exception) -> MTWError | None:
-    """A full or read-only MTW_HOME (as the OS or SQLite reports it) as a sentence and its fix."""
-    import errno
-
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc).lower()
-        code = errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else None
-        exc = OSError(code, str(exc)) if code else OSError()
-    assert isinstance(exc, OSError)
-    return storage_error(exc, get_settings().home, again="answer the question below again: nothing before it is lost")
 
 
 async def _pending() -> tuple[dict[str, Any] | None, bool]:
@@ -332,6 +323,8 @@ async def start() -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """A typed message (or an attached file) goes to the graph, which decides what it means."""
+    if await signed_out():
+        return
     async with _turn_lock():
         pending, unfinished = await _pending()
         if pending is None:

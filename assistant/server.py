@@ -295,7 +295,44 @@ def _sign_in_routes(router: Any, rules: Policy) -> None:
             identifier = None
         if identifier:
             await asyncio.to_thread(end_sessions, home, identifier)
+            await _close_chats(lambda user: user == identifier)
         return await chainlit_logout(request, response)
+
+
+async def _close_chats(whose: Any) -> None:
+    """Disconnect the open chats of the users WHOSE(identifier) picks: an ended session keeps no open socket."""
+    from chainlit.server import sio
+    from chainlit.session import ws_sessions_sid
+
+    for sid, session in list(ws_sessions_sid.items()):
+        if session.user is not None and whose(session.user.identifier):
+            await sio.disconnect(sid)
+
+
+async def signed_out() -> bool:
+    """True (and the chat disconnected) when this chat's password session ended after its socket opened: a new
+    password, or the user removed. The page then shows the sign-in again."""
+    from chainlit.auth.jwt import decode_jwt
+    from chainlit.context import context
+    from chainlit.session import WebsocketSession
+
+    from assistant.passwords import session_valid
+
+    rules = policy()
+    if rules.token is not None or rules.home is None:
+        return False
+    session = context.session
+    try:
+        user = decode_jwt(session.token or "")
+        valid = await asyncio.to_thread(session_valid, rules.home, user.identifier,
+                                        str((user.metadata or {}).get("session", "")))
+    except Exception:  # expired or unreadable: not a session any more
+        valid = False
+    if not valid and isinstance(session, WebsocketSession):
+        from chainlit.server import sio
+
+        await sio.disconnect(session.socket_id)
+    return not valid
 
 
 def _starts_like_json(path: str | Path) -> bool:

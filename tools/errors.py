@@ -104,13 +104,20 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in text or "outofmemoryerror" in text
 
 
-def storage_error(exc: OSError, where: object, again: str = "") -> MTWError | None:
-    """A full disk or an unwritable folder as one sentence and its fix (None for any other OSError).
+def storage_error(exc: Exception, where: object, again: str = "") -> MTWError | None:
+    """A full disk or an unwritable folder, as the OS or SQLite reports it, as one sentence and its fix (None for
+    any other error).
 
     AGAIN is what to do once it is fixed ("run the same command again"); by default, continue the run with --resume.
     """
     import errno
+    import sqlite3
 
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        exc = OSError(errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else None, text)
+    if not isinstance(exc, OSError):
+        return None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return MTWError(f"The disk holding {where} is full, so it could not be saved.",
                         f"Free some space (or use a folder on a disk with room), then {again}." if again else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import stat
@@ -12,6 +13,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from assistant.passwords import set_password
+from tests.reliability.chat import Chat
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
 pytestmark = pytest.mark.reliability
@@ -128,11 +130,22 @@ def test_with_passwords_each_user_sees_only_their_own(launch, tmp_path):
         socket_session(w, cookie_header(bob), thread_id="t-alice")
 
 
+async def _closed(chat: Chat) -> None:
+    """Until the server has closed CHAT's socket (it fails the test if that never happens)."""
+    for _ in range(120):
+        if not chat.sio.connected:
+            break
+        await asyncio.sleep(0.5)
+    assert not chat.sio.connected
+    await chat.http.aclose()
+
+
 def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:
     return client.post("/login", data={"username": user, "password": password})
 
 
-def test_a_password_session_ends_at_sign_out_a_new_password_or_removal_and_guessing_is_throttled(launch, tmp_path):
+async def test_a_password_session_ends_at_sign_out_a_new_password_or_removal_and_guessing_is_throttled(launch,
+                                                                                                         tmp_path):
     home = tmp_path / "home"
     for user in ("alice", "bob", "carol"):
         set_password(home, user, f"{user} long passphrase")
@@ -141,9 +154,12 @@ def test_a_password_session_ends_at_sign_out_a_new_password_or_removal_and_guess
     assert _login(alice, "alice", "alice long passphrase").status_code == 200
     assert alice.get("/project/settings").status_code == 200  # signed in: the normal case works
     kept = dict(alice.cookies)
+    chat = await Chat(w.url, kept).open()
+    await chat.wait_text("What should your model do?")
 
-    # sign out, then replay the very same session cookie
+    # sign out, then replay the very same session cookie; the chat open with it is closed too
     assert alice.post("/logout").status_code == 200
+    await _closed(chat)
     replay = httpx.Client(base_url=w.url, cookies=kept, timeout=30)
     assert replay.get("/project/settings").status_code == 401
     assert replay.get("/user").status_code == 401
@@ -153,8 +169,13 @@ def test_a_password_session_ends_at_sign_out_a_new_password_or_removal_and_guess
     # a new password (`mtw ui --set-password`) ends the session made with the old one
     assert _login(alice, "alice", "alice long passphrase").status_code == 200
     before = dict(alice.cookies)
+    chat = await Chat(w.url, before).open()
+    await chat.wait_text("What should your model do?")
     set_password(home, "alice", "alice new passphrase")
     assert httpx.get(f"{w.url}/project/settings", cookies=before, timeout=30).status_code == 401
+    await chat.say("Write user stories")  # the open chat's next message is not taken: it is closed instead
+    await _closed(chat)
+    assert not any("What kind of model" in t for t in chat.texts())
     assert _login(alice, "alice", "alice new passphrase").status_code == 200
     assert alice.get("/project/settings").status_code == 200
 
