@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tools.errors import MTWError, UsageError
+from tools.errors import MTWError, UsageError, storage_error
 
 console = Console()
 
@@ -106,6 +106,12 @@ def export(
                                     progress=progress)
     except MTWError as exc:
         raise _fail(exc, as_json) from None
+    except OSError as exc:  # a read-only or full disk where the export is written: a sentence, not a traceback
+        plain = storage_error(exc, Path(exc.filename).parent if exc.filename else run_dir,
+                              again="run the same command again")
+        if plain is None:
+            raise
+        raise _fail(plain, as_json) from None
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         raise typer.Exit(0 if result.ok else 1)

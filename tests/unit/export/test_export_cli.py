@@ -283,3 +283,15 @@ def test_every_printed_command_is_quoted_for_the_shell(tiny_run: Path, project: 
     quick = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style-v1", "--dry-run"])
     assert quick.exit_code == 0, quick.output
     assert "ollama create PM-Style-v1 -f" in quick.output
+
+
+def test_an_export_into_a_read_only_run_folder_is_one_sentence(tiny_run: Path, monkeypatch) -> None:
+    from tests.unit.dataset.test_cli_fix import read_only
+
+    read_only(monkeypatch, tiny_run)
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1", "--dry-run"])
+    assert result.exit_code == 1
+    said = flat(result.output)
+    assert "cannot be written (the folder is read-only or not yours)" in said
+    assert "then run the same command again" in said
+    assert "Traceback" not in said
