@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from typing import Any, NoReturn
 
@@ -39,7 +40,8 @@ def download(
         _fail(exc, as_json, 2 if isinstance(exc, UsageError) else 1)
     except KeyboardInterrupt:
         here = f" from {human_bytes(bytes_here(plan))}" if plan is not None else ""
-        typer.echo(f"stopped. What arrived is kept: run `mtw download {model}` again to continue{here}.", err=True)
+        typer.echo(f"stopped. What arrived is kept: run `mtw download {shlex.quote(str(model))}` again to "
+                   f"continue{here}.", err=True)
         raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps({"ok": True, **plan.as_dict(), "folder": str(folder), "complete": True}, indent=2))

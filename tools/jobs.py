@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -247,7 +248,8 @@ def run_outcome(run_dir: Path | str) -> dict[str, Any]:
     health = {k: learning[-1].get(k) for k in ("code", "message", "fix_text", "fix")} if learning else {}
     fix_text = str(final.get("fix") or (diagnosis.get("fix_text") if diagnosis else "") or "")
     if status == "lost":
-        status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with `mtw train --out {run} --resume`.")
+        status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with "
+                                      f"`{shlex.join(['mtw', 'train', '--out', str(run), '--resume'])}`.")
     return {"status": status, "step": steps[-1]["step"] if steps else 0, "message": message, "fix_text": fix_text,
             "fix_sets": fix_sets, "code": final.get("code", ""), "health": health if status == "done" else {},
             # supervised runs write step-N/state.pt, preference rounds the Trainer's checkpoint-N

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
-from assistant.ui_events import figure, say, stage, table
+from assistant.ui_events import figure, inert, say, stage, table
 from tools.errors import MTWError
 
 SCORED_ANSWERS = 3
@@ -43,7 +44,7 @@ def choose_next(state: WizardState) -> Command[Any]:
     choices["new"] = "Start a new model"
     text = "What next?"
     if exported:
-        text = f"**{exported}** is in your Ollama — try it with `ollama run {exported}`. What next?"
+        text = f"**{exported}** is in your Ollama — try it with `ollama run {shlex.quote(str(exported))}`. What next?"
     return ask(state, text, then="on_next", stage=where, finished=finished, choices=choices,
                effects=("export",))
 
@@ -177,7 +178,8 @@ def score_answer(state: WizardState) -> Command[Any]:
         return go("report_agreement")
     item, criterion = prompts[i], SCORED_CRITERIA[c]
     answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
-    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n> {answer or '(empty answer)'}"
+    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(str(item['prompt']))}**\n\n"
+                      f"> {inert(answer) or '(empty answer)'}"
                       f"\n\nHow good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?",
                then="on_score", stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
                update={"score_prompts": len(prompts)})
@@ -208,7 +210,7 @@ async def report_agreement(state: WizardState) -> Command[Any]:
             f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
     else:
         say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
-            f"(`mtw eval {state['run_dir']} --judge MODEL`) to see how well it agrees with you.")
+            f"(`mtw eval {shlex.quote(str(state['run_dir']))} --judge MODEL`) to see how well it agrees with you.")
     return go("choose_next", {"score_index": 0, "score_criterion": 0})
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 
 def check(
@@ -61,6 +62,11 @@ def check(
             fix_failed = exc
         except MTWError as exc:
             _usage(err, exc.message, exc.fix)
+        except OSError as exc:
+            plain = storage_error(exc, Path(exc.filename or fix).parent, again="run the same command again")
+            if plain is None:
+                raise
+            _usage(err, plain.message, plain.fix)
     if fixed is not None:
         after = check_file(fixed.train_path, model=model, context=context)
         report.stats["fix"] = {
@@ -84,7 +90,10 @@ def check(
             colour = "green" if info["ok_after"] else "red"
             console.print(f"  [{colour}]Checked again: {info['summary_after']}[/]", highlight=False)
         elif not report.ok and fix_failed is None:
-            console.print(f"\nTo write a cleaned copy: [bold]mtw check {data} --fix clean.jsonl[/]", highlight=False)
+            from rich.markup import escape
+
+            again = shlex.join(["mtw", "check", str(data), "--fix", "clean.jsonl"])
+            console.print(f"\nTo write a cleaned copy: [bold]{escape(again)}[/]", highlight=False)
     if fix_failed is not None:
         err.print(f"[red]✘[/] {fix_failed.message}", highlight=False)
         err.print(f"  → {fix_failed.fix}", highlight=False)

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -660,8 +661,8 @@ def _registry_issue(value: dict[str, Any], line: int) -> Issue:
     return _issue("dataset_registry", line,
                   "This is a dataset registry (LLaMA-Factory's dataset_info.json) listing "
                   f"{_count(len(names), 'dataset')} ({shown}), not a dataset itself.",
-                  f"Check one of the datasets it lists, with its column names: mtw check {file} "
-                  f"--dataset-info dataset_info.json --dataset {names[0]}")
+                  f"Check one of the datasets it lists, with its column names: mtw check {shlex.quote(str(file))} "
+                  f"--dataset-info dataset_info.json --dataset {shlex.quote(str(names[0]))}")
 
 
 def _missing_columns(sample: list[Record], column_map: dict[str, str]) -> list[Issue]:

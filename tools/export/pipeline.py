@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import UsageError
 from tools.export.create import CreateJob, Progress, create
 from tools.export.modelfile import ModelfileSpec, render_modelfile
+from tools.export.names import check_name
 from tools.export.quick import (
     GUIDE_PARAMETERS,
     PM_SAMPLE_DATA,
@@ -132,7 +134,9 @@ def _api_parameters(params: list[tuple[str, str | int | float]]) -> dict[str, An
 
 
 def _command(name: str, modelfile: Path, quantize: str | None) -> str:
-    return f"ollama create {name} -f {modelfile}" + (f" --quantize {quantize}" if quantize else "")
+    # quoted: the user pastes it into a shell
+    return shlex.join(["ollama", "create", name, "-f", str(modelfile),
+                       *(["--quantize", quantize] if quantize else [])])
 
 
 def _adapter_files(run_dir: Path) -> dict[str, Path]:
@@ -152,6 +156,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     from tools.export import merge
     from tools.train.config import load_run_config
 
+    check_name(name)  # before anything is written: the name goes into the commands printed
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task != "causal":
@@ -256,6 +261,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     from tools import ollama_api
     from tools.project import load_spec, project_dir, slugify
 
+    check_name(name)  # before anything is written: the name is a folder here, and goes into the commands printed
     spec = load_spec(project)
     entry = base_entry(spec.base_model)
     if entry is not None and not entry.ollama_tag:
@@ -282,7 +288,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     atomic_write_text(modelfile, render_modelfile(mf))
     result = ExportResult(name, "spec", f"Built on '{tag}' with a SYSTEM prompt from the project spec and "
                                         f"{len(pairs)} example conversation(s); no training.", export_dir, modelfile,
-                          [f"ollama pull {tag}", _command(name, modelfile, None)], dry_run)
+                          [shlex.join(["ollama", "pull", tag]), _command(name, modelfile, None)], dry_run)
     if dry_run:
         return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -207,7 +208,8 @@ def resolve(model: str, *, ask_ollama: bool = True) -> CatalogEntry:
     raise UsageError(
         f"Unknown model '{model}': it is not in the catalog, not a folder with a config.json or a GGUF file, "
         "not a Hugging Face model already downloaded on this machine, and not a model in your Ollama.",
-        fix=(f"If it is a Hugging Face id, download it first: `mtw download {name}`. Or use one of: {known}."
+        fix=(f"If it is a Hugging Face id, download it first: `mtw download {shlex.quote(str(name))}`. "
+             f"Or use one of: {known}."
              if hub_id else f"Use one of: {known}; a model you have in Ollama (`ollama list`); or the path to a "
                             "downloaded model folder or .gguf file."),
     )
@@ -355,7 +357,7 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     except OSError as exc:
         raise UsageError(
             f"The tokenizer of '{model}' is not on this machine ({exc}).",
-            fix=f"Download the model once while online with `mtw download {model}`, "
+            fix=f"Download the model once while online with `mtw download {shlex.quote(str(model))}`, "
                 "or use --model tiny-random to try the workflow.",
         ) from exc
     if not tok.chat_template:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 import typer
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
@@ -50,7 +51,8 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
         # each message already names its line
         raise MTWError(f"The dataset {data} read with --map {' --map '.join(maps)} has {len(errors)} error(s), "
                        f"so training did not start; first: {errors[0].message}",
-                       fix=f"Run `mtw check {data} --map {' --map '.join(maps)}` for the full report.",
+                       fix=f"Run `{shlex.join(['mtw', 'check', data, *[a for m in maps for a in ('--map', m)]])}` "
+                           "for the full report.",
                        code="dataset_errors")
     out.mkdir(parents=True, exist_ok=True)
     copy = out / "dataset.jsonl"
@@ -259,15 +261,25 @@ def train(
 
     Models: tiny-random (built in, for trying the workflow), minilm (built in, for text+label and
     tokens+tags data), or phi-4-mini, llama-3.2-1b/3b, qwen2.5-0.5b/1.5b/3b, gemma-2-2b,
-    smollm2-360m/1.7b, any downloaded Hugging Face id or model folder.
+    smollm2-135m/360m/1.7b, any downloaded Hugging Face id or model folder, a .gguf file, or a
+    model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
     from tools.train.config import build_config, load_run_config, reproduce_command
+    from tools.train.rundir import check_out, with_max_steps
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
     try:
         if resume:
             cfg = load_run_config(out)
+            if max_steps is not None:  # a new end for the run: honoured, and said
+                planned = cfg.max_steps
+                cfg = with_max_steps(out, cfg, max_steps)
+                if planned != max_steps:
+                    narrator.console.print(f"--max-steps {max_steps}: the run now ends at step {max_steps} "
+                                           f"({f'it was {planned}' if planned else 'it was to train whole epochs'})",
+                                           highlight=False)
         else:
+            check_out(out)  # before anything is written: a folder of the user's own files is refused
             from tools.train.preference import round_settings
 
             model, round_fields = round_settings(method, from_run, model)
@@ -325,15 +337,16 @@ def train(
                                fix="Give machine 0's address and a free port on every machine, e.g. "
                                    "--master 10.0.0.1:29500.", code="usage")
             split_master(master)
-    except MTWError as exc:
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+    except (MTWError, OSError) as exc:
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
     world = nproc * nnodes
-    # a preference round estimates its own time at its start, from the pairs it will train on
-    estimate_s = None if resume or node_rank or cfg.method != "sft" else _print_estimate(cfg, narrator, world)
     try:
+        # a preference round estimates its own time at its start, from the pairs it will train on
+        estimate_s = None if resume or node_rank or cfg.method != "sft" else _print_estimate(cfg, narrator, world)
         if world > 1:
             argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
                                estimate_s=estimate_s)
@@ -350,9 +363,10 @@ def train(
             from tools.train.classify import train as run_classify
 
             final = run_classify(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
-    except MTWError as exc:
+    except (MTWError, OSError) as exc:
         narrator.close()
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # only possible while loading, before the first step: once training runs, Ctrl-C stops it cleanly
@@ -361,6 +375,18 @@ def train(
         raise typer.Exit(130) from None
     narrator.close()
     _summary(final)
+
+
+def _plain(exc: MTWError | OSError, out: Path) -> MTWError:
+    """A read-only or full disk as one sentence with the fix; any other OSError is a bug, shown as such."""
+    if isinstance(exc, MTWError):
+        return exc
+    again = ("run the same command again" if not (out / "events.jsonl").exists()
+             else f"continue with `{shlex.join(['mtw', 'train', '--out', str(out), '--resume'])}`")
+    plain = storage_error(exc, Path(exc.filename).parent if exc.filename else out, again=again)
+    if plain is None:
+        raise exc
+    return plain
 
 
 def _set_keys(sets: list[str]) -> set[str]:
@@ -425,7 +451,8 @@ def _summary(final: dict[str, Any]) -> None:
         run_dir = Path(final["adapter"]).parent
         typer.secho(f"done: adapter in {final['adapter']}", fg="green")
         typer.echo("  " + ", ".join(parts))
-        typer.echo(f"next: mtw eval {run_dir}   then   mtw export {run_dir} --name NAME")
+        typer.echo(f"next: {shlex.join(['mtw', 'eval', str(run_dir)])}   then   "
+                   f"{shlex.join(['mtw', 'export', str(run_dir)])} --name NAME")
         raise typer.Exit(0)
     if kind == "stopped":
         typer.echo(final["message"])

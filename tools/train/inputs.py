@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,8 @@ def read_training_data(path: str, *, model: str | None, context: int, val_share:
         raise DatasetHasErrors(
             f"The dataset {path} has {len(errors)} error{'s' * (len(errors) != 1)}, so training did not start:\n"
             f"{listed}{more}",
-            fix=f"Run `mtw check {path}` for the full report (`--fix OUT` repairs what it can), then train again.",
+            fix=f"Run `{shlex.join(['mtw', 'check', str(path)])}` for the full report (`--fix OUT` repairs what it "
+                "can), then train again.",
         )
     rows = dataset_rows(file, version).examples
     val_file = validation_path_for(file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -112,7 +113,7 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
     except OSError as exc:
         raise UsageError(
             f"The weights of '{model}' are not on this machine ({exc}).",
-            fix=f"Download them once while online with `mtw download {model}`, "
+            fix=f"Download them once while online with `mtw download {shlex.quote(str(model))}`, "
                 "or try the workflow with --model tiny-random.",
         ) from exc
     if entry.gguf:
