@@ -343,9 +343,13 @@ def calibration_key(cfg: TrainConfig, device: str, step_tokens_: int) -> str:
 
     import torch
 
+    from tools.train.speed import compute_precision
+
     bucket = 1 << max(0, math.ceil(math.log2(max(1, step_tokens_))))
+    # the precision the steps compute in, not the setting: `auto` is fp32 on one CPU and bf16 on another
     parts = [cfg.model, cfg.task, device.split(":")[0], platform.node(), str(machine_cores()), torch.__version__,
-             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all", cfg.precision, f"4bit={cfg.four_bit}",
+             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all",
+             f"precision={compute_precision(cfg.precision, device)}", f"4bit={cfg.four_bit}",
              f"compile={cfg.compile}", f"packing={cfg.packing}", f"ckpt={cfg.gradient_checkpointing}",
              f"tokens<={bucket}"]
     return "|".join(parts)
@@ -424,6 +428,7 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
 
     from tools.train.inputs import read_training_data
     from tools.train.modeling import apply_lora, load_base, lora_settings
+    from tools.train.speed import autocast_on, bf16_autocast
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     causal = cfg.task == "causal"
@@ -453,11 +458,14 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
         from tools.train.modeling import compile_layers
 
         compile_layers(model)
+    # the run's own arithmetic: bf16 autocast where training will use it (a causal LM on a GPU or a bf16 CPU)
+    cast = causal and autocast_on(cfg.precision, dev, next(iter(model.parameters())).dtype)
     timings: list[tuple[float, int]] = []
     for step_batches in batches:
         t0 = time.monotonic()
         for batch, _tokens in step_batches:
-            loss = _loss(model, batch, cfg) / len(step_batches)
+            with bf16_autocast(cast, dev):
+                loss = _loss(model, batch, cfg) / len(step_batches)
             loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
