@@ -35,7 +35,7 @@ def causal_loss(model: Any, tokenizer: Any, conversations: list[list[dict[str, s
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, count = 0.0, 0
     device = str(model.device)
-    cast = autocast_on(precision, device, next(iter(model.parameters())).dtype)
+    cast = autocast_on(precision, device, model)
     with torch.no_grad(), bf16_autocast(cast, device):
         for i in range(0, len(examples), batch_size):
             batch = {k: v.to(model.device) for k, v in padded_batch(examples[i: i + batch_size], pad).items()}

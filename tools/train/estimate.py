@@ -343,13 +343,13 @@ def calibration_key(cfg: TrainConfig, device: str, step_tokens_: int) -> str:
 
     import torch
 
-    from tools.train.speed import compute_precision
+    from tools.train.speed import cpu_has_bf16
 
     bucket = 1 << max(0, math.ceil(math.log2(max(1, step_tokens_))))
-    # the precision the steps compute in, not the setting: `auto` is fp32 on one CPU and bf16 on another
+    # `auto` computes in fp32 on one CPU and in bf16 on another (for the same model): measured apart
+    cpu_bf16 = [] if device.startswith("cuda") else [f"cpu_bf16={cpu_has_bf16()}"]
     parts = [cfg.model, cfg.task, device.split(":")[0], platform.node(), str(machine_cores()), torch.__version__,
-             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all",
-             f"precision={compute_precision(cfg.precision, device)}", f"4bit={cfg.four_bit}",
+             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all", cfg.precision, *cpu_bf16, f"4bit={cfg.four_bit}",
              f"compile={cfg.compile}", f"packing={cfg.packing}", f"ckpt={cfg.gradient_checkpointing}",
              f"tokens<={bucket}"]
     return "|".join(parts)
@@ -459,7 +459,7 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
 
         compile_layers(model)
     # the run's own arithmetic: bf16 autocast where training will use it (a causal LM on a GPU or a bf16 CPU)
-    cast = causal and autocast_on(cfg.precision, dev, next(iter(model.parameters())).dtype)
+    cast = causal and autocast_on(cfg.precision, dev, model)
     timings: list[tuple[float, int]] = []
     for step_batches in batches:
         t0 = time.monotonic()

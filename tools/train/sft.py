@@ -306,7 +306,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
-    speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
+    speed = speed_settings(cfg, dist.device, total_steps, model)
     if speed.compile:
         from tools.train.modeling import compile_layers
 

@@ -62,31 +62,46 @@ def cpu_has_bf16() -> bool:
     return any(flag in cpu_flags() for flag in BF16_CPU_FLAGS)
 
 
-def compute_precision(precision: str, device: str) -> str:
-    """What a run's matrix products compute in on `device` for the config's `precision`: bf16, fp16 or fp32.
+BF16_MIN_HIDDEN = 256
+"""Below this hidden size `auto` stays fp32 even on a CPU with bf16 arithmetic: matrix products that small pay
+more for the casts than bf16 saves (bench/README.md: the 128-wide shape trains at 0.6× in bf16, the 512-wide
+one and SmolLM2-135M's 576 at 1.5×), and a tiny model memorises less well in bf16."""
 
-    A CPU runs bf16 as autocast over fp32 weights, only where it has bf16 arithmetic; a precision this device
-    cannot run is refused when the model loads (`pick_dtype`), not here.
+
+def hidden_size(model: Any) -> int:
+    """The width of a (LoRA-wrapped) language model's hidden states."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return int(getattr(base.config, "text_config", base.config).hidden_size)
+
+
+def compute_precision(precision: str, device: str, hidden: int) -> str:
+    """What a run's matrix products compute in on `device` for the config's `precision` and a model `hidden`
+    wide: bf16, fp16 or fp32.
+
+    A CPU runs bf16 as autocast over fp32 weights, for `auto` only where it has bf16 arithmetic and the model is
+    wide enough to gain from it; a precision this device cannot run is refused when the model loads
+    (`pick_dtype`), not here.
     """
     if device.startswith("cuda"):
         if precision != "auto":
             return precision
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if cpu_has_bf16() and hidden >= BF16_MIN_HIDDEN else "fp32"
     return precision
 
 
-def autocast_on(precision: str, device: str, dtype: torch.dtype) -> bool:
-    """Whether a causal LM's forward and backward run under bf16 autocast, for the config's precision and the
-    base's weight dtype: on a GPU when the base is bf16, on a CPU (fp32 weights) where it has bf16 arithmetic."""
+def autocast_on(precision: str, device: str, model: Any) -> bool:
+    """Whether a causal LM's forward and backward run under bf16 autocast, for the config's precision: on a GPU
+    when the base's weights are bf16, on a CPU (fp32 weights) when `compute_precision` says bf16."""
     if device.startswith("cuda"):
-        return dtype == torch.bfloat16
-    return compute_precision(precision, device) == "bf16"
+        return next(iter(model.parameters())).dtype == torch.bfloat16
+    return compute_precision(precision, device, hidden_size(model)) == "bf16"
 
 
-def speed_settings(cfg: TrainConfig, device: str, total_steps: int, dtype: torch.dtype) -> Speed:
-    """Resolve the speed settings for this device and run length (plain error for what cannot work here)."""
+def speed_settings(cfg: TrainConfig, device: str, total_steps: int, model: Any) -> Speed:
+    """Resolve the speed settings for this device, run length and (LoRA-wrapped) model (plain error for what
+    cannot work here)."""
     from tools.train.estimate import memory_budget_mb, row_multiple
 
     cuda = device.startswith("cuda")
@@ -97,7 +112,8 @@ def speed_settings(cfg: TrainConfig, device: str, total_steps: int, dtype: torch
         if compile_layers and not cuda and shutil.which("cc") is None and shutil.which("gcc") is None:
             raise UsageError("compile=true on a CPU needs a C compiler (gcc), and none was found.",
                              fix="Install gcc (e.g. `apt-get install gcc`) or use --set compile=auto.")
-    autocast = autocast_on(cfg.precision, device, dtype)
+    autocast = autocast_on(cfg.precision, device, model)
+    dtype = next(iter(model.parameters())).dtype
     return Speed(compile=compile_layers, row_multiple=row_multiple(cfg, cuda) if cfg.packing else 0,
                  checkpointing=cfg.gradient_checkpointing, memory_budget_mb=memory_budget_mb(cfg, device),
                  autocast=autocast, fused_adamw=cuda, precision="bf16" if autocast else _name(dtype))

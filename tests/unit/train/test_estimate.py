@@ -226,7 +226,7 @@ def test_calibration_is_kept_per_model_and_batch_shape(chat_file: Path):
 
 
 def test_a_bf16_run_does_not_reuse_an_fp32_calibration(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
-    """`auto` computes in fp32 on one CPU and in bf16 on another (or after precision=fp32): measured apart."""
+    """`auto` computes in fp32 on one CPU and in bf16 on another: measured apart (and precision=fp32 apart too)."""
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
     monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f"}))
     fp32 = est.calibration_key(cfg, "cpu", 400)
@@ -236,9 +236,7 @@ def test_a_bf16_run_does_not_reuse_an_fp32_calibration(chat_file: Path, monkeypa
     assert bf16 != fp32
     assert est.cached_calibration(bf16) is None
     told_fp32 = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "precision=fp32"])
-    assert est.calibration_key(told_fp32, "cpu", 400) == fp32
-    told_bf16 = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "precision=bf16"])
-    assert est.calibration_key(told_bf16, "cpu", 400) == bf16  # the same arithmetic shares one measurement
+    assert est.calibration_key(told_fp32, "cpu", 400) != bf16
 
 
 def test_a_measured_plan_says_it_covers_the_whole_run(chat_file: Path, monkeypatch: pytest.MonkeyPatch):

@@ -23,7 +23,7 @@ from tools.train.events import read_events
 from tools.train.loss import lm_loss
 from tools.train.modeling import apply_lora, compile_layers, pick_dtype
 from tools.train.sft import train
-from tools.train.speed import AutoCheckpointing, Speed, cpu_flags, speed_settings
+from tools.train.speed import BF16_MIN_HIDDEN, AutoCheckpointing, Speed, cpu_flags, speed_settings
 
 NO_BF16 = frozenset({"fpu", "sse2", "avx2", "avx512f"})
 """A CPU without bf16 arithmetic, as /proc/cpuinfo lists it."""
@@ -36,8 +36,15 @@ def on_cpu(monkeypatch: pytest.MonkeyPatch, flags: frozenset[str]) -> None:
     monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: flags)
 
 
-def _lora_model() -> torch.nn.Module:
-    return apply_lora(build_tiny_random(seed=0), r=4, alpha=8, dropout=0.0)
+def _lora_model(hidden: int = 64) -> torch.nn.Module:
+    return apply_lora(build_tiny_random(seed=0, hidden_size=hidden), r=4, alpha=8, dropout=0.0)
+
+
+FP32_MODEL = build_tiny_random(seed=0)
+BF16_MODEL = build_tiny_random(seed=0).to(torch.bfloat16)
+"""A base as a GPU loads it."""
+WIDE = build_tiny_random(seed=0, hidden_size=BF16_MIN_HIDDEN)
+"""The narrowest model that `auto` trains in bf16 on a CPU with bf16 arithmetic."""
 
 
 def _batch(lengths: list[int]) -> dict[str, torch.Tensor]:
@@ -131,21 +138,21 @@ def test_compiled_layers_compute_the_same_loss():
 def test_speed_settings_follow_the_device_and_the_run_length(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     on_cpu(monkeypatch, NO_BF16)
     cfg = build_config("tiny-random", str(chat_file))
-    cpu = speed_settings(cfg, "cpu", 1000, torch.float32)
+    cpu = speed_settings(cfg, "cpu", 1000, WIDE)
     assert (cpu.compile, cpu.row_multiple, cpu.fused_adamw, cpu.autocast, cpu.checkpointing, cpu.precision) == (
         False, 0, False, False, "auto", "fp32")
     budget = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40"])
-    gpu = speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS, torch.bfloat16)
+    gpu = speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS, BF16_MODEL)
     assert (gpu.compile, gpu.row_multiple, gpu.fused_adamw, gpu.autocast, gpu.precision) == (True, 512, True, True,
                                                                                              "bf16")
     assert gpu.memory_budget_mb == 40 * 1024
-    assert speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS - 1, torch.bfloat16).compile is False
+    assert speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS - 1, BF16_MODEL).compile is False
     unpacked = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40", "packing=false"])
-    assert speed_settings(unpacked, "cuda:0", 10, torch.bfloat16).row_multiple == 0
+    assert speed_settings(unpacked, "cuda:0", 10, BF16_MODEL).row_multiple == 0
     forced = build_config("tiny-random", str(chat_file), sets=["compile=true"])
     monkeypatch.setattr("tools.train.speed.shutil.which", lambda name: None)
     with pytest.raises(UsageError, match="needs a C compiler"):
-        speed_settings(forced, "cpu", 10, torch.float32)
+        speed_settings(forced, "cpu", 10, FP32_MODEL)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path):
@@ -160,21 +167,24 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path):
 
 def test_a_cpu_with_bf16_arithmetic_trains_in_bf16_unless_told_fp32(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     on_cpu(monkeypatch, AMX)
-    auto = speed_settings(build_config("tiny-random", str(chat_file)), "cpu", 10, torch.float32)
+    cfg = build_config("tiny-random", str(chat_file))
+    auto = speed_settings(cfg, "cpu", 10, WIDE)
     assert (auto.autocast, auto.precision) == (True, "bf16")
     # the weights (and so the LoRA matrices and the optimizer state) stay fp32; only the arithmetic is bf16
     assert pick_dtype("auto", "cpu") == pick_dtype("bf16", "cpu") == torch.float32
-    asked = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=bf16"]), "cpu", 10,
-                           torch.float32)
-    assert (asked.autocast, asked.precision) == (True, "bf16")
-    off = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=fp32"]), "cpu", 10,
-                         torch.float32)
+    off = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=fp32"]), "cpu", 10, WIDE)
     assert (off.autocast, off.precision) == (False, "fp32")
+    # a model too narrow to gain stays fp32 unless bf16 is asked for
+    narrow = speed_settings(cfg, "cpu", 10, FP32_MODEL)
+    assert (narrow.autocast, narrow.precision) == (False, "fp32")
+    asked = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=bf16"]), "cpu", 10,
+                           FP32_MODEL)
+    assert (asked.autocast, asked.precision) == (True, "bf16")
 
 
 def test_a_cpu_without_bf16_arithmetic_stays_fp32_and_refuses_bf16(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     on_cpu(monkeypatch, NO_BF16)
-    auto = speed_settings(build_config("tiny-random", str(chat_file)), "cpu", 10, torch.float32)
+    auto = speed_settings(build_config("tiny-random", str(chat_file)), "cpu", 10, WIDE)
     assert (auto.autocast, auto.precision) == (False, "fp32")
     assert pick_dtype("auto", "cpu") == torch.float32
     with pytest.raises(UsageError) as err:
@@ -216,7 +226,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
         data = write_chat(root / "stories.jsonl", FEATURES)
         common = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0"]
         for name, sets in {"plain": ["gradient_checkpointing=false"], "tight": ["memory_budget_gb=0.0001"],
-                           "rows": ["row_multiple=64"], "bf16": ["gradient_checkpointing=false"]}.items():
+                           "rows": ["row_multiple=64"],
+                           "bf16": ["gradient_checkpointing=false", "precision=bf16"]}.items():
             # fp32 on whatever CPU runs the tests, except the run that sees one with bf16 arithmetic
             on_cpu(mp, AMX if name == "bf16" else NO_BF16)
             final = train(build_config("tiny-random", str(data), sets=common + sets, max_steps=6), root / name)
@@ -271,10 +282,10 @@ def test_validation_and_held_out_loss_use_the_runs_bf16_choice(chat_file: Path, 
 
     on_cpu(monkeypatch, AMX)
     cfg = build_config("tiny-random", str(chat_file))
-    model, tok = _lora_model(), load_tokenizer("tiny-random")
+    model, tok = _lora_model(BF16_MIN_HIDDEN), load_tokenizer("tiny-random")
     convs = [story(f) for f in FEATURES[:4]]
     val = [tokenize_chat(tok, c, cfg.context) for c in convs]
-    speeds = {p: speed_settings(cfg.model_copy(update={"precision": p}), "cpu", 10, torch.float32)
+    speeds = {p: speed_settings(cfg.model_copy(update={"precision": p}), "cpu", 10, model)
               for p in ("auto", "fp32")}
     during = {p: evaluate(model, val, cfg, 0, "cpu", speeds[p]) for p in speeds}
     after = {p: causal_loss(model, tok, convs, context=cfg.context, precision=p)["val_loss"] for p in speeds}
@@ -292,7 +303,7 @@ def test_compile_true_trains_through_the_engine_on_cpu(tmp_path: Path, runs):
     """In its own process, as `mtw train` runs: the engine entry point reading RUN_DIR/config.yaml."""
     data = write_chat(tmp_path / "stories.jsonl", FEATURES)
     sets = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0",
-            "compile=true", "gradient_checkpointing=false"]
+            "compile=true", "gradient_checkpointing=false", "precision=fp32"]  # fp32, as the plain run it is held to
     run = tmp_path / "run"
     run.mkdir()
     save_run_config(run, build_config("tiny-random", str(data), sets=sets, max_steps=2))
