@@ -196,6 +196,19 @@ def test_a_cpu_without_bf16_arithmetic_stays_fp32_and_refuses_bf16(chat_file: Pa
         pick_dtype("fp16", "cpu")
 
 
+def test_a_classifier_on_a_cpu_says_bf16_is_not_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.unit.train.conftest import DATA
+    from tools.train.classify import train as train_classifier
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    cfg = build_config("minilm", str(DATA / "task_types.jsonl"), sets=["task=classification", "precision=bf16"])
+    final = train_classifier(cfg, tmp_path / "run")
+    assert final["type"] == "failed"
+    assert final["message"] == ("precision bf16 on a CPU is for text generation; classifiers and taggers train in "
+                                "fp32 there.")
+    assert final["fix"] == "Use --set precision=auto."
+
+
 def test_speed_settings_are_validated_and_reproduced(chat_file: Path):
     with pytest.raises(UsageError) as err:
         build_config("tiny-random", str(chat_file), sets=["row_multiple=-8", "memory_budget_gb=0"])
