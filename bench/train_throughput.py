@@ -463,7 +463,7 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
         if speed.checkpointing is True:
             model.get_base_model().activation_checkpointing_enable({"use_reentrant": False})
         memory = AutoCheckpointing(model, speed, ours.chunk_size or 0, str(device))
-        need = step_memory(model, chunk=ours.chunk_size, device=str(device))
+        need = step_memory(model, chunk=ours.chunk_size, device=str(device), autocast=speed.autocast)
         opt = torch.optim.AdamW(params, lr=LR, fused=True)
         ends, losses, computed = [], [], []
         model.train()

@@ -152,7 +152,8 @@ class AutoCheckpointing:
         self.base = base
         self.layers = int(getattr(base.config, "text_config", base.config).num_hidden_layers)
         self.every_n = 1 if speed.checkpointing is True else 0
-        self.need = step_memory(model, chunk=chunk, device=device) if speed.checkpointing == "auto" else None
+        self.need = (step_memory(model, chunk=chunk, device=device, autocast=speed.autocast)
+                     if speed.checkpointing == "auto" else None)
         self._cache: dict[int, int] = {}
 
     def choose(self, tokens: int) -> int:

@@ -239,6 +239,21 @@ def test_a_bf16_run_does_not_reuse_an_fp32_calibration(chat_file: Path, monkeypa
     assert est.calibration_key(told_fp32, "cpu", 400) != bf16
 
 
+def test_cpu_bf16_counts_the_bf16_copies_of_the_weights(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    """Autocast keeps a bf16 copy of every frozen weight for the backward pass: half the fp32 weights again."""
+    monkeypatch.setattr(est, "available_mb", lambda device: 64 * 1024)
+    cfg = build_config("qwen2.5-0.5b", str(chat_file))
+    lengths = [100] * 20
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f"}))
+    fp32 = est.estimate(cfg, device="cpu", lengths=lengths).memory_mb
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f", "amx_bf16"}))
+    bf16 = est.estimate(cfg, device="cpu", lengths=lengths).memory_mb
+    assert bf16["weights"] == pytest.approx(1.5 * fp32["weights"], rel=1e-3)
+    assert {k: v for k, v in bf16.items() if k != "weights"} == {k: v for k, v in fp32.items() if k != "weights"}
+    off = est.estimate(cfg.model_copy(update={"precision": "fp32"}), device="cpu", lengths=lengths).memory_mb
+    assert off == fp32
+
+
 def test_a_measured_plan_says_it_covers_the_whole_run(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(est, "available_mb", lambda device: 16 * 1024)
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])

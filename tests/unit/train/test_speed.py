@@ -88,6 +88,15 @@ def test_checkpointing_recomputes_only_as_many_layers_as_a_step_needs():
     assert fixed.before_step(tokens) == 0  # an explicit false is never overridden
 
 
+def test_the_per_step_estimate_counts_autocasts_weight_copies_on_a_cpu():
+    model = apply_lora(build_tiny_random(seed=0, hidden_size=512, intermediate_size=2048), r=4, alpha=8, dropout=0.0)
+    frozen_mb = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad) / 2**20
+    plain = step_memory(model, chunk=1024, device="cpu")
+    cast = step_memory(model, chunk=1024, device="cpu", autocast=True)
+    assert frozen_mb > 20
+    assert cast(500, 0) - plain(500, 0) == pytest.approx(0.5 * frozen_mb * 1.1, rel=0.01)  # 1.1: the overhead
+
+
 def test_rounded_row_teaches_the_same_loss():
     model = _lora_model()
     batch = _batch([7, 12, 5])
