@@ -172,7 +172,7 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     if has_adapter or not ollama_model:
         model, tokenizer, cfg = load_tuned(run, device=device)
         numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context,
-                          train=data.train if data else [])
+                          train=data.train if data else [], precision=cfg.precision)
     else:
         model, tokenizer = load_base(cfg.model, cfg.task, precision="fp32" if device == "cpu" else "auto",
                                      device=device, seed=cfg.seed)

@@ -160,6 +160,8 @@ def describe_speed(speed: dict[str, Any]) -> str:
         parts.append(f"gradient checkpointing where a step would exceed {budget:.1f} GB")
     elif ckpt is True:
         parts.append("gradient checkpointing on every step")
+    if speed.get("autocast"):
+        parts.append("bf16 arithmetic")
     if speed.get("fused_adamw"):
         parts.append("fused AdamW")
     return "speed: " + ", ".join(parts) if parts else ""

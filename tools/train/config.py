@@ -92,7 +92,8 @@ class TrainConfig(BaseModel):
     seed: int = 42
     """Seed for the split, the data order and the LoRA initialisation."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """auto = bf16 on a capable GPU, fp32 on CPU."""
+    """auto = bf16 on a capable GPU, and on a CPU with bf16 arithmetic (AMX or AVX512-BF16: autocast over fp32
+    weights); fp32 otherwise."""
     four_bit: bool = False
     """Load the base in 4 bits (QLoRA, CUDA only): a quarter of the memory for the frozen weights."""
     gradient_checkpointing: bool | Literal["auto"] = "auto"

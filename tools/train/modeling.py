@@ -25,15 +25,23 @@ ENCODER_TARGETS = ["query", "key", "value", "dense"]
 
 
 def pick_dtype(precision: str, device: str) -> torch.dtype:
-    """auto = bf16 on a GPU that supports it, fp32 otherwise (CPU half precision is slow and unstable)."""
+    """The base's weights: auto = bf16 on a GPU that supports it, fp32 otherwise. A CPU keeps fp32 weights
+    and runs bf16 as autocast (tools/train/speed.py), only where it has bf16 arithmetic."""
     import torch
+
+    from tools.train.speed import cpu_has_bf16
 
     if precision == "auto":
         ok = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if ok else torch.float32
-    if precision in ("bf16", "fp16") and not device.startswith("cuda"):
-        raise UsageError(f"precision {precision} needs a GPU; this run is on {device}.",
-                         fix="Use --set precision=auto (fp32 on CPU).")
+    if not device.startswith("cuda"):
+        if precision == "fp16":
+            raise UsageError(f"precision fp16 needs a GPU; this run is on {device}.",
+                             fix="Use --set precision=auto (bf16 where this CPU supports it, else fp32).")
+        if precision == "bf16" and not cpu_has_bf16():
+            raise UsageError("precision bf16 on a CPU needs bf16 arithmetic (AMX or AVX512-BF16), which this CPU "
+                             "does not have.", fix="Use --set precision=auto (fp32 on this CPU).")
+        return torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 

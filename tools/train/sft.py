@@ -197,7 +197,7 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
     multiple = speed.row_multiple if speed else 0
     for idx in pack_plan([len(e) for e in examples], budget, seed=0):
         batch, _ = materialise(examples, idx, cfg, pad_id, device, multiple)
-        with precision(speed):
+        with precision(speed, device):
             loss, n = lm_loss(model, batch, cfg.loss_chunk)
         total += loss.float() * n
         count += n
@@ -317,7 +317,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
-    speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
+    speed = speed_settings(cfg, dist.device, total_steps, model)
     if speed.compile:
         from tools.train.modeling import compile_layers
 
@@ -373,7 +373,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             recomputed = memory.before_step(max(b["input_ids"].numel() for b, _ in batches))
             step_labels = max(1, sum(label_tokens(b) for b, _ in batches))
             for batch, real in batches:
-                with precision(speed):
+                with precision(speed, dist.device):
                     loss, n = lm_loss(model, batch, cfg.loss_chunk)
                 # weight each micro-batch by its label tokens: the step's loss is the mean over all of them
                 (loss * (n / step_labels)).backward()
