@@ -150,11 +150,22 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _model(cfg: TrainConfig, device: str) -> tuple[Any, Any]:
-    """The base with the adapter to train: the --from-run adapter (trainable), else a fresh LoRA."""
+def _model(cfg: TrainConfig, device: str, run: Path, resume: bool) -> tuple[Any, Any]:
+    """The base with the adapter to train: the --from-run adapter (trainable), else a fresh LoRA.
+
+    The base is the very weights the --from-run run trained on (its base.json), recorded for this round too.
+    """
+    from tools.train.bases import record_base, run_entry, weights_source
+    from tools.train.catalog import resolve
     from tools.train.modeling import apply_lora, load_base, lora_settings
 
-    base, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=device, four_bit=cfg.four_bit)
+    if resume:
+        source = weights_source(run, cfg.model)
+    else:
+        entry = run_entry(cfg.from_run, cfg.model) if cfg.from_run else resolve(cfg.model)
+        record_base(run, entry, cfg.model)
+        source = entry.gguf or cfg.model
+    base, tok = load_base(source, "causal", precision=cfg.precision, device=device, four_bit=cfg.four_bit)
     if cfg.from_run is None:
         return apply_lora(base, **lora_settings(cfg)), tok
     from peft import PeftModel
@@ -209,7 +220,7 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
     disable_progress_bar()
 
     # ---- model: the starting adapter, trainable; TRL keeps a frozen copy of it as the reference
-    model, tok = _model(cfg, device)
+    model, tok = _model(cfg, device, run, resume)
     checkpoint, resume_note = pick_checkpoint(run) if resume else (None, None)
     before = _progress(checkpoint)
     if estimate_s is None:
