@@ -26,11 +26,12 @@ class ChatLLM(Protocol):
         ...
 
     def structured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
-        """A validated pydantic answer (blocking; run it in a thread)."""
+        """A validated pydantic answer (blocking; run it in a thread), bounded in tokens and time."""
         ...
 
-    async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
-        """A validated pydantic answer."""
+    async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None,
+                          time_limit_s: float | None = None) -> T:
+        """A validated pydantic answer, given up after `time_limit_s`."""
         ...
 
 
@@ -47,4 +48,6 @@ class WizardContext:
     llm: ChatLLM = field(default_factory=_default_llm)
     settings: Settings = field(default_factory=get_settings)
     thread_id: str = ""
+    time_limit_s: float = 45.0
+    """The longest one turn waits for the assistant model before it goes on without it (tests make it short)."""
     extra: dict[str, Any] = field(default_factory=dict)

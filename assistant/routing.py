@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
 
 IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome"]
@@ -136,8 +137,18 @@ def parse(text: str, question: Question) -> Intent | None:
         return {**base, "kind": "unclear"}
     choices = question.get("choices") or {}
     key = match_choice(t, choices)
+    if key and question.get("free_text") and _norm(t) not in (key.lower(), _norm(choices[key])):
+        key = ""  # where the typed words are the answer, a few of a starter's words never stand for all of it
+    key = key or str((question.get("aliases") or {}).get(_norm(t), ""))
     if key:
         return {**base, "kind": "answer", "value": key}
+    if question.get("kind") == "confirm":
+        # at the project's confirmation a typed change is the change itself, not a way back to the interview
+        change = spec_change(t)
+        if change:
+            return {**base, "kind": "answer", "value": change}
+        if DRAFT_TOGETHER.search(t) and "confirm" in choices:
+            return {**base, "kind": "answer", "value": "draft"}
     if question.get("optional") and _norm(t) in {"skip", "none", "nothing", "no", "n/a", "-"}:
         return {**base, "kind": "answer", "value": ""}
     if question.get("verbatim"):
@@ -199,16 +210,26 @@ def interpretation_prompt(text: str, question: Question) -> str:
     )
 
 
+TARGET_WORDS: dict[str, tuple[str, ...]] = {
+    "interview": ("interview", "project", "spec", "purpose", "audience", "style", "describ", "rules"),
+    "dataset": ("data", "example", "upload", "file"), "plan": ("plan", "setting", "configur", "train"),
+    "evaluate": ("evaluat", "compar", "score", "test"), "deploy": ("export", "deploy", "ollama", "ship"),
+    "models": ("model",), "start_over": ("start", "over", "new", "again", "scratch", "fresh")}
+"""Words a message must contain for the model's reading "go to <target>" to be believed."""
+
+
 def from_interpretation(ip: Interpretation, text: str, question: Question) -> Intent:
-    """Check the model's reading against the open question: an unknown choice key is 'unclear'."""
+    """Check the model's reading against the open question and the message itself: an unknown choice key, a setting
+    value the message does not contain, or a step it does not name is 'unclear' (a guess is never acted on)."""
     base: Intent = {"text": text, "by": "model"}
+    said = text.lower()
     if ip.kind == "choice":
         if ip.choice in (question.get("choices") or {}):
             return {**base, "kind": "answer", "value": ip.choice}
         return {**base, "kind": "unclear"}
-    if ip.kind == "setting" and ip.setting and ip.value:
+    if ip.kind == "setting" and ip.setting and ip.value and ip.value.lower().strip() in said:
         return {**base, "kind": "setting", "value": {ip.setting: ip.value}}
-    if ip.kind == "navigate" and ip.target:
+    if ip.kind == "navigate" and ip.target and any(w in said for w in TARGET_WORDS.get(ip.target, ())):
         return {**base, "kind": "navigate", "value": ip.target}
     if ip.kind in ("question", "status"):
         return {**base, "kind": ip.kind}

@@ -41,6 +41,9 @@ class WizardState(TypedDict, total=False):
     attempts: dict[str, int]
     """How many times each slot was asked (the second time is a follow-up)."""
 
+    left_open: list[str]
+    """Required slots the user chose to leave open ("skip", or "not sure" twice): not asked again."""
+
     force_slot: str
     """A slot the user chose to change at confirmation; asked next even if filled."""
 

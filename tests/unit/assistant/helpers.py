@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -15,8 +17,19 @@ from assistant.ui_events import is_ui_event
 from tools.settings import get_settings
 
 
+@dataclass(frozen=True)
+class Slow:
+    """A scripted answer that takes `seconds` to come (the turn's time limit decides whether it is waited for)."""
+
+    seconds: float
+    answer: Any
+
+
 class ScriptedLLM:
-    """An assistant model whose structured answers are queued by the test (a double, never shipped)."""
+    """An assistant model whose structured answers are queued by the test (a double, never shipped).
+
+    An answer may be a dict (validated against the schema asked for), an exception to raise, or Slow(...).
+    """
 
     model = "phi4-mini"
 
@@ -39,9 +52,12 @@ class ScriptedLLM:
             on_progress("pulling", done, 100)
         self.pulled = True
 
-    async def astructured(self, prompt, schema, *, system=None):
+    async def astructured(self, prompt, schema, *, system=None, time_limit_s=None):
         self.prompts.append(prompt)
         nxt = self.updates.popleft() if self.updates else {}
+        if isinstance(nxt, Slow):
+            await asyncio.sleep(nxt.seconds)
+            nxt = nxt.answer
         if isinstance(nxt, Exception):
             raise nxt
         return schema.model_validate(nxt)
@@ -50,9 +66,9 @@ class ScriptedLLM:
 class Session:
     """Run to the open question, answer by typing, clicking or attaching; collect every UI event on the way."""
 
-    def __init__(self, llm: ScriptedLLM, thread: str = "t1") -> None:
+    def __init__(self, llm: ScriptedLLM, thread: str = "t1", time_limit_s: float = 45.0) -> None:
         self.graph = builder.compile(checkpointer=InMemorySaver())
-        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=thread)
+        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=thread, time_limit_s=time_limit_s)
         self.cfg = {"configurable": {"thread_id": thread}}
         self.events: list[dict[str, Any]] = []
         self.question: dict[str, Any] | None = None

@@ -52,7 +52,7 @@ class DraftingLLM(ScriptedLLM):
 
 async def to_data_choice(s: Session) -> dict:
     await s.send()
-    for answer in ["User stories from ideas", "eng", "plain", "skip", "skip"]:
+    for answer in ["User stories from ideas", "generation", "eng", "plain", "skip", "skip"]:
         await s.send(answer)
     q = await s.send("confirm")
     assert q["then"] == "on_data_choice"

@@ -1,0 +1,154 @@
+"""A weak assistant model, scripted at its worst: copies of the example, loops, invented choices, answers that come
+after minutes. What the user typed is what is stored; nothing is skipped because of a guess; no turn waits long."""
+
+from __future__ import annotations
+
+from tests.unit.assistant.helpers import ScriptedLLM, Session, Slow
+from tools.project import ProjectSpec
+
+EXAMPLE = "turn a one-line feature idea into a user story with acceptance criteria"
+
+
+async def _spec(s: Session) -> ProjectSpec:
+    return ProjectSpec(**(await s.state())["spec"])
+
+
+async def test_a_copy_of_the_example_a_repeated_slot_and_a_made_up_style_are_never_stored():
+    llm = ScriptedLLM({"purpose": EXAMPLE}, {"audience": "I want stories for the team"}, {"house_style": "balanced"})
+    s = Session(llm)
+    await s.send()
+    q = await s.send("I want stories for the team")
+    assert (await _spec(s)).purpose == "I want stories for the team"  # the question's example is not the answer
+    assert q["slot"] == "task_type"  # "stories" alone does not say the kind: it is asked, not guessed
+    q = await s.click("generation")
+    assert q["slot"] == "audience"
+    q = await s.send("engineers and designers")
+    assert (await _spec(s)).audience == "engineers and designers"  # the purpose copied here is not stored
+    assert q["slot"] == "house_style"
+    q = await s.send("plain, with bullets")
+    assert (await _spec(s)).house_style == "plain, with bullets"  # "balanced" is a word the user never said
+    assert q["slot"] == "samples"
+
+
+async def test_a_looping_answer_and_invented_labels_give_way_to_what_was_typed():
+    llm = ScriptedLLM({"purpose": "Sort feedback " + "into labels " * 12},
+                      {"audience": "support team"}, {"house_style": "one word"},
+                      {"labels": ["bug", "praise", "pricing"]})
+    s = Session(llm)
+    await s.send()
+    q = await s.send("Sort incoming feedback into labels")
+    assert (await _spec(s)).purpose == "Sort incoming feedback into labels"
+    assert (await _spec(s)).task_type == "classification"  # said in the user's own words
+    assert q["slot"] == "audience"
+    await s.send("support team")
+    q = await s.send("one word")
+    assert q["slot"] == "labels"
+    q = await s.send("bug, feature request, question")
+    # "praise" and "pricing" were never listed: the labels are the user's
+    assert (await _spec(s)).labels == ["bug", "feature request", "question"]
+    assert q["slot"] == "samples"
+
+
+async def test_an_answer_that_would_take_minutes_is_not_waited_for_and_the_turn_goes_on():
+    llm = ScriptedLLM(Slow(200, {"purpose": "Write user stories"}), {"audience": "execs"})
+    s = Session(llm, time_limit_s=0.05)  # the turn's limit shrunk for the test: nothing waits 200 s
+    await s.send()
+    q = await s.send("Write user stories from one-line ideas")
+    assert q["slot"] == "audience"
+    assert (await _spec(s)).purpose == "Write user stories from one-line ideas"
+    assert any("took longer than" in t and "as you typed it" in t for t in s.said)
+    thinking = [e for e in s.events if e["ui"] == "thinking"]
+    assert [e["on"] for e in thinking[:2]] == [True, False]  # the note came and went
+    assert "new message" in thinking[0]["text"]
+    await s.send("execs")
+    assert (await _spec(s)).audience == "execs"  # the next turn asks the model again
+
+
+async def test_not_sure_leaves_a_question_open_instead_of_storing_it_and_a_question_is_answered():
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    q = await s.send("Write PRD drafts")
+    assert q["slot"] == "audience"  # "write …": the kind is said
+    q = await s.send("what is LoRA?")
+    assert any("Now, back to where we were" in t for t in s.said)
+    assert q["slot"] == "audience"
+    q = await s.send("not sure")
+    assert q["slot"] == "audience"
+    assert "skip" in q["text"].lower()
+    q = await s.send("no idea really")
+    assert q["slot"] == "house_style"  # left open after asking twice, never filled with "not sure"
+    q = await s.send("short and plain")
+    q = await s.send("skip")
+    q = await s.send("Not sure")
+    assert q["kind"] == "confirm"
+    spec = await _spec(s)
+    assert spec.audience == ""
+    assert spec.never_do == []  # "not sure" is not a rule
+
+
+async def test_no_words_at_the_labels_question_mean_a_model_that_writes():
+    s = Session(ScriptedLLM(ok=False))
+    await s.send()
+    await s.send("Help with support tickets")
+    await s.click("classification")
+    await s.send("support")
+    q = await s.send("friendly")
+    assert q["slot"] == "labels"
+    q = await s.send("none - it writes stories for the team")
+    spec = await _spec(s)
+    assert spec.task_type == "generation"
+    assert spec.labels == []
+    assert q["slot"] == "samples"
+
+
+async def _to_confirm(s: Session) -> dict:
+    await s.send()
+    for answer in ["Write user stories from one-line ideas", "engineers", "plain", "skip", "skip"]:
+        q = await s.send(answer)
+    assert q["kind"] == "confirm"
+    return q
+
+
+async def test_a_change_typed_at_the_confirmation_is_made_and_a_name_is_never_a_yes():
+    s = Session(ScriptedLLM(ok=False))
+    q = await _to_confirm(s)
+    assert "Write user stories from one-line ideas" in q["spec_md"]  # short purposes are the whole name
+    q = await s.send("change the house style to: short bullets, no jargon")
+    assert q["kind"] == "confirm"
+    assert (await _spec(s)).house_style == "short bullets, no jargon"
+    assert "short bullets, no jargon" in q["spec_md"]
+    q = await s.send("change the name to: yes")
+    assert (await _spec(s)).name == "Write user stories from one-line ideas"
+    assert "cannot be the project's name" in s.said[-1]
+    q = await s.send("go to the project")
+    assert "Looks right" in s.said[-1]  # said where we are instead of showing the same thing again in silence
+    q = await s.send("let's draft some examples together")
+    assert q["then"] != "on_confirm"
+    assert any("Saved your project" in t for t in s.said)
+
+
+async def test_lets_draft_together_goes_straight_to_drafting_with_the_model():
+    from tests.unit.assistant.test_journey import DraftingLLM, batch
+
+    s = Session(DraftingLLM(*[batch("saved carts", "gift cards")] * 6))
+    await s.send()
+    for answer in ["User stories from ideas", "generation", "eng", "plain", "skip", "skip"]:
+        await s.send(answer)
+    q = await s.send("let's draft some examples together")
+    assert q["then"] == "on_review"
+    assert "saved carts" in q["text"]
+
+
+async def test_an_invented_choice_or_setting_is_never_acted_on():
+    llm = ScriptedLLM()  # the interview's readings come back empty: each answer is taken as typed
+    s = Session(llm)
+    await _to_confirm(s)
+    await s.send("confirm")
+    llm.updates.extend([{"kind": "choice", "choice": "delete_everything"},
+                              {"kind": "setting", "setting": "epochs", "value": "9"},
+                              {"kind": "navigate", "target": "deploy"}])
+    for text in ["hmm, the thing", "whatever works best", "my data please"]:
+        q = await s.send(text)
+        assert q["then"] == "on_data_choice"
+        assert "I did not get that" in s.said[-1]
+    assert not (await s.state()).get("train_sets")
