@@ -25,6 +25,10 @@ class ChatLLM(Protocol):
         """Download the model into Ollama, calling on_progress(status, completed, total)."""
         ...
 
+    def with_model(self, model: str) -> ChatLLM:
+        """The same assistant layer for another Ollama model (to pull it, then switch to it)."""
+        ...
+
     def structured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
         """A validated pydantic answer (blocking; run it in a thread), bounded in tokens and time."""
         ...

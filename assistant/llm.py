@@ -15,7 +15,7 @@ from tools import ollama_api
 from tools.errors import LLMCancelled, LLMNonsense, LLMTimeout, MTWError, StructuredOutputError
 from tools.llm_protocol import token_budget
 from tools.sense import looping
-from tools.settings import get_settings
+from tools.settings import assistant_model
 
 T = TypeVar("T", bound=BaseModel)
 Progress = Callable[[str, int, int], None]
@@ -34,7 +34,9 @@ REASK = (
     "Answer again with only a JSON object that matches the schema."
 )
 TIME_LIMIT_S = 45.0
-"""The longest one structured answer may take (a re-ask included) before the turn goes on without it."""
+"""The longest one short structured answer may take (a re-ask included) before the turn goes on without it."""
+SLOWEST_TOKENS_PER_S = 25.0
+"""A long answer (a drafted example) gets the time it takes at this speed, when that is more than TIME_LIMIT_S."""
 SEED = 0
 
 
@@ -51,7 +53,7 @@ class LLM:
                  clock: Callable[[], float] = time.monotonic, **httpx_kwargs: Any) -> None:
         import ollama
 
-        self.model = model or get_settings().assistant_model
+        self.model = model or assistant_model()
         self.host = host or ollama_api.host()
         self.time_limit_s = time_limit_s
         self.cancel = cancel or threading.Event()
@@ -60,6 +62,11 @@ class LLM:
         self._httpx = httpx_kwargs
         self._client = ollama.Client(host=self.host, timeout=timeout, **httpx_kwargs)
         self._aclient = ollama.AsyncClient(host=self.host, timeout=timeout, **httpx_kwargs)
+
+    def with_model(self, model: str) -> LLM:
+        """The same layer (host, limits, cancel) for another Ollama model."""
+        return LLM(model, self.host, time_limit_s=self.time_limit_s, cancel=self.cancel, clock=self.clock,
+                   **self._httpx)
 
     # availability --------------------------------------------------------------------------
     async def status(self) -> Availability:
@@ -102,10 +109,10 @@ class LLM:
 
         Blocking (drafting runs it in a worker thread); LLMTimeout, LLMCancelled or LLMNonsense end it early.
         """
-        limit = time_limit_s or self.time_limit_s
+        options = self._options(schema, num_predict)
+        limit = time_limit_s or self._limit(options)
         deadline = self.clock() + limit
         messages = _messages(prompt, system)
-        options = self._options(schema, num_predict)
         self.busy += 1
         try:
             for attempt in range(2):
@@ -129,9 +136,9 @@ class LLM:
     async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None,
                           num_predict: int | None = None, time_limit_s: float | None = None) -> T:
         """`structured` on the event loop: cancelling the awaiting task closes the connection (Ollama stops)."""
-        limit = time_limit_s or self.time_limit_s
-        messages = _messages(prompt, system)
         options = self._options(schema, num_predict)
+        limit = time_limit_s or self._limit(options)
+        messages = _messages(prompt, system)
         self.busy += 1
         try:
             async with asyncio.timeout(limit):
@@ -176,6 +183,11 @@ class LLM:
                 await stream.aclose()
         return "".join(pieces), ""
 
+    def _limit(self, options: dict[str, Any]) -> float:
+        """The time an answer of this size may take: the usual limit, longer for a long answer (a drafted example)
+        written at the slowest speed still worth waiting for."""
+        return max(self.time_limit_s, float(options["num_predict"]) / SLOWEST_TOKENS_PER_S)
+
     def _options(self, schema: type[BaseModel], num_predict: int | None) -> dict[str, Any]:
         # greedy and seeded: the same answer to the same message; the budget ends a loop the stream check missed
         return {"temperature": 0, "seed": SEED, "num_predict": num_predict or token_budget(schema)}
@@ -205,6 +217,23 @@ class LLM:
     def _wrong_shape(self) -> StructuredOutputError:
         return StructuredOutputError(f"The assistant model ({self.model}) twice answered in the wrong shape.",
                                      "I'll go on without it for this step.")
+
+
+BETTER: dict[str, tuple[str, str]] = {"phi4-mini": ("qwen2.5:7b", "4.7 GB"), "qwen2.5:3b": ("qwen2.5:7b", "4.7 GB"),
+                                     "llama3.2:3b": ("qwen2.5:7b", "4.7 GB")}
+"""A stronger assistant model for each of the guide's small ones (name, download size)."""
+STRONG = ("qwen2.5:7b", "qwen2.5:14b", "llama3.1:8b", "phi4", "gemma3:12b", "mistral-small")
+
+
+def better_model(current: str) -> tuple[str, str] | None:
+    """The model to suggest when `current` writes poor drafts (name, download size): the guide's phi4-mini for any
+    model smaller than it, a 7B for the guide's own; None for a model that is already large."""
+    bare = current.removesuffix(":latest")
+    if bare in BETTER:
+        return BETTER[bare]
+    if bare.startswith(STRONG):
+        return None
+    return ("phi4-mini", "2.5 GB")
 
 
 def _format(schema: type[BaseModel]) -> dict[str, Any]:

@@ -71,6 +71,9 @@ class WizardState(TypedDict, total=False):
     drafts: list[dict[str, Any]]
     """Examples the assistant drafted, waiting for keep / drop."""
 
+    better_model: str
+    """The bigger assistant model offered when drafting failed (pulled and used from the next message on)."""
+
     draft_index: int
     """Which draft is being reviewed."""
 

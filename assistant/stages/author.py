@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
+from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -13,13 +15,15 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.routing import NO, YES
 from assistant.state import WizardState
-from assistant.ui_events import say, table
+from assistant.ui_events import progress_event, say, table, thinking
 from tools.dataset.model import Example
 from tools.dataset.store import DatasetStore
 from tools.errors import MTWError
 from tools.project import ProjectSpec
 
 DRAFT_BATCH = 5
+DRAFT_TURN_S = 150.0
+"""No new drafting call starts after this long in one turn: fewer drafts, never an endless wait."""
 MORE_LIKE = 3
 """Drafts asked for by "More like this"."""
 SHOWN_ROWS = 100
@@ -104,8 +108,11 @@ def round_focus(areas: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Ask the assistant model for a few examples from the spec (or for one category); each passed the checks."""
-    from tools.dataset.draft import draft_examples
+    """Ask the assistant model for a few examples from the spec (or for one category); each passed the checks.
+
+    Bounded: the drafts kept so far show as they come, no new call starts after DRAFT_TURN_S, and a new message
+    stops it. A model that writes nothing usable is met with what to do: a bigger model to pull, or a file."""
+    from tools.dataset.draft import WeakModel, draft_examples
 
     spec = _spec(state)
     focus = state.get("draft_focus") or {}
@@ -113,17 +120,77 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     store = await asyncio.to_thread(store_of, state)
     what = str(focus.get("label", "")).removeprefix("Draft ").strip() or f"{n} examples"
     say(f"Drafting {what} from your project — this takes a moment.")
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+
+    def kept(done: int, total: int) -> None:
+        loop.call_soon_threadsafe(writer, progress_event("draft", "Drafting", f"{done} of {total} checked and ready"))
+
+    thinking(True, f"Drafting {what}… (a new message stops it)")
     try:
         drafts = await asyncio.to_thread(draft_examples, spec, n, runtime.context.llm, existing=store.examples(),
-                                         focus=str(focus.get("focus", "")))
+                                         focus=str(focus.get("focus", "")), deadline=time.monotonic() + DRAFT_TURN_S,
+                                         progress=kept)
+    except WeakModel as exc:
+        return _offer_better_model(state, runtime, exc.message)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         drafts = []
+    finally:
+        thinking(False)
     if not drafts:
-        say("No usable drafts came back this time.")
-        return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
+        return _offer_better_model(state, runtime, "No usable drafts came back this time.")
+    if len(drafts) < n:
+        say(f"{len(drafts)} of the {n} drafts passed the checks — fewer, but each one is checked.")
     return go("review_draft", {"drafts": [d.model_dump() for d in drafts], "draft_index": 0,
                                "draft_sources": [{} for _ in drafts], "draft_focus": {}})
+
+
+def _offer_better_model(state: WizardState, runtime: Runtime[WizardContext], why: str) -> Command[Any]:
+    """What to do when the assistant model cannot draft: the bigger model to pull (a button), once more, or a file."""
+    from assistant.llm import better_model
+
+    current = runtime.context.llm.model
+    better = better_model(current)
+    text = f"{why} Small assistant models like **{current}** often cannot write good examples."
+    choices: dict[str, str] = {}
+    if better:
+        text += (f" A bigger one writes far better drafts: **{better[0]}** (about {better[1]}, downloaded once, "
+                 "then used for everything the assistant does).")
+        choices["better"] = f"Get {better[0]} ({better[1]})"
+    choices |= {"again": "Try once more", "upload": "Upload a file of examples", "back": "Go on without drafts"}
+    return ask(state, text + " What would you like to do?", then="on_weak_drafts", stage="dataset",
+               choices=choices, effects=("better",), update={"better_model": better[0] if better else ""})
+
+
+def on_weak_drafts(state: WizardState) -> Command[Any]:
+    """Pull the bigger model, draft once more, upload a file, or go on with what there is."""
+    picked = state["intent"]["value"]
+    if picked == "better":
+        return go("switch_assistant_model")
+    if picked == "again":
+        return go("draft_batch")
+    if picked == "upload":
+        return go("ask_file", {"adding": True})
+    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
+
+
+async def switch_assistant_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """Download the bigger assistant model with progress and use it from the next message on."""
+    from tools.settings import choose_assistant_model
+
+    name = str(state.get("better_model") or "")
+    writer = get_stream_writer()
+    other = runtime.context.llm.with_model(name)
+    try:
+        await other.pull(lambda status, done, total: writer(progress_event("pull", f"Downloading {name}", status,
+                                                                            done, total)))
+        await asyncio.to_thread(choose_assistant_model, name)
+    except MTWError as exc:
+        say(f"The download did not finish: {exc.message} {exc.fix}")
+        return go("after_drafts")
+    say(f"**{name}** is downloaded and is the assistant's model from your next message on (drafting, reading your "
+        "answers and the judge). Click **Draft 5 more** to draft with it.")
+    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
 
 
 def review_draft(state: WizardState) -> Command[Any]:

@@ -39,12 +39,12 @@ def explain_question(question: str, *, k: int = 3, method: Method = "auto", mode
     import ollama
 
     from tools import ollama_api
-    from tools.settings import get_settings
+    from tools.settings import assistant_model
 
     entries = search(question, k, method=method)
     if not entries:
         return Explanation(question, [], None, None, "Nothing in the knowledge base matches that question.")
-    model = model or get_settings().assistant_model
+    model = model or assistant_model()
     try:
         reply = ollama_api.client(timeout=120).chat(
             model=model,

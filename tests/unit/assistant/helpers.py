@@ -47,6 +47,12 @@ class ScriptedLLM:
             return Availability(True, "")
         return Availability(False, "Ollama is not running (nothing answers). Start it.")
 
+    def with_model(self, model: str) -> ScriptedLLM:
+        other = ScriptedLLM(ok=self.ok)
+        other.model = model
+        self.switched_to = other
+        return other
+
     async def pull(self, on_progress=None) -> None:
         for done in (0, 50, 100):
             on_progress("pulling", done, 100)

@@ -3,7 +3,10 @@ after minutes. What the user typed is what is stored; nothing is skipped because
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.unit.assistant.helpers import ScriptedLLM, Session, Slow
+from tools.errors import LLMNonsense
 from tools.project import ProjectSpec
 
 EXAMPLE = "turn a one-line feature idea into a user story with acceptance criteria"
@@ -152,3 +155,78 @@ async def test_an_invented_choice_or_setting_is_never_acted_on():
         assert q["then"] == "on_data_choice"
         assert "I did not get that" in s.said[-1]
     assert not (await s.state()).get("train_sets")
+
+
+class LoopingDrafts:
+    """Drafting answers: a looping batch (the model layer's repetition stop), then one story per call."""
+
+    def __init__(self, *replies: Any) -> None:
+        self.replies = list(replies)
+        self.sizes: list[int] = []
+
+    def __call__(self, prompt: str, schema: Any) -> Any:
+        self.sizes.append(schema.model_json_schema()["properties"]["examples"]["maxItems"])
+        nxt = self.replies.pop(0)
+        if isinstance(nxt, Exception):
+            raise nxt
+        return nxt
+
+
+async def test_a_weak_model_drafts_fewer_but_checked_examples_one_per_call():
+    from tests.unit.assistant.test_journey import DraftingLLM, story, to_data_choice
+
+    looping = {"request": "Write a user story", "answer": "As a user, I want it. " * 30}
+    replies = LoopingDrafts(LLMNonsense("The assistant model (phi4-mini) started repeating itself.", ""),
+                            {"examples": [story(1, "saved carts")]}, {"examples": [looping]},
+                            *[{"examples": []}] * 6)
+    llm = DraftingLLM()
+    llm.structured = lambda prompt, schema, system=None: schema.model_validate(replies(prompt, schema))  # type: ignore
+    s = Session(llm)
+    await to_data_choice(s)
+    q = await s.click("draft")
+    assert replies.sizes[0] == 3
+    assert set(replies.sizes[1:]) == {1}  # after the looping batch, one example per call
+    assert q["then"] == "on_review"
+    assert "saved carts" in q["text"]
+    assert any("1 of the 5 drafts passed the checks" in t for t in s.said)
+    assert any(e["ui"] == "progress" and "1 of 5" in e["status"] for e in s.events)
+
+
+async def test_a_model_that_cannot_draft_is_met_with_a_bigger_one_to_pull_never_a_setting():
+    from tests.unit.assistant.test_journey import DraftingLLM, to_data_choice
+    from tools.settings import assistant_model
+
+    llm = DraftingLLM()
+
+    def loops(prompt: str, schema: Any, system: str | None = None) -> Any:
+        raise LLMNonsense("The assistant model (phi4-mini) started repeating itself instead of answering.", "")
+
+    llm.structured = loops  # type: ignore[method-assign]
+    s = Session(llm)
+    await to_data_choice(s)
+    q = await s.click("draft")
+    assert q["then"] == "on_weak_drafts"
+    assert "MTW_" not in q["text"]
+    assert q["choices"]["better"] == "Get qwen2.5:7b (4.7 GB)"
+    assert "upload" in q["choices"]
+    q = await s.click("better")
+    assert [p["completed"] for p in s.progress if p["key"] == "pull"] == [0, 50, 100]
+    assert llm.switched_to.model == "qwen2.5:7b"
+    assert assistant_model() == "qwen2.5:7b"  # kept for the next messages and conversations
+    assert q["then"] == "on_after_drafts"
+
+
+async def test_a_looping_rewrite_is_not_shown_and_says_why():
+    from tests.unit.assistant.test_journey import TOPICS, DraftingLLM, batch, to_data_choice
+
+    looping = {"request": "Write a user story about saved carts", "answer": "saved carts " * 40}
+    llm = DraftingLLM(batch(*TOPICS[:3]), batch(*TOPICS[3:5], start=3), looping, looping, looping)
+    s = Session(llm)
+    await to_data_choice(s)
+    q = await s.click("draft")
+    shown = q["text"]
+    q = await s.send("make it shorter")
+    assert "could not rewrite" in s.said[-1]
+    assert "repeated itself" in s.said[-1]
+    assert "turned away (the draft made no sense" in llm.draft_prompts[-1]  # the next try is told why
+    assert q["text"] == shown  # the same draft, unchanged, is still the one to keep or drop
