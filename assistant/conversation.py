@@ -134,18 +134,28 @@ def route_intent(state: WizardState) -> str:
             "stale": "note_stale"}.get(str(kind), "not_understood")
 
 
-async def explain(state: WizardState) -> Command[Any]:
-    """Answer a question from the troubleshooting guide, then ask the open question again."""
-    from tools.troubleshoot.answer import explain_question
+async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """Answer a question from the troubleshooting guide, then ask the open question again.
+
+    The assistant model phrases the answer from the guide's entries when it can; a slow or senseless answer gives
+    way to the guide's own lines on the question, never to a reply about something else."""
+    from tools.troubleshoot.answer import cited, explain_question, relevant_lines
 
     text = (state.get("intent") or {}).get("text", "")
-    found = await asyncio.to_thread(explain_question, text)
-    sources = ", ".join(f"*{e.title}*" for e in found.entries)
+    thinking(True, "Looking that up in the troubleshooting guide… (a new message skips the wait)")
+    try:
+        found = await asyncio.to_thread(explain_question, text, model=runtime.context.llm.model,
+                                        ask=bool(state.get("llm_ok")),
+                                        cancel=getattr(runtime.context.llm, "cancel", None),
+                                        time_limit_s=runtime.context.time_limit_s)
+    finally:
+        thinking(False)
     if found.answer:
+        sources = ", ".join(f"*{e.title}*" for e in cited(found.answer, found.entries))
         out = f"{found.answer}\n\n_From the troubleshooting guide: {sources}_"
     elif found.entries:
         best = found.entries[0]
-        out = f"**{best.title}**\n\n{best.text.strip()}" + (f"\n\n_{found.note}_" if found.note else "")
+        out = f"**{best.title}**\n\n{relevant_lines(best, text)}" + (f"\n\n_{found.note}_" if found.note else "")
     else:
         out = found.note or "I have nothing in the troubleshooting guide on that."
     say(out + "\n\nNow, back to where we were:")

@@ -230,3 +230,27 @@ async def test_a_looping_rewrite_is_not_shown_and_says_why():
     assert "repeated itself" in s.said[-1]
     assert "turned away (the draft made no sense" in llm.draft_prompts[-1]  # the next try is told why
     assert q["text"] == shown  # the same draft, unchanged, is still the one to keep or drop
+
+
+async def test_what_is_lora_gets_the_guides_own_line_when_the_model_answers_with_a_question(ollama):
+    ollama.enqueue("What kind of model would you like to train?")
+    s = Session(ScriptedLLM())
+    await s.send()
+    q = await s.send("what is LoRA?")
+    out = s.said[-1]
+    assert "What kind of model" not in out
+    assert "**LoRA**: trains a small add-on" in out.splitlines()[2]  # the line that answers it comes first
+    assert "it asked a question back" in out
+    assert q["slot"] == "purpose"  # the interview goes on where it was
+    assert ollama.requests_to("/api/chat")[0].body["options"]["num_predict"] == 320
+
+
+async def test_a_grounded_answer_cites_only_the_entry_it_used(ollama):
+    ollama.enqueue("LoRA trains a small add-on, the adapter, instead of the whole model [training-terms].")
+    s = Session(ScriptedLLM())
+    await s.send()
+    await s.send("what is LoRA?")
+    out = s.said[-1]
+    assert out.startswith("LoRA trains a small add-on")
+    assert out.count("_From the troubleshooting guide: *") == 1
+    assert out.split("_From the troubleshooting guide: ")[1].count("*") == 2  # one title, not a list of them
