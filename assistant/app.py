@@ -127,6 +127,7 @@ async def _progress(ev: dict[str, Any]) -> None:
 
 async def _title(text: str) -> None:
     cl.user_session.set("titled", True)
+    cl.user_session.set("title", text[:80])
     await cl.context.emitter.init_thread(text[:80])
 
 
@@ -430,9 +431,14 @@ async def on_answer(action: cl.Action) -> None:
     """A clicked button answers the question it was shown with (the graph ignores older ones)."""
     label = action.payload.get("label", action.payload.get("value", ""))
     await cl.Message(content=label, type="user_message").send()
-    if not cl.user_session.get("titled"):
+    first = not cl.user_session.get("titled")
+    if first:
         await _title(label)
     await run({"qid": action.payload.get("qid"), "value": action.payload.get("value"), "label": label})
+    if first and cl.user_session.get("title") == label[:80]:
+        # chainlit names a conversation begun by a click after the callback ("answer"), racing the name set above:
+        # once the turn is over its naming is done, and the button's words are set again
+        await _title(label)
 
 
 @cl.on_chat_resume

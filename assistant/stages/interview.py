@@ -208,10 +208,14 @@ def _path_of(name: str) -> str:
 def on_name_taken(state: WizardState) -> Command[Any]:
     """Continue the existing project as it is saved, or ask for a new name."""
     if state["intent"].get("value") == "continue":
+        from assistant.stages.dataset import current_dataset
+
         spec = load_spec(_spec(state).name)
         title(spec.name)
         say(f"Continuing **{spec.name}** as it was saved.")
-        return go("choose_data", {"spec": spec.model_dump(), "spec_path": _path_of(spec.name)})
+        # its dataset comes with it: offered to keep, never uploaded again into duplicates
+        return go("choose_data", {"spec": spec.model_dump(), "spec_path": _path_of(spec.name),
+                                  "data_path": current_dataset(spec.name) or state.get("data_path", "")})
     return go("ask_slot", {"force_slot": "name"})
 
 

@@ -470,8 +470,23 @@ def parse_example_text(text: str, kind: Literal["chat", "classification", "ner"]
     ex = _parse_chat(text) if kind == "chat" else _parse_fields(text, kind)
     errors = [i for i in row_issues(ex) if i.severity == "error"]
     if errors:
-        raise UsageError(errors[0].message.replace("An example", "The edited example"), errors[0].fix)
+        raise UsageError(errors[0].message.replace("An example", "The edited example"), _edit_fix(errors[0], kind))
     return ex
+
+
+_EDIT_FIXES = {
+    "no_assistant": "Add a line that starts with 'Assistant:' followed by the answer.",
+    "role_order": "Write a 'User:' line with the request, then an 'Assistant:' line with its answer, and end with "
+                  "the answer.",
+    "empty_field": "Write the text after each label, or remove the label that has none.",
+}
+
+
+def _edit_fix(issue: Issue, kind: str) -> str:
+    """The fix for an edited example in the chat's own terms (labels to write), not a file format's or a flag's."""
+    if kind == "chat" and issue.code in _EDIT_FIXES:
+        return _EDIT_FIXES[issue.code]
+    return re.sub(r";?\s*--fix [^.;]*[.;]?", ".", issue.fix).replace("..", ".").strip()
 
 
 def _parse_chat(text: str) -> Example:

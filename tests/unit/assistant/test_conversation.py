@@ -1,6 +1,7 @@
 """Talking to the wizard at every step: questions, settings, navigation, stale buttons, faults, no dead ends."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -378,3 +379,29 @@ def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():
     assert routing.parse("What is an OKR?", q) == {"kind": "answer", "value": "What is an OKR?", "text":
                                                    "What is an OKR?", "by": "parser"}
     assert routing.parse("done trying", q)["value"] == "done"
+
+
+async def test_the_same_file_again_adds_nothing_and_a_continued_project_offers_its_dataset_by_name():
+    sample = str(Path(__file__).resolve().parents[3] / "examples" / "pm_dataset.jsonl")
+    s = Session(ScriptedLLM(ok=False))
+    await to_data_choice(s)
+    await s.send("upload")
+    q = await s.send({"path": sample, "name": "pm_dataset.jsonl"})
+    q = await s.click("upload_more")
+    q = await s.send({"path": sample, "name": "pm_dataset.jsonl"})
+    assert any("is in your dataset already, so nothing was added" in t for t in s.said)
+    assert any("**45 examples**" in t for t in s.said[-3:])  # still 45, not 90
+    other = Session(ScriptedLLM(ok=False), thread="t2")
+    q = await to_name_taken(other)
+    q = await other.click("continue")
+    assert q["then"] == "on_data_choice"
+    assert q["choices"]["keep"] == "Keep my dataset (45 examples, from pm_dataset.jsonl)"
+
+
+async def to_name_taken(s: Session) -> dict:
+    await s.send()
+    for answer in ["User stories from ideas", "generation", "engineers", "plain", "skip", "skip"]:
+        await s.send(answer)
+    q = await s.send("confirm")
+    assert q["then"] == "on_name_taken"
+    return q
