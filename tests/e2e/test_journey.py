@@ -52,8 +52,11 @@ def assistant_model(body: dict[str, Any]) -> str:
         return STYLED_ANSWER
     if "--- passage ---" in prompt:
         return json.dumps({"examples": [GROUNDED]})
-    if re.search(r"Write \d+ new request / answer pairs", prompt):
-        return json.dumps({"examples": [story(t) for t in TOPICS]})
+    asked = re.search(r"Write (\d+) new request / answer pair", prompt)
+    if asked:
+        # as many as asked for, none already in the dataset (the prompt lists those)
+        fresh = [t for t in TOPICS if f"about {t}" not in prompt]
+        return json.dumps({"examples": [story(t) for t in fresh[:int(asked.group(1))]]})
     return scripted_slot_filler(body)
 
 

@@ -184,7 +184,11 @@ class LlamaEngine:
             served = self.served.pop(key, None) if key else None
             if served is not None:
                 served.process.terminate()
-                served.process.wait(timeout=10)
+                try:
+                    served.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # busy finishing a generation on a loaded machine
+                    served.process.kill()
+                    served.process.wait(timeout=10)
 
 
 def _done_reason(out: dict[str, Any]) -> str:

@@ -308,8 +308,20 @@ def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: S
             progress(len(accepted), n)
     if not accepted and failure is not None:
         raise WeakModel(f"{getattr(llm, 'model', 'The assistant model')} did not write usable examples "
-                        f"({failure.message.rstrip('.')}).", "Try again, or use a bigger assistant model.")
+                        f"({_plain(failure)}).", "Try again, or use a bigger assistant model.")
     return accepted
+
+
+def _plain(exc: StructuredOutputError | LLMTimeout) -> str:
+    """What went wrong with the assistant model's answer, as a clause: "it repeated itself", "it took too long"."""
+    if isinstance(exc, LLMTimeout):
+        return "it took too long"
+    text = exc.message.lower()
+    if "repeating" in text:
+        return "it repeated itself"
+    if "length" in text:
+        return "it went on past the length a draft needs"
+    return "its answer was in the wrong shape"
 
 
 class WeakModel(StructuredOutputError):
@@ -418,7 +430,12 @@ def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: Structur
     for _ in range(MAX_ROUNDS):
         # the same prompt gets the same answer from a greedy model: say why the last one was turned away
         asked = prompt + (f"\n\nYour last rewrite was turned away ({reason}): do it differently." if reason else "")
-        item: BaseModel = llm.structured(asked, schema, system=SYSTEM)
+        try:
+            item: BaseModel = llm.structured(asked, schema, system=SYSTEM)
+        except (StructuredOutputError, LLMTimeout) as exc:
+            # a loop, a cut-off or a timeout comes back the same way on the next try: say so now
+            reason = _plain(exc)
+            break
         cand = _to_example(item, spec_for)
         if isinstance(cand, Example) and example.kind == "chat":
             prefix, _, _ = _last_pair(example)
