@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import sqlite3
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -209,15 +208,16 @@ async def run(value: Any, *, fresh: bool = False) -> None:
         await _step(value, fresh=fresh)
 
 
-@dataclass
 class Turn:
     """The graph turn running now: its task, and the assistant model it waits for (`cancellable` while it shows
-    that it is thinking, when a new message may stop it)."""
+    that it is thinking, when a new message may stop it). A plain class: chainlit runs this file as a script,
+    where a dataclass cannot resolve its own annotations."""
 
-    task: asyncio.Task[None]
-    llm: LLM
-    cancellable: bool = False
-    stopped: bool = False
+    def __init__(self, task: asyncio.Task[None], llm: LLM) -> None:
+        self.task = task
+        self.llm = llm
+        self.cancellable = False
+        self.stopped = False
 
 
 async def _step(value: Any, *, fresh: bool = False) -> None:

@@ -160,6 +160,7 @@ class LLM:
         pieces: list[str] = []
         seen = 0
         stream: Any = None
+        done_reason = ""
         try:
             stream = await self._aclient.chat(self.model, messages=messages, format=_format(schema), options=options,
                                               stream=True)
@@ -171,7 +172,8 @@ class LLM:
                     if looping("".join(pieces)):
                         raise self._looping()
                 if part.done:
-                    return "".join(pieces), part.done_reason or "stop"
+                    done_reason = part.done_reason or "stop"  # the last line: the stream ends by itself
+            stream = None
         except MTWError:
             raise
         except (asyncio.CancelledError, TimeoutError):
@@ -180,8 +182,9 @@ class LLM:
             raise ollama_api.translate(exc, self.model) from exc
         finally:
             if stream is not None:
+                # stopped early (a loop, the time limit, a new message): closing the stream stops Ollama too
                 await stream.aclose()
-        return "".join(pieces), ""
+        return "".join(pieces), done_reason
 
     def _limit(self, options: dict[str, Any]) -> float:
         """The time an answer of this size may take: the usual limit, longer for a long answer (a drafted example)

@@ -118,6 +118,7 @@ def stream_reply(chat_model: str, messages: list[dict[str, str]], *, options: di
     parts: Any = None
     pieces: list[str] = []
     seen = 0
+    done_reason = ""
     try:
         parts = client(timeout=timeout, at=at, **httpx_kwargs).chat(chat_model, messages=messages, format=fmt,
                                                             options=options, stream=True)
@@ -135,7 +136,8 @@ def stream_reply(chat_model: str, messages: list[dict[str, str]], *, options: di
                     raise LLMNonsense(f"The assistant model ({chat_model}) started repeating itself instead of "
                                       "answering.", "I'll go on without it for this step.")
             if part.done:
-                return Streamed("".join(pieces), part.done_reason or "stop")
+                done_reason = part.done_reason or "stop"  # the last line: the stream ends by itself
+        parts = None
     except MTWError:
         raise
     except Exception as exc:
@@ -145,5 +147,5 @@ def stream_reply(chat_model: str, messages: list[dict[str, str]], *, options: di
         raise translate(exc, chat_model) from exc
     finally:
         if parts is not None:
-            parts.close()
-    return Streamed("".join(pieces), "")
+            parts.close()  # stopped early: closing the stream stops Ollama too
+    return Streamed("".join(pieces), done_reason)

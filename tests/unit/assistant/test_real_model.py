@@ -121,12 +121,16 @@ def test_drafting_on_a_real_model_gives_only_checked_drafts_or_says_how_to_get_b
     from tools.dataset.draft import WeakModel, draft_examples, format_issues, nonsense
 
     rejected: list = []
+    weak: WeakModel | None = None
+    drafts = []
     try:
         # one call: no second one starts after the deadline
         drafts = draft_examples(SPEC, 2, LLM(time_limit_s=90), rejected=rejected, deadline=time.monotonic() + 1)
     except WeakModel as exc:
-        assert "bigger assistant model" in exc.fix
-        assert "MTW_" not in str(exc)
+        weak = exc
+    if weak is not None:
+        assert "bigger assistant model" in weak.fix
+        assert "MTW_" not in str(weak)
         return
     assert len(real.requests_to("/api/chat")) == 1
     assert len(drafts) <= 2
@@ -145,10 +149,13 @@ def test_rewrite_on_a_real_model_is_checked_or_refused_with_the_reason(real: Oll
     original = Example.chat(("user", "Write a user story for exporting invoices"),
                             ("assistant", "As a finance admin, I want to export invoices, so that I can reconcile "
                                           "them.\n\nAcceptance criteria:\n- Every invoice of the month is in the file"))
+    refused: MTWError | None = None
     try:
         out = rewrite(original, "make it shorter", SPEC, LLM(time_limit_s=120))
     except MTWError as exc:
-        assert exc.message.startswith("The assistant could not rewrite this example as asked (")
+        refused = exc
+    if refused is not None:
+        assert refused.message.startswith("The assistant could not rewrite this example as asked (")
         return
     assert not [i for i in format_issues(out) if i.severity == "error"]
     assert not sense.looping(out.answer())
