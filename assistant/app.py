@@ -253,6 +253,18 @@ async def _drive(g: Any, inp: Any, ctx: WizardContext) -> None:
                                  "send your last answer again, or restart with `mtw ui`.").send()
 
 
+@cl.on_stop
+async def on_stop() -> None:
+    """The chat's ■ button (chainlit stops the turn's task): a wait for the assistant model ends at once, and the
+    next message is taken in place of the one it was thinking about. Other work keeps chainlit's own behaviour."""
+    turn: Turn | None = cl.user_session.get("turn")
+    if turn is not None and turn.cancellable:
+        turn.stopped = True
+        turn.llm.cancel.set()
+        cl.user_session.set("stopped_thinking", True)
+    await _thinking(False)
+
+
 def _stop_thinking() -> bool:
     """A new message while the assistant model is thinking stops that wait (the answer it was for is dropped)."""
     turn: Turn | None = cl.user_session.get("turn")
@@ -358,7 +370,8 @@ async def start() -> None:
 async def on_message(message: cl.Message) -> None:
     """A typed message (or an attached file) goes to the graph, which decides what it means; one that comes while the
     assistant model is thinking stops the wait and is taken instead of the message it was thinking about."""
-    stopped = not message.elements and _stop_thinking()
+    stopped = not message.elements and (bool(cl.user_session.get("stopped_thinking")) or _stop_thinking())
+    cl.user_session.set("stopped_thinking", False)
     async with _turn_lock():
         pending, unfinished = await _pending()
         if stopped and pending is None and unfinished:
