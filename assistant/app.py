@@ -150,7 +150,7 @@ async def render(ev: dict[str, Any]) -> None:
 
 
 async def _thinking(on: bool, text: str = "") -> None:
-    """A passing note while the assistant model works on an answer; while it shows, a new message stops the wait."""
+    """A passing note while the assistant model works on an answer; while it shows, ■ stops the wait."""
     msg = cl.user_session.get("thinking")
     turn = cl.user_session.get("turn")
     if turn is not None:

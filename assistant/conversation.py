@@ -98,7 +98,7 @@ async def call_model(state: WizardState, runtime: Runtime[WizardContext], prompt
     if not state.get("llm_ok"):
         return None
     limit = runtime.context.time_limit_s
-    thinking(True, f"{note} (a new message skips the wait)")
+    thinking(True, f"{note} (■ stops the wait; then say what you want instead)")
     try:
         for attempt in range(2):
             try:
@@ -142,7 +142,7 @@ async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Comman
     from tools.troubleshoot.answer import cited, explain_question, relevant_lines
 
     text = (state.get("intent") or {}).get("text", "")
-    thinking(True, "Looking that up in the troubleshooting guide… (a new message skips the wait)")
+    thinking(True, "Looking that up in the troubleshooting guide… (■ stops the wait; then say what you want instead)")
     try:
         found = await asyncio.to_thread(explain_question, text, model=runtime.context.llm.model,
                                         ask=bool(state.get("llm_ok")),

@@ -118,7 +118,7 @@ class Title(TypedDict):
 
 class Thinking(TypedDict):
     """The assistant model is working on an answer (`on`), or has finished (`on` false): a passing note in the chat
-    that a new message skips the wait."""
+    that the ■ button (or a new message) ends the wait."""
 
     ui: Literal["thinking"]
     on: bool

@@ -125,7 +125,7 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     def kept(done: int, total: int) -> None:
         loop.call_soon_threadsafe(writer, progress_event("draft", "Drafting", f"{done} of {total} checked and ready"))
 
-    thinking(True, f"Drafting {what}… (a new message stops it)")
+    thinking(True, f"Drafting {what}… (■ stops it; then say what you want instead)")
     try:
         drafts = await asyncio.to_thread(draft_examples, spec, n, runtime.context.llm, existing=store.examples(),
                                          focus=str(focus.get("focus", "")), deadline=time.monotonic() + DRAFT_TURN_S,

@@ -62,7 +62,7 @@ async def test_an_answer_that_would_take_minutes_is_not_waited_for_and_the_turn_
     assert any("took longer than" in t and "as you typed it" in t for t in s.said)
     thinking = [e for e in s.events if e["ui"] == "thinking"]
     assert [e["on"] for e in thinking[:2]] == [True, False]  # the note came and went
-    assert "new message" in thinking[0]["text"]
+    assert "■ stops the wait" in thinking[0]["text"]
     await s.send("execs")
     assert (await _spec(s)).audience == "execs"  # the next turn asks the model again
 
