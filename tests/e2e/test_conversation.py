@@ -15,7 +15,7 @@ def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard,
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
     wait_text(page, "What should your model do?")
-    say(page, "Write user stories")
+    say(page, "User stories for our team")  # the kind is not in these words: it is asked
     page.get_by_role("button", name="Writes text (generation)").click()
     say(page, "engineers")
     wait_text(page, "How should it sound and look?")
