@@ -32,6 +32,8 @@ class Intent(TypedDict, total=False):
     """The message as typed (for saying back)."""
     by: Literal["click", "parser", "model"]
     """Who decided: a button, the deterministic parser, or the assistant model (which only suggests effects)."""
+    partial: bool
+    """The parser matched only part of a label: like the model's reading, it only suggests a choice with effects."""
 
 
 YES = {"yes", "y", "yep", "yeah", "sure", "ok", "okay", "correct", "right", "go", "go ahead", "do it", "please",
@@ -77,18 +79,21 @@ def _norm(text: str) -> str:
 
 
 def match_choice(text: str, choices: dict[str, str]) -> str:
-    """The key of the choice a typed text names (its key, its label, or a unique part of a label); "" if none."""
+    """The key of the choice a typed text names exactly (its key or its label); "" if none."""
     t = _norm(text)
     if not t:
         return ""
     for key, label in choices.items():
         if t in (key.lower(), _norm(label)):
             return key
-    if len(t) >= 3:
-        hits = [k for k, v in choices.items() if t in _norm(v)]
-        if len(hits) == 1:
-            return hits[0]
     return ""
+
+
+def partial_choice(text: str, choices: dict[str, str]) -> str:
+    """The one choice whose label contains the typed text (three letters or more); "" if none or several."""
+    t = _norm(text)
+    hits = [k for k, v in choices.items() if t in _norm(v)] if len(t) >= 3 else []
+    return hits[0] if len(hits) == 1 else ""
 
 
 def is_question(text: str) -> bool:
@@ -136,10 +141,7 @@ def parse(text: str, question: Question) -> Intent | None:
     if not t:
         return {**base, "kind": "unclear"}
     choices = question.get("choices") or {}
-    key = match_choice(t, choices)
-    if key and question.get("free_text") and _norm(t) not in (key.lower(), _norm(choices[key])):
-        key = ""  # where the typed words are the answer, a few of a starter's words never stand for all of it
-    key = key or str((question.get("aliases") or {}).get(_norm(t), ""))
+    key = match_choice(t, choices) or str((question.get("aliases") or {}).get(_norm(t), ""))
     if key:
         return {**base, "kind": "answer", "value": key}
     if question.get("kind") == "confirm":
@@ -149,6 +151,11 @@ def parse(text: str, question: Question) -> Intent | None:
             return {**base, "kind": "answer", "value": change}
         if DRAFT_TOGETHER.search(t) and "confirm" in choices:
             return {**base, "kind": "answer", "value": "draft"}
+    # where the typed words are the answer (the interview), a few of a starter's words never stand for all of it
+    key = "" if question.get("free_text") and question.get("slot") else partial_choice(t, choices)
+    if key:
+        # "ain" is in "Start training": a part of a label may pick a harmless choice, never start or delete anything
+        return {**base, "kind": "answer", "value": key, "partial": True}
     if question.get("optional") and _norm(t) in {"skip", "none", "nothing", "no", "n/a", "-"}:
         return {**base, "kind": "answer", "value": ""}
     if question.get("verbatim"):

@@ -7,6 +7,7 @@ With `ollama_model` the tuned side's answers come from that model in Ollama (wha
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,7 +118,8 @@ def refresh_agreement(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"{path} does not exist yet.", fix=f"Run `mtw eval {run_dir}` first.") from exc
+        raise UsageError(f"{path} does not exist yet.",
+                         fix=f"Run `mtw eval {shlex.quote(str(run_dir))}` first.") from exc
     report["agreement"] = agreement(judge_scores(report.get("prompts") or []), load_user_scores(run_dir))
     atomic_write_json(path, report)
     atomic_write_text(path.with_name("report.md"), render_markdown(report))
@@ -153,15 +155,15 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         if cfg.task != "causal":
             raise UsageError(f"{run} trained a {cfg.task} model (labels, not text), and Ollama runs text-generation "
                              f"models only, so there is nothing to ask '{ollama_model}'.",
-                             f"Evaluate it without --ollama-model: `mtw eval {run}`.")
+                             f"Evaluate it without --ollama-model: `mtw eval {shlex.quote(str(run))}`.")
         # before loading anything: a missing model or a stopped Ollama is found in a second, not after minutes
         notes += check_ollama_model(ollama_model, run)
     elif not has_adapter:
         exported = exported_from(run)
         if exported:
             raise UsageError(f"{run} has no adapter to evaluate, but it was exported to Ollama as "
-                             f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {run} --ollama-model "
-                                                        f"{exported[0]}`.")
+                             f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {shlex.quote(str(run))} "
+                                                        f"--ollama-model {shlex.quote(str(exported[0]))}`.")
     events = read_events(run)
     data = heldout_data(run, cfg, events, notes)
     validation = data.validation if data else []
@@ -234,7 +236,7 @@ def check_ollama_model(name: str, run: Path) -> list[str]:
             fix = f"This run was exported as {', '.join(mine)}: use --ollama-model {mine[0]}."
         else:
             created = registry.next_version_name(name, [m.name for m in records])
-            fix = (f"Put this run into Ollama with `mtw export {run} --name {name}`"
+            fix = (f"Put this run into Ollama with `mtw export {shlex.quote(str(run))} --name {shlex.quote(str(name))}`"
                    + (f" (it is created as {created})" if created != name else "")
                    + ", or check the name with `ollama list`.")
         raise ModelNotPulled(name, f"The model '{name}' is not in your Ollama (at {ollama_api.host()}).", fix)

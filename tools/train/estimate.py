@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -380,8 +381,8 @@ def _store(key: str, value: Any) -> None:
     except (OSError, ValueError):
         cache = {}
     cache[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, cache)
+    with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: measured again next time, nothing lost
+        atomic_write_json(path, cache)
 
 
 def startup_seconds(*, measure: bool = True) -> float:

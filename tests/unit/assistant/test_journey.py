@@ -164,7 +164,7 @@ async def test_an_upload_after_drafting_adds_to_the_drafts(tmp_path):
                                                        {"role": "assistant", "content": f"As a user, I want {t}."}]})
                               + "\n" for t in TOPICS[5:] + ["returns policy"]))
     await s.send({"path": str(upload), "name": "mine.jsonl"})
-    assert any("Added the examples of **mine.jsonl**" in t for t in s.said)
+    assert any("Added 4 new examples from **mine.jsonl**" in t for t in s.said)
     assert any(t.startswith("**6 examples**") for t in s.said)  # 2 drafts + 4 uploaded, nothing discarded
 
 
