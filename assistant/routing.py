@@ -70,6 +70,10 @@ SETTING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 MODEL_VERB = re.compile(r"\b(?:use|pick|choose|switch to|train on|try|with|base(?: model)?(?: to| =|:)?)\s+"
                         r"([\w./:-]+)", re.I)
+MODEL_PATH = re.compile(r"(?:\bmodel\s+(?:in|at|from)|\b(?:use|pick|choose|train on|base(?: model)?(?: to| =|:)?))"
+                        r"\s+(?:the\s+(?:model|folder|file)\s+(?:in|at)\s+)?(?P<path>(?:~|\.{1,2}/|/)\S*|\S+\.gguf)",
+                        re.I)
+"""'use the model in /tmp/x', 'train on ~/models/phi.gguf': a base on this machine, named by its path."""
 SIZE_WORDS = {"smaller": "smaller", "faster": "smaller", "lighter": "smaller", "bigger": "bigger", "larger": "bigger",
               "better": "bigger", "stronger": "bigger"}
 
@@ -118,6 +122,10 @@ def find_setting(text: str) -> dict[str, Any]:
         m = pattern.search(text)
         if m and name not in found:
             found[name] = m.group(1).lower()
+    on_disk = MODEL_PATH.search(text)
+    if on_disk:
+        found["base_model"] = on_disk.group("path").rstrip(".,;")  # a path keeps its case
+        return found
     m = MODEL_VERB.search(text)
     names = _model_names()
     if m and m.group(1).lower().strip(".,") in names:
