@@ -66,9 +66,9 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
 
 
 async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Try the export again once Ollama answers; or go back to the choices."""
+    """Try the export again once Ollama answers; or go back to the choices (a later export asks its name again)."""
     if state["intent"].get("value") != "again":
-        return go("choose_next")
+        return go("choose_next", {"export_name": "", "export_quant": ""})
     up, note, missing = await runtime.context.llm.status()
     if not (up or missing):
         say(f"Ollama is still not answering: {note}")

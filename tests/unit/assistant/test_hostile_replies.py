@@ -254,3 +254,31 @@ async def test_a_grounded_answer_cites_only_the_entry_it_used(ollama):
     assert out.startswith("LoRA trains a small add-on")
     assert out.count("_From the troubleshooting guide: *") == 1
     assert out.split("_From the troubleshooting guide: ")[1].count("*") == 2  # one title, not a list of them
+
+
+async def test_yes_is_never_a_model_name_back_at_the_size_runs_nothing_and_q8_is_q8_0(tmp_path, ollama):
+    from tests.unit.assistant.test_stages import _finished_run
+    from tools import registry
+
+    s = Session(ScriptedLLM(ok=False))
+    await _finished_run(tmp_path, s)
+    await s.resume()
+    s.ctx.llm.ok = True  # Ollama is up for the export
+    q = await s.click("export")
+    q = await s.send("yes")  # "yes" to "I suggest PM-UserStories-v1" is that name
+    assert q["then"] == "on_quantize"
+    assert "PM-UserStories-v1" in q["text"]
+    q = await s.send("back")
+    assert q["then"] == "on_next"  # the menu, with no evaluation started on the way
+    assert not any("Comparing" in t for t in s.said)
+    assert (await s.state()).get("export_name") == ""
+    q = await s.click("export")
+    assert q["then"] == "on_export_name"  # asked again, never reused silently
+    q = await s.send("cancel")
+    assert q["then"] == "on_next"
+    q = await s.click("export")
+    q = await s.send("PM-Stories")
+    q = await s.send("q8")
+    assert ollama.requests_to("/api/create")[-1].body["quantize"] == "q8_0"
+    assert [m.name for m in registry.list_models()] == ["PM-Stories-v1"]
+    assert not any(m.name.lower().startswith(("yes", "cancel", "back")) for m in registry.list_models())
