@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
@@ -200,11 +200,12 @@ class Interpretation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["choice", "setting", "navigate", "question", "status", "unclear"]
-    choice: str = ""
+    # short fields: a choice key or a setting's value is a word or two, and a bound keeps a looping model brief
+    choice: str = Field(default="", max_length=40)
     """For kind=choice: the key of the offered choice the message means."""
     setting: Literal["", "epochs", "learning_rate", "batch_size", "max_steps", "context", "lora_r", "preset",
                      "base_model"] = ""
-    value: str = ""
+    value: str = Field(default="", max_length=80)
     """For kind=setting: the new value as the user said it (a number, a preset, a model name, 'smaller')."""
     target: Literal["", "interview", "dataset", "plan", "evaluate", "deploy", "models", "start_over"] = ""
 
