@@ -16,6 +16,8 @@ class ChatLLM(Protocol):
     """What the graph needs from the assistant model (assistant.llm.LLM provides it)."""
 
     model: str
+    deadline: float | None
+    """When set (time.monotonic()), no answer of the model runs past it (a drafting turn of several calls)."""
 
     async def status(self) -> Any:
         """An assistant.llm.Availability: ok, note (reason + fix), missing_model."""

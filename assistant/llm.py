@@ -59,6 +59,8 @@ class LLM:
         self.cancel = cancel or threading.Event()
         self.clock = clock
         self.busy = 0
+        self.deadline: float | None = None
+        """When set (a `clock()` time), no answer runs past it: a turn of several calls ends on time."""
         self._httpx = httpx_kwargs
         self._client = ollama.Client(host=self.host, timeout=timeout, **httpx_kwargs)
         self._aclient = ollama.AsyncClient(host=self.host, timeout=timeout, **httpx_kwargs)
@@ -188,8 +190,11 @@ class LLM:
 
     def _limit(self, options: dict[str, Any]) -> float:
         """The time an answer of this size may take: the usual limit, longer for a long answer (a drafted example)
-        written at the slowest speed still worth waiting for."""
-        return max(self.time_limit_s, float(options["num_predict"]) / SLOWEST_TOKENS_PER_S)
+        written at the slowest speed still worth waiting for, and never past the turn's `deadline`."""
+        limit = max(self.time_limit_s, float(options["num_predict"]) / SLOWEST_TOKENS_PER_S)
+        if self.deadline is not None:
+            limit = min(limit, max(0.5, self.deadline - self.clock()))
+        return limit
 
     def _options(self, schema: type[BaseModel], num_predict: int | None) -> dict[str, Any]:
         # greedy and seeded: the same answer to the same message; the budget ends a loop the stream check missed

@@ -22,8 +22,9 @@ from tools.errors import MTWError
 from tools.project import ProjectSpec
 
 DRAFT_BATCH = 5
-DRAFT_TURN_S = 150.0
-"""No new drafting call starts after this long in one turn: fewer drafts, never an endless wait."""
+DRAFT_TURN_S = 55.0
+"""One drafting turn ends within this long (a slow answer is cut at it): fewer drafts, never a long wait; "Draft 5
+more" asks for the rest."""
 MORE_LIKE = 3
 """Drafts asked for by "More like this"."""
 SHOWN_ROWS = 100
@@ -113,6 +114,7 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
 
     Bounded: the drafts kept so far show as they come, no new call starts after DRAFT_TURN_S, and a new message
     stops it. A model that writes nothing usable is met with what to do: a bigger model to pull, or a file."""
+    from assistant.stages.brain import offer_better_model
     from tools.dataset.draft import WeakModel, draft_examples
 
     spec = _spec(state)
@@ -127,71 +129,25 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
         loop.call_soon_threadsafe(writer, progress_event("draft", "Drafting", f"{done} of {total} checked and ready"))
 
     thinking(True, f"Drafting {what}… (■ stops it; then say what you want instead)")
+    llm, deadline = runtime.context.llm, time.monotonic() + DRAFT_TURN_S
+    llm.deadline = deadline  # the turn ends on time even in the middle of a slow answer
     try:
-        drafts = await asyncio.to_thread(draft_examples, spec, n, runtime.context.llm, existing=store.examples(),
-                                         focus=str(focus.get("focus", "")), deadline=time.monotonic() + DRAFT_TURN_S,
-                                         progress=kept)
+        drafts = await asyncio.to_thread(draft_examples, spec, n, llm, existing=store.examples(),
+                                         focus=str(focus.get("focus", "")), deadline=deadline, progress=kept)
     except WeakModel as exc:
-        return _offer_better_model(state, runtime, exc.message)
+        return offer_better_model(state, runtime, exc.message)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         drafts = []
     finally:
+        llm.deadline = None
         thinking(False)
     if not drafts:
-        return _offer_better_model(state, runtime, "No usable drafts came back this time.")
+        return offer_better_model(state, runtime, "No usable drafts came back this time.")
     if len(drafts) < n:
         say(f"{len(drafts)} of the {n} drafts passed the checks — fewer, but each one is checked.")
     return go("review_draft", {"drafts": [d.model_dump() for d in drafts], "draft_index": 0,
                                "draft_sources": [{} for _ in drafts], "draft_focus": {}})
-
-
-def _offer_better_model(state: WizardState, runtime: Runtime[WizardContext], why: str) -> Command[Any]:
-    """What to do when the assistant model cannot draft: the bigger model to pull (a button), once more, or a file."""
-    from assistant.llm import better_model
-
-    current = runtime.context.llm.model
-    better = better_model(current)
-    text = f"{why} Small assistant models like **{current}** often cannot write good examples."
-    choices: dict[str, str] = {}
-    if better:
-        text += (f" A bigger one writes far better drafts: **{better[0]}** (about {better[1]}, downloaded once, "
-                 "then used for everything the assistant does).")
-        choices["better"] = f"Get {better[0]} ({better[1]})"
-    choices |= {"again": "Try once more", "upload": "Upload a file of examples", "back": "Go on without drafts"}
-    return ask(state, text + " What would you like to do?", then="on_weak_drafts", stage="dataset",
-               choices=choices, effects=("better",), update={"better_model": better[0] if better else ""})
-
-
-def on_weak_drafts(state: WizardState) -> Command[Any]:
-    """Pull the bigger model, draft once more, upload a file, or go on with what there is."""
-    picked = state["intent"]["value"]
-    if picked == "better":
-        return go("switch_assistant_model")
-    if picked == "again":
-        return go("draft_batch")
-    if picked == "upload":
-        return go("ask_file", {"adding": True})
-    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
-
-
-async def switch_assistant_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Download the bigger assistant model with progress and use it from the next message on."""
-    from tools.settings import choose_assistant_model
-
-    name = str(state.get("better_model") or "")
-    writer = get_stream_writer()
-    other = runtime.context.llm.with_model(name)
-    try:
-        await other.pull(lambda status, done, total: writer(progress_event("pull", f"Downloading {name}", status,
-                                                                            done, total)))
-        await asyncio.to_thread(choose_assistant_model, name)
-    except MTWError as exc:
-        say(f"The download did not finish: {exc.message} {exc.fix}")
-        return go("after_drafts")
-    say(f"**{name}** is downloaded and is the assistant's model from your next message on (drafting, reading your "
-        "answers and the judge). Click **Draft 5 more** to draft with it.")
-    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
 
 
 def review_draft(state: WizardState) -> Command[Any]:
@@ -237,6 +193,9 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
         return go("listen")
     store = await asyncio.to_thread(store_of, state)
     existing = [*store.examples(), *(Example(**d) for d in drafts)]
+    thinking(True, ("Drafting more like it…" if value == "more" else "Rewriting it…")
+             + " (■ stops it; then say what you want instead)")
+    llm.deadline = time.monotonic() + DRAFT_TURN_S
     try:
         if value == "more":
             more = await asyncio.to_thread(more_like_this, ex, MORE_LIKE, spec, llm, existing=existing)
@@ -245,6 +204,9 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("listen")
+    finally:
+        llm.deadline = None
+        thinking(False)
     if value == "more":
         await asyncio.to_thread(store.add, ex)
         say(f"Kept it, and drafted {len(more)} more like it — they come next." if more

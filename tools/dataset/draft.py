@@ -22,7 +22,7 @@ from tools.llm_protocol import StructuredLLM
 from tools.project import ProjectSpec
 
 BATCH = 5
-FIRST_BATCH = 3
+FIRST_BATCH = 2
 """Drafts asked for in one call at first; fewer tokens per call, so a slow model shows progress sooner."""
 MAX_ROUNDS = 3
 SHOWN_EXISTING = 8
@@ -271,7 +271,7 @@ def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: S
                    ) -> list[Example]:
     """Up to `n` new examples written from the spec; each passed the checks and is no near-copy of another.
 
-    Asks in batches of up to 3, for at most 3 rounds per 5 examples needed; a batch that fails (too slow, looping,
+    Asks in batches of up to 2, for at most 3 rounds per 5 examples needed; a batch that fails (too slow, looping,
     the wrong shape, nothing usable) makes the next calls ask for one example each. Fewer drafts come back, never
     unchecked ones; `rejected` collects what was turned away and why. `focus` narrows what to write (a category's
     description, e.g. from tools/dataset/categories.py). No new call starts after `deadline` (time.monotonic());

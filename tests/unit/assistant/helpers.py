@@ -32,6 +32,7 @@ class ScriptedLLM:
     """
 
     model = "phi4-mini"
+    deadline = None
 
     def __init__(self, *updates: Any, ok: bool = True, missing: bool = False) -> None:
         self.updates = deque(updates)

@@ -184,7 +184,7 @@ async def test_a_weak_model_drafts_fewer_but_checked_examples_one_per_call():
     s = Session(llm)
     await to_data_choice(s)
     q = await s.click("draft")
-    assert replies.sizes[0] == 3
+    assert replies.sizes[0] == 2
     assert set(replies.sizes[1:]) == {1}  # after the looping batch, one example per call
     assert q["then"] == "on_review"
     assert "saved carts" in q["text"]
