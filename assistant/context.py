@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -18,6 +19,8 @@ class ChatLLM(Protocol):
     model: str
     deadline: float | None
     """When set (time.monotonic()), no answer of the model runs past it (a drafting turn of several calls)."""
+    cancel: threading.Event
+    """Set when the user stops the turn: an answer being read in a worker thread ends at its next piece."""
 
     async def status(self) -> Any:
         """An assistant.llm.Availability: ok, note (reason + fix), missing_model."""

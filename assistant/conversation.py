@@ -147,7 +147,7 @@ async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Comman
     try:
         found = await asyncio.to_thread(explain_question, text, model=runtime.context.llm.model,
                                         ask=bool(state.get("llm_ok")),
-                                        cancel=getattr(runtime.context.llm, "cancel", None),
+                                        cancel=runtime.context.llm.cancel,
                                         time_limit_s=runtime.context.time_limit_s)
     finally:
         thinking(False)

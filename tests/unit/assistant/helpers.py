@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class ScriptedLLM:
         self.missing = missing
         self.pulled = False
         self.prompts: list[str] = []
+        self.cancel = threading.Event()
 
     async def status(self) -> Availability:
         if self.missing and not self.pulled:
