@@ -77,7 +77,7 @@ def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path
     assert '"max_steps": 8' in events
 
 
-def test_stopping_a_slow_assistant_model_takes_the_next_message_instead(ollama, start_wizard, page):
+def test_stopping_a_slow_assistant_model_takes_the_next_message_instead(ollama, start_wizard, page, screenshot):
     import threading
     import time
 
@@ -98,10 +98,12 @@ def test_stopping_a_slow_assistant_model_takes_the_next_message_instead(ollama, 
     wait_text(page, "What should your model do?")
     say(page, "I want user stories written the way my team writes them")
     wait_text(page, "Thinking about your message")
+    screenshot("thinking.png")
     page.locator("#stop-button").click()
     say(page, "Write PRD drafts for the platform team")
     wait_text(page, "took your new message instead")
     wait_text(page, "Who reads what the model produces?")
+    screenshot("thinking-stopped.png")
     say(page, "engineers")
     wait_text(page, "How should it sound and look?")
     say(page, "plain")
