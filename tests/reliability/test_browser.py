@@ -60,8 +60,8 @@ def test_an_image_renamed_jsonl_gets_a_plain_message_in_the_chat(launch, page, t
     w = launch()
     w.sign_in(page)
     page.goto(w.url)
+    # a starter that says the kind ("draft … updates"): the kind question is not asked
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
-    page.get_by_role("button", name="Writes text (generation)").click()
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
