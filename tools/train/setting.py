@@ -134,13 +134,17 @@ def panel() -> list[dict[str, Any]]:
 def panel_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
     """The panel values the user changed, as settings to apply ("automatic" base and 0 steps mean no change)."""
     changed: dict[str, str] = {}
+
+    def text(value: Any) -> str:  # the panel hands an emptied text field back as None
+        return "" if value is None else str(value)
+
     for key, value in after.items():
-        if key in before and str(before[key]) != str(value):
+        if key in before and text(before[key]) != text(value):
             if (key == "base_model" and value == "automatic") or (key == "max_steps" and not value):
                 continue
             if key == "base_path":
-                if str(value).strip():
-                    changed["base_model"] = str(value).strip()
+                if text(value).strip():
+                    changed["base_model"] = text(value).strip()
                 continue
             changed[key] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
     return changed

@@ -75,3 +75,5 @@ def test_the_settings_panel_takes_a_model_you_already_have():
     before = {item["id"]: item["initial"] for item in panel()}
     assert panel_changes(before, {**before, "base_path": " ~/models/m.gguf "}) == {"base_model": "~/models/m.gguf"}
     assert panel_changes(before, {**before, "base_path": ""}) == {}
+    # the panel hands an untouched, empty text field back as None: not a model called "None"
+    assert panel_changes(before, {**before, "base_path": None, "epochs": 1.0}) == {"epochs": "1"}
