@@ -96,13 +96,25 @@ async def configure_training(state: WizardState) -> Command[Any]:
     changed = state.get("plan_changed")
     if changed:
         say(f"**Changed:** {changed}.")
+    from tools.train.recipe import recipe_note
+
     changes = "".join(f"\n- {c}" for c in est.changes)
+    passes = _passes(est, cfg)
     steps_note = f", at most {cfg.max_steps} steps" if cfg.max_steps else ""
+    repeated = passes > cfg.epochs + 0.01  # min_steps goes over a small dataset more often than `epochs` says
+    epochs = f"{est.steps} steps ({passes:.3g} epochs)" if repeated else f"{cfg.epochs:g} epochs"
+    sized = await asyncio.to_thread(recipe_note, cfg, passes)
     say(f"**Plan:** LoRA on **{model}** with the *{preset}* preset (learning rate {cfg.learning_rate:g}, "
-        f"batch {cfg.batch_size}, {cfg.epochs:g} epochs{steps_note}, context {cfg.context}).\n\n{est.verdict}{changes}"
+        f"batch {cfg.batch_size}, {epochs}{steps_note}, context {cfg.context}).\n\n"
+        + (f"{sized}\n\n" if sized else "") + f"{est.verdict}{changes}"
         "\n\n_Change anything by saying it: “use 1 epoch”, “learning rate 1e-4”, “batch size 2”, "
         "“pick qwen2.5-1.5b”, “smaller model”._")
     return go("confirm_training", {"train_model": model, "plan_changed": ""})
+
+
+def _passes(est: Any, cfg: Any) -> float:
+    """How many times the run goes over the examples: more than `epochs` when min_steps repeats a small dataset."""
+    return float(est.passes) if est.passes and not cfg.max_steps else float(cfg.epochs)
 
 
 def _weights_note(model: str) -> str:

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+OLLAMA_DEFAULTS: dict[str, Any] = {"num_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
+                                   "repeat_penalty": 1.1, "repeat_last_n": 64}
+"""The sampling options Ollama's runner uses when neither the request nor the Modelfile sets them."""
+
 
 def llama_cpp_dir() -> Path | None:
     """The built llama.cpp named by LLAMA_CPP_DIR (with bin/llama-server), or None."""
@@ -47,18 +51,17 @@ class Served:
 
     def request_body(self, prompt: str, options: dict[str, Any], fmt: Any = None, *, stream: bool = False
                      ) -> dict[str, Any]:
-        """The /completion body for a chat's options, as Ollama fills it: its `num_predict` default is -1 (until
-        the context is full), and `format=` (a JSON schema, or "json") becomes llama.cpp's grammar."""
-        merged = {**self.parameters, **options}
+        """The /completion body for a chat's options, as Ollama fills it: each option the request and the
+        Modelfile leave out takes Ollama's default (its api.DefaultOptions: num_predict -1, i.e. until the context
+        is full; temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens), and
+        `format=` (a JSON schema, or "json") becomes llama.cpp's grammar."""
+        merged = {**OLLAMA_DEFAULTS, **self.parameters, **options}
         body: dict[str, Any] = {
-            "prompt": prompt, "n_predict": int(merged.get("num_predict", -1)),
-            "temperature": float(merged.get("temperature", 0.8)), "top_p": float(merged.get("top_p", 0.9)),
+            "prompt": prompt, "n_predict": int(merged["num_predict"]), "temperature": float(merged["temperature"]),
+            "top_k": int(merged["top_k"]), "top_p": float(merged["top_p"]),
+            "repeat_penalty": float(merged["repeat_penalty"]), "repeat_last_n": int(merged["repeat_last_n"]),
             "seed": int(merged.get("seed", 0)), "stop": list(merged.get("stop") or []), "cache_prompt": False,
             "stream": stream}
-        if "top_k" in merged:
-            body["top_k"] = int(merged["top_k"])
-        if "repeat_penalty" in merged:
-            body["repeat_penalty"] = float(merged["repeat_penalty"])
         if fmt:
             body["json_schema"] = {"type": "object"} if fmt == "json" else fmt
         return body
