@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from assistant.context import WizardContext
-from assistant.conversation import ask, go
+from assistant.conversation import ask, go, not_done
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
@@ -24,7 +24,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
     """Put the model into Ollama (or, with Ollama away, write everything and give the exact commands)."""
     from tools.export.pipeline import export_run
 
-    stage("deploy")
+    stage("deploy", skipped=tuple(not_done(state)))
     if not state.get("export_name"):
         return go("ask_export_name")
     name = str(state["export_name"])

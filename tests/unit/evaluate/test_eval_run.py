@@ -89,7 +89,7 @@ def test_folder_without_config_says_it_is_not_a_run(tmp_path):
 def test_compare_and_judge_flags_reach_the_evaluation(monkeypatch, tmp_path):
     calls = []
 
-    def fake(run_dir, *, prompts_file=None, judge_model=None, ollama_model=None):
+    def fake(run_dir, *, prompts_file=None, judge_model=None, ollama_model=None, progress=None):
         calls.append((str(run_dir), judge_model))
         loss = 3.0 if str(run_dir).endswith("v1") else 2.0
         return {"run_dir": str(run_dir), "model": "m", "task": "causal", "heldout": {"tuned": {"val_loss": loss}},
