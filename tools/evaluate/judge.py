@@ -145,8 +145,10 @@ def _shingles(words: list[str], n: int = 5) -> set[tuple[str, ...]]:
 
 
 def _copied(text: str, source: str) -> bool:
-    """Most of a justification's 5-word runs are the source's own: a copy, not a reason."""
+    """The justification is a piece of the source, or most of its 5-word runs are the source's: a copy, not a reason."""
     words = _words(text)
+    if len(" ".join(words)) >= 20 and " ".join(words) in " ".join(_words(source)):
+        return True
     if len(words) < 8:
         return False
     mine = _shingles(words)
