@@ -280,3 +280,15 @@ def test_compare_uses_shares_when_suites_differ_and_flags_different_data():
     c = compare_reports(a, b)
     assert c["metrics"][0]["better"] == "b"
     assert "trained on different data (a.jsonl vs b.jsonl)" in c["verdict"]
+
+
+def test_how_the_answers_were_made_is_not_a_score_of_the_model(tmp_path):
+    from tools.registry import flatten_scores, tuned_scores
+
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout=HELD, prompts=list(BUILTIN),
+                     generate=scripted(), judge=Judge(low=()), judge_model="j",
+                     generation={"engine": "pytorch", "max_new_tokens": 384, "seconds": 61.0})
+    scores = tuned_scores(flatten_scores(r))
+    assert scores["summary.judge_mean"] == 4.0
+    assert not [k for k in scores if k.startswith(("generation", "judge_left_out"))]
+    assert "Answers from PyTorch on this machine, each up to 384 new tokens, in 61 s." in render_markdown(r)
