@@ -48,8 +48,11 @@ def find_llama_server(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(found) if found else None
 
 
-def base_gguf(model: str) -> Path | None:
-    """The GGUF file a run trained on (its `model`), or None for a Hugging Face base."""
+def base_gguf(run_dir: Path, model: str) -> Path | None:
+    """The GGUF file the run in `run_dir` trained on, or None for a Hugging Face base.
+
+    A run names its base in `model`; one trained on a GGUF file (a model from the user's Ollama) names that file.
+    """
     path = Path(model).expanduser()
     return path if path.suffix.lower() == ".gguf" and path.is_file() else None
 
@@ -205,7 +208,7 @@ def llama_answers(run_dir: Path, model: str, tokenizer: Any, prompts: list[TestP
     from tools.evaluate.limits import free_threads
     from tools.export.merge import LORA_CONVERTER, find_converter
 
-    gguf, server = base_gguf(model), find_llama_server()
+    gguf, server = base_gguf(run_dir, model), find_llama_server()
     if gguf is None or server is None:
         return None
     converter = find_converter(script=LORA_CONVERTER)

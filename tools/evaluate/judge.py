@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tools.errors import LLMTimeout, ModelNotPulled, MTWError, OllamaUnavailable, StructuredOutputError
-from tools.evaluate.suite import TestPrompt
+from tools.evaluate.suite import STRUCTURE_WORDS, TestPrompt
 from tools.llm_protocol import StructuredLLM
 
 CRITERIA = ("accuracy", "format", "relevance", "completeness", "tone")
@@ -82,6 +82,8 @@ def judge_prompt(p: TestPrompt, answer: str) -> str:
         parts.append(f"Expected format: a list of {p.list_items or 3} items.")
     elif p.format == "update":
         parts.append("Expected format: a short stakeholder update naming the situation, impact and next steps.")
+    if p.structure:
+        parts.append(f"Expected structure: {' and '.join(STRUCTURE_WORDS[k] for k in p.structure)}.")
     parts.append(f"Answer to score:\n<<<\n{answer}\n>>>")
     return "\n\n".join(parts)
 

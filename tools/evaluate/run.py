@@ -98,6 +98,20 @@ def already(answers: dict[str, list[Generation]]) -> Generator:
     return run
 
 
+def clocked(generate: Generator, into: dict[str, Any]) -> Generator:
+    """The same Generator, adding the seconds each call takes to `into["seconds"]`."""
+    import time
+
+    def run(prompts: list[str], which: str) -> list[Generation]:
+        started = time.monotonic()
+        try:
+            return generate(prompts, which)
+        finally:
+            into["seconds"] = round(into.get("seconds", 0.0) + time.monotonic() - started, 1)
+
+    return run
+
+
 def training_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Steps run and the last training / validation loss from events.jsonl."""
     steps = [e for e in events if e.get("type") == "step"]
@@ -227,7 +241,6 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     prompts: list[TestPrompt] = []
     generation: dict[str, Any] | None = None
     generate: Generator | None = None
-    started = time.monotonic()
     if cfg.task == "causal":
         from tools.evaluate.suite import dataset_structure
 
@@ -239,8 +252,11 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         generation = {"engine": "pytorch", "max_new_tokens": cap, "longest_training_answer": max(lengths, default=None),
                       "cap_reason": "as asked" if max_new_tokens else cap_reason(lengths, cap),
                       "dtype": "bf16" if bf16 else "fp32" if device == "cpu" else str(model.dtype).split(".")[-1]}
+        started = time.monotonic()
         made = None if ollama_model or not has_adapter else llama_answers(run, cfg.model, tokenizer, prompts, cap,
                                                                           progress, notes)
+        # the time the answers took (a failed try of llama.cpp included: the user waited for it too)
+        generation["seconds"] = round(time.monotonic() - started, 1)
         if made is not None:
             generation |= {"engine": "llama.cpp", "dtype": "gguf"}
             generate = already(made)
@@ -249,6 +265,7 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
             if ollama_model:
                 generate = split_generator(generate, ollama_generator({"tuned": ollama_model}, max_new_tokens=cap,
                                                                       progress=progress))
+            generate = clocked(generate, generation)
     elif extra:
         notes.append("Test prompts are for text generation; this run is a classifier, so --prompts was not used.")
     report = build_report(run, model=cfg.model, task=cfg.task, events=events, heldout=numbers, prompts=prompts,
@@ -256,8 +273,6 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
                           judge_model=judge_model, data=cfg.data,
                           tuned_source=f"{OLLAMA}{ollama_model}" if ollama_model else LOCAL,
                           generation=generation, progress=progress)
-    if generation is not None:
-        generation["seconds"] = round(time.monotonic() - started, 1)
     report["notes"] = notes
     if write:
         step("writing the report")

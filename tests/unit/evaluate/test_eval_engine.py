@@ -41,6 +41,7 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     # an adapter with the base's shapes and non-zero weights: the tuned side must answer differently
     net = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name))
+    torch.manual_seed(0)
     lora = get_peft_model(net, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -105,7 +106,7 @@ def gguf_run(tiny_run, tiny_gguf, tmp_path, monkeypatch) -> Path:
     """A copy of the tiny run, as if its base had been that GGUF."""
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
-    monkeypatch.setattr("tools.evaluate.engine.base_gguf", lambda model: tiny_gguf)
+    monkeypatch.setattr("tools.evaluate.engine.base_gguf", lambda run_dir, model: tiny_gguf)
     return run
 
 
