@@ -1,4 +1,4 @@
-"""Who may talk to the chat server: the per-install token, hashed passwords, and the Host/Origin/size guard."""
+"""Who may talk to the chat server: the per-install token, password sessions, and the Host/Origin/size guard."""
 
 from __future__ import annotations
 
@@ -17,15 +17,23 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.exceptions import HTTPException
 
-from tools.fileio import atomic_write_bytes
-
 TOKEN_FILE = "ui_token"
-USERS_FILE = "ui_users.json"
 UPLOAD_PATH = "/project/file"
+FILE_PATHS = ("/project/file/", "/mtw-files/")
+"""Where the server hands back files a user (or a data row) supplied: every answer there is inert."""
+INERT_TYPES = {"application/json", "application/pdf", "text/csv", "text/plain", "text/markdown",
+               "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+"""Types a browser never runs; anything else (HTML, SVG, XML, scripts) is handed back as plain bytes."""
+FILE_CSP = b"sandbox; default-src 'none'"
+PAGE_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; media-src 'self' blob:; "
+            b"worker-src 'self' blob:; frame-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+            b"form-action 'self'; frame-ancestors 'none'")
+"""The page loads, fetches and frames only from the wizard itself: even a link or an image that slipped into a
+message could not reach another host (no beacon, no request into the user's network)."""
 # paths the password login page needs before anyone has signed in; chainlit guards its own API behind them
-LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/user", "/project/translations", "/favicon", "/logo", "/health")
+LOGIN_PATHS = ("/login", "/logout", "/auth/config", "/project/translations", "/favicon", "/logo", "/health")
 SIGNED_IN_PREFIXES = ("/project/", "/ws/", "/mtw-files/", "/feedback", "/mcp", "/set-session-cookie")
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
 def is_loopback(host: str) -> bool:
@@ -36,11 +44,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
-    path.chmod(0o600)
 
 
 def ui_token(home: Path) -> str:
@@ -66,34 +69,6 @@ def session_value(token: str, port: int) -> str:
 def cookie_name(port: int) -> str:
     """Cookies ignore ports: two wizards on one machine each keep their own."""
     return f"mtw_session_{port}"
-
-
-def _hash_password(password: str, salt: bytes) -> str:
-    return hashlib.scrypt(password.encode(), salt=salt, dklen=32, **_SCRYPT).hex()
-
-
-def set_password(home: Path, user: str, password: str) -> None:
-    """Store (or replace) USER's password, salted and hashed with scrypt, in MTW_HOME/ui_users.json (owner-only)."""
-    path = home / USERS_FILE
-    users = json.loads(path.read_text()) if path.is_file() else {}
-    salt = secrets.token_bytes(16)
-    users[user] = {"salt": salt.hex(), "scrypt": _hash_password(password, salt)}
-    _write_private(path, json.dumps(users, indent=2).encode())
-
-
-def has_passwords(home: Path) -> bool:
-    """True once at least one user has a password."""
-    path = home / USERS_FILE
-    return path.is_file() and bool(json.loads(path.read_text()))
-
-
-def check_password(home: Path, user: str, password: str) -> bool:
-    """True when USER exists and PASSWORD is theirs (constant-time compare)."""
-    path = home / USERS_FILE
-    entry = (json.loads(path.read_text()) if path.is_file() else {}).get(user)
-    if entry is None:
-        return False
-    return hmac.compare_digest(_hash_password(password, bytes.fromhex(entry["salt"])), entry["scrypt"])
 
 
 def _machine_names() -> set[str]:
@@ -140,6 +115,8 @@ class Policy:
     """The loopback token; None when passwords (chainlit's login) guard the server."""
     max_upload_bytes: int
     """Largest upload body accepted."""
+    home: Path | None = None
+    """MTW_HOME, where the passwords (and so the sessions still valid) are kept."""
     names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -176,14 +153,17 @@ def signed_in(policy: Policy, headers: dict[str, str]) -> bool:
     from chainlit.auth.cookie import get_token_from_cookies
     from chainlit.auth.jwt import decode_jwt
 
+    from assistant.passwords import session_valid
+
     jwt = get_token_from_cookies(cookies)
-    if not jwt:
+    if not jwt or policy.home is None:
         return False
     try:
-        decode_jwt(jwt)
+        user = decode_jwt(jwt)
     except Exception:  # expired, forged or signed by another install
         return False
-    return True
+    # signed out, a new password, or no longer a user: the signature alone is not enough
+    return session_valid(policy.home, user.identifier, str((user.metadata or {}).get("session", "")))
 
 
 class Guard:
@@ -227,6 +207,9 @@ class Guard:
                 await _refuse(scope, receive, send, 413, _too_big(policy.max_upload_bytes))
                 return
             receive = _capped(receive, policy.max_upload_bytes)
+        if scope["type"] == "http":
+            extra_headers.append((b"x-content-type-options", b"nosniff"))
+            send = _inert(send) if scope["path"].startswith(FILE_PATHS) else _page_policy(send)
         if extra_headers:
             send = _with_headers(send, extra_headers)
         await self.app(scope, receive, send)
@@ -236,7 +219,8 @@ def _login_path(path: str) -> bool:
     """Open before a password sign-in: the login page's own calls and the app's page (/, /login, /thread/…)."""
     if path in LOGIN_PATHS or path.startswith(("/assets/", "/public/", "/avatars/")):
         return True
-    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth")
+    # /user says who is signed in: a session that has ended gets 401 there too, and the page shows the sign-in
+    return not path.startswith(SIGNED_IN_PREFIXES) and not path.startswith("/auth") and path != "/user"
 
 
 def _session_cookie(policy: Policy) -> str:
@@ -246,9 +230,8 @@ def _session_cookie(policy: Policy) -> str:
 
 
 def _too_big(limit: int) -> str:
-    from tools.download import human_bytes
-
-    return (f"That file is larger than {human_bytes(limit)}, the most the wizard accepts. Split it, or raise the "
+    # in the unit `--max-upload-mb` takes (MiB), so a 200 MB limit reads "200 MB"
+    return (f"That file is larger than {limit / 2**20:g} MB, the most the wizard accepts. Split it, or raise the "
             "limit with `mtw ui --max-upload-mb N`.")
 
 
@@ -277,6 +260,39 @@ def _with_headers(send: Any, extra: list[tuple[bytes, bytes]]) -> Any:
     async def sending(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+def _page_policy(send: Any) -> Any:
+    """Every HTML page the server answers with carries PAGE_CSP (and may not be framed by another site)."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            given = dict(message.get("headers", [])).get(b"content-type", b"")
+            if given.startswith(b"text/html"):
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"content-security-policy", PAGE_CSP),
+                                                  (b"referrer-policy", b"no-referrer")]}
+        await send(message)
+
+    return sending
+
+
+def _inert(send: Any) -> Any:
+    """A stored or uploaded file downloads, never renders: an uploaded .html run on this origin could read every
+    conversation. Attachment, a type no browser executes, and a sandbox with nothing allowed."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            kept = [(k, v) for k, v in message.get("headers", [])
+                    if k.lower() not in (b"content-type", b"content-disposition", b"content-security-policy")]
+            given = dict(message.get("headers", [])).get(b"content-type", b"").decode("latin-1")
+            mime = given.split(";")[0].strip().lower()
+            safe = (given if mime in INERT_TYPES else "application/octet-stream").encode("latin-1")
+            message = {**message, "headers": [*kept, (b"content-type", safe), (b"content-disposition", b"attachment"),
+                                              (b"content-security-policy", FILE_CSP)]}
         await send(message)
 
     return sending

@@ -12,19 +12,19 @@ from typing import Any
 
 import aiosqlite
 import chainlit as cl
-from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.types import ThreadDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
-from assistant.chat_store import LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
+from assistant.chat_store import ChatHistory, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
 from assistant.context import WizardContext
 from assistant.graph import builder
-from assistant.server import install
-from assistant.ui_events import STAGES, Table, is_ui_event, stage_index, table_markdown
+from assistant.server import install, signed_out
+from assistant.ui_events import STAGES, Table, inert, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
+from tools.fileio import private_file
 from tools.settings import get_settings
 
 log = logging.getLogger("mtw.app")
@@ -46,7 +46,7 @@ except (OSError, sqlite3.Error) as exc:  # MTW_HOME not writable: the chat still
 def data_layer() -> Any:
     """Chat history in MTW_HOME/chat.db, its charts and files in MTW_HOME/chat-files, so a reopened conversation
     comes back whole."""
-    return SQLAlchemyDataLayer(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
+    return ChatHistory(conninfo=_CHAT_URL, storage_provider=LocalFiles()) if _CHAT_URL else None
 
 
 install(chat_history=bool(_CHAT_URL))
@@ -59,8 +59,7 @@ async def graph() -> Any:
         if _graph is None:
             path = checkpoint_db_path()
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(path))
+                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(private_file(path)))
                 await saver.setup()
             except (OSError, sqlite3.Error) as exc:
                 # keep the conversation going in memory and tell the user how to make it stick
@@ -111,7 +110,8 @@ async def _progress(ev: dict[str, Any]) -> None:
     if total:
         filled = int(20 * done / total)
         bar = f" `{'█' * filled}{'░' * (20 - filled)}` {100 * done // total}% of {human_bytes(total)}"
-    text = f"{ev.get('title', 'Working')}: {ev.get('status', '')}{bar}"
+    # the status may be a model's answer as it streams: shown as text
+    text = f"{ev.get('title', 'Working')}: {inert(str(ev.get('status', '')))}{bar}"
     msg = bars.get(ev["key"])
     if msg is None:
         msg = cl.Message(content=text)
@@ -145,11 +145,27 @@ async def render(ev: dict[str, Any]) -> None:
         await _title(ev["text"])
 
 
+async def _shown(ev: dict[str, Any]) -> None:
+    """Render one event; a full or read-only disk (chainlit keeps panels and charts as files) is said in a sentence,
+    once per turn, and the conversation goes on without that element."""
+    try:
+        await render(ev)
+    except OSError as exc:
+        plain = storage_error(exc, get_settings().home, again="carry on: nothing you answered is lost")
+        if plain is None:
+            raise
+        if not cl.user_session.get("storage_said"):
+            cl.user_session.set("storage_said", True)
+            await cl.Message(content=f"{plain.message}\n\n**What to do:** {plain.fix}").send()
+
+
 async def _ask(q: dict[str, Any]) -> None:
     """Show the open question with its buttons (older buttons are taken away first)."""
     await _retire_question()
     if q.get("stage"):
-        await _tasklist(q["stage"], q.get("skipped"), bool(q.get("finished")))
+        # the buttons come whatever happens to the Tasks panel: the question stays open
+        await _shown({"ui": "stage", "stage": q["stage"], "skipped": q.get("skipped"),
+                      "finished": bool(q.get("finished"))})
     if q.get("kind") == "training":
         _follow(q)
         return
@@ -185,6 +201,8 @@ def _turn_lock() -> asyncio.Lock:
 
 async def run(value: Any, *, fresh: bool = False) -> None:
     """Run the graph to its next question (after any turn still in progress)."""
+    if await signed_out():
+        return
     async with _turn_lock():
         await _step(value, fresh=fresh)
 
@@ -194,14 +212,27 @@ async def _step(value: Any, *, fresh: bool = False) -> None:
     g = await graph()
     ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
     inp: Any = {} if fresh else None if value is None else Command(resume=value)
+    cl.user_session.set("storage_said", False)
     try:
         async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
             if mode == "custom" and is_ui_event(chunk):
-                await render(chunk)
+                await _shown(chunk)
             elif mode == "updates" and "__interrupt__" in chunk:
                 await _ask(chunk["__interrupt__"][0].value)
     except MTWError as exc:
         await cl.Message(content=f"{exc.message}\n\n**What to do:** {exc.fix}").send()
+    except (OSError, sqlite3.OperationalError) as exc:
+        # the wizard's own state could not be saved: say so, and ask the open question again (nothing moved on)
+        plain = storage_error(exc, get_settings().home, again="answer the question below again: nothing before it "
+                                                              "is lost")
+        if plain is None:
+            log.exception("wizard step failed")
+            plain = MTWError("Something went wrong on my side.", "Send your last answer again, or restart with "
+                                                                 "`mtw ui`: your answers so far are saved.")
+        await cl.Message(content=f"{plain.message}\n\n**What to do:** {plain.fix}").send()
+        pending, _ = await _pending()
+        if pending is not None:
+            await _ask(pending)
     except Exception:
         log.exception("wizard step failed")
         await cl.Message(content="Something went wrong on my side. Your answers so far are saved — "
@@ -292,6 +323,8 @@ async def start() -> None:
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     """A typed message (or an attached file) goes to the graph, which decides what it means."""
+    if await signed_out():
+        return
     async with _turn_lock():
         pending, unfinished = await _pending()
         if pending is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 from pathlib import Path
 
+from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.data.storage_clients.base import BaseStorageClient
 
 from tools.db import Migration
@@ -56,9 +58,9 @@ MIGRATIONS: list[Migration] = [
 def ensure_chat_db() -> str:
     """Bring the chat database's schema up to date; returns the SQLAlchemy URL for chainlit."""
     from tools.db import migrate
+    from tools.fileio import private_file
 
-    path = chat_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_file(chat_db_path())
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -73,8 +75,13 @@ def auth_secret() -> str:
     path = get_settings().home / "auth_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        try:  # owner-only from the first byte; O_EXCL: two first starts at once agree on one secret
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -102,6 +109,24 @@ def safe_key(object_key: str) -> str:
     from assistant.uploads import safe_name
 
     return "/".join(safe_name(part) for part in object_key.split("/", 2))
+
+
+class ChatHistory(SQLAlchemyDataLayer):
+    """Chainlit's SQL data layer, storing a conversation's files under its user's id also for the first message
+    (chainlit files it under `unknown/` when the thread row does not exist yet, and the file server then says 404)."""
+
+    async def _get_user_id_by_thread(self, thread_id: str) -> str | None:
+        found = await super()._get_user_id_by_thread(thread_id)
+        if found:
+            return found
+        from chainlit.context import context
+
+        try:
+            user = context.session.user
+        except Exception:  # outside a chat (no session): nobody to file it under
+            return None
+        persisted = await self.get_user(user.identifier) if user else None
+        return persisted.id if persisted else None
 
 
 class LocalFiles(BaseStorageClient):

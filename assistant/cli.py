@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -38,13 +40,15 @@ def ui(
     port: int = typer.Option(None, help="Port to listen on (default 8000, or MTW_PORT)."),
     max_upload_mb: int = typer.Option(DEFAULT_MAX_UPLOAD_MB, help="Largest file the chat accepts, in MB."),
     set_password: bool = typer.Option(False, "--set-password", help="Set a sign-in password (for --host other "
-                                                                    "than 127.0.0.1), then exit."),
+                                                                    "than 127.0.0.1, or --password), then exit."),
     user: str = typer.Option("owner", help="The user name --set-password sets the password for."),
+    password: bool = typer.Option(False, "--password", help="Sign in with a user name and password even on "
+                                                            "127.0.0.1 (several people sharing this computer)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the link but do not open a browser."),
 ) -> None:
     """Start the chat wizard in your browser."""
-    from assistant.access import Policy, has_passwords, is_loopback, ui_token
-    from assistant.access import set_password as store_password
+    from assistant.access import Policy, is_loopback, ui_token
+    from assistant.passwords import has_passwords
     from assistant.server import PortInUse, bind, serve
 
     settings = get_settings()
@@ -52,10 +56,10 @@ def ui(
     port = port or settings.port
     home = settings.home
     if set_password:
-        store_password(home, user, typer.prompt(f"New password for {user}", hide_input=True,
-                                                confirmation_prompt=True))
-        console.print(f"Password for [bold]{user}[/] saved (hashed) in {home}. Start the wizard with "
-                      f"`mtw ui --host {host if not is_loopback(host) else '0.0.0.0'}`.")
+        _store_password(home, user, f"New password for {user}")
+        console.print(f"Password for [bold]{user}[/] saved (hashed) in {home}; sessions signed in with an older "
+                      f"one have ended. Start the wizard with `mtw ui --host "
+                      f"{host if not is_loopback(host) else '0.0.0.0'}` (or `mtw ui --password` on this computer).")
         return
     try:
         sock = bind(host, port)
@@ -68,7 +72,7 @@ def ui(
                       "computer, e.g. `mtw ui --host 127.0.0.1`.")
         raise typer.Exit(2) from None
     token: str | None = None
-    if is_loopback(host):
+    if is_loopback(host) and not password:
         try:
             token = ui_token(home)
         except OSError as exc:
@@ -80,24 +84,37 @@ def ui(
         console.print("Only this computer can reach it, and only with this link (the token signs you in) — "
                       "press Ctrl-C to stop.")
     else:
+        reach = "this computer" if is_loopback(host) else "other computers"
         if not has_passwords(home):
             if not sys.stdin.isatty():
-                console.print(f"[red]Listening on {host} lets other computers reach the wizard, so it needs a "
+                console.print(f"[red]Listening on {host} lets {reach} reach the wizard, so it needs a "
                               "password first:[/] run `mtw ui --set-password`, then start it again.")
                 raise typer.Exit(2)
-            store_password(home, user, typer.prompt(f"The wizard is reachable from other computers on {host}. "
-                                                    f"Choose a password for {user}", hide_input=True,
-                                                    confirmation_prompt=True))
+            _store_password(home, user, f"The wizard is reachable from {reach} on {host}. Choose a password "
+                                        f"for {user}")
         url = f"http://{host}:{port}/"
-        console.print(f"Model Training Wizard on [bold]{url}[/]\n[yellow]Anyone who can reach {host}:{port} "
-                      "(your network) sees the sign-in page;[/] only users with a password (`mtw ui "
-                      "--set-password --user NAME`) get in, each to their own conversations — press Ctrl-C to stop.")
+        who = "everyone on this computer" if is_loopback(host) else f"anyone who can reach {host}:{port} (your network)"
+        console.print(f"Model Training Wizard on [bold]{url}[/]\n[yellow]The sign-in page is open to {who};[/] only "
+                      "users with a password (`mtw ui --set-password --user NAME`) get in, each to their own "
+                      "conversations — press Ctrl-C to stop.")
     sys.stdout.flush()
     if not no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux"):
         import webbrowser
 
         webbrowser.open(url)
-    serve(sock, Policy(host=host, port=port, token=token, max_upload_bytes=max_upload_mb * 2**20), home)
+    serve(sock, Policy(host=host, port=port, token=token, max_upload_bytes=max_upload_mb * 2**20, home=home), home)
+
+
+def _store_password(home: Path, user: str, prompt: str) -> None:
+    """Ask for a password twice and keep it; one that is too short is refused in a sentence (exit 2)."""
+    from assistant.passwords import set_password as store_password
+    from tools.errors import MTWError
+
+    try:
+        store_password(home, user, typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    except MTWError as exc:
+        console.print(f"[red]{exc.message}[/] {exc.fix}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -127,7 +144,13 @@ app.command()(explain)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: everything `mtw` makes is readable by you only (folders 0700, files 0600)."""
+    from tools.fileio import private_home, private_process
+
+    private_process()
+    # a read-only or foreign MTW_HOME: the command that needs it says so in its own words
+    with contextlib.suppress(OSError):
+        private_home(get_settings().home)
     app()
 
 

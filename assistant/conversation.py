@@ -127,7 +127,8 @@ def route_intent(state: WizardState) -> str:
     if kind == "outcome":
         return "after_training"
     if kind in ("answer", "file"):
-        if kind == "answer" and intent.get("by") == "model" and intent.get("value") in question.get("effects", []):
+        guessed = intent.get("by") == "model" or intent.get("partial")
+        if kind == "answer" and guessed and intent.get("value") in question.get("effects", []):
             return "confirm_suggestion"
         return str(question.get("then"))
     return {"question": "explain", "status": "where_we_are", "setting": "change_setting", "navigate": "navigate",
@@ -196,7 +197,8 @@ def not_understood(state: WizardState) -> Command[Any]:
 
 
 def confirm_suggestion(state: WizardState) -> Command[Any]:
-    """Something that starts work was only said in other words: show it and wait for a click or a clear yes."""
+    """Something that starts work was only said in other words (or in part): show it and wait for a click or a
+    clear yes."""
     question = state.get("question") or {}
     key = str((state.get("intent") or {}).get("value"))
     label = (question.get("choices") or {}).get(key, key)

@@ -23,6 +23,7 @@ from assistant.stages import (
     interview,
     onboard,
     playground,
+    prefer,
     train,
 )
 from assistant.state import WizardState
@@ -52,6 +53,8 @@ NODES: list[Any] = [
     deploy.export_model, deploy.on_export_problem, deploy.quick_model, deploy.on_quick, deploy.ask_export_name,
     deploy.on_export_name, deploy.ask_quantize, deploy.on_quantize, deploy.compare_versions,
     playground.try_model, playground.on_try, improve.plan_improvement, improve.on_improve,
+    prefer.ask_wanted, prefer.on_wanted, prefer.judge_answers, prefer.on_judge, prefer.improve_with_ratings,
+    prefer.on_ratings_round, prefer.start_preference_round, prefer.compare_round_versions,
 ]
 
 builder = StateGraph(WizardState, context_schema=WizardContext)

@@ -31,6 +31,8 @@ class Intent(TypedDict, total=False):
     """The message as typed (for saying back)."""
     by: Literal["click", "parser", "model"]
     """Who decided: a button, the deterministic parser, or the assistant model (which only suggests effects)."""
+    partial: bool
+    """The parser matched only part of a label: like the model's reading, it only suggests a choice with effects."""
 
 
 YES = {"yes", "y", "yep", "yeah", "sure", "ok", "okay", "correct", "right", "go", "go ahead", "do it", "please",
@@ -76,18 +78,21 @@ def _norm(text: str) -> str:
 
 
 def match_choice(text: str, choices: dict[str, str]) -> str:
-    """The key of the choice a typed text names (its key, its label, or a unique part of a label); "" if none."""
+    """The key of the choice a typed text names exactly (its key or its label); "" if none."""
     t = _norm(text)
     if not t:
         return ""
     for key, label in choices.items():
         if t in (key.lower(), _norm(label)):
             return key
-    if len(t) >= 3:
-        hits = [k for k, v in choices.items() if t in _norm(v)]
-        if len(hits) == 1:
-            return hits[0]
     return ""
+
+
+def partial_choice(text: str, choices: dict[str, str]) -> str:
+    """The one choice whose label contains the typed text (three letters or more); "" if none or several."""
+    t = _norm(text)
+    hits = [k for k, v in choices.items() if t in _norm(v)] if len(t) >= 3 else []
+    return hits[0] if len(hits) == 1 else ""
 
 
 def is_question(text: str) -> bool:
@@ -138,6 +143,10 @@ def parse(text: str, question: Question) -> Intent | None:
     key = match_choice(t, choices)
     if key:
         return {**base, "kind": "answer", "value": key}
+    key = partial_choice(t, choices)
+    if key:
+        # "ain" is in "Start training": a part of a label may pick a harmless choice, never start or delete anything
+        return {**base, "kind": "answer", "value": key, "partial": True}
     if question.get("optional") and _norm(t) in {"skip", "none", "nothing", "no", "n/a", "-"}:
         return {**base, "kind": "answer", "value": ""}
     if question.get("verbatim"):

@@ -4,6 +4,7 @@ import asyncio
 import errno
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -12,8 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistant.access import Guard, Policy, check_password, origins, signed_in, ui_token
+from assistant.access import Guard, Policy, origins, signed_in, ui_token
 from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, refusal, safe_name
+from tools.fileio import atomic_write_text, copy_private, private_process
 
 APP_FILE = Path(__file__).with_name("app.py")
 UI_SOURCE = Path(__file__).with_name("ui")
@@ -63,12 +65,13 @@ def app_root(home: Path, host: str, port: int, max_upload_mb: int) -> Path:
         if old.name.isdigit() and int(old.name) != os.getpid() and not _pid_alive(int(old.name)):
             shutil.rmtree(old, ignore_errors=True)
     root = base / str(os.getpid())
-    (root / ".chainlit").mkdir(parents=True, exist_ok=True)
     template = string.Template((UI_SOURCE / "chainlit.toml").read_text(encoding="utf-8"))
     config = template.safe_substitute(allow_origins=json.dumps(origins(host, port)), max_size_mb=max_upload_mb)
-    (root / ".chainlit" / "config.toml").write_text(config, encoding="utf-8")
-    shutil.copyfile(UI_SOURCE / "chainlit.md", root / "chainlit.md")
-    shutil.copytree(UI_SOURCE / "public", root / "public", dirs_exist_ok=True)  # the stylesheet the config names
+    atomic_write_text(root / ".chainlit" / "config.toml", config)
+    # new owner-only copies (shutil.copytree would give them the installed package's modes)
+    for src in [UI_SOURCE / "chainlit.md", *(UI_SOURCE / "public").rglob("*")]:
+        if src.is_file():  # public/: the stylesheet the config names
+            copy_private(src, root / src.relative_to(UI_SOURCE))
     return root
 
 
@@ -76,6 +79,7 @@ def serve(sock: socket.socket, rules: Policy, home: Path) -> None:
     """Run chainlit's server for the wizard app on SOCK under RULES (blocks until stopped)."""
     global _rules
     _rules = rules
+    private_process()  # chainlit's scratch files, the databases and every upload copy: owner-only
     try:
         root = app_root(home, rules.host, rules.port, rules.max_upload_bytes // 2**20)
     except OSError:  # MTW_HOME not writable: the wizard still runs (and says so), its scratch files in a temp dir
@@ -109,7 +113,7 @@ def policy() -> Policy:
 
     settings = get_settings()
     return Policy(host=settings.host, port=settings.port, token=ui_token(settings.home),
-                  max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * 2**20)
+                  max_upload_bytes=DEFAULT_MAX_UPLOAD_MB * 2**20, home=settings.home)
 
 
 def ensure_user(identifier: str) -> None:
@@ -140,27 +144,44 @@ def install(chat_history: bool) -> None:
             ok = signed_in(rules, {k.lower(): v for k, v in headers.items()})
             return cl.User(identifier=LOCAL_USER, metadata={"role": "owner", "provider": "token"}) if ok else None
     else:
+        from assistant.passwords import sign_in
         from tools.settings import get_settings
 
-        home = get_settings().home
+        home = rules.home or get_settings().home
 
         @cl.password_auth_callback
         async def password_user(username: str, password: str) -> cl.User | None:
-            """A user set with `mtw ui --set-password`."""
-            if not await asyncio.to_thread(check_password, home, username, password):
+            """A user set with `mtw ui --set-password`; the session carries a stamp the guard checks every time."""
+            stamp = await asyncio.to_thread(sign_in, home, username, password)
+            if stamp is None:
                 return None
             if chat_history:
                 await asyncio.to_thread(ensure_user, username)
-            return cl.User(identifier=username, metadata={"role": "owner", "provider": "password"})
+            return cl.User(identifier=username, metadata={"role": "owner", "provider": "password", "session": stamp})
 
     import chainlit.server
 
     # chainlit answers someone else's thread with 401 (saying it exists); every thread route asks this one check
     chainlit.server.is_thread_author = own_thread
+    chainlit.server.get_html_template = _local_page(chainlit.server.get_html_template)
     router = _routes(rules, chat_history)
     # first in line: chainlit's own upload route and its catch-all page route would otherwise answer
     app.router.routes[0:0] = router.routes
     app.add_middleware(Guard, policy=rules)
+
+
+_EXTERNAL_LINK = re.compile(r"<link\b[^>]*\bhref=\"https?://[^>]*>\s*", re.I)
+
+
+def _local_page(template: Any) -> Any:
+    """Chainlit's page without what it loads from the internet (Google's fonts, KaTeX's stylesheet from a CDN):
+    a local tool that tells every page load to other hosts is not local (the page falls back to system fonts;
+    maths rendering is off)."""
+
+    def local(root_path: str) -> str:
+        return _EXTERNAL_LINK.sub("", template(root_path))
+
+    return local
 
 
 async def own_thread(username: str, thread_id: str) -> bool:
@@ -190,6 +211,8 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
     from assistant.chat_store import FILES_ROUTE, stored_file
 
     router = APIRouter()
+    if rules.token is None:
+        _sign_in_routes(router, rules)
 
     @router.post("/project/file")
     async def upload(current_user: UserParam, session_id: str, file: UploadFile,
@@ -228,6 +251,88 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
             return FileResponse(path, media_type="application/json" if json_like else None)
 
     return router
+
+
+def _sign_in_routes(router: Any, rules: Policy) -> None:
+    """Password sign-in in front of chainlit's: wrong guesses throttled (429), signing out ends the session."""
+    from chainlit.config import config
+    from chainlit.server import _authenticate_user
+    from chainlit.server import logout as chainlit_logout
+    from fastapi import Depends, HTTPException, Request, Response
+    from fastapi.security import OAuth2PasswordRequestForm
+
+    from assistant.passwords import Throttle, end_sessions, too_many
+
+    assert rules.home is not None, "password sign-in keeps its users in MTW_HOME"
+    home = rules.home
+    throttle = Throttle()
+
+    @router.post("/login")
+    async def login(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> Response:
+        """Check the password unless this user or this address guessed wrong too often lately."""
+        client = request.client.host if request.client else ""
+        wait = throttle.wait_s(form.username, client)
+        if wait:
+            raise HTTPException(status_code=429, detail=too_many(wait), headers={"Retry-After": str(wait)})
+        assert config.code.password_auth_callback is not None
+        user = await config.code.password_auth_callback(form.username, form.password)
+        if user is None:
+            throttle.failed(form.username, client)
+        else:
+            throttle.succeeded(form.username)
+        response: Response = await _authenticate_user(request, user)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request, response: Response) -> Any:
+        """Sign out for real: the session (and the user's others) stop working, not just this cookie."""
+        from chainlit.auth.cookie import get_token_from_cookies
+        from chainlit.auth.jwt import decode_jwt
+
+        try:
+            identifier = decode_jwt(get_token_from_cookies(dict(request.cookies)) or "").identifier
+        except Exception:  # no session, or one that no longer counts: nothing to end
+            identifier = None
+        if identifier:
+            await asyncio.to_thread(end_sessions, home, identifier)
+            await _close_chats(lambda user: user == identifier)
+        return await chainlit_logout(request, response)
+
+
+async def _close_chats(whose: Any) -> None:
+    """Disconnect the open chats of the users WHOSE(identifier) picks: an ended session keeps no open socket."""
+    from chainlit.server import sio
+    from chainlit.session import ws_sessions_sid
+
+    for sid, session in list(ws_sessions_sid.items()):
+        if session.user is not None and whose(session.user.identifier):
+            await sio.disconnect(sid)
+
+
+async def signed_out() -> bool:
+    """True (and the chat disconnected) when this chat's password session ended after its socket opened: a new
+    password, or the user removed. The page then shows the sign-in again."""
+    from chainlit.auth.jwt import decode_jwt
+    from chainlit.context import context
+    from chainlit.session import WebsocketSession
+
+    from assistant.passwords import session_valid
+
+    rules = policy()
+    if rules.token is not None or rules.home is None:
+        return False
+    session = context.session
+    try:
+        user = decode_jwt(session.token or "")
+        valid = await asyncio.to_thread(session_valid, rules.home, user.identifier,
+                                        str((user.metadata or {}).get("session", "")))
+    except Exception:  # expired or unreadable: not a session any more
+        valid = False
+    if not valid and isinstance(session, WebsocketSession):
+        from chainlit.server import sio
+
+        await sio.disconnect(session.socket_id)
+    return not valid
 
 
 def _starts_like_json(path: str | Path) -> bool:

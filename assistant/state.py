@@ -146,6 +146,19 @@ class WizardState(TypedDict, total=False):
     try_last: dict[str, Any]
     """The last answer shown while trying: prompt, answer, which (tuned or base), source; ratings refer to it."""
 
+    try_pair: dict[str, Any]
+    """Two answers to one prompt shown while trying ({first, second}, each like try_last): "which is better?"."""
+
+    wanted_for: dict[str, Any]
+    """The answer rated down whose better version the user is asked to write (like try_last, plus its judgement
+    id)."""
+
+    judge_index: int
+    """Which test prompt of the comparison the user is judging (left: base, right: tuned)."""
+
+    pref_from: str
+    """The run a preference round started from (its adapter was the round's start and reference)."""
+
     models_action: str
     """What "My models" is doing: compare, promote or delete."""
 

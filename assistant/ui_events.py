@@ -7,6 +7,7 @@ tests read the very same events.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, NotRequired, TypedDict
 
 from langgraph.config import get_stream_writer
@@ -143,19 +144,51 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     emit(Table(ui="table", title=title, columns=columns, rows=rows))
 
 
+_MARKUP = re.compile(r"([\\`*_\[\]<>!&~|])")
+"""Marks that make Markdown anywhere in a line: emphasis, code, links and images, HTML, entities, tables."""
+_LINE_MARKUP = re.compile(r"^([ \t]*)([#+=-]|\d+(?=[.)]))", re.M)
+"""What makes a heading, a list or a rule only at the start of a line."""
+# what the chat would turn into a link even with every mark escaped (GFM links bare URLs and e-mail addresses)
+_LINK_LIKE = re.compile(r"(?:https?://|www\.)[^\s|`<>]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.I)
+
+
+def _escaped(text: str) -> str:
+    text = _MARKUP.sub(r"\\\1", text)
+    return _LINE_MARKUP.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit()
+                                                    else "\\" + m.group(2)), text)
+
+
+def inert(text: str) -> str:
+    """TEXT (from a data row, a document or a model) as Markdown that shows it as it is: every mark that would
+    format it escaped, so no image is fetched, no link or HTML made and no formatting applied (`![x](http://…)` is
+    shown, never requested); addresses a browser would link are shown as code."""
+    out, at = [], 0
+    for m in _LINK_LIKE.finditer(text):
+        link = m.group().rstrip(").,;:!?'\"]}")  # the closing mark of a sentence or a bracket is not the address's
+        out += [_escaped(text[at:m.start()]), f"`{link}`"]
+        at = m.start() + len(link)
+    return "".join([*out, _escaped(text[at:])])
+
+
+def fenced(text: str, info: str = "text") -> str:
+    """TEXT in a code block it cannot close: the fence is longer than any run of backticks inside."""
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", text)), default=0))
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
 CELL_CHARS = 600
 """A table cell longer than this is cut with "…": a page of one model's answer would push the other columns away."""
 
 
 def table_markdown(ev: Table) -> str:
-    """A table event as Markdown: long cells cut (the stylesheet `ui/public/mtw.css` wraps long runs without
-    spaces inside their cells)."""
+    """A table event as Markdown: every cell shown as text (cells hold rows' and models' words), long ones cut (the
+    stylesheet `ui/public/mtw.css` wraps long runs without spaces inside their cells)."""
 
     def cell(value: Any) -> str:
         text = " ".join(str(value).split())
         if len(text) > CELL_CHARS:
             text = text[: CELL_CHARS - 1].rstrip() + "…"
-        return text.replace("|", "\\|")
+        return inert(text)
 
     lines = [f"**{ev['title']}**", "", "| " + " | ".join(ev["columns"]) + " |", "|" + "---|" * len(ev["columns"])]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in ev["rows"]]

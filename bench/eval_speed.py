@@ -90,9 +90,10 @@ def main() -> None:
 
     from tools.evaluate.engine import SLOTS, LlamaAnswers, LlamaServer, adapter_gguf, find_llama_server, slot_context
     from tools.evaluate.generate import generate, in_process_generator, variant
-    from tools.evaluate.limits import answer_cap, answer_lengths, cpu_bf16, free_threads
+    from tools.evaluate.limits import answer_cap, answer_lengths, free_threads
     from tools.evaluate.suite import BUILTIN
     from tools.export.merge import LORA_CONVERTER, find_converter
+    from tools.train.speed import compute_precision, hidden_size
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=10, help="how many prompts (built-in suite first)")
@@ -108,9 +109,10 @@ def main() -> None:
     run = Path(tempfile.mkdtemp(prefix="mtw-eval-bench-"))
     tuned = with_adapter(model, tok, args.adapter, run)
     cores = os.cpu_count() or 1
+    bf16 = compute_precision("auto", "cpu", hidden_size(tuned)) == "bf16"
     results = []
     print(f"{len(prompts)} prompts, base and tuned; cap {cap} (old: {OLD_CAP}); {cores} cores; "
-          f"bf16 native: {cpu_bf16()}", flush=True)
+          f"bf16: {bf16}", flush=True)
     if "llama.cpp" not in args.skip:
         server, converter = find_llama_server(), find_converter(script=LORA_CONVERTER)
         if server is None or converter is None:
@@ -131,7 +133,7 @@ def main() -> None:
 
         results.append(timed("old", old))
     if "pytorch" not in args.skip:
-        fresh = in_process_generator(tuned, tok, max_new_tokens=cap, bf16=cpu_bf16())
+        fresh = in_process_generator(tuned, tok, max_new_tokens=cap, bf16=bf16)
         results.append(timed("pytorch", lambda v: fresh(prompts, v)))
     shutil.rmtree(run, ignore_errors=True)
     by = {r["path"]: r for r in results}

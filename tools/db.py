@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.errors import WorkspaceError
+from tools.fileio import private_file
 from tools.settings import get_settings
 
 Migration = Sequence[str]
@@ -27,6 +28,11 @@ WORKSPACE: list[Migration] = [
         "CREATE TABLE IF NOT EXISTS dataset_versions (project TEXT NOT NULL, version TEXT NOT NULL, "
         "examples INTEGER NOT NULL, note TEXT, created TEXT NOT NULL, path TEXT NOT NULL, "
         "PRIMARY KEY (project, version))",
+    ),
+    # 2: how a registered model was trained: sft, or a preference round (dpo / kto) and on how many judgements
+    (
+        "ALTER TABLE models ADD COLUMN method TEXT NOT NULL DEFAULT 'sft'",
+        "ALTER TABLE models ADD COLUMN judgements INTEGER NOT NULL DEFAULT 0",
     ),
 ]
 """The workspace schema, oldest first: append a step to change it, never edit one that has shipped."""
@@ -68,8 +74,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open the workspace database (WAL, rows as dicts-by-name, schema up to date), creating MTW_HOME if needed."""
     path = path or get_settings().db_path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(private_file(path), timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=30000")

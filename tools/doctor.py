@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import shutil
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -43,12 +44,12 @@ def check_ollama(settings: Settings) -> list[Check]:
     out = [Check("ollama", "ok", f"Ollama {ver} at {ollama_api.host()}")]
     out.append(Check("models", "ok" if models else "warning",
                      ", ".join(models) if models else "No models pulled yet.",
-                     "" if models else f"Pull one with `ollama pull {settings.assistant_model}`."))
+                     "" if models else f"Pull one with `ollama pull {shlex.quote(str(settings.assistant_model))}`."))
     if ollama_api.has_model(settings.assistant_model, models):
         out.append(Check("assistant model", "ok", f"'{settings.assistant_model}' is pulled."))
     else:
         out.append(Check("assistant model", "warning", f"'{settings.assistant_model}' is not pulled.",
-                         f"Run `ollama pull {settings.assistant_model}`, or set MTW_ASSISTANT_MODEL "
+                         f"Run `ollama pull {shlex.quote(str(settings.assistant_model))}`, or set MTW_ASSISTANT_MODEL "
                          "to a model you have."))
     return out
 
@@ -152,8 +153,8 @@ def check_base_models() -> Check:
     return Check("base models", "warning",
                  "No base model downloaded yet: only the built-in tiny-random (for trying the steps) and minilm "
                  "(for classifiers).",
-                 f"`mtw download {smallest}` (about {human_bytes(estimated_bytes(smallest))}), or let the chat offer "
-                 "it when you train.")
+                 f"`mtw download {shlex.quote(str(smallest))}` (about {human_bytes(estimated_bytes(smallest))}), "
+                 "or let the chat offer it when you train.")
 
 
 def check_recommended_base() -> Check:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -127,13 +128,21 @@ def missing_in_folder(folder: Path) -> list[str]:
 
 
 def needs_download(model: str) -> bool:
-    """True when `model` names a Hub repo whose files are not complete on this machine (no network)."""
+    """True when `model` names a Hub repo whose files are not complete on this machine (no network), and the
+    user's Ollama does not hold it either (training then reads Ollama's own GGUF)."""
     try:
         repo = repo_for(model)
     except UsageError:
         return False
     folder = local_snapshot(repo)
-    return folder is None or bool(missing_in_folder(folder))
+    if folder is not None and not missing_in_folder(folder):
+        return False
+    from tools.train.catalog import resolve
+
+    try:
+        return not resolve(model).gguf
+    except UsageError:
+        return True
 
 
 # -------------------------------------------------------------------------------- the plan
@@ -290,7 +299,7 @@ def download(model: str, progress: Progress | None = None, *, plan: DownloadPlan
     lacking = missing_in_folder(folder)
     if lacking:
         raise MTWError(f"The download of {plan.repo_id} finished, but {', '.join(lacking)} is missing.",
-                       fix=f"Run `mtw download {model}` again.", code="download_incomplete")
+                       fix=f"Run `mtw download {shlex.quote(str(model))}` again.", code="download_incomplete")
     # every selected file is complete: a partial left now is of a version the Hub no longer serves
     for stale in (storage / "blobs").glob("*" + PARTIAL):
         stale.unlink(missing_ok=True)
@@ -318,7 +327,7 @@ def check_disk_space(plan: DownloadPlan) -> None:
             f"Not enough free disk space for {plan.model}: it needs {human_bytes(need)} in {plan.cache_dir} "
             f"(the model plus some room to spare), and only {human_bytes(free)} is free.",
             fix=f"Free up {human_bytes(need - free)} there, or set HF_HOME to a folder on a disk with room "
-                f"(for this command and for training), then run `mtw download {plan.model}` again.",
+                f"(for this command and for training), then run `mtw download {shlex.quote(str(plan.model))}` again.",
             code="disk_full")
 
 
@@ -492,8 +501,9 @@ def _fetch_resumable(plan: DownloadPlan, name: str, endpoint: str, reach: Callab
             continue
         if restarted:
             raise MTWError(f"{name} of {plan.repo_id} arrived damaged twice: {problem}.",
-                           fix=f"Run `mtw download {plan.model}` again; if it keeps happening, something between "
-                               "this machine and the Hub (a proxy, a filtering antivirus) is altering the download.",
+                           fix=f"Run `mtw download {shlex.quote(str(plan.model))}` again; if it keeps happening, "
+                               "something between this machine and the Hub (a proxy, a filtering antivirus) is "
+                               "altering the download.",
                            code="download_damaged")
         restarted = True
         fails = 0
@@ -608,7 +618,7 @@ def _translate(exc: BaseException, repo: str, model: str, endpoint: str, plan: D
         RepositoryNotFoundError,
     )
 
-    again = f"run `mtw download {model}` again"
+    again = f"run `mtw download {shlex.quote(str(model))}` again"
     if isinstance(exc, MTWError):
         return exc
     if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, HfHubHTTPError | FileMetadataError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from typing import Any, NoReturn
 
@@ -32,18 +33,35 @@ def download(
         plan = plan_download(model)
         if not as_json:
             _describe(console, plan)
+            if not plan.complete:
+                _ollama_note(console, model)
         folder = fetch(model, plan=plan) if as_json or plan.complete else _with_bar(console, model, plan)
     except MTWError as exc:
         _fail(exc, as_json, 2 if isinstance(exc, UsageError) else 1)
     except KeyboardInterrupt:
         here = f" from {human_bytes(bytes_here(plan))}" if plan is not None else ""
-        typer.echo(f"stopped. What arrived is kept: run `mtw download {model}` again to continue{here}.", err=True)
+        typer.echo(f"stopped. What arrived is kept: run `mtw download {shlex.quote(str(model))}` again to "
+                   f"continue{here}.", err=True)
         raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps({"ok": True, **plan.as_dict(), "folder": str(folder), "complete": True}, indent=2))
         raise typer.Exit(0)
     console.print(f"[green]ready:[/] train with `mtw train --model {model} --data DATA --out RUN_DIR`  "
                   f"[dim](files in {folder})[/]")
+
+
+def _ollama_note(console: Any, model: str) -> None:
+    """Say so when training would not need this download: the user's Ollama already holds the model."""
+    from tools.train.catalog import find_in_catalog
+
+    entry = find_in_catalog(model)
+    if entry is None or not entry.ollama_tag:
+        return
+    from tools.ollama_api import gguf_blob
+
+    if gguf_blob(entry.ollama_tag) is not None:
+        console.print(f"[dim]'{entry.ollama_tag}' is already in your Ollama: `mtw train --model {model}` trains on it "
+                      "without this download (stop with Ctrl-C). Downloading the Hugging Face weights anyway.[/]")
 
 
 def _describe(console: Any, plan: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 class MTWError(Exception):
     """A failure the user can act on: what went wrong (`message`) and what to do (`fix`)."""
@@ -45,7 +47,7 @@ class ModelNotPulled(MTWError):
     def __init__(self, model: str, message: str = "", fix: str = "") -> None:
         super().__init__(
             message or f"The model '{model}' is not in your Ollama yet.",
-            fix or f"Download it with `ollama pull {model}` (or let the wizard pull it for you).",
+            fix or f"Download it with `ollama pull {shlex.quote(str(model))}` (or let the wizard pull it for you).",
         )
         self.model = model
 
@@ -102,16 +104,28 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in text or "outofmemoryerror" in text
 
 
-def storage_error(exc: OSError, where: object) -> MTWError | None:
-    """A full disk or an unwritable folder as one sentence and its fix (None for any other OSError)."""
-    import errno
+def storage_error(exc: Exception, where: object, again: str = "") -> MTWError | None:
+    """A full disk or an unwritable folder, as the OS or SQLite reports it, as one sentence and its fix (None for
+    any other error).
 
+    AGAIN is what to do once it is fixed ("run the same command again"); by default, continue the run with --resume.
+    """
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        exc = OSError(errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else None, text)
+    if not isinstance(exc, OSError):
+        return None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return MTWError(f"The disk holding {where} is full, so it could not be saved.",
+                        f"Free some space (or use a folder on a disk with room), then {again}." if again else
                         "Free some space (or move the folder to a disk with room), then continue with --resume: "
                         "nothing saved before is lost.", code="disk_full")
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return MTWError(f"{where} cannot be written (the folder is read-only or not yours).",
+                        f"Make it writable (or use a folder you own), then {again}." if again else
                         "Make it writable (or copy the run to a folder you own), then continue with --resume.",
                         code="read_only")
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -168,10 +169,15 @@ def get_run(run: str | Path) -> RunRecord:
 
 def train_argv(data: str, model: str, out: str, *, preset: str | None = None, sets: Sequence[str] = (),
                max_steps: int | None = None, resume: bool = False, nproc: int = 1, nnodes: int = 1,
-               node_rank: int = 0, master: str | None = None) -> list[str]:
+               node_rank: int = 0, master: str | None = None, method: str = "sft",
+               from_run: str | Path | None = None) -> list[str]:
     """The `mtw train …` arguments for these choices (several machines: `nnodes`, this one's `node_rank`, and
-    `master`, machine 0's ADDR:PORT)."""
+    `master`, machine 0's ADDR:PORT; a preference round: `method` dpo | kto, on top of the run `from_run`)."""
     argv = ["train", "--data", data, "--model", model, "--out", out]
+    if method != "sft":
+        argv += ["--method", method]
+    if from_run is not None:
+        argv += ["--from-run", str(from_run)]
     if preset:
         argv += ["--preset", preset]
     for s in sets:
@@ -189,12 +195,12 @@ def train_argv(data: str, model: str, out: str, *, preset: str | None = None, se
 
 def start_detached(data: str, model: str, out: str | Path, *, preset: str | None = None, sets: Sequence[str] = (),
                    max_steps: int | None = None, resume: bool = False, nproc: int = 1,
-                   project: str | None = None) -> RunRecord:
+                   project: str | None = None, method: str = "sft", from_run: str | Path | None = None) -> RunRecord:
     """Launch `mtw train …` as its own process session (it outlives the UI), output to RUN_DIR/train.log."""
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = train_argv(data, model, str(run_dir), preset=preset, sets=sets, max_steps=max_steps, resume=resume,
-                      nproc=nproc)
+                      nproc=nproc, method="sft" if resume else method, from_run=None if resume else from_run)
     cmd = [sys.executable, "-c", "from assistant.cli import main; main()", *argv]
     # registered before the process starts, so the process's own "running" can never be overwritten
     _upsert(run_dir, status="starting", pid=None, started=_now(), ended=None, project=project,
@@ -217,6 +223,10 @@ def stop_run(run: str | Path) -> bool:
     return True
 
 
+LEARNING_CODES = ("flat_loss", "diverging", "overfitting", "memorizing")
+"""Diagnoses that say a finished run did not learn what it should have."""
+
+
 def run_outcome(run_dir: Path | str) -> dict[str, Any]:
     """How a run ended, for the chat and the CLI: status, step, message, and the fix as words and as settings."""
     from tools.train.events import read_events
@@ -232,10 +242,17 @@ def run_outcome(run_dir: Path | str) -> dict[str, Any]:
     else:
         status, message = final["type"], str(final.get("message", ""))
     fix_sets = dict(diagnosis.get("fix") or {}) if diagnosis and status == "failed" else {}
+    # a run can finish and still not have learned: that warning and its fix come with the outcome
+    learning = [e for e in events if e.get("type") == "diagnosis" and e.get("code") in LEARNING_CODES
+                and e.get("fix")]
+    health = {k: learning[-1].get(k) for k in ("code", "message", "fix_text", "fix")} if learning else {}
     fix_text = str(final.get("fix") or (diagnosis.get("fix_text") if diagnosis else "") or "")
     if status == "lost":
-        status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with `mtw train --out {run} --resume`.")
+        status, fix_text = "failed", (f"Look at {run / 'train.log'}; resume with "
+                                      f"`{shlex.join(['mtw', 'train', '--out', str(run), '--resume'])}`.")
     return {"status": status, "step": steps[-1]["step"] if steps else 0, "message": message, "fix_text": fix_text,
-            "fix_sets": fix_sets, "code": final.get("code", ""),
-            "resumable": status != "done" and any((run / "checkpoints").glob("step-*/state.pt")),
+            "fix_sets": fix_sets, "code": final.get("code", ""), "health": health if status == "done" else {},
+            # supervised runs write step-N/state.pt, preference rounds the Trainer's checkpoint-N
+            "resumable": status != "done" and (any((run / "checkpoints").glob("step-*/state.pt"))
+                                               or any((run / "checkpoints").glob("checkpoint-*/trainer_state.json"))),
             "can_evaluate": (run / "adapter" / "adapter_config.json").is_file()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -89,3 +91,38 @@ def translate(exc: BaseException, model: str | None = None) -> MTWError:
                                   "Try again; if it repeats, look at the Ollama log or restart Ollama.")
         return MTWError(f"Ollama refused the request: {exc.error}.", "Check the Ollama log (`ollama serve` output).")
     return MTWError(f"Unexpected problem talking to Ollama: {exc}.", "Try again; if it repeats, restart Ollama.")
+
+
+@dataclass(frozen=True)
+class OllamaGGUF:
+    """A model in the user's Ollama whose weights are a GGUF file this machine can read."""
+
+    name: str
+    """The Ollama name it was asked for (`smollm2:135m`)."""
+    path: Path
+    """Ollama's blob on disk (the FROM line of `/api/show`'s modelfile)."""
+    quantization: str | None
+    """As `/api/show` reports it (Q4_K_M, F16 …)."""
+
+
+def gguf_blob(name: str, timeout: float = 3.0) -> OllamaGGUF | None:
+    """The GGUF file Ollama keeps `name` in, when Ollama answers, holds it, and its blob is readable here; else None.
+
+    Ollama's `/api/show` answers with a modelfile whose FROM line is the model's weights file; a model pulled into a
+    local Ollama is a GGUF there, which training can read without downloading anything.
+    """
+    from tools.train.gguf_file import is_gguf
+
+    try:
+        r = httpx.post(f"{host()}/api/show", json={"model": name}, timeout=timeout)
+        if r.status_code != 200:
+            return None
+        shown = r.json()
+    except (httpx.HTTPError, ValueError, OSError):
+        return None
+    path = next((Path(line[5:].strip()) for line in str(shown.get("modelfile") or "").splitlines()
+                 if line.startswith("FROM ") and Path(line[5:].strip()).is_absolute()), None)
+    if path is None or not is_gguf(path):
+        return None
+    quant = (shown.get("details") or {}).get("quantization_level")
+    return OllamaGGUF(name, path, str(quant) if quant else None)

@@ -17,7 +17,7 @@ from tools.errors import UsageError
 
 _VERSIONED = re.compile(r"^(?P<stem>.+?)-v(?P<version>\d+)$", re.IGNORECASE)
 _COLUMNS = ("name", "stem", "version", "base_model", "route", "dataset_hash", "run_id", "run_dir", "eval_scores",
-            "ollama_tag", "verified", "promoted", "created", "notes")
+            "ollama_tag", "verified", "promoted", "created", "notes", "method", "judgements")
 
 
 @dataclass
@@ -52,6 +52,10 @@ class ModelRecord:
     """The one version of its stem in use."""
     created: str = ""
     """When it was registered (UTC, ISO 8601)."""
+    method: str = "sft"
+    """How its run trained: sft (examples), or a preference round, dpo or kto."""
+    judgements: int = 0
+    """The judgements a preference round learned from (0 for a supervised run)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +197,14 @@ def tuned_scores(flat: dict[str, float]) -> dict[str, float]:
             continue
         out[".".join(p for p in parts if p != "tuned")] = value
     return out
+
+
+def run_judgements(run_dir: str | Path) -> int:
+    """How many judgements a run learned from (its done event says; 0 for a supervised run)."""
+    from tools.train.events import read_events
+
+    done: dict[str, Any] = next((e for e in reversed(read_events(run_dir)) if e.get("type") == "done"), {})
+    return int((done.get("metrics") or {}).get("judgements") or 0)
 
 
 def run_scores(run_dir: str | Path) -> dict[str, float]:

@@ -13,7 +13,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.routing import NO, YES
 from assistant.state import WizardState
-from assistant.ui_events import say, table
+from assistant.ui_events import fenced, inert, say, table
 from tools.dataset.model import Example
 from tools.dataset.store import DatasetStore
 from tools.errors import MTWError
@@ -74,8 +74,9 @@ def _shown(ex: Example) -> str:
     from tools.dataset.draft import example_to_text
 
     if ex.kind != "chat":
-        return example_to_text(ex)
-    return "\n\n".join(f"**{m.role.capitalize()}:** {m.content}" for m in ex.messages)
+        return inert(example_to_text(ex))
+    # the words are the row's (or a model's draft): shown as text, never as Markdown that fetches or links
+    return "\n\n".join(f"**{m.role.capitalize()}:** {inert(m.content)}" for m in ex.messages)
 
 
 def coverage(spec: ProjectSpec, examples: list[Example]) -> dict[str, Any]:
@@ -135,8 +136,8 @@ def review_draft(state: WizardState) -> Command[Any]:
     source = (state.get("draft_sources") or [{}] * len(drafts))[i] or {}
     grounded = ""
     if source:
-        quote = "\n> ".join(str(source["text"])[:700].splitlines())
-        grounded = f" — written from {source['label']}:\n\n> {quote}\n\n**The draft:**"
+        quote = "\n> ".join(inert(line) for line in str(source["text"])[:700].splitlines())
+        grounded = f" — written from {inert(str(source['label']))}:\n\n> {quote}\n\n**The draft:**"
     return ask(state, f"Draft {i + 1} of {len(drafts)}{grounded}\n\n{_shown(ex)}\n\n_Or type how to change it "
                       "(“shorter”, “more formal”, “make the persona an admin”) and I'll rewrite it._",
                then="on_review", stage="dataset", free_text=True,
@@ -202,7 +203,7 @@ def edit_example(state: WizardState) -> Command[Any]:
     labels = "`User:` and `Assistant:`" if ex.kind == "chat" else "`Text:` and `Label:`" if \
         ex.kind == "classification" else "`Text:` and `Entities:`"
     return ask(state, f"Copy this, change what you like and send it back as your message (keep the {labels} "
-                      f"labels):\n\n```text\n{text}\n```", then="on_edit_example", stage="dataset", free_text=True,
+                      f"labels):\n\n{fenced(text)}", then="on_edit_example", stage="dataset", free_text=True,
                choices={"cancel": "Cancel editing"}, prefill=text, verbatim=True)
 
 

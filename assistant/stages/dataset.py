@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from langgraph.types import Command
 
 from assistant.conversation import ask, go
 from assistant.state import WizardState
-from assistant.ui_events import say, stage
+from assistant.ui_events import inert, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec
 
@@ -158,13 +159,14 @@ async def check_data(state: WizardState) -> Command[Any]:
              f"to fix, {_plural(len(warnings), 'suggestion')}."]
     for issue in (errors + warnings)[:SHOWN_ISSUES]:
         where = f"line {issue.line}: " if issue.line else ""
-        message = issue.message
+        message = inert(issue.message)  # it may quote the row's own words
         if issue.line and message.lower().startswith(f"line {issue.line}"):
             where = ""  # the message names its line already
         mark = "❌" if issue.severity == "error" else "⚠️"
         lines.append(f"- {mark} {where}{message} **Fix:** {issue.fix}")
     if len(errors) + len(warnings) > SHOWN_ISSUES:
-        lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more (`mtw check {path}` lists all).")
+        lines.append(f"- … and {len(errors) + len(warnings) - SHOWN_ISSUES} more "
+                     f"(`{shlex.join(['mtw', 'check', str(path)])}` lists all).")
     say("\n".join(lines))
     nudge: dict[str, Any] = {}
     if report.examples:

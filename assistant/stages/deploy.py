@@ -4,7 +4,7 @@ and a way to try again once it runs."""
 from __future__ import annotations
 
 import asyncio
-import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import ask, go, not_done
 from assistant.state import WizardState
-from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
+from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec, project_dir, slugify
 
@@ -58,7 +58,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
         return ask(state, "Start Ollama, then click **Try again now** — I'll check that it is back first.",
                    then="on_export_problem", stage="deploy", effects=("again",),
                    choices={"again": "Try again now", "back": "Back to what next"}, update={"export_name": name})
-    lines.append(f"\nIt is in your Ollama. Run it with:\n\n`ollama run {result.name}`")
+    lines.append(f"\nIt is in your Ollama. Run it with:\n\n`{shlex.join(['ollama', 'run', result.name])}`")
     say("\n".join(lines))
     return go("compare_versions", {"exported_name": result.name, "export_name": "", "export_quant": ""})
 
@@ -110,7 +110,7 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
                    stage="deploy", skipped=list(QUICK_SKIPS),
                    choices={"again": "Try again now", "train": "Go on to training"}, effects=("again",),
                    update={"quick_name": name})
-    lines.append(f"\nTry it: `ollama run {name}`")
+    lines.append(f"\nTry it: `{shlex.join(['ollama', 'run', name])}`")
     say("\n".join(lines))
     return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
                       "examples (it learns your style far better than a prompt can).", then="on_quick",
@@ -142,7 +142,6 @@ def project_stem(spec: dict[str, Any]) -> str:
     return latest_stem(project_dir(slugify(project.name)) / "runs") or model_stem(project)
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 QUANT_BYTES = {"none": 2.0, "q8_0": 1.07, "q4_K_M": 0.6}
 """Bytes per weight: 16-bit as trained, 8-bit, and the 4-bit mix Ollama serves most models in."""
 
@@ -160,17 +159,17 @@ async def ask_export_name(state: WizardState) -> Command[Any]:
 
 async def on_export_name(state: WizardState) -> Command[Any]:
     """Take the name (a version is added when it has none; a registered name is never reused), then the size."""
+    from tools.export.names import name_problem
     from tools.registry import split_name, suggest_name
 
     value = str(state["intent"].get("value") or "").strip()
     if value == "back":
         return go("choose_next")
     name = str(state.get("export_suggested")) if value == "suggested" else value.removeprefix("ollama run ").strip()
-    if not NAME.match(name):
-        say(f"“{name[:60]}” cannot be a model name: use letters, digits, '-', '_' or '.', no spaces "
-            "(e.g. PM-UserStories-v2).")
+    final = await asyncio.to_thread(suggest_name, name) if not name_problem(name) else name
+    if why := name_problem(name) or name_problem(final):  # the version added may make it too long
+        say(inert(why))
         return go("listen")
-    final = await asyncio.to_thread(suggest_name, name)
     if split_name(name)[1] is not None and final != name:
         say(f"**{name}** is already registered. Use **{final}** (the next version), or type another name.")
         return go("listen", {"export_suggested": final})

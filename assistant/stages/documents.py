@@ -13,7 +13,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.stages.author import store_of
 from assistant.state import WizardState
-from assistant.ui_events import say
+from assistant.ui_events import inert, say
 from tools.dataset.model import Example
 from tools.errors import MTWError
 from tools.project import ProjectSpec
@@ -77,7 +77,7 @@ async def receive_document(state: WizardState) -> Command[Any]:
         + (f" {doc.redacted} secret{'s' * (doc.redacted != 1)} (keys, tokens) replaced by <SECRET>: the assistant "
            "never sees them." if doc.redacted else ""))
     if doc.privacy:
-        flags = "\n".join(f"- ⚠️ {i.message}" for i in doc.privacy[:10])
+        flags = "\n".join(f"- ⚠️ {inert(i.message)}" for i in doc.privacy[:10])  # quotes the document
         return ask(state, f"**Private data found** before drafting anything:\n{flags}\n\nShould drafts use those "
                           "passages?", then="on_privacy", stage="dataset",
                    choices={"skip": "Continue without those passages", "include": "Include them"}, update=update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
-from assistant.ui_events import figure, progress_event, say, stage, table
+from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
 
 SCORED_ANSWERS = 3
@@ -37,12 +38,14 @@ def choose_next(state: WizardState) -> Command[Any]:
     choices["try"] = "Try it"
     if state.get("evaluated"):
         choices["score"] = "Score a few answers myself"
+        choices["judge"] = "Pick the better answers"
         choices["improve"] = "Improve it (next round)"
+    choices["ratings"] = "Improve with my ratings"
     choices["models"] = "My models"
     choices["new"] = "Start a new model"
     text = "What next?"
     if exported:
-        text = f"**{exported}** is in your Ollama — try it with `ollama run {exported}`. What next?"
+        text = f"**{exported}** is in your Ollama — try it with `ollama run {shlex.quote(str(exported))}`. What next?"
     return ask(state, text, then="on_next", stage=where, finished=finished, choices=choices,
                effects=("export",))
 
@@ -52,8 +55,8 @@ def on_next(state: WizardState) -> Command[Any]:
     picked = str(state["intent"].get("value"))
     return go({"eval": "evaluate_model", "check": "check_export", "export": "export_model", "score": "score_answer",
                "models": "list_models", "new": "confirm_start_over", "try": "try_model",
-               "improve": "plan_improvement"}[picked], {"score_index": 0, "score_criterion": 0,
-                                                        "try_back": "choose_next"})
+               "improve": "plan_improvement", "judge": "judge_answers", "ratings": "improve_with_ratings"}[picked],
+              {"score_index": 0, "score_criterion": 0, "try_back": "choose_next", "judge_index": 0})
 
 
 async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -107,7 +110,8 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
             "rests on the format checks and on how close the answers come to yours. Your own eye is the best "
             "judge: choose **Score a few answers myself** below.")
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
-    return go("choose_next", {"evaluated": True})
+    # after a preference round: also against the version it started from
+    return go("compare_round_versions" if state.get("pref_from") else "choose_next", {"evaluated": True})
 
 
 def in_words(exc: MTWError) -> str:
@@ -198,7 +202,8 @@ def score_answer(state: WizardState) -> Command[Any]:
         return go("report_agreement")
     item, criterion = prompts[i], SCORED_CRITERIA[c]
     answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
-    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n> {answer or '(empty answer)'}"
+    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(str(item['prompt']))}**\n\n"
+                      f"> {inert(answer) or '(empty answer)'}"
                       f"\n\nHow good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?",
                then="on_score", stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
                update={"score_prompts": len(prompts)})

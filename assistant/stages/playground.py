@@ -12,11 +12,11 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
+from assistant.stages.prefer import DONE, counted, keep_pick, keep_rating, pick_answer
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
 
-DONE = {"done", "done trying", "stop trying", "enough", "that's enough", "finished"}
 RATINGS = {"up": "👍", "down": "👎", **{str(n): "★" * n for n in range(1, 6)}}
 """Thumbs or 1–5 stars (tools/evaluate/playground.rate takes either)."""
 SHOWN_EVERY = 4
@@ -94,12 +94,33 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     run_dir, ollama = str(state.get("run_dir") or ""), _source(state)
     if value == "done" or value.lower().strip(" .!") in DONE:
         return go(state.get("try_back") or "choose_next", {"try_last": {}, "try_ollama": "", "try_back": ""})
+    pair = dict(state.get("try_pair") or {})
     if value in RATINGS and last:
         kept = await asyncio.to_thread(rate, run_dir, last["prompt"], last["answer"], value, which=last["which"],
                                        source=last["source"])
-        say(f"Rated {RATINGS[value]} — kept with the run ({kept.score}/5); round 2 uses your ratings.")
-        return go("try_model")
-    which, prompt = ("base", last.get("prompt", "")) if value == "base" else ("tuned", value)
+        judged = await asyncio.to_thread(keep_rating, state, last, value)
+        say(f"Rated {RATINGS[value]} — kept with the run ({kept.score}/5)"
+            + (f" and as a judgement ({await asyncio.to_thread(counted, state)})" if judged else "")
+            + "; round 2 uses your ratings.")
+        if judged and value == "down":
+            return go("ask_wanted", {"wanted_for": {**last, "id": judged}, "try_pair": {}})
+        return go("try_model", {"try_pair": {}})
+    pick = value if value in ("first", "second") else pick_answer(value) if pair else ""
+    if pair and pick:
+        if await asyncio.to_thread(keep_pick, state, pair["first"], pair["second"], pick):
+            say(f"Kept: the {pick if pick in ('first', 'second') else pick + ' model' + chr(39) + 's'} answer over "
+                f"the other ({await asyncio.to_thread(counted, state)}); “Improve with my ratings” trains on "
+                "them.")
+        else:
+            say("Noted: neither is better, so there is nothing to learn from this pair.")
+        return go("try_model", {"try_pair": {}})
+    sample = 0
+    if value == "again":
+        which, prompt, sample = "tuned", last.get("prompt", ""), int(last.get("sample", 0)) + 1
+    elif value == "base":
+        which, prompt = "base", last.get("prompt", "")
+    else:
+        which, prompt = "tuned", value
     if not prompt:
         say("Type a prompt first; then I can show the base model's answer to it too.")
         return go("listen")
@@ -112,28 +133,40 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
                 model = await asyncio.to_thread(_local, runtime, run_dir)
                 pieces, source = model.stream(prompt, which="base"), "local"
         elif ollama:
-            pieces, source = stream_ollama(ollama, prompt), f"ollama:{ollama}"
+            pieces, source = stream_ollama(ollama, prompt, sample=sample), f"ollama:{ollama}"
         elif run_dir:
             model = await asyncio.to_thread(_local, runtime, run_dir)
-            pieces, source = model.stream(prompt), "local"
+            pieces, source = model.stream(prompt, sample=sample), "local"
         else:
             say("There is no model to try yet: train one first (or make the styled model).")
             return go(state.get("try_back") or "choose_data")
         title = "Base model" if which == "base" else f"**{ollama}**" if ollama and not run_dir else "Tuned model"
-        answer = await _stream(pieces, f"try-{state.get('qid', 0)}-{which}", title)
+        if sample:
+            title = f"{title}, another answer"
+        answer = await _stream(pieces, f"try-{state.get('qid', 0)}-{which}-{sample}", title)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("listen")
+    shown = {"prompt": prompt, "answer": answer, "which": which, "source": source, "sample": sample}
+    # a second answer to the same prompt (the base's, or another of the tuned model's): "which is better?"
+    second = value in ("base", "again") and last.get("prompt") == prompt and answer.strip() \
+        and str(last.get("answer", "")).strip() not in ("", answer.strip())
     choices: dict[str, str] = {}
+    if second:
+        choices.update({"first": "The first is better", "second": "The second is better"})
     if run_dir:
         choices.update(RATINGS)
         if which == "tuned":
             choices["base"] = "Also show the base"
+            choices["again"] = "Another answer"
     choices["done"] = "Done trying"
     next_step = ("Rate it (👍 / 👎 or 1–5 stars), type another prompt, or say you are done." if run_dir
                  else "Type another prompt, or say you are done.")
+    if second:
+        next_step = ("Which is better, the first answer or the second? (Or rate this one, type another prompt, or "
+                     "say you are done.)")
     # the answer stays in the chat as it was streamed: the question only says what can come next
     where_now, skipped, finished = _stage(state)
     return ask(state, next_step, then="on_try", stage=where_now, skipped=skipped, finished=finished, free_text=True,
                verbatim=True, choices=choices,
-               update={"try_last": {"prompt": prompt, "answer": answer, "which": which, "source": source}})
+               update={"try_last": shown, "try_pair": {"first": last, "second": shown} if second else {}})

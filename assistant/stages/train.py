@@ -260,6 +260,12 @@ def after_training(state: WizardState) -> Command[Any]:
     update = {"train_outcome": outcome}
     if status == "done":
         stage("evaluate")
+        health = outcome.get("health") or {}
+        if health.get("fix"):
+            text = f"**Training finished**, but: {health.get('message', '')}\n\n**Fix:** {health.get('fix_text', '')}"
+            return ask(state, text, then="on_after_run", stage="evaluate", effects=("apply_fix",), update=update,
+                       choices={"apply_fix": f"Apply the fix and restart ({_setting_words(health['fix'])})",
+                                "keep": "Go on with this model"})
         say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.")
         return go("choose_next", update)
     if status == "stopped":
@@ -284,6 +290,12 @@ def after_training(state: WizardState) -> Command[Any]:
                then="on_after_run", stage="train", choices=choices, effects=("apply_fix", "resume"), update=update)
 
 
+def _setting_words(fix: dict[str, Any]) -> str:
+    """Settings as a person reads them: "learning rate 0.001, epochs 6"."""
+    return ", ".join(f"{k.replace('_', ' ')} {v:g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                     for k, v in fix.items())
+
+
 def on_after_run(state: WizardState) -> Command[Any]:
     """Resume, restart with a fix or a changed setting, evaluate the checkpoint, or go back to the dataset."""
     picked = state["intent"].get("value")
@@ -291,9 +303,12 @@ def on_after_run(state: WizardState) -> Command[Any]:
     if picked == "resume":
         return go("resume_training")
     if picked == "apply_fix":
-        sets = {**(state.get("train_sets") or {}), **{k: str(v) for k, v in (outcome.get("fix_sets") or {}).items()}}
-        changed = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in (outcome.get("fix_sets") or {}).items())
-        return go("configure_training", {"train_sets": sets, "plan_changed": f"the fix — {changed}"})
+        fix = outcome.get("fix_sets") or (outcome.get("health") or {}).get("fix") or {}
+        sets = {**(state.get("train_sets") or {}), **{k: str(v) for k, v in fix.items()}}
+        return go("configure_training", {"train_sets": sets, "plan_changed": f"the fix — {_setting_words(fix)}"})
+    if picked == "keep":
+        say(f"The adapter is in `{state.get('run_dir', '')}/adapter`.")
+        return go("choose_next")
     if picked == "evaluate_checkpoint":
         return go("evaluate_model")
     if picked == "dataset":

@@ -31,14 +31,14 @@ class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
     def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = (),
-                 port: int | None = None) -> None:
+                 port: int | None = None, module: str = "assistant.cli", env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cookie = ""
-        env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, MTW_HOME=str(home), OLLAMA_HOST=ollama_host, PYTHONUNBUFFERED="1", **(env or {}))
         self.log = open(logs / f"ui-{self.port}-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(self.port),
+        self.proc = subprocess.Popen([sys.executable, "-m", module, "ui", "--port", str(self.port),
                                       "--no-browser", *args],
                                      cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

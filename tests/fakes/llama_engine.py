@@ -73,14 +73,14 @@ class LlamaEngine:
         for n, data in {**files, **adapters}.items():
             (folder / n).write_bytes(data)
         lora: Path | None = None
+        if adapters:
+            (gguf_adapter,) = adapters
+            assert adapters[gguf_adapter][:4] == b"GGUF", "the engine double runs GGUF adapters only"
+            lora = folder / gguf_adapter
         if body.get("from"):
             base = self.ggufs.get(str(body["from"]))
             assert base is not None, f"the double has no engine model '{body['from']}' to build on"
             model = base
-            if adapters:
-                (gguf_adapter,) = adapters
-                assert adapters[gguf_adapter][:4] == b"GGUF", "the engine double runs GGUF adapters only"
-                lora = folder / gguf_adapter
         elif any(n.endswith(".gguf") for n in files):
             model = folder / next(n for n in files if n.endswith(".gguf"))
         else:

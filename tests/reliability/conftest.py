@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,8 +21,9 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Wizard]]:
     """Start `mtw ui` with extra flags in its own MTW_HOME (or a given one); all stopped afterwards."""
     started: list[Wizard] = []
 
-    def _launch(*args: str, home: Path | None = None, port: int | None = None, ollama: str = DOUBLE_DOWN) -> Wizard:
-        w = Wizard(home or tmp_path / "home", ollama, tmp_path, args, port)
+    def _launch(*args: str, home: Path | None = None, port: int | None = None, ollama: str = DOUBLE_DOWN,
+                **how: Any) -> Wizard:
+        w = Wizard(home or tmp_path / "home", ollama, tmp_path, args, port, **how)
         started.append(w)
         return w
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -10,7 +12,8 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from assistant.access import set_password
+from assistant.passwords import set_password
+from tests.reliability.chat import Chat
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
 
 pytestmark = pytest.mark.reliability
@@ -76,14 +79,14 @@ def test_a_foreign_host_or_origin_is_403_even_with_the_token(launch):
         socket_session(w, cookie_header(client), origin="http://attacker.test")
 
 
-def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(launch, tmp_path):
+def test_with_passwords_each_user_sees_only_their_own(launch, tmp_path):
     home = tmp_path / "home"
     set_password(home, "alice", "alice-secret")
     set_password(home, "bob", "bob-secret")
     assert stat.S_IMODE((home / "ui_users.json").stat().st_mode) == 0o600
     assert "alice-secret" not in (home / "ui_users.json").read_text()
-    w = launch("--host", "0.0.0.0", home=home)
-    assert "Anyone who can reach" in Path(w.log.name).read_text()
+    w = launch("--password", home=home)  # password sign-in, bound to loopback only
+    assert "The sign-in page is open to everyone on this computer" in " ".join(Path(w.log.name).read_text().split())
     anon = httpx.Client(base_url=w.url, timeout=30)
     assert anon.get("/").status_code == 200  # the sign-in page
     assert anon.post("/project/threads", json={"pagination": {"first": 20}, "filter": {}}).status_code == 401
@@ -125,3 +128,76 @@ def test_off_loopback_a_password_is_required_and_each_user_sees_only_their_own(l
     assert anon.get(key).status_code == 401
     with pytest.raises(AssertionError, match="^44"):  # connect_error: chainlit refuses bob in alice's thread
         socket_session(w, cookie_header(bob), thread_id="t-alice")
+
+
+async def _closed(chat: Chat) -> None:
+    """Until the server has closed CHAT's socket (it fails the test if that never happens)."""
+    for _ in range(120):
+        if not chat.sio.connected:
+            break
+        await asyncio.sleep(0.5)
+    assert not chat.sio.connected
+    await chat.http.aclose()
+
+
+def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    return client.post("/login", data={"username": user, "password": password})
+
+
+async def test_a_password_session_ends_at_sign_out_a_new_password_or_removal_and_guessing_is_throttled(launch,
+                                                                                                         tmp_path):
+    home = tmp_path / "home"
+    for user in ("alice", "bob", "carol"):
+        set_password(home, user, f"{user} long passphrase")
+    w = launch("--password", home=home)
+    alice = httpx.Client(base_url=w.url, timeout=30)
+    assert _login(alice, "alice", "alice long passphrase").status_code == 200
+    assert alice.get("/project/settings").status_code == 200  # signed in: the normal case works
+    kept = dict(alice.cookies)
+    chat = await Chat(w.url, kept).open()
+    await chat.wait_text("What should your model do?")
+
+    # sign out, then replay the very same session cookie; the chat open with it is closed too
+    assert alice.post("/logout").status_code == 200
+    await _closed(chat)
+    replay = httpx.Client(base_url=w.url, cookies=kept, timeout=30)
+    assert replay.get("/project/settings").status_code == 401
+    assert replay.get("/user").status_code == 401
+    with pytest.raises(InvalidStatus):
+        socket_session(w, cookie_header(replay))
+
+    # a new password (`mtw ui --set-password`) ends the session made with the old one
+    assert _login(alice, "alice", "alice long passphrase").status_code == 200
+    before = dict(alice.cookies)
+    chat = await Chat(w.url, before).open()
+    await chat.wait_text("What should your model do?")
+    set_password(home, "alice", "alice new passphrase")
+    assert httpx.get(f"{w.url}/project/settings", cookies=before, timeout=30).status_code == 401
+    await chat.say("Write user stories")  # the open chat's next message is not taken: it is closed instead
+    await _closed(chat)
+    assert not any("What kind of model" in t for t in chat.texts())
+    assert _login(alice, "alice", "alice new passphrase").status_code == 200
+    assert alice.get("/project/settings").status_code == 200
+
+    # bob taken out of ui_users.json, and the wizard restarted: his session is over
+    bob = httpx.Client(base_url=w.url, timeout=30)
+    assert _login(bob, "bob", "bob long passphrase").status_code == 200
+    users = json.loads((home / "ui_users.json").read_text())
+    del users["bob"]
+    (home / "ui_users.json").write_text(json.dumps(users))
+    w.stop()
+    w = launch("--password", home=home, port=w.port)
+    assert bob.get("/project/settings").status_code == 401
+    assert alice.get("/project/settings").status_code == 200  # alice's session survives the restart
+
+    # guessing alice's password: five tries, then 429 with Retry-After — even for the right password
+    guesser = httpx.Client(base_url=w.url, timeout=30)
+    assert {_login(guesser, "alice", f"guess {n}").status_code for n in range(5)} == {401}
+    locked = _login(guesser, "alice", "alice new passphrase")
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) > 0
+    assert "Too many wrong passwords" in locked.json()["detail"]
+    assert _login(guesser, "carol", "carol long passphrase").status_code == 200  # another user still gets in
+    # one address trying many names: 20 wrong tries, then nobody from there gets in for a while
+    assert {_login(guesser, f"user{n}", "whatever1") .status_code for n in range(15)} == {401}
+    assert _login(guesser, "carol", "carol long passphrase").status_code == 429

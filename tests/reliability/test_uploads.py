@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def test_uploads_through_the_server(launch):
         big = b"a,b\n" * (300 * 1024)  # 1.2 MB of CSV over a 1 MB limit
         too_big = _upload(client, session, "big.csv", big)
         assert too_big.status_code == 413
-        assert "larger than 1.0 MB" in too_big.json()["detail"]
+        assert "larger than 1 MB" in too_big.json()["detail"]
         # a body that claims 600 MB is refused from its header, before a byte of it is read
         with socket.create_connection(("127.0.0.1", w.port), timeout=10) as raw:
             raw.sendall(f"POST /project/file?session_id={session} HTTP/1.1\r\nHost: 127.0.0.1:{w.port}\r\n"
@@ -117,6 +119,42 @@ def test_uploads_through_the_server(launch):
         assert sorted(package_ui.rglob("*")) == before  # nothing written inside the installed package
     finally:
         ws.close()  # type: ignore[attr-defined]
+
+
+HOSTILE_PAGE = (b"<html><body><script>fetch('/project/threads', {method: 'POST'}).then(r => r.text())</script>"
+                b"x</body></html>")
+
+
+@pytest.mark.reliability
+def test_an_uploaded_html_page_comes_back_as_an_inert_download_never_a_page_on_the_wizards_origin(launch):
+    w = launch()
+    client = signed_in_client(w)
+    ws, session = socket_session(w, cookie_header(client))
+    try:
+        ref = _upload(client, session, "notes.html", HOSTILE_PAGE, "text/html").json()
+        served = client.get(f"/project/file/{ref['id']}", params={"session_id": session})
+        assert served.status_code == 200
+        assert served.content == HOSTILE_PAGE  # the user still gets their file back, byte for byte
+        assert served.headers["content-disposition"].startswith("attachment")
+        assert served.headers["x-content-type-options"] == "nosniff"
+        assert "text/html" not in served.headers["content-type"]
+        assert "sandbox" in served.headers["content-security-policy"]
+    finally:
+        ws.close()  # type: ignore[attr-defined]
+    # a conversation's stored files: a page is inert, a chart still reaches the page as JSON it can parse
+    user_id = sqlite3.connect(w.home / "chat.db").execute("SELECT id FROM users WHERE identifier='local'").fetchone()[0]
+    stored = w.home / "chat-files" / user_id / "el-1"
+    stored.mkdir(parents=True)
+    (stored / "page.html").write_bytes(HOSTILE_PAGE)
+    (stored / "chart").write_text('{"data": []}')
+    page = client.get(f"/mtw-files/{user_id}/el-1/page.html")
+    assert page.content == HOSTILE_PAGE
+    assert page.headers["content-disposition"].startswith("attachment")
+    assert page.headers["content-type"] == "application/octet-stream"
+    assert "sandbox" in page.headers["content-security-policy"]
+    chart = client.get(f"/mtw-files/{user_id}/el-1/chart")
+    assert chart.headers["content-type"] == "application/json"
+    assert chart.json() == {"data": []}
 
 
 STORIES = b"".join(
@@ -170,3 +208,37 @@ def test_the_projects_copy_is_found_by_its_bytes_and_the_chats_copy_becomes_that
     assert [p.name for p in upload.parent.iterdir()] == ["stories.jsonl"]  # no link left half made
     assert project_copy(project, tmp_path / "gone.jsonl") is None
     assert project_copy(tmp_path / "no-project", upload) is None
+
+
+@pytest.mark.reliability
+async def test_a_file_sent_as_the_very_first_message_is_still_shown_when_the_conversation_is_reopened(launch):
+    w = launch()
+    chat = await Chat(w.url, dict(signed_in_client(w).cookies)).open()
+    try:
+        await chat.wait_text("What should your model do?")
+        ref = await chat.upload("notes.txt", b"first words\n", "text/plain")
+        before = chat.turns_ended
+        await chat.say("", files=[ref])  # before any thread exists in the chat history
+        await chat.wait_text("I'll look at files when I ask for your examples")
+        await chat.wait_turn_end(before)
+        await chat.say("Write user stories")  # the conversation goes on, as it would
+        await chat.wait_text("What kind of model is it?")
+        stored: list[dict] = []
+        for _ in range(120):  # chainlit stores a message's files from a task of its own: until it has
+            thread = (await chat.http.get(f"/project/thread/{chat.thread_id}")).json()
+            if stored := [e for e in thread.get("elements") or [] if e["name"] == "notes.txt"]:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await chat.close()
+    [element] = stored
+    assert not (w.home / "chat-files" / "unknown").exists()  # filed under its user, not under "unknown"
+    with httpx.Client(base_url=w.url, cookies=signed_in_client(w).cookies, timeout=30) as client:
+        assert client.get(element["url"]).content == b"first words\n"
+
+
+def test_the_size_limit_is_said_in_the_unit_it_was_given_in():
+    from assistant.access import UploadTooLarge
+
+    assert "larger than 200 MB," in UploadTooLarge(200 * 2**20).detail
+    assert "larger than 1 MB," in UploadTooLarge(2**20).detail

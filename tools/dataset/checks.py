@@ -21,6 +21,7 @@ from tools.dataset.duplicates import (
     signatures,
     word_set,
 )
+from tools.dataset.judgements import JudgementWatch, preference_issue
 from tools.dataset.lengths import (
     MAX_EXAMPLE_CHARS,
     counter_for,
@@ -403,8 +404,9 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
         detected: list[str] = []
         run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
         rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
-        return read_issues, notes, detected, run, rows
+        return read_issues, notes, detected, run, judged.over(rows)
 
+    judged = JudgementWatch()
     read_issues, notes, detected, run, rows = start()
     in_one_process = True
     if run.estimating and _worth_a_worker(Path(path)):
@@ -415,6 +417,7 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
             # the second process died (killed, out of memory): the check reads nothing it cannot read again,
             # so it starts over in this process rather than failing
             log.warning("the second checking process stopped; checking %s again in one process", path)
+            judged = JudgementWatch()
             read_issues, notes, detected, run, rows = start()
     if in_one_process:
         for ex in rows:
@@ -425,6 +428,7 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     if val_path is not None:
         val_rows = read_dataset(val_path, fmt if fmt in FORMATS else None, column_map=column_map).examples
     issues, stats = run.finish(val_rows)
+    issues += judged.issues
     records = notes.records
     stats.update(container=notes.container, encoding=notes.encoding, records=records)
     if notes.numbering == "record":
@@ -490,23 +494,6 @@ def _add_in_worker(run: Analysis, rows: Iterable[Example]) -> None:
                 take_oldest()
         while in_flight:
             take_oldest()
-
-
-def preference_issue(fmt: str, n: int) -> Issue:
-    """Preference data is recognised but not trained: one error saying what it is and what to do."""
-    if fmt == "dpo":
-        what = (f"This is preference data (DPO): {n} prompts, each with a chosen and a rejected answer. It teaches "
-                "which of two answers is better, which needs preference training, not the supervised fine-tuning "
-                "mtw does; training on it as it is would teach the rejected answers too.")
-        fix = ("To fine-tune on the chosen answers only: mtw check FILE --fix chosen.jsonl writes them as ordinary "
-               "examples (the rejected ones are left out); then train on chosen.jsonl.")
-    else:
-        what = (f"This is preference data (KTO): {n} conversations, each labelled desirable (true) or undesirable "
-                "(false). mtw does supervised fine-tuning, which would teach the undesirable answers as if they "
-                "were good.")
-        fix = ("To fine-tune on the desirable answers only: mtw check FILE --fix good.jsonl keeps the rows labelled "
-               "true and leaves out the rest; then train on good.jsonl.")
-    return make_issue("preference_data", "error", None, what, fix)
 
 
 def no_examples_issue(path: str | Path, records: int, found: Sequence[Issue]) -> Issue:

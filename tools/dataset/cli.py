@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 
 def check(
@@ -40,10 +41,12 @@ def check(
     if format is not None and format not in FORMATS:
         _usage(err, f"Unknown --format '{format}'.", f"Use one of: {', '.join(FORMATS)}, or leave it out to detect.")
     try:
-        from tools.dataset.mapping import column_map
+        from tools.dataset.mapping import column_map, ranking_format
 
         columns = column_map(maps, dataset_info, dataset)
-        report = check_file(data, model=model, context=context, format=format, column_map=columns)
+        # a ranking entry's rows are chosen / rejected pairs, whatever their columns look like
+        fmt = format or ranking_format(dataset_info, dataset)
+        report = check_file(data, model=model, context=context, format=fmt, column_map=columns)
     except MTWError as exc:
         _usage(err, exc.message, exc.fix)
     fixed = None
@@ -52,13 +55,18 @@ def check(
         from tools.dataset.fix import NothingToKeep, fix_dataset
 
         try:
-            fixed = fix_dataset(data, fix, format=format, model=model, context=context,
+            fixed = fix_dataset(data, fix, format=fmt, model=model, context=context,
                                 drop_near_duplicates=drop_near_duplicates, column_map=columns)
         except NothingToKeep as exc:
             # the report still shows, so the user sees why nothing could be kept
             fix_failed = exc
         except MTWError as exc:
             _usage(err, exc.message, exc.fix)
+        except OSError as exc:
+            plain = storage_error(exc, Path(exc.filename or fix).parent, again="run the same command again")
+            if plain is None:
+                raise
+            _usage(err, plain.message, plain.fix)
     if fixed is not None:
         after = check_file(fixed.train_path, model=model, context=context)
         report.stats["fix"] = {
@@ -82,7 +90,10 @@ def check(
             colour = "green" if info["ok_after"] else "red"
             console.print(f"  [{colour}]Checked again: {info['summary_after']}[/]", highlight=False)
         elif not report.ok and fix_failed is None:
-            console.print(f"\nTo write a cleaned copy: [bold]mtw check {data} --fix clean.jsonl[/]", highlight=False)
+            from rich.markup import escape
+
+            again = shlex.join(["mtw", "check", str(data), "--fix", "clean.jsonl"])
+            console.print(f"\nTo write a cleaned copy: [bold]{escape(again)}[/]", highlight=False)
     if fix_failed is not None:
         err.print(f"[red]✘[/] {fix_failed.message}", highlight=False)
         err.print(f"  → {fix_failed.fix}", highlight=False)

@@ -34,7 +34,7 @@ def detect_format(value: Any) -> str | None:
     if value and all(isinstance(v, dict) for v in value.values()) \
             and any("file_name" in v or "hf_hub_url" in v for v in value.values()):
         return "dataset_registry"
-    if "chosen" in keys and "rejected" in keys:
+    if ("chosen" in keys and "rejected" in keys) or ("chosen_messages" in keys and "rejected_messages" in keys):
         return "dpo"
     if ("kto_tag" in keys or isinstance(value.get("label"), bool)) and keys & {"messages", "conversations",
                                                                              "completion", "output"}:
@@ -68,8 +68,10 @@ def _text(value: Any, where: str, line: int, issues: list[Issue]) -> str | None:
     if isinstance(value, list) and all(isinstance(p, dict) for p in value):
         if any(p.get("type") not in _TEXT_PART_TYPES and "text" not in p for p in value):
             raise MediaPart
-        if all(isinstance(p.get("text"), str) for p in value):
-            return "\n".join(p["text"] for p in value)
+        # OpenAI writes a text part's text under "text", LLaMA-Factory's own demo files under "value"
+        texts = [p.get("text", p.get("value")) for p in value]
+        if all(isinstance(t, str) for t in texts):
+            return "\n".join(texts)  # type: ignore[arg-type]
     if value is None:
         issues.append(issue("missing_field", line, f"Line {line}: {where} is missing (null).",
                             f"Add the text for {where}."))
@@ -297,30 +299,59 @@ def _prompt_turns(obj: dict[str, Any], line: int, issues: list[Issue]) -> list[M
     extra = obj.get("input")
     if text is not None and isinstance(extra, str) and extra.strip():
         text = f"{text}\n\n{extra}"
-    return None if text is None else ([Message(role="user", content=text)] if text.strip() else [])
+    history = _history(obj, line, issues)
+    if text is None or history is None:
+        return None
+    return history + ([Message(role="user", content=text)] if text.strip() else [])
 
 
-def _answer_turns(raw: Any, line: int, issues: list[Issue]) -> list[Message] | None:
+def _answer_turns(raw: Any, key: str, line: int, issues: list[Issue]) -> list[Message] | None:
     if isinstance(raw, dict):
         raw = [raw]
     if isinstance(raw, list):
         role_key, text_key = ("from", "value") if raw and isinstance(raw[0], dict) and "from" in raw[0] \
             else ("role", "content")
-        return messages(raw, role_key, text_key, "chosen", line, issues, _SHAREGPT_ROLES)
-    text = _text(raw, '"chosen"', line, issues)
+        return messages(raw, role_key, text_key, key, line, issues, _SHAREGPT_ROLES)
+    text = _text(raw, f'"{key}"', line, issues)
     return None if text is None else [Message(role="assistant", content=text)]
 
 
+def _after(prompt: list[Message], turns: list[Message]) -> list[Message]:
+    """An answer without the prompt turns it repeats (TRL's conversational shape and LLaMA-Factory v1 do)."""
+    return turns[len(prompt):] if turns[: len(prompt)] == prompt else turns
+
+
 def _from_dpo(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    """A DPO record read as its prompt and *chosen* answer; the rejected answer is never kept."""
-    prompt = _prompt_turns(obj, line, issues)
-    chosen = _answer_turns(obj["chosen"], line, issues)
-    if prompt is None or chosen is None:
-        return None
-    # TRL's conversational shape repeats the prompt inside "chosen"
-    if chosen[: len(prompt)] == prompt:
-        chosen = chosen[len(prompt):]
-    return Example(messages=_system_first(prompt + chosen, obj), line=line)
+    """A DPO record: the prompt and the chosen answer as the conversation, the rejected answer beside it."""
+    prompt: list[Message] | None
+    if "chosen_messages" in obj and "rejected_messages" in obj:
+        # LLaMA-Factory v1: two whole conversations that share everything before the answer
+        chosen = _answer_turns(obj["chosen_messages"], "chosen_messages", line, issues)
+        rejected = _answer_turns(obj["rejected_messages"], "rejected_messages", line, issues)
+        if chosen is None or rejected is None:
+            return None
+        shared = 0
+        while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared] \
+                and chosen[shared].role != "assistant":
+            shared += 1
+        prompt = chosen[:shared]
+    else:
+        if not (_require(obj, "chosen", "preference (DPO)", line, issues)
+                and _require(obj, "rejected", "preference (DPO)", line, issues)):
+            return None
+        prompt = _prompt_turns(obj, line, issues)
+        chosen = _answer_turns(obj["chosen"], "chosen", line, issues)
+        rejected = _answer_turns(obj["rejected"], "rejected", line, issues)
+        if prompt is None or chosen is None or rejected is None:
+            return None
+    return Example(messages=_system_first(prompt + _after(prompt, chosen), obj), rejected=_after(prompt, rejected),
+                   models=_models(obj), line=line)
+
+
+def _models(obj: dict[str, Any]) -> dict[str, str] | None:
+    """Who wrote a judgement's answers, as the chat keeps it with the judgement."""
+    raw = obj.get("models")
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) and raw else None
 
 
 def _from_kto(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
@@ -334,9 +365,16 @@ def _from_kto(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
         base = _from_messages(obj, line, issues)
     elif "conversations" in obj:
         base = _from_sharegpt(obj, line, issues)
+    elif isinstance(obj.get("prompt"), list) or isinstance(obj.get("completion"), list):
+        # TRL's conversational shape: the prompt's turns, then the answer's
+        prompt = _prompt_turns(obj, line, issues)
+        answer = _answer_turns(obj.get("completion"), "completion", line, issues)
+        if prompt is None or answer is None:
+            return None
+        base = Example(messages=_system_first(prompt + _after(prompt, answer), obj), line=line)
     else:
         base = _from_prompt_completion(obj, line, issues)
-    return None if base is None else base.model_copy(update={"desirable": flag})
+    return None if base is None else base.model_copy(update={"desirable": flag, "models": _models(obj)})
 
 
 def _from_classification(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
@@ -408,6 +446,10 @@ def to_example(value: Any, fmt: str, line: int, issues: list[Issue]) -> Example 
         return None
     if any(value.get(k) for k in _MEDIA_KEYS):
         raise MediaPart
+    if fmt in ("dpo", "kto"):
+        # a file of judgements may hold pairs and single rated answers side by side (the chat keeps both)
+        own = detect_format(value)
+        fmt = own if own in ("dpo", "kto") else fmt
     try:
         return _CONVERTERS[fmt](value, line, issues)
     except ValidationError as exc:  # defensive: converters build models from checked values

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tools.errors import UsageError
 
@@ -40,6 +41,17 @@ def parse_map(items: Sequence[str]) -> dict[str, str]:
 
 def from_dataset_info(info: Path, name: str) -> dict[str, str]:
     """The column map of one entry of a LLaMA-Factory dataset_info.json."""
+    return _mapping(_entry(info, name))
+
+
+def ranking_format(info: Path | None, name: str | None) -> str | None:
+    """"dpo" when the dataset_info.json entry is a ranking dataset (`"ranking": true`: chosen / rejected pairs)."""
+    if info is None or name is None:
+        return None
+    return "dpo" if _entry(info, name).get("ranking") is True else None
+
+
+def _entry(info: Path, name: str) -> dict[str, Any]:
     try:
         registry = json.loads(info.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -48,7 +60,11 @@ def from_dataset_info(info: Path, name: str) -> dict[str, str]:
     if not isinstance(registry, dict) or name not in registry or not isinstance(registry[name], dict):
         known = ", ".join(list(registry)[:10]) if isinstance(registry, dict) else "none"
         raise UsageError(f"{info} has no dataset named '{name}'.", f"Use one of: {known}.")
-    entry = registry[name]
+    entry: dict[str, Any] = registry[name]
+    return entry
+
+
+def _mapping(entry: dict[str, Any]) -> dict[str, str]:
     columns = entry.get("columns") or {}
     table = _LF_SHAREGPT if entry.get("formatting") == "sharegpt" else _LF_ALPACA
     out = {table[k]: v for k, v in columns.items() if k in table and isinstance(v, str) and table[k] != v}

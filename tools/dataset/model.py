@@ -72,6 +72,11 @@ class Example(BaseModel):
     """Function definitions the conversation may call (OpenAI `tools` shape)."""
     desirable: bool | None = None
     """KTO-style preference label: False marks an answer that must never be taught."""
+    rejected: list[Message] | None = None
+    """A DPO pair's losing answer (the turns after the prompt); `messages` hold the prompt and the chosen one."""
+    models: dict[str, str] | None = None
+    """Who wrote a judgement's answers ({"chosen": …, "rejected": …} or {"answer": …}), for judgements given in
+    the chat."""
     line: int | None = None
     """Line of the source file the row started on (1-based); None for rows made in memory."""
 
@@ -102,13 +107,27 @@ class Example(BaseModel):
 
     def all_text(self) -> str:
         """Every piece of text in the row, for duplicate and PII scans."""
-        parts = [m.content for m in self.messages]
-        parts += [c.arguments for m in self.messages for c in m.tool_calls or ()]
+        turns = self.messages + (self.rejected or [])
+        parts = [m.content for m in turns]
+        parts += [c.arguments for m in turns for c in m.tool_calls or ()]
         if self.tokens is not None:
             parts.append(" ".join(self.tokens))
         if self.label is not None:
             parts.append(self.label)
         return "\n".join(parts)
+
+    def preference(self) -> Preference | None:
+        """The judgement this row holds (a DPO pair or a KTO-rated answer); None for an ordinary example."""
+        if self.rejected is None and self.desirable is None:
+            return None
+        cut = len(self.messages)
+        while cut > 0 and self.messages[cut - 1].role == "assistant":
+            cut -= 1
+        prompt, answer = self.messages[:cut], self.messages[cut:]
+        if self.rejected is not None:
+            return Preference(prompt=prompt, chosen=answer, rejected=self.rejected, line=self.line)
+        return Preference(prompt=prompt, chosen=answer if self.desirable else [],
+                          rejected=[] if self.desirable else answer, line=self.line)
 
     @classmethod
     def chat(cls, *turns: tuple[Role, str], line: int | None = None) -> Example:
@@ -119,6 +138,33 @@ class Example(BaseModel):
     def classified(cls, text: str, label: str, line: int | None = None) -> Example:
         """Build a classification row."""
         return cls(messages=[Message(role="user", content=text)], label=label, line=line)
+
+
+class Preference(BaseModel):
+    """One judgement, whichever file or click it came from: a prompt and the answer(s) judged.
+
+    A pair (DPO, a LLaMA-Factory ranking row, "which is better?") has both answers; a single rated answer (KTO,
+    a thumbs up or down) has only the chosen or only the rejected one.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: list[Message]
+    """The conversation before the answer (system and user turns, earlier exchanges)."""
+    chosen: list[Message] = Field(default_factory=list)
+    """The better answer's turns (empty for a single answer rated bad)."""
+    rejected: list[Message] = Field(default_factory=list)
+    """The worse answer's turns (empty for a single answer rated good)."""
+    line: int | None = None
+
+    @property
+    def paired(self) -> bool:
+        """Both answers are there: a pair DPO can learn from."""
+        return bool(self.chosen) and bool(self.rejected)
+
+    def unpaired(self) -> list[tuple[list[Message], bool]]:
+        """Each judged answer with whether it is the good one: what KTO learns from (a pair gives two)."""
+        return [(turns, good) for turns, good in ((self.chosen, True), (self.rejected, False)) if turns]
 
 
 class Issue(BaseModel):

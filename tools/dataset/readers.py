@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ FORMATS = ("messages", "alpaca", "dolly", "sharegpt", "prompt_completion", "clas
 NOT_DATASETS = ("plain_text", "dataset_registry", "binary")
 """What a file can be instead of a dataset; the report names it and says what to do."""
 PREFERENCE_FORMATS = ("dpo", "kto")
-"""Preference data: read and checked, but refused for training (see the README)."""
+"""Preference data (judgements): read and checked like any dataset, trained with `mtw train --method dpo|kto`."""
 MAX_EXAMPLE_CHARS = 1_000_000
 """A single example longer than this is reported as too long and not scanned in full."""
 
@@ -660,8 +661,8 @@ def _registry_issue(value: dict[str, Any], line: int) -> Issue:
     return _issue("dataset_registry", line,
                   "This is a dataset registry (LLaMA-Factory's dataset_info.json) listing "
                   f"{_count(len(names), 'dataset')} ({shown}), not a dataset itself.",
-                  f"Check one of the datasets it lists, with its column names: mtw check {file} "
-                  f"--dataset-info dataset_info.json --dataset {names[0]}")
+                  f"Check one of the datasets it lists, with its column names: mtw check {shlex.quote(str(file))} "
+                  f"--dataset-info dataset_info.json --dataset {shlex.quote(str(names[0]))}")
 
 
 def _missing_columns(sample: list[Record], column_map: dict[str, str]) -> list[Issue]:
@@ -824,6 +825,27 @@ def to_alpaca(ex: Example) -> dict[str, Any]:
     return record
 
 
+def to_preference_record(ex: Example) -> dict[str, Any]:
+    """A judgement as the JSON object preference files hold: TRL's prompt / chosen / rejected turns for a pair,
+    a messages record with its true / false label for a single rated answer (both read back as they were)."""
+    pref = ex.preference()
+    if pref is None:
+        raise UsageError(f"Line {ex.line}: this row is an example, not a judgement.",
+                         "Write examples with write_messages_jsonl instead.")
+    record: dict[str, Any] = {"messages": [m.openai() for m in ex.messages], "label": bool(ex.desirable)}
+    if pref.paired:
+        record = {"prompt": [m.openai() for m in pref.prompt], "chosen": [m.openai() for m in pref.chosen],
+                  "rejected": [m.openai() for m in pref.rejected]}
+    if ex.models:
+        record["models"] = ex.models
+    return record
+
+
+def write_preferences_jsonl(examples: Iterable[Example], path: str | Path) -> int:
+    """Write judgements as JSONL (DPO pairs, KTO labels); returns the row count."""
+    return _write_jsonl((to_preference_record(ex) for ex in examples), path)
+
+
 def _write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> int:
     n = 0
     with atomic_writer(Path(path)) as f:
@@ -849,8 +871,10 @@ def write_alpaca(examples: Iterable[Example], path: str | Path) -> int:
 
 
 def dumps_jsonl(examples: Iterable[Example]) -> str:
-    """The canonical JSONL text of some rows (what write_messages_jsonl writes)."""
+    """The canonical JSONL text of some rows, as a dataset version keeps them: examples as write_messages_jsonl
+    writes them, judgements whole (both answers, the label, who wrote them)."""
     buf = io.StringIO()
     for ex in examples:
-        buf.write(json.dumps(to_record(ex), ensure_ascii=False) + "\n")
+        record = to_record(ex) if ex.preference() is None else to_preference_record(ex)
+        buf.write(json.dumps(record, ensure_ascii=False) + "\n")
     return buf.getvalue()

@@ -8,6 +8,7 @@ checks it, and the check report is cached by it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -22,7 +23,7 @@ from tools.dataset.model import DatasetReport, Example
 from tools.dataset.readers import dumps_jsonl, read_dataset
 from tools.db import connect
 from tools.errors import UsageError
-from tools.fileio import append_jsonl, atomic_write_json, atomic_write_text
+from tools.fileio import append_jsonl, atomic_write_json, atomic_write_text, copy_private
 from tools.project import project_dir, slugify
 from tools.settings import get_settings
 
@@ -196,7 +197,7 @@ class DatasetStore:
             raise UsageError(f"'{shown}' is not a dataset file this tool reads.",
                              f"Upload one of: {', '.join(UPLOAD_SUFFIXES)}.")
         staged = self._staging() / f"upload{suffix}"
-        shutil.copyfile(src, staged)
+        copy_private(src, staged)
         return self._add_version(staged, source=f"upload:{shown}", note=note or f"uploaded {shown}")
 
     def fix(self, version: str | None = None, note: str = "", **options: Any) -> tuple[Version, FixResult]:
@@ -378,5 +379,6 @@ def checked(path: str | Path, *, model: str | None = None, context: int | None =
     except (OSError, ValueError):
         pass  # not made yet, or cut short: check again
     report = check_file(path, model=model, context=context, format=format)
-    atomic_write_json(cache, report.model_dump(mode="json"))
+    with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: checked again next time, nothing lost
+        atomic_write_json(cache, report.model_dump(mode="json"))
     return report

@@ -115,6 +115,10 @@ def eval_run(
                                  progress=lambda what, done, total: shown(f"{Path(compare).name}: {what}", done, total))
             comparison = compare_reports(report, other)
             atomic_write_json(Path(run_dir) / "eval" / "compare.json", comparison)
+        from tools.evaluate.rounds import compare_round, is_round
+
+        # a preference round is also measured against the version it started from
+        round_report = compare_round(run_dir, judge_model=judge) if is_round(run_dir) and not ollama_model else None
     except UsageError as exc:
         shown.close()
         typer.echo(f"{exc.message}\n→ {exc.fix}", err=True)
@@ -125,8 +129,8 @@ def eval_run(
         raise typer.Exit(1) from None
     shown.close()
     if as_json:
-        typer.echo(json.dumps(report if comparison is None else {**report, "comparison": comparison},
-                              indent=2, ensure_ascii=False, default=str))
+        extra = {k: v for k, v in (("comparison", comparison), ("round", round_report)) if v is not None}
+        typer.echo(json.dumps({**report, **extra}, indent=2, ensure_ascii=False, default=str))
         return
     _print(report, console)
     if comparison is not None:
@@ -136,6 +140,9 @@ def eval_run(
                       {"a": Path(comparison["a"]).name, "b": Path(comparison["b"]).name}.get(r["better"], "same"))
         console.print(t)
         console.print(f"[bold]Comparison[/]: {comparison['verdict']}")
+    if round_report is not None:
+        console.print(f"[bold]Against {Path(round_report['from_run']).name}, where this round started[/]: "
+                      f"{round_report['verdict']}", highlight=False)
     from tools.evaluate.report import report_dir
 
     console.print(f"\nReport: {report_dir(run_dir, ollama_model) / 'report.md'}")

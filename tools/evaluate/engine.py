@@ -48,13 +48,13 @@ def find_llama_server(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(found) if found else None
 
 
-def base_gguf(run_dir: Path, model: str) -> Path | None:
-    """The GGUF file the run in `run_dir` trained on, or None for a Hugging Face base.
+def base_gguf(run_dir: Path) -> Path | None:
+    """The GGUF file the run trained on (RUN_DIR/base.json), or None for a Hugging Face base or when it is gone."""
+    from tools.train.bases import run_base
 
-    A run names its base in `model`; one trained on a GGUF file (a model from the user's Ollama) names that file.
-    """
-    path = Path(model).expanduser()
-    return path if path.suffix.lower() == ".gguf" and path.is_file() else None
+    base = run_base(run_dir)
+    path = Path(base.gguf) if base is not None and base.gguf else None
+    return path if path is not None and path.is_file() else None
 
 
 def gguf_config_dir(gguf: Path, out_dir: Path) -> Path:
@@ -198,7 +198,7 @@ class LlamaAnswers:
         return [r for r in results if r is not None]
 
 
-def llama_answers(run_dir: Path, model: str, tokenizer: Any, prompts: list[TestPrompt], max_new_tokens: int,
+def llama_answers(run_dir: Path, tokenizer: Any, prompts: list[TestPrompt], max_new_tokens: int,
                   progress: Progress | None, notes: list[str]) -> dict[str, list[Generation]] | None:
     """Base and tuned answers from llama.cpp, or None when it cannot give them here (then PyTorch answers).
 
@@ -208,7 +208,7 @@ def llama_answers(run_dir: Path, model: str, tokenizer: Any, prompts: list[TestP
     from tools.evaluate.limits import free_threads
     from tools.export.merge import LORA_CONVERTER, find_converter
 
-    gguf, server = base_gguf(run_dir, model), find_llama_server()
+    gguf, server = base_gguf(run_dir), find_llama_server()
     if gguf is None or server is None:
         return None
     converter = find_converter(script=LORA_CONVERTER)

@@ -121,7 +121,7 @@ def in_process_generator(model: Any, tokenizer: Any, *, max_new_tokens: int = DE
     """A Generator over a loaded tuned model: 'base' switches its adapter off.
 
     On a CPU it generates with the cores that are free now (limits.free_threads). `bf16` casts the weights to bf16
-    in place (half the bytes read per token; for CPUs that multiply bf16 natively, limits.cpu_bf16): make the
+    in place (half the bytes read per token, for CPUs that multiply bf16 natively): make the
     generator after the held-out numbers, which are measured in fp32.
     """
     import torch

@@ -19,20 +19,24 @@ from tools.evaluate.metrics import (
 
 
 def causal_loss(model: Any, tokenizer: Any, conversations: list[list[dict[str, str]]], *, context: int,
-                batch_size: int = 8) -> dict[str, float] | None:
-    """Mean loss per answer token over the validation conversations (only assistant tokens count, like training)."""
+                batch_size: int = 8, precision: str = "fp32") -> dict[str, float] | None:
+    """Mean loss per answer token over the validation conversations (only assistant tokens count, like training),
+    in the arithmetic training used for the run's `precision` (bf16 autocast where it ran under it)."""
     import torch
 
     from tools.train.batching import padded_batch
     from tools.train.data import tokenize_chat
     from tools.train.loss import lm_loss
+    from tools.train.speed import autocast_on, bf16_autocast
 
     examples = [e for e in (tokenize_chat(tokenizer, c, context) for c in conversations) if e.n_label_tokens]
     if not examples:
         return None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total, count = 0.0, 0
-    with torch.no_grad():
+    device = str(model.device)
+    cast = autocast_on(precision, device, model)
+    with torch.no_grad(), bf16_autocast(cast, device):
         for i in range(0, len(examples), batch_size):
             batch = {k: v.to(model.device) for k, v in padded_batch(examples[i: i + batch_size], pad).items()}
             loss, n = lm_loss(model, batch, chunk_size=1024)
@@ -101,8 +105,9 @@ def tagging_metrics(gold: list[list[str]], pred: list[list[str]]) -> dict[str, A
 
 
 def heldout(model: Any, tokenizer: Any, task: str, validation: list[Any], *, labels: list[str], context: int,
-            train: Sequence[Any] = ()) -> dict[str, Any]:
-    """Base and tuned numbers on the validation rows ({} when the run kept none back).
+            train: Sequence[Any] = (), precision: str = "fp32") -> dict[str, Any]:
+    """Base and tuned numbers on the validation rows ({} when the run kept none back); a causal LM's loss in the
+    arithmetic the run's `precision` trained in.
 
     A classifier's numbers come with `majority`: the score of always answering the commonest training label.
     """
@@ -118,7 +123,7 @@ def heldout(model: Any, tokenizer: Any, task: str, validation: list[Any], *, lab
         with variant(model, which):
             if task == "causal":
                 convs = [[{"role": m.role, "content": m.content} for m in ex.messages] for ex in validation]
-                numbers = causal_loss(model, tokenizer, convs, context=context)
+                numbers = causal_loss(model, tokenizer, convs, context=context, precision=precision)
                 if numbers is not None:
                     result[which] = numbers
             elif task == "classification":

@@ -1,7 +1,7 @@
-"""How long an answer may run and how generation uses the CPU: the cap from the data, threads from the load, bf16.
+"""How long an answer may run and how many threads generate it: the cap from the data, threads from the load.
 
-Pure choices (tested directly); the I/O that feeds them (load average, CPU flags, tokenizing answers) sits in the
-two small functions at the bottom.
+Pure choices (tested directly); the I/O that feeds them (load average, tokenizing answers) sits in the two small
+functions at the bottom.
 """
 
 from __future__ import annotations
@@ -66,10 +66,3 @@ def free_threads() -> int:
     except OSError:  # no load average on this platform: assume a quiet machine
         load = 0.0
     return generation_threads(cores, load)
-
-
-def cpu_bf16() -> bool:
-    """True when this CPU multiplies bf16 natively (AMX or AVX512-BF16): half the bytes per weight, same speed."""
-    import torch
-
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())

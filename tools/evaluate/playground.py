@@ -17,6 +17,8 @@ from tools.fileio import append_jsonl
 
 RATINGS = "ratings.jsonl"
 """RUN_DIR/ratings.jsonl: one line per rating, appended, never rewritten."""
+SAMPLE_TEMPERATURE = 0.8
+"""How freely "another answer" is drawn: different enough to compare, still the model's own kind of answer."""
 THUMBS = {"up": 5, "down": 1}
 """A thumb counts as the ends of the 1–5 scale, so thumbs and stars add up in round 2."""
 Variant = Literal["tuned", "base"]
@@ -42,8 +44,9 @@ class LocalModel:
         self._lock = threading.Lock()
 
     def stream(self, prompt: str, *, which: Variant = "tuned", system: str | None = None,
-               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
-        """The answer to `prompt`, piece by piece as it is generated (greedy, so the same prompt gives the same text).
+               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, sample: int = 0) -> Iterator[str]:
+        """The answer to `prompt`, piece by piece as it is generated (greedy, so the same prompt gives the same text;
+        `sample` n > 0: the n-th other answer it could give, drawn at temperature SAMPLE_TEMPERATURE, seeded by n).
 
         Stop iterating early and the generation stops too.
         """
@@ -64,15 +67,21 @@ class LocalModel:
 
         failure: list[BaseException] = []
 
+        drawn: dict[str, Any] = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if sample:
+            drawn = {"do_sample": True, "temperature": SAMPLE_TEMPERATURE, "top_p": 0.95, "top_k": None}
+
         def run() -> None:
             try:
                 with torch.no_grad():
+                    if sample:
+                        torch.manual_seed(sample)
                     self.model.generate(input_ids=enc["input_ids"].to(self.model.device),
                                         attention_mask=enc["attention_mask"].to(self.model.device),
-                                        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                                        max_new_tokens=max_new_tokens, eos_token_id=stops,
                                         pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else stops[0],
-                                        temperature=None, top_p=None, top_k=None, streamer=streamer,
-                                        stopping_criteria=StoppingCriteriaList([_Cancelled()]))
+                                        streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]),
+                                        **drawn)
             except BaseException as exc:  # handed to the reader below, which raises it in the caller's thread
                 failure.append(exc)
                 streamer.end()
@@ -91,8 +100,9 @@ class LocalModel:
 
 
 def stream_ollama(model: str, prompt: str, *, system: str | None = None,
-                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Iterator[str]:
-    """The answer of an Ollama model (the exported one, or its base) to `prompt`, piece by piece (greedy, seeded)."""
+                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, sample: int = 0) -> Iterator[str]:
+    """The answer of an Ollama model (the exported one, or its base) to `prompt`, piece by piece (greedy, seeded;
+    `sample` n > 0: another answer, at temperature SAMPLE_TEMPERATURE with seed n)."""
     import httpx
     import ollama
 
@@ -103,7 +113,8 @@ def stream_ollama(model: str, prompt: str, *, system: str | None = None,
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     try:
         for chunk in ollama_api.client().chat(model=model, messages=messages, stream=True,
-                                              options={"temperature": 0, "seed": 0, "num_predict": max_new_tokens}):
+                                              options={"temperature": SAMPLE_TEMPERATURE if sample else 0,
+                                                       "seed": sample, "num_predict": max_new_tokens}):
             if chunk.message.content:
                 yield chunk.message.content
     except (ConnectionError, httpx.HTTPError, ollama.ResponseError) as exc:

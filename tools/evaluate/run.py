@@ -8,6 +8,7 @@ PyTorch in this process; with `ollama_model` the tuned side's answers come from 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,7 +168,8 @@ def refresh_agreement(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"{path} does not exist yet.", fix=f"Run `mtw eval {run_dir}` first.") from exc
+        raise UsageError(f"{path} does not exist yet.",
+                         fix=f"Run `mtw eval {shlex.quote(str(run_dir))}` first.") from exc
     report["agreement"] = agreement(judge_scores(report.get("prompts") or []), load_user_scores(run_dir))
     atomic_write_json(path, report)
     atomic_write_text(path.with_name("report.md"), render_markdown(report))
@@ -192,10 +194,11 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
     from tools.evaluate.generate import in_process_generator, ollama_generator, split_generator
     from tools.evaluate.heldout import heldout
     from tools.evaluate.judge import OllamaStructured
-    from tools.evaluate.limits import answer_cap, answer_lengths, cap_reason, cpu_bf16
+    from tools.evaluate.limits import answer_cap, answer_lengths, cap_reason
     from tools.train.config import load_run_config
     from tools.train.events import read_events
     from tools.train.modeling import load_base, load_tuned
+    from tools.train.speed import compute_precision, hidden_size
 
     def step(what: str, done: int = 0, total: int = 0) -> None:
         if progress is not None:
@@ -212,15 +215,15 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         if cfg.task != "causal":
             raise UsageError(f"{run} trained a {cfg.task} model (labels, not text), and Ollama runs text-generation "
                              f"models only, so there is nothing to ask '{ollama_model}'.",
-                             f"Evaluate it without --ollama-model: `mtw eval {run}`.")
+                             f"Evaluate it without --ollama-model: `mtw eval {shlex.quote(str(run))}`.")
         # before loading anything: a missing model or a stopped Ollama is found in a second, not after minutes
         notes += check_ollama_model(ollama_model, run)
     elif not has_adapter:
         exported = exported_from(run)
         if exported:
             raise UsageError(f"{run} has no adapter to evaluate, but it was exported to Ollama as "
-                             f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {run} --ollama-model "
-                                                        f"{exported[0]}`.")
+                             f"{', '.join(exported)}.", f"Evaluate that model: `mtw eval {shlex.quote(str(run))} "
+                                                        f"--ollama-model {shlex.quote(str(exported[0]))}`.")
     events = read_events(run)
     data = heldout_data(run, cfg, events, notes)
     validation = data.validation if data else []
@@ -231,7 +234,7 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         model, tokenizer, cfg = load_tuned(run, device=device)
         step("held-out examples")
         numbers = heldout(model, tokenizer, cfg.task, validation, labels=list(cfg.labels), context=cfg.context,
-                          train=data.train if data else [])
+                          train=data.train if data else [], precision=cfg.precision)
     else:
         model, tokenizer = load_base(cfg.model, cfg.task, precision="fp32" if device == "cpu" else "auto",
                                      device=device, seed=cfg.seed)
@@ -248,13 +251,14 @@ def evaluate_run(run_dir: str | Path, *, prompts_file: str | Path | None = None,
         prompts = [*BUILTIN, *validation_prompts(validation, dataset_structure(answers)), *extra]
         lengths = answer_lengths(tokenizer, answers)
         cap = max_new_tokens or answer_cap(lengths, context=cfg.context)
-        bf16 = device == "cpu" and cpu_bf16()
+        # bf16 weights where bf16 arithmetic pays (as training decides it): half the bytes read per token
+        bf16 = device == "cpu" and compute_precision("auto", device, hidden_size(model)) == "bf16"
         generation = {"engine": "pytorch", "max_new_tokens": cap, "longest_training_answer": max(lengths, default=None),
                       "cap_reason": "as asked" if max_new_tokens else cap_reason(lengths, cap),
                       "dtype": "bf16" if bf16 else "fp32" if device == "cpu" else str(model.dtype).split(".")[-1]}
         started = time.monotonic()
-        made = None if ollama_model or not has_adapter else llama_answers(run, cfg.model, tokenizer, prompts, cap,
-                                                                          progress, notes)
+        made = None if ollama_model or not has_adapter else llama_answers(run, tokenizer, prompts, cap, progress,
+                                                                          notes)
         # the time the answers took (a failed try of llama.cpp included: the user waited for it too)
         generation["seconds"] = round(time.monotonic() - started, 1)
         if made is not None:
@@ -319,7 +323,7 @@ def check_ollama_model(name: str, run: Path) -> list[str]:
             fix = f"This run was exported as {', '.join(mine)}: use --ollama-model {mine[0]}."
         else:
             created = registry.next_version_name(name, [m.name for m in records])
-            fix = (f"Put this run into Ollama with `mtw export {run} --name {name}`"
+            fix = (f"Put this run into Ollama with `mtw export {shlex.quote(str(run))} --name {shlex.quote(str(name))}`"
                    + (f" (it is created as {created})" if created != name else "")
                    + ", or check the name with `ollama list`.")
         raise ModelNotPulled(name, f"The model '{name}' is not in your Ollama (at {ollama_api.host()}).", fix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tools.errors import MTWError, UsageError
+from tools.errors import MTWError, UsageError, storage_error
 
 console = Console()
 
@@ -59,15 +60,16 @@ def _progress(quiet: bool) -> Iterator[tuple[Callable[[str], None], Callable[[st
 def _check_name(name: str, dry_run: bool) -> str:
     """The name to create: the next version for an unversioned name; refuse a taken versioned name."""
     from tools import registry
+    from tools.export.names import check_name
 
-    stem, version = registry.split_name(name)
+    stem, version = registry.split_name(check_name(name))
     suggested = registry.suggest_name(name)
     if version is None:
-        return suggested
+        return check_name(suggested)  # the version added may make it too long
     if suggested != name and not dry_run:
         raise UsageError(f"'{name}' is already registered.",
                          f"Use --name {suggested} for the next version, or remove the old one with "
-                         f"`mtw models --delete {name}`.")
+                         f"`{shlex.join(['mtw', 'models', '--delete', name])}`.")
     return name
 
 
@@ -104,6 +106,12 @@ def export(
                                     progress=progress)
     except MTWError as exc:
         raise _fail(exc, as_json) from None
+    except OSError as exc:  # a read-only or full disk where the export is written: a sentence, not a traceback
+        plain = storage_error(exc, Path(exc.filename).parent if exc.filename else run_dir,
+                              again="run the same command again")
+        if plain is None:
+            raise
+        raise _fail(plain, as_json) from None
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         raise typer.Exit(0 if result.ok else 1)
@@ -119,7 +127,8 @@ def export(
         if c.fix:
             console.print(f"  → {c.fix}")
     if result.ok:
-        console.print(f"[bold]{result.name}[/] is ready: `ollama run {result.name}`. Registered; see `mtw models`.")
+        console.print(f"[bold]{result.name}[/] is ready: `{shlex.join(['ollama', 'run', result.name])}`. Registered; "
+                      "see `mtw models`.", highlight=False)
     else:
         console.print(f"[bold]{result.name}[/] was created and registered as not verified; fix the problems above "
                       "and export again.")
@@ -191,13 +200,14 @@ def models(
         return
     table = Table(title="Registered models")
     table.add_column("name", no_wrap=True)
-    for col in ("base", "route", "dataset", "verified"):
+    for col in ("base", "route", "dataset", "trained", "verified"):
         table.add_column(col)
     table.add_column("created", no_wrap=True)
     for r in records:
         star = " ★" if r.promoted else ""
-        table.add_row(f"{r.name}{star}", r.base_model, r.route, r.dataset_hash or "—", "yes" if r.verified else "no",
-                      r.created[:16].replace("T", " "))
+        trained = f"{r.method}, {r.judgements} judgements" if r.method != "sft" else "sft"
+        table.add_row(f"{r.name}{star}", r.base_model, r.route, r.dataset_hash or "—", trained,
+                      "yes" if r.verified else "no", r.created[:16].replace("T", " "))
     console.print(table)
     console.print("★ = promoted. Notes and scores: `mtw models --json`; compare two versions with "
                   "`mtw models --compare A B`.")

@@ -11,9 +11,12 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import MTWError, UsageError
+
+if TYPE_CHECKING:
+    from tools.train.catalog import CatalogEntry
 
 CONVERTER = "convert_hf_to_gguf.py"
 LORA_CONVERTER = "convert_lora_to_gguf.py"
@@ -82,16 +85,15 @@ def save_dtype(model: Any) -> Any:
     return own if own in (torch.bfloat16, torch.float16) else torch.float16
 
 
-def base_sentencepiece(model: str) -> bytes | None:
+def base_sentencepiece(entry: CatalogEntry) -> bytes | None:
     """The base's SentencePiece model (`tokenizer.model`), or None when its tokenizer has none.
 
     transformers no longer writes it on save, and both Ollama's and llama.cpp's converters read a SentencePiece
     vocabulary only from this file.
     """
-    from tools.train.catalog import TINY_RANDOM, local_source, resolve
+    from tools.train.catalog import TINY_RANDOM, local_source
     from tools.train.tiny import SENTENCEPIECE_FILE, sentencepiece_model
 
-    entry = resolve(model)
     if entry.key == TINY_RANDOM:
         return sentencepiece_model()
     found = Path(local_source(entry)) / SENTENCEPIECE_FILE
@@ -156,7 +158,9 @@ def merge_run(run_dir: Path, out_dir: Path, progress: Callable[[str, int, int], 
     with torch.no_grad():
         merged = merge_peft_model(model, lambda done, total: progress(what, done, total))
     progress("saving the merged model", 0, 0)
-    return save_merged(merged, tokenizer, out_dir, base_sentencepiece(cfg.model))
+    from tools.train.bases import run_entry
+
+    return save_merged(merged, tokenizer, out_dir, base_sentencepiece(run_entry(run_dir, cfg.model)))
 
 
 def find_converter(env: Mapping[str, str] | None = None, script: str = CONVERTER) -> Path | None:
@@ -220,11 +224,11 @@ def convert_adapter_to_gguf(converter: Path, adapter_dir: Path, base_dir: Path, 
     return _run_converter(cmd, adapter_dir, out_file)
 
 
-def base_config_dir(model: str, out_dir: Path) -> Path:
-    """A folder with the base's config.json, which the LoRA converter reads (tiny-random's is written here)."""
-    from tools.train.catalog import TINY_RANDOM, build_tiny_random, local_source, resolve
+def base_config_dir(entry: CatalogEntry, out_dir: Path) -> Path:
+    """A folder with the base's config.json, which the LoRA converter reads (tiny-random's is written here; a GGUF
+    base's comes from its companion folder)."""
+    from tools.train.catalog import TINY_RANDOM, build_tiny_random, local_source
 
-    entry = resolve(model)
     if entry.key != TINY_RANDOM:
         return Path(local_source(entry))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import UsageError
 from tools.export.create import CreateJob, Progress, create
 from tools.export.modelfile import ModelfileSpec, render_modelfile
+from tools.export.names import check_name
 from tools.export.quick import (
     GUIDE_PARAMETERS,
     PM_SAMPLE_DATA,
@@ -55,12 +57,42 @@ class ExportResult:
                 "ok": self.ok, "checks": [c.as_dict() for c in self.checks], "registered": self.registered}
 
 
-def base_entry(model: str) -> CatalogEntry | None:
+def _run_base_entry(run_dir: Path, model: str, dry_run: bool) -> CatalogEntry:
+    """The weights the run trained on (RUN_DIR/base.json), or its model resolved now for an older run."""
+    from tools.train.bases import run_entry
+
+    try:
+        return run_entry(run_dir, model, ask_ollama=not dry_run)
+    except UsageError as exc:
+        entry = base_entry(model, ask_ollama=not dry_run)
+        if entry is None:
+            raise UsageError(f"The run's base model '{model}' cannot be found any more ({exc.message})",
+                             "Make the base model available again (same folder, download or Ollama), then "
+                             "export.") from exc
+        return entry
+
+
+def _gguf_base(entry: CatalogEntry, dry_run: bool) -> str:
+    """"ollama" when the run trained on the very GGUF its Ollama tag holds now, "file" for any other GGUF, else ""."""
+    if not entry.gguf:
+        return ""
+    if not entry.ollama_tag:
+        return "file"
+    if dry_run:
+        return "ollama"
+    from tools.ollama_api import gguf_blob
+
+    held = gguf_blob(entry.ollama_tag)
+    # a tag pulled again since may hold newer weights, which the adapter never saw
+    return "ollama" if held is not None and held.path.resolve() == Path(entry.gguf).resolve() else "file"
+
+
+def base_entry(model: str, *, ask_ollama: bool = True) -> CatalogEntry | None:
     """The catalog entry for a model named by key, Hugging Face id, folder or Ollama tag; None when unknown."""
     from tools.train.catalog import CATALOG, resolve
 
     try:
-        return resolve(model)
+        return resolve(model, ask_ollama=ask_ollama)
     except UsageError:
         tag = model if ":" in model else f"{model}:latest"
         return next((e for e in CATALOG.values() if e.ollama_tag and tag in (e.ollama_tag, f"{e.ollama_tag}:latest")),
@@ -102,7 +134,9 @@ def _api_parameters(params: list[tuple[str, str | int | float]]) -> dict[str, An
 
 
 def _command(name: str, modelfile: Path, quantize: str | None) -> str:
-    return f"ollama create {name} -f {modelfile}" + (f" --quantize {quantize}" if quantize else "")
+    # quoted: the user pastes it into a shell
+    return shlex.join(["ollama", "create", name, "-f", str(modelfile),
+                       *(["--quantize", quantize] if quantize else [])])
 
 
 def _adapter_files(run_dir: Path) -> dict[str, Path]:
@@ -122,6 +156,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     from tools.export import merge
     from tools.train.config import load_run_config
 
+    check_name(name)  # before anything is written: the name goes into the commands printed
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     if cfg.task != "causal":
@@ -129,17 +164,19 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
                          "models only.", "Use it from Python with tools.train.modeling.load_tuned, and check it "
                                          f"with `mtw eval {run_dir}`.")
     adapter_files = _adapter_files(run_dir)
-    entry = base_entry(cfg.model)
-    if entry is None:
-        raise UsageError(f"The run's base model '{cfg.model}' cannot be found any more.",
-                         "Make the base model available again (same folder or download), then export.")
+    entry = _run_base_entry(run_dir, cfg.model, dry_run)
     version = None if dry_run else ollama_api.version()
     base_quant = None if dry_run else _ollama_base_quantization(entry.ollama_tag)
+    gguf_base = _gguf_base(entry, dry_run)
+    if gguf_base:
+        base_quant = base_quant or entry.quantization
     choice: RouteChoice = choose_route(route, architecture=entry.architecture, ollama_tag=entry.ollama_tag,
                                        adapter_ok=entry.ollama_adapter_ok, base_quantization=base_quant,
-                                       ollama_version=version,
+                                       ollama_version=version, gguf_base=gguf_base,
                                        llama_cpp=merge.find_converter(script=merge.LORA_CONVERTER) is not None)
     say(f"Route: {choice.route}. {choice.reason}")
+    # a base kept as a GGUF file Ollama does not hold travels with the model (FROM that file)
+    on_file = gguf_base == "file" and choice.route in ("adapter", "gguf-adapter")
     export_dir = run_dir / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
 
@@ -149,13 +186,17 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
         assert entry.ollama_tag, "choose_route only picks the adapter route for a base with an Ollama tag"
         from_, adapter_line, adapters = entry.ollama_tag, "../adapter", adapter_files
     elif choice.route == "gguf-adapter":
-        assert entry.ollama_tag, "choose_route only picks the gguf-adapter route for a base with an Ollama tag"
         lora_converter = merge.require_converter(script=merge.LORA_CONVERTER)
         progress("converting the adapter to GGUF with llama.cpp", 0, 0)
         gguf_adapter = merge.convert_adapter_to_gguf(lora_converter, run_dir / "adapter",
-                                                     merge.base_config_dir(cfg.model, export_dir / "base-config"),
+                                                     merge.base_config_dir(entry, export_dir / "base-config"),
                                                      export_dir / "adapter.gguf")
-        from_, adapter_line, adapters = entry.ollama_tag, "./adapter.gguf", {"adapter.gguf": gguf_adapter}
+        adapters = {"adapter.gguf": gguf_adapter}
+        if on_file:
+            from_, adapter_line, files = entry.gguf, "./adapter.gguf", {"model.gguf": Path(entry.gguf)}
+        else:
+            assert entry.ollama_tag, "choose_route only picks the gguf-adapter route for a base with an Ollama tag"
+            from_, adapter_line = entry.ollama_tag, "./adapter.gguf"
     else:
         converter = merge.require_converter() if choice.route == "gguf" else None
         merged_dir = export_dir / "merged"
@@ -187,7 +228,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
         return result
 
     on_base = choice.route in ("adapter", "gguf-adapter")
-    job = CreateJob(name=name, from_=entry.ollama_tag if on_base else None, files=files,
+    job = CreateJob(name=name, from_=entry.ollama_tag if on_base and not on_file else None, files=files,
                     adapters=adapters, quantize=quantize, template=spec.template, system=system,
                     parameters=_api_parameters(params))
     create(ollama_api.client(), job, progress)
@@ -196,8 +237,9 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
 
     expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
     replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
-    # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base
-    exact = quantize is None and (not on_base or (base_quant or "").upper() in UNQUANTISED)
+    # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base (a GGUF
+    # base trains on its dequantized weights, but llama.cpp multiplies them quantized: close, not identical)
+    exact = quantize is None and not gguf_base and (not on_base or (base_quant or "").upper() in UNQUANTISED)
     result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
                                    end_token=end_token, template=spec.template)
 
@@ -208,7 +250,7 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
         name=name, base_model=cfg.model, route=choice.route, ollama_tag=name,
         dataset_hash=run_dataset_version(run_dir, cfg.data), run_id=run_dir.resolve().name,
         run_dir=str(run_dir.resolve()), eval_scores=registry.run_scores(run_dir),
-        verified=result.ok, notes=choice.reason))
+        verified=result.ok, notes=choice.reason, method=cfg.method, judgements=registry.run_judgements(run_dir)))
     result.registered = record.as_dict()
     return result
 
@@ -219,6 +261,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     from tools import ollama_api
     from tools.project import load_spec, project_dir, slugify
 
+    check_name(name)  # before anything is written: the name is a folder here, and goes into the commands printed
     spec = load_spec(project)
     entry = base_entry(spec.base_model)
     if entry is not None and not entry.ollama_tag:
@@ -245,7 +288,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     atomic_write_text(modelfile, render_modelfile(mf))
     result = ExportResult(name, "spec", f"Built on '{tag}' with a SYSTEM prompt from the project spec and "
                                         f"{len(pairs)} example conversation(s); no training.", export_dir, modelfile,
-                          [f"ollama pull {tag}", _command(name, modelfile, None)], dry_run)
+                          [shlex.join(["ollama", "pull", tag]), _command(name, modelfile, None)], dry_run)
     if dry_run:
         return result
 

@@ -79,12 +79,15 @@ def choose_route(
     base_quantization: str | None,
     ollama_version: str | None,
     llama_cpp: bool = False,
+    gguf_base: str = "",
 ) -> RouteChoice:
     """The route for `requested` ('auto' or a route name); UsageError when it cannot work, with the way out.
 
     `base_quantization` is the quantisation of the base as Ollama holds it (`/api/show` details, e.g.
     'Q4_K_M' or 'F16'; None when unknown or not pulled); `ollama_version` is None when Ollama is not asked
-    (dry run); `llama_cpp` says whether llama.cpp's converters are on this machine.
+    (dry run); `llama_cpp` says whether llama.cpp's converters are on this machine. `gguf_base` is "ollama" when the
+    run trained on the very GGUF `ollama_tag` holds in the user's Ollama, "file" when it trained on a GGUF file that
+    Ollama does not hold, "" otherwise.
     """
     arch = arch_name(architecture)
     version = require_ollama(ollama_version)
@@ -102,7 +105,7 @@ def choose_route(
         return RouteChoice("adapter", f"You asked for the adapter route: the LoRA adapter is applied on top of "
                                       f"'{ollama_tag}' in your Ollama.")
     if requested == "gguf-adapter":
-        if not ollama_tag:
+        if not ollama_tag and gguf_base != "file":
             raise UsageError("The gguf-adapter route needs the same base model in Ollama, and this base has no "
                              "Ollama tag.", "Use --route merged or --route gguf: the tuned weights then travel as "
                                             "one model.")
@@ -119,6 +122,8 @@ def choose_route(
         return RouteChoice("gguf", "You asked for the GGUF route: llama.cpp's converter writes one model.gguf file.")
     if requested != "auto":
         raise UsageError(f"Unknown route '{requested}'.", f"Use one of: auto, {', '.join(ROUTES)}.")
+    if gguf_base:
+        return _on_trained_gguf(gguf_base, arch, ollama_tag, base_quantization, llama_cpp, converts)
 
     if adapter_possible and exact_base:
         return RouteChoice("adapter", f"Ollama applies LoRA adapters to {arch} bases, and '{ollama_tag}' in your "
@@ -148,3 +153,25 @@ def choose_route(
                                    "converter instead; updating Ollama would allow the simpler merged route.")
     return RouteChoice("gguf", f"Ollama cannot convert {arch} models from safetensors, so the merged model goes "
                                "through llama.cpp's GGUF converter, which knows many more architectures.")
+
+
+def _on_trained_gguf(gguf_base: str, arch: str, ollama_tag: str | None, quantization: str | None, llama_cpp: bool,
+                     converts: bool) -> RouteChoice:
+    """The route for a run that trained on a GGUF: a small adapter on those very weights whenever possible."""
+    held = f"'{ollama_tag}' in your Ollama" if gguf_base == "ollama" else "its GGUF file"
+    exact = (f"This run trained on the very weights of {held} ({quantization or 'GGUF'}), so a small adapter on "
+             "top of them is exact")
+    if llama_cpp:
+        return RouteChoice("gguf-adapter", exact + ": llama.cpp turns the LoRA adapter into a GGUF adapter, and "
+                                                   "nothing else needs uploading."
+                           if gguf_base == "ollama" else exact + ": llama.cpp turns the LoRA adapter into a GGUF "
+                                                                 "adapter that Ollama applies to that file.")
+    if gguf_base == "ollama" and arch in ADAPTER_ARCHS:
+        return RouteChoice("adapter", exact + f": Ollama applies LoRA adapters to {arch} bases itself.")
+    if converts:
+        return RouteChoice("merged", f"{exact.split(', so')[0]}. llama.cpp's converters are not on this machine to "
+                                     "make a GGUF adapter, so the adapter is folded into the dequantized base and "
+                                     "Ollama converts the result (a full-size model; with LLAMA_CPP_DIR set the "
+                                     "export is a small adapter instead).")
+    return RouteChoice("gguf-adapter", exact + ": llama.cpp turns the LoRA adapter into a GGUF adapter (set "
+                                               "LLAMA_CPP_DIR to llama.cpp's folder first).")

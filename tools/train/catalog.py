@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +70,11 @@ class CatalogEntry:
     template_variant: TemplateVariant = ""
     """The base's own chat template when it adds to its family's (Qwen2.5's default system prompt, Llama-3.2's
     dated header); decides the exported TEMPLATE with `template_family`."""
+    gguf: str = ""
+    """The GGUF file the weights are read from (a file the user named, or the model in their Ollama); "" for a
+    Hugging Face folder."""
+    quantization: str = ""
+    """How that GGUF stores its weights (Q4_K_M, F16 …); training dequantizes them."""
 
 
 def _entry(key: str, hf_id: str, tag: str | None, arch: str, family: TemplateFamily, params_b: float,
@@ -99,6 +105,9 @@ CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
            "Strong at structured output such as user stories and specs.", (2048, 36, 151936, 11008), "qwen2.5"),
     _entry("gemma-2-2b", "google/gemma-2-2b-it", "gemma2:2b", "Gemma2ForCausalLM", "gemma", 2.61, 8192,
            "Fluent writer; Ollama can load its adapter directly.", (2304, 26, 256000, 9216)),
+    _entry("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2:135m", "LlamaForCausalLM", "chatml", 0.135,
+           8192, "The smallest real instruct model: trains a first round in minutes on any CPU; limited quality.",
+           (576, 30, 49152, 1536), "smollm2"),
     _entry("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "smollm2:360m", "LlamaForCausalLM", "chatml", 0.36,
            8192, "Tiny and fast; good for a first try, limited quality.", (960, 32, 49152, 2560), "smollm2"),
     _entry("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smollm2:1.7b", "LlamaForCausalLM", "chatml", 1.71,
@@ -167,26 +176,74 @@ def find_in_catalog(model: str) -> CatalogEntry | None:
     return None
 
 
-def resolve(model: str) -> CatalogEntry:
-    """Find `model` as a catalog key, its Ollama tag, a Hugging Face id, a local model folder, or `tiny-random`."""
+def resolve(model: str, *, ask_ollama: bool = True) -> CatalogEntry:
+    """Find `model` as a catalog key, its Ollama tag, a Hugging Face id, a local model folder, a GGUF file, a model
+    in the user's Ollama, or `tiny-random`.
+
+    A catalog model whose Hugging Face weights are not on this machine but which the user's Ollama holds is read
+    from Ollama's own GGUF file: nothing to download. `ask_ollama=False` contacts nothing (a dry run).
+    """
+    from tools.train.gguf_file import is_gguf
+
     name = model.strip()
+    path = Path(name).expanduser()
+    if path.is_file() and is_gguf(path):
+        return entry_from_gguf(path)
     listed = find_in_catalog(name)
     if listed is not None:
-        return listed
-    folder = Path(name).expanduser()
-    if (folder / "config.json").is_file():
-        return _entry_from_folder(folder)
+        if listed.key == TINY_RANDOM or _cached_folder(listed.hf_id) is not None or not listed.ollama_tag:
+            return listed
+        held = _in_ollama(listed.ollama_tag) if ask_ollama else None
+        return entry_from_gguf(held.path, key=listed.key, ollama_tag=listed.ollama_tag) if held else listed
+    if (path / "config.json").is_file():
+        return _entry_from_folder(path)
     cached = _cached_folder(name)
     if cached is not None:
         return _entry_from_folder(cached, key=name)
+    held = _in_ollama(name) if ask_ollama and _looks_like_ollama_name(name) else None
+    if held is not None:
+        return entry_from_gguf(held.path, key=name, ollama_tag=name)
     known = ", ".join(CATALOG)
-    hub_id = name.count("/") == 1 and not folder.exists()
+    hub_id = name.count("/") == 1 and not path.exists()
     raise UsageError(
-        f"Unknown model '{model}': it is not in the catalog, not a folder with a config.json, "
-        "and not a Hugging Face model already downloaded on this machine.",
-        fix=(f"If it is a Hugging Face id, download it first: `mtw download {name}`. Or use one of: {known}."
-             if hub_id else f"Use one of: {known}; or the path to a downloaded model folder."),
+        f"Unknown model '{model}': it is not in the catalog, not a folder with a config.json or a GGUF file, "
+        "not a Hugging Face model already downloaded on this machine, and not a model in your Ollama.",
+        fix=(f"If it is a Hugging Face id, download it first: `mtw download {shlex.quote(str(name))}`. "
+             f"Or use one of: {known}."
+             if hub_id else f"Use one of: {known}; a model you have in Ollama (`ollama list`); or the path to a "
+                            "downloaded model folder or .gguf file."),
     )
+
+
+def _looks_like_ollama_name(name: str) -> bool:
+    """Ollama names are `name` or `name:tag`, perhaps under a namespace (`user/name:tag`); no paths."""
+    return bool(name) and not name.startswith((".", "/", "~")) and name.count("/") <= 1 and " " not in name
+
+
+def _in_ollama(tag: str) -> Any:
+    """The user's Ollama's GGUF file for `tag`, if Ollama answers and holds it (tools.ollama_api.gguf_blob)."""
+    from tools.ollama_api import gguf_blob
+
+    return gguf_blob(tag)
+
+
+def entry_from_gguf(path: Path, *, key: str | None = None, ollama_tag: str | None = None) -> CatalogEntry:
+    """Describe a model from its GGUF file's own metadata: architecture, sizes, chat template and end of turn."""
+    from tools.train.gguf_file import read_info
+
+    info = read_info(path)
+    family = _family_from_template(info.chat_template) or _FAMILY_BY_TYPE.get(info.arch, "chatml")
+    stops = _STOPS[family]
+    if info.eos_token and info.eos_token not in stops and info.eos_token in info.chat_template:
+        stops = (info.eos_token, *stops)
+    targets = PHI3_TARGETS if info.architecture == "Phi3ForCausalLM" else ATTENTION_MLP
+    shape = ModelShape(info.hidden, info.layers, info.vocab, info.intermediate, params_b=info.params / 1e9)
+    where = f"the model '{ollama_tag}' in your Ollama" if ollama_tag else str(info.path)
+    return CatalogEntry(key or info.path.stem, str(info.path), ollama_tag, info.architecture, family, stops, targets,
+                        info.context, info.architecture in ("LlamaForCausalLM", "Gemma2ForCausalLM"),
+                        shape.params_b, f"Read from {where} ({info.quantization} GGUF, dequantized for training).",
+                        shape, _variant_from_template(info.chat_template), gguf=str(info.path),
+                        quantization=info.quantization)
 
 
 def _cached_folder(hf_id: str) -> Path | None:
@@ -196,7 +253,12 @@ def _cached_folder(hf_id: str) -> Path | None:
 
 
 def local_source(entry: CatalogEntry) -> str:
-    """Where `from_pretrained` reads the entry: its folder, its snapshot in the hub cache, or (not here) its id."""
+    """Where `from_pretrained` reads the entry: its folder, its snapshot in the hub cache, or (not here) its id; for a
+    GGUF, the folder of its config and tokenizer files (tools/train/gguf_file.companion)."""
+    if entry.gguf:
+        from tools.train.gguf_file import companion, read_info
+
+        return str(companion(read_info(entry.gguf)))
     if Path(entry.hf_id).is_dir():
         return entry.hf_id
     cached = _cached_folder(entry.hf_id)
@@ -295,7 +357,7 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     except OSError as exc:
         raise UsageError(
             f"The tokenizer of '{model}' is not on this machine ({exc}).",
-            fix=f"Download the model once while online with `mtw download {model}`, "
+            fix=f"Download the model once while online with `mtw download {shlex.quote(str(model))}`, "
                 "or use --model tiny-random to try the workflow.",
         ) from exc
     if not tok.chat_template:

@@ -197,6 +197,10 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
         cfg = cfg.model_copy(update={"labels": sorted(names)})
     if not resume:
         save_run_config(run, cfg, command)
+    if cfg.precision == "bf16" and not device.startswith("cuda"):
+        # CPU bf16 is autocast in the text generators' loop; an encoder this small would gain nothing from it
+        raise UsageError("precision bf16 on a CPU is for text generation; classifiers and taggers train in fp32 there.",
+                         fix="Use --set precision=auto.")
     model, tok = load_base(cfg.model, cfg.task, labels=cfg.labels, precision=cfg.precision, device=device,
                            seed=cfg.seed)
     max_len = min(cfg.context, int(tok.model_max_length) if tok.model_max_length < 100_000 else cfg.context)

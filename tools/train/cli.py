@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -11,17 +12,25 @@ from typing import Any
 
 import typer
 
-from tools.errors import MTWError
+from tools.errors import MTWError, storage_error
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
 
 
-def _detect_task(data: str) -> tuple[str, list[str]]:
-    """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names."""
+def _detect_task(data: str, method: str = "sft") -> tuple[str, list[str]]:
+    """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names.
+
+    A preference `method` is refused for labelled data in one sentence: it needs a text generator.
+    """
     from tools.train.inputs import dataset_rows
 
     result = dataset_rows(data)
+    if result.format in ("classification", "ner") and method != "sft":
+        kind = "labelled text (text + label)" if result.format == "classification" else "tagged words (tokens + tags)"
+        raise MTWError(f"--method {method} teaches a text generator from judgements, and {data} holds {kind}.",
+                       fix="Leave out --method: this data trains its classifier with the default method.",
+                       code="usage")
     if result.format == "classification":
         return "classification", sorted({ex.label for ex in result.examples if ex.label is not None})
     if result.format == "ner":
@@ -33,7 +42,7 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     """The dataset with its columns named by --map, written into the run folder as plain JSONL to train on."""
     from tools.dataset.checks import check_file
     from tools.dataset.mapping import parse_map
-    from tools.dataset.readers import read_dataset, write_messages_jsonl
+    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset, write_messages_jsonl, write_preferences_jsonl
 
     columns = parse_map(maps)
     report = check_file(data, column_map=columns)
@@ -42,11 +51,16 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
         # each message already names its line
         raise MTWError(f"The dataset {data} read with --map {' --map '.join(maps)} has {len(errors)} error(s), "
                        f"so training did not start; first: {errors[0].message}",
-                       fix=f"Run `mtw check {data} --map {' --map '.join(maps)}` for the full report.",
+                       fix=f"Run `{shlex.join(['mtw', 'check', data, *[a for m in maps for a in ('--map', m)]])}` "
+                           "for the full report.",
                        code="dataset_errors")
     out.mkdir(parents=True, exist_ok=True)
     copy = out / "dataset.jsonl"
-    write_messages_jsonl(read_dataset(data, column_map=columns).examples, copy)
+    read = read_dataset(data, column_map=columns)
+    if read.format in PREFERENCE_FORMATS:
+        write_preferences_jsonl(read.examples, copy)  # both answers of every pair, and every label
+    else:
+        write_messages_jsonl(read.examples, copy)
     return str(copy)
 
 
@@ -68,7 +82,8 @@ class Narrator:
         elif kind == "step":
             self._step(ev)
         elif kind == "eval":
-            extra = "".join(f", {k} {ev[k]:.3f}" for k in ("accuracy", "f1") if k in ev)
+            extra = "".join(f", {k.replace('_', ' ')} {ev[k]:.3f}" for k in ("accuracy", "f1", "reward_accuracy",
+                                                                             "reward_margin") if k in ev)
             self._line(f"step {ev['step']}: validation loss {ev['val_loss']:.4f}{extra}")
         elif kind == "diagnosis":
             self._line(f"[yellow]! {ev['message']}[/] → {ev.get('fix_text') or ev.get('fix')}")
@@ -79,8 +94,15 @@ class Narrator:
 
     def _start(self, ev: dict[str, Any]) -> None:
         resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
-        self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
-                   f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on {ev['device']}{resumed}")
+        if ev.get("method") in ("dpo", "kto"):
+            since = f" from {ev['from_run']}" if ev.get("from_run") else ""
+            self._line(f"{ev['method'].upper()} round on {ev['config']['model']}{since}: {ev['n_examples']} "
+                       f"judgements ({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on "
+                       f"{ev['device']}{resumed}")
+        else:
+            self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
+                       f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on "
+                       f"{ev['device']}{resumed}")
         if ev.get("held_out_duplicates"):
             self._line(f"{ev['held_out_duplicates']} held-out row(s) left out: the very same row is in the training "
                        "data, so it would measure memory, not skill", dim=True)
@@ -138,6 +160,8 @@ def describe_speed(speed: dict[str, Any]) -> str:
         parts.append(f"gradient checkpointing where a step would exceed {budget:.1f} GB")
     elif ckpt is True:
         parts.append("gradient checkpointing on every step")
+    if speed.get("autocast"):
+        parts.append("bf16 arithmetic")
     if speed.get("fused_adamw"):
         parts.append("fused AdamW")
     return "speed: " + ", ".join(parts) if parts else ""
@@ -229,20 +253,38 @@ def train(
     nnodes: int = typer.Option(1, "--nnodes", help="Machines taking part (each runs this command with --nproc)."),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's number, 0 to nnodes-1 (0 writes the run)."),
     master: str = typer.Option(None, "--master", help="ADDR:PORT of machine 0, where the machines meet."),
+    method: str = typer.Option("sft", "--method", help="sft: learn from examples (the default); dpo: from pairs of "
+                                                       "answers, one judged better; kto: from answers rated good or "
+                                                       "bad."),
+    from_run: Path = typer.Option(None, "--from-run", help="Start from this run's adapter: a preference round on "
+                                                           "top of it (its base model and LoRA settings are kept)."),
 ) -> None:
     """Fine-tune a base model on your dataset with LoRA.
 
     Models: tiny-random (built in, for trying the workflow), minilm (built in, for text+label and
     tokens+tags data), or phi-4-mini, llama-3.2-1b/3b, qwen2.5-0.5b/1.5b/3b, gemma-2-2b,
-    smollm2-360m/1.7b, any downloaded Hugging Face id or model folder.
+    smollm2-135m/360m/1.7b, any downloaded Hugging Face id or model folder, a .gguf file, or a
+    model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
     from tools.train.config import build_config, load_run_config, reproduce_command
+    from tools.train.rundir import check_out, with_max_steps
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
     try:
         if resume:
             cfg = load_run_config(out)
+            if max_steps is not None:  # a new end for the run: honoured, and said
+                planned = cfg.max_steps
+                cfg = with_max_steps(out, cfg, max_steps)
+                if planned != max_steps:
+                    narrator.console.print(f"--max-steps {max_steps}: the run now ends at step {max_steps} "
+                                           f"({f'it was {planned}' if planned else 'it was to train whole epochs'})",
+                                           highlight=False)
         else:
+            check_out(out)  # before anything is written: a folder of the user's own files is refused
+            from tools.train.preference import round_settings
+
+            model, round_fields = round_settings(method, from_run, model)
             if not data or not model:
                 raise MTWError("--data and --model are needed to start a run.",
                                fix="e.g. mtw train --data examples/pm_dataset.jsonl --model tiny-random "
@@ -253,7 +295,7 @@ def train(
                                code="usage")
             if maps:
                 data = _mapped_copy(data, maps, out)
-            task, labels = _detect_task(data)
+            task, labels = _detect_task(data, method)
             # the presets are the guide's values for generators; an encoder has its own (--set still wins)
             encoder: dict[str, Any] = {}
             if task != "causal" and preset is None:
@@ -261,7 +303,12 @@ def train(
 
                 encoder = dict(ENCODER_DEFAULTS)
             cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels,
-                               **encoder)
+                               **encoder, **round_fields)
+            if task == "causal":
+                from tools.train.inputs import dataset_rows, refuse_for_method
+
+                rows = dataset_rows(data)
+                refuse_for_method(data, cfg.method, rows.format, len(rows.examples), cfg.min_examples)
             if task != "causal" and cfg.max_steps is None and not {"epochs", "max_steps"} & _set_keys(sets):
                 cfg = _size_classifier(cfg, narrator)
         if cfg.task == "causal":
@@ -272,6 +319,9 @@ def train(
                 narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
                                        f"{cfg.model} reads", highlight=False)
                 cfg = cfg.model_copy(update={"context": entry.context})
+        if nproc * nnodes > 1 and cfg.method != "sft":
+            raise MTWError(f"--nproc {nproc} is for supervised runs; a preference round trains in one process.",
+                           fix="Leave out --nproc (and --nnodes).", code="usage")
         if nproc < 1 or (nproc * nnodes > 1 and cfg.task != "causal"):
             raise MTWError(f"--nproc {nproc} is not possible here.",
                            fix="Use --nproc 1 or more; several processes are for text-generation models only.",
@@ -289,18 +339,24 @@ def train(
                                fix="Give machine 0's address and a free port on every machine, e.g. "
                                    "--master 10.0.0.1:29500.", code="usage")
             split_master(master)
-    except MTWError as exc:
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+    except (MTWError, OSError) as exc:
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     command = reproduce_command(cfg, out)
     _quiet_libraries()
     world = nproc * nnodes
-    estimate_s = None if resume or node_rank else _print_estimate(cfg, narrator, world)
     try:
+        # a preference round estimates its own time at its start, from the pairs it will train on
+        estimate_s = None if resume or node_rank or cfg.method != "sft" else _print_estimate(cfg, narrator, world)
         if world > 1:
             argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
                                estimate_s=estimate_s)
             final = _run_nproc(cfg, out, argv, resume, command, narrator, main_node=node_rank == 0)
+        elif cfg.task == "causal" and cfg.method != "sft":
+            from tools.train.preference import train as run_round
+
+            final = run_round(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
         elif cfg.task == "causal":
             from tools.train.sft import train as run_sft
 
@@ -309,9 +365,10 @@ def train(
             from tools.train.classify import train as run_classify
 
             final = run_classify(cfg, out, resume=resume, listener=narrator, command=command, estimate_s=estimate_s)
-    except MTWError as exc:
+    except (MTWError, OSError) as exc:
         narrator.close()
-        typer.secho(f"{exc.message}\n→ {exc.fix}", fg="red", err=True)
+        plain = _plain(exc, out)
+        typer.secho(f"{plain.message}\n→ {plain.fix}", fg="red", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # only possible while loading, before the first step: once training runs, Ctrl-C stops it cleanly
@@ -320,6 +377,18 @@ def train(
         raise typer.Exit(130) from None
     narrator.close()
     _summary(final)
+
+
+def _plain(exc: MTWError | OSError, out: Path) -> MTWError:
+    """A read-only or full disk as one sentence with the fix; any other OSError is a bug, shown as such."""
+    if isinstance(exc, MTWError):
+        return exc
+    again = ("run the same command again" if not (out / "events.jsonl").exists()
+             else f"continue with `{shlex.join(['mtw', 'train', '--out', str(out), '--resume'])}`")
+    plain = storage_error(exc, Path(exc.filename).parent if exc.filename else out, again=again)
+    if plain is None:
+        raise exc
+    return plain
 
 
 def _set_keys(sets: list[str]) -> set[str]:
@@ -384,7 +453,8 @@ def _summary(final: dict[str, Any]) -> None:
         run_dir = Path(final["adapter"]).parent
         typer.secho(f"done: adapter in {final['adapter']}", fg="green")
         typer.echo("  " + ", ".join(parts))
-        typer.echo(f"next: mtw eval {run_dir}   then   mtw export {run_dir} --name NAME")
+        typer.echo(f"next: {shlex.join(['mtw', 'eval', str(run_dir)])}   then   "
+                   f"{shlex.join(['mtw', 'export', str(run_dir)])} --name NAME")
         raise typer.Exit(0)
     if kind == "stopped":
         typer.echo(final["message"])

@@ -26,6 +26,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """The guide's presets: documents (PRDs, specs), communications (emails, updates), balanced (mixed)."""
 
+PREFERENCE_DEFAULTS: dict[str, Any] = {"learning_rate": 5e-5, "warmup_ratio": 0.1}
+"""A preference round's values over any preset (--set still wins): a LoRA DPO / KTO step moves the model much
+further per unit of learning rate than a supervised one, so 5e-5 rather than the presets' 1e-4 to 3e-4 (TRL's
+default for full fine-tuning is 1e-6)."""
+
 
 class TrainConfig(BaseModel):
     """Everything that decides a training run; saved as RUN_DIR/config.yaml."""
@@ -42,6 +47,14 @@ class TrainConfig(BaseModel):
     """Label names of a classifier, in id order (filled from the dataset when empty)."""
     preset: PresetName | None = None
     """The preset the values started from."""
+    method: Literal["sft", "dpo", "kto"] = "sft"
+    """sft = learn from examples; dpo = learn from pairs of answers, one judged better (Direct Preference
+    Optimization); kto = learn from single answers rated good or bad (Kahneman-Tversky Optimization)."""
+    from_run: str | None = None
+    """A run folder whose adapter this run starts from (and whose base model and LoRA settings it keeps); its
+    adapter, frozen, is also the reference a preference round measures its changes against."""
+    beta: float = 0.1
+    """Preference rounds: how close the model stays to where it started (higher = smaller, safer changes)."""
     lora_r: int = 16
     """LoRA rank: size of the learned update; higher learns more and needs more memory."""
     lora_alpha: int = 32
@@ -79,7 +92,8 @@ class TrainConfig(BaseModel):
     seed: int = 42
     """Seed for the split, the data order and the LoRA initialisation."""
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    """auto = bf16 on a capable GPU, fp32 on CPU."""
+    """auto = bf16 on a capable GPU, and on a CPU with bf16 arithmetic (AMX or AVX512-BF16: autocast over fp32
+    weights); fp32 otherwise."""
     four_bit: bool = False
     """Load the base in 4 bits (QLoRA, CUDA only): a quarter of the memory for the frozen weights."""
     gradient_checkpointing: bool | Literal["auto"] = "auto"
@@ -182,6 +196,14 @@ def check_values(cfg: TrainConfig) -> list[str]:
     if cfg.sharding == "fsdp" and cfg.four_bit:
         p.append("sharding fsdp with four_bit — a 4-bit base cannot be sharded; use one of them (four_bit=false "
                  "to shard a larger base across GPUs)")
+    if cfg.method != "sft" and cfg.task != "causal":
+        p.append(f"method {cfg.method} — preference rounds train text generators; {cfg.task} data trains with the "
+                 "default method (leave out --method)")
+    if cfg.method == "kto" and cfg.batch_size < 2:
+        p.append(f"batch size {cfg.batch_size} — kto compares each answer with the others in its batch, so use 2 "
+                 "or more")
+    if not 0 < cfg.beta <= 10:
+        p.append(f"beta {cfg.beta} — use a positive value up to 10 (0.1 is usual)")
     if cfg.task == "causal" and cfg.labels:
         p.append("labels are only for classifiers — drop them or set task=classification")
     return p
@@ -218,6 +240,8 @@ def build_config(model: str, data: str, *, preset: str | None = None, sets: list
             problems.append(f"preset '{preset}' — use one of: {', '.join(PRESETS)}")
         else:
             values.update(PRESETS[preset], preset=preset)
+    if fields.get("method", "sft") != "sft":
+        values.update(PREFERENCE_DEFAULTS)
     values.update(fields)
     if max_steps is not None:
         values["max_steps"] = max_steps
@@ -241,12 +265,18 @@ def reproduce_command(cfg: TrainConfig, run_dir: Path | str) -> str:
     """The `mtw train …` line that rebuilds this exact config."""
     parts = ["mtw", "train", "--data", cfg.data, "--model", cfg.model, "--out", str(run_dir)]
     base: dict[str, Any] = {}
+    if cfg.method != "sft":
+        parts += ["--method", cfg.method]
+    if cfg.from_run:
+        parts += ["--from-run", cfg.from_run]
     if cfg.preset:
         parts += ["--preset", cfg.preset]
-        base = PRESETS[cfg.preset]
+        base = dict(PRESETS[cfg.preset])
+    if cfg.method != "sft":
+        base.update(PREFERENCE_DEFAULTS)
     defaults = TrainConfig(model=cfg.model, data=cfg.data, **base)
     for name in TrainConfig.model_fields:
-        if name in ("model", "data", "preset"):
+        if name in ("model", "data", "preset", "method", "from_run"):
             continue
         value = getattr(cfg, name)
         if value == getattr(defaults, name):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -115,12 +116,20 @@ def total_mb(parts: dict[str, float]) -> float:
     return round((sum(parts.values()) - runtime) * OVERHEAD + runtime, 1)
 
 
-def step_memory(model: Any, *, chunk: int | None, device: str) -> Callable[[int, int], float]:
+CPU_AUTOCAST_COPY = 0.5
+"""Under bf16 autocast on a CPU each frozen fp32 weight is cast to bf16 for its matrix product, and that copy
+is kept for the backward pass: half as many bytes again as the weights (measured: +0.5× of a 384M model's
+fp32 weights, whatever the step's length)."""
+
+
+def step_memory(model: Any, *, chunk: int | None, device: str,
+                autocast: bool = False) -> Callable[[int, int], float]:
     """For an already loaded (LoRA) model: the estimated peak in MB of a step of `tokens` tokens when
     every `every_n`-th layer is checkpointed (0 = none).
 
     What the engine asks, step by step, to recompute only as many layers as a step needs to fit.
-    Weights are counted at their real size in memory (4-bit ones included).
+    Weights are counted at their real size in memory (4-bit ones included), plus their bf16 copies under
+    `autocast` on a CPU.
     """
     import torch
 
@@ -133,6 +142,8 @@ def step_memory(model: Any, *, chunk: int | None, device: str) -> Callable[[int,
     lora = sum(p.numel() for p in model.parameters() if p.requires_grad)
     cuda = device.startswith("cuda")
     act = 2 if cuda and getattr(base, "dtype", None) in (torch.bfloat16, torch.float16) else 4
+    if autocast and not cuda:
+        frozen = int(frozen * (1 + CPU_AUTOCAST_COPY))
 
     def at(tokens: int, every_n: int) -> float:
         return total_mb(memory_parts(params=frozen, hidden=config.hidden_size, layers=config.num_hidden_layers,
@@ -343,9 +354,13 @@ def calibration_key(cfg: TrainConfig, device: str, step_tokens_: int) -> str:
 
     import torch
 
+    from tools.train.speed import cpu_has_bf16
+
     bucket = 1 << max(0, math.ceil(math.log2(max(1, step_tokens_))))
+    # `auto` computes in fp32 on one CPU and in bf16 on another (for the same model): measured apart
+    cpu_bf16 = [] if device.startswith("cuda") else [f"cpu_bf16={cpu_has_bf16()}"]
     parts = [cfg.model, cfg.task, device.split(":")[0], platform.node(), str(machine_cores()), torch.__version__,
-             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all", cfg.precision, f"4bit={cfg.four_bit}",
+             f"r{cfg.lora_r}", ",".join(cfg.lora_targets) or "all", cfg.precision, *cpu_bf16, f"4bit={cfg.four_bit}",
              f"compile={cfg.compile}", f"packing={cfg.packing}", f"ckpt={cfg.gradient_checkpointing}",
              f"tokens<={bucket}"]
     return "|".join(parts)
@@ -380,8 +395,8 @@ def _store(key: str, value: Any) -> None:
     except (OSError, ValueError):
         cache = {}
     cache[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, cache)
+    with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: measured again next time, nothing lost
+        atomic_write_json(path, cache)
 
 
 def startup_seconds(*, measure: bool = True) -> float:
@@ -424,6 +439,7 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
 
     from tools.train.inputs import read_training_data
     from tools.train.modeling import apply_lora, load_base, lora_settings
+    from tools.train.speed import autocast_on, bf16_autocast
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     causal = cfg.task == "causal"
@@ -453,11 +469,14 @@ def calibrate(cfg: TrainConfig, device: str | None = None, *, steps: int = CALIB
         from tools.train.modeling import compile_layers
 
         compile_layers(model)
+    # the run's own arithmetic: bf16 autocast where training will use it (a causal LM on a GPU or a bf16 CPU)
+    cast = causal and autocast_on(cfg.precision, dev, model)
     timings: list[tuple[float, int]] = []
     for step_batches in batches:
         t0 = time.monotonic()
         for batch, _tokens in step_batches:
-            loss = _loss(model, batch, cfg) / len(step_batches)
+            with bf16_autocast(cast, dev):
+                loss = _loss(model, batch, cfg) / len(step_batches)
             loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -564,6 +583,11 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
     n_targets = len(cfg.lora_targets) or 7
     lora = lora_params(shape, cfg.lora_r, n_targets)
     weight_bytes = 0.56 if cfg.four_bit else (2 if cuda and cfg.precision != "fp32" else 4)
+    if not cuda and cfg.task == "causal":
+        from tools.train.speed import compute_precision
+
+        if compute_precision(cfg.precision, dev, shape.hidden) == "bf16":
+            weight_bytes *= 1 + CPU_AUTOCAST_COPY  # the bf16 copies autocast keeps for the backward pass
 
     def parts_for(grad_ckpt: bool) -> dict[str, float]:
         return memory_parts(params=shape.params_b * 1e9, hidden=shape.hidden, layers=shape.layers, vocab=shape.vocab,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,10 +92,11 @@ def held_out_duplicates(rows: list[Example], train: list[int], held: list[int]) 
 
 def read_training_data(path: str, *, model: str | None, context: int, val_share: float, seed: int,
                        check_model: bool = True, recorded: dict[str, Any] | None = None,
-                       min_examples: int = 10) -> TrainingData:
+                       min_examples: int = 10, method: str | None = None) -> TrainingData:
     """Check the file like `mtw check`, then read it; errors raise DatasetHasErrors naming lines and fixes.
 
     `recorded` is a run's split.json: its rows are used as they were, after checking the data is unchanged.
+    `method` (sft | dpo | kto) refuses data the method cannot learn from; None reads any (a run's split, back).
     """
     from tools.dataset.checks import validation_path_for
     from tools.dataset.store import checked, dataset_hash
@@ -106,8 +108,11 @@ def read_training_data(path: str, *, model: str | None, context: int, val_share:
     if recorded is not None:
         require_version(path, recorded.get("dataset_version"), version)
     report = checked(file, model=model if check_model else None, context=context)
+    preference = method in ("dpo", "kto")
+    if method is not None:
+        refuse_for_method(path, method, report.format, report.examples, min_examples)
     errors = [i for i in report.issues if i.severity == "error"
-              and not (i.code == "too_few_examples" and 0 < min_examples <= report.examples)]
+              and not (i.code == "too_few_examples" and (preference or 0 < min_examples <= report.examples))]
     if errors:
         listed = "\n".join(f"  - {'line ' + str(i.line) + ': ' if i.line else ''}{i.message} → {i.fix}"
                            for i in errors[:MAX_LISTED])
@@ -115,7 +120,8 @@ def read_training_data(path: str, *, model: str | None, context: int, val_share:
         raise DatasetHasErrors(
             f"The dataset {path} has {len(errors)} error{'s' * (len(errors) != 1)}, so training did not start:\n"
             f"{listed}{more}",
-            fix=f"Run `mtw check {path}` for the full report (`--fix OUT` repairs what it can), then train again.",
+            fix=f"Run `{shlex.join(['mtw', 'check', str(path)])}` for the full report (`--fix OUT` repairs what it "
+                "can), then train again.",
         )
     rows = dataset_rows(file, version).examples
     val_file = validation_path_for(file)
@@ -135,6 +141,36 @@ def read_training_data(path: str, *, model: str | None, context: int, val_share:
         held = [i for i in held if i not in set(dropped)]
     return TrainingData([rows[i] for i in train], [rows[i] for i in held], report.format, version,
                         validation_rows=held, dropped_rows=dropped)
+
+
+def refuse_for_method(path: str, method: str, fmt: str, rows: int, min_judgements: int) -> None:
+    """One plain refusal when `method` cannot learn from data in format `fmt`, or from so few judgements."""
+    from tools.dataset.judgements import RECOMMENDED_JUDGEMENTS
+    from tools.dataset.readers import PREFERENCE_FORMATS
+
+    if method == "sft" and fmt in PREFERENCE_FORMATS:
+        kind = "pairs of answers, one chosen and one rejected (DPO)" if fmt == "dpo" else \
+            "answers labelled good or bad (KTO)"
+        raise UsageError(f"{path} holds judgements, {kind}, not examples to imitate.",
+                         fix=f"Train it with --method {fmt} (on top of a run: --from-run RUN_DIR), or keep only the "
+                             f"good answers as examples with `mtw check {path} --fix good.jsonl`.")
+    if method == "sft" or rows == 0:
+        return
+    if fmt not in PREFERENCE_FORMATS:
+        raise UsageError(f"{path} holds examples, not judgements, so --method {method} has nothing to compare.",
+                         fix="Leave out --method to learn from the examples, or give a file of judgements: "
+                             "prompt / chosen / rejected pairs, or answers with \"label\": true or false.")
+    if method == "dpo" and fmt == "kto":
+        raise UsageError(f"{path} holds single answers rated good or bad, and --method dpo needs two answers to the "
+                         "same request, one chosen over the other.",
+                         fix="Train it with --method kto, which learns from answers rated one at a time.")
+    if rows < min_judgements:
+        raise UsageError(f"{path} holds {rows} judgement{'s' * (rows != 1)}, and a preference round needs at least "
+                         f"{min_judgements}: {min_judgements - rows} more would let it start (about "
+                         f"{RECOMMENDED_JUDGEMENTS} make its effect reliable).",
+                         fix="Rate more answers (👍 / 👎, or which of two is better) in the chat's Try it, or add "
+                             f"judgements to the file; --set min_examples={max(1, rows)} trains on these anyway.",
+                         code="too_few_examples")
 
 
 def require_version(path: str, expected: str | None, found: str) -> None:

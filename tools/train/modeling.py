@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,15 +25,23 @@ ENCODER_TARGETS = ["query", "key", "value", "dense"]
 
 
 def pick_dtype(precision: str, device: str) -> torch.dtype:
-    """auto = bf16 on a GPU that supports it, fp32 otherwise (CPU half precision is slow and unstable)."""
+    """The base's weights: auto = bf16 on a GPU that supports it, fp32 otherwise. A CPU keeps fp32 weights
+    and runs bf16 as autocast (tools/train/speed.py), only where it has bf16 arithmetic."""
     import torch
+
+    from tools.train.speed import cpu_has_bf16
 
     if precision == "auto":
         ok = device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if ok else torch.float32
-    if precision in ("bf16", "fp16") and not device.startswith("cuda"):
-        raise UsageError(f"precision {precision} needs a GPU; this run is on {device}.",
-                         fix="Use --set precision=auto (fp32 on CPU).")
+    if not device.startswith("cuda"):
+        if precision == "fp16":
+            raise UsageError(f"precision fp16 needs a GPU; this run is on {device}.",
+                             fix="Use --set precision=auto (bf16 where this CPU supports it, else fp32).")
+        if precision == "bf16" and not cpu_has_bf16():
+            raise UsageError("precision bf16 on a CPU needs bf16 arithmetic (AMX or AVX512-BF16), which this CPU "
+                             "does not have.", fix="Use --set precision=auto (fp32 on this CPU).")
+        return torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
@@ -98,16 +108,45 @@ def load_base(model: str, task: str = "causal", *, labels: Sequence[str] = (), p
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=dtype)
         kwargs["device_map"] = {"": device}
+    source = local_source(entry)
+    if entry.gguf:
+        from transformers import AutoConfig
+
+        # the weights come from the GGUF, dequantized; its config was read once into the companion folder
+        kwargs.update(gguf_file=entry.gguf, config=AutoConfig.from_pretrained(source))
     try:
-        lm: Any = AutoModelForCausalLM.from_pretrained(local_source(entry), local_files_only=True,
-                                                   trust_remote_code=False, **kwargs)
+        with _quiet_gguf_progress():
+            lm: Any = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, trust_remote_code=False,
+                                                       **kwargs)
     except OSError as exc:
         raise UsageError(
             f"The weights of '{model}' are not on this machine ({exc}).",
-            fix=f"Download them once while online with `mtw download {model}`, "
+            fix=f"Download them once while online with `mtw download {shlex.quote(str(model))}`, "
                 "or try the workflow with --model tiny-random.",
         ) from exc
+    if entry.gguf:
+        _plain_weights(lm)
     return (lm if four_bit or keep_on_cpu else lm.to(device)), causal_tok
+
+
+def _plain_weights(model: Any) -> None:
+    """A model read from a GGUF holds ordinary dequantized weights, but transformers still marks it as quantized and
+    then refuses to save it (the merged export); the mark describes the file, not the weights, so it goes."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+@contextmanager
+def _quiet_gguf_progress() -> Iterator[None]:
+    """transformers draws its own bar on stderr while it dequantizes a GGUF (a bare tqdm no setting turns off); the
+    run's narration already says what happens."""
+    import io
+    from contextlib import redirect_stderr
+
+    with redirect_stderr(io.StringIO()):
+        yield
 
 
 def apply_lora(model: Any, *, task: str = "causal", r: int = 16, alpha: int = 32, dropout: float = 0.05,
@@ -171,7 +210,10 @@ def load_tuned(run_dir: Path | str, device: str = "cpu") -> tuple[Any, PreTraine
         raise UsageError(f"{run} has no finished adapter ({adapter}/adapter_config.json is missing).",
                          fix=f"Let the training finish, or resume it: mtw train --data {cfg.data} --model {cfg.model} "
                              f"--out {run} --resume")
-    base, _ = load_base(cfg.model, cfg.task, labels=cfg.labels, precision="fp32" if device == "cpu" else "auto",
+    from tools.train.bases import weights_source
+
+    source = weights_source(run, cfg.model) if cfg.task == "causal" else cfg.model
+    base, _ = load_base(source, cfg.task, labels=cfg.labels, precision="fp32" if device == "cpu" else "auto",
                         device=device, seed=cfg.seed)
     model = PeftModel.from_pretrained(base, str(adapter)).to(device)
     model.eval()

@@ -29,7 +29,9 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.train.bases import record_base, weights_source
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
+from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import TokenizedExample, tokenize_example
@@ -195,7 +197,7 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
     multiple = speed.row_multiple if speed else 0
     for idx in pack_plan([len(e) for e in examples], budget, seed=0):
         batch, _ = materialise(examples, idx, cfg, pad_id, device, multiple)
-        with precision(speed):
+        with precision(speed, device):
             loss, n = lm_loss(model, batch, cfg.loss_chunk)
         total += loss.float() * n
         count += n
@@ -281,14 +283,23 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
 
     # ---- data: checked before any model is loaded, so a bad file fails in seconds; a resumed run keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
-                              seed=cfg.seed, min_examples=cfg.min_examples,
+                              seed=cfg.seed, min_examples=cfg.min_examples, method="sft",
                               recorded=load_split(run) if resume else None)
     if dist.main and not resume:
         save_split(run, data, cfg.data)
     torch.manual_seed(cfg.seed)
     sharding = choose_sharding(cfg, dist)
+    # the very weights the run trains on are recorded once (a GGUF in the user's Ollama, a folder …), so evaluation,
+    # export and a resume read the same ones
+    if resume:
+        source = weights_source(run, cfg.model)
+    else:
+        entry = resolve(cfg.model)
+        if dist.main:
+            record_base(run, entry, cfg.model)
+        source = entry.gguf or cfg.model
     # a base to be sharded is loaded on the CPU: no device ever holds all of it
-    model, tok = load_base(cfg.model, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
+    model, tok = load_base(source, "causal", precision=cfg.precision, device=dist.device, four_bit=cfg.four_bit,
                            keep_on_cpu=sharding == FSDP)
     train_ex = tokenize_rows(data.train, tok, cfg.context)
     val_ex = tokenize_rows(data.validation, tok, cfg.context)
@@ -306,7 +317,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
-    speed = speed_settings(cfg, dist.device, total_steps, next(iter(model.parameters())).dtype)
+    speed = speed_settings(cfg, dist.device, total_steps, model)
     if speed.compile:
         from tools.train.modeling import compile_layers
 
@@ -362,7 +373,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
             recomputed = memory.before_step(max(b["input_ids"].numel() for b, _ in batches))
             step_labels = max(1, sum(label_tokens(b) for b, _ in batches))
             for batch, real in batches:
-                with precision(speed):
+                with precision(speed, dist.device):
                     loss, n = lm_loss(model, batch, cfg.loss_chunk)
                 # weight each micro-batch by its label tokens: the step's loss is the mean over all of them
                 (loss * (n / step_labels)).backward()
@@ -521,12 +532,16 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         p.grad /= world
 
 
-def save_adapter(model: Any, tokenizer: Any, adapter: Path) -> None:
-    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter."""
+def save_adapter(model: Any, tokenizer: Any, adapter: Path, adapters: list[str] | None = None) -> None:
+    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter.
+
+    `adapters`: only these of the model's adapters (a preference round also holds a frozen reference copy).
+    """
 
     tmp = adapter.with_name(".adapter.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True,
+                          **({"selected_adapters": adapters} if adapters is not None else {}))
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(adapter, ignore_errors=True)
     os.replace(tmp, adapter)

@@ -83,7 +83,7 @@ class Diagnosis:
 def run_config(events: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's settings as far as the events tell (the `start` event's config), else the defaults."""
     cfg = dict(DEFAULTS)
-    wanted = {*DEFAULTS, "max_steps", "lora_dropout", "warmup_ratio", "device", "n_examples"}
+    wanted = {*DEFAULTS, "max_steps", "lora_dropout", "warmup_ratio", "device", "n_examples", "method"}
     for ev in events:
         if ev.get("type") == "start":
             inner = ev.get("config")
@@ -330,6 +330,13 @@ def _check_few(n_examples: int | None, lr: float, cfg: dict[str, Any]) -> Diagno
     if n_examples is None or n_examples >= MIN_EXAMPLES:
         return None
     gentle = _changed({"learning_rate": _nice(min(lr, 1e-4)), "epochs": 2}, cfg)
+    if cfg.get("method") in ("dpo", "kto"):
+        return Diagnosis(
+            "too_few_examples", "warning",
+            f"Only {n_examples} judgements to learn from: this round nudges the model rather than teaching it.",
+            "A preference round learns what your judgements have in common; a dozen say little about that.",
+            {}, "Rate more answers in Try it (👍 / 👎, or which of two is better): about 50 make the effect "
+                "reliable.")
     return Diagnosis(
         "too_few_examples", "warning",
         f"Only {n_examples} training examples: too few for the model to pick up your style reliably.",

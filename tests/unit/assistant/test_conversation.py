@@ -52,6 +52,22 @@ def test_the_parser_reads_plain_words_at_a_choice(text, kind, value):
         assert intent["value"] == value
 
 
+def test_three_typed_letters_never_pick_a_choice_that_starts_work_or_deletes():
+    plan = {"id": 1, "text": "Ready?", "choices": {"start": "Start training", "dataset": "Back to the dataset"},
+            "effects": ["start"]}
+    guess = routing.parse("ain", plan)
+    assert guess == {"kind": "answer", "value": "start", "text": "ain", "by": "parser", "partial": True}
+    delete = {"id": 2, "text": "Delete PM-Test-v1?", "effects": ["yes", "ollama"],
+              "choices": {"yes": "Delete from the list", "ollama": "Delete from the list and from Ollama",
+                          "no": "Keep it"}}
+    assert routing.parse("and", delete)["partial"]
+    # the words themselves, and a clear yes, still answer
+    assert "partial" not in routing.parse("Start training", plan)
+    assert "partial" not in routing.parse("yes", delete)
+    assert routing.parse("back to the dataset", plan)["value"] == "dataset"
+    assert routing.parse("keep", delete)["value"] == "no"  # harmless: a part of its label picks it
+
+
 def test_a_question_at_a_free_text_question_is_not_an_answer():
     q = {"id": 1, "text": "Anything it must never do?", "free_text": True, "optional": True, "choices": {}}
     assert routing.parse("what is an epoch?", q)["kind"] == "question"
@@ -99,6 +115,37 @@ async def test_a_question_at_every_kind_of_choice_is_answered_then_asked_again()
     assert q2["kind"] == "training"
     assert q2["run_dir"] == q["run_dir"]
     jobs.stop_run(q["run_dir"])
+
+
+async def test_a_part_of_a_label_asks_before_training_starts_or_a_model_is_deleted(ollama):
+    from tools import registry
+
+    s = Session(ScriptedLLM(ok=False))
+    q = await to_plan(s)
+    q = await s.send("ain")
+    assert q["kind"] != "training"
+    assert not (await s.state()).get("run_dir")
+    assert s.said[-1] == "Did you mean **Start training**? Click it, or say yes."
+    q = await s.send("yes")
+    assert q["kind"] == "training"  # a clear yes starts it
+    jobs.stop_run(q["run_dir"])
+
+    registry.register(registry.ModelRecord(name="PM-Test-v1", base_model="tiny-random", route="merged",
+                                           ollama_tag="PM-Test-v1"))
+    ollama.created["PM-Test-v1"] = {}
+    s = Session(ScriptedLLM(ok=False), thread="t2")
+    await to_data_choice(s, purpose="Release notes for customers")
+    await s.send("my models")
+    await s.send("delete one")
+    q = await s.click("PM-Test-v1")
+    assert q["then"] == "on_delete"
+    q = await s.send("and")
+    assert [m.name for m in registry.list_models()] == ["PM-Test-v1"]
+    assert "PM-Test-v1" in ollama.created
+    assert "Delete from the list and from Ollama" in s.said[-1]
+    await s.send("yes")
+    assert registry.list_models() == []
+    assert "PM-Test-v1" not in ollama.created
 
 
 async def test_a_stale_button_is_ignored_with_a_note():
@@ -378,3 +425,35 @@ def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():
     assert routing.parse("What is an OKR?", q) == {"kind": "answer", "value": "What is an OKR?", "text":
                                                    "What is an OKR?", "by": "parser"}
     assert routing.parse("done trying", q)["value"] == "done"
+
+
+async def test_a_run_that_finished_without_learning_offers_its_fix_in_one_click():
+    s = Session(ScriptedLLM(ok=False))
+    await to_plan(s)
+    q = await s.click("start")
+    jobs.stop_run(q["run_dir"])
+    health = {"code": "flat_loss", "message": "The training loss has hardly moved in 36 steps (3.31 → 3.10): the "
+                                              "model is not learning from your examples.",
+              "fix_text": "Raise the learning rate to 1e-3.", "fix": {"learning_rate": 1e-3}}
+    q = await s.send({"outcome": {"status": "done", "step": 36, "health": health}})
+    assert "Training finished" in q["text"]
+    assert "not learning" in q["text"]
+    assert q["choices"] == {"apply_fix": "Apply the fix and restart (learning rate 0.001)",
+                            "keep": "Go on with this model"}
+    assert "apply_fix" in q["effects"]  # restarting is work: a click or a clear yes
+    q = await s.click("apply_fix")
+    assert (await s.state())["train_sets"] == {"learning_rate": "0.001"}
+    assert any("**Changed:** the fix — learning rate 0.001" in t for t in s.said)
+    assert q["then"] == "on_confirm_training"
+
+
+async def test_a_run_that_finished_without_learning_can_still_go_on():
+    s = Session(ScriptedLLM(ok=False))
+    await to_plan(s)
+    q = await s.click("start")
+    jobs.stop_run(q["run_dir"])
+    health = {"code": "flat_loss", "message": "Not learning.", "fix_text": "Raise it.", "fix": {"learning_rate": 1e-3}}
+    q = await s.send({"outcome": {"status": "done", "step": 36, "health": health}})
+    q = await s.send("go on with this model")
+    assert q["then"] == "on_next"
+    assert "eval" in q["choices"]

@@ -175,3 +175,36 @@ def test_change_list_and_messages_read_as_plain_english(write):
     assert "at at" not in message
     assert message.startswith("Line 2 ")
     assert message.count("Line 2") == 1
+
+
+def read_only(monkeypatch, under):
+    """The OS refuses every new file under UNDER (a read-only disk: EROFS); everything else is written as usual."""
+    import errno
+    import tempfile
+    from pathlib import Path
+
+    real = tempfile.mkstemp
+
+    def refusing(*args, dir=None, **kwargs):  # test double for the disk
+        if dir is not None and Path(dir).resolve().is_relative_to(Path(under).resolve()):
+            raise OSError(errno.EROFS, "Read-only file system", str(Path(dir) / ".new.tmp"))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refusing)
+
+
+def test_fix_into_a_read_only_place_is_one_sentence_with_the_fix(write, tmp_path, monkeypatch):
+    path = messy_file(write)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    read_only(monkeypatch, ro)
+    result = runner.invoke(app, ["check", str(path), "--fix", str(ro / "clean.jsonl")])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert f"{ro} cannot be written (the folder is read-only or not yours)" in said
+    assert "Make it writable (or use a folder you own), then run the same command again" in said
+    assert "Traceback" not in said
+    assert list(ro.iterdir()) == []
+    # the same fix into a folder that can be written works
+    ok = runner.invoke(app, ["check", str(path), "--fix", str(tmp_path / "clean.jsonl")])
+    assert "Cleaned copy" in ok.output

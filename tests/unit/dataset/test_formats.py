@@ -133,16 +133,17 @@ def test_weight_zero_and_loss_weight_turns_are_kept_but_not_taught(write):
     assert any(i.code == "no_assistant" and "weight 0" in i.message for i in report.issues)
 
 
-def test_dpo_is_named_refused_and_fix_keeps_only_chosen(write, tmp_path):
+def test_dpo_is_named_says_how_it_trains_and_fix_keeps_only_chosen(write, tmp_path):
     rows = [{"conversations": [{"from": "human", "value": f"Write a tagline for product {i}"}],
              "chosen": {"from": "gpt", "value": f"Product {i}: work, simplified."},
              "rejected": {"from": "gpt", "value": f"REJECTED tagline {i}"}} for i in range(12)]
     path = write("dpo.jsonl", jsonl(rows))
     report = check_file(path)
     assert report.format == "dpo"
-    assert not report.ok
+    assert report.ok
     issue = next(i for i in report.issues if i.code == "preference_data")
     assert "preference data" in issue.message
+    assert "--method dpo" in issue.fix
     assert "--fix" in issue.fix
     assert sum(i.code == "preference_data" for i in report.issues) == 1
     assert "role_order" not in report.codes()
@@ -153,15 +154,15 @@ def test_dpo_is_named_refused_and_fix_keeps_only_chosen(write, tmp_path):
     assert check_file(out.train_path).ok
 
 
-def test_kto_undesirable_answers_are_never_kept(write, tmp_path):
+def test_kto_says_how_it_trains_and_fix_never_keeps_undesirable_answers(write, tmp_path):
     rows = [{"messages": [{"role": "user", "content": f"Reply to customer {i}"},
                           {"role": "assistant", "content": f"{'Rude reply' if i % 2 else 'Polite reply'} {i}"}],
              "label": i % 2 == 0} for i in range(24)]
     path = write("kto.jsonl", jsonl(rows))
     report = check_file(path)
     assert report.format == "kto"
-    assert "preference_data" in report.codes()
-    assert not report.ok
+    assert report.ok
+    assert "--method kto" in next(i for i in report.issues if i.code == "preference_data").fix
     out = fix_dataset(path, tmp_path / "good.jsonl", validation_share=0.1)
     written = out.train_path.read_text() + (out.validation_path.read_text() if out.validation_path else "")
     assert "Rude" not in written

@@ -102,11 +102,13 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def gguf_run(tiny_run, tiny_gguf, tmp_path, monkeypatch) -> Path:
-    """A copy of the tiny run, as if its base had been that GGUF."""
+def gguf_run(tiny_run, tiny_gguf, tmp_path) -> Path:
+    """A copy of the tiny run whose record of its base (base.json) names that GGUF, as a run trained on it does."""
+    from tools.fileio import atomic_write_json
+
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
-    monkeypatch.setattr("tools.evaluate.engine.base_gguf", lambda run_dir, model: tiny_gguf)
+    atomic_write_json(run / "base.json", {"model": "tiny-random", "gguf": str(tiny_gguf), "architecture": "llama"})
     return run
 
 

@@ -108,7 +108,7 @@ def _base_in_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     folder = tmp_path / "base"
     merge.save_merged(catalog.build_tiny_random(seed=0), catalog.tiny_random_tokenizer(), folder,
-                      merge.base_sentencepiece(catalog.TINY_RANDOM))
+                      merge.base_sentencepiece(catalog.CATALOG[catalog.TINY_RANDOM]))
     gguf = merge.convert_to_gguf(merge.require_converter(), folder, tmp_path / "base.gguf")
     create(ollama_api.client(), CreateJob(name=BASE_TAG, files={"model.gguf": gguf}), lambda *a: None)
     tagged = dataclasses.replace(catalog.CATALOG[catalog.TINY_RANDOM], ollama_tag=BASE_TAG)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,44 @@ def test_quick_path_against_a_real_ollama(project: str, monkeypatch: pytest.Monk
         assert json.loads(result.stdout)["ok"]
     finally:
         delete_model("mtw-test-style-v1")
+
+
+@pytest.mark.parametrize("name", ["x; touch /tmp/PWN #", "", "a b", "../x", "x" * 300, "-rf", "$(id)"])
+def test_a_name_ollama_would_not_take_is_refused_in_one_sentence_before_anything_is_written(
+        tiny_run: Path, project: str, name: str) -> None:
+    for args in ([str(tiny_run)], ["--from-spec", project]):
+        result = runner.invoke(app, ["export", *args, "--name", name, "--dry-run"])
+        assert result.exit_code == 2, result.output
+        said = flat(result.output)
+        assert "Ollama" in said
+        assert "e.g. --name PM-General-v1" in said
+        assert "Traceback" not in said
+        assert "ollama create" not in said
+    assert not (tiny_run / "export").exists()
+    assert not Path("/tmp/PWN").exists()
+
+
+def test_every_printed_command_is_quoted_for_the_shell(tiny_run: Path, project: str, tmp_path: Path) -> None:
+    spaced = tmp_path / "my runs" / "v1 (final)"
+    spaced.parent.mkdir()
+    tiny_run.rename(spaced)
+    result = runner.invoke(app, ["export", str(spaced), "--name", "PM-General-v1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    [command] = [line.strip() for line in result.output.splitlines() if line.strip().startswith("ollama create")]
+    # pasted into a shell, it is these words exactly
+    assert shlex.split(command) == ["ollama", "create", "PM-General-v1", "-f", str(spaced / "export" / "Modelfile")]
+    quick = runner.invoke(app, ["export", "--from-spec", project, "--name", "PM-Style-v1", "--dry-run"])
+    assert quick.exit_code == 0, quick.output
+    assert "ollama create PM-Style-v1 -f" in quick.output
+
+
+def test_an_export_into_a_read_only_run_folder_is_one_sentence(tiny_run: Path, monkeypatch) -> None:
+    from tests.unit.dataset.test_cli_fix import read_only
+
+    read_only(monkeypatch, tiny_run)
+    result = runner.invoke(app, ["export", str(tiny_run), "--name", "PM-General-v1", "--dry-run"])
+    assert result.exit_code == 1
+    said = flat(result.output)
+    assert "cannot be written (the folder is read-only or not yours)" in said
+    assert "then run the same command again" in said
+    assert "Traceback" not in said

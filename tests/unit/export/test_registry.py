@@ -149,3 +149,14 @@ def test_compare_shows_the_tuned_side_of_eval_reports(tmp_path: Path) -> None:
     assert registry.compare("PM-General-v1", "PM-General-v2").rows == [
         ("training.steps", 30.0, 30.0), ("training.final_val_loss", 1.9, 1.6), ("heldout.val_loss", 1.9, 1.6),
         ("summary.rouge_l", 0.31, 0.42), ("summary.by_category.format_consistency.checks_pass", 2.0, 2.0)]
+
+
+def test_a_preference_round_is_registered_with_its_method_and_judgements() -> None:
+    record = registry.register(registry.ModelRecord(name="PM-Stories-v2", base_model="tiny-random", route="merged",
+                                                    ollama_tag="PM-Stories-v2", method="dpo", judgements=14))
+    assert (record.method, record.judgements) == ("dpo", 14)
+    stored = registry.get("PM-Stories-v2")
+    assert (stored.method, stored.judgements) == ("dpo", 14)
+    registry.register(registry.ModelRecord(name="PM-Stories-v1", base_model="tiny-random", route="merged",
+                                           ollama_tag="PM-Stories-v1"))
+    assert (registry.get("PM-Stories-v1").method, registry.get("PM-Stories-v1").judgements) == ("sft", 0)

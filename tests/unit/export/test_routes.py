@@ -108,3 +108,28 @@ def test_a_base_in_ollama_without_safetensors_adapters_gets_a_gguf_adapter(base:
     # llama and gemma2 keep the plain safetensors adapter
     assert choose_route("auto", base_quantization="F16", ollama_version="0.33.0", llama_cpp=True,
                         **LLAMA).route == "adapter"
+
+
+@pytest.mark.parametrize(("base", "gguf_base", "llama_cpp", "route", "says"), [
+    # trained on the very GGUF Ollama holds: a small adapter on it, whatever its quantisation
+    (LLAMA, "ollama", True, "gguf-adapter", "very weights of 'llama3.2:1b' in your Ollama (Q4_K_M)"),
+    (PHI3, "ollama", True, "gguf-adapter", "nothing else needs uploading"),
+    (LLAMA, "ollama", False, "adapter", "applies LoRA adapters to llama bases itself"),
+    (PHI3, "ollama", False, "merged", "with LLAMA_CPP_DIR set the export is a small adapter"),
+    (OTHER, "ollama", False, "gguf-adapter", "set LLAMA_CPP_DIR"),
+    # a GGUF file Ollama does not hold (or no longer the same blob): the adapter applies to that file
+    (TINY, "file", True, "gguf-adapter", "its GGUF file"),
+])
+def test_a_run_trained_on_a_gguf_goes_back_onto_the_same_weights(base: dict, gguf_base: str, llama_cpp: bool,
+                                                                  route: str, says: str) -> None:
+    choice = choose_route("auto", base_quantization="Q4_K_M", ollama_version="0.12.6", llama_cpp=llama_cpp,
+                          gguf_base=gguf_base, **base)
+    assert choice.route == route
+    assert says in choice.reason
+
+
+def test_the_gguf_adapter_route_can_be_asked_for_on_a_gguf_file_ollama_does_not_hold() -> None:
+    choice = choose_route("gguf-adapter", base_quantization=None, ollama_version="0.12.6", gguf_base="file", **TINY)
+    assert choice.route == "gguf-adapter"
+    with pytest.raises(UsageError):
+        choose_route("gguf-adapter", base_quantization=None, ollama_version="0.12.6", **TINY)

@@ -1,4 +1,5 @@
-"""Our training path (packed rows + chunked loss) sees the stock path's loss and gradients (padded + HF loss)."""
+"""Our training path (packed rows + chunked loss) sees the stock path's loss and gradients (padded + HF loss), in fp32
+and under the CPU's bf16 autocast."""
 
 from __future__ import annotations
 
@@ -93,6 +94,46 @@ def test_packed_chunked_loss_and_lora_grads_match_stock(max_tokens: int, chunk: 
     assert all(g.abs().sum() > 0 for g in stock_grads.values())
     for name, g in stock_grads.items():
         torch.testing.assert_close(ours_grads[name], g, rtol=1e-4, atol=1e-6, msg=f"gradient of {name} differs")
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+BF16_GRAD_TOLERANCE = 0.03
+"""Relative (Frobenius) error allowed between two bf16 computations of one gradient: bf16 keeps 8 bits of
+mantissa, and the packed and padded paths round different matrix shapes."""
+
+
+@pytest.mark.parametrize(("max_tokens", "chunk"), [(4096, 7), (60, 16)], ids=["one-row-small-chunks", "several-rows"])
+def test_under_cpu_bf16_autocast_our_loss_and_grads_match_stock_under_it(max_tokens: int, chunk: int) -> None:
+    """The CPU bf16 path (`mtw train` on a CPU with AMX / AVX512-BF16): the same autocast over both recipes."""
+    model = lora_model()
+    exs = examples()
+    fp32, _ = stock_loss(model, exs)
+    fp32.backward()
+    fp32_grads = lora_grads(model)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stock, stock_n = stock_loss(model, exs)
+    stock.backward()
+    stock_grads = lora_grads(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, ours_n = ours_loss(model, exs, max_tokens, chunk)
+    ours.backward()
+    ours_grads = lora_grads(model)
+
+    # bf16 really did the arithmetic: the losses and gradients moved away from fp32's
+    assert stock.item() != fp32.item()
+    assert max(relative_error(g, fp32_grads[k]) for k, g in stock_grads.items()) > 1e-3
+    assert ours.dtype == stock.dtype == torch.float32  # the loss itself is reduced in fp32
+    assert ours_n == stock_n
+    torch.testing.assert_close(ours, stock, rtol=1e-3, atol=1e-4)
+    assert stock_grads.keys() == ours_grads.keys() == fp32_grads.keys()
+    # the LoRA matrices and their gradients stay fp32 under autocast
+    assert all(g.dtype == torch.float32 for g in ours_grads.values())
+    for name, g in stock_grads.items():
+        assert relative_error(ours_grads[name], g) < BF16_GRAD_TOLERANCE, f"gradient of {name} differs"
 
 
 def test_packing_keeps_attention_inside_each_example() -> None:

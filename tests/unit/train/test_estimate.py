@@ -225,6 +225,35 @@ def test_calibration_is_kept_per_model_and_batch_shape(chat_file: Path):
     assert est.calibration_key(cfg, "cpu", 380) == key  # the same size class shares one measurement
 
 
+def test_a_bf16_run_does_not_reuse_an_fp32_calibration(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    """`auto` computes in fp32 on one CPU and in bf16 on another: measured apart (and precision=fp32 apart too)."""
+    cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f"}))
+    fp32 = est.calibration_key(cfg, "cpu", 400)
+    est.store_calibration(fp32, CALIB)
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f", "amx_bf16"}))
+    bf16 = est.calibration_key(cfg, "cpu", 400)
+    assert bf16 != fp32
+    assert est.cached_calibration(bf16) is None
+    told_fp32 = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "precision=fp32"])
+    assert est.calibration_key(told_fp32, "cpu", 400) != bf16
+
+
+def test_cpu_bf16_counts_the_bf16_copies_of_the_weights(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    """Autocast keeps a bf16 copy of every frozen weight for the backward pass: half the fp32 weights again."""
+    monkeypatch.setattr(est, "available_mb", lambda device: 64 * 1024)
+    cfg = build_config("qwen2.5-0.5b", str(chat_file))
+    lengths = [100] * 20
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f"}))
+    fp32 = est.estimate(cfg, device="cpu", lengths=lengths).memory_mb
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f", "amx_bf16"}))
+    bf16 = est.estimate(cfg, device="cpu", lengths=lengths).memory_mb
+    assert bf16["weights"] == pytest.approx(1.5 * fp32["weights"], rel=1e-3)
+    assert {k: v for k, v in bf16.items() if k != "weights"} == {k: v for k, v in fp32.items() if k != "weights"}
+    off = est.estimate(cfg.model_copy(update={"precision": "fp32"}), device="cpu", lengths=lengths).memory_mb
+    assert off == fp32
+
+
 def test_a_measured_plan_says_it_covers_the_whole_run(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(est, "available_mb", lambda device: 16 * 1024)
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])

@@ -155,3 +155,49 @@ def test_resume_refuses_a_dataset_that_changed(tmp_path: Path, chat_file: Path):
     result = invoke("--out", str(tmp_path / "run"), "--resume")
     assert result.exit_code == 1
     assert "Put back the file the run trained on" in result.output  # the data changed since the run started
+
+
+def test_a_folder_of_the_users_own_files_is_refused_and_left_as_it_was(tmp_path: Path, chat_file: Path):
+    mine = tmp_path / "mine"
+    (mine / "adapter").mkdir(parents=True)
+    (mine / "adapter" / "mine.bin").write_bytes(b"my weights")
+    (mine / "split.json").write_text('{"mine": true}')
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(mine), "--max-steps", "1")
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert f"{mine} already holds files that are not a training run (adapter, split.json)" in said
+    assert f"--out {mine / 'run1'}" in said
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before  # nothing added, removed or replaced
+    assert (mine / "adapter" / "mine.bin").read_bytes() == b"my weights"
+    assert (mine / "split.json").read_text() == '{"mine": true}'
+    # the normal case: a folder holding only the chat's launch log trains, and the log is kept
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "train.log").write_text("started from the chat\n")
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(fresh), "--max-steps", "1",
+                    "--set", "val_share=0")
+    assert result.exit_code == 0, result.output
+    assert (fresh / "adapter" / "adapter_config.json").is_file()
+    assert (fresh / "train.log").read_text().startswith("started from the chat")
+
+
+def test_a_read_only_out_or_mtw_home_is_one_sentence_not_a_traceback(tmp_path: Path, chat_file: Path, mtw_home: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    from tests.unit.dataset.test_cli_fix import read_only
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    read_only(monkeypatch, ro)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(ro / "run"), "--max-steps", "1")
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "cannot be written (the folder is read-only or not yours)" in said
+    assert "then run the same command again" in said
+    assert "Traceback" not in said
+    # MTW_HOME read-only too: its caches (check reports, speed figures) are made again next time; training goes on
+    read_only(monkeypatch, mtw_home)
+    result = invoke("--data", str(chat_file), "--model", "tiny-random", "--out", str(tmp_path / "run"), "--max-steps",
+                    "1", "--set", "val_share=0")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()

@@ -81,3 +81,31 @@ def test_sigterm_then_kill_then_resume_finishes_like_an_uninterrupted_run(chat_f
     log = (run / "train.log").read_text()
     assert "Traceback" not in log
     assert f"stopped at step {n}" in log
+
+
+def test_resume_with_a_new_max_steps_trains_to_it_or_says_why_it_cannot(chat_file: Path, tmp_path: Path):
+    run = tmp_path / "run"
+
+    def stop_at_step_3(ev: dict) -> None:  # Ctrl-C during step 3: the run checkpoints and stops
+        if ev["type"] == "step" and ev["step"] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train(build_config("tiny-random", str(chat_file), sets=SETS, max_steps=6), run, listener=stop_at_step_3)
+    assert stopped["type"] == "stopped"
+    n = stopped["step"]
+    config = (run / "config.yaml").read_text()
+    refused = CliRunner().invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", str(n)])
+    assert refused.exit_code == 2
+    said = " ".join(refused.output.split())
+    assert f"has trained {n} steps already, so --max-steps {n} would train nothing more" in said
+    assert (run / "config.yaml").read_text() == config  # nothing changed
+    longer = CliRunner().invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "9"])
+    assert longer.exit_code == 0, longer.output
+    assert "--max-steps 9: the run now ends at step 9 (it was 6)" in " ".join(longer.output.split())
+    done = read_events(run)[-1]
+    assert done["type"] == "done"
+    assert done["metrics"]["steps"] == 9
+    assert "--max-steps 9" in (run / "config.yaml").read_text().splitlines()[0]  # the command that reproduces it
+    again = CliRunner().invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "12"])
+    assert again.exit_code == 2
+    assert "has already finished" in " ".join(again.output.split())

@@ -1,4 +1,5 @@
-"""The engine's speed settings: automatic gradient checkpointing, rounded rows, compiled layers — same loss."""
+"""The engine's speed settings: automatic gradient checkpointing, rounded rows, compiled layers, bf16 on a CPU that
+has it — same loss."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.unit.train.conftest import FEATURES, write_chat
+from tests.unit.train.conftest import FEATURES, story, write_chat
 from tools.errors import UsageError
 from tools.settings import get_settings
 from tools.train.batching import pack, round_up_row
@@ -20,13 +21,30 @@ from tools.train.data import IGNORE, TokenizedExample
 from tools.train.estimate import step_memory
 from tools.train.events import read_events
 from tools.train.loss import lm_loss
-from tools.train.modeling import apply_lora, compile_layers
+from tools.train.modeling import apply_lora, compile_layers, pick_dtype
 from tools.train.sft import train
-from tools.train.speed import AutoCheckpointing, Speed, speed_settings
+from tools.train.speed import BF16_MIN_HIDDEN, AutoCheckpointing, Speed, cpu_flags, speed_settings
+
+NO_BF16 = frozenset({"fpu", "sse2", "avx2", "avx512f"})
+"""A CPU without bf16 arithmetic, as /proc/cpuinfo lists it."""
+AMX = NO_BF16 | {"amx_tile", "amx_bf16", "avx512_bf16"}
+"""A CPU with it (Intel Sapphire Rapids and later)."""
 
 
-def _lora_model() -> torch.nn.Module:
-    return apply_lora(build_tiny_random(seed=0), r=4, alpha=8, dropout=0.0)
+def on_cpu(monkeypatch: pytest.MonkeyPatch, flags: frozenset[str]) -> None:
+    """Make the engine see a CPU with these flags."""
+    monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: flags)
+
+
+def _lora_model(hidden: int = 64) -> torch.nn.Module:
+    return apply_lora(build_tiny_random(seed=0, hidden_size=hidden), r=4, alpha=8, dropout=0.0)
+
+
+FP32_MODEL = build_tiny_random(seed=0)
+BF16_MODEL = build_tiny_random(seed=0).to(torch.bfloat16)
+"""A base as a GPU loads it."""
+WIDE = build_tiny_random(seed=0, hidden_size=BF16_MIN_HIDDEN)
+"""The narrowest model that `auto` trains in bf16 on a CPU with bf16 arithmetic."""
 
 
 def _batch(lengths: list[int]) -> dict[str, torch.Tensor]:
@@ -68,6 +86,15 @@ def test_checkpointing_recomputes_only_as_many_layers_as_a_step_needs():
     fixed = AutoCheckpointing(model, _speed(checkpointing=False, memory_budget_mb=0.0), 1024, "cpu")
     fixed.every_n = 0
     assert fixed.before_step(tokens) == 0  # an explicit false is never overridden
+
+
+def test_the_per_step_estimate_counts_autocasts_weight_copies_on_a_cpu():
+    model = apply_lora(build_tiny_random(seed=0, hidden_size=512, intermediate_size=2048), r=4, alpha=8, dropout=0.0)
+    frozen_mb = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad) / 2**20
+    plain = step_memory(model, chunk=1024, device="cpu")
+    cast = step_memory(model, chunk=1024, device="cpu", autocast=True)
+    assert frozen_mb > 20
+    assert cast(500, 0) - plain(500, 0) == pytest.approx(0.5 * frozen_mb * 1.1, rel=0.01)  # 1.1: the overhead
 
 
 def test_rounded_row_teaches_the_same_loss():
@@ -118,21 +145,77 @@ def test_compiled_layers_compute_the_same_loss():
 
 
 def test_speed_settings_follow_the_device_and_the_run_length(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    on_cpu(monkeypatch, NO_BF16)
     cfg = build_config("tiny-random", str(chat_file))
-    cpu = speed_settings(cfg, "cpu", 1000, torch.float32)
-    assert (cpu.compile, cpu.row_multiple, cpu.fused_adamw, cpu.autocast, cpu.checkpointing) == (
-        False, 0, False, False, "auto")
+    cpu = speed_settings(cfg, "cpu", 1000, WIDE)
+    assert (cpu.compile, cpu.row_multiple, cpu.fused_adamw, cpu.autocast, cpu.checkpointing, cpu.precision) == (
+        False, 0, False, False, "auto", "fp32")
     budget = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40"])
-    gpu = speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS, torch.bfloat16)
-    assert (gpu.compile, gpu.row_multiple, gpu.fused_adamw, gpu.autocast) == (True, 512, True, True)
+    gpu = speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS, BF16_MODEL)
+    assert (gpu.compile, gpu.row_multiple, gpu.fused_adamw, gpu.autocast, gpu.precision) == (True, 512, True, True,
+                                                                                             "bf16")
     assert gpu.memory_budget_mb == 40 * 1024
-    assert speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS - 1, torch.bfloat16).compile is False
+    assert speed_settings(budget, "cuda:0", COMPILE_MIN_STEPS - 1, BF16_MODEL).compile is False
     unpacked = build_config("tiny-random", str(chat_file), sets=["memory_budget_gb=40", "packing=false"])
-    assert speed_settings(unpacked, "cuda:0", 10, torch.bfloat16).row_multiple == 0
+    assert speed_settings(unpacked, "cuda:0", 10, BF16_MODEL).row_multiple == 0
     forced = build_config("tiny-random", str(chat_file), sets=["compile=true"])
     monkeypatch.setattr("tools.train.speed.shutil.which", lambda name: None)
     with pytest.raises(UsageError, match="needs a C compiler"):
-        speed_settings(forced, "cpu", 10, torch.float32)
+        speed_settings(forced, "cpu", 10, FP32_MODEL)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\nflags\t\t: fpu sse2 avx512f amx_bf16 "
+                       "avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx512f amx_bf16 avx512_bf16\n")
+    if sys.platform.startswith("linux"):
+        assert {"amx_bf16", "avx512_bf16", "fpu"} <= cpu_flags(cpuinfo)
+        assert "model" not in cpu_flags(cpuinfo)
+    assert cpu_flags(tmp_path / "absent") == frozenset()
+
+
+def test_a_cpu_with_bf16_arithmetic_trains_in_bf16_unless_told_fp32(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    on_cpu(monkeypatch, AMX)
+    cfg = build_config("tiny-random", str(chat_file))
+    auto = speed_settings(cfg, "cpu", 10, WIDE)
+    assert (auto.autocast, auto.precision) == (True, "bf16")
+    # the weights (and so the LoRA matrices and the optimizer state) stay fp32; only the arithmetic is bf16
+    assert pick_dtype("auto", "cpu") == pick_dtype("bf16", "cpu") == torch.float32
+    off = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=fp32"]), "cpu", 10, WIDE)
+    assert (off.autocast, off.precision) == (False, "fp32")
+    # a model too narrow to gain stays fp32 unless bf16 is asked for
+    narrow = speed_settings(cfg, "cpu", 10, FP32_MODEL)
+    assert (narrow.autocast, narrow.precision) == (False, "fp32")
+    asked = speed_settings(build_config("tiny-random", str(chat_file), sets=["precision=bf16"]), "cpu", 10,
+                           FP32_MODEL)
+    assert (asked.autocast, asked.precision) == (True, "bf16")
+
+
+def test_a_cpu_without_bf16_arithmetic_stays_fp32_and_refuses_bf16(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    on_cpu(monkeypatch, NO_BF16)
+    auto = speed_settings(build_config("tiny-random", str(chat_file)), "cpu", 10, WIDE)
+    assert (auto.autocast, auto.precision) == (False, "fp32")
+    assert pick_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(UsageError) as err:
+        pick_dtype("bf16", "cpu")
+    assert err.value.message == ("precision bf16 on a CPU needs bf16 arithmetic (AMX or AVX512-BF16), which this "
+                                 "CPU does not have.")
+    assert "--set precision=auto" in err.value.fix
+    with pytest.raises(UsageError, match="fp16 needs a GPU"):
+        pick_dtype("fp16", "cpu")
+
+
+def test_a_classifier_on_a_cpu_says_bf16_is_not_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tests.unit.train.conftest import DATA
+    from tools.train.classify import train as train_classifier
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    cfg = build_config("minilm", str(DATA / "task_types.jsonl"), sets=["task=classification", "precision=bf16"])
+    final = train_classifier(cfg, tmp_path / "run")
+    assert final["type"] == "failed"
+    assert final["message"] == ("precision bf16 on a CPU is for text generation; classifiers and taggers train in "
+                                "fp32 there.")
+    assert final["fix"] == "Use --set precision=auto."
 
 
 def test_speed_settings_are_validated_and_reproduced(chat_file: Path):
@@ -165,7 +248,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
         data = write_chat(root / "stories.jsonl", FEATURES)
         common = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0"]
         for name, sets in {"plain": ["gradient_checkpointing=false"], "tight": ["memory_budget_gb=0.0001"],
-                           "rows": ["row_multiple=64"]}.items():
+                           "rows": ["row_multiple=64"],
+                           "bf16": ["gradient_checkpointing=false", "precision=bf16"]}.items():
+            # fp32 on whatever CPU runs the tests, except the run that sees one with bf16 arithmetic
+            on_cpu(mp, AMX if name == "bf16" else NO_BF16)
             final = train(build_config("tiny-random", str(data), sets=common + sets, max_steps=6), root / name)
             assert final["type"] == "done", final
             out[name] = read_events(root / name)
@@ -198,13 +284,48 @@ def test_rounded_rows_learn_the_same_and_count_only_real_tokens(runs):
     assert next(e for e in runs["rows"] if e["type"] == "start")["speed"]["row_multiple"] == 64
 
 
+def test_a_bf16_cpu_run_says_so_and_learns_like_fp32(runs):
+    starts = {k: next(e for e in v if e["type"] == "start")["speed"] for k, v in runs.items()}
+    assert (starts["bf16"]["autocast"], starts["bf16"]["precision"]) == (True, "bf16")
+    assert (starts["plain"]["autocast"], starts["plain"]["precision"]) == (False, "fp32")
+    plain, bf16 = _steps(runs["plain"]), _steps(runs["bf16"])
+    assert [s["loss"] for s in bf16] != [s["loss"] for s in plain]  # the arithmetic really was bf16
+    assert [s["loss"] for s in bf16] == pytest.approx([s["loss"] for s in plain], rel=2e-2)
+    done = {k: next(e for e in v if e["type"] == "done")["metrics"] for k, v in runs.items()}
+    assert done["bf16"]["val_loss"] == pytest.approx(done["plain"]["val_loss"], rel=2e-2)
+
+
+def test_validation_and_held_out_loss_use_the_runs_bf16_choice(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
+    """The loss shown during training and the held-out loss of `mtw eval` run in the arithmetic training chose."""
+    from tools.evaluate.heldout import causal_loss
+    from tools.train.catalog import load_tokenizer
+    from tools.train.data import tokenize_chat
+    from tools.train.sft import evaluate
+
+    on_cpu(monkeypatch, AMX)
+    cfg = build_config("tiny-random", str(chat_file))
+    model, tok = _lora_model(BF16_MIN_HIDDEN), load_tokenizer("tiny-random")
+    convs = [story(f) for f in FEATURES[:4]]
+    val = [tokenize_chat(tok, c, cfg.context) for c in convs]
+    speeds = {p: speed_settings(cfg.model_copy(update={"precision": p}), "cpu", 10, model)
+              for p in ("auto", "fp32")}
+    during = {p: evaluate(model, val, cfg, 0, "cpu", speeds[p]) for p in speeds}
+    after = {p: causal_loss(model, tok, convs, context=cfg.context, precision=p)["val_loss"] for p in speeds}
+    assert during["auto"] != during["fp32"]
+    assert after["auto"] != after["fp32"]
+    assert after["fp32"] == pytest.approx(during["fp32"], abs=1e-5)
+    assert after["auto"] == pytest.approx(during["auto"], rel=1e-3)
+    on_cpu(monkeypatch, NO_BF16)
+    assert causal_loss(model, tok, convs, context=cfg.context, precision="auto")["val_loss"] == after["fp32"]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(270)
 def test_compile_true_trains_through_the_engine_on_cpu(tmp_path: Path, runs):
     """In its own process, as `mtw train` runs: the engine entry point reading RUN_DIR/config.yaml."""
     data = write_chat(tmp_path / "stories.jsonl", FEATURES)
     sets = ["learning_rate=5e-3", "batch_size=3", "val_share=0.25", "eval_every=3", "lora_dropout=0",
-            "compile=true", "gradient_checkpointing=false"]
+            "compile=true", "gradient_checkpointing=false", "precision=fp32"]  # fp32, as the plain run it is held to
     run = tmp_path / "run"
     run.mkdir()
     save_run_config(run, build_config("tiny-random", str(data), sets=sets, max_steps=2))
@@ -242,6 +363,7 @@ def test_speed_line_names_each_choice():
     line = describe_speed({"compile": True, "row_multiple": 512, "checkpointing": True, "memory_budget_mb": 1024,
                            "autocast": True, "fused_adamw": True})
     assert line == ("speed: compiled layers, rows rounded to 512 tokens, gradient checkpointing on every step, "
-                    "fused AdamW")
+                    "bf16 arithmetic, fused AdamW")
+    assert describe_speed({"checkpointing": False, "autocast": True, "precision": "bf16"}) == "speed: bf16 arithmetic"
     assert describe_speed({}) == ""
     assert describe_speed({"checkpointing": False}) == ""
