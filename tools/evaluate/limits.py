@@ -33,7 +33,7 @@ def answer_cap(answer_tokens: Sequence[int], *, context: int | None = None) -> i
 
 
 def cap_reason(answer_tokens: Sequence[int], cap: int) -> str:
-    """Where the cap came from, in words for the report ("1.5 × your longest training answer (250 tokens)")."""
+    """Where the cap came from, in words for the report ("1.5 × your longest training answer of 250 tokens")."""
     if not answer_tokens:
         return "the training answers could not be read"
     longest = max(answer_tokens)
@@ -41,7 +41,7 @@ def cap_reason(answer_tokens: Sequence[int], cap: int) -> str:
         return f"the lowest cap; your longest training answer has {longest} tokens"
     if cap < CAP_FACTOR * longest:
         return f"the most it can be; your longest training answer has {longest} tokens"
-    return f"1.5 × your longest training answer ({longest} tokens)"
+    return f"1.5 × your longest training answer of {longest} tokens"
 
 
 def generation_threads(cores: int, load: float) -> int:

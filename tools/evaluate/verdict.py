@@ -108,9 +108,10 @@ def rouge_sentence(b: dict[str, Any], t: dict[str, Any]) -> list[str]:
     if t["rouge_l"] is None or b["rouge_l"] is None:
         return []
     gain = t["rouge_l"] - b["rouge_l"]
-    how = "closer to" if gain > ROUGE_NOISE else "further from" if gain < -ROUGE_NOISE else "about as close to"
-    return [f"Its answers are {how} your held-out answers than the base's (ROUGE-L {b['rouge_l']:.2f} → "
-            f"{t['rouge_l']:.2f})."]
+    how = ("closer to your held-out answers than" if gain > ROUGE_NOISE else
+           "further from your held-out answers than" if gain < -ROUGE_NOISE else
+           "about as close to your held-out answers as")
+    return [f"Its answers are {how} the base's (ROUGE-L {b['rouge_l']:.2f} → {t['rouge_l']:.2f})."]
 
 
 def left_out_sentence(left: dict[str, Any] | None) -> list[str]:

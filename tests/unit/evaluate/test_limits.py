@@ -9,7 +9,7 @@ def test_the_cap_leaves_room_for_answers_as_long_as_the_longest_training_answer(
     assert answer_cap([3000]) == CAP_CEILING  # a runaway costs minutes on a CPU
     assert answer_cap([250], context=256) == 256  # no answer fills more than the context
     assert answer_cap([]) == 512  # the data could not be read: a page of text
-    assert cap_reason([120, 250], 384) == "1.5 × your longest training answer (250 tokens)"
+    assert cap_reason([120, 250], 384) == "1.5 × your longest training answer of 250 tokens"
     assert cap_reason([20], CAP_FLOOR) == "the lowest cap; your longest training answer has 20 tokens"
     assert cap_reason([3000], CAP_CEILING) == "the most it can be; your longest training answer has 3000 tokens"
 
