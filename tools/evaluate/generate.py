@@ -58,10 +58,11 @@ def render_prompt(tokenizer: Any, prompt: str, system: str | None = None) -> str
 
 def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
              batch_size: int = 16, system: str | None = None,
-             on_finished: Callable[[int], None] | None = None) -> list[Generation]:
+             on_step: Callable[[int, int], None] | None = None) -> list[Generation]:
     """Greedy answers for `prompts`, rendered with the model's own chat template, in left-padded batches.
 
-    `on_finished(n)`: called after every generated token with how many answers have ended so far.
+    `on_step(ended, tokens)`: how many answers have ended so far, and how many tokens the batch has generated;
+    called when an answer ends, every 32 tokens, and with tokens 0 once all are done.
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -79,7 +80,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: 
             enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             # only what a decoder reads (a BERT-style tokenizer adds token_type_ids, which generate() rejects)
             enc = {k: enc[k].to(model.device) for k in ("input_ids", "attention_mask")}
-            watch = [] if on_finished is None else [_Finished(enc["input_ids"].shape[1], stops, on_finished, len(out))]
+            watch = [] if on_step is None else [_Watch(enc["input_ids"].shape[1], stops, on_step, len(out))]
             with torch.no_grad():
                 seqs = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
                                       pad_token_id=pad, temperature=None, top_p=None, top_k=None,
@@ -89,17 +90,20 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens: 
                 ids = row if cut is None else row[:cut]
                 out.append(Generation(tokenizer.decode(ids, skip_special_tokens=False).strip(), cut is not None,
                                       len(ids)))
-            if on_finished is not None:
-                on_finished(len(out))
+            if on_step is not None:
+                on_step(len(out), 0)
     finally:
         tokenizer.padding_side = side
     return out
 
 
-class _Finished:
-    """A stopping criterion that never stops anything: it counts the answers that have ended, for progress."""
+class _Watch:
+    """A stopping criterion that never stops anything: it reports the answers that have ended, for progress."""
 
-    def __init__(self, prompt_len: int, stops: list[int], report: Callable[[int], None], before: int) -> None:
+    EVERY = 32
+    """Tokens between two reports while no answer ends: a run to the cap still shows it is moving."""
+
+    def __init__(self, prompt_len: int, stops: list[int], report: Callable[[int, int], None], before: int) -> None:
         import torch
 
         self.prompt_len, self.report, self.before, self.last = prompt_len, report, before, -1
@@ -108,11 +112,11 @@ class _Finished:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        ended = torch.isin(input_ids[:, self.prompt_len:], self.stops.to(input_ids.device)).any(dim=1)
-        n = int(ended.sum())
-        if n != self.last:
-            self.last = n
-            self.report(self.before + n)
+        made = input_ids.shape[1] - self.prompt_len
+        ended = int(torch.isin(input_ids[:, self.prompt_len:], self.stops.to(input_ids.device)).any(dim=1).sum())
+        if ended != self.last or made % self.EVERY == 0:
+            self.last = ended
+            self.report(self.before + ended, made)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
@@ -133,14 +137,17 @@ def in_process_generator(model: Any, tokenizer: Any, *, max_new_tokens: int = DE
         model.to(torch.bfloat16)
 
     def run(prompts: list[str], which: str) -> list[Generation]:
-        what = f"{which} answers"
-        report = None if progress is None else (lambda n: progress(what, n, len(prompts)))
+        def report(ended: int, tokens: int) -> None:
+            if progress is not None:
+                progress(f"{which} answers" + (f" ({tokens} of up to {max_new_tokens} tokens)" if tokens else ""),
+                         ended, len(prompts))
+
         threads = torch.get_num_threads()
         if on_cpu:
             torch.set_num_threads(free_threads())
         try:
             with variant(model, which):
-                return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, on_finished=report)
+                return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, on_step=report)
         finally:
             torch.set_num_threads(threads)
 

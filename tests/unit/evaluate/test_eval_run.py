@@ -138,7 +138,10 @@ def test_mtw_eval_shows_each_phase_and_records_the_cap_it_chose(tiny_run, tmp_pa
     for line in ("Loading the model …", "Held-out examples …", f"Base answers: {n} of {n}",
                  f"Tuned answers: {n} of {n}", "Writing the report …"):
         assert line in shown, shown
-    assert shown.index(f"Base answers: {n} of {n}") < shown.index(f"Tuned answers: 0 of {n}")
+    assert shown.index(f"Base answers: {n} of {n}") < shown.index(f"Tuned answers: {n} of {n}")
+    # while no answer ends, the tokens made so far show that it is moving
+    assert any(line.startswith(f"Tuned answers (32 of up to {report['generation']['max_new_tokens']} tokens): ")
+               for line in shown)
     # the cap follows the run's own answers, and the report says which it was and why
     g = report["generation"]
     assert g["engine"] == "pytorch"
