@@ -20,6 +20,7 @@ from langgraph.types import Command
 from assistant.chat_store import ChatHistory, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
 from assistant.context import WizardContext
 from assistant.graph import builder
+from assistant.llm import LLM
 from assistant.server import install, signed_out
 from assistant.ui_events import STAGES, Table, inert, is_ui_event, stage_index, table_markdown
 from tools.download import human_bytes
@@ -125,6 +126,7 @@ async def _progress(ev: dict[str, Any]) -> None:
 
 async def _title(text: str) -> None:
     cl.user_session.set("titled", True)
+    cl.user_session.set("title", text[:80])
     await cl.context.emitter.init_thread(text[:80])
 
 
@@ -143,6 +145,23 @@ async def render(ev: dict[str, Any]) -> None:
         await _tasklist(ev["stage"], ev.get("skipped"), bool(ev.get("finished")))
     elif kind == "title":
         await _title(ev["text"])
+    elif kind == "thinking":
+        await _thinking(bool(ev["on"]), str(ev.get("text", "")))
+
+
+async def _thinking(on: bool, text: str = "") -> None:
+    """A passing note while the assistant model works on an answer; while it shows, ■ stops the wait."""
+    msg = cl.user_session.get("thinking")
+    turn = cl.user_session.get("turn")
+    if turn is not None:
+        turn.cancellable = on
+    if on and msg is None:
+        msg = cl.Message(content=f"_{text}_")
+        await msg.send()
+        cl.user_session.set("thinking", msg)
+    elif not on and msg is not None:
+        cl.user_session.set("thinking", None)
+        await msg.remove()
 
 
 async def _shown(ev: dict[str, Any]) -> None:
@@ -207,12 +226,38 @@ async def run(value: Any, *, fresh: bool = False) -> None:
         await _step(value, fresh=fresh)
 
 
+class Turn:
+    """The graph turn running now: its task, and the assistant model it waits for (`cancellable` while it shows
+    that it is thinking, when a new message may stop it). A plain class: chainlit runs this file as a script,
+    where a dataclass cannot resolve its own annotations."""
+
+    def __init__(self, task: asyncio.Task[None], llm: LLM) -> None:
+        self.task = task
+        self.llm = llm
+        self.cancellable = False
+        self.stopped = False
+
+
 async def _step(value: Any, *, fresh: bool = False) -> None:
     """Run the graph from the open question (or from the start, or on from a crash), rendering what it emits."""
     g = await graph()
-    ctx = WizardContext(settings=get_settings(), thread_id=cl.context.session.thread_id)
+    llm = LLM()
+    ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=cl.context.session.thread_id)
     inp: Any = {} if fresh else None if value is None else Command(resume=value)
     cl.user_session.set("storage_said", False)
+    task = asyncio.create_task(_drive(g, inp, ctx))
+    turn = Turn(task, llm)
+    cl.user_session.set("turn", turn)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not turn.stopped:
+            raise  # the chat itself is going away
+    finally:
+        cl.user_session.set("turn", None)
+
+
+async def _drive(g: Any, inp: Any, ctx: WizardContext) -> None:
     try:
         async for mode, chunk in g.astream(inp, _config(), context=ctx, stream_mode=["custom", "updates"]):
             if mode == "custom" and is_ui_event(chunk):
@@ -237,6 +282,38 @@ async def _step(value: Any, *, fresh: bool = False) -> None:
         log.exception("wizard step failed")
         await cl.Message(content="Something went wrong on my side. Your answers so far are saved — "
                                  "send your last answer again, or restart with `mtw ui`.").send()
+
+
+@cl.on_stop
+async def on_stop() -> None:
+    """The chat's ■ button (chainlit stops the turn's task): a wait for the assistant model ends at once, and the
+    next message is taken in place of the one it was thinking about. Other work keeps chainlit's own behaviour."""
+    turn: Turn | None = cl.user_session.get("turn")
+    if turn is not None and turn.cancellable:
+        turn.stopped = True
+        turn.llm.cancel.set()
+        cl.user_session.set("stopped_thinking", True)
+    await _thinking(False)
+
+
+def _stop_thinking() -> bool:
+    """A new message while the assistant model is thinking stops that wait (the answer it was for is dropped)."""
+    turn: Turn | None = cl.user_session.get("turn")
+    if turn is None or not turn.cancellable or turn.task.done():
+        return False
+    turn.stopped = True
+    turn.llm.cancel.set()  # a blocking call in a worker thread ends at its next piece
+    turn.task.cancel()
+    return True
+
+
+async def _take_instead(reply: Any) -> None:
+    """Answer the open question with `reply` in place of the message whose turn was stopped halfway."""
+    g = await graph()
+    await _thinking(False)
+    await cl.Message(content="I stopped waiting for the assistant model and took your new message instead.").send()
+    await g.aupdate_state(_config(), {"reply": reply}, as_node="listen")
+    await _step(None)
 
 
 async def _pending() -> tuple[dict[str, Any] | None, bool]:
@@ -322,11 +399,17 @@ async def start() -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    """A typed message (or an attached file) goes to the graph, which decides what it means."""
+    """A typed message (or an attached file) goes to the graph, which decides what it means; one that comes while the
+    assistant model is thinking stops the wait and is taken instead of the message it was thinking about."""
     if await signed_out():
         return
+    stopped = not message.elements and (bool(cl.user_session.get("stopped_thinking")) or _stop_thinking())
+    cl.user_session.set("stopped_thinking", False)
     async with _turn_lock():
         pending, unfinished = await _pending()
+        if stopped and pending is None and unfinished:
+            await _take_instead(message.content)
+            return
         if pending is None:
             # a crash between two steps: finish them, then take the message at the question that follows
             if unfinished:
@@ -394,9 +477,14 @@ async def on_answer(action: cl.Action) -> None:
     """A clicked button answers the question it was shown with (the graph ignores older ones)."""
     label = action.payload.get("label", action.payload.get("value", ""))
     await cl.Message(content=label, type="user_message").send()
-    if not cl.user_session.get("titled"):
+    first = not cl.user_session.get("titled")
+    if first:
         await _title(label)
     await run({"qid": action.payload.get("qid"), "value": action.payload.get("value"), "label": label})
+    if first and cl.user_session.get("title") == label[:80]:
+        # chainlit names a conversation begun by a click after the callback ("answer"), racing the name set above:
+        # once the turn is over its naming is done, and the button's words are set again
+        await _title(label)
 
 
 @cl.on_chat_resume

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -16,6 +17,10 @@ class ChatLLM(Protocol):
     """What the graph needs from the assistant model (assistant.llm.LLM provides it)."""
 
     model: str
+    deadline: float | None
+    """When set (time.monotonic()), no answer of the model runs past it (a drafting turn of several calls)."""
+    cancel: threading.Event
+    """Set when the user stops the turn: an answer being read in a worker thread ends at its next piece."""
 
     async def status(self) -> Any:
         """An assistant.llm.Availability: ok, note (reason + fix), missing_model."""
@@ -25,12 +30,17 @@ class ChatLLM(Protocol):
         """Download the model into Ollama, calling on_progress(status, completed, total)."""
         ...
 
-    def structured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
-        """A validated pydantic answer (blocking; run it in a thread)."""
+    def with_model(self, model: str) -> ChatLLM:
+        """The same assistant layer for another Ollama model (to pull it, then switch to it)."""
         ...
 
-    async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
-        """A validated pydantic answer."""
+    def structured(self, prompt: str, schema: type[T], *, system: str | None = None) -> T:
+        """A validated pydantic answer (blocking; run it in a thread), bounded in tokens and time."""
+        ...
+
+    async def astructured(self, prompt: str, schema: type[T], *, system: str | None = None,
+                          time_limit_s: float | None = None) -> T:
+        """A validated pydantic answer, given up after `time_limit_s`."""
         ...
 
 
@@ -47,4 +57,6 @@ class WizardContext:
     llm: ChatLLM = field(default_factory=_default_llm)
     settings: Settings = field(default_factory=get_settings)
     thread_id: str = ""
+    time_limit_s: float = 45.0
+    """The longest one turn waits for the assistant model before it goes on without it (tests make it short)."""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -19,8 +19,8 @@ from assistant import routing
 from assistant.context import WizardContext
 from assistant.routing import Intent
 from assistant.state import WizardState
-from assistant.ui_events import STAGES, Question, say
-from tools.errors import ModelNotPulled, MTWError, OllamaUnavailable
+from assistant.ui_events import STAGES, Question, say, thinking
+from tools.errors import LLMCancelled, LLMDropped, LLMServerError, ModelNotPulled, MTWError, OllamaUnavailable
 
 ENTRY: dict[str, str] = {
     "interview": "confirm_spec", "dataset": "choose_data", "plan": "configure_training",
@@ -95,27 +95,35 @@ async def _ask_model(state: WizardState, runtime: Runtime[WizardContext], text: 
 
 
 async def call_model(state: WizardState, runtime: Runtime[WizardContext], prompt: str, schema: type[BaseModel],
-                     system: str | None = None) -> Any:
-    """Ask the assistant model for a typed answer, retrying once; None (and a plain note) when it fails.
+                     system: str | None = None, *, fallback: str = "I'll go on without it for this answer.",
+                     note: str = "Thinking about your message…") -> Any:
+    """Ask the assistant model for a typed answer, bounded in time; None (and one plain sentence) when it fails.
 
-    A failure falls back to the guided form for this turn only: the next turn asks the model again.
+    A failure falls back to the guided form for this turn only: the next turn asks the model again. A dropped
+    connection or a server error is tried once more; a slow, looping or wrong-shaped answer is not (the model layer
+    re-asks once for a wrong shape itself).
     """
     if not state.get("llm_ok"):
         return None
-    last: MTWError | None = None
-    for attempt in range(2):
-        try:
-            return await runtime.context.llm.astructured(prompt, schema, system=system)
-        except (OllamaUnavailable, ModelNotPulled) as exc:
-            last = exc
-            break  # nothing to retry: it is not there
-        except MTWError as exc:
-            last = exc
-            if attempt == 0:
-                await asyncio.sleep(0)
-    if last is not None:
-        say(f"{last.message} For this answer I'll work as a guided form; I'll ask the assistant model again "
-            f"next time. {last.fix}".strip())
+    limit = runtime.context.time_limit_s
+    thinking(True, f"{note} (■ stops the wait; then say what you want instead)")
+    try:
+        for attempt in range(2):
+            try:
+                return await asyncio.wait_for(runtime.context.llm.astructured(prompt, schema, system=system,
+                                                                              time_limit_s=limit), limit + 5)
+            except (LLMDropped, LLMServerError):
+                if attempt:
+                    raise  # a hiccup of the connection is worth one more try; a second one is not
+    except TimeoutError:
+        say(f"The assistant model took longer than {limit:.0f} s, so I stopped waiting. {fallback}")
+    except LLMCancelled:
+        pass
+    except MTWError as exc:
+        away = isinstance(exc, OllamaUnavailable | ModelNotPulled)
+        say(f"{exc.message} {fallback} " + (exc.fix if away else "I'll ask it again next time."))
+    finally:
+        thinking(False)
     return None
 
 
@@ -135,18 +143,28 @@ def route_intent(state: WizardState) -> str:
             "stale": "note_stale"}.get(str(kind), "not_understood")
 
 
-async def explain(state: WizardState) -> Command[Any]:
-    """Answer a question from the troubleshooting guide, then ask the open question again."""
-    from tools.troubleshoot.answer import explain_question
+async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
+    """Answer a question from the troubleshooting guide, then ask the open question again.
+
+    The assistant model phrases the answer from the guide's entries when it can; a slow or senseless answer gives
+    way to the guide's own lines on the question, never to a reply about something else."""
+    from tools.troubleshoot.answer import cited, explain_question, relevant_lines
 
     text = (state.get("intent") or {}).get("text", "")
-    found = await asyncio.to_thread(explain_question, text)
-    sources = ", ".join(f"*{e.title}*" for e in found.entries)
+    thinking(True, "Looking that up in the troubleshooting guide… (■ stops the wait; then say what you want instead)")
+    try:
+        found = await asyncio.to_thread(explain_question, text, model=runtime.context.llm.model,
+                                        ask=bool(state.get("llm_ok")),
+                                        cancel=runtime.context.llm.cancel,
+                                        time_limit_s=runtime.context.time_limit_s)
+    finally:
+        thinking(False)
     if found.answer:
+        sources = ", ".join(f"*{e.title}*" for e in cited(found.answer, found.entries))
         out = f"{found.answer}\n\n_From the troubleshooting guide: {sources}_"
     elif found.entries:
         best = found.entries[0]
-        out = f"**{best.title}**\n\n{best.text.strip()}" + (f"\n\n_{found.note}_" if found.note else "")
+        out = f"**{best.title}**\n\n{relevant_lines(best, text)}" + (f"\n\n_{found.note}_" if found.note else "")
     else:
         out = found.note or "I have nothing in the troubleshooting guide on that."
     say(out + "\n\nNow, back to where we were:")
@@ -214,11 +232,21 @@ def navigate(state: WizardState) -> Command[Any]:
         say("Training is running. Stop it first (the **Stop** button, or say \"stop\"), or wait for it to finish.")
         return go("listen")
     if target == "back":
+        if question.get("stage") == "deploy":
+            # back from naming or sizing an export is the menu after the run, never a new evaluation
+            return go("choose_next", {"export_name": "", "export_quant": ""})
         target = {"dataset": "interview", "check": "dataset", "configure": "dataset", "train": "plan",
-                  "evaluate": "plan", "deploy": "evaluate"}.get(str(question.get("stage")), "")
+                  "evaluate": "plan"}.get(str(question.get("stage")), "")
         if not target:
             say("There is no earlier step to go back to from here.")
             return go("listen")
+    if target == "interview" and question.get("kind") == "confirm":
+        say("We are at your project's description. Click **Looks right** to go on, or say what to change "
+            "(e.g. “change the audience to: executives”).")
+        return go("listen")
+    if target == "evaluate" and state.get("evaluated"):
+        say("The comparison with the base model is done already — it is above. Here is what you can do next:")
+        return go("choose_next")
     if target == "plan" and not state.get("data_path"):
         say("The training plan needs a dataset first — let's build it.")
         target = "dataset"

@@ -15,6 +15,7 @@ from assistant import conversation
 from assistant.context import WizardContext
 from assistant.stages import (
     author,
+    brain,
     dataset,
     deploy,
     documents,
@@ -40,7 +41,8 @@ NODES: list[Any] = [
     interview.on_edit, interview.save_project, interview.on_name_taken, interview.confirm_start_over,
     interview.on_start_over,
     dataset.choose_data, dataset.on_data_choice, dataset.ask_file, dataset.receive_file, dataset.use_sample,
-    author.draft_batch, author.review_draft, author.on_review, author.edit_example, author.on_edit_example,
+    author.draft_batch, brain.on_weak_drafts, brain.switch_assistant_model, author.review_draft, author.on_review,
+    author.edit_example, author.on_edit_example,
     author.after_drafts, author.on_after_drafts, author.show_dataset, author.on_table, author.on_open,
     documents.ask_document, documents.receive_document, documents.on_privacy, documents.draft_document,
     dataset.check_data, dataset.decide_after_check, dataset.on_checked, dataset.fix_data,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
 
 IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome"]
@@ -69,6 +70,10 @@ SETTING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 MODEL_VERB = re.compile(r"\b(?:use|pick|choose|switch to|train on|try|with|base(?: model)?(?: to| =|:)?)\s+"
                         r"([\w./:-]+)", re.I)
+MODEL_PATH = re.compile(r"(?:\bmodel\s+(?:in|at|from)|\b(?:use|pick|choose|train on|base(?: model)?(?: to| =|:)?))"
+                        r"\s+(?:the\s+(?:model|folder|file)\s+(?:in|at)\s+)?(?P<path>(?:~|\.{1,2}/|/)\S*|\S+\.gguf)",
+                        re.I)
+"""'use the model in /tmp/x', 'train on ~/models/phi.gguf': a base on this machine, named by its path."""
 SIZE_WORDS = {"smaller": "smaller", "faster": "smaller", "lighter": "smaller", "bigger": "bigger", "larger": "bigger",
               "better": "bigger", "stronger": "bigger"}
 
@@ -117,6 +122,10 @@ def find_setting(text: str) -> dict[str, Any]:
         m = pattern.search(text)
         if m and name not in found:
             found[name] = m.group(1).lower()
+    on_disk = MODEL_PATH.search(text)
+    if on_disk:
+        found["base_model"] = on_disk.group("path").rstrip(".,;")  # a path keeps its case
+        return found
     m = MODEL_VERB.search(text)
     names = _model_names()
     if m and m.group(1).lower().strip(".,") in names:
@@ -140,10 +149,18 @@ def parse(text: str, question: Question) -> Intent | None:
     if not t:
         return {**base, "kind": "unclear"}
     choices = question.get("choices") or {}
-    key = match_choice(t, choices)
+    key = match_choice(t, choices) or str((question.get("aliases") or {}).get(_norm(t), ""))
     if key:
         return {**base, "kind": "answer", "value": key}
-    key = partial_choice(t, choices)
+    if question.get("kind") == "confirm":
+        # at the project's confirmation a typed change is the change itself, not a way back to the interview
+        change = spec_change(t)
+        if change:
+            return {**base, "kind": "answer", "value": change}
+        if DRAFT_TOGETHER.search(t) and "confirm" in choices:
+            return {**base, "kind": "answer", "value": "draft"}
+    # where the typed words are the answer (the interview), a few of a starter's words never stand for all of it
+    key = "" if question.get("free_text") and question.get("slot") else partial_choice(t, choices)
     if key:
         # "ain" is in "Start training": a part of a label may pick a harmless choice, never start or delete anything
         return {**base, "kind": "answer", "value": key, "partial": True}
@@ -183,11 +200,12 @@ class Interpretation(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["choice", "setting", "navigate", "question", "status", "unclear"]
-    choice: str = ""
+    # short fields: a choice key or a setting's value is a word or two, and a bound keeps a looping model brief
+    choice: str = Field(default="", max_length=40)
     """For kind=choice: the key of the offered choice the message means."""
     setting: Literal["", "epochs", "learning_rate", "batch_size", "max_steps", "context", "lora_r", "preset",
                      "base_model"] = ""
-    value: str = ""
+    value: str = Field(default="", max_length=80)
     """For kind=setting: the new value as the user said it (a number, a preset, a model name, 'smaller')."""
     target: Literal["", "interview", "dataset", "plan", "evaluate", "deploy", "models", "start_over"] = ""
 
@@ -208,16 +226,26 @@ def interpretation_prompt(text: str, question: Question) -> str:
     )
 
 
+TARGET_WORDS: dict[str, tuple[str, ...]] = {
+    "interview": ("interview", "project", "spec", "purpose", "audience", "style", "describ", "rules"),
+    "dataset": ("data", "example", "upload", "file"), "plan": ("plan", "setting", "configur", "train"),
+    "evaluate": ("evaluat", "compar", "score", "test"), "deploy": ("export", "deploy", "ollama", "ship"),
+    "models": ("model",), "start_over": ("start", "over", "new", "again", "scratch", "fresh")}
+"""Words a message must contain for the model's reading "go to <target>" to be believed."""
+
+
 def from_interpretation(ip: Interpretation, text: str, question: Question) -> Intent:
-    """Check the model's reading against the open question: an unknown choice key is 'unclear'."""
+    """Check the model's reading against the open question and the message itself: an unknown choice key, a setting
+    value the message does not contain, or a step it does not name is 'unclear' (a guess is never acted on)."""
     base: Intent = {"text": text, "by": "model"}
+    said = text.lower()
     if ip.kind == "choice":
         if ip.choice in (question.get("choices") or {}):
             return {**base, "kind": "answer", "value": ip.choice}
         return {**base, "kind": "unclear"}
-    if ip.kind == "setting" and ip.setting and ip.value:
+    if ip.kind == "setting" and ip.setting and ip.value and ip.value.lower().strip() in said:
         return {**base, "kind": "setting", "value": {ip.setting: ip.value}}
-    if ip.kind == "navigate" and ip.target:
+    if ip.kind == "navigate" and ip.target and any(w in said for w in TARGET_WORDS.get(ip.target, ())):
         return {**base, "kind": "navigate", "value": ip.target}
     if ip.kind in ("question", "status"):
         return {**base, "kind": ip.kind}

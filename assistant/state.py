@@ -41,6 +41,9 @@ class WizardState(TypedDict, total=False):
     attempts: dict[str, int]
     """How many times each slot was asked (the second time is a follow-up)."""
 
+    left_open: list[str]
+    """Required slots the user chose to leave open ("skip", or "not sure" twice): not asked again."""
+
     force_slot: str
     """A slot the user chose to change at confirmation; asked next even if filled."""
 
@@ -67,6 +70,9 @@ class WizardState(TypedDict, total=False):
 
     drafts: list[dict[str, Any]]
     """Examples the assistant drafted, waiting for keep / drop."""
+
+    better_model: str
+    """The bigger assistant model offered when drafting failed (pulled and used from the next message on)."""
 
     draft_index: int
     """Which draft is being reviewed."""

@@ -1,8 +1,8 @@
 """What the graph shows the user: a small typed union of UI events, emitted from nodes and rendered by app.py.
 
 Nodes never touch Chainlit. They emit these events on LangGraph's custom stream (`say`, `table`, `figure`,
-`progress`, `stage`) and ask through an interrupt whose payload is a `Question`. The chat renders both; the graph
-tests read the very same events.
+`progress`, `stage`, `thinking`) and ask through an interrupt whose payload is a `Question`. The chat renders both;
+the graph tests read the very same events.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class Question(TypedDict, total=False):
     since: int
     """For a training question: the byte offset in events.jsonl where this attempt of the run begins."""
     accept: list[str]
+    aliases: dict[str, str]
+    """What people type for a choice besides its key and label ("q8" for q8_0)."""
 
 
 class Say(TypedDict):
@@ -115,7 +117,16 @@ class Title(TypedDict):
     text: str
 
 
-UIEvent = Say | Table | Figure | Progress | Stage | Title
+class Thinking(TypedDict):
+    """The assistant model is working on an answer (`on`), or has finished (`on` false): a passing note in the chat
+    that the ■ button (or a new message) ends the wait."""
+
+    ui: Literal["thinking"]
+    on: bool
+    text: str
+
+
+UIEvent = Say | Table | Figure | Progress | Stage | Title | Thinking
 
 
 def emit(event: UIEvent) -> None:
@@ -126,6 +137,11 @@ def emit(event: UIEvent) -> None:
 def say(text: str) -> None:
     """A chat message (Markdown)."""
     emit(Say(ui="say", text=text))
+
+
+def thinking(on: bool, text: str = "") -> None:
+    """Show (or take away) the note that the assistant model is working on an answer."""
+    emit(Thinking(ui="thinking", on=on, text=text))
 
 
 def stage(name: str, skipped: tuple[str, ...] = (), finished: bool = False) -> None:
@@ -212,4 +228,5 @@ def stage_index(name: str) -> int:
 
 def is_ui_event(chunk: Any) -> bool:
     """True for a custom-stream chunk that is one of the events above."""
-    return isinstance(chunk, dict) and chunk.get("ui") in ("say", "table", "figure", "progress", "stage", "title")
+    return isinstance(chunk, dict) and chunk.get("ui") in ("say", "table", "figure", "progress", "stage", "title",
+                                                           "thinking")

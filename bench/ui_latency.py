@@ -106,9 +106,9 @@ def cold_start(env: dict[str, str], timeout_s: float = 60.0) -> float:
 def reply_for(body: dict[str, Any]) -> str:
     """The double's structured answer: the slot the prompt asks about, filled with the user's words."""
     prompt = body["messages"][-1]["content"]
-    slot = re.search(r"Question \(about '(\w+)'\)", prompt)
-    answer = re.search(r"^Answer: (.*)$", prompt, re.M)
-    name, text = (slot.group(1) if slot else ""), (answer.group(1) if answer else "")
+    fields = list((body.get("format") or {}).get("properties") or {})
+    answer = re.search(r'^The user answered: "(.*)"$', prompt, re.M)
+    name, text = (fields[0] if len(fields) == 1 else ""), (answer.group(1) if answer else "")
     if name in ("never_do", "labels", "entity_types"):
         return json.dumps({name: [text]})
     if name == "task_type":

@@ -32,24 +32,27 @@ class Check:
 
 def check_ollama(settings: Settings) -> list[Check]:
     """Ollama reachable, its version, the pulled models, and whether the assistant model is there."""
+    from tools.settings import assistant_model
+
+    brain = assistant_model(settings)
     try:
         ver = ollama_api.version()
         models = ollama_api.list_models()
     except MTWError as exc:
         return [
             Check("ollama", "problem", exc.message, exc.fix),
-            Check("assistant model", "warning", f"Cannot tell whether '{settings.assistant_model}' is pulled.",
+            Check("assistant model", "warning", f"Cannot tell whether '{brain}' is pulled.",
                   "Start Ollama first; the wizard still works as a guided form without it."),
         ]
     out = [Check("ollama", "ok", f"Ollama {ver} at {ollama_api.host()}")]
     out.append(Check("models", "ok" if models else "warning",
                      ", ".join(models) if models else "No models pulled yet.",
-                     "" if models else f"Pull one with `ollama pull {shlex.quote(str(settings.assistant_model))}`."))
-    if ollama_api.has_model(settings.assistant_model, models):
-        out.append(Check("assistant model", "ok", f"'{settings.assistant_model}' is pulled."))
+                     "" if models else f"Pull one with `ollama pull {shlex.quote(brain)}`."))
+    if ollama_api.has_model(brain, models):
+        out.append(Check("assistant model", "ok", f"'{brain}' is pulled."))
     else:
-        out.append(Check("assistant model", "warning", f"'{settings.assistant_model}' is not pulled.",
-                         f"Run `ollama pull {shlex.quote(str(settings.assistant_model))}`, or set MTW_ASSISTANT_MODEL "
+        out.append(Check("assistant model", "warning", f"'{brain}' is not pulled.",
+                         f"Run `ollama pull {shlex.quote(brain)}`, or set MTW_ASSISTANT_MODEL "
                          "to a model you have."))
     return out
 

@@ -76,6 +76,18 @@ class StructuredOutputError(MTWError):
     code = "bad_llm_output"
 
 
+class LLMNonsense(StructuredOutputError):
+    """The answer had the right shape but no sense: it looped, ran past its length, or copied the question."""
+
+    code = "llm_nonsense"
+
+
+class LLMCancelled(MTWError):
+    """The answer was no longer wanted (the user sent a new message meanwhile)."""
+
+    code = "llm_cancelled"
+
+
 def ollama_down(host: str) -> OllamaUnavailable:
     """The one sentence for 'Ollama is not running'."""
     return OllamaUnavailable(

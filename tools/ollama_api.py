@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -17,11 +20,11 @@ def host() -> str:
     return normalise_host(get_settings().ollama_host)
 
 
-def client(timeout: float | None = 300.0, **httpx_kwargs: Any) -> Any:
-    """A synchronous `ollama.Client` for OLLAMA_HOST."""
+def client(timeout: float | httpx.Timeout | None = 300.0, *, at: str | None = None, **httpx_kwargs: Any) -> Any:
+    """A synchronous `ollama.Client` for OLLAMA_HOST (or the URL `at`)."""
     import ollama
 
-    return ollama.Client(host=host(), timeout=timeout, **httpx_kwargs)
+    return ollama.Client(host=at or host(), timeout=timeout, **httpx_kwargs)
 
 
 def version(timeout: float = 3.0) -> str:
@@ -91,6 +94,63 @@ def translate(exc: BaseException, model: str | None = None) -> MTWError:
                                   "Try again; if it repeats, look at the Ollama log or restart Ollama.")
         return MTWError(f"Ollama refused the request: {exc.error}.", "Check the Ollama log (`ollama serve` output).")
     return MTWError(f"Unexpected problem talking to Ollama: {exc}.", "Try again; if it repeats, restart Ollama.")
+
+
+class Streamed(NamedTuple):
+    """A reply read piece by piece: its text and Ollama's done_reason ("stop", "length", or "" when cut short)."""
+
+    text: str
+    done_reason: str
+
+
+LOOP_CHECK_CHARS = 80
+"""How often (in characters received) a streamed reply is checked for looping."""
+
+
+def stream_reply(chat_model: str, messages: list[dict[str, str]], *, options: dict[str, Any], fmt: Any = None,
+                 time_limit_s: float, cancel: threading.Event | None = None,
+                 clock: Callable[[], float] = time.monotonic, at: str | None = None, **httpx_kwargs: Any) -> Streamed:
+    """Ask `chat_model` and read its reply as it is written, giving up early: past `time_limit_s`, when `cancel` is
+    set, or as soon as the text loops (LLMNonsense). Stopping closes the connection, which stops Ollama too."""
+    from tools.errors import LLMCancelled, LLMNonsense, LLMTimeout
+    from tools.sense import looping
+
+    deadline = clock() + time_limit_s
+    timeout = httpx.Timeout(max(1.0, time_limit_s), connect=5.0)
+    parts: Any = None
+    pieces: list[str] = []
+    seen = 0
+    done_reason = ""
+    try:
+        parts = client(timeout=timeout, at=at, **httpx_kwargs).chat(chat_model, messages=messages, format=fmt,
+                                                            options=options, stream=True)
+        for part in parts:
+            if cancel is not None and cancel.is_set():
+                raise LLMCancelled("Stopped: a new message came in.", "")
+            if clock() > deadline:
+                raise LLMTimeout(f"The assistant model ({chat_model}) took longer than {time_limit_s:.0f} s to "
+                                 "answer.", "I'll go on without it for this step.")
+            pieces.append(part.message.content or "" if part.message else "")
+            size = sum(map(len, pieces))
+            if size - seen >= LOOP_CHECK_CHARS:
+                seen = size
+                if looping("".join(pieces)):
+                    raise LLMNonsense(f"The assistant model ({chat_model}) started repeating itself instead of "
+                                      "answering.", "I'll go on without it for this step.")
+            if part.done:
+                done_reason = part.done_reason or "stop"  # the last line: the stream ends by itself
+        parts = None
+    except MTWError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, httpx.TimeoutException):
+            raise LLMTimeout(f"The assistant model ({chat_model}) took longer than {time_limit_s:.0f} s to "
+                             "answer.", "I'll go on without it for this step.") from exc
+        raise translate(exc, chat_model) from exc
+    finally:
+        if parts is not None:
+            parts.close()  # stopped early: closing the stream stops Ollama too
+    return Streamed("".join(pieces), done_reason)
 
 
 @dataclass(frozen=True)

@@ -109,12 +109,13 @@ def load_spec(project: str) -> ProjectSpec:
 OPTIONAL_SLOTS = ("samples", "never_do")
 LIST_SLOTS = ("samples", "never_do", "labels", "entity_types")
 MAX_FIELD_CHARS = 4000
-SKIP_WORDS = {"skip", "none", "no", "nothing", "n/a", "-"}
+SKIP_WORDS = {"skip", "none", "no", "nothing", "n/a", "-", "nope", "no rules", "none really"}
 
 
-def next_slot(spec: ProjectSpec, asked: list[str]) -> str | None:
-    """The next slot to ask: required gaps first, then each optional slot once."""
-    missing = spec.missing()
+def next_slot(spec: ProjectSpec, asked: list[str], left_open: list[str] | tuple[str, ...] = ()) -> str | None:
+    """The next slot to ask: required gaps first (except those the user chose to leave open), then each optional
+    slot once."""
+    missing = [m for m in spec.missing() if m not in left_open]
     if missing:
         return missing[0]
     for slot in OPTIONAL_SLOTS:
@@ -123,31 +124,94 @@ def next_slot(spec: ProjectSpec, asked: list[str]) -> str | None:
     return None
 
 
+_WRITES = re.compile(r"\b(generat\w*|writ\w*|draft\w*|stor(y|ies)|emails?|updates?|summar\w*|prds?|"
+                     r"replies|reports?|posts?|descriptions?|rewrit\w*|answers?|text)\b")
+_WRITE_VERB = re.compile(r"\b(writ\w*|draft\w*|generat\w*|summari[sz]\w*|rewrit\w*|compos\w*|repl(y|ies)|"
+                         r"answer\w*|turn\w*)\b")
+_PICKS = re.compile(r"classif|label|categor")
+_FINDS = re.compile(r"entit|extract")
+
+
 def parse_task_type(text: str) -> TaskType | None:
-    """Map a button value or a free answer ('it picks a label') to a task type."""
+    """Map a button value or an answer to the kind question ('it picks a label', 'writes text') to a task type."""
     t = text.lower()
-    if "classif" in t or "label" in t or "categor" in t:
+    if _PICKS.search(t):
         return "classification"
-    if "entit" in t or "extract" in t or "ner" in t.split():
+    if _FINDS.search(t) or "ner" in t.split():
         return "entity_extraction"
-    if "generat" in t or "write" in t or "writes" in t:
+    if _WRITES.search(t):
         return "generation"
     return None
 
 
+def task_from_purpose(purpose: str) -> TaskType | None:
+    """The kind, when the purpose says it beyond doubt ("write user stories…", "sort feedback into labels");
+    None otherwise, and the kind question is asked."""
+    t = purpose.lower()
+    writes, picks, finds = bool(_WRITE_VERB.search(t)), bool(_PICKS.search(t)), bool(_FINDS.search(t))
+    if writes + picks + finds != 1:
+        return None
+    return "generation" if writes else "classification" if picks else "entity_extraction"
+
+
+_RULE_START = re.compile(r"(?<=[.!])\s+(?=(?:never|don'?t|do not|no|avoid|always|only|must)\b)", re.I)
+
+
+def split_rules(text: str) -> list[str]:
+    """Never-do rules as the user wrote them: one per line (or bullet, or ';'), or one per sentence that starts
+    like a rule ("Never … . Don't …"); a comma inside a rule never splits it ("Never invent metrics, dates or
+    deadlines" is one rule)."""
+    parts = [p for line in re.split(r"[\n;]", text) for p in _RULE_START.split(line)]
+    return [p.strip(" -•*\t") for p in parts if p.strip(" -•*\t")]
+
+
+def split_items(text: str) -> list[str]:
+    """Labels or entity types: one per line, ';' or comma ("bug, feature request, question")."""
+    return [i.strip(" -•*\t") for i in re.split(r"[\n;]|,", text) if i.strip(" -•*\t")]
+
+
 def apply_answer(spec: ProjectSpec, slot: str, answer: str) -> ProjectSpec:
-    """Guided-form mode (no LLM): put the answer into the slot it was asked for, as typed."""
+    """Guided-form mode (no LLM): put the answer into the slot it was asked for, as typed.
+
+    'skip', 'none' and 'not sure' fill nothing: an answer the user does not have is never stored as one.
+    """
+    from tools.sense import unsure
+
     text = answer.strip()[:MAX_FIELD_CHARS]
-    if not text or text.lower() in SKIP_WORDS:
+    if not text or text.lower().strip(" .!") in SKIP_WORDS or unsure(text):
         return spec
     if slot == "task_type":
         return spec.model_copy(update={"task_type": parse_task_type(text)})
     if slot in LIST_SLOTS:
-        items = [text] if slot == "samples" else [s.strip(" -•*\t") for s in re.split(r"[\n;]|,(?=\s)", text)]
+        items = [text] if slot == "samples" else split_rules(text) if slot == "never_do" else split_items(text)
         return spec.model_copy(update={slot: [i for i in items if i]})
     if slot in ProjectSpec.model_fields:
         return spec.model_copy(update={slot: text})
     return spec
+
+
+_NAME_BREAK = frozenset("from into for with to of about by and that which who so in on at as the a an like when while "
+                        "using".split())
+
+
+def short_name(purpose: str, words: int = 5) -> str:
+    """A project name from its purpose: the whole of a short one, else up to a natural break ("Write user stories"
+    for "write user stories from one-line feature ideas"), never a phrase cut in the middle ("… feature idea into")."""
+    if len(purpose.split()) <= words + 1:
+        name = purpose.strip().strip(".,;:!?")
+        return name[:1].upper() + name[1:]
+    picked: list[str] = []
+    for word in purpose.strip().split():
+        bare = word.strip(".,;:!?()\"'“”").lower()
+        if len(picked) >= 2 and bare in _NAME_BREAK:
+            break
+        picked.append(word.strip(".,;:!?()\"“”"))
+        if len(picked) >= words or word.endswith((",", ".", ";", ":")):
+            break
+    while len(picked) > 1 and picked[-1].lower() in _NAME_BREAK:
+        picked.pop()
+    name = " ".join(picked).strip()
+    return name[:1].upper() + name[1:] if name else ""
 
 
 def describe(spec: ProjectSpec) -> str:

@@ -53,6 +53,32 @@ def normalise_host(host: str) -> str:
     return f"{scheme}://{rest.rstrip('/')}"
 
 
+ASSISTANT_CHOICE = "assistant-model.txt"
+"""In MTW_HOME: the assistant model picked in the wizard (MTW_ASSISTANT_MODEL, when set, still wins)."""
+
+
+def assistant_model(settings: Settings | None = None) -> str:
+    """The Ollama model that is the assistant's brain: MTW_ASSISTANT_MODEL when set, else the one picked in the
+    wizard, else phi4-mini."""
+    import os
+
+    settings = settings or get_settings()
+    if os.environ.get("MTW_ASSISTANT_MODEL"):
+        return settings.assistant_model
+    try:
+        chosen = (settings.home / ASSISTANT_CHOICE).read_text(encoding="utf-8").strip()
+    except OSError:
+        chosen = ""
+    return chosen or settings.assistant_model
+
+
+def choose_assistant_model(name: str) -> None:
+    """Keep `name` as the assistant's model for every later conversation."""
+    from tools.fileio import atomic_write_text
+
+    atomic_write_text(get_settings().home / ASSISTANT_CHOICE, name + "\n")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The settings for this process (cached; tests clear it with `get_settings.cache_clear()`)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
+from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
@@ -13,13 +15,16 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.routing import NO, YES
 from assistant.state import WizardState
-from assistant.ui_events import fenced, inert, say, table
+from assistant.ui_events import fenced, inert, progress_event, say, table, thinking
 from tools.dataset.model import Example
 from tools.dataset.store import DatasetStore
 from tools.errors import MTWError
 from tools.project import ProjectSpec
 
 DRAFT_BATCH = 5
+DRAFT_TURN_S = 55.0
+"""One drafting turn ends within this long (a slow answer is cut at it): fewer drafts, never a long wait; "Draft 5
+more" asks for the rest."""
 MORE_LIKE = 3
 """Drafts asked for by "More like this"."""
 SHOWN_ROWS = 100
@@ -105,8 +110,12 @@ def round_focus(areas: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Ask the assistant model for a few examples from the spec (or for one category); each passed the checks."""
-    from tools.dataset.draft import draft_examples
+    """Ask the assistant model for a few examples from the spec (or for one category); each passed the checks.
+
+    Bounded: the drafts kept so far show as they come, no new call starts after DRAFT_TURN_S, and a new message
+    stops it. A model that writes nothing usable is met with what to do: a bigger model to pull, or a file."""
+    from assistant.stages.brain import offer_better_model
+    from tools.dataset.draft import WeakModel, draft_examples
 
     spec = _spec(state)
     focus = state.get("draft_focus") or {}
@@ -114,15 +123,29 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     store = await asyncio.to_thread(store_of, state)
     what = str(focus.get("label", "")).removeprefix("Draft ").strip() or f"{n} examples"
     say(f"Drafting {what} from your project — this takes a moment.")
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+
+    def kept(done: int, total: int) -> None:
+        loop.call_soon_threadsafe(writer, progress_event("draft", "Drafting", f"{done} of {total} checked and ready"))
+
+    thinking(True, f"Drafting {what}… (■ stops it; then say what you want instead)")
+    llm, deadline = runtime.context.llm, time.monotonic() + DRAFT_TURN_S
+    llm.deadline = deadline  # the turn ends on time even in the middle of a slow answer
     try:
-        drafts = await asyncio.to_thread(draft_examples, spec, n, runtime.context.llm, existing=store.examples(),
-                                         focus=str(focus.get("focus", "")))
+        drafts = await asyncio.to_thread(draft_examples, spec, n, llm, existing=store.examples(),
+                                         focus=str(focus.get("focus", "")), deadline=deadline, progress=kept)
+    except WeakModel as exc:
+        return offer_better_model(state, runtime, exc.message)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         drafts = []
+    finally:
+        llm.deadline = None
+        thinking(False)
     if not drafts:
-        say("No usable drafts came back this time.")
-        return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
+        return offer_better_model(state, runtime, "No usable drafts came back this time.")
+    if len(drafts) < n:
+        say(f"{len(drafts)} of the {n} drafts passed the checks — fewer, but each one is checked.")
     return go("review_draft", {"drafts": [d.model_dump() for d in drafts], "draft_index": 0,
                                "draft_sources": [{} for _ in drafts], "draft_focus": {}})
 
@@ -170,6 +193,9 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
         return go("listen")
     store = await asyncio.to_thread(store_of, state)
     existing = [*store.examples(), *(Example(**d) for d in drafts)]
+    thinking(True, ("Drafting more like it…" if value == "more" else "Rewriting it…")
+             + " (■ stops it; then say what you want instead)")
+    llm.deadline = time.monotonic() + DRAFT_TURN_S
     try:
         if value == "more":
             more = await asyncio.to_thread(more_like_this, ex, MORE_LIKE, spec, llm, existing=existing)
@@ -178,6 +204,9 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("listen")
+    finally:
+        llm.deadline = None
+        thinking(False)
     if value == "more":
         await asyncio.to_thread(store.add, ex)
         say(f"Kept it, and drafted {len(more)} more like it — they come next." if more

@@ -47,13 +47,33 @@ def choose_data(state: WizardState) -> Command[Any]:
     if spec.task_type in SAMPLES:
         choices["sample"] = "Start from the sample PM dataset"
     if state.get("data_path"):
-        choices["keep"] = f"Keep {Path(state['data_path']).name}"
+        choices["keep"] = keep_label(spec.name, Path(state["data_path"]))
         choices["table"] = "Show my dataset"
     elif spec.task_type in (None, "generation") and not state.get("quick_made"):
         choices["quick"] = "Make a styled model without training (about a minute)"
     return ask(state, "**Now your training examples.** 50–100 good examples is a solid first round (10 is the "
                       "minimum). Where should they come from?", then="on_data_choice", stage="dataset",
                choices=choices, effects=("quick",))
+
+
+def keep_label(project: str, path: Path) -> str:
+    """The button that keeps the dataset the project has: its size and the name the user gave its file, never the
+    version's hash."""
+    from tools.dataset.store import DatasetStore
+
+    version = next((v for v in DatasetStore(project).versions() if v.path.name == path.name), None)
+    if version is None:
+        return f"Keep {path.name}"
+    origin = version.source.removeprefix("upload:") if version.source.startswith("upload:") else ""
+    return f"Keep my dataset ({_plural(version.examples, 'example')}" + (f", from {origin})" if origin else ")")
+
+
+def current_dataset(project: str) -> str:
+    """The file of the dataset version a saved project works with now, or "" when it has none."""
+    from tools.dataset.store import DatasetStore
+
+    version = DatasetStore(project).current()
+    return str(version.path) if version is not None else ""
 
 
 def on_data_choice(state: WizardState) -> Command[Any]:
@@ -106,8 +126,14 @@ async def receive_file(state: WizardState) -> Command[Any]:
         drafted = await asyncio.to_thread(lambda: bool(DatasetStore(_spec(state).name).examples()))
         # the project has one dataset: an upload after drafting (or with "add more") joins it, never replaces it
         if (state.get("adding") and state.get("data_path")) or drafted:
-            dest = await asyncio.to_thread(combine, _spec(state).name, Path(state.get("data_path") or dest), dest)
-            say(f"Added the examples of **{name}** to your dataset (`{dest.name}`).")
+            current = Path(state.get("data_path") or dest)
+            dest, added, already = await asyncio.to_thread(combine, _spec(state).name, current, dest)
+            if not added:
+                say(f"Every example in **{name}** is in your dataset already, so nothing was added.")
+            else:
+                say(f"Added {_plural(added, 'new example')} from **{name}** to your dataset"
+                    + (f" ({_plural(already, 'example')} of it {'was' if already == 1 else 'were'} in it already, "
+                       "so I left them out)." if already else "."))
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go("listen")
@@ -121,17 +147,29 @@ def keep_upload(project: str, src: Path, name: str) -> Path:
     return DatasetStore(project).import_file(src, name=name).path
 
 
-def combine(project: str, current: Path, more: Path) -> Path:
-    """A new version of the project's dataset: what it holds (or the current file) plus the new file's examples."""
+def combine(project: str, current: Path, more: Path) -> tuple[Path, int, int]:
+    """A new version of the project's dataset: what it holds (or the current file) plus the new file's examples
+    that it does not hold yet (the same file uploaded twice adds nothing). Returns the version's file, how many
+    examples were added and how many were in it already."""
+    from tools.dataset.duplicates import fingerprint
     from tools.dataset.readers import read_dataset
     from tools.dataset.store import DatasetStore
 
     store = DatasetStore(project)
-    sources = [more] if store.examples() else [current, more]
-    for path in sources:
-        for ex in read_dataset(path).examples:
+    if not store.examples():
+        for ex in read_dataset(current).examples:
             store.add(ex.model_copy(update={"line": None}))
-    return store.save(note=f"added {more.name}").path
+    held = {fingerprint(ex) for ex in store.examples()}
+    added = already = 0
+    for ex in read_dataset(more).examples:
+        ex = ex.model_copy(update={"line": None})
+        if fingerprint(ex) in held:
+            already += 1
+            continue
+        held.add(fingerprint(ex))
+        store.add(ex)
+        added += 1
+    return store.save(note=f"added {more.name}").path, added, already
 
 
 def use_sample(state: WizardState) -> Command[Any]:

@@ -14,10 +14,12 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go, not_done
+from assistant.routing import NO, YES
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec, project_dir, slugify
+from tools.sense import control_word
 
 
 async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -64,9 +66,9 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
 
 
 async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Try the export again once Ollama answers; or go back to the choices."""
+    """Try the export again once Ollama answers; or go back to the choices (a later export asks its name again)."""
     if state["intent"].get("value") != "again":
-        return go("choose_next")
+        return go("choose_next", {"export_name": "", "export_quant": ""})
     up, note, missing = await runtime.context.llm.status()
     if not (up or missing):
         say(f"Ollama is still not answering: {note}")
@@ -74,9 +76,20 @@ async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext])
     return go("export_model")
 
 
+STEM_WORDS = 3
+STEM_BREAK = frozenset("a an the and or of for from to into with by on in at about that".split())
+
+
 def model_stem(spec: ProjectSpec) -> str:
-    """The registry stem of a project's models: 'PM-UserStories' for 'User stories from ideas'."""
-    return "PM-" + "".join(w.capitalize() for w in slugify(spec.name).split("-")[:2])
+    """The registry stem of a project's models: 'PM-UserStories' for 'User stories from ideas', 'PM-TeamUserStories'
+    for 'Team user stories' (its words up to the first small word, at most three)."""
+    picked: list[str] = []
+    for word in slugify(spec.name).split("-"):
+        if picked and (word in STEM_BREAK or len(picked) >= STEM_WORDS):
+            break
+        picked.append(word)
+    return "PM-" + "".join(w.capitalize() for w in picked)
+
 
 
 async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
@@ -143,6 +156,10 @@ def project_stem(spec: dict[str, Any]) -> str:
 
 
 QUANT_BYTES = {"none": 2.0, "q8_0": 1.07, "q4_K_M": 0.6}
+QUANT_ALIASES = {"q8": "q8_0", "q8_0": "q8_0", "8": "q8_0", "8 bit": "q8_0", "8-bit": "q8_0", "q4": "q4_K_M",
+                 "q4_k_m": "q4_K_M", "q4km": "q4_K_M", "4": "q4_K_M", "4 bit": "q4_K_M", "4-bit": "q4_K_M",
+                 "exact": "none", "no": "none", "f16": "none", "16 bit": "none", "16-bit": "none"}
+"""What people type for each size."""
 """Bytes per weight: 16-bit as trained, 8-bit, and the 4-bit mix Ollama serves most models in."""
 
 
@@ -163,8 +180,15 @@ async def on_export_name(state: WizardState) -> Command[Any]:
     from tools.registry import split_name, suggest_name
 
     value = str(state["intent"].get("value") or "").strip()
-    if value == "back":
-        return go("choose_next")
+    word = value.lower().strip(" .!")
+    if value == "back" or word in NO or word in ("back", "go back"):
+        return go("choose_next", {"export_name": ""})
+    if word in YES:
+        value = "suggested"  # "yes" to "I suggest X" is X, never a model called "yes"
+    elif control_word(value):
+        say(f"“{value}” cannot be a model name. Click **Use {state.get('export_suggested')}**, or type the name you "
+            "want (e.g. PM-UserStories-v2).")
+        return go("listen")
     name = str(state.get("export_suggested")) if value == "suggested" else value.removeprefix("ollama run ").strip()
     final = await asyncio.to_thread(suggest_name, name) if not name_problem(name) else name
     if why := name_problem(name) or name_problem(final):  # the version added may make it too long
@@ -192,7 +216,8 @@ async def ask_quantize(state: WizardState) -> Command[Any]:
                       "bits: a smaller, faster model that answers almost as well (q4_K_M is what Ollama serves "
                       "most models in; none keeps the trained weights exactly).", then="on_quantize", stage="deploy",
                choices={"none": f"None — exact{size('none')}", "q8_0": f"q8_0 — nearly exact{size('q8_0')}",
-                        "q4_K_M": f"q4_K_M — smallest{size('q4_K_M')}"}, effects=("none", "q8_0", "q4_K_M"))
+                        "q4_K_M": f"q4_K_M — smallest{size('q4_K_M')}"}, effects=("none", "q8_0", "q4_K_M"),
+               aliases=QUANT_ALIASES)
 
 
 def on_quantize(state: WizardState) -> Command[Any]:

@@ -313,8 +313,11 @@ async def on_delete(state: WizardState) -> Command[Any]:
             say(f"{exc.message} {exc.fix}")
             return go("list_models")
         say(f"Deleted **{name}** from your models" + (" and from Ollama." if gone else "."))
+        # the menu after the run says what is in Ollama: a model taken out of it can be put back in
+        update = {"exported_name": "", "checked_export": False} if gone and name == state.get("exported_name") else {}
         if not await asyncio.to_thread(registry.list_models):
-            return go("choose_next" if state.get("train_outcome") else "choose_data")
+            return go("choose_next" if state.get("train_outcome") else "choose_data", update)
+        return go("list_models", update)
     return go("list_models")
 
 

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from pydantic import BaseModel, ConfigDict
 
-from assistant import prompts
+from assistant import prompts, slots
 from assistant.context import WizardContext
 from assistant.conversation import ask, call_model, go
 from assistant.state import WizardState
 from assistant.ui_events import say, stage, title
+from tools import sense
 from tools.errors import MTWError
 from tools.project import (
     MAX_FIELD_CHARS,
+    SKIP_WORDS,
     ProjectSpec,
     apply_answer,
     describe,
     load_spec,
     next_slot,
+    parse_task_type,
     project_owner,
     save_spec,
+    short_name,
     slugify,
+    task_from_purpose,
 )
 
 EDITABLE = {"purpose": "What it does", "task_type": "Kind", "audience": "Audience", "house_style": "House style",
@@ -33,18 +36,9 @@ EDITABLE = {"purpose": "What it does", "task_type": "Kind", "audience": "Audienc
             "name": "Name"}
 
 
-class SpecUpdate(BaseModel):
-    """The fields one answer fills (LLM structured output); empty means 'not in this answer'."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str = ""
-    purpose: str = ""
-    task_type: Literal["generation", "classification", "entity_extraction", ""] = ""
-    audience: str = ""
-    house_style: str = ""
-    never_do: list[str] = []
-    labels: list[str] = []
-    entity_types: list[str] = []
+LEAVABLE = ("audience", "house_style")
+"""Required slots a user may leave open (the drafts and the Modelfile do without them); the purpose and the kind
+cannot be."""
 
 
 def _spec(state: WizardState) -> ProjectSpec:
@@ -55,7 +49,7 @@ def ask_slot(state: WizardState) -> Command[Any]:
     """Ask the next open slot (or the one the user chose to change)."""
     stage("interview")
     spec = _spec(state)
-    slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", []))
+    slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", []), state.get("left_open", []))
     if slot is None:
         return go("confirm_spec")
     if slot == "name":
@@ -63,19 +57,23 @@ def ask_slot(state: WizardState) -> Command[Any]:
                    stage="interview", free_text=True, slot="name")
     q = prompts.questions()[slot]
     tries = state.get("attempts", {}).get(slot, 0)
-    return ask(state, q["follow_up"] if tries else q["question"], then="fill_slot", stage="interview",
-               choices=q.get("choices", {}), free_text=slot != "task_type", optional=bool(q.get("optional")),
-               slot=slot)
+    text = q["follow_up"] if tries else q["question"]
+    if tries and slot in LEAVABLE:
+        text += " (Not sure yet? Say **skip** and fill it in later.)"
+    return ask(state, text, then="fill_slot", stage="interview", choices=q.get("choices", {}),
+               free_text=slot != "task_type", optional=bool(q.get("optional")), slot=slot)
 
 
 async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
-    """Fill the spec from the answer: through the assistant model's structured output, or as typed."""
+    """Fill the slot asked about: the assistant model's reading when it says what the user said, else the answer as
+    typed. 'not sure' or 'skip' fills nothing; a question asked again takes the typed answer as it stands."""
     slot = str(state["question"].get("slot"))
     answer = str((state.get("intent") or {}).get("value") or "").strip()
     spec = _spec(state)
     tries = state.get("attempts", {}).get(slot, 0) + 1
     update: dict[str, Any] = {"asked_slots": [*state.get("asked_slots", []), slot], "force_slot": "",
                               "attempts": {**state.get("attempts", {}), slot: tries}}
+    forced = state.get("force_slot") == slot
     if not answer:
         if state["question"].get("optional"):
             return go("ask_slot", update)
@@ -84,28 +82,60 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     if len(answer) > MAX_FIELD_CHARS:
         say(f"That was a long message ({len(answer):,} characters); I kept the first {MAX_FIELD_CHARS:,} for "
             "your project. Long samples are better added later as dataset examples.")
-    if state.get("force_slot") == slot or slot == "name":
+    if slot == "name" and sense.control_word(answer):
+        say(f"“{answer}” steers the conversation; it cannot be the project's name. Type a name for the project "
+            "(e.g. “Story writer”).")
+        return go("listen")
+    skipped = answer.lower().strip(" .!") in SKIP_WORDS
+    if skipped or sense.unsure(answer):
+        return _no_answer(state, slot, skipped, tries, update)
+    if slot == "labels" and (answer.lower().startswith(("none", "no ")) or parse_task_type(answer) == "generation"):
+        say("Got it — then it writes text, and a model that writes text needs no labels.")
+        update["spec"] = spec.model_copy(update={"task_type": "generation", "labels": []}).model_dump()
+        return go("ask_slot", update)
+    if forced or slot == "name":
         empty: Any = [] if isinstance(getattr(spec, slot), list) else None if slot == "task_type" else ""
         spec = spec.model_copy(update={slot: empty})
-    answered_by_model = False
-    if slot not in ("samples", "name", "task_type"):
-        prompt = (f"Spec so far: {json.dumps(spec.model_dump(), ensure_ascii=False)}\n"
-                  f"Question (about '{slot}'): {prompts.questions()[slot]['question']}\n"
-                  f"Answer: {answer[:MAX_FIELD_CHARS]}\nReturn the fields this answer fills.")
-        upd = await call_model(state, runtime, prompt, SpecUpdate, system=prompts.text("interview_system.md"))
-        answered_by_model = upd is not None
-        if upd is not None:
-            filled = {k: v for k, v in upd.model_dump().items() if v}
-            spec = ProjectSpec(**{**spec.model_dump(), **filled})
-    # as typed: without the model (or when it failed this turn), after a follow-up, for samples (verbatim),
-    # for the kind and the name
-    if not getattr(spec, slot) and (not answered_by_model or tries >= 2):
-        spec = apply_answer(spec, slot, answer)
+    text = answer[:MAX_FIELD_CHARS]
+    if slot in slots.SCHEMAS:
+        value = await _read(state, runtime, slot, text, spec) if not forced and tries < 2 else None
+        value = slots.as_typed(slot, text) if value is None else value
+        spec = spec.model_copy(update={slot: value})
+    else:
+        spec = apply_answer(spec, slot, text)
+    if slot == "purpose" and not spec.task_type:
+        # the kind comes from the user's own words when they say it beyond doubt, never from a model's guess
+        spec = spec.model_copy(update={"task_type": task_from_purpose(text)})
     if slot == "task_type" and not spec.task_type:
         say("I could not tell which kind you meant; please click one of the buttons.")
     update["spec"] = spec.model_dump()
-    if state.get("spec_path") and slot == state.get("force_slot"):
+    if state.get("spec_path") and forced:
         return go("confirm_spec", update)
+    return go("ask_slot", update)
+
+
+async def _read(state: WizardState, runtime: Runtime[WizardContext], slot: str, answer: str, spec: ProjectSpec
+                ) -> Any:
+    """The assistant model's reading of the answer for `slot`, or None when it has none worth storing."""
+    question = str(state["question"].get("text", ""))
+    reply = await call_model(state, runtime, slots.prompt(slot, question, answer), slots.SCHEMAS[slot],
+                             system=prompts.text("interview_system.md"), fallback="I took your answer as you typed it.")
+    if reply is None:
+        return None
+    value = getattr(reply, slot)
+    return None if slots.problem(slot, value, answer, question, spec) else value
+
+
+def _no_answer(state: WizardState, slot: str, skipped: bool, tries: int, update: dict[str, Any]) -> Command[Any]:
+    """'skip' or 'not sure': an optional slot stays empty; an audience or style is left open (at once for skip, after
+    one more try for not sure); the purpose and the kind are asked again in other words."""
+    if state["question"].get("optional"):
+        return go("ask_slot", update)
+    if slot in LEAVABLE and (skipped or tries >= 2):
+        say(f"Fine — I'll leave the {slot.replace('_', ' ')} open. You can fill it in when you check the project.")
+        return go("ask_slot", {**update, "left_open": [*state.get("left_open", []), slot]})
+    if not skipped:
+        say("No problem — a rough idea is enough, and you can change it later.")
     return go("ask_slot", update)
 
 
@@ -114,15 +144,27 @@ def confirm_spec(state: WizardState) -> Command[Any]:
     stage("interview")
     spec = _spec(state)
     if not spec.name:
-        spec = spec.model_copy(update={"name": " ".join(spec.purpose.split()[:6]).strip(".,;:") or "My model"})
+        spec = spec.model_copy(update={"name": short_name(spec.purpose) or "My model"})
     return ask(state, "Here is your project. Is this right?", then="on_confirm", stage="interview", kind="confirm",
                choices={"confirm": "Looks right", "edit": "Change something"}, spec_md=describe(spec),
                update={"spec": spec.model_dump()})
 
 
 def on_confirm(state: WizardState) -> Command[Any]:
-    """Save when confirmed, otherwise ask what to change."""
-    return go("save_project" if state["intent"].get("value") == "confirm" else "choose_edit")
+    """Save when confirmed (or on to drafting, when that is what was said), take a change typed here ("change the
+    house style to: …"), otherwise ask what to change."""
+    value = state["intent"].get("value")
+    if isinstance(value, dict):
+        slot, text = str(value.get("slot")), str(value.get("text", "")).strip()
+        spec = _spec(state)
+        if slot == "name" and sense.control_word(text):
+            say(f"“{text}” cannot be the project's name. Say “change the name to: …” with the name you want.")
+            return go("listen")
+        cleared = spec.model_copy(update={slot: [] if isinstance(getattr(spec, slot), list) else ""})
+        changed = apply_answer(cleared, slot, text)
+        say(f"Changed the {EDITABLE.get(slot, slot).lower()} to what you wrote.")
+        return go("confirm_spec", {"spec": changed.model_dump()})
+    return go("save_project" if value in ("confirm", "draft") else "choose_edit")
 
 
 def choose_edit(state: WizardState) -> Command[Any]:
@@ -153,7 +195,8 @@ async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> C
         return go("choose_data", {"spec_path": ""})
     title(spec.name)
     say(f"Saved your project **{spec.name}** to `{path}`. You can edit that file any time.")
-    return go("choose_data", {"spec_path": str(path)})
+    drafting = state["intent"].get("value") == "draft" and state.get("llm_ok")
+    return go("draft_batch" if drafting else "choose_data", {"spec_path": str(path), "draft_focus": {}})
 
 
 def _path_of(name: str) -> str:
@@ -165,10 +208,14 @@ def _path_of(name: str) -> str:
 def on_name_taken(state: WizardState) -> Command[Any]:
     """Continue the existing project as it is saved, or ask for a new name."""
     if state["intent"].get("value") == "continue":
+        from assistant.stages.dataset import current_dataset
+
         spec = load_spec(_spec(state).name)
         title(spec.name)
         say(f"Continuing **{spec.name}** as it was saved.")
-        return go("choose_data", {"spec": spec.model_dump(), "spec_path": _path_of(spec.name)})
+        # its dataset comes with it: offered to keep, never uploaded again into duplicates
+        return go("choose_data", {"spec": spec.model_dump(), "spec_path": _path_of(spec.name),
+                                  "data_path": current_dataset(spec.name) or state.get("data_path", "")})
     return go("ask_slot", {"force_slot": "name"})
 
 
@@ -188,4 +235,5 @@ def on_start_over(state: WizardState) -> Command[Any]:
     return go("ask_slot", {"spec": ProjectSpec().model_dump(), "asked_slots": [], "attempts": {}, "force_slot": "",
                            "spec_path": "", "data_path": "", "data_ok": False, "run_dir": "", "train_outcome": {},
                            "evaluated": False, "exported_name": "", "checked_export": False, "train_sets": {},
+                           "left_open": [],
                            "train_model": "", "preset": "", "drafts": [], "draft_index": 0})

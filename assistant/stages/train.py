@@ -73,7 +73,11 @@ async def configure_training(state: WizardState) -> Command[Any]:
         try:
             if await asyncio.to_thread(needs_download, model):
                 offer = await asyncio.to_thread(_download_offer, model)
+                offer["held"] = await asyncio.to_thread(held_in_ollama, spec.task_type or "generation")
                 return go("offer_base_download", {"train_model": model, "base_offer": offer})
+            source = await asyncio.to_thread(_weights_note, model)
+            if source:
+                say(source)
             await asyncio.to_thread(load_tokenizer, model)
         except MTWError as exc:
             say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with {TINY_NOTE}.")
@@ -92,13 +96,62 @@ async def configure_training(state: WizardState) -> Command[Any]:
     changed = state.get("plan_changed")
     if changed:
         say(f"**Changed:** {changed}.")
+    from tools.train.recipe import recipe_note
+
     changes = "".join(f"\n- {c}" for c in est.changes)
+    passes = _passes(est, cfg)
     steps_note = f", at most {cfg.max_steps} steps" if cfg.max_steps else ""
+    repeated = passes > cfg.epochs + 0.01  # min_steps goes over a small dataset more often than `epochs` says
+    epochs = f"{est.steps} steps ({passes:.3g} epochs)" if repeated else f"{cfg.epochs:g} epochs"
+    sized = await asyncio.to_thread(recipe_note, cfg, passes)
     say(f"**Plan:** LoRA on **{model}** with the *{preset}* preset (learning rate {cfg.learning_rate:g}, "
-        f"batch {cfg.batch_size}, {cfg.epochs:g} epochs{steps_note}, context {cfg.context}).\n\n{est.verdict}{changes}"
+        f"batch {cfg.batch_size}, {epochs}{steps_note}, context {cfg.context}).\n\n"
+        + (f"{sized}\n\n" if sized else "") + f"{est.verdict}{changes}"
         "\n\n_Change anything by saying it: “use 1 epoch”, “learning rate 1e-4”, “batch size 2”, "
         "“pick qwen2.5-1.5b”, “smaller model”._")
     return go("confirm_training", {"train_model": model, "plan_changed": ""})
+
+
+def _passes(est: Any, cfg: Any) -> float:
+    """How many times the run goes over the examples: more than `epochs` when min_steps repeats a small dataset."""
+    return float(est.passes) if est.passes and not cfg.max_steps else float(cfg.epochs)
+
+
+def _weights_note(model: str) -> str:
+    """Where the base's weights come from when it is not a Hugging Face download: the user's Ollama, or a file."""
+    from tools.train.catalog import resolve
+
+    entry = resolve(model)
+    if entry.gguf and entry.ollama_tag:
+        return f"Training on the **{entry.ollama_tag}** already in your Ollama — nothing to download."
+    if entry.gguf:
+        return f"Training on the GGUF file `{entry.gguf}` ({entry.quantization or 'its'} weights, read for training)."
+    if Path(model).expanduser().is_dir():
+        return f"Training on the model folder `{model}`."
+    return ""
+
+
+def held_in_ollama(task: str = "generation") -> dict[str, str]:
+    """The best catalog base the user's Ollama holds in a file this machine can read ({key, tag}), or {}: offered
+    before any download. Bases Ollama runs are text generators; a classifier trains on MiniLM instead."""
+    import httpx
+
+    from tools import ollama_api
+    from tools.train.catalog import CATALOG, TINY_RANDOM
+
+    if task != "generation":
+        return {}
+    try:
+        pulled = ollama_api.list_models(timeout=3.0)
+    except (MTWError, httpx.HTTPError, ValueError):
+        return {}  # no Ollama to ask: the download offer stands on its own
+    candidates = sorted((e for e in CATALOG.values() if e.ollama_tag and e.key != TINY_RANDOM
+                         and ollama_api.has_model(e.ollama_tag, pulled)), key=lambda e: -e.params_b)
+    for entry in candidates:
+        tag = str(entry.ollama_tag)
+        if ollama_api.gguf_blob(tag) is not None:
+            return {"key": entry.key, "tag": tag}
+    return {}
 
 
 def _download_offer(model: str) -> dict[str, Any]:
@@ -132,9 +185,15 @@ def offer_base_download(state: WizardState) -> Command[Any]:
     if offer.get("problem"):
         text += f"\n\nRight now the download would not work: {offer['problem']}"
     text += f"\n\nOr try every step first with {TINY_NOTE}."
-    return ask(state, text, then="on_base_offer", stage="configure", effects=("download",),
-               choices={"download": f"Download {model}" + (f" (~{size})" if size else ""),
-                        "tiny": "Use tiny-random to try the steps"})
+    held = offer.get("held") or {}
+    choices: dict[str, str] = {}
+    if held and held.get("key") != model:
+        # what the user already has comes before anything to download
+        text = (f"You already have **{held['tag']}** in your Ollama: training on it needs no download.\n\n" + text)
+        choices["ollama"] = f"Train on the {held['tag']} already in your Ollama — nothing to download"
+    choices |= {"download": f"Download {model}" + (f" (~{size})" if size else ""),
+                "tiny": "Use tiny-random to try the steps"}
+    return ask(state, text, then="on_base_offer", stage="configure", effects=("download",), choices=choices)
 
 
 async def on_base_offer(state: WizardState) -> Command[Any]:
@@ -145,6 +204,9 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
     model = state["train_model"]
     if state["intent"].get("value") == "tiny":
         return go("configure_training", {"train_model": TINY_RANDOM})
+    if state["intent"].get("value") == "ollama":
+        held = (state.get("base_offer") or {}).get("held") or {}
+        return go("configure_training", {"train_model": str(held.get("key") or model)})
     writer, loop = get_stream_writer(), asyncio.get_running_loop()
     shown = [-1]
 

@@ -15,7 +15,7 @@ def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard,
     wizard = start_wizard("http://127.0.0.1:9")
     page.goto(wizard.url)
     wait_text(page, "What should your model do?")
-    say(page, "Write user stories")
+    say(page, "User stories for our team")  # the kind is not in these words: it is asked
     page.get_by_role("button", name="Writes text (generation)").click()
     say(page, "engineers")
     wait_text(page, "How should it sound and look?")
@@ -75,3 +75,44 @@ def test_stop_then_resume_from_the_chat_and_change_a_setting_by_talking(tmp_path
     assert '"stopped"' in events
     assert '"done"' in events
     assert '"max_steps": 8' in events
+
+
+def test_stopping_a_slow_assistant_model_takes_the_next_message_instead(ollama, start_wizard, page, screenshot):
+    import threading
+    import time
+
+    from tests.e2e.test_wizard import scripted_slot_filler
+
+    first = threading.Event()
+
+    def slow_first_reading(body):
+        # the first reading of the purpose takes a minute: a busy machine's small model
+        if not first.is_set() and "format" in body:
+            first.set()
+            time.sleep(60)
+        return scripted_slot_filler(body)
+
+    ollama.responder = slow_first_reading
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    wait_text(page, "What should your model do?")
+    say(page, "I want user stories written the way my team writes them")
+    wait_text(page, "Thinking about your message")
+    screenshot("thinking.png")
+    page.locator("#stop-button").click()
+    say(page, "Write PRD drafts for the platform team")
+    wait_text(page, "took your new message instead")
+    wait_text(page, "Who reads what the model produces?")
+    screenshot("thinking-stopped.png")
+    say(page, "engineers")
+    wait_text(page, "How should it sound and look?")
+    say(page, "plain")
+    wait_text(page, "Paste one or two real samples")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "must never do")
+    page.get_by_role("button", name="Skip").last.click()
+    wait_text(page, "Here is your project")
+    page.get_by_role("button", name="Looks right").last.click()
+    wait_text(page, "Saved your project")
+    spec = json.loads(next((wizard.home / "projects").glob("*/spec.json")).read_text())
+    assert spec["purpose"] == "Write PRD drafts for the platform team"  # the message that replaced the stopped one

@@ -52,8 +52,11 @@ def assistant_model(body: dict[str, Any]) -> str:
         return STYLED_ANSWER
     if "--- passage ---" in prompt:
         return json.dumps({"examples": [GROUNDED]})
-    if re.search(r"Write \d+ new request / answer pairs", prompt):
-        return json.dumps({"examples": [story(t) for t in TOPICS]})
+    asked = re.search(r"Write (\d+) new request / answer pair", prompt)
+    if asked:
+        # as many as asked for, none already in the dataset (the prompt lists those)
+        fresh = [t for t in TOPICS if f"about {t}" not in prompt]
+        return json.dumps({"examples": [story(t) for t in fresh[:int(asked.group(1))]]})
     return scripted_slot_filler(body)
 
 
@@ -120,8 +123,8 @@ def test_the_quick_path_makes_a_styled_model_in_ollama_and_answers(ollama, start
     interview_with_the_model(page)
     page.get_by_role("button", name="Make a styled model without training").click()
     wait_text(page, "is in your Ollama")
-    assert "PM-StoryWriter-Styled-v1" in ollama.created
-    wait_text(page, "ollama run PM-StoryWriter-Styled-v1")
+    assert "PM-UserStoriesWritten-Styled-v1" in ollama.created
+    wait_text(page, "ollama run PM-UserStoriesWritten-Styled-v1")
     page.get_by_role("button", name="Try it").last.click()
     wait_text(page, "Type a prompt for")
     say(page, "Write a user story for search")
@@ -238,7 +241,7 @@ def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the
     # the chat writes the Modelfile and the commands, waits, and finishes the export once Ollama is back
     page.get_by_role("button", name="Put it into Ollama").last.click()
     wait_text(page, "What should the model be called in Ollama?")
-    wait_text(page, "PM-StoryWriter-v1")
+    wait_text(page, "PM-UserStoriesWritten-v1")
     say(page, "PM-Stories")
     wait_text(page, "How compact should PM-Stories-v1 be?")
     port = int(ollama.url.rsplit(":", 1)[1])

@@ -15,9 +15,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+OLLAMA_DEFAULTS: dict[str, Any] = {"num_predict": -1, "temperature": 0.8, "top_k": 40, "top_p": 0.9,
+                                   "repeat_penalty": 1.1, "repeat_last_n": 64}
+"""The sampling options Ollama's runner uses when neither the request nor the Modelfile sets them."""
 
 
 def llama_cpp_dir() -> Path | None:
@@ -44,15 +49,41 @@ class Served:
     system: str
     parameters: dict[str, Any]
 
-    def completion(self, prompt: str, options: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self.parameters, **options}
-        body = {"prompt": prompt, "n_predict": int(merged.get("num_predict", 128)),
-                "temperature": float(merged.get("temperature", 0.8)), "top_p": float(merged.get("top_p", 0.9)),
-                "seed": int(merged.get("seed", 0)), "stop": list(merged.get("stop") or []), "cache_prompt": False}
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/completion", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
+    def request_body(self, prompt: str, options: dict[str, Any], fmt: Any = None, *, stream: bool = False
+                     ) -> dict[str, Any]:
+        """The /completion body for a chat's options, as Ollama fills it: each option the request and the
+        Modelfile leave out takes Ollama's default (its api.DefaultOptions: num_predict -1, i.e. until the context
+        is full; temperature 0.8, top_k 40, top_p 0.9, repeat_penalty 1.1 over the last 64 tokens), and
+        `format=` (a JSON schema, or "json") becomes llama.cpp's grammar."""
+        merged = {**OLLAMA_DEFAULTS, **self.parameters, **options}
+        body: dict[str, Any] = {
+            "prompt": prompt, "n_predict": int(merged["num_predict"]), "temperature": float(merged["temperature"]),
+            "top_k": int(merged["top_k"]), "top_p": float(merged["top_p"]),
+            "repeat_penalty": float(merged["repeat_penalty"]), "repeat_last_n": int(merged["repeat_last_n"]),
+            "seed": int(merged.get("seed", 0)), "stop": list(merged.get("stop") or []), "cache_prompt": False,
+            "stream": stream}
+        if fmt:
+            body["json_schema"] = {"type": "object"} if fmt == "json" else fmt
+        return body
+
+    def completion(self, prompt: str, options: dict[str, Any], fmt: Any = None) -> dict[str, Any]:
+        request = self._request(self.request_body(prompt, options, fmt))
+        with urllib.request.urlopen(request, timeout=600) as response:
             return dict(json.loads(response.read()))
+
+    def stream(self, prompt: str, options: dict[str, Any], fmt: Any = None) -> Iterator[dict[str, Any]]:
+        """The completion token by token (llama-server's server-sent events); closing the generator closes the
+        connection, and llama-server stops generating, as Ollama's runner does when its client goes away."""
+        request = self._request(self.request_body(prompt, options, fmt, stream=True))
+        with urllib.request.urlopen(request, timeout=600) as response:
+            for raw in response:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith("data: "):
+                    yield dict(json.loads(line[len("data: "):]))
+
+    def _request(self, body: dict[str, Any]) -> urllib.request.Request:
+        return urllib.request.Request(f"http://127.0.0.1:{self.port}/completion", data=json.dumps(body).encode(),
+                                      headers={"Content-Type": "application/json"})
 
 
 @dataclass
@@ -117,8 +148,8 @@ class LlamaEngine:
         params = dict(body.get("parameters") or {})
         return Served(process, port, str(body.get("template") or ""), str(body.get("system") or ""), params)
 
-    def chat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A chat answered by the engine: content, done_reason and eval_count as Ollama reports them."""
+    def prompt(self, name: str, body: dict[str, Any]) -> str:
+        """The chat rendered by the model's Go TEMPLATE, as Ollama renders it before it reaches the engine."""
         from tests.unit.export.gotemplate import ollama_values, render
 
         served = self.served[name]
@@ -126,11 +157,29 @@ class LlamaEngine:
         # as Ollama does: the Modelfile's SYSTEM opens a chat that brings no system prompt of its own
         if served.system and not any(m.get("role") == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": served.system})
-        prompt = render(served.template, ollama_values(messages, body.get("tools")))
-        out = served.completion(prompt, dict(body.get("options") or {}))
-        done_reason = "length" if out.get("stop_type") == "limit" else "stop"
-        return {"content": out.get("content", ""), "done_reason": done_reason,
+        return render(served.template, ollama_values(messages, body.get("tools")))
+
+    def chat(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A chat answered by the engine: content, done_reason and eval_count as Ollama reports them."""
+        prompt = self.prompt(name, body)
+        out = self.served[name].completion(prompt, dict(body.get("options") or {}), body.get("format"))
+        return {"content": out.get("content", ""), "done_reason": _done_reason(out),
                 "eval_count": int(out.get("tokens_predicted", 0)), "prompt": prompt}
+
+    def chat_stream(self, name: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The same chat piece by piece: {"content": piece} while it writes, then {"done_reason", "eval_count"}."""
+        prompt = self.prompt(name, body)
+        parts = self.served[name].stream(prompt, dict(body.get("options") or {}), body.get("format"))
+        try:
+            for part in parts:
+                if part.get("stop"):
+                    yield {"done_reason": _done_reason(part), "eval_count": int(part.get("tokens_predicted", 0)),
+                           "prompt": prompt}
+                    return
+                if part.get("content"):
+                    yield {"content": part["content"]}
+        finally:
+            parts.close()
 
     def stop(self, name: str | None = None) -> None:
         """Stop one served model, or all of them."""
@@ -138,4 +187,13 @@ class LlamaEngine:
             served = self.served.pop(key, None) if key else None
             if served is not None:
                 served.process.terminate()
-                served.process.wait(timeout=10)
+                try:
+                    served.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # busy finishing a generation on a loaded machine
+                    served.process.kill()
+                    served.process.wait(timeout=10)
+
+
+def _done_reason(out: dict[str, Any]) -> str:
+    """Ollama's done_reason for llama-server's stop type: "length" when n_predict (or the context) ran out."""
+    return "length" if out.get("stop_type") == "limit" else "stop"

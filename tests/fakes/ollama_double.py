@@ -4,6 +4,12 @@ It is not a model and never ships as one: replies are whatever the test enqueues
 sentence labelled as coming from the double). It records every request so tests can assert on them.
 With `engine` set (tests/fakes/llama_engine.py, when LLAMA_CPP_DIR points at a built llama.cpp), models
 created through it are loaded and answered by llama.cpp's llama-server, as Ollama >= 0.30 runs them.
+
+Real-model mode: a GGUF "pulled" with `pull_gguf` (e.g. SmolLM2-135M-Instruct as `smollm2:135m`, see
+tests/fakes/real_model.py) is answered by llama-server too — the assistant's own prompts meet a real small model:
+`format=` (a JSON schema) becomes llama.cpp's grammar as Ollama constrains decoding, `options` (num_predict,
+temperature, stop …) pass through, and a streamed reply arrives token by token. Still a double: only the model is
+real, never a fallback for a user.
 """
 
 from __future__ import annotations
@@ -178,18 +184,21 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for i, obj in enumerate(lines):
-                if d.fail_after_chunks is not None and i >= d.fail_after_chunks:
+            try:
+                for i, obj in enumerate(lines):
+                    if d.fail_after_chunks is not None and i >= d.fail_after_chunks:
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    chunk = (json.dumps(obj) + "\n").encode()
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                     self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                chunk = (json.dumps(obj) + "\n").encode()
-                self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                self.wfile.flush()
-                if d.chunk_delay:
-                    time.sleep(d.chunk_delay)
-            self.wfile.write(b"0\r\n\r\n")
+                    if d.chunk_delay:
+                        time.sleep(d.chunk_delay)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client stopped reading (it gave up on a long answer)
 
         def _scripted_error(self, path: str) -> bool:
             if d.next_errors and d.next_errors[0][0] == path:
@@ -323,7 +332,11 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             pulled = d._pulled(name)
             if d.engine is not None and pulled is not None and name not in d.engine.served:
                 d.engine.serve(name, pulled.path, template=pulled.template, parameters={"stop": list(pulled.stops)})
-            r = d.engine.chat(name, body) if d.engine is not None and name in d.engine.served else d._next_reply(body)
+            engine = d.engine is not None and name in d.engine.served
+            if engine and body.get("stream", True) and self.path == "/api/chat":
+                self._engine_stream(name, body)
+                return
+            r = d.engine.chat(name, body) if d.engine is not None and engine else d._next_reply(body)
             if r.get("delay_s"):
                 time.sleep(float(r["delay_s"]))
                 # the client gave up waiting by now, as it should
@@ -362,5 +375,31 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             if r.get("tool_calls"):
                 lines.append(piece("", {"tool_calls": r["tool_calls"]}))
             self._stream([*lines, final])
+
+        def _engine_stream(self, name: str, body: dict[str, Any]) -> None:
+            """A real model's reply streamed as it is written; a client that hangs up stops the engine too."""
+            assert d.engine is not None
+            base = {"model": name, "created_at": "2026-01-01T00:00:00Z"}
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            parts = d.engine.chat_stream(name, body)
+            try:
+                for part in parts:
+                    if "content" in part:
+                        line = {**base, "message": {"role": "assistant", "content": part["content"]}, "done": False}
+                    else:
+                        line = {**base, "message": {"role": "assistant", "content": ""}, "done": True,
+                                "done_reason": part["done_reason"], "total_duration": 1,
+                                "eval_count": part["eval_count"], "prompt_eval_count": 1}
+                    chunk = (json.dumps(line) + "\n").encode()
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                parts.close()
 
     return Handler

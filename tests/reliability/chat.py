@@ -157,7 +157,7 @@ class Chat:
 
 
 # the interview typed and clicked (no assistant model): (what to do, with what, what the next question says)
-INTERVIEW = [("say", "Write user stories", "What kind of model is it?"),
+INTERVIEW = [("say", "User stories for our team", "What kind of model is it?"),
              ("click", "Writes text (generation)", "Who reads what the model produces?"),
              ("say", "engineers", "How should it sound and look?"),
              ("say", "plain", "Paste one or two real samples"),

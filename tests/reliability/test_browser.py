@@ -60,8 +60,8 @@ def test_an_image_renamed_jsonl_gets_a_plain_message_in_the_chat(launch, page, t
     w = launch()
     w.sign_in(page)
     page.goto(w.url)
+    # a starter that says the kind ("draft … updates"): the kind question is not asked
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
-    page.get_by_role("button", name="Writes text (generation)").click()
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
@@ -92,8 +92,7 @@ def test_a_row_with_an_image_a_link_or_html_is_shown_as_text_and_the_page_never_
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto(w.url)
-    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
-    page.get_by_role("button", name="Writes text (generation)").click()
+    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()  # says the kind
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
@@ -126,8 +125,7 @@ def test_a_full_disk_mid_chat_is_one_sentence_and_the_question_stays_open(launch
     w = launch(module="tests.fakes.full_disk", env={FLAG: str(full)})
     w.sign_in(page)
     page.goto(w.url)
-    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
-    page.get_by_role("button", name="Writes text (generation)").click()
+    page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()  # says the kind
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")

@@ -222,7 +222,7 @@ async def test_a_file_sent_as_the_very_first_message_is_still_shown_when_the_con
         await chat.wait_text("I'll look at files when I ask for your examples")
         await chat.wait_turn_end(before)
         await chat.say("Write user stories")  # the conversation goes on, as it would
-        await chat.wait_text("What kind of model is it?")
+        await chat.wait_text("Who reads what the model produces?")
         stored: list[dict] = []
         for _ in range(120):  # chainlit stores a message's files from a task of its own: until it has
             thread = (await chat.http.get(f"/project/thread/{chat.thread_id}")).json()

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from tools import sense
 from tools.dataset.checks import NEAR_DUP_THRESHOLD, fingerprint, privacy_issues, row_issues, signature
 from tools.dataset.documents import Document, Passage
 from tools.dataset.model import Example, Issue, Message
 from tools.dataset.readers import bio_from_spans
-from tools.errors import StructuredOutputError, UsageError
+from tools.errors import LLMTimeout, StructuredOutputError, UsageError
 from tools.evaluate.metrics import bio_spans
 from tools.llm_protocol import StructuredLLM
 from tools.project import ProjectSpec
 
 BATCH = 5
+FIRST_BATCH = 2
+"""Drafts asked for in one call at first; fewer tokens per call, so a slow model shows progress sooner."""
 MAX_ROUNDS = 3
 SHOWN_EXISTING = 8
 
@@ -26,36 +31,41 @@ SHOWN_EXISTING = 8
 # ---------------------------------------------------------------- structured output schemas (one per task type)
 
 
+# lengths in characters: room for the dataset's own answers (800-1,200 characters), and a bound on a looping model
+REQUEST_CHARS = 600
+ANSWER_CHARS = 2400
+
+
 class DraftedChat(BaseModel):
     """A request a user would type and the answer the tuned model should give."""
 
     model_config = ConfigDict(extra="forbid")
-    request: str = Field(description="What the user asks, in their own words.")
-    answer: str = Field(description="The ideal answer, in the house style.")
+    request: str = Field(description="What the user asks, in their own words.", max_length=REQUEST_CHARS)
+    answer: str = Field(description="The ideal answer, in the house style.", max_length=ANSWER_CHARS)
 
 
 class DraftedLabel(BaseModel):
     """A text and the class it belongs to."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(description="A realistic input text.")
-    label: str = Field(description="Its class, exactly one of the allowed labels.")
+    text: str = Field(description="A realistic input text.", max_length=ANSWER_CHARS)
+    label: str = Field(description="Its class, exactly one of the allowed labels.", max_length=80)
 
 
 class DraftedEntity(BaseModel):
     """One entity mention, copied exactly from the text."""
 
     model_config = ConfigDict(extra="forbid")
-    mention: str = Field(description="The exact words from the text.")
-    label: str = Field(description="The entity type.")
+    mention: str = Field(description="The exact words from the text.", max_length=120)
+    label: str = Field(description="The entity type.", max_length=80)
 
 
 class DraftedEntities(BaseModel):
     """A text and the entities in it."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str
-    entities: list[DraftedEntity] = Field(default_factory=list)
+    text: str = Field(max_length=ANSWER_CHARS)
+    entities: list[DraftedEntity] = Field(default_factory=list, json_schema_extra={"maxItems": 12})
 
 
 class DraftBatch(BaseModel):
@@ -124,15 +134,20 @@ def _brief(spec: ProjectSpec) -> str:
     return "\n".join(lines)
 
 
-def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example], focus: str = "") -> str:
+def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example], focus: str = "",
+                  turned_away: Sequence[str] = ()) -> str:
     kind = {"classification": "labelled texts", "entity_extraction": "texts with their entities"}.get(
         spec.task_type or "", "request / answer pairs")
+    if k == 1:
+        kind = kind.replace("texts", "text").replace("pairs", "pair")
     avoid = "\n".join(f"- {ex.prompt()[:160]}" for ex in list(existing)[-SHOWN_EXISTING:])
+    why = "; ".join(dict.fromkeys(turned_away))
     return (f"{_brief(spec)}\n\nWrite {k} new {kind}."
             + (f" Every one of them is of this kind: {focus}" if focus else "")
             + " Make each one different in topic and wording from the others"
             + (f" and from these existing ones:\n{avoid}" if avoid else ".")
-            + "\nAnswers must be complete, follow the house style and never do what the brief forbids.")
+            + "\nAnswers must be complete, follow the house style and never do what the brief forbids."
+            + (f"\nEarlier drafts were turned away ({why}): write different ones." if why else ""))
 
 
 # ---------------------------------------------------------------- conversion and gating
@@ -197,15 +212,15 @@ class _Pool:
         self._sigs = sig if self._sigs is None else np.vstack([self._sigs, sig])
 
 
-def _gate(candidates: list[Example | str], pool: _Pool, rejected: list[tuple[Example | None, str]] | None
-          ) -> list[Example]:
+def _gate(candidates: list[Example | str], pool: _Pool, rejected: list[tuple[Example | None, str]] | None,
+          *, prompt: str = "", spec: ProjectSpec | None = None) -> list[Example]:
     accepted = []
     for cand in candidates:
         if isinstance(cand, str):
             reason: str | None = cand
         else:
             errors = [i for i in format_issues(cand) if i.severity == "error"]
-            reason = errors[0].message if errors else pool.why_not(cand)
+            reason = errors[0].message if errors else nonsense(cand, prompt, spec) or pool.why_not(cand)
         if reason is None and not isinstance(cand, str):
             pool.add(cand)
             accepted.append(cand)
@@ -214,35 +229,105 @@ def _gate(candidates: list[Example | str], pool: _Pool, rejected: list[tuple[Exa
     return accepted
 
 
-def _batch_schema(spec: ProjectSpec) -> type[DraftBatch]:
+def nonsense(ex: Example, prompt: str = "", spec: ProjectSpec | None = None) -> str | None:
+    """Why a well-formed draft still makes no sense as an example, or None: its text loops, its answer repeats its
+    request, it echoes the instructions it was written from, or it copies one of the user's own samples."""
+    texts = [m.content for m in ex.messages] or [ex.text or ""]
+    samples = tuple(spec.samples) if spec is not None else ()
+    for text in texts:
+        why = sense.nonsense(text, prompt=prompt, examples=samples)
+        if why:
+            return f"the draft made no sense: {why}"
+    if ex.kind == "chat" and sense.same_text(ex.prompt(), ex.answer()):
+        return "the draft made no sense: its answer only repeats the request"
+    return None
+
+
+def _batch_schema(spec: ProjectSpec, k: int = BATCH) -> type[DraftBatch]:
+    """The batch schema for `k` items: constrained decoding writes no more than it asks for, and the answer's token
+    budget is sized to them."""
+    base: type[DraftBatch] = ChatBatch
     if spec.task_type == "classification":
-        return LabelBatch
-    if spec.task_type == "entity_extraction":
-        return EntityBatch
-    return ChatBatch
+        base = LabelBatch
+    elif spec.task_type == "entity_extraction":
+        base = EntityBatch
+    return _sized(base, k)
+
+
+@cache
+def _sized(base: type[DraftBatch], k: int) -> type[DraftBatch]:
+    item: Any = base.model_fields["examples"].annotation
+    sized: type[DraftBatch] = create_model(base.__name__, __base__=base, __doc__=base.__doc__,
+                                           examples=(item, Field(json_schema_extra={"maxItems": k, "minItems": 1})))
+    return sized
 
 
 # ---------------------------------------------------------------- the three operations
 
 
 def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: Sequence[Example] = (),
-                   rejected: list[tuple[Example | None, str]] | None = None, focus: str = "") -> list[Example]:
+                   rejected: list[tuple[Example | None, str]] | None = None, focus: str = "",
+                   deadline: float | None = None, progress: Callable[[int, int], None] | None = None
+                   ) -> list[Example]:
     """Up to `n` new examples written from the spec; each passed the checks and is no near-copy of another.
 
-    Asks in batches of 5, for at most 3 rounds per batch needed; `rejected` collects what was turned away and why.
-    `focus` narrows what to write (a category's description, e.g. from tools/dataset/categories.py).
+    Asks in batches of up to 2, for at most 3 rounds per 5 examples needed; a batch that fails (too slow, looping,
+    the wrong shape, nothing usable) makes the next calls ask for one example each. Fewer drafts come back, never
+    unchecked ones; `rejected` collects what was turned away and why. `focus` narrows what to write (a category's
+    description, e.g. from tools/dataset/categories.py). No new call starts after `deadline` (time.monotonic());
+    `progress(done, n)` follows the drafts kept. StructuredOutputError when not one call gave a usable draft.
     """
-    schema = _batch_schema(spec)
     pool = _Pool(existing)
     accepted: list[Example] = []
     rounds = MAX_ROUNDS * max(1, -(-n // BATCH))
+    size = FIRST_BATCH
+    failure: StructuredOutputError | LLMTimeout | None = None
+    turned_away: list[str] = []
     for _ in range(rounds):
-        if len(accepted) >= n:
+        if len(accepted) >= n or (deadline is not None and time.monotonic() > deadline):
             break
-        k = min(BATCH, n - len(accepted))
-        batch = llm.structured(_draft_prompt(spec, k, [*existing, *accepted], focus), schema, system=SYSTEM)
-        accepted += _gate(_to_examples(batch, spec), pool, rejected)[: n - len(accepted)]
+        k = min(size, n - len(accepted))
+        # greedy decoding answers the same prompt the same way: what was turned away goes into the next one
+        prompt = _draft_prompt(spec, k, [*existing, *accepted], focus, turned_away[-3:])
+        try:
+            batch = llm.structured(prompt, _batch_schema(spec, k), system=SYSTEM)
+        except (StructuredOutputError, LLMTimeout) as exc:
+            failure, size = exc, 1  # a weak or busy model: one example per call from now on
+            turned_away.append("too long or repetitive")
+            continue
+        out: list[tuple[Example | None, str]] = []
+        kept = _gate(_to_examples(batch, spec), pool, out, prompt=_draft_prompt(spec, k, [], focus), spec=spec)
+        kept = kept[: n - len(accepted)]
+        turned_away += [reason.split(":")[0] for _, reason in out]
+        if rejected is not None:
+            rejected += out
+        if not kept:
+            size = 1
+        accepted += kept
+        if progress is not None:
+            progress(len(accepted), n)
+    if not accepted and failure is not None:
+        raise WeakModel(f"{getattr(llm, 'model', 'The assistant model')} did not write usable examples "
+                        f"({_plain(failure)}).", "Try again, or use a bigger assistant model.")
     return accepted
+
+
+def _plain(exc: StructuredOutputError | LLMTimeout) -> str:
+    """What went wrong with the assistant model's answer, as a clause: "it repeated itself", "it took too long"."""
+    if isinstance(exc, LLMTimeout):
+        return "it took too long"
+    text = exc.message.lower()
+    if "repeating" in text:
+        return "it repeated itself"
+    if "length" in text:
+        return "it went on past the length a draft needs"
+    return "its answer was in the wrong shape"
+
+
+class WeakModel(StructuredOutputError):
+    """The assistant model could not write a single usable draft: a bigger one would."""
+
+    code = "weak_model"
 
 
 def critique(example: Example, spec: ProjectSpec, llm: StructuredLLM) -> Critique:
@@ -290,8 +375,8 @@ def augment(examples: Sequence[Example], k: int, llm: StructuredLLM, *, spec: Pr
                    f"the answer so it stays correct and in the same style.\n\nRequest: {ex.prompt()}\n\n"
                    f"Answer: {ex.answer()}")
         brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
-        batch = llm.structured(brief + ask, schema, system=SYSTEM)
-        out += _gate(_to_examples(batch, spec_for), pool, rejected)[:k]
+        batch = llm.structured(brief + ask, _sized(schema, k), system=SYSTEM)
+        out += _gate(_to_examples(batch, spec_for), pool, rejected, prompt=brief, spec=spec)[:k]
     return out
 
 
@@ -343,7 +428,14 @@ def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: Structur
     spec_for = spec.model_copy(update={"labels": spec.labels or ([example.label] if example.label else [])})
     reason = ""
     for _ in range(MAX_ROUNDS):
-        item: BaseModel = llm.structured(prompt, schema, system=SYSTEM)
+        # the same prompt gets the same answer from a greedy model: say why the last one was turned away
+        asked = prompt + (f"\n\nYour last rewrite was turned away ({reason}): do it differently." if reason else "")
+        try:
+            item: BaseModel = llm.structured(asked, schema, system=SYSTEM)
+        except (StructuredOutputError, LLMTimeout) as exc:
+            # a loop, a cut-off or a timeout comes back the same way on the next try: say so now
+            reason = _plain(exc)
+            break
         cand = _to_example(item, spec_for)
         if isinstance(cand, Example) and example.kind == "chat":
             prefix, _, _ = _last_pair(example)
@@ -354,6 +446,8 @@ def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: Structur
         errors = [i for i in format_issues(cand) if i.severity == "error"]
         if errors:
             reason = errors[0].message
+        elif nonsense(cand, spec=spec):
+            reason = str(nonsense(cand, spec=spec))
         elif fingerprint(cand) == original:
             reason = "the rewrite came back unchanged"
         else:
@@ -393,8 +487,23 @@ def parse_example_text(text: str, kind: Literal["chat", "classification", "ner"]
     ex = _parse_chat(text) if kind == "chat" else _parse_fields(text, kind)
     errors = [i for i in row_issues(ex) if i.severity == "error"]
     if errors:
-        raise UsageError(errors[0].message.replace("An example", "The edited example"), errors[0].fix)
+        raise UsageError(errors[0].message.replace("An example", "The edited example"), _edit_fix(errors[0], kind))
     return ex
+
+
+_EDIT_FIXES = {
+    "no_assistant": "Add a line that starts with 'Assistant:' followed by the answer.",
+    "role_order": "Write a 'User:' line with the request, then an 'Assistant:' line with its answer, and end with "
+                  "the answer.",
+    "empty_field": "Write the text after each label, or remove the label that has none.",
+}
+
+
+def _edit_fix(issue: Issue, kind: str) -> str:
+    """The fix for an edited example in the chat's own terms (labels to write), not a file format's or a flag's."""
+    if kind == "chat" and issue.code in _EDIT_FIXES:
+        return _EDIT_FIXES[issue.code]
+    return re.sub(r";?\s*--fix [^.;]*[.;]?", ".", issue.fix).replace("..", ".").strip()
 
 
 def _parse_chat(text: str) -> Example:
@@ -510,7 +619,8 @@ def draft_from_document(doc: Document, spec: ProjectSpec, llm: StructuredLLM, *,
             if rejected is not None:
                 rejected.append((None, f"{passage.label} was skipped: it holds private data"))
             continue
-        batch = llm.structured(_passage_prompt(spec, passage, per_passage, style), ChatBatch, system=SYSTEM)
-        for ex in _gate(_to_examples(batch, spec), pool, rejected)[:per_passage]:
+        batch = llm.structured(_passage_prompt(spec, passage, per_passage, style), _sized(ChatBatch, per_passage),
+                               system=SYSTEM)
+        for ex in _gate(_to_examples(batch, spec), pool, rejected, spec=spec)[:per_passage]:
             out.append(GroundedDraft(example=ex, passage=passage))
     return out

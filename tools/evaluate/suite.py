@@ -110,9 +110,14 @@ def _has(text: str, pattern: str) -> bool:
     return re.search(pattern, text, re.I) is not None
 
 
+_BENEFIT = r"\bso (?:that\b|(?:I|we|you|they|(?:my|our|the|their|his|her) \w+|\w+s) can\b)"
+"""The benefit clause: "so that …", or the short form "so I can …" / "so my team can …" / "so admins can …"."""
+
+
 def check_user_story(text: str) -> CheckResult:
-    """As a / I want / So that, and acceptance criteria with at least one item."""
-    parts = {"'As a …'": r"\bas an?\b", "'I want …'": r"\bI want\b", "'So that …'": r"\bso that\b",
+    """As a / I want / So that (or "so I can", "so the team can": the benefit, as teams write it), and acceptance
+    criteria with at least one item."""
+    parts = {"'As a …'": r"\bas an?\b", "'I want …'": r"\bI want\b", "'So that …'": _BENEFIT,
              "acceptance criteria": r"acceptance criteria"}
     missing = [name for name, pat in parts.items() if not _has(text, pat)]
     after = re.split(r"acceptance criteria", text, flags=re.I, maxsplit=1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tools.errors import UsageError
+from tools.errors import MTWError, UsageError
 from tools.export.create import CreateJob, Progress, create
 from tools.export.modelfile import ModelfileSpec, render_modelfile
 from tools.export.names import check_name
@@ -235,13 +235,18 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
     say(f"Created '{name}' in Ollama. Checking that it answers and stops...")
     from tools.export.verify import ask_tuned
 
-    expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
-    replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
-    # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base (a GGUF
-    # base trains on its dequantized weights, but llama.cpp multiplies them quantized: close, not identical)
-    exact = quantize is None and not gguf_base and (not on_base or (base_quant or "").upper() in UNQUANTISED)
-    result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
-                                   end_token=end_token, template=spec.template)
+    try:
+        expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
+        replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
+        # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base (a GGUF
+        # base trains on its dequantized weights, but llama.cpp multiplies them quantized: close, not identical)
+        exact = quantize is None and not gguf_base and (not on_base or (base_quant or "").upper() in UNQUANTISED)
+        result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
+                                       end_token=end_token, template=spec.template)
+    except MTWError as exc:
+        # the model is in Ollama: a check that could not run is a failed check, never a failed export
+        result.checks = [Check("checked", False, f"It is in Ollama, but checking it did not work: {exc.message}",
+                               exc.fix or f"Try it with `ollama run {name}`; check it again from the menu.")]
 
     from tools import registry
     from tools.train.inputs import run_dataset_version
@@ -299,7 +304,11 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
                     messages=[{"role": r, "content": c} for r, c in messages])
     create(ollama_api.client(), job, progress)
     say(f"Created '{name}' in Ollama on '{tag}'. Checking that it answers and stops...")
-    result.checks = verify_replies(ask_ollama(name, PROBES), stops)
+    try:
+        result.checks = verify_replies(ask_ollama(name, PROBES), stops)
+    except MTWError as exc:
+        result.checks = [Check("checked", False, f"It is in Ollama, but checking it did not work: {exc.message}",
+                               exc.fix or f"Try it with `ollama run {name}`.")]
 
     from tools import registry
     from tools.dataset.store import dataset_hash

@@ -70,6 +70,13 @@ class Check:
         return {"name": self.name, "ok": self.ok, "message": self.message, "fix": self.fix}
 
 
+def _written(tokens: int) -> str:
+    """How much an answer that was cut off had written, in words a person reads."""
+    if tokens <= 0:
+        return "before it wrote anything"
+    return f"after {tokens} tokens, about {max(1, tokens * 3 // 4)} words"
+
+
 def similarity(a: str, b: str) -> float:
     """0..1 word-level similarity of two answers (1.0 = the same words in the same order)."""
     return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
@@ -117,10 +124,9 @@ def verify_replies(
                     if endless else "")
     checks.append(Check(
         "stops", not endless,
-        "It stopped on its own after every answer (done_reason 'stop')." if not endless
+        "It stopped on its own after every answer." if not endless
         else f"It never stopped on {len(endless)} of {n} prompts: Ollama cut it off at the length limit "
-             f"(done_reason '{replies[endless[0]].done_reason}', {replies[endless[0]].eval_count} tokens"
-             f"{budget_words}) on {_which(replies, endless)}.",
+             f"({_written(replies[endless[0]].eval_count)}{budget_words}) on {_which(replies, endless)}.",
         "" if not endless else (
             "The tuned model itself does not stop on these prompts before export either: train longer, or check "
             "that every example ends with an assistant reply, so it learns to end its turn."

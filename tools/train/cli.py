@@ -435,6 +435,12 @@ def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
         narrator.console.print(f"measuring this machine's speed with {cfg.model} (once for this model and batch "
                                "size)…", highlight=False)
     e = estimate(cfg, device=device, measure=True, lengths=lengths, world=nproc, process_start=start)
+    from tools.train.recipe import recipe_note
+
+    sized = recipe_note(cfg, e.passes)
+    if sized:
+        narrator.console.print(f"recipe: {sized} (--set learning_rate=… or --set epochs=… to choose yourself)",
+                               highlight=False)
     colour = "green" if e.fits else "red"
     narrator.console.print(f"[{colour}]estimate:[/] {e.verdict}", highlight=False)
     if not e.fits and nproc > 1 and cfg.sharding != "none":

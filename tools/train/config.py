@@ -73,6 +73,9 @@ class TrainConfig(BaseModel):
     """Passes over the training set."""
     max_steps: int | None = None
     """Stop after this many optimizer steps (overrides epochs)."""
+    min_steps: int = 0
+    """At least this many optimizer steps: a small dataset is passed over again until they are made (0 = whole
+    epochs only). Set for small bases by the sized recipe (tools/train/recipe.py)."""
     context: int = 4096
     """Longest example in tokens; longer ones are cut."""
     warmup_ratio: float = 0.05
@@ -179,6 +182,8 @@ def check_values(cfg: TrainConfig) -> list[str]:
         p.append(f"epochs {cfg.epochs} — use 1 or more (3 is the default)")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         p.append(f"max steps {cfg.max_steps} — use 1 or more, or leave it out to train for whole epochs")
+    if cfg.min_steps < 0:
+        p.append(f"min steps {cfg.min_steps} — use 0 (whole epochs only) or more")
     if not 0 <= cfg.val_share < 0.9:
         p.append(f"validation share {cfg.val_share} — use 0 (no validation) up to 0.5; 0.1 is usual")
     if not 0 <= cfg.lora_dropout < 1:
@@ -248,6 +253,10 @@ def build_config(model: str, data: str, *, preset: str | None = None, sets: list
     overrides, bad = parse_sets(sets or [])
     problems += bad
     values.update(overrides)
+    from tools.train.recipe import sized_recipe
+
+    # the presets are set for a 3.8B base: a smaller one gets larger steps and enough of them, unless the user chose
+    values.update(sized_recipe(values, chosen={*fields, *overrides, *(["max_steps"] if max_steps is not None else [])}))
     cfg: TrainConfig | None = None
     try:
         cfg = TrainConfig(**values)

@@ -63,6 +63,9 @@ class Estimate:
     checkpointing: bool = False
     """True when gradient checkpointing is needed (or asked for) on the largest steps."""
     time_parts: dict[str, float] = field(default_factory=dict)
+    passes: float = 0.0
+    """How many times the run goes over the training examples (more than `epochs` when `min_steps` repeats a
+    small dataset; 0 when not known)."""
     """Seconds for each part of the run (startup, data, load, tokenize, steps, evaluation, saving)."""
 
     def as_dict(self) -> dict[str, Any]:
@@ -640,11 +643,17 @@ def estimate(cfg: TrainConfig, *, device: str | None = None, measure: bool = Fal
     else:
         verdict = f"needs about {human_mb(total)} but {room}; it would run out of memory"
     changes = _changes(cfg, parts, budget, fits, cuda)
+    passes = 0.0
+    if cfg.task == "causal" and lengths:
+        from tools.train.sft import plan_batches
+
+        plan, _steps, per_epoch = plan_batches(lengths, cfg, world)
+        passes = round(len(plan) / max(1, per_epoch), 2)
     return Estimate(params=int(shape.params_b * 1e9), trainable_params=int(lora), memory_mb=parts, total_mb=total,
                     available_mb=round(free, 1), device=dev, dataset_tokens=int(sum(lengths)), examples=len(lengths),
                     steps=parts_s.n_steps, seconds=round(seconds, 1), measured=calib.measured, fits=fits,
                     verdict=verdict, changes=changes, step_tokens=batch_tokens, checkpointing=checkpointing,
-                    time_parts={k: round(v, 2) for k, v in asdict(parts_s).items() if k != "n_steps"})
+                    time_parts={k: round(v, 2) for k, v in asdict(parts_s).items() if k != "n_steps"}, passes=passes)
 
 
 def _changes(cfg: TrainConfig, parts: dict[str, float], budget: float, fits: bool, cuda: bool) -> list[str]:

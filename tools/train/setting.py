@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from tools.errors import UsageError
-from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog
+from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog, resolve
 from tools.train.config import PRESETS, build_config
 
 LABELS = {"epochs": "epochs", "learning_rate": "learning rate", "batch_size": "batch size", "max_steps": "max steps",
@@ -34,11 +35,34 @@ def pick_base(wanted: str, current: str) -> str:
     if wanted == TINY_RANDOM:
         return TINY_RANDOM
     entry = find_in_catalog(wanted)
-    if entry is None:
+    if entry is not None:
+        return entry.key
+    if looks_like_path(wanted):
+        return base_on_disk(wanted)
+    try:
+        # a model the user's Ollama holds (its GGUF is read for training): named the way Ollama names it
+        return resolve(wanted).key
+    except UsageError:
         close = difflib.get_close_matches(wanted, ladder, n=1)
-        raise UsageError(f"'{wanted}' is not a base model I know.",
-                         (f"Did you mean {close[0]}? " if close else "") + f"Pick one of: {', '.join(ladder)}.")
-    return entry.key
+        raise UsageError(f"'{wanted}' is not a base model I know, nor a model in your Ollama.",
+                         (f"Did you mean {close[0]}? " if close else "") + f"Pick one of: {', '.join(ladder)}; or "
+                         "give the path to a model folder or .gguf file on this machine.") from None
+
+
+def looks_like_path(text: str) -> bool:
+    """'/tmp/x', '~/models/m', './m', 'C:\\m' or a '.gguf' file: a place on disk, not a model's name."""
+    t = text.strip()
+    return t.startswith(("/", "~", "./", "../")) or t.lower().endswith(".gguf") or (len(t) > 2 and t[1] == ":")
+
+
+def base_on_disk(text: str) -> str:
+    """The base at a folder (with its config.json) or a .gguf file, checked now; its full path."""
+    path = Path(text.strip()).expanduser()
+    if not path.exists():
+        raise UsageError(f"There is nothing at {path}.",
+                         "Give the path of a model folder (with a config.json) or of a .gguf file on this machine.")
+    entry = resolve(str(path))  # says plainly what is wrong with the folder or the file
+    return entry.gguf or str(path.resolve())
 
 
 def apply_settings(wanted: dict[str, Any], *, sets: dict[str, str], model: str, preset: str,
@@ -55,7 +79,7 @@ def apply_settings(wanted: dict[str, Any], *, sets: dict[str, str], model: str, 
             if model == CLASSIFIER_BASE:
                 raise UsageError("Classifiers and entity taggers train on the built-in MiniLM encoder.",
                                  "Keep it; change epochs, learning rate or batch size instead.")
-            new = pick_base(value.lower(), model)
+            new = pick_base(value if looks_like_path(value) else value.lower(), model)
             said.append(f"base model {model or 'automatic'} → {new}")
             model = new
         elif name == "preset":
@@ -88,6 +112,9 @@ def panel() -> list[dict[str, Any]]:
         {"id": "base_model", "label": "Base model", "kind": "select", "values": ["automatic", *_ladder(), TINY_RANDOM],
          "initial": "automatic",
          "description": "The model you fine-tune; automatic picks the best one this machine trains in time."},
+        {"id": "base_path", "label": "Or a model you already have", "kind": "text", "initial": "",
+         "description": "A model folder or .gguf file on this machine (its path), or a model in your Ollama (its "
+                        "name, e.g. smollm2:135m): nothing to download."},
         {"id": "epochs", "label": "Epochs", "kind": "number", "initial": base["epochs"],
          "description": "Passes over your examples: 1–2 for tiny data, 3 usual, 5–10 for large or complex data."},
         {"id": "learning_rate", "label": "Learning rate", "kind": "text", "initial": f"{base['learning_rate']:g}",
@@ -107,9 +134,17 @@ def panel() -> list[dict[str, Any]]:
 def panel_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:
     """The panel values the user changed, as settings to apply ("automatic" base and 0 steps mean no change)."""
     changed: dict[str, str] = {}
+
+    def text(value: Any) -> str:  # the panel hands an emptied text field back as None
+        return "" if value is None else str(value)
+
     for key, value in after.items():
-        if key in before and str(before[key]) != str(value):
+        if key in before and text(before[key]) != text(value):
             if (key == "base_model" and value == "automatic") or (key == "max_steps" and not value):
+                continue
+            if key == "base_path":
+                if text(value).strip():
+                    changed["base_model"] = text(value).strip()
                 continue
             changed[key] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
     return changed

@@ -134,7 +134,8 @@ def plan_batches(lengths: list[int], cfg: TrainConfig, world: int) -> tuple[list
     per_step = cfg.grad_accum * world
     first = epoch(0)
     per_epoch = len(first)
-    wanted = cfg.max_steps * per_step if cfg.max_steps else math.ceil(per_epoch * cfg.epochs)
+    wanted = (cfg.max_steps * per_step if cfg.max_steps
+              else max(math.ceil(per_epoch * cfg.epochs), cfg.min_steps * per_step))
     plan = list(first)
     e = 1
     while len(plan) < wanted:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -15,10 +18,22 @@ from assistant.ui_events import is_ui_event
 from tools.settings import get_settings
 
 
+@dataclass(frozen=True)
+class Slow:
+    """A scripted answer that takes `seconds` to come (the turn's time limit decides whether it is waited for)."""
+
+    seconds: float
+    answer: Any
+
+
 class ScriptedLLM:
-    """An assistant model whose structured answers are queued by the test (a double, never shipped)."""
+    """An assistant model whose structured answers are queued by the test (a double, never shipped).
+
+    An answer may be a dict (validated against the schema asked for), an exception to raise, or Slow(...).
+    """
 
     model = "phi4-mini"
+    deadline = None
 
     def __init__(self, *updates: Any, ok: bool = True, missing: bool = False) -> None:
         self.updates = deque(updates)
@@ -26,6 +41,7 @@ class ScriptedLLM:
         self.missing = missing
         self.pulled = False
         self.prompts: list[str] = []
+        self.cancel = threading.Event()
 
     async def status(self) -> Availability:
         if self.missing and not self.pulled:
@@ -34,14 +50,23 @@ class ScriptedLLM:
             return Availability(True, "")
         return Availability(False, "Ollama is not running (nothing answers). Start it.")
 
+    def with_model(self, model: str) -> ScriptedLLM:
+        other = ScriptedLLM(ok=self.ok)
+        other.model = model
+        self.switched_to = other
+        return other
+
     async def pull(self, on_progress=None) -> None:
         for done in (0, 50, 100):
             on_progress("pulling", done, 100)
         self.pulled = True
 
-    async def astructured(self, prompt, schema, *, system=None):
+    async def astructured(self, prompt, schema, *, system=None, time_limit_s=None):
         self.prompts.append(prompt)
         nxt = self.updates.popleft() if self.updates else {}
+        if isinstance(nxt, Slow):
+            await asyncio.sleep(nxt.seconds)
+            nxt = nxt.answer
         if isinstance(nxt, Exception):
             raise nxt
         return schema.model_validate(nxt)
@@ -50,9 +75,9 @@ class ScriptedLLM:
 class Session:
     """Run to the open question, answer by typing, clicking or attaching; collect every UI event on the way."""
 
-    def __init__(self, llm: ScriptedLLM, thread: str = "t1") -> None:
+    def __init__(self, llm: ScriptedLLM, thread: str = "t1", time_limit_s: float = 45.0) -> None:
         self.graph = builder.compile(checkpointer=InMemorySaver())
-        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=thread)
+        self.ctx = WizardContext(llm=llm, settings=get_settings(), thread_id=thread, time_limit_s=time_limit_s)
         self.cfg = {"configurable": {"thread_id": thread}}
         self.events: list[dict[str, Any]] = []
         self.question: dict[str, Any] | None = None

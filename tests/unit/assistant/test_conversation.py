@@ -1,6 +1,7 @@
 """Talking to the wizard at every step: questions, settings, navigation, stale buttons, faults, no dead ends."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -338,7 +339,7 @@ async def test_flaky_model_is_retried_then_the_turn_is_guided_and_the_next_turn_
     llm.updates.extend([LLMDropped("The connection to Ollama dropped in the middle of an answer.", "Try again."),
                         StructuredOutputError("The assistant model twice answered in the wrong shape.", "")])
     q = await s.send("engineers")
-    assert any("wrong shape" in t and "guided form" in t for t in s.said)  # each fault says what it was
+    assert any("wrong shape" in t and "as you typed it" in t for t in s.said)  # each fault says what it was
     assert (await s.state())["spec"]["audience"] == "engineers"
     assert q["slot"] == "house_style"
     llm.updates.append({"house_style": "short"})
@@ -353,7 +354,7 @@ async def test_with_the_model_a_choice_said_in_other_words_is_understood_but_eff
     await s.send()
     llm.updates.extend([{"purpose": "User stories", "task_type": "generation"}, {"audience": "eng"},
                         {"house_style": "plain"}])
-    for answer in ["User stories", "eng", "plain", "skip", "skip"]:
+    for answer in ["User stories", "generation", "eng", "plain", "skip", "skip"]:
         await s.send(answer)
     await s.send("confirm")
     llm.updates.append({"kind": "choice", "choice": "sample"})
@@ -425,6 +426,32 @@ def test_a_prompt_to_try_is_the_answer_even_when_it_is_a_question():
     assert routing.parse("What is an OKR?", q) == {"kind": "answer", "value": "What is an OKR?", "text":
                                                    "What is an OKR?", "by": "parser"}
     assert routing.parse("done trying", q)["value"] == "done"
+
+
+async def test_the_same_file_again_adds_nothing_and_a_continued_project_offers_its_dataset_by_name():
+    sample = str(Path(__file__).resolve().parents[3] / "examples" / "pm_dataset.jsonl")
+    s = Session(ScriptedLLM(ok=False))
+    await to_data_choice(s)
+    await s.send("upload")
+    q = await s.send({"path": sample, "name": "pm_dataset.jsonl"})
+    q = await s.click("upload_more")
+    q = await s.send({"path": sample, "name": "pm_dataset.jsonl"})
+    assert any("is in your dataset already, so nothing was added" in t for t in s.said)
+    assert any("**45 examples**" in t for t in s.said[-3:])  # still 45, not 90
+    other = Session(ScriptedLLM(ok=False), thread="t2")
+    q = await to_name_taken(other)
+    q = await other.click("continue")
+    assert q["then"] == "on_data_choice"
+    assert q["choices"]["keep"] == "Keep my dataset (45 examples, from pm_dataset.jsonl)"
+
+
+async def to_name_taken(s: Session) -> dict:
+    await s.send()
+    for answer in ["User stories from ideas", "generation", "engineers", "plain", "skip", "skip"]:
+        await s.send(answer)
+    q = await s.send("confirm")
+    assert q["then"] == "on_name_taken"
+    return q
 
 
 async def test_a_run_that_finished_without_learning_offers_its_fix_in_one_click():

@@ -52,7 +52,7 @@ class DraftingLLM(ScriptedLLM):
 
 async def to_data_choice(s: Session) -> dict:
     await s.send()
-    for answer in ["User stories from ideas", "eng", "plain", "skip", "skip"]:
+    for answer in ["User stories from ideas", "generation", "eng", "plain", "skip", "skip"]:
         await s.send(answer)
     q = await s.send("confirm")
     assert q["then"] == "on_data_choice"
@@ -164,7 +164,7 @@ async def test_an_upload_after_drafting_adds_to_the_drafts(tmp_path):
                                                        {"role": "assistant", "content": f"As a user, I want {t}."}]})
                               + "\n" for t in TOPICS[5:] + ["returns policy"]))
     await s.send({"path": str(upload), "name": "mine.jsonl"})
-    assert any("Added the examples of **mine.jsonl**" in t for t in s.said)
+    assert any("Added 4 new examples from **mine.jsonl**" in t for t in s.said)
     assert any(t.startswith("**6 examples**") for t in s.said)  # 2 drafts + 4 uploaded, nothing discarded
 
 

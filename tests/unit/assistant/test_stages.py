@@ -100,7 +100,7 @@ async def test_drafting_keeps_the_examples_the_user_accepts():
     llm.structured = lambda prompt, schema, system=None: schema.model_validate(drafts)  # type: ignore[method-assign]
     s = Session(llm)
     await s.send()
-    for answer in ["User stories from ideas", "eng", "plain", "skip", "skip"]:
+    for answer in ["User stories from ideas", "generation", "eng", "plain", "skip", "skip"]:
         q = await s.send(answer)
     q = await s.send("confirm")
     assert "draft" in q["choices"]

