@@ -35,11 +35,19 @@ def after_training(state: WizardState) -> tuple[str, bool]:
     return ("deploy", True) if state.get("exported_name") else ("evaluate", False)
 
 
+def not_done(state: WizardState) -> list[str]:
+    """Stages of this round the Tasks panel must not tick: Evaluate, until a comparison has finished (a failed or
+    skipped one is not done)."""
+    return [] if state.get("evaluated") or not state.get("run_dir") else ["evaluate"]
+
+
 def ask(state: WizardState, text: str, *, then: str, stage: str, choices: dict[str, str] | None = None,
         kind: str = "question", free_text: bool = False, optional: bool = False, slot: str = "",
         effects: tuple[str, ...] = (), update: dict[str, Any] | None = None, **extra: Any) -> Command[Any]:
     """Ask the user something; the answer goes to the node `then`."""
     qid = state.get("qid", 0) + 1
+    if stage == "deploy" and "skipped" not in extra:
+        extra["skipped"] = not_done(state)
     question: dict[str, Any] = {"id": qid, "kind": kind, "text": text, "choices": dict(choices or {}),
                                 "free_text": free_text, "optional": optional, "then": then, "stage": stage,
                                 "slot": slot, "effects": list(effects), **extra}

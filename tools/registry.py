@@ -192,7 +192,8 @@ def tuned_scores(flat: dict[str, float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in flat.items():
         parts = key.split(".")
-        if "base" in parts or parts[-1] in ("tokens", "prompts"):
+        # how the answers were made (engine, cap, seconds) and the judge's failures are not scores of the model
+        if "base" in parts or parts[-1] in ("tokens", "prompts") or parts[0] in ("generation", "judge_left_out"):
             continue
         out[".".join(p for p in parts if p != "tuned")] = value
     return out

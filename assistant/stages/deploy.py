@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from assistant.context import WizardContext
-from assistant.conversation import ask, go
+from assistant.conversation import ask, go, not_done
 from assistant.routing import NO, YES
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
@@ -26,7 +26,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
     """Put the model into Ollama (or, with Ollama away, write everything and give the exact commands)."""
     from tools.export.pipeline import export_run
 
-    stage("deploy")
+    stage("deploy", skipped=tuple(not_done(state)))
     if not state.get("export_name"):
         return go("ask_export_name")
     name = str(state["export_name"])

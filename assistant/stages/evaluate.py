@@ -8,13 +8,14 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.state import WizardState
-from assistant.ui_events import figure, inert, say, stage, table
+from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
 
 SCORED_ANSWERS = 3
@@ -76,11 +77,21 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
     judge = runtime.context.llm.model if state.get("llm_ok") else None
     tuned = f"**{served}** as your Ollama serves it" if served else "the tuned model"
     say(f"Comparing {tuned} with its base on your held-out examples and the test prompts"
-        + (f", with **{judge}** as the judge" if judge else "") + " — this takes a minute or two.")
+        + (f", with **{judge}** as the judge" if judge else "") + ". Progress shows below.")
+    writer, loop = get_stream_writer(), asyncio.get_running_loop()
+
+    def progress(what: str, done: int, total: int) -> None:
+        # called from the evaluation's thread: the event loop owns the stream
+        status = f"{what[0].upper()}{what[1:]}" + (f": {done} of {total}" if total else "")
+        loop.call_soon_threadsafe(writer, progress_event("evaluate", "Comparing with the base model", status, done,
+                                                         total))
+
     try:
-        report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge, ollama_model=served)
+        report = await asyncio.to_thread(evaluate_run, run_dir, judge_model=judge, ollama_model=served,
+                                         progress=progress)
     except MTWError as exc:
-        say(f"{exc.message} {exc.fix}")
+        say(f"The comparison did not finish: {in_words(exc)}")
+        # not marked as evaluated: the Tasks panel does not tick Evaluate, and the comparison stays on offer
         return go("choose_next")
     if served:
         from tools.evaluate.report import report_dir
@@ -93,9 +104,20 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
     for name, file in report.get("charts", {}).items():
         if name.endswith("_plotly"):
             figure(name.removesuffix("_plotly"), (run_dir / "eval" / file).read_text(encoding="utf-8"))
+    left = report.get("judge_left_out") or {}
+    if left.get("n"):
+        say(f"The judge's scores were left out for {left['n']} of {left['of']} answers, so the comparison above "
+            "rests on the format checks and on how close the answers come to yours. Your own eye is the best "
+            "judge: choose **Score a few answers myself** below.")
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
     # after a preference round: also against the version it started from
     return go("compare_round_versions" if state.get("pref_from") else "choose_next", {"evaluated": True})
+
+
+def in_words(exc: MTWError) -> str:
+    """An engine error for the chat: its message, and its fix unless that fix is a command to type in a terminal."""
+    command = "`mtw " in exc.fix or " --" in exc.fix
+    return exc.message if command or not exc.fix else f"{exc.message} {exc.fix}"
 
 
 def side_by_side(report: dict[str, Any]) -> None:
@@ -126,6 +148,8 @@ def winner(item: dict[str, Any]) -> str:
 def _judged(item: dict[str, Any]) -> str:
     """'accuracy 3→4 · format 2→5 …': the judge's score per criterion, base → tuned."""
     base, tuned = (item.get("base") or {}).get("judge") or {}, (item.get("tuned") or {}).get("judge") or {}
+    if not (base and tuned) and any((item.get(v) or {}).get("judge_left_out") for v in ("base", "tuned")):
+        return "left out"
     return " · ".join(f"{c} {base[c]['score'] if c in base else '—'}→{tuned[c]['score']}" for c in tuned) or "—"
 
 
@@ -209,8 +233,8 @@ async def report_agreement(state: WizardState) -> Command[Any]:
         say(f"Thanks — saved. The judge model agrees with you within one point on {agreed['within_one']:.0%} of "
             f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
     else:
-        say("Thanks — your scores are saved with the report. Run the comparison with a judge model "
-            f"(`mtw eval {shlex.quote(str(state['run_dir']))} --judge MODEL`) to see how well it agrees with you.")
+        say("Thanks — your scores are saved with the report. The judge gave no scores for these answers, so "
+            "yours are the rubric scores of this model.")
     return go("choose_next", {"score_index": 0, "score_criterion": 0})
 
 

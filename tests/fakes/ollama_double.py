@@ -14,6 +14,7 @@ real, never a fallback for a user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -82,7 +83,11 @@ class OllamaDouble:
 
     # scripting ---------------------------------------------------------------
     def enqueue(self, *replies: Reply) -> None:
-        """Queue chat replies: a string (content), or a dict with content / tool_calls / done_reason."""
+        """Queue chat replies: a string (content), or a dict with content / tool_calls / done_reason / delay_s.
+
+        `delay_s`: the double waits that long before it answers (a slow or stuck model; a client with a shorter
+        timeout has given up by then, and the test never waits for the rest).
+        """
         self.chat_replies.extend(replies)
 
     def pull_gguf(self, name: str, path: Path, *, family: str = "llama", quantization: str = "Q4_1",
@@ -332,6 +337,15 @@ def _handler_for(d: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 self._engine_stream(name, body)
                 return
             r = d.engine.chat(name, body) if d.engine is not None and engine else d._next_reply(body)
+            if r.get("delay_s"):
+                time.sleep(float(r["delay_s"]))
+                # the client gave up waiting by now, as it should
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._answer_chat(name, body, r)
+                return
+            self._answer_chat(name, body, r)
+
+        def _answer_chat(self, name: str, body: dict[str, Any], r: dict[str, Any]) -> None:
             content = r.get("content", "")
             done_reason = r.get("done_reason", "stop")
             base = {"model": name, "created_at": "2026-01-01T00:00:00Z"}

@@ -11,7 +11,34 @@ from rich.console import Console
 from rich.table import Table
 
 from tools.errors import MTWError, UsageError
-from tools.evaluate.report import ollama_name, variant_label
+from tools.evaluate.report import generation_line, ollama_name, variant_label
+from tools.evaluate.verdict import left_out_sentence
+
+
+class Shown:
+    """Each phase of the evaluation as it happens: one live line on a terminal, a plain line per change otherwise.
+
+    Written to stderr, so `--json` output stays clean.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.last = console, ""
+        self.status = console.status("Evaluating") if console.is_terminal else None
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        text = f"{what[0].upper()}{what[1:]}" + (f": {done} of {total}" if total else " …")
+        if text == self.last:
+            return
+        self.last = text
+        if self.status is not None:
+            self.status.update(text)
+            self.status.start()
+        else:
+            self.console.print(text, highlight=False, markup=False)
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
 
 
 def _print(report: dict[str, Any], console: Console) -> None:
@@ -38,6 +65,10 @@ def _print(report: dict[str, Any], console: Console) -> None:
                       "–" if x["rouge_l"] is None else f"{x['rouge_l']:.2f}",
                       "–" if x["judge_mean"] is None else f"{x['judge_mean']:.1f}")
         console.print(t)
+    if report.get("generation"):
+        console.print(generation_line(report["generation"]), highlight=False)
+    for line in left_out_sentence(report.get("judge_left_out")):
+        console.print(f"[yellow]judge[/]: {line}")
     for note in report.get("notes") or []:
         console.print(f"[yellow]note[/]: {note}")
     for d in report.get("diagnoses") or []:
@@ -71,14 +102,17 @@ def eval_run(
 
     _quiet_libraries()
     console = Console()
+    shown = Shown(Console(stderr=True))
     try:
-        report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge, ollama_model=ollama_model)
+        report = evaluate_run(run_dir, prompts_file=prompts, judge_model=judge, ollama_model=ollama_model,
+                              progress=shown)
         comparison = None
         if compare is not None:
             from tools.evaluate.compare import compare_reports
             from tools.fileio import atomic_write_json
 
-            other = evaluate_run(compare, prompts_file=prompts, judge_model=judge)
+            other = evaluate_run(compare, prompts_file=prompts, judge_model=judge,
+                                 progress=lambda what, done, total: shown(f"{Path(compare).name}: {what}", done, total))
             comparison = compare_reports(report, other)
             atomic_write_json(Path(run_dir) / "eval" / "compare.json", comparison)
         from tools.evaluate.rounds import compare_round, is_round
@@ -86,11 +120,14 @@ def eval_run(
         # a preference round is also measured against the version it started from
         round_report = compare_round(run_dir, judge_model=judge) if is_round(run_dir) and not ollama_model else None
     except UsageError as exc:
+        shown.close()
         typer.echo(f"{exc.message}\n→ {exc.fix}", err=True)
         raise typer.Exit(2) from None
     except MTWError as exc:
+        shown.close()
         typer.echo(f"{exc.message}\n→ {exc.fix}", err=True)
         raise typer.Exit(1) from None
+    shown.close()
     if as_json:
         extra = {k: v for k, v in (("comparison", comparison), ("round", round_report)) if v is not None}
         typer.echo(json.dumps({**report, **extra}, indent=2, ensure_ascii=False, default=str))

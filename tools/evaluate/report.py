@@ -13,15 +13,10 @@ LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "ce
 """Under the plot: the chart's toolbar sits at the top right, where a default legend would be covered."""
 
 VARIANTS = ("base", "tuned")
-# a held-out loss within 5 % of the base's means the adapter has hardly moved the model yet
-LITTLE_CHANGE = 0.05
-# below this many held-out texts a single example moves accuracy by more than 5 points
-FEW_HELD_OUT = 20
-STRUCTURE_CHECKS = ("user_story", "list", "update")
+STRUCTURE_CHECKS = ("user_story", "list", "update", "dataset_format")
+"""The checks of what the user asked for: the structure of the answer (not stopping, terms or template leaks)."""
 OLLAMA = "ollama:"
 """Prefix of an answer source served by Ollama in `base_source` / `tuned_source`: "ollama:PM-General-v1"."""
-TINY_NOTE = ("(tiny-random is a randomly initialised model for trying the workflow: it learns the format of a "
-             "dataset, nothing more, so its answers are not meant to read well.)")
 
 
 def ollama_name(source: str | None) -> str | None:
@@ -39,34 +34,58 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def _structure_ok(r: dict[str, Any]) -> bool:
+    return all(c["passed"] for c in r["checks"] if c["name"] in STRUCTURE_CHECKS)
+
+
+def _has_structure(r: dict[str, Any]) -> bool:
+    return any(c["name"] in STRUCTURE_CHECKS for c in r["checks"])
+
+
+def _judge_mean(j: dict[str, Any]) -> float:
+    return sum(j[c]["score"] for c in CRITERIA) / len(CRITERIA)
+
+
 def summarize(prompts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per variant: prompts that pass every check, that have the asked structure, that stop; ROUGE-L; judge means."""
+    """Per variant: prompts that pass every check, that have the asked structure, that stop; ROUGE-L; judge means.
+
+    Per category the same, with the judge compared only where it scored both answers to a prompt.
+    """
     out: dict[str, Any] = {}
     for v in VARIANTS:
         rows = [p[v] for p in prompts if v in p]
-        structured = [r for r in rows if any(c["name"] in STRUCTURE_CHECKS for c in r["checks"])]
+        structured = [r for r in rows if _has_structure(r)]
         stories = [r for r in rows if any(c["name"] == "user_story" for c in r["checks"])]
+        own = [r for r in rows if any(c["name"] == "dataset_format" for c in r["checks"])]
         judged = [r["judge"] for r in rows if r.get("judge")]
         out[v] = {
             "prompts": len(rows),
             "all_checks_pass": sum(r["format_ok"] for r in rows),
             "structure_total": len(structured),
-            "structure_pass": sum(all(c["passed"] for c in r["checks"] if c["name"] in STRUCTURE_CHECKS)
-                                  for r in structured),
+            "structure_pass": sum(_structure_ok(r) for r in structured),
             "user_story_total": len(stories),
             "user_story_pass": sum(any(c["name"] == "user_story" and c["passed"] for c in r["checks"])
                                    for r in stories),
+            "dataset_format_total": len(own),
+            "dataset_format_pass": sum(any(c["name"] == "dataset_format" and c["passed"] for c in r["checks"])
+                                       for r in own),
             "stopped": sum(r["stopped"] for r in rows),
             "rouge_l": _mean([r["rouge_l"] for r in rows if r.get("rouge_l") is not None]),
+            "judged": len(judged),
             "judge": {c: _mean([j[c]["score"] for j in judged]) for c in CRITERIA} if judged else None,
-            "judge_mean": _mean([sum(j[c]["score"] for c in CRITERIA) / len(CRITERIA) for j in judged]),
+            "judge_mean": _mean([_judge_mean(j) for j in judged]),
         }
     cats: dict[str, Any] = {}
     for cat in sorted({p["category"] for p in prompts}):
-        rows = [p for p in prompts if p["category"] == cat]
-        cats[cat] = {v: {"checks_pass": sum(p[v]["format_ok"] for p in rows if v in p), "prompts": len(rows),
-                         "judge_mean": _mean([sum(p[v]["judge"][c]["score"] for c in CRITERIA) / len(CRITERIA)
-                                              for p in rows if p.get(v, {}).get("judge")])}
+        rows = [p for p in prompts if p["category"] == cat and all(v in p for v in VARIANTS)]
+        pairs = [p for p in rows if all(p[v].get("judge") for v in VARIANTS)]
+        refs = [p for p in rows if p.get("reference")]
+        cats[cat] = {v: {"checks_pass": sum(p[v]["format_ok"] for p in rows), "prompts": len(rows),
+                         "structure_total": sum(_has_structure(p[v]) for p in rows),
+                         "structure_pass": sum(_has_structure(p[v]) and _structure_ok(p[v]) for p in rows),
+                         "judged": len(pairs), "judge_mean": _mean([_judge_mean(p[v]["judge"]) for p in pairs]),
+                         "references": len(refs),
+                         "rouge_l": _mean([p[v]["rouge_l"] for p in refs if p[v].get("rouge_l") is not None])}
                      for v in VARIANTS}
     out["by_category"] = cats
     return out
@@ -80,108 +99,16 @@ def _words(category: str) -> str:
     return category.replace("_", " ")
 
 
-def _quoted(labels: list[str]) -> str:
-    return " or ".join(f"'{lab}'" for lab in labels)
+ENGINES = {"llama.cpp": "llama.cpp (the base GGUF, with the adapter off and on)",
+           "pytorch": "PyTorch on this machine"}
 
 
-def baseline_sentences(tuned: dict[str, Any], majority: dict[str, Any] | None) -> list[str]:
-    """The majority-class baseline named, and said plainly when the classifier does not beat it."""
-    missed = [lab for lab, m in tuned["per_label"].items() if m["support"] and m["recall"] == 0]
-    weak = [lab for lab, m in tuned["per_label"].items() if m["support"] and 0 < m["recall"] < 0.5]
-    out: list[str] = []
-    if majority is not None:
-        common, base_acc, acc = majority["label"], majority["accuracy"], tuned["accuracy"]
-        scores = f"always answering '{common}' would score {base_acc:.3f}; this model scores {acc:.3f}"
-        rare = [lab for lab in missed if lab != common]
-        # compared as shown: a model equal to the guess at three decimals has not beaten it
-        if round(acc, 3) <= round(base_acc, 3) or tuned["f1"] <= majority["f1"]:
-            what = f"it has not learned to find {_quoted(rare)}" if rare else "it does no better than that guess"
-            out.append(f"{scores[0].upper()}{scores[1:]} — {what}. Train longer, or add more examples of the "
-                       "rarer labels, before using it.")
-            missed = [lab for lab in missed if lab not in rare]
-        else:
-            out.append(f"{scores[0].upper()}{scores[1:]}: it beats that guess.")
-    if missed:
-        out.append(f"It finds none of the {_quoted(missed)} examples: add more of those.")
-    if weak:
-        out.append(f"It finds fewer than half of the {_quoted(weak)} examples: add more of those.")
-    return out
-
-
-def verdict(report: dict[str, Any]) -> str:
-    """One plain paragraph: did tuning help, where, and where it got worse."""
-    task, held, s = report["task"], report.get("heldout") or {}, report.get("summary") or {}
-    out: list[str] = []
-    if task == "classification" and {"base", "tuned"} <= set(held):
-        b, t = held["base"], held["tuned"]
-        out.append(f"The tuned classifier labels {t['correct']} of {t['n']} held-out texts correctly "
-                   f"({_pct(t['accuracy'])}; base: {b['correct']} of {b['n']}, {_pct(b['accuracy'])}), "
-                   f"macro F1 {t['f1']:.2f} (base {b['f1']:.2f}).")
-        if t["n"] < FEW_HELD_OUT:
-            out.append(f"With only {t['n']} held-out texts, one more right or wrong moves accuracy by "
-                       f"{100 / t['n']:.0f} points: add examples before trusting small differences.")
-        n_mix, gold_lab, pred_lab = max(((t["confusion"][i][j], g, p) for i, g in enumerate(t["labels"])
-                                         for j, p in enumerate(t["labels"]) if i != j), default=(0, "", ""))
-        if n_mix:
-            out.append(f"It most often mistakes '{gold_lab}' for '{pred_lab}' ({n_mix} time{'s' * (n_mix > 1)}).")
-        out += baseline_sentences(t, held.get("majority"))
-    elif task == "token" and {"base", "tuned"} <= set(held):
-        b, t = held["base"], held["tuned"]
-        out.append(f"The tuned tagger finds the entities with F1 {t['f1']:.2f} (precision {t['precision']:.2f}, "
-                   f"recall {t['recall']:.2f}; base F1 {b['f1']:.2f}) on {t['n']} held-out sentences.")
-    elif {"base", "tuned"} <= set(held):
-        b, t = held["base"], held["tuned"]
-        direction = "fell" if t["val_loss"] < b["val_loss"] else "rose"
-        out.append(f"On held-out examples the loss {direction} from {b['val_loss']:.2f} to {t['val_loss']:.2f} "
-                   f"(perplexity {b['perplexity']:.3g} → {t['perplexity']:.3g}).")
-        if b["val_loss"] - t["val_loss"] < LITTLE_CHANGE * b["val_loss"]:
-            out.append("Training has barely changed the model yet: train longer (more steps or epochs) before "
-                       "judging its answers.")
-    if task == "causal" and s:
-        b, t = s["base"], s["tuned"]
-        served = ollama_name(report.get("tuned_source"))
-        if served:
-            out.append(f"The tuned answers to the test prompts come from '{served}' as your Ollama serves it.")
-        if t["user_story_total"]:
-            out.append(f"The tuned model follows your user-story format in {t['user_story_pass']} of "
-                       f"{t['user_story_total']} prompts (base: {b['user_story_pass']} of {b['user_story_total']}).")
-        elif t["structure_total"]:
-            out.append(f"The tuned model gives the asked structure in {t['structure_pass']} of {t['structure_total']} "
-                       f"prompts (base: {b['structure_pass']} of {b['structure_total']}).")
-        out.append(f"It passes every format check in {t['all_checks_pass']} of {t['prompts']} prompts "
-                   f"(base: {b['all_checks_pass']} of {b['prompts']}).")
-        if t["stopped"] != b["stopped"]:
-            out.append(f"It ends its answer by itself in {t['stopped']} of {t['prompts']} prompts "
-                       f"(base: {b['stopped']} of {b['prompts']}).")
-        if t["stopped"] < t["prompts"]:
-            out.append(f"In {t['prompts'] - t['stopped']} prompt(s) it did not end its answer and ran to the length "
-                       "limit: check the chat template and stop tokens before exporting.")
-        if t["rouge_l"] is not None and b["rouge_l"] is not None:
-            closer = "closer to" if t["rouge_l"] > b["rouge_l"] else "no closer to"
-            out.append(f"Its answers are {closer} your validation answers (ROUGE-L {b['rouge_l']:.2f} → "
-                       f"{t['rouge_l']:.2f}).")
-        if t["judge"] and b["judge"]:
-            rises = sorted(CRITERIA, key=lambda c: t["judge"][c] - b["judge"][c])
-            best, worst = str(rises[-1]), str(rises[0])
-            gain = t["judge"][best] - b["judge"][best]
-            moved = (f"{best} scores rose most, from {b['judge'][best]:.1f} to {t['judge'][best]:.1f}" if gain > 0
-                     else "no criterion scored higher than the base")
-            out.append(f"Judge scores average {b['judge_mean']:.1f} → {t['judge_mean']:.1f} out of 5 "
-                       f"(target 4 or more); {moved}.")
-            if t["judge"][worst] < b["judge"][worst]:
-                out.append(f"{worst.capitalize()} scores fell from {b['judge'][worst]:.1f} to "
-                           f"{t['judge'][worst]:.1f}.")
-        worse = []
-        for cat, v in s["by_category"].items():
-            bj, tj = v["base"]["judge_mean"], v["tuned"]["judge_mean"]
-            if v["tuned"]["checks_pass"] < v["base"]["checks_pass"] or (bj is not None and tj is not None and tj < bj):
-                worse.append(_words(cat))
-        out.append(f"It got worse at {', '.join(worse)}." if worse else "It did not get worse in any category.")
-    if not out:
-        out.append("There was nothing to compare: the run kept no validation examples and no prompts were answered.")
-    if report.get("model") == "tiny-random":
-        out.append(TINY_NOTE)
-    return " ".join(out)
+def generation_line(g: dict[str, Any]) -> str:
+    """How the answers were made: the engine, and the length cap with where it came from."""
+    why = f" ({g['cap_reason']})" if g.get("cap_reason") else ""
+    took = f", in {g['seconds']:.0f} s" if g.get("seconds") is not None else ""
+    return (f"Answers from {ENGINES.get(g.get('engine', ''), g.get('engine'))}, each up to "
+            f"{g['max_new_tokens']} new tokens{why}{took}.")
 
 
 def _fmt(x: Any) -> str:
@@ -199,6 +126,8 @@ def render_markdown(report: dict[str, Any]) -> str:
              + (f" · judge: `{report['judge_model']}`" if report.get("judge_model") else "")
              + "".join(f" · {v} answers: Ollama `{n}`" for v, n in served.items()), "",
              "## Verdict", "", report["verdict"], ""] + [f"> Note: {n}\n" for n in report.get("notes") or []]
+    if report.get("generation"):
+        lines += [generation_line(report["generation"]), ""]
     held = report.get("heldout") or {}
     if held:
         keys = [k for k in ("val_loss", "perplexity", "accuracy", "precision", "recall", "f1", "token_accuracy")
@@ -236,7 +165,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             for v in VARIANTS:
                 r = p[v]
                 failed = [f"{c['name']}: {c['detail']}" for c in r["checks"] if not c["passed"]]
-                score = f" · judge {r['judge_mean']:.1f}" if r.get("judge_mean") is not None else ""
+                score = (f" · judge {r['judge_mean']:.1f}" if r.get("judge_mean") is not None else
+                         f" · judge left out: {r['judge_left_out']}" if r.get("judge_left_out") else "")
                 lines += [f"**{v}** — {'passes every check' if not failed else '; '.join(failed)}{score}", "",
                           "```text", r["answer"] or "(empty)", "```", ""]
     if report.get("agreement"):

@@ -108,8 +108,8 @@ def compare_round(run_dir: str | Path, *, judge: StructuredLLM | None = None, ju
         answers[version] = generate(model, tok, [p.prompt for p in prompts], max_new_tokens=max_new_tokens)
     if judge is None and judge_model:
         judge = OllamaStructured(judge_model)
-    scored = score_all(judge, [(p, {v: answers[v][i].text for v in VERSIONS}) for i, p in enumerate(prompts)]) \
-        if judge is not None else {}
+    scored = score_all(judge, [(p, {v: answers[v][i].text for v in VERSIONS}) for i, p in enumerate(prompts)]
+                       ).scores if judge is not None else {}
     rows: list[dict[str, Any]] = []
     categories: dict[str, dict[str, int]] = {}
     for i, p in enumerate(prompts):

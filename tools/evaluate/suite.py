@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tools.errors import UsageError
 
 FormatKind = Literal["user_story", "list", "update"]
+StructureKind = Literal["headings", "lists"]
+STRUCTURE_WORDS: dict[str, str] = {"headings": "section headings", "lists": "bulleted or numbered lists"}
+SHARED = 0.6
+"""A structure most training answers have (this share of them) is the dataset's format."""
 CATEGORIES = ("format_consistency", "domain_knowledge", "contextual_understanding", "creative_problem_solving")
 
 
@@ -33,6 +37,8 @@ class TestPrompt(BaseModel):
     """For format=list: how many items the answer must list."""
     must_mention: list[str] = []
     """Terms a correct answer names (case-insensitive)."""
+    structure: list[StructureKind] = []
+    """The structure the run's training answers share that this answer needs too (e.g. headings, lists)."""
 
 
 BUILTIN: tuple[TestPrompt, ...] = (
@@ -136,6 +142,35 @@ def check_update(text: str) -> CheckResult:
     return CheckResult("update", not missing, "missing " + ", ".join(missing) if missing else "")
 
 
+_HEADING = re.compile(r"^\s{0,3}(?:#{1,6}\s+\S|\*\*[^*\n]{2,80}\*\*:?\s*$|\*\*[^*\n]{2,60}:\*\*|\*\*[^*\n]{2,60}\*\*:)",
+                      re.M)
+
+
+def structure_of(text: str) -> list[StructureKind]:
+    """The structures an answer has: two or more section headings (markdown or bold lines), two or more list items."""
+    found: list[StructureKind] = []
+    if len(_HEADING.findall(text)) >= 2:
+        found.append("headings")
+    if len(_ITEM.findall(text)) >= 2:
+        found.append("lists")
+    return found
+
+
+def dataset_structure(answers: list[str]) -> list[StructureKind]:
+    """The structures most of the training answers share: the dataset's own format, beyond any one kind of text."""
+    if not answers:
+        return []
+    seen = [structure_of(a) for a in answers]
+    kinds: tuple[StructureKind, ...] = ("headings", "lists")
+    return [k for k in kinds if sum(k in s for s in seen) >= SHARED * len(answers)]
+
+
+def check_structure(text: str, needed: list[StructureKind]) -> CheckResult:
+    """The answer has the structure the dataset's answers share (headings, lists)."""
+    missing = [STRUCTURE_WORDS[k] for k in needed if k not in structure_of(text)]
+    return CheckResult("dataset_format", not missing, "missing " + " and ".join(missing) if missing else "")
+
+
 def check_mentions(text: str, terms: list[str]) -> CheckResult:
     """Every term named (word match, plural allowed)."""
     missing = [t for t in terms if not _has(text, rf"\b{re.escape(t)}s?\b")]
@@ -156,6 +191,8 @@ def check_answer(p: TestPrompt, text: str, stopped: bool) -> list[CheckResult]:
         checks.append(check_list(text, p.list_items or 3))
     elif p.format == "update":
         checks.append(check_update(text))
+    if p.structure:
+        checks.append(check_structure(text, p.structure))
     if p.must_mention:
         checks.append(check_mentions(text, p.must_mention))
     return checks

@@ -89,7 +89,7 @@ def test_folder_without_config_says_it_is_not_a_run(tmp_path):
 def test_compare_and_judge_flags_reach_the_evaluation(monkeypatch, tmp_path):
     calls = []
 
-    def fake(run_dir, *, prompts_file=None, judge_model=None, ollama_model=None):
+    def fake(run_dir, *, prompts_file=None, judge_model=None, ollama_model=None, progress=None):
         calls.append((str(run_dir), judge_model))
         loss = 3.0 if str(run_dir).endswith("v1") else 2.0
         return {"run_dir": str(run_dir), "model": "m", "task": "causal", "heldout": {"tuned": {"val_loss": loss}},
@@ -123,3 +123,29 @@ def test_moved_training_data_is_a_note_not_a_crash(minilm_run, tmp_path):
     assert any("moved.jsonl is no longer there" in n for n in report["notes"])
     assert any("--prompts was not used" in n for n in report["notes"])
     assert "> Note:" in (run / "eval" / "report.md").read_text()
+
+
+def test_mtw_eval_shows_each_phase_and_records_the_cap_it_chose(tiny_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+    res = runner.invoke(app, ["eval", str(run), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)  # the progress goes to stderr: the JSON stays clean
+    n = len(report["prompts"])
+    shown = res.stderr.splitlines()
+    for line in ("Loading the model …", "Held-out examples …", f"Base answers: {n} of {n}",
+                 f"Tuned answers: {n} of {n}", "Writing the report …"):
+        assert line in shown, shown
+    assert shown.index(f"Base answers: {n} of {n}") < shown.index(f"Tuned answers: {n} of {n}")
+    # while no answer ends, the tokens made so far show that it is moving
+    assert any(line.startswith(f"Tuned answers (32 of up to {report['generation']['max_new_tokens']} tokens): ")
+               for line in shown)
+    # the cap follows the run's own answers, and the report says which it was and why
+    g = report["generation"]
+    assert g["engine"] == "pytorch"
+    assert g["max_new_tokens"] >= 1.5 * g["longest_training_answer"]
+    assert g["cap_reason"].startswith("1.5 × your longest training answer") or g["max_new_tokens"] == 128
+    md = (run / "eval" / "report.md").read_text()
+    assert f"each up to {g['max_new_tokens']} new tokens" in md

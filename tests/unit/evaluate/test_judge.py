@@ -6,7 +6,18 @@ import pytest
 
 from tools.errors import ModelNotPulled, OllamaUnavailable, StructuredOutputError, UsageError
 from tools.evaluate.agreement import agreement, load_user_scores, record_user_scores, weighted_kappa
-from tools.evaluate.judge import CRITERIA, OllamaStructured, RubricScores, score_all, score_answer
+from tools.evaluate.judge import (
+    BAD_SHAPE,
+    COPIED,
+    CRITERIA,
+    LOOPING,
+    NO_REASONS,
+    NUM_PREDICT,
+    OllamaStructured,
+    RubricScores,
+    score_all,
+    score_answer,
+)
 from tools.evaluate.suite import BUILTIN, TestPrompt
 
 
@@ -29,6 +40,8 @@ def test_score_answer_sends_the_schema_and_parses_the_scores(judge):
     body = judge.requests_to("/api/chat")[0].body
     assert body["format"] == RubricScores.model_json_schema()
     assert body["options"]["temperature"] == 0
+    # bounded: never more tokens than five short justifications need
+    assert body["options"]["num_predict"] == NUM_PREDICT
 
 
 def test_bad_json_is_asked_again_then_accepted(judge):
@@ -61,8 +74,9 @@ def test_each_answer_is_judged_alone_and_blinded(judge):
     tuned = "As a user I want to log in so that I see my data. Acceptance criteria: - works"
     base = "Login is a feature."
     out = score_all(OllamaStructured("judge-model"), [(p, {"base": base, "tuned": tuned})])
-    assert out[("s", "tuned")].format.score == 5
-    assert out[("s", "base")].format.score == 2
+    assert out.scores[("s", "tuned")].format.score == 5
+    assert out.scores[("s", "base")].format.score == 2
+    assert out.left_out == {}
     reqs = judge.requests_to("/api/chat")
     assert len(reqs) == 2
     for r in reqs:
@@ -120,3 +134,66 @@ def test_user_scores_are_validated(tmp_path):
         record_user_scores(tmp_path, "p1", "tuned", {"tone": 7, "style": 3})
     assert "tone = 7" in str(exc.value)
     assert "'style' is not a rubric criterion" in str(exc.value)
+
+
+ANSWER = ("As a registered user I want to reset my password from the sign-in page so that I can get back into my "
+          "account without calling support. Acceptance criteria: the link expires after one hour.")
+PROMPTS = [TestPrompt(id=f"p{i}", prompt=f"Write a user story for feature {i}.", format="user_story") for i in range(3)]
+
+
+def hostile(justification, score=4):
+    return json.dumps({c: {"score": score, "justification": justification} for c in CRITERIA})
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    (hostile("5", score=5), NO_REASONS),
+    (hostile("Good.", score=5), NO_REASONS),
+    (hostile("1.1.1.2.3.4.1.1.1.2.3.4.1.1.1.2.3.4"), NO_REASONS),
+    (hostile(ANSWER[:160]), COPIED),
+    (hostile("good answer " * 12), LOOPING),
+], ids=["5/5 with '5'", "5/5 with a word", "numbers", "a copy of the answer", "a loop"])
+def test_a_nonsense_judgement_is_left_out_with_its_reason(judge, reply, why):
+    judge.enqueue(reply, scores_json())
+    out = score_all(OllamaStructured("judge-model"), [(PROMPTS[0], {"tuned": ANSWER, "base": ANSWER + " Done."})])
+    # one of the two answers got the nonsense, the other a real judgement: only the real one is kept
+    assert list(out.left_out.values()) == [why]
+    assert len(out.scores) == 1
+    assert out.reasons() == {why: 1}
+
+
+def test_an_invented_key_is_asked_again_then_left_out(judge):
+    invented = json.loads(scores_json())
+    invented["helpfulness"] = {"score": 5, "justification": "It is helpful to the user."}
+    judge.enqueue(json.dumps(invented), json.dumps(invented), scores_json())
+    out = score_all(OllamaStructured("judge-model"), [(PROMPTS[0], {"tuned": ANSWER, "base": ANSWER + " Done."})])
+    assert list(out.left_out.values()) == [BAD_SHAPE]
+    assert len(out.scores) == 1
+
+
+def test_a_slow_reply_is_given_up_on_after_the_timeout(judge, monkeypatch):
+    import time
+
+    # the timeout is the module's setting; here a tenth of a second instead of two minutes
+    monkeypatch.setattr("tools.evaluate.judge.TIMEOUT_S", 0.1)
+    judge.enqueue({"content": scores_json(), "delay_s": 5}, scores_json())
+    started = time.monotonic()
+    out = score_all(OllamaStructured("judge-model"), [(PROMPTS[0], {"tuned": ANSWER, "base": ANSWER + " Done."})])
+    assert time.monotonic() - started < 4  # nobody waited for the slow reply
+    assert list(out.left_out.values()) == ["it did not reply in time"]
+    assert len(out.scores) == 1
+
+
+def test_a_judge_that_keeps_failing_is_not_asked_again(judge):
+    judge.responder = lambda body: hostile("5", score=5)
+    items = [(p, {"tuned": ANSWER, "base": ANSWER + " Done."}) for p in PROMPTS]
+    out = score_all(OllamaStructured("judge-model"), items)
+    assert len(judge.requests_to("/api/chat")) == 3  # three nonsense replies in a row, then no more asking
+    assert out.scores == {}
+    assert len(out.left_out) == 6
+    assert out.reasons() == {NO_REASONS: 3, "the judge failed 3 times in a row, so it was not asked again": 3}
+
+
+def test_a_missing_judge_model_leaves_every_score_out_after_one_try(ollama):
+    out = score_all(OllamaStructured("no-such-model"), [(p, {"tuned": ANSWER, "base": "x"}) for p in PROMPTS])
+    assert len(ollama.requests_to("/api/chat")) == 1
+    assert out.reasons() == {"the judge model is not in Ollama": 6}

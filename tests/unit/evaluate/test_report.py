@@ -79,6 +79,9 @@ def test_report_counts_and_verdict_from_side_by_side_answers(tmp_path):
     assert "loss fell from 5.00 to 3.00" in v
     assert "follows your user-story format in 5 of 5 prompts (base: 0 of 5)" in v
     assert "did not get worse in any category" in v
+    # what the user asked for comes first: the format, then closeness to their own answers, then the loss
+    assert v.startswith("Format: the tuned model writes the asked format in 7 of 7 prompts (base: 0 of 7).")
+    assert v.index("Format:") < v.index("ROUGE-L") < v.index("loss fell")
     assert "tiny-random" in v
     row = r["prompts"][0]
     assert row["tuned"]["answer"].startswith("As a user")
@@ -94,11 +97,52 @@ def test_verdict_says_when_training_has_barely_changed_the_model(tmp_path):
     assert "barely" not in r["verdict"]
 
 
-def test_verdict_names_the_category_that_got_worse(tmp_path):
+def test_a_category_with_no_format_judge_or_reference_is_never_called_worse(tmp_path):
+    # the tuned model misses the terms on both domain-knowledge prompts: with no judge and no reference answers
+    # that is not evidence the model got worse at domain knowledge
     r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=list(BUILTIN),
                      generate=lambda ps, v: scripted(bad_categories=("domain_knowledge",))(ps, "tuned")
                      if v == "tuned" else [Generation(GOOD["domain_knowledge"], True, 9) for _ in ps])
-    assert "It got worse at domain knowledge" in r["verdict"]
+    assert "domain knowledge" not in r["verdict"]
+    assert "did not get worse in any category" in r["verdict"]
+
+
+class Judge:
+    """A scripted judge (a double): 2 on every criterion for answers in `low`, 4 for the rest, with real reasons."""
+
+    def __init__(self, low: tuple[str, ...]) -> None:
+        self.low = low
+
+    def structured(self, prompt, schema, *, system=None):
+        answer = prompt.split("<<<\n")[1]
+        score = 2 if any(x in answer for x in self.low) else 4
+        return schema.model_validate({c: {"score": score, "justification": f"The answer's {c} is as scored."}
+                                      for c in CRITERIA})
+
+
+def test_the_judge_marks_a_category_worse_only_when_it_falls_a_full_point_on_both_sides(tmp_path):
+    # tuned answers domain knowledge vaguely ("Sure! ..."), base answers it well; the judge scores that 2 vs 4
+    def generate(ps, v):
+        return scripted(bad_categories=("domain_knowledge",))(ps, "tuned") if v == "tuned" else [
+            Generation(GOOD["domain_knowledge"], True, 9) for _ in ps]
+
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=list(BUILTIN),
+                     generate=generate, judge=Judge(low=("Sure!",)), judge_model="j")
+    assert "It got worse at domain knowledge." in r["verdict"]
+    assert r["summary"]["by_category"]["domain_knowledge"]["tuned"]["judged"] == 2
+
+
+def test_format_lost_on_one_prompt_is_noise_on_both_it_is_worse(tmp_path):
+    story = BUILTIN[0]
+    lost_one = {"base": [Generation(STORY.format(x="a"), True, 9)] * 2,
+                "tuned": [Generation(STORY.format(x="a"), True, 9), Generation("A story.", True, 3)]}
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=[story, BUILTIN[1]],
+                     generate=lambda ps, v: lost_one[v])
+    assert "got worse" not in r["verdict"]
+    lost_both = {"base": lost_one["base"], "tuned": [Generation("A story.", True, 3)] * 2}
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout={}, prompts=[story, BUILTIN[1]],
+                     generate=lambda ps, v: lost_both[v])
+    assert "It got worse at format consistency." in r["verdict"]
 
 
 def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
@@ -107,7 +151,8 @@ def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
     def reply(body):
         answer = body["messages"][-1]["content"].split("<<<")[1]
         good = "Acceptance criteria" in answer or "KPI" in answer
-        return json.dumps({c: {"score": 5 if good else 2, "justification": "because"} for c in CRITERIA})
+        return json.dumps({c: {"score": 5 if good else 2, "justification": "It has what the request asks for."}
+                           for c in CRITERIA})
 
     ollama.responder = reply
     record_user_scores(tmp_path, "story-password-reset", "tuned", {"tone": 4, "format": 5})
@@ -118,8 +163,9 @@ def test_judge_scores_each_answer_and_agreement_with_the_user(tmp_path, ollama):
     s = r["summary"]
     assert s["tuned"]["judge_mean"] == 5.0
     assert s["base"]["judge_mean"] == 2.0
-    assert "Judge scores average 2.0 → 5.0" in r["verdict"]
-    assert r["prompts"][0]["tuned"]["judge"]["tone"]["justification"] == "because"
+    assert "Judge: scores average 2.0 → 5.0" in r["verdict"]
+    assert r["prompts"][0]["tuned"]["judge"]["tone"]["justification"] == "It has what the request asks for."
+    assert r["judge_left_out"] == {"n": 0, "of": 6, "reasons": {}}
     ag = r["agreement"]
     assert ag["n"] == 2
     assert ag["mean_abs_diff"] == pytest.approx(0.5)
@@ -234,3 +280,15 @@ def test_compare_uses_shares_when_suites_differ_and_flags_different_data():
     c = compare_reports(a, b)
     assert c["metrics"][0]["better"] == "b"
     assert "trained on different data (a.jsonl vs b.jsonl)" in c["verdict"]
+
+
+def test_how_the_answers_were_made_is_not_a_score_of_the_model(tmp_path):
+    from tools.registry import flatten_scores, tuned_scores
+
+    r = build_report(tmp_path, model="m", task="causal", events=[], heldout=HELD, prompts=list(BUILTIN),
+                     generate=scripted(), judge=Judge(low=()), judge_model="j",
+                     generation={"engine": "pytorch", "max_new_tokens": 384, "seconds": 61.0})
+    scores = tuned_scores(flatten_scores(r))
+    assert scores["summary.judge_mean"] == 4.0
+    assert not [k for k in scores if k.startswith(("generation", "judge_left_out"))]
+    assert "Answers from PyTorch on this machine, each up to 384 new tokens, in 61 s." in render_markdown(r)

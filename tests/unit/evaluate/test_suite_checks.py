@@ -11,8 +11,10 @@ from tools.evaluate.suite import (
     check_list,
     check_update,
     check_user_story,
+    dataset_structure,
     follows_format,
     load_prompts_file,
+    structure_of,
 )
 
 STORY = """As a registered user
@@ -111,3 +113,25 @@ def test_prompts_file_errors_name_the_line_and_field(tmp_path):
     assert "line 3: not valid JSON" in msg
     with pytest.raises(UsageError, match="Cannot read the prompts file"):
         load_prompts_file(tmp_path / "missing.txt")
+
+
+def test_the_sample_datasets_own_format_is_headings_and_lists():
+    import json
+    from pathlib import Path
+
+    sample = Path(__file__).parents[3] / "examples" / "pm_dataset.jsonl"
+    answers = [json.loads(line)["messages"][-1]["content"] for line in sample.read_text().splitlines()]
+    assert dataset_structure(answers) == ["headings", "lists"]
+    # prose with no structure is no one's format
+    assert dataset_structure(["Just a sentence.", "Another one.", "**Title**\n- a\n- b"]) == []
+
+
+def test_an_answer_is_checked_for_the_structure_its_reference_shares_with_the_data():
+    p = TestPrompt(prompt="Write the weekly update.", structure=["headings", "lists"])
+    shaped = "**Status**\nOn track.\n\n**Done this week**\n- API\n- docs"
+    assert structure_of(shaped) == ["headings", "lists"]
+    assert follows_format(check_answer(p, shaped, True))
+    flat = "The API is done and the docs are next; we are on track."
+    (check,) = [c for c in check_answer(p, flat, True) if c.name == "dataset_format"]
+    assert not check.passed
+    assert check.detail == "missing section headings and bulleted or numbered lists"
