@@ -59,9 +59,17 @@ def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
             "stopped": sum(r["stopped"] for r in rows), "prompts": len(rows)}
 
 
-async def journey(home: Path) -> dict[str, Any]:
-    from tests.unit.assistant.helpers import ScriptedLLM, Session
+def wait_for_run(run_dir: Path) -> dict[str, Any]:
+    """How the background run ended, once it has (what the chat's live view hands back)."""
     from tools import jobs
+
+    while jobs.get_run(run_dir).status in jobs.ACTIVE:
+        time.sleep(2)
+    return jobs.run_outcome(run_dir)
+
+
+async def journey() -> dict[str, Any]:
+    from tests.unit.assistant.helpers import ScriptedLLM, Session
 
     s = Session(ScriptedLLM(ok=False), time_limit_s=60.0)
     stages: dict[str, float] = {}
@@ -92,8 +100,7 @@ async def journey(home: Path) -> dict[str, Any]:
     plan = next(t for t in reversed(s.said) if t.startswith("**Plan:**"))
     q = await s.click("start")
     run_dir = Path(q["run_dir"])
-    while (outcome := jobs.run_outcome(run_dir))["status"] not in ("done", "failed", "stopped"):
-        await asyncio.sleep(2)
+    outcome = await asyncio.to_thread(wait_for_run, run_dir)
     q = lap("training", await s.send({"outcome": outcome}))
     assert outcome["status"] == "done", outcome
     q = lap("compare base → tuned", await s.send("eval"))
@@ -136,7 +143,7 @@ def main() -> None:
     get_settings.cache_clear()
     print(f"journey on {SMOLLM2_TAG} (real weights), {os.cpu_count()} cores, MTW_HOME {work / 'home'}", flush=True)
     try:
-        figures = asyncio.run(journey(work / "home"))
+        figures = asyncio.run(journey())
         base, tuned = ask_all(SMOLLM2_TAG), ask_all("PM-Real-v1")
     finally:
         double.stop()

@@ -89,6 +89,34 @@ def test_match_is_exact_for_f16_and_similar_enough_for_quantised(ollama: OllamaD
     assert "lowest similarity 0%" in unrelated.message
 
 
+def test_a_quantised_model_may_drift_on_one_prompt_in_three_but_a_lost_adapter_drifts_on_all(
+        ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue(GOOD_TEXT[0], "Bananas are yellow.", GOOD_TEXT[2])
+    one_off = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD))["matches_tuned"]
+    assert one_off.ok
+    assert "went its own way" in one_off.message
+    ollama.enqueue("Bananas are yellow.", "Apples are red.", "Plums are blue.")
+    lost = checks_by_name(verify_replies(ask_ollama("pm", PROBES), STOPS, GOOD))["matches_tuned"]
+    assert not lost.ok
+    assert "3 of 3" in lost.message
+
+
+def test_a_quantised_reply_follows_the_tuned_answer_by_its_opening_or_layout() -> None:
+    from tools.export.verify import follows
+
+    tuned = ("**User story**\nAs a new user, I want to reset my password.\n\n**Acceptance criteria**\n- a link\n"
+             "- expires")
+    drifted = ("**User story**\nAs someone who forgot it, I want a reset without support.\n\n**Acceptance criteria**\n"
+               "- it works")
+    assert follows(drifted, tuned)  # other words, as quantised weights write them: the same opening and layout
+    laid_out = "**Reset**\nWhat it does.\n\n**Checks**\n- one\n- two"
+    assert follows(laid_out, tuned)
+    # the base without its adapter: prose, opening otherwise
+    assert not follows("A password reset lets users regain access to their account by email.", tuned)
+    assert follows("The same words here", "The same words here too")
+
+
 def test_similarity_is_word_level() -> None:
     assert similarity("a b c d", "a b c d") == 1.0
     assert similarity("a b c d", "w x y z") == 0.0

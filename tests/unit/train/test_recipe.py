@@ -54,10 +54,12 @@ def test_min_steps_repeats_a_small_dataset_in_the_plan():
     lengths = [100] * 40
     plain = build_config("tiny-random", DATA, batch_size=4, packing=False)
     _, steps, per_epoch = plan_batches(lengths, plain, 1)
-    assert steps == 30 and per_epoch == 10  # 3 epochs of 10 batches
+    assert steps == 30
+    assert per_epoch == 10
     longer = plain.model_copy(update={"min_steps": 72})
     plan, steps, _ = plan_batches(lengths, longer, 1)
-    assert steps == 72 and len(plan) == 72
+    assert steps == 72
+    assert len(plan) == 72
     capped = longer.model_copy(update={"max_steps": 5})
     assert plan_batches(lengths, capped, 1)[1] == 5  # a step cap is the run's length
 
@@ -66,5 +68,6 @@ def test_the_plan_says_what_was_sized_and_why():
     cfg = build_config("smollm2-135m", DATA)
     note = recipe_note(cfg, 5.5)
     assert "learning rate 0.001" in note
-    assert "at least 72 steps" in note and "5.5 passes" in note
+    assert "at least 72 steps" in note
+    assert "5.5 passes" in note
     assert recipe_note(build_config("smollm2-135m", DATA, sets=["learning_rate=2e-4", "epochs=3"]), 3.0) == ""
