@@ -9,7 +9,7 @@ own kinds (examples/pm_heldout_prompts.jsonl) asked of base and tuned through Ol
 default sampling: how often each writes the dataset's user-story format, and ends by itself.
 
 The wizard's graph is driven as the chat drives it (the same nodes, the same background job); the assistant model
-is absent, as on a machine that has none pulled: the wizard's own words and buttons.
+is not pulled (the person skips the offer to download it): the wizard's own words and buttons.
 
     LLAMA_CPP_DIR=../shared/engines/llama.cpp python bench/journey_real.py
     LLAMA_CPP_DIR=../shared/engines/llama.cpp python bench/journey_real.py --json bench/results/journey-real.json
@@ -40,7 +40,7 @@ NUM_PREDICT = 768
 
 def ask_all(model: str) -> list[dict[str, Any]]:
     """Every held-out prompt asked of `model` through Ollama's /api/chat, as `ollama run` would (its defaults)."""
-    from tools.evaluate.suite import check_user_story, load_prompts_file
+    from tools.evaluate.suite import check_user_story, load_prompts_file, story_shape
     from tools.ollama_api import client
 
     rows = []
@@ -49,13 +49,14 @@ def ask_all(model: str) -> list[dict[str, Any]]:
                           options={"seed": 0, "num_predict": NUM_PREDICT})
         text = r.message.content or ""
         rows.append({"prompt": p.prompt, "story": p.format == "user_story", "stopped": r.done_reason == "stop",
-                     "format": check_user_story(text).passed, "answer": text})
+                     "format": check_user_story(text).passed, "shape": story_shape(text), "answer": text})
     return rows
 
 
 def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     stories = [r for r in rows if r["story"]]
-    return {"format": sum(r["format"] for r in stories), "stories": len(stories),
+    return {"format": sum(r["format"] for r in stories), "shape": sum(r["shape"] for r in stories),
+            "stories": len(stories),
             "stopped": sum(r["stopped"] for r in rows), "prompts": len(rows)}
 
 
@@ -71,7 +72,8 @@ def wait_for_run(run_dir: Path) -> dict[str, Any]:
 async def journey() -> dict[str, Any]:
     from tests.unit.assistant.helpers import ScriptedLLM, Session
 
-    s = Session(ScriptedLLM(ok=False), time_limit_s=60.0)
+    # Ollama runs, the assistant's own model is not pulled: the wizard offers it once, the person says no
+    s = Session(ScriptedLLM(ok=False, missing=True), time_limit_s=60.0)
     stages: dict[str, float] = {}
     mark = time.perf_counter()
     begin = mark
@@ -85,7 +87,9 @@ async def journey() -> dict[str, Any]:
         assert q is not None, f"{name}: the conversation ended ({s.said[-3:]})"
         return q
 
-    await s.send()
+    q = await s.send()
+    if "pull" in (q or {}).get("choices", {}):
+        await s.send("skip")
     for answer in ["Write user stories from one-line feature ideas", "our engineers and designers",
                    "plain, with bullets", "skip", "skip"]:
         q = await s.send(answer)
@@ -153,8 +157,8 @@ def main() -> None:
           f"precision {figures['precision']}")
     for who in ("base", "tuned"):
         c = figures[who]
-        print(f"  {who:<6} user-story format {c['format']}/{c['stories']}, ended by itself {c['stopped']}/"
-              f"{c['prompts']}")
+        print(f"  {who:<6} user-story shape {c['shape']}/{c['stories']} (with the benefit clause {c['format']}), "
+              f"ended by itself {c['stopped']}/{c['prompts']}")
     print(figures["plan"].splitlines()[0])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-LONGEST_FIRST = ("tests/e2e/", "tests/reliability/test_browser.py", "tests/reliability/",
-                 "tests/unit/export/test_engine.py", "tests/unit/assistant/test_round_two.py",
-                 "tests/unit/train/test_resume.py", "tests/unit/assistant/test_stages.py",
-                 "tests/unit/test_download.py", "tests/unit/assistant/test_journey.py",
-                 "tests/unit/dataset/test_hostile.py", "tests/unit/train/test_gguf_base.py")
-"""The browser and reliability files take the longest, then these unit files: started first, the short unit tests
-fill in around them and no long one is left for the end."""
+LONGEST_FIRST = ("tests/unit/export/test_real_model.py", "tests/e2e/", "tests/reliability/test_browser.py",
+                 "tests/reliability/", "tests/unit/assistant/test_real_model.py", "tests/unit/export/test_engine.py",
+                 "tests/unit/evaluate/test_eval_engine.py", "tests/unit/assistant/test_round_two.py",
+                 "tests/unit/assistant/test_preference_chat.py", "tests/unit/train/test_resume.py",
+                 "tests/unit/assistant/test_stages.py", "tests/unit/test_download.py",
+                 "tests/unit/assistant/test_journey.py", "tests/unit/dataset/test_hostile.py",
+                 "tests/unit/train/test_gguf_base.py")
+"""The real model's proof (training SmolLM2-135M: minutes) starts first, beside the browser files; then the
+reliability files and these unit files: the short unit tests fill in around them and no long one is left for the
+end."""
 
 
 def _group(nodeid: str) -> str:

@@ -272,7 +272,9 @@ def start_training(state: WizardState) -> Command[Any]:
             "of the journey, not a useful model.")
     stage("train")
     say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
-    return go("watch_training", {"run_dir": str(run_dir), "train_outcome": {"status": "running"}, "events_since": 0})
+    # a supervised run: what follows it (its comparison, a restart) is not a preference round's
+    return go("watch_training", {"run_dir": str(run_dir), "train_outcome": {"status": "running"}, "events_since": 0,
+                                 "pref_from": ""})
 
 
 def resume_training(state: WizardState) -> Command[Any]:
@@ -375,4 +377,6 @@ def on_after_run(state: WizardState) -> Command[Any]:
         return go("evaluate_model")
     if picked == "dataset":
         return go("choose_data")
+    if state.get("pref_from"):  # a preference round is restarted as one: its judgements, not the SFT plan
+        return go("improve_with_ratings")
     return go("configure_training")

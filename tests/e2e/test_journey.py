@@ -91,6 +91,33 @@ def test_changing_epochs_in_the_settings_panel_plans_again(start_wizard, page, s
     screenshot("settings.png")
 
 
+def test_the_plan_trains_on_the_model_already_in_ollama_with_a_recipe_sized_to_it(ollama, start_wizard, page,
+                                                                                 screenshot):
+    from tests.fakes.real_model import SMOLLM2_TAG, require_smollm2
+    from tools.export.templates import template_for
+
+    ollama.pull_gguf(SMOLLM2_TAG, require_smollm2(), template=template_for("chatml", "smollm2"))
+    ollama.responder = assistant_model
+    wizard = start_wizard(ollama.url)
+    page.goto(wizard.url)
+    interview_with_the_model(page)
+    page.get_by_role("button", name="Start from the sample PM dataset").click()
+    page.get_by_role("button", name="Continue to training").last.click()
+    # offered before any download: the very weights the user's Ollama runs
+    page.get_by_role("button", name=f"Train on the {SMOLLM2_TAG} already in your Ollama — nothing to download").click()
+    wait_text(page, f"Training on the **{SMOLLM2_TAG}** already in your Ollama".replace("**", ""))
+    wait_text(page, "Sized to a 0.14B base: learning rate 0.001")
+    wait_text(page, "72 steps")
+    screenshot("plan-real-model.png")
+    sized = page.get_by_text("at least 72 steps", exact=False).count()
+    # the user's own length wins over the sized one
+    say(page, "use 2 epochs")
+    wait_text(page, "Changed:")
+    wait_text(page, "2 epochs")
+    assert page.get_by_text("at least 72 steps", exact=False).count() == sized  # the new plan has no such line
+    assert page.get_by_text("Sized to a 0.14B base: learning rate 0.001", exact=False).count() == sized + 1
+
+
 def test_a_draft_kept_and_one_edited_show_in_the_dataset_table(ollama, start_wizard, page, screenshot):
     ollama.responder = assistant_model
     wizard = start_wizard(ollama.url)

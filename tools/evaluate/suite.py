@@ -126,6 +126,14 @@ def check_user_story(text: str) -> CheckResult:
     return CheckResult("user_story", not missing, "missing " + ", ".join(missing) if missing else "")
 
 
+def story_shape(text: str) -> bool:
+    """The user-story format as a reader sees it at a glance: "As a … I want …" and an acceptance-criteria section
+    with at least one item (`check_user_story` also asks for the benefit clause)."""
+    after = re.split(r"acceptance criteria", text, flags=re.I, maxsplit=1)
+    return (_has(text, r"\bas an?\b") and _has(text, r"\bI want\b") and len(after) == 2
+            and bool(_ITEM.search(after[1])))
+
+
 def check_list(text: str, n: int) -> CheckResult:
     """At least `n` bulleted or numbered items."""
     found = len(_ITEM.findall(text))

@@ -48,6 +48,14 @@ def test_the_benefit_may_be_written_the_short_way(benefit):
     assert check_user_story(STORY.replace("So that I can get back into my account", benefit)).passed
 
 
+def test_the_story_shape_is_persona_want_and_criteria_without_the_benefit():
+    from tools.evaluate.suite import story_shape
+
+    assert story_shape("**User story**\nAs a new customer, I want dark mode.\n\n**Acceptance criteria**\n- a toggle")
+    assert not story_shape("**Story: x**\n\n**Acceptance criteria:** The user can set it")  # no persona, no items
+    assert not story_shape("As a user I want x")
+
+
 def test_so_alone_is_not_a_benefit():
     r = check_user_story(STORY.replace("So that I can get back into my account", "so it is done"))
     assert not r.passed

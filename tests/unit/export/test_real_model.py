@@ -8,7 +8,6 @@ The base does not write the dataset's user-story format; the tuned model must, a
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,8 @@ class Shipped:
     tuned: list[dict[str, Any]]
 
 
-def story_shape(text: str) -> bool:
-    """The sample dataset's user-story format as a reader sees it: "As a … I want …" and an acceptance-criteria
-    section with at least one item (the benefit clause is checked by the evaluation's own user_story check)."""
-    criteria = re.split(r"acceptance criteria", text, flags=re.I, maxsplit=1)
-    return (bool(re.search(r"\bas an?\b", text, re.I)) and bool(re.search(r"\bI want\b", text))
-            and len(criteria) == 2 and bool(re.search(r"^\s*(?:[-*•]|\d+[.)])\s+\S", criteria[1], re.M)))
-
-
 def _ask(model: str, prompts: list[Any]) -> list[dict[str, Any]]:
+    from tools.evaluate.suite import story_shape
     from tools.ollama_api import client
 
     rows = []
