@@ -3,6 +3,7 @@ answers, the judge — each base → tuned, then loss and stopping; "got worse" 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tools.evaluate.judge import CRITERIA
@@ -161,13 +162,25 @@ def worse_categories(by_category: dict[str, Any]) -> list[str]:
     return worse
 
 
-def loss_sentences(held: dict[str, Any]) -> list[str]:
-    """The held-out loss base → tuned, and a warning when training has hardly moved the model."""
+def format_gained(b: dict[str, Any], t: dict[str, Any]) -> bool:
+    """True when the tuned model writes a format clearly more often than the base: by two prompts or more, and
+    by at least a quarter of those asked."""
+    return any(t[f"{k}_total"] and t[f"{k}_pass"] - b[f"{k}_pass"] >= max(2, math.ceil(t[f"{k}_total"] / 4))
+               for k in ("structure", "user_story", "dataset_format"))
+
+
+def loss_sentences(held: dict[str, Any], learned_format: bool = False) -> list[str]:
+    """The held-out loss base → tuned, and a warning when training has hardly moved the model — unless its answers
+    took the format (`learned_format`): the loss of a few held-out answers moves little while their layout is
+    learned, so the warning would contradict what the format checks just said."""
     b, t = held["base"], held["tuned"]
     direction = "fell" if t["val_loss"] < b["val_loss"] else "rose"
     out = [f"On held-out examples the loss {direction} from {b['val_loss']:.2f} to {t['val_loss']:.2f} "
            f"(perplexity {b['perplexity']:.3g} → {t['perplexity']:.3g})."]
-    if b["val_loss"] - t["val_loss"] < LITTLE_CHANGE * b["val_loss"]:
+    if b["val_loss"] - t["val_loss"] < LITTLE_CHANGE * b["val_loss"] and learned_format:
+        out.append("The loss moved little while the format was learned: training changed how it writes more than "
+                   "which words it picks.")
+    elif b["val_loss"] - t["val_loss"] < LITTLE_CHANGE * b["val_loss"]:
         out.append("Training has barely changed the model yet: train longer (more steps or epochs) before "
                    "judging its answers.")
     return out
@@ -206,7 +219,7 @@ def verdict(report: dict[str, Any]) -> str:
         out += judge_sentences(b, t)
         out += left_out_sentence(report.get("judge_left_out"))
     if task == "causal" and {"base", "tuned"} <= set(held):
-        out += loss_sentences(held)
+        out += loss_sentences(held, bool(s) and format_gained(s["base"], s["tuned"]))
     if task == "causal" and s:
         b, t = s["base"], s["tuned"]
         out += stop_sentences(b, t, report.get("generation") or {})

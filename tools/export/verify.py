@@ -240,7 +240,9 @@ def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
         limit = budgets[i] if budgets is not None else PROBE_TOKENS
         try:
             r = c.chat(model=model, messages=[{"role": "user", "content": prompt}], stream=False,
-                       options={"temperature": 0, "seed": seed, "num_predict": limit})
+                       # greedy and nothing else, as the tuned model answered in-process: Ollama's default
+                       # repeat_penalty (1.1) would steer it off the tuned model's words
+                       options={"temperature": 0, "seed": seed, "num_predict": limit, "repeat_penalty": 1.0})
         except Exception as exc:
             raise translate(exc, model) from exc
         out.append(ProbeReply(prompt, r.message.content or "", str(r.done_reason or ""), int(r.eval_count or 0)))

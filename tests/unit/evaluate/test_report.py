@@ -97,6 +97,21 @@ def test_verdict_says_when_training_has_barely_changed_the_model(tmp_path):
     assert "barely" not in r["verdict"]
 
 
+def test_a_loss_that_moved_little_is_no_alarm_when_the_format_was_learned():
+    from tools.evaluate.verdict import format_gained, loss_sentences
+
+    held = {"base": {"val_loss": 3.41, "perplexity": 30.4}, "tuned": {"val_loss": 3.37, "perplexity": 29.1}}
+    zero = {f"{k}_{n}": 0 for k in ("structure", "user_story", "dataset_format") for n in ("pass", "total")}
+    base = {**zero, "structure_pass": 3, "structure_total": 8, "dataset_format_pass": 1, "dataset_format_total": 4}
+    tuned = {**base, "structure_pass": 5, "dataset_format_pass": 4}  # measured on a real 135M model
+    assert format_gained(base, tuned)
+    said = " ".join(loss_sentences(held, format_gained(base, tuned)))
+    assert "barely changed" not in said
+    assert "the format was learned" in said
+    assert not format_gained(base, {**base, "structure_pass": 4})  # one prompt more is noise
+    assert "barely changed" in " ".join(loss_sentences(held, False))
+
+
 def test_a_category_with_no_format_judge_or_reference_is_never_called_worse(tmp_path):
     # the tuned model misses the terms on both domain-knowledge prompts: with no judge and no reference answers
     # that is not evidence the model got worse at domain knowledge

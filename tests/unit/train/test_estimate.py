@@ -93,7 +93,13 @@ def test_verdict_says_what_fits_and_how_long(chat_file: Path, monkeypatch: pytes
     assert e.fits
     assert e.verdict.startswith("fits in ")
     assert "at batch 4" in e.verdict
-    assert e.steps == 42  # 54 training examples (6 held out), 4 to a packed row: 14 rows an epoch, 3 epochs
+    # 54 training examples (6 held out), 4 to a packed row: 14 rows an epoch; 3 epochs would be 42 steps, and the
+    # recipe sized to a 0.5B base makes at least 72 (tools/train/recipe.py), going over the examples more often
+    assert e.steps == 72
+    assert e.passes > cfg.epochs
+    three = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced", sets=["epochs=3"]),
+                         device="cpu", lengths=[400] * 60)
+    assert three.steps == 42  # the user's own epochs are the run's length
     assert e.dataset_tokens == 24000
     assert not e.measured
     assert "rough" in e.verdict
@@ -163,8 +169,9 @@ def test_rough_time_follows_model_size_and_machine(chat_file: Path, monkeypatch:
     monkeypatch.setattr(est, "available_mb", lambda device: 64 * 1024)
     monkeypatch.setattr(est, "machine_cores", lambda: 2)
     lengths = [400] * 60
-    small = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced"), device="cpu",
-                         lengths=lengths)
+    # the same length for both (epochs set, so the recipe sized to the smaller base keeps it): only size differs
+    small = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced", sets=["epochs=3"]),
+                         device="cpu", lengths=lengths)
     big = est.estimate(build_config("phi-4-mini", str(chat_file), preset="balanced"), device="cpu", lengths=lengths)
     assert big.time_parts["steps"] > 7 * small.time_parts["steps"]
     assert big.time_parts["load"] > small.time_parts["load"]
@@ -172,8 +179,8 @@ def test_rough_time_follows_model_size_and_machine(chat_file: Path, monkeypatch:
     # a toy model still waits for the process to start and the model to load: those are most of its run
     assert tiny.time_parts["startup"] + tiny.time_parts["load"] > tiny.time_parts["steps"]
     monkeypatch.setattr(est, "machine_cores", lambda: 8)
-    faster = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced"), device="cpu",
-                          lengths=lengths)
+    faster = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced", sets=["epochs=3"]),
+                          device="cpu", lengths=lengths)
     assert faster.time_parts["steps"] < small.time_parts["steps"] / 3
 
 
