@@ -237,10 +237,10 @@ def export_run(run_dir: Path, name: str, route: str = "auto", *, dry_run: bool =
 
     try:
         expected, count_tokens, end_token = ask_tuned(run_dir, PROBES, system)
-        replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected])
         # word-for-word only when Ollama runs the very weights we ran: unquantised, on an unquantised base (a GGUF
         # base trains on its dequantized weights, but llama.cpp multiplies them quantized: close, not identical)
         exact = quantize is None and not gguf_base and (not on_base or (base_quant or "").upper() in UNQUANTISED)
+        replies = ask_ollama(name, PROBES, budgets=[stop_budget(e.tokens) for e in expected], plain=exact)
         result.checks = verify_replies(replies, stops, expected, exact=exact, count_tokens=count_tokens,
                                        end_token=end_token, template=spec.template)
     except MTWError as exc:

@@ -230,8 +230,11 @@ def _missing_end_token(end_token: str | None, stops: list[str], template: str | 
 # ---- edges: ask the created model, and the tuned model in-process ----
 
 def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
-               budgets: list[int] | None = None) -> list[ProbeReply]:
-    """Each prompt sent to `model` in Ollama with greedy decoding, within its token budget; the replies as sent."""
+               budgets: list[int] | None = None, plain: bool = False) -> list[ProbeReply]:
+    """Each prompt sent to `model` in Ollama with greedy decoding, within its token budget; the replies as sent.
+
+    `plain`: greedy and nothing else (no repeat penalty), as the tuned model answers in-process, for a word-for-word
+    comparison; otherwise Ollama's own defaults for the rest, as the user's `ollama run` gets them."""
     from tools.ollama_api import client, translate
 
     c = client()
@@ -240,9 +243,9 @@ def ask_ollama(model: str, prompts: list[str] | tuple[str, ...], seed: int = 0,
         limit = budgets[i] if budgets is not None else PROBE_TOKENS
         try:
             r = c.chat(model=model, messages=[{"role": "user", "content": prompt}], stream=False,
-                       # greedy and nothing else, as the tuned model answered in-process: Ollama's default
-                       # repeat_penalty (1.1) would steer it off the tuned model's words
-                       options={"temperature": 0, "seed": seed, "num_predict": limit, "repeat_penalty": 1.0})
+                       # plain: Ollama's default repeat_penalty (1.1) would steer it off the tuned model's words
+                       options={"temperature": 0, "seed": seed, "num_predict": limit,
+                                **({"repeat_penalty": 1.0} if plain else {})})
         except Exception as exc:
             raise translate(exc, model) from exc
         out.append(ProbeReply(prompt, r.message.content or "", str(r.done_reason or ""), int(r.eval_count or 0)))

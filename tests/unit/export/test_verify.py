@@ -36,7 +36,15 @@ def test_good_replies_pass_every_check(ollama: OllamaDouble) -> None:
     body = ollama.requests_to("/api/chat")[0].body
     assert body["options"]["temperature"] == 0
     assert body["options"]["num_predict"] > 0
+    assert "repeat_penalty" not in body["options"]  # Ollama's own default, as `ollama run` answers
     assert body["messages"] == [{"role": "user", "content": PROBES[0]}]
+
+
+def test_a_word_for_word_comparison_asks_for_plain_greedy_answers(ollama: OllamaDouble) -> None:
+    ollama.models.append("pm:latest")
+    ollama.enqueue(*GOOD_TEXT)
+    ask_ollama("pm", PROBES, plain=True)
+    assert all(r.body["options"]["repeat_penalty"] == 1.0 for r in ollama.requests_to("/api/chat"))
 
 
 def test_a_model_that_never_stops_is_caught_with_the_stop_fix(ollama: OllamaDouble) -> None:
