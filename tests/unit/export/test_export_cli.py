@@ -295,3 +295,13 @@ def test_an_export_into_a_read_only_run_folder_is_one_sentence(tiny_run: Path, m
     assert "cannot be written (the folder is read-only or not yours)" in said
     assert "then run the same command again" in said
     assert "Traceback" not in said
+
+
+def test_a_tuned_small_base_answers_cooler_than_the_guides_default():
+    from tools.export.pipeline import SMALL_TEMPERATURE, tuned_temperature
+    from tools.train.catalog import resolve
+
+    assert tuned_temperature(resolve("smollm2-135m", ask_ollama=False)) == SMALL_TEMPERATURE
+    assert tuned_temperature(resolve("qwen2.5-0.5b", ask_ollama=False)) == SMALL_TEMPERATURE
+    assert tuned_temperature(resolve("phi-4-mini", ask_ollama=False)) == 0.7  # the guide's, from 1B up
+    assert tuned_temperature(resolve("tiny-random", ask_ollama=False)) == 0.7  # shows the workflow only
