@@ -215,7 +215,8 @@ def test_an_uploaded_csv_is_checked_in_the_chat(tmp_path, start_wizard, page):
     page.goto(wizard.url)
     # a starter that says the kind ("draft … updates"): the kind question is not asked
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
-    say(page, "leadership")  # typed at once: waits for the click's turn, then answers the next question
+    wait_text(page, "Who reads what the model produces?")  # the next question, once the click's turn is done
+    say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
     skip_optional_questions(page)

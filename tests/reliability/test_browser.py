@@ -62,6 +62,7 @@ def test_an_image_renamed_jsonl_gets_a_plain_message_in_the_chat(launch, page, t
     page.goto(w.url)
     # a starter that says the kind ("draft … updates"): the kind question is not asked
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()
+    wait_text(page, "Who reads what the model produces?")  # the next question, once the click's turn is done
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
@@ -93,6 +94,7 @@ def test_a_row_with_an_image_a_link_or_html_is_shown_as_text_and_the_page_never_
     page.on("request", lambda request: requested.append(request.url))
     page.goto(w.url)
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()  # says the kind
+    wait_text(page, "Who reads what the model produces?")  # the next question, once the click's turn is done
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
@@ -126,6 +128,7 @@ def test_a_full_disk_mid_chat_is_one_sentence_and_the_question_stays_open(launch
     w.sign_in(page)
     page.goto(w.url)
     page.get_by_role("button", name="Draft weekly status updates for stakeholders").click()  # says the kind
+    wait_text(page, "Who reads what the model produces?")  # the next question, once the click's turn is done
     say(page, "leadership")
     wait_text(page, "How should it sound and look?")
     say(page, "short, plain")
