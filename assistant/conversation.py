@@ -17,16 +17,22 @@ from pydantic import BaseModel
 
 from assistant import routing
 from assistant.context import WizardContext
+from assistant.nodes import Node, check_route, routes
 from assistant.routing import Intent
 from assistant.state import WizardState
 from assistant.ui_events import STAGES, Question, say, thinking
 from tools.errors import LLMCancelled, LLMDropped, LLMServerError, ModelNotPulled, MTWError, OllamaUnavailable
 
-ENTRY: dict[str, str] = {
-    "interview": "confirm_spec", "dataset": "choose_data", "plan": "configure_training",
-    "evaluate": "evaluate_model", "deploy": "export_model", "models": "list_models", "start_over": "confirm_start_over",
+ENTRY: dict[str, Node] = {
+    "interview": Node.confirm_spec, "dataset": Node.choose_data, "plan": Node.configure_training,
+    "evaluate": Node.evaluate_model, "deploy": Node.export_model, "models": Node.list_models,
+    "start_over": Node.confirm_start_over,
 }
 """Where navigation lands, by target."""
+
+STEER: dict[str, Node] = {"question": Node.explain, "status": Node.where_we_are, "setting": Node.change_setting,
+                          "navigate": Node.navigate, "stale": Node.note_stale}
+"""Where a reply that is not an answer goes, by the kind of intent (anything else: `not_understood`)."""
 
 
 def after_training(state: WizardState) -> tuple[str, bool]:
@@ -41,22 +47,25 @@ def not_done(state: WizardState) -> list[str]:
     return [] if state.get("evaluated") or not state.get("run_dir") else ["evaluate"]
 
 
-def ask(state: WizardState, text: str, *, then: str, stage: str, choices: dict[str, str] | None = None,
+def ask(state: WizardState, text: str, *, then: Node, stage: str, choices: dict[str, str] | None = None,
         kind: str = "question", free_text: bool = False, optional: bool = False, slot: str = "",
         effects: tuple[str, ...] = (), update: dict[str, Any] | None = None, **extra: Any) -> Command[Any]:
-    """Ask the user something; the answer goes to the node `then`."""
+    """Ask the user something; the answer goes to the node `then` (declared in the asking node's `@routes`)."""
+    check_route(then)
     qid = state.get("qid", 0) + 1
     if stage == "deploy" and "skipped" not in extra:
         extra["skipped"] = not_done(state)
     question: dict[str, Any] = {"id": qid, "kind": kind, "text": text, "choices": dict(choices or {}),
-                                "free_text": free_text, "optional": optional, "then": then, "stage": stage,
+                                "free_text": free_text, "optional": optional, "then": str(then), "stage": stage,
                                 "slot": slot, "effects": list(effects), **extra}
-    return Command(update={**(update or {}), "question": question, "qid": qid, "suggested": ""}, goto="listen")
+    return Command(update={**(update or {}), "question": question, "qid": qid, "suggested": ""},
+                   goto=str(Node.listen))
 
 
-def go(node: str, update: dict[str, Any] | None = None) -> Command[Any]:
-    """Move on to another node."""
-    return Command(update=update or {}, goto=node)
+def go(node: Node, update: dict[str, Any] | None = None) -> Command[Any]:
+    """Move on to another node (one the running node's `@routes` declares)."""
+    check_route(node)
+    return Command(update=update or {}, goto=str(node))
 
 
 def listen(state: WizardState) -> dict[str, Any]:
@@ -133,16 +142,16 @@ def route_intent(state: WizardState) -> str:
     kind = intent.get("kind")
     question = state.get("question") or {}
     if kind == "outcome":
-        return "after_training"
+        return Node.after_training
     if kind in ("answer", "file"):
         guessed = intent.get("by") == "model" or intent.get("partial")
         if kind == "answer" and guessed and intent.get("value") in question.get("effects", []):
-            return "confirm_suggestion"
+            return Node.confirm_suggestion
         return str(question.get("then"))
-    return {"question": "explain", "status": "where_we_are", "setting": "change_setting", "navigate": "navigate",
-            "stale": "note_stale"}.get(str(kind), "not_understood")
+    return STEER.get(str(kind), Node.not_understood)
 
 
+@routes(Node.listen)
 async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Answer a question from the troubleshooting guide, then ask the open question again.
 
@@ -168,9 +177,10 @@ async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Comman
     else:
         out = found.note or "I have nothing in the troubleshooting guide on that."
     say(out + "\n\nNow, back to where we were:")
-    return go("listen")
+    return go(Node.listen)
 
 
+@routes(Node.listen)
 def where_we_are(state: WizardState) -> Command[Any]:
     """Say where the journey stands and what can be said here, then ask again."""
     from tools.project import ProjectSpec
@@ -190,30 +200,33 @@ def where_we_are(state: WizardState) -> Command[Any]:
     say(f"We are at **{where}**." + (f" So far: {', '.join(done)}." if done else "")
         + "\n\nYou can click a button or type: an answer, a question (\"what is an epoch?\"), a setting "
           "(\"use 1 epoch\", \"pick qwen2.5-1.5b\"), or where to go (\"back to the dataset\", \"start over\").")
-    return go("listen")
+    return go(Node.listen)
 
 
+@routes(Node.listen)
 def note_stale(state: WizardState) -> Command[Any]:
     """A click on an older question's button: ignored, with a short note; the open question is asked again."""
     say("That button belonged to an earlier question, so I left it alone. Here is the current one:")
-    return go("listen")
+    return go(Node.listen)
 
 
+@routes(Node.listen)
 def not_understood(state: WizardState) -> Command[Any]:
     """Neither the parser nor the assistant model could place the message: say what can be said here."""
     question = state.get("question") or {}
     if not str((state.get("intent") or {}).get("text", "")).strip():
         say("That message was empty — no problem, here is the question again.")
-        return go("listen")
+        return go(Node.listen)
     labels = [f"**{v}**" for v in (question.get("choices") or {}).values()]
     hint = f"Pick one of: {', '.join(labels)} (click, or type it)." if labels else "Try saying it another way."
     if question.get("kind") == "file":
         hint = "Attach your file with the paperclip (or drop it on the chat)." + (f" Or: {', '.join(labels)}."
                                                                                  if labels else "")
     say(f"I did not get that. {hint} You can also ask a question, or say \"where are we?\".")
-    return go("listen")
+    return go(Node.listen)
 
 
+@routes(Node.listen)
 def confirm_suggestion(state: WizardState) -> Command[Any]:
     """Something that starts work was only said in other words (or in part): show it and wait for a click or a
     clear yes."""
@@ -221,44 +234,46 @@ def confirm_suggestion(state: WizardState) -> Command[Any]:
     key = str((state.get("intent") or {}).get("value"))
     label = (question.get("choices") or {}).get(key, key)
     say(f"Did you mean **{label}**? Click it, or say yes.")
-    return go("listen", {"suggested": key})
+    return go(Node.listen, {"suggested": key})
 
 
+@routes(*ENTRY.values(), Node.choose_next, Node.listen)
 def navigate(state: WizardState) -> Command[Any]:
     """Go to the stage the user named, when it can be reached from here."""
     target = str((state.get("intent") or {}).get("value"))
     question = state.get("question") or {}
     if question.get("kind") == "training":
         say("Training is running. Stop it first (the **Stop** button, or say \"stop\"), or wait for it to finish.")
-        return go("listen")
+        return go(Node.listen)
     if target == "back":
         if question.get("stage") == "deploy":
             # back from naming or sizing an export is the menu after the run, never a new evaluation
-            return go("choose_next", {"export_name": "", "export_quant": ""})
+            return go(Node.choose_next, {"export_name": "", "export_quant": ""})
         target = {"dataset": "interview", "check": "dataset", "configure": "dataset", "train": "plan",
                   "evaluate": "plan"}.get(str(question.get("stage")), "")
         if not target:
             say("There is no earlier step to go back to from here.")
-            return go("listen")
+            return go(Node.listen)
     if target == "interview" and question.get("kind") == "confirm":
         say("We are at your project's description. Click **Looks right** to go on, or say what to change "
             "(e.g. “change the audience to: executives”).")
-        return go("listen")
+        return go(Node.listen)
     if target == "evaluate" and state.get("evaluated"):
         say("The comparison with the base model is done already — it is above. Here is what you can do next:")
-        return go("choose_next")
+        return go(Node.choose_next)
     if target == "plan" and not state.get("data_path"):
         say("The training plan needs a dataset first — let's build it.")
         target = "dataset"
     if target in ("evaluate", "deploy") and (state.get("train_outcome") or {}).get("status") != "done":
         say("That needs a finished training run first.")
-        return go("listen")
+        return go(Node.listen)
     if target in ("dataset", "plan") and not state.get("spec_path"):
         say("Let's finish describing your model first.")
-        return go("listen")
+        return go(Node.listen)
     return go(ENTRY[target])
 
 
+@routes(Node.configure_training, Node.listen)
 def change_setting(state: WizardState) -> Command[Any]:
     """A setting said in words: checked with the config's own rules, then the plan is made again."""
     from tools.train.setting import apply_settings
@@ -267,16 +282,16 @@ def change_setting(state: WizardState) -> Command[Any]:
     question = state.get("question") or {}
     if question.get("kind") == "training":
         say("This run keeps its settings. Stop it (say \"stop\") and I'll restart it with the change.")
-        return go("listen")
+        return go(Node.listen)
     try:
         sets, model, preset, said = apply_settings(wanted, sets=dict(state.get("train_sets") or {}),
                                                    model=state.get("train_model", ""),
                                                    preset=state.get("preset") or "")
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}".strip())
-        return go("listen")
+        return go(Node.listen)
     update = {"train_sets": sets, "train_model": model, "preset": preset, "plan_changed": said}
     if not state.get("data_path") or not state.get("spec_path"):
         say(f"Noted: {said}. I'll use it when we get to training.")
-        return go("listen", update)
-    return go("configure_training", update)
+        return go(Node.listen, update)
+    return go(Node.configure_training, update)

@@ -2,7 +2,8 @@
 
 Every stage node either asks (and the graph goes to `listen`, the only interrupt) or moves on with a `Command`.
 `understand` reads each reply and `route_intent` sends it to the question's handler or to explain / steer.
-Exports `builder` (for tests, with their own checkpointer) and `STAGES`.
+Each node's destinations come from its `@routes` (assistant.nodes), so `builder.compile().get_graph()` draws every
+route (docs/wizard-graph.md). Exports `builder` (for tests, with their own checkpointer) and `STAGES`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from langgraph.graph import START, StateGraph
 
 from assistant import conversation
 from assistant.context import WizardContext
+from assistant.nodes import ANSWER, ROUTES, Node
 from assistant.stages import (
     author,
     brain,
@@ -59,9 +61,33 @@ NODES: list[Any] = [
     prefer.on_ratings_round, prefer.start_preference_round, prefer.compare_round_versions,
 ]
 
+ANSWERED: list[str] = sorted({
+    *(str(to) for found in ROUTES.values() for to, label in found.items() if label == ANSWER),
+    *map(str, conversation.STEER.values()),
+    Node.after_training, Node.confirm_suggestion, Node.not_understood,
+})
+"""Where `understand` can send a reply: every question's handler (the `asks` of the nodes), explain and the steering
+nodes, and `after_training` for a run's outcome."""
+
 builder = StateGraph(WizardState, context_schema=WizardContext)
 for node in NODES:
-    builder.add_node(node)
-builder.add_edge(START, "check_environment")
-builder.add_edge("listen", "understand")
-builder.add_conditional_edges("understand", conversation.route_intent)
+    declared = ROUTES.get(Node(node.__name__), {})
+    builder.add_node(node, destinations={str(to): label for to, label in declared.items()} or None)
+builder.add_edge(START, Node.check_environment.value)
+builder.add_edge(Node.listen.value, Node.understand.value)
+builder.add_conditional_edges(Node.understand.value, conversation.route_intent, ANSWERED)
+
+
+def drawing() -> str:
+    """The wizard's graph as a Markdown page with a Mermaid diagram (docs/wizard-graph.md)."""
+    mermaid = builder.compile().get_graph().draw_mermaid()
+    return ("# The wizard's graph\n\n"
+            "Every node of the chat and where it can go, drawn from the graph itself (`@routes` beside each node in\n"
+            "`assistant/`). A question goes to `listen` and `understand`; a dotted edge labelled `answer` leads from\n"
+            "the node that asks to the node that handles the answer. Regenerate with\n"
+            "`.venv/bin/python -m assistant.graph > docs/wizard-graph.md` (a test checks it is current).\n\n"
+            f"```mermaid\n{mermaid.rstrip()}\n```\n")
+
+
+if __name__ == "__main__":
+    print(drawing(), end="")

@@ -13,6 +13,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
+from assistant.nodes import TABLE_BACK, Node, routes
 from assistant.routing import NO, YES
 from assistant.state import WizardState
 from assistant.ui_events import fenced, inert, progress_event, say, table, thinking
@@ -109,6 +110,7 @@ def round_focus(areas: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------- drafting and review
 
 
+@routes(Node.review_draft, asks=(Node.on_weak_drafts,))
 async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Ask the assistant model for a few examples from the spec (or for one category); each passed the checks.
 
@@ -146,15 +148,16 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
         return offer_better_model(state, runtime, "No usable drafts came back this time.")
     if len(drafts) < n:
         say(f"{len(drafts)} of the {n} drafts passed the checks — fewer, but each one is checked.")
-    return go("review_draft", {"drafts": [d.model_dump() for d in drafts], "draft_index": 0,
-                               "draft_sources": [{} for _ in drafts], "draft_focus": {}})
+    return go(Node.review_draft, {"drafts": [d.model_dump() for d in drafts], "draft_index": 0,
+                                  "draft_sources": [{} for _ in drafts], "draft_focus": {}})
 
 
+@routes(Node.after_drafts, asks=(Node.on_review,))
 def review_draft(state: WizardState) -> Command[Any]:
     """Show one draft (with its passage when it came from a document): keep, edit, drop, more like it, or rewrite."""
     i, drafts = state.get("draft_index", 0), state.get("drafts", [])
     if i >= len(drafts):
-        return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_sources": []})
+        return go(Node.after_drafts, {"drafts": [], "draft_index": 0, "draft_sources": []})
     ex = Example(**drafts[i])
     source = (state.get("draft_sources") or [{}] * len(drafts))[i] or {}
     grounded = ""
@@ -163,10 +166,11 @@ def review_draft(state: WizardState) -> Command[Any]:
         grounded = f" — written from {inert(str(source['label']))}:\n\n> {quote}\n\n**The draft:**"
     return ask(state, f"Draft {i + 1} of {len(drafts)}{grounded}\n\n{_shown(ex)}\n\n_Or type how to change it "
                       "(“shorter”, “more formal”, “make the persona an admin”) and I'll rewrite it._",
-               then="on_review", stage="dataset", free_text=True,
+               then=Node.on_review, stage="dataset", free_text=True,
                choices={"keep": "Keep", "edit": "Edit", "drop": "Drop", "more": "More like this"})
 
 
+@routes(Node.review_draft, Node.edit_example, Node.show_dataset, Node.listen)
 async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Keep (into the project's dataset at once), edit, drop, more like this; other words are a rewrite instruction."""
     from tools.dataset.draft import more_like_this, rewrite
@@ -179,18 +183,18 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     value = "keep" if norm in YES else "drop" if norm in NO else value
     if value == "keep":
         await asyncio.to_thread(lambda: store_of(state).add(ex))
-        return go("review_draft", {"draft_index": i + 1})
+        return go(Node.review_draft, {"draft_index": i + 1})
     if value == "drop":
-        return go("review_draft", {"draft_index": i + 1})
+        return go(Node.review_draft, {"draft_index": i + 1})
     if value == "edit":
-        return go("edit_example", {"editing": {"id": "", "draft": i}})
+        return go(Node.edit_example, {"editing": {"id": "", "draft": i}})
     if wants_table(value):
-        return go("show_dataset", {"table_back": "review_draft"})
+        return go(Node.show_dataset, {"table_back": Node.review_draft.value})
     spec, llm = _spec(state), runtime.context.llm
     if not can_draft(state):
         say("Rewriting needs the assistant model, which is not answering right now. Click **Edit** to change it "
             "yourself, or keep or drop it.")
-        return go("listen")
+        return go(Node.listen)
     store = await asyncio.to_thread(store_of, state)
     existing = [*store.examples(), *(Example(**d) for d in drafts)]
     thinking(True, ("Drafting more like it…" if value == "more" else "Rewriting it…")
@@ -203,7 +207,7 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
             changed = await asyncio.to_thread(rewrite, ex, value, spec, llm, existing=existing)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("listen")
+        return go(Node.listen)
     finally:
         llm.deadline = None
         thinking(False)
@@ -211,14 +215,15 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
         await asyncio.to_thread(store.add, ex)
         say(f"Kept it, and drafted {len(more)} more like it — they come next." if more
             else "Kept it; no new drafts like it passed the checks this time.")
-        return go("review_draft", {"draft_index": i + 1,
-                                   "drafts": [*drafts[:i + 1], *(m.model_dump() for m in more), *drafts[i + 1:]],
-                                   "draft_sources": [*sources[:i + 1], *({} for _ in more), *sources[i + 1:]]})
+        return go(Node.review_draft, {"draft_index": i + 1,
+                                      "drafts": [*drafts[:i + 1], *(m.model_dump() for m in more), *drafts[i + 1:]],
+                                      "draft_sources": [*sources[:i + 1], *({} for _ in more), *sources[i + 1:]]})
     drafts[i] = changed.model_dump()
     say(f"Rewritten as you asked (“{value}”). Keep it, drop it, or say what else to change:")
-    return go("review_draft", {"drafts": drafts})
+    return go(Node.review_draft, {"drafts": drafts})
 
 
+@routes(asks=(Node.on_edit_example,))
 def edit_example(state: WizardState) -> Command[Any]:
     """Show the example as editable text; the user's next message is the edited example."""
     from tools.dataset.draft import example_to_text
@@ -232,16 +237,17 @@ def edit_example(state: WizardState) -> Command[Any]:
     labels = "`User:` and `Assistant:`" if ex.kind == "chat" else "`Text:` and `Label:`" if \
         ex.kind == "classification" else "`Text:` and `Entities:`"
     return ask(state, f"Copy this, change what you like and send it back as your message (keep the {labels} "
-                      f"labels):\n\n{fenced(text)}", then="on_edit_example", stage="dataset", free_text=True,
+                      f"labels):\n\n{fenced(text)}", then=Node.on_edit_example, stage="dataset", free_text=True,
                choices={"cancel": "Cancel editing"}, prefill=text, verbatim=True)
 
 
+@routes(Node.review_draft, Node.show_dataset, Node.listen)
 def on_edit_example(state: WizardState) -> Command[Any]:
     """Check the edited text; keep it (a draft goes into the dataset, a table row is replaced) or say what is wrong."""
     from tools.dataset.draft import parse_example_text
 
     editing = state.get("editing") or {}
-    back = "show_dataset" if editing.get("id") else "review_draft"
+    back = Node.show_dataset if editing.get("id") else Node.review_draft
     value = str(state["intent"].get("value") or "")
     if value == "cancel":
         return go(back, {"editing": {}})
@@ -252,17 +258,18 @@ def on_edit_example(state: WizardState) -> Command[Any]:
         edited = parse_example_text(value, before.kind)
     except MTWError as exc:
         say(f"{exc.message} **Fix:** {exc.fix} Send the corrected example again (or click **Cancel editing**).")
-        return go("listen")
+        return go(Node.listen)
     if editing.get("id"):
         store.edit(str(editing["id"]), edited)
         version = store.save(note="edited in the chat")
         say("Saved your edit as a new version of the dataset.")
-        return go("show_dataset", {"editing": {}, "data_path": str(version.path), "data_ok": False})
+        return go(Node.show_dataset, {"editing": {}, "data_path": str(version.path), "data_ok": False})
     store.add(edited)
     say("Kept your edited version.")
-    return go("review_draft", {"editing": {}, "draft_index": int(editing.get("draft", 0)) + 1})
+    return go(Node.review_draft, {"editing": {}, "draft_index": int(editing.get("draft", 0)) + 1})
 
 
+@routes(asks=(Node.on_after_drafts,))
 def after_drafts(state: WizardState) -> Command[Any]:
     """Coverage per category after each batch, with the nudge as a choice; draft more, upload, see or check."""
     spec = _spec(state)
@@ -285,37 +292,39 @@ def after_drafts(state: WizardState) -> Command[Any]:
         choices["check"] = "Check my examples"
     n = len(examples)
     text = f"You have **{n} example{'s' * (n != 1)}** so far." + (f" {nudge['text']}" if nudge else "")
-    return ask(state, text, then="on_after_drafts", stage="dataset", choices=choices, update={"nudge": nudge})
+    return ask(state, text, then=Node.on_after_drafts, stage="dataset", choices=choices, update={"nudge": nudge})
 
 
+@routes(Node.check_data, Node.draft_batch, Node.draft_document, Node.ask_file, Node.show_dataset)
 def on_after_drafts(state: WizardState) -> Command[Any]:
     """Draft (more, for the thin category, from the document), upload, see the table, or save and check."""
     picked = state["intent"]["value"]
     if picked == "nudge":
-        return go("draft_batch", {"draft_focus": state.get("nudge") or {}})
+        return go(Node.draft_batch, {"draft_focus": state.get("nudge") or {}})
     if picked == "more":
-        return go("draft_batch", {"draft_focus": {}})
+        return go(Node.draft_batch, {"draft_focus": {}})
     if picked == "doc_more":
-        return go("draft_document")
+        return go(Node.draft_document)
     if picked == "round":
-        return go("draft_batch", round_focus(state.get("round_areas") or []))
+        return go(Node.draft_batch, round_focus(state.get("round_areas") or []))
     if picked == "upload":
-        return go("ask_file", {"adding": True})
+        return go(Node.ask_file, {"adding": True})
     if picked == "table":
-        return go("show_dataset", {"table_back": "after_drafts"})
+        return go(Node.show_dataset, {"table_back": Node.after_drafts.value})
     version = store_of(state).save(note="drafted in the chat")
-    return go("check_data", {"data_path": str(version.path)})
+    return go(Node.check_data, {"data_path": str(version.path)})
 
 
 # ---------------------------------------------------------------- the dataset as a table
 
 
+@routes(*TABLE_BACK, asks=(Node.on_table,))
 def show_dataset(state: WizardState) -> Command[Any]:
     """The current dataset as a table (number, category, first words of each side); open one by its number."""
     items = store_of(state).items()
     if not items:
         say("Your dataset has no examples yet.")
-        return go(state.get("table_back") or "after_drafts")
+        return go(Node(state.get("table_back") or Node.after_drafts))
     rows = []
     for n, (_, ex) in enumerate(items[:SHOWN_ROWS], start=1):
         first = ex.prompt() if ex.kind == "chat" else ex.text
@@ -324,35 +333,37 @@ def show_dataset(state: WizardState) -> Command[Any]:
     more = f" (the first {SHOWN_ROWS} shown)" if len(items) > SHOWN_ROWS else ""
     table(f"Your dataset: {len(items)} examples{more}", ["#", "Category", "Request", "Answer"], rows)
     return ask(state, "Type the number of an example to open it (to edit or remove it), or go on.",
-               then="on_table", stage="dataset", free_text=True, choices={"back": "Go on"})
+               then=Node.on_table, stage="dataset", free_text=True, choices={"back": "Go on"})
 
 
+@routes(*TABLE_BACK, Node.listen, asks=(Node.on_open,))
 def on_table(state: WizardState) -> Command[Any]:
     """Open the example whose number was typed, or go back to where the table was asked for."""
     value = str(state["intent"].get("value") or "").strip()
     if value == "back":
-        return go(state.get("table_back") or "after_drafts")
+        return go(Node(state.get("table_back") or Node.after_drafts))
     items = store_of(state).items()
     m = re.search(r"\d+", value)
     if not m or not 1 <= int(m.group()) <= len(items):
         say(f"Type a number from 1 to {len(items)} to open that example, or click **Go on**.")
-        return go("listen")
+        return go(Node.listen)
     example_id, ex = items[int(m.group()) - 1]
-    return ask(state, f"Example {m.group()}:\n\n{_shown(ex)}", then="on_open", stage="dataset",
+    return ask(state, f"Example {m.group()}:\n\n{_shown(ex)}", then=Node.on_open, stage="dataset",
                choices={"edit": "Edit", "remove": "Remove", "back": "Back to the table"}, effects=("remove",),
                update={"opened": example_id})
 
 
+@routes(Node.show_dataset, Node.edit_example)
 def on_open(state: WizardState) -> Command[Any]:
     """Edit or remove the opened example (the change is saved as a new version), or back to the table."""
     picked = state["intent"]["value"]
     example_id = str(state.get("opened", ""))
     if picked == "edit":
-        return go("edit_example", {"editing": {"id": example_id}})
+        return go(Node.edit_example, {"editing": {"id": example_id}})
     if picked == "remove":
         store = store_of(state)
         store.delete(example_id)
         version = store.save(note="removed an example in the chat")
         say(f"Removed it. Your dataset has {len(store.examples())} examples now (saved as a new version).")
-        return go("show_dataset", {"data_path": str(version.path), "data_ok": False})
-    return go("show_dataset")
+        return go(Node.show_dataset, {"data_path": str(version.path), "data_ok": False})
+    return go(Node.show_dataset)

@@ -12,6 +12,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import progress_event, say
 from tools.errors import MTWError
@@ -30,22 +31,24 @@ def offer_better_model(state: WizardState, runtime: Runtime[WizardContext], why:
                  "then used for everything the assistant does).")
         choices["better"] = f"Get {better[0]} ({better[1]})"
     choices |= {"again": "Try once more", "upload": "Upload a file of examples", "back": "Go on without drafts"}
-    return ask(state, text + " What would you like to do?", then="on_weak_drafts", stage="dataset",
+    return ask(state, text + " What would you like to do?", then=Node.on_weak_drafts, stage="dataset",
                choices=choices, effects=("better",), update={"better_model": better[0] if better else ""})
 
 
+@routes(Node.after_drafts, Node.switch_assistant_model, Node.draft_batch, Node.ask_file)
 def on_weak_drafts(state: WizardState) -> Command[Any]:
     """Pull the bigger model, draft once more, upload a file, or go on with what there is."""
     picked = state["intent"]["value"]
     if picked == "better":
-        return go("switch_assistant_model")
+        return go(Node.switch_assistant_model)
     if picked == "again":
-        return go("draft_batch")
+        return go(Node.draft_batch)
     if picked == "upload":
-        return go("ask_file", {"adding": True})
-    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
+        return go(Node.ask_file, {"adding": True})
+    return go(Node.after_drafts, {"drafts": [], "draft_index": 0, "draft_focus": {}})
 
 
+@routes(Node.after_drafts)
 async def switch_assistant_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Download the bigger assistant model with progress and use it from the next message on."""
     from tools.settings import choose_assistant_model
@@ -59,7 +62,7 @@ async def switch_assistant_model(state: WizardState, runtime: Runtime[WizardCont
         await asyncio.to_thread(choose_assistant_model, name)
     except MTWError as exc:
         say(f"The download did not finish: {exc.message} {exc.fix}")
-        return go("after_drafts")
+        return go(Node.after_drafts)
     say(f"**{name}** is downloaded and is the assistant's model from your next message on (drafting, reading your "
         "answers and the judge). Click **Draft 5 more** to draft with it.")
-    return go("after_drafts", {"drafts": [], "draft_index": 0, "draft_focus": {}})
+    return go(Node.after_drafts, {"drafts": [], "draft_index": 0, "draft_focus": {}})

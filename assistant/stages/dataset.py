@@ -10,6 +10,7 @@ from typing import Any
 from langgraph.types import Command
 
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import inert, say, stage
 from tools.errors import MTWError
@@ -30,6 +31,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+@routes(Node.show_dataset, asks=(Node.on_data_choice,))
 def choose_data(state: WizardState) -> Command[Any]:
     """Ask where the training examples come from: a file, drafts, documents or the sample set; or show the dataset."""
     from assistant.stages.author import can_draft, wants_table
@@ -37,7 +39,7 @@ def choose_data(state: WizardState) -> Command[Any]:
     stage("dataset")
     intent = state.get("intent") or {}
     if intent.get("kind") == "navigate" and wants_table(str(intent.get("text", ""))):
-        return go("show_dataset", {"table_back": "choose_data", "intent": {}})
+        return go(Node.show_dataset, {"table_back": Node.choose_data.value, "intent": {}})
     spec = _spec(state)
     choices = {"upload": "Upload a file of examples"}
     if can_draft(state):
@@ -52,7 +54,7 @@ def choose_data(state: WizardState) -> Command[Any]:
     elif spec.task_type in (None, "generation") and not state.get("quick_made"):
         choices["quick"] = "Make a styled model without training (about a minute)"
     return ask(state, "**Now your training examples.** 50–100 good examples is a solid first round (10 is the "
-                      "minimum). Where should they come from?", then="on_data_choice", stage="dataset",
+                      "minimum). Where should they come from?", then=Node.on_data_choice, stage="dataset",
                choices=choices, effects=("quick",))
 
 
@@ -76,20 +78,23 @@ def current_dataset(project: str) -> str:
     return str(version.path) if version is not None else ""
 
 
+@routes(Node.ask_file, Node.use_sample, Node.draft_batch, Node.check_data, Node.ask_document, Node.show_dataset,
+        Node.quick_model)
 def on_data_choice(state: WizardState) -> Command[Any]:
     """Follow the choice."""
     picked = str(state["intent"]["value"])
-    return go({"upload": "ask_file", "sample": "use_sample", "draft": "draft_batch", "keep": "check_data",
-               "documents": "ask_document", "table": "show_dataset", "quick": "quick_model"}[picked],
-              {"adding": False, "table_back": "choose_data", "draft_focus": {}})
+    return go({"upload": Node.ask_file, "sample": Node.use_sample, "draft": Node.draft_batch, "keep": Node.check_data,
+               "documents": Node.ask_document, "table": Node.show_dataset, "quick": Node.quick_model}[picked],
+              {"adding": False, "table_back": Node.choose_data.value, "draft_focus": {}})
 
 
+@routes(asks=(Node.receive_file,))
 def ask_file(state: WizardState) -> Command[Any]:
     """Ask for a file: attached to a message (the paperclip) or dropped on the chat; the chat stays free."""
     adding = state.get("adding")
     text = ("Attach the file with more examples" if adding else "Attach your examples file") + \
         " with the 📎 paperclip below (or drop it on the chat) and send — JSONL, JSON, CSV or TSV."
-    return ask(state, text, then="receive_file", stage="dataset", kind="file", accept=ACCEPT,
+    return ask(state, text, then=Node.receive_file, stage="dataset", kind="file", accept=ACCEPT,
                choices={"back": "Choose another way"})
 
 
@@ -108,17 +113,18 @@ def unreadable_upload(path: Path, name: str) -> str:
     return ""
 
 
+@routes(Node.check_data, Node.choose_data, Node.listen)
 async def receive_file(state: WizardState) -> Command[Any]:
     """Take an uploaded file into the project as its own version (nothing is overwritten), then check it."""
     intent = state["intent"]
     if intent.get("kind") != "file":
-        return go("choose_data")
+        return go(Node.choose_data)
     upload = intent["value"]
     src, name = Path(upload["path"]), Path(str(upload.get("name") or "upload")).name
     problem = unreadable_upload(src, name)
     if problem:
         say(problem)
-        return go("listen")
+        return go(Node.listen)
     from tools.dataset.store import DatasetStore
 
     try:
@@ -136,8 +142,8 @@ async def receive_file(state: WizardState) -> Command[Any]:
                        "so I left them out)." if already else "."))
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("listen")
-    return go("check_data", {"data_path": str(dest), "adding": False})
+        return go(Node.listen)
+    return go(Node.check_data, {"data_path": str(dest), "adding": False})
 
 
 def keep_upload(project: str, src: Path, name: str) -> Path:
@@ -172,14 +178,16 @@ def combine(project: str, current: Path, more: Path) -> tuple[Path, int, int]:
     return store.save(note=f"added {more.name}").path, added, already
 
 
+@routes(Node.check_data)
 def use_sample(state: WizardState) -> Command[Any]:
     """Copy the sample dataset into the project so the user can try the whole journey."""
     src = SAMPLES[_spec(state).task_type or "generation"]
     dest = keep_upload(_spec(state).name, src, src.name)
     say(f"Copied the sample dataset to `{dest}`.")
-    return go("check_data", {"data_path": str(dest)})
+    return go(Node.check_data, {"data_path": str(dest)})
 
 
+@routes(Node.decide_after_check)
 async def check_data(state: WizardState) -> Command[Any]:
     """The plain-language report: a summary first, then each problem with its line and fix; then what next."""
     from tools.dataset.store import checked
@@ -190,7 +198,7 @@ async def check_data(state: WizardState) -> Command[Any]:
         report = await asyncio.to_thread(checked, path)
     except MTWError as exc:
         say(f"I could not read `{Path(path).name}`: {exc.message} {exc.fix}")
-        return go("decide_after_check", {"data_ok": False, "data_errors": 1, "too_few": False})
+        return go(Node.decide_after_check, {"data_ok": False, "data_errors": 1, "too_few": False})
     errors = [i for i in report.issues if i.severity == "error"]
     warnings = [i for i in report.issues if i.severity == "warning"]
     lines = [f"**{_plural(report.examples, 'example')}** ({report.format}) — {_plural(len(errors), 'problem')} "
@@ -214,10 +222,11 @@ async def check_data(state: WizardState) -> Command[Any]:
         examples = (await asyncio.to_thread(read_dataset, path)).examples
         nudge = coverage(_spec(state), examples)
     too_few = bool(errors) and all(i.code == "too_few_examples" for i in errors)
-    return go("decide_after_check", {"data_ok": report.ok, "data_errors": len(errors), "too_few": too_few,
-                                     "data_examples": report.examples, "nudge": nudge})
+    return go(Node.decide_after_check, {"data_ok": report.ok, "data_errors": len(errors), "too_few": too_few,
+                                        "data_examples": report.examples, "nudge": nudge})
 
 
+@routes(asks=(Node.on_checked,))
 def decide_after_check(state: WizardState) -> Command[Any]:
     """Fix, add or upload, or go on: every outcome of the check has a way forward (and the coverage nudge)."""
     from assistant.stages.author import can_draft
@@ -241,22 +250,24 @@ def decide_after_check(state: WizardState) -> Command[Any]:
     if nudge and can_draft(state) and state.get("data_errors", 0) == int(bool(state.get("too_few"))):
         choices = {"nudge": str(nudge["label"]), **choices}
         text = f"{text}\n\nCoverage: {nudge['text']}"
-    return ask(state, text, then="on_checked", stage="check", choices=choices)
+    return ask(state, text, then=Node.on_checked, stage="check", choices=choices)
 
 
+@routes(Node.fix_data, Node.ask_file, Node.configure_training, Node.draft_batch)
 def on_checked(state: WizardState) -> Command[Any]:
     """Follow the choice made after the report."""
     picked = state["intent"]["value"]
     if picked == "anyway":
         say("Going on with the examples you have: the run will show every step, but expect little learning.")
         sets = {**(state.get("train_sets") or {}), "min_examples": "1"}
-        return go("configure_training", {"train_sets": sets})
+        return go(Node.configure_training, {"train_sets": sets})
     if picked in ("draft_more", "nudge"):
-        return go("draft_batch", {"draft_focus": (state.get("nudge") or {}) if picked == "nudge" else {}})
-    return go({"fix": "fix_data", "upload": "ask_file", "upload_more": "ask_file",
-               "continue": "configure_training"}[str(picked)], {"adding": picked == "upload_more"})
+        return go(Node.draft_batch, {"draft_focus": (state.get("nudge") or {}) if picked == "nudge" else {}})
+    return go({"fix": Node.fix_data, "upload": Node.ask_file, "upload_more": Node.ask_file,
+               "continue": Node.configure_training}[str(picked)], {"adding": picked == "upload_more"})
 
 
+@routes(Node.check_data, Node.decide_after_check)
 async def fix_data(state: WizardState) -> Command[Any]:
     """Clean the current version into a new one (nothing is overwritten) and say what changed."""
     from tools.dataset.store import DatasetStore
@@ -267,8 +278,8 @@ async def fix_data(state: WizardState) -> Command[Any]:
         version, result = await asyncio.to_thread(store.fix, src.name.split(".")[0])
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("decide_after_check")
+        return go(Node.decide_after_check)
     changes = "\n".join(f"- {c}" for c in result.changes) or "- nothing needed changing"
     say(f"Made a cleaned version `{version.version}` ({result.train_examples} for training, "
         f"{result.validation_examples} held out for validation); your file is kept as it was:\n{changes}")
-    return go("check_data", {"data_path": str(result.train_path)})
+    return go(Node.check_data, {"data_path": str(result.train_path)})

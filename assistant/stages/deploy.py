@@ -14,6 +14,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go, not_done
+from assistant.nodes import Node, routes
 from assistant.routing import NO, YES
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
@@ -22,13 +23,14 @@ from tools.project import ProjectSpec, project_dir, slugify
 from tools.sense import control_word
 
 
+@routes(Node.compare_versions, Node.ask_export_name, asks=(Node.on_export_problem,))
 async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Put the model into Ollama (or, with Ollama away, write everything and give the exact commands)."""
     from tools.export.pipeline import export_run
 
     stage("deploy", skipped=tuple(not_done(state)))
     if not state.get("export_name"):
-        return go("ask_export_name")
+        return go(Node.ask_export_name)
     name = str(state["export_name"])
     quantize = str(state.get("export_quant") or "") or None
     up, note, missing = await runtime.context.llm.status()
@@ -48,7 +50,7 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
         result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=not ok, say=notes.append,
                                          progress=report, quantize=quantize)
     except MTWError as exc:
-        return ask(state, f"The export did not work: {exc.message} {exc.fix}", then="on_export_problem",
+        return ask(state, f"The export did not work: {exc.message} {exc.fix}", then=Node.on_export_problem,
                    stage="deploy", choices={"again": "Try again", "back": "Back to what next"}, effects=("again",))
     lines = [f"**{result.name}** — route *{result.route}*: {result.reason}"]
     lines += [f"- {'✅' if c.ok else '❌'} {c.message}" + (f" **Fix:** {c.fix}" if c.fix and not c.ok else "")
@@ -58,22 +60,23 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
                      "with:\n\n" + "\n".join(f"`{c}`" for c in result.commands))
         say("\n".join(lines))
         return ask(state, "Start Ollama, then click **Try again now** — I'll check that it is back first.",
-                   then="on_export_problem", stage="deploy", effects=("again",),
+                   then=Node.on_export_problem, stage="deploy", effects=("again",),
                    choices={"again": "Try again now", "back": "Back to what next"}, update={"export_name": name})
     lines.append(f"\nIt is in your Ollama. Run it with:\n\n`{shlex.join(['ollama', 'run', result.name])}`")
     say("\n".join(lines))
-    return go("compare_versions", {"exported_name": result.name, "export_name": "", "export_quant": ""})
+    return go(Node.compare_versions, {"exported_name": result.name, "export_name": "", "export_quant": ""})
 
 
+@routes(Node.export_model, Node.choose_next, Node.listen)
 async def on_export_problem(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Try the export again once Ollama answers; or go back to the choices (a later export asks its name again)."""
     if state["intent"].get("value") != "again":
-        return go("choose_next", {"export_name": "", "export_quant": ""})
+        return go(Node.choose_next, {"export_name": "", "export_quant": ""})
     up, note, missing = await runtime.context.llm.status()
     if not (up or missing):
         say(f"Ollama is still not answering: {note}")
-        return go("listen")
-    return go("export_model")
+        return go(Node.listen)
+    return go(Node.export_model)
 
 
 STEM_WORDS = 3
@@ -92,6 +95,7 @@ def model_stem(spec: ProjectSpec) -> str:
 
 
 
+@routes(asks=(Node.on_quick,))
 async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """The quick path: a styled model from the spec alone (SYSTEM prompt, a few examples, the guide's parameters)."""
     from tools.export.pipeline import export_from_spec
@@ -108,7 +112,7 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     try:
         result = await asyncio.to_thread(export_from_spec, spec.name, name, dry_run=not ollama_up, say=notes.append)
     except MTWError as exc:
-        return ask(state, f"That did not work: {exc.message} {exc.fix}", then="on_quick", stage="deploy",
+        return ask(state, f"That did not work: {exc.message} {exc.fix}", then=Node.on_quick, stage="deploy",
                    skipped=list(QUICK_SKIPS), choices={"again": "Try again", "train": "Go on to training"},
                    effects=("again",),
                    update={"quick_name": name})
@@ -119,31 +123,32 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
         lines.append(f"\n{note}\n\nThe Modelfile is ready at `{result.modelfile}`. When Ollama runs:\n\n"
                      + "\n".join(f"`{c}`" for c in result.commands))
         say("\n".join(lines))
-        return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then="on_quick",
+        return ask(state, "Start Ollama, then click **Try again now** — or go on to training.", then=Node.on_quick,
                    stage="deploy", skipped=list(QUICK_SKIPS),
                    choices={"again": "Try again now", "train": "Go on to training"}, effects=("again",),
                    update={"quick_name": name})
     lines.append(f"\nTry it: `{shlex.join(['ollama', 'run', name])}`")
     say("\n".join(lines))
     return ask(state, f"**{name}** is in your Ollama. Try it here, or go on to training a model on your own "
-                      "examples (it learns your style far better than a prompt can).", then="on_quick",
+                      "examples (it learns your style far better than a prompt can).", then=Node.on_quick,
                stage="deploy", skipped=list(QUICK_SKIPS), finished=True,
                choices={"try": "Try it", "train": "Go on to training"},
                update={"quick_name": name, "quick_made": True})
 
 
+@routes(Node.choose_data, Node.try_model, Node.quick_model, Node.listen)
 async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Try the styled model, try the quick path again once Ollama is back, or go on to training."""
     picked = state["intent"].get("value")
     if picked == "try":
-        return go("try_model", {"try_ollama": state.get("quick_name", ""), "try_back": "choose_data"})
+        return go(Node.try_model, {"try_ollama": state.get("quick_name", ""), "try_back": Node.choose_data.value})
     if picked == "again":
         up, note, missing = await runtime.context.llm.status()
         if not (up or missing):
             say(f"Ollama is still not answering: {note}")
-            return go("listen")
-        return go("quick_model")
-    return go("choose_data")
+            return go(Node.listen)
+        return go(Node.quick_model)
+    return go(Node.choose_data)
 
 
 def project_stem(spec: dict[str, Any]) -> str:
@@ -163,17 +168,19 @@ QUANT_ALIASES = {"q8": "q8_0", "q8_0": "q8_0", "8": "q8_0", "8 bit": "q8_0", "8-
 """Bytes per weight: 16-bit as trained, 8-bit, and the 4-bit mix Ollama serves most models in."""
 
 
+@routes(asks=(Node.on_export_name,))
 async def ask_export_name(state: WizardState) -> Command[Any]:
     """Ask the model's name in Ollama, suggesting the registry's next version."""
     from tools.registry import suggest_name
 
     suggested = await asyncio.to_thread(lambda: suggest_name(project_stem(state["spec"])))
     return ask(state, f"What should the model be called in Ollama? I suggest **{suggested}** — the next version of "
-                      "this project's model. Click it, or type another name.", then="on_export_name",
+                      "this project's model. Click it, or type another name.", then=Node.on_export_name,
                stage="deploy", free_text=True, choices={"suggested": f"Use {suggested}", "back": "Not now"},
                update={"export_suggested": suggested})
 
 
+@routes(Node.ask_quantize, Node.choose_next, Node.listen)
 async def on_export_name(state: WizardState) -> Command[Any]:
     """Take the name (a version is added when it has none; a registered name is never reused), then the size."""
     from tools.export.names import name_problem
@@ -182,24 +189,25 @@ async def on_export_name(state: WizardState) -> Command[Any]:
     value = str(state["intent"].get("value") or "").strip()
     word = value.lower().strip(" .!")
     if value == "back" or word in NO or word in ("back", "go back"):
-        return go("choose_next", {"export_name": ""})
+        return go(Node.choose_next, {"export_name": ""})
     if word in YES:
         value = "suggested"  # "yes" to "I suggest X" is X, never a model called "yes"
     elif control_word(value):
         say(f"“{value}” cannot be a model name. Click **Use {state.get('export_suggested')}**, or type the name you "
             "want (e.g. PM-UserStories-v2).")
-        return go("listen")
+        return go(Node.listen)
     name = str(state.get("export_suggested")) if value == "suggested" else value.removeprefix("ollama run ").strip()
     final = await asyncio.to_thread(suggest_name, name) if not name_problem(name) else name
     if why := name_problem(name) or name_problem(final):  # the version added may make it too long
         say(inert(why))
-        return go("listen")
+        return go(Node.listen)
     if split_name(name)[1] is not None and final != name:
         say(f"**{name}** is already registered. Use **{final}** (the next version), or type another name.")
-        return go("listen", {"export_suggested": final})
-    return go("ask_quantize", {"export_name": final})
+        return go(Node.listen, {"export_suggested": final})
+    return go(Node.ask_quantize, {"export_name": final})
 
 
+@routes(asks=(Node.on_quantize,))
 async def ask_quantize(state: WizardState) -> Command[Any]:
     """Explain the quantisation choice in one sentence, with the size of each."""
     from tools.download import human_bytes
@@ -214,18 +222,20 @@ async def ask_quantize(state: WizardState) -> Command[Any]:
 
     return ask(state, f"How compact should **{state['export_name']}** be? Quantisation stores each weight in fewer "
                       "bits: a smaller, faster model that answers almost as well (q4_K_M is what Ollama serves "
-                      "most models in; none keeps the trained weights exactly).", then="on_quantize", stage="deploy",
+                      "most models in; none keeps the trained weights exactly).", then=Node.on_quantize, stage="deploy",
                choices={"none": f"None — exact{size('none')}", "q8_0": f"q8_0 — nearly exact{size('q8_0')}",
                         "q4_K_M": f"q4_K_M — smallest{size('q4_K_M')}"}, effects=("none", "q8_0", "q4_K_M"),
                aliases=QUANT_ALIASES)
 
 
+@routes(Node.export_model)
 def on_quantize(state: WizardState) -> Command[Any]:
     """Export with the chosen quantisation."""
     picked = str(state["intent"].get("value"))
-    return go("export_model", {"export_quant": "" if picked == "none" else picked})
+    return go(Node.export_model, {"export_quant": "" if picked == "none" else picked})
 
 
+@routes(Node.show_comparison, Node.choose_next)
 async def compare_versions(state: WizardState) -> Command[Any]:
     """After an export: the earlier version of the same model side by side, and the offer to promote the better."""
     from tools import registry
@@ -236,7 +246,7 @@ async def compare_versions(state: WizardState) -> Command[Any]:
         others = [m for m in await asyncio.to_thread(registry.list_models) if m.stem == record.stem
                   and m.name != name and m.version < record.version]
     except MTWError:
-        return go("choose_next")
+        return go(Node.choose_next)
     if not others:
-        return go("choose_next")
-    return go("show_comparison", {"comparing": [others[0].name, name]})
+        return go(Node.choose_next)
+    return go(Node.show_comparison, {"comparing": [others[0].name, name]})

@@ -11,6 +11,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.stages.author import store_of
 from assistant.state import WizardState
 from assistant.ui_events import inert, say
@@ -26,13 +27,14 @@ def _spec(state: WizardState) -> ProjectSpec:
     return ProjectSpec(**state["spec"])
 
 
+@routes(asks=(Node.receive_document,))
 def ask_document(state: WizardState) -> Command[Any]:
     """Ask for a document to draft from: PDF, DOCX, Markdown, HTML or text."""
     from tools.dataset.documents import SUFFIXES
 
     return ask(state, "Attach a document with the 📎 paperclip — a PRD, spec, meeting notes or emails as PDF, DOCX, "
                       "Markdown, HTML or text. I'll split it into passages and draft question / answer pairs from "
-                      "them, each shown with its passage.", then="receive_document", stage="dataset", kind="file",
+                      "them, each shown with its passage.", then=Node.receive_document, stage="dataset", kind="file",
                accept=list(SUFFIXES), choices={"back": "Choose another way"})
 
 
@@ -51,26 +53,27 @@ def keep_document(project: str, src: Path, name: str) -> Path:
     return dest
 
 
+@routes(Node.draft_document, Node.choose_data, Node.listen, asks=(Node.on_privacy,))
 async def receive_document(state: WizardState) -> Command[Any]:
     """Keep the document in the project, read it into passages, and flag private data before anything is drafted."""
     from tools.dataset.documents import SUFFIXES, read_document
 
     intent = state["intent"]
     if intent.get("kind") != "file":
-        return go("choose_data")
+        return go(Node.choose_data)
     src, name = Path(intent["value"]["path"]), Path(str(intent["value"].get("name") or "document")).name
     if Path(name).suffix.lower() not in SUFFIXES:
         say(f"**{name}** is not a document I can read. Attach a PDF, DOCX, Markdown, HTML or text file.")
-        return go("listen")
+        return go(Node.listen)
     try:
         kept = await asyncio.to_thread(keep_document, _spec(state).name, src, name)
         doc = await asyncio.to_thread(read_document, kept)
     except (MTWError, OSError) as exc:
         say(f"I could not read **{name}**: {getattr(exc, 'message', exc)} {getattr(exc, 'fix', '')}".strip())
-        return go("listen")
+        return go(Node.listen)
     if not doc.passages:
         say(f"**{name}** has no text I can draft from (a scanned PDF has only images). Attach another document.")
-        return go("listen")
+        return go(Node.listen)
     update = {"document": {"path": str(kept), "name": name, "passages": len(doc.passages), "next": 0,
                            "include_flagged": False}}
     say(f"Read **{name}**: {len(doc.passages)} passage{'s' * (len(doc.passages) != 1)}."
@@ -79,18 +82,20 @@ async def receive_document(state: WizardState) -> Command[Any]:
     if doc.privacy:
         flags = "\n".join(f"- ⚠️ {inert(i.message)}" for i in doc.privacy[:10])  # quotes the document
         return ask(state, f"**Private data found** before drafting anything:\n{flags}\n\nShould drafts use those "
-                          "passages?", then="on_privacy", stage="dataset",
+                          "passages?", then=Node.on_privacy, stage="dataset",
                    choices={"skip": "Continue without those passages", "include": "Include them"}, update=update)
-    return go("draft_document", update)
+    return go(Node.draft_document, update)
 
 
+@routes(Node.draft_document)
 def on_privacy(state: WizardState) -> Command[Any]:
     """Draft without the flagged passages, or with them when the user says they may be used."""
     doc = dict(state.get("document") or {})
     doc["include_flagged"] = state["intent"].get("value") == "include"
-    return go("draft_document", {"document": doc})
+    return go(Node.draft_document, {"document": doc})
 
 
+@routes(Node.review_draft, Node.after_drafts)
 async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Draft from the next few passages of the document; each draft is reviewed with its passage."""
     from tools.dataset.documents import read_document
@@ -117,8 +122,8 @@ async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) ->
         say("Skipped (private data): " + "; ".join(skipped) + ".")
     if not grounded:
         say("No usable drafts came from those passages.")
-        return go("after_drafts", {"document": doc_state})
-    return go("review_draft", {"document": doc_state, "draft_index": 0,
-                               "drafts": [g.example.model_dump() for g in grounded],
-                               "draft_sources": [{"label": g.passage.label, "text": g.passage.text}
+        return go(Node.after_drafts, {"document": doc_state})
+    return go(Node.review_draft, {"document": doc_state, "draft_index": 0,
+                                  "drafts": [g.example.model_dump() for g in grounded],
+                                  "draft_sources": [{"label": g.passage.label, "text": g.passage.text}
                                                  for g in grounded]})

@@ -14,6 +14,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
@@ -23,6 +24,7 @@ SCORED_CRITERIA = ("format", "tone")
 """What a person judges best at a glance; the judge model scores all five rubric criteria."""
 
 
+@routes(asks=(Node.on_next,))
 def choose_next(state: WizardState) -> Command[Any]:
     """The hub after a run: compare, export, check, score, start again — the conversation never just ends."""
     exported = state.get("exported_name")
@@ -46,24 +48,33 @@ def choose_next(state: WizardState) -> Command[Any]:
     text = "What next?"
     if exported:
         text = f"**{exported}** is in your Ollama — try it with `ollama run {shlex.quote(str(exported))}`. What next?"
-    return ask(state, text, then="on_next", stage=where, finished=finished, choices=choices,
+    return ask(state, text, then=Node.on_next, stage=where, finished=finished, choices=choices,
                effects=("export",))
 
 
+NEXT: dict[str, Node] = {
+    "eval": Node.evaluate_model, "check": Node.check_export, "export": Node.export_model, "score": Node.score_answer,
+    "models": Node.list_models, "new": Node.confirm_start_over, "try": Node.try_model,
+    "improve": Node.plan_improvement, "judge": Node.judge_answers, "ratings": Node.improve_with_ratings,
+}
+"""Where each choice of "what next" leads."""
+
+
+@routes(*NEXT.values())
 def on_next(state: WizardState) -> Command[Any]:
     """Follow the choice."""
     picked = str(state["intent"].get("value"))
-    return go({"eval": "evaluate_model", "check": "check_export", "export": "export_model", "score": "score_answer",
-               "models": "list_models", "new": "confirm_start_over", "try": "try_model",
-               "improve": "plan_improvement", "judge": "judge_answers", "ratings": "improve_with_ratings"}[picked],
-              {"score_index": 0, "score_criterion": 0, "try_back": "choose_next", "judge_index": 0})
+    return go(NEXT[picked], {"score_index": 0, "score_criterion": 0, "try_back": Node.choose_next.value,
+                             "judge_index": 0})
 
 
+@routes(Node.compare_round_versions, Node.choose_next)
 async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Base vs tuned on held-out data and test prompts; the plain verdict and the charts."""
     return await _evaluate(state, runtime, served=None)
 
 
+@routes(Node.compare_round_versions, Node.choose_next)
 async def check_export(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """The same comparison with the tuned answers coming from the model Ollama now serves."""
     return await _evaluate(state, runtime, served=state.get("exported_name") or None)
@@ -92,13 +103,13 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
     except MTWError as exc:
         say(f"The comparison did not finish: {in_words(exc)}")
         # not marked as evaluated: the Tasks panel does not tick Evaluate, and the comparison stays on offer
-        return go("choose_next")
+        return go(Node.choose_next)
     if served:
         from tools.evaluate.report import report_dir
 
         say(f"**Verdict for {served}.** {report['verdict']}\n\nThe full report is "
             f"`{report_dir(run_dir, served) / 'report.md'}`.")
-        return go("choose_next", {"checked_export": True, "evaluated": True})
+        return go(Node.choose_next, {"checked_export": True, "evaluated": True})
     say(f"**Verdict.** {report['verdict']}")
     side_by_side(report)
     for name, file in report.get("charts", {}).items():
@@ -111,7 +122,7 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
             "judge: choose **Score a few answers myself** below.")
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
     # after a preference round: also against the version it started from
-    return go("compare_round_versions" if state.get("pref_from") else "choose_next", {"evaluated": True})
+    return go(Node.compare_round_versions if state.get("pref_from") else Node.choose_next, {"evaluated": True})
 
 
 def in_words(exc: MTWError) -> str:
@@ -192,6 +203,7 @@ def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, An
                        "yaxis": {"title": {"text": "true label"}, "autorange": "reversed"}}}
 
 
+@routes(Node.report_agreement, asks=(Node.on_score,))
 def score_answer(state: WizardState) -> Command[Any]:
     """Ask the user to score the tuned model's answers (format, then tone) so the judge can be checked."""
     run_dir = Path(state["run_dir"])
@@ -199,16 +211,17 @@ def score_answer(state: WizardState) -> Command[Any]:
     prompts = report.get("prompts", [])[:SCORED_ANSWERS]
     i, c = state.get("score_index", 0), state.get("score_criterion", 0)
     if i >= len(prompts):
-        return go("report_agreement")
+        return go(Node.report_agreement)
     item, criterion = prompts[i], SCORED_CRITERIA[c]
     answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
     return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(str(item['prompt']))}**\n\n"
                       f"> {inert(answer) or '(empty answer)'}"
                       f"\n\nHow good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?",
-               then="on_score", stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
+               then=Node.on_score, stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
                update={"score_prompts": len(prompts)})
 
 
+@routes(Node.score_answer)
 def on_score(state: WizardState) -> Command[Any]:
     """Save the score with the report, then the next criterion or answer."""
     from tools.evaluate.agreement import record_user_scores
@@ -221,9 +234,10 @@ def on_score(state: WizardState) -> Command[Any]:
     c += 1
     if c == len(SCORED_CRITERIA):
         i, c = i + 1, 0
-    return go("score_answer", {"score_index": i, "score_criterion": c})
+    return go(Node.score_answer, {"score_index": i, "score_criterion": c})
 
 
+@routes(Node.choose_next)
 async def report_agreement(state: WizardState) -> Command[Any]:
     """Say how the judge's scores compare with the user's."""
     from tools.evaluate.run import refresh_agreement
@@ -235,9 +249,10 @@ async def report_agreement(state: WizardState) -> Command[Any]:
     else:
         say("Thanks — your scores are saved with the report. The judge gave no scores for these answers, so "
             "yours are the rubric scores of this model.")
-    return go("choose_next", {"score_index": 0, "score_criterion": 0})
+    return go(Node.choose_next, {"score_index": 0, "score_criterion": 0})
 
 
+@routes(Node.listen, Node.choose_next, asks=(Node.on_models,))
 async def list_models(state: WizardState) -> Command[Any]:
     """Every registered model: version, base, scores, the promoted one; then compare, promote or delete."""
     from tools.registry import list_models as registered
@@ -245,25 +260,27 @@ async def list_models(state: WizardState) -> Command[Any]:
     models = await asyncio.to_thread(registered)
     if not models:
         say("No models are registered yet: they appear here once a run is put into Ollama.")
-        return go("listen" if state.get("question") else "choose_next")
+        return go(Node.listen if state.get("question") else Node.choose_next)
     rows = [[("⭐ " if m.promoted else "") + m.name, str(m.version), m.base_model, _scores(m.eval_scores),
              "yes" if m.verified else "no", m.created[:10]] for m in models]
     table("My models", ["Name", "Version", "Base", "Scores", "Verified", "Created"], rows)
     choices = {"promote": "Promote one", "delete": "Delete one", "back": "Back"}
     if len(models) > 1:
         choices = {"compare": "Compare two", **choices}
-    return ask(state, "⭐ marks the promoted version of each model. What would you like to do?", then="on_models",
+    return ask(state, "⭐ marks the promoted version of each model. What would you like to do?", then=Node.on_models,
                stage="deploy", choices=choices, update={"models_action": "", "models_picked": []})
 
 
+@routes(Node.pick_model, Node.choose_next, Node.choose_data)
 def on_models(state: WizardState) -> Command[Any]:
     """Pick the model(s) the action is for, or go back."""
     picked = str(state["intent"].get("value"))
     if picked == "back":
-        return go("choose_next" if state.get("train_outcome") else "choose_data")
-    return go("pick_model", {"models_action": picked, "models_picked": []})
+        return go(Node.choose_next if state.get("train_outcome") else Node.choose_data)
+    return go(Node.pick_model, {"models_action": picked, "models_picked": []})
 
 
+@routes(asks=(Node.on_pick_model,))
 async def pick_model(state: WizardState) -> Command[Any]:
     """Ask which registered model (by its name as a button)."""
     from tools.registry import list_models as registered
@@ -272,9 +289,10 @@ async def pick_model(state: WizardState) -> Command[Any]:
     names = [m.name for m in await asyncio.to_thread(registered) if m.name not in done]
     text = {"compare": "Compare which model?" if not done else f"Compare {done[0]} with which?",
             "promote": "Promote which model (the one your team should use)?", "delete": "Delete which model?"}[action]
-    return ask(state, text, then="on_pick_model", stage="deploy", choices={n: n for n in names})
+    return ask(state, text, then=Node.on_pick_model, stage="deploy", choices={n: n for n in names})
 
 
+@routes(Node.show_comparison, Node.list_models, Node.pick_model, asks=(Node.on_delete,))
 async def on_pick_model(state: WizardState) -> Command[Any]:
     """Compare (after the second pick), promote, or ask to confirm the deletion."""
     from tools import registry
@@ -283,22 +301,23 @@ async def on_pick_model(state: WizardState) -> Command[Any]:
     picked = [*(state.get("models_picked") or []), str(state["intent"].get("value"))]
     if action == "compare":
         if len(picked) < 2:
-            return go("pick_model", {"models_picked": picked})
-        return go("show_comparison", {"comparing": picked})
+            return go(Node.pick_model, {"models_picked": picked})
+        return go(Node.show_comparison, {"comparing": picked})
     if action == "promote":
         try:
             record = await asyncio.to_thread(registry.promote, picked[0])
         except MTWError as exc:
             say(f"{exc.message} {exc.fix}")
-            return go("list_models")
+            return go(Node.list_models)
         say(f"⭐ **{record.name}** is now the promoted version of {record.stem}.")
-        return go("list_models")
+        return go(Node.list_models)
     return ask(state, f"Delete **{picked[0]}**? Removing it from the list keeps it in Ollama; you can remove it "
-                      "from Ollama too.", then="on_delete", stage="deploy", effects=("yes", "ollama"),
+                      "from Ollama too.", then=Node.on_delete, stage="deploy", effects=("yes", "ollama"),
                choices={"yes": "Delete from the list", "ollama": "Delete from the list and from Ollama",
                         "no": "Keep it"}, update={"models_picked": picked})
 
 
+@routes(Node.list_models, Node.choose_next, Node.choose_data)
 async def on_delete(state: WizardState) -> Command[Any]:
     """Delete after the confirmation (from Ollama too when asked)."""
     from tools import registry
@@ -311,20 +330,21 @@ async def on_delete(state: WizardState) -> Command[Any]:
             gone = picked == "ollama" and await asyncio.to_thread(delete_model, name)
         except MTWError as exc:
             say(f"{exc.message} {exc.fix}")
-            return go("list_models")
+            return go(Node.list_models)
         say(f"Deleted **{name}** from your models" + (" and from Ollama." if gone else "."))
         # the menu after the run says what is in Ollama: a model taken out of it can be put back in
         update = {"exported_name": "", "checked_export": False} if gone and name == state.get("exported_name") else {}
         if not await asyncio.to_thread(registry.list_models):
-            return go("choose_next" if state.get("train_outcome") else "choose_data", update)
-        return go("list_models", update)
-    return go("list_models")
+            return go(Node.choose_next if state.get("train_outcome") else Node.choose_data, update)
+        return go(Node.list_models, update)
+    return go(Node.list_models)
 
 
 HEADLINE = ("summary.judge_mean", "heldout.accuracy", "heldout.f1", "heldout.token_accuracy", "summary.rouge_l")
 """The numbers that decide which of two versions is better, in order of trust."""
 
 
+@routes(Node.choose_next, asks=(Node.on_promote_choice,))
 async def show_comparison(state: WizardState) -> Command[Any]:
     """Two versions side by side (their eval reports), the better one named, and the offer to promote it."""
     from tools import registry
@@ -334,7 +354,7 @@ async def show_comparison(state: WizardState) -> Command[Any]:
         cmp = await asyncio.to_thread(registry.compare, a, b)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("choose_next")
+        return go(Node.choose_next)
     # the deciding numbers first: the table is cut short, and the one the verdict names must be in it
     scored = sorted((r for r in cmp.rows if r[1] is not None or r[2] is not None),
                     key=lambda r: HEADLINE.index(r[0]) if r[0] in HEADLINE else len(HEADLINE))
@@ -351,12 +371,13 @@ async def show_comparison(state: WizardState) -> Command[Any]:
         say("These two have no score in common yet: compare them with the base model first (evaluation).")
     other = a if better == b else b
     where, finished = after_training(state)
-    return ask(state, f"Promote **{better}** as the version to use?", then="on_promote_choice",
+    return ask(state, f"Promote **{better}** as the version to use?", then=Node.on_promote_choice,
                stage=where, finished=finished,
                choices={"yes": f"Promote {better}", "other": f"Promote {other}", "no": "Not now"},
                update={"comparing": [better, other]})
 
 
+@routes(Node.choose_next)
 async def on_promote_choice(state: WizardState) -> Command[Any]:
     """Promote the version chosen after a comparison."""
     from tools import registry
@@ -369,7 +390,7 @@ async def on_promote_choice(state: WizardState) -> Command[Any]:
             say(f"⭐ **{record.name}** is now the promoted version of {record.stem}.")
         except MTWError as exc:
             say(f"{exc.message} {exc.fix}")
-    return go("choose_next")
+    return go(Node.choose_next)
 
 
 def _scores(scores: dict[str, float], shown: int = 3) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.types import Command
 
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.stages.author import can_draft, round_focus, store_of
 from assistant.state import WizardState
 from assistant.ui_events import say, stage, table
@@ -22,6 +23,7 @@ def _report(run_dir: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+@routes(Node.choose_next, asks=(Node.on_improve,))
 async def plan_improvement(state: WizardState) -> Command[Any]:
     """The next round from the judge's scores, the user's ratings and the coverage: the weakest areas first."""
     from tools.evaluate.playground import load_ratings
@@ -36,7 +38,7 @@ async def plan_improvement(state: WizardState) -> Command[Any]:
     plan = await asyncio.to_thread(plan_round, spec, store.examples(), report=report, ratings=ratings)
     if not plan.areas:
         say("I found nothing to work on: add examples of a new kind, or try the model on harder prompts.")
-        return go("choose_next")
+        return go(Node.choose_next)
     table(f"Next round: {plan.round}", ["Area", "Why", "Draft"],
           [[a.name, "; ".join(a.reasons), str(a.draft)] for a in plan.areas])
     say(plan.summary() + " Then I'll train it as the next version and compare the two.")
@@ -44,10 +46,11 @@ async def plan_improvement(state: WizardState) -> Command[Any]:
     choices = {"upload": "Upload more examples instead", "no": "Not now"}
     if can_draft(state):
         choices = {"yes": f"Draft {areas[0]['draft']} {areas[0]['name'].lower()}", **choices}
-    return ask(state, "Start the round?", then="on_improve", stage="dataset", choices=choices,
+    return ask(state, "Start the round?", then=Node.on_improve, stage="dataset", choices=choices,
                update={"round_areas": areas})
 
 
+@routes(Node.draft_batch, Node.choose_next, Node.ask_file)
 def on_improve(state: WizardState) -> Command[Any]:
     """Draft for the weakest area (the others follow), upload instead, or back to the hub.
 
@@ -55,8 +58,8 @@ def on_improve(state: WizardState) -> Command[Any]:
     """
     picked = str(state["intent"].get("value"))
     if picked == "no":
-        return go("choose_next")
+        return go(Node.choose_next)
     fresh = {"evaluated": False, "exported_name": "", "checked_export": False, "export_name": ""}
     if picked == "upload":
-        return go("ask_file", {**fresh, "adding": True})
-    return go("draft_batch", {**fresh, **round_focus(state.get("round_areas") or [])})
+        return go(Node.ask_file, {**fresh, "adding": True})
+    return go(Node.draft_batch, {**fresh, **round_focus(state.get("round_areas") or [])})

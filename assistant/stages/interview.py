@@ -11,6 +11,7 @@ from langgraph.types import Command
 from assistant import prompts, slots
 from assistant.context import WizardContext
 from assistant.conversation import ask, call_model, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import say, stage, title
 from tools import sense
@@ -45,25 +46,27 @@ def _spec(state: WizardState) -> ProjectSpec:
     return ProjectSpec(**state["spec"])
 
 
+@routes(Node.confirm_spec, asks=(Node.fill_slot,))
 def ask_slot(state: WizardState) -> Command[Any]:
     """Ask the next open slot (or the one the user chose to change)."""
     stage("interview")
     spec = _spec(state)
     slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", []), state.get("left_open", []))
     if slot is None:
-        return go("confirm_spec")
+        return go(Node.confirm_spec)
     if slot == "name":
-        return ask(state, "What should the project be called? (a short name, e.g. “Story writer”)", then="fill_slot",
+        return ask(state, "What should the project be called? (a short name, e.g. “Story writer”)", then=Node.fill_slot,
                    stage="interview", free_text=True, slot="name")
     q = prompts.questions()[slot]
     tries = state.get("attempts", {}).get(slot, 0)
     text = q["follow_up"] if tries else q["question"]
     if tries and slot in LEAVABLE:
         text += " (Not sure yet? Say **skip** and fill it in later.)"
-    return ask(state, text, then="fill_slot", stage="interview", choices=q.get("choices", {}),
+    return ask(state, text, then=Node.fill_slot, stage="interview", choices=q.get("choices", {}),
                free_text=slot != "task_type", optional=bool(q.get("optional")), slot=slot)
 
 
+@routes(Node.ask_slot, Node.listen, Node.confirm_spec)
 async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Fill the slot asked about: the assistant model's reading when it says what the user said, else the answer as
     typed. 'not sure' or 'skip' fills nothing; a question asked again takes the typed answer as it stands."""
@@ -76,23 +79,23 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     forced = state.get("force_slot") == slot
     if not answer:
         if state["question"].get("optional"):
-            return go("ask_slot", update)
+            return go(Node.ask_slot, update)
         say("That message was empty — no problem, here is the question again.")
-        return go("listen")
+        return go(Node.listen)
     if len(answer) > MAX_FIELD_CHARS:
         say(f"That was a long message ({len(answer):,} characters); I kept the first {MAX_FIELD_CHARS:,} for "
             "your project. Long samples are better added later as dataset examples.")
     if slot == "name" and sense.control_word(answer):
         say(f"“{answer}” steers the conversation; it cannot be the project's name. Type a name for the project "
             "(e.g. “Story writer”).")
-        return go("listen")
+        return go(Node.listen)
     skipped = answer.lower().strip(" .!") in SKIP_WORDS
     if skipped or sense.unsure(answer):
         return _no_answer(state, slot, skipped, tries, update)
     if slot == "labels" and (answer.lower().startswith(("none", "no ")) or parse_task_type(answer) == "generation"):
         say("Got it — then it writes text, and a model that writes text needs no labels.")
         update["spec"] = spec.model_copy(update={"task_type": "generation", "labels": []}).model_dump()
-        return go("ask_slot", update)
+        return go(Node.ask_slot, update)
     if forced or slot == "name":
         empty: Any = [] if isinstance(getattr(spec, slot), list) else None if slot == "task_type" else ""
         spec = spec.model_copy(update={slot: empty})
@@ -110,8 +113,8 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
         say("I could not tell which kind you meant; please click one of the buttons.")
     update["spec"] = spec.model_dump()
     if state.get("spec_path") and forced:
-        return go("confirm_spec", update)
-    return go("ask_slot", update)
+        return go(Node.confirm_spec, update)
+    return go(Node.ask_slot, update)
 
 
 async def _read(state: WizardState, runtime: Runtime[WizardContext], slot: str, answer: str, spec: ProjectSpec
@@ -130,26 +133,28 @@ def _no_answer(state: WizardState, slot: str, skipped: bool, tries: int, update:
     """'skip' or 'not sure': an optional slot stays empty; an audience or style is left open (at once for skip, after
     one more try for not sure); the purpose and the kind are asked again in other words."""
     if state["question"].get("optional"):
-        return go("ask_slot", update)
+        return go(Node.ask_slot, update)
     if slot in LEAVABLE and (skipped or tries >= 2):
         say(f"Fine — I'll leave the {slot.replace('_', ' ')} open. You can fill it in when you check the project.")
-        return go("ask_slot", {**update, "left_open": [*state.get("left_open", []), slot]})
+        return go(Node.ask_slot, {**update, "left_open": [*state.get("left_open", []), slot]})
     if not skipped:
         say("No problem — a rough idea is enough, and you can change it later.")
-    return go("ask_slot", update)
+    return go(Node.ask_slot, update)
 
 
+@routes(asks=(Node.on_confirm,))
 def confirm_spec(state: WizardState) -> Command[Any]:
     """Show the spec and ask the user to confirm or change something."""
     stage("interview")
     spec = _spec(state)
     if not spec.name:
         spec = spec.model_copy(update={"name": short_name(spec.purpose) or "My model"})
-    return ask(state, "Here is your project. Is this right?", then="on_confirm", stage="interview", kind="confirm",
+    return ask(state, "Here is your project. Is this right?", then=Node.on_confirm, stage="interview", kind="confirm",
                choices={"confirm": "Looks right", "edit": "Change something"}, spec_md=describe(spec),
                update={"spec": spec.model_dump()})
 
 
+@routes(Node.save_project, Node.choose_edit, Node.confirm_spec, Node.listen)
 def on_confirm(state: WizardState) -> Command[Any]:
     """Save when confirmed (or on to drafting, when that is what was said), take a change typed here ("change the
     house style to: …"), otherwise ask what to change."""
@@ -159,26 +164,29 @@ def on_confirm(state: WizardState) -> Command[Any]:
         spec = _spec(state)
         if slot == "name" and sense.control_word(text):
             say(f"“{text}” cannot be the project's name. Say “change the name to: …” with the name you want.")
-            return go("listen")
+            return go(Node.listen)
         cleared = spec.model_copy(update={slot: [] if isinstance(getattr(spec, slot), list) else ""})
         changed = apply_answer(cleared, slot, text)
         say(f"Changed the {EDITABLE.get(slot, slot).lower()} to what you wrote.")
-        return go("confirm_spec", {"spec": changed.model_dump()})
-    return go("save_project" if value in ("confirm", "draft") else "choose_edit")
+        return go(Node.confirm_spec, {"spec": changed.model_dump()})
+    return go(Node.save_project if value in ("confirm", "draft") else Node.choose_edit)
 
 
+@routes(asks=(Node.on_edit,))
 def choose_edit(state: WizardState) -> Command[Any]:
     """Ask which part to change; that slot is asked again next."""
     spec = _spec(state)
     options = {k: v for k, v in EDITABLE.items() if k not in ("labels", "entity_types") or getattr(spec, k)}
-    return ask(state, "What would you like to change?", then="on_edit", stage="interview", choices=options)
+    return ask(state, "What would you like to change?", then=Node.on_edit, stage="interview", choices=options)
 
 
+@routes(Node.ask_slot)
 def on_edit(state: WizardState) -> Command[Any]:
     """Ask the chosen slot again."""
-    return go("ask_slot", {"force_slot": str(state["intent"].get("value"))})
+    return go(Node.ask_slot, {"force_slot": str(state["intent"].get("value"))})
 
 
+@routes(Node.draft_batch, Node.choose_data, asks=(Node.on_name_taken,))
 async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Save the confirmed spec; a name another conversation uses is never overwritten: continue it or rename."""
     spec = _spec(state)
@@ -186,17 +194,17 @@ async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> C
     exists, owner = await asyncio.to_thread(project_owner, spec.name)
     if exists and owner != thread and state.get("spec_path") != _path_of(spec.name):
         return ask(state, f"A project called **{spec.name}** already exists on this machine, with its own data and "
-                          "runs. Continue that project, or give this one a new name?", then="on_name_taken",
+                          "runs. Continue that project, or give this one a new name?", then=Node.on_name_taken,
                    stage="interview", choices={"continue": f"Continue {spec.name}", "rename": "Give a new name"})
     try:
         path = await asyncio.to_thread(save_spec, spec, thread)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("choose_data", {"spec_path": ""})
+        return go(Node.choose_data, {"spec_path": ""})
     title(spec.name)
     say(f"Saved your project **{spec.name}** to `{path}`. You can edit that file any time.")
     drafting = state["intent"].get("value") == "draft" and state.get("llm_ok")
-    return go("draft_batch" if drafting else "choose_data", {"spec_path": str(path), "draft_focus": {}})
+    return go(Node.draft_batch if drafting else Node.choose_data, {"spec_path": str(path), "draft_focus": {}})
 
 
 def _path_of(name: str) -> str:
@@ -205,6 +213,7 @@ def _path_of(name: str) -> str:
     return str(project_dir(slugify(name)) / "spec.json")
 
 
+@routes(Node.ask_slot, Node.choose_data)
 def on_name_taken(state: WizardState) -> Command[Any]:
     """Continue the existing project as it is saved, or ask for a new name."""
     if state["intent"].get("value") == "continue":
@@ -214,26 +223,28 @@ def on_name_taken(state: WizardState) -> Command[Any]:
         title(spec.name)
         say(f"Continuing **{spec.name}** as it was saved.")
         # its dataset comes with it: offered to keep, never uploaded again into duplicates
-        return go("choose_data", {"spec": spec.model_dump(), "spec_path": _path_of(spec.name),
-                                  "data_path": current_dataset(spec.name) or state.get("data_path", "")})
-    return go("ask_slot", {"force_slot": "name"})
+        return go(Node.choose_data, {"spec": spec.model_dump(), "spec_path": _path_of(spec.name),
+                                     "data_path": current_dataset(spec.name) or state.get("data_path", "")})
+    return go(Node.ask_slot, {"force_slot": "name"})
 
 
+@routes(asks=(Node.on_start_over,))
 def confirm_start_over(state: WizardState) -> Command[Any]:
     """Start a new model in this conversation (what was saved stays saved)."""
     return ask(state, "Start a new model from the beginning? Your saved projects, datasets, runs and models stay "
-                      "where they are.", then="on_start_over", stage="interview",
+                      "where they are.", then=Node.on_start_over, stage="interview",
                choices={"yes": "Start a new model", "no": "Stay here"})
 
 
+@routes(Node.ask_slot, Node.choose_next, Node.choose_data)
 def on_start_over(state: WizardState) -> Command[Any]:
     """Reset the conversation's journey, or return to the question before."""
     if state["intent"].get("value") != "yes":
-        return go("choose_next" if state.get("train_outcome") else "choose_data" if state.get("spec_path")
-                  else "ask_slot")
+        return go(Node.choose_next if state.get("train_outcome") else Node.choose_data if state.get("spec_path")
+                  else Node.ask_slot)
     say("A fresh start — tell me about the new model.")
-    return go("ask_slot", {"spec": ProjectSpec().model_dump(), "asked_slots": [], "attempts": {}, "force_slot": "",
-                           "spec_path": "", "data_path": "", "data_ok": False, "run_dir": "", "train_outcome": {},
-                           "evaluated": False, "exported_name": "", "checked_export": False, "train_sets": {},
-                           "left_open": [],
-                           "train_model": "", "preset": "", "drafts": [], "draft_index": 0})
+    return go(Node.ask_slot, {"spec": ProjectSpec().model_dump(), "asked_slots": [], "attempts": {}, "force_slot": "",
+                              "spec_path": "", "data_path": "", "data_ok": False, "run_dir": "", "train_outcome": {},
+                              "evaluated": False, "exported_name": "", "checked_export": False, "train_sets": {},
+                              "left_open": [],
+                              "train_model": "", "preset": "", "drafts": [], "draft_index": 0})

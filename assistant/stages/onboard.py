@@ -11,6 +11,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import progress_event, say, stage, table
 from tools import doctor
@@ -22,6 +23,7 @@ GUIDED = ("I'll work as a guided form for now: I ask, you answer, and buttons he
 MARK = {"ok": "✅", "warning": "⚠️", "problem": "❌"}
 
 
+@routes(Node.ask_slot, asks=(Node.pull_assistant_model,))
 async def check_environment(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Greet, check the machine and the assistant model, and pick guided mode when Ollama is missing."""
     stage("onboard")
@@ -44,24 +46,25 @@ async def check_environment(state: WizardState, runtime: Runtime[WizardContext])
     if missing:
         model = runtime.context.llm.model
         return ask(state, f"Ollama runs, but the assistant model **{model}** is not downloaded yet. Download it "
-                          "now? It is a few GB and takes a few minutes.", then="pull_assistant_model",
+                          "now? It is a few GB and takes a few minutes.", then=Node.pull_assistant_model,
                    stage="onboard", choices={"pull": f"Download {model}", "skip": "Continue without it"},
                    effects=("pull",), update=update)
-    return go("ask_slot", update)
+    return go(Node.ask_slot, update)
 
 
+@routes(Node.ask_slot)
 async def pull_assistant_model(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Pull the assistant model with progress, or go on as a guided form."""
     if (state.get("intent") or {}).get("value") != "pull":
         say(GUIDED)
-        return go("ask_slot")
+        return go(Node.ask_slot)
     writer, model = get_stream_writer(), runtime.context.llm.model
     try:
         await runtime.context.llm.pull(
             lambda status, done, total: writer(progress_event("pull", f"Downloading {model}", status, done, total)))
     except MTWError as exc:
         say(f"The download did not finish: {exc.message} {exc.fix}\n\n{GUIDED}")
-        return go("ask_slot")
+        return go(Node.ask_slot)
     ok, note, _ = await runtime.context.llm.status()
     say(f"**{model}** is downloaded and ready." if ok else f"{note}\n\n{GUIDED}")
-    return go("ask_slot", {"llm_ok": ok, "llm_note": note})
+    return go(Node.ask_slot, {"llm_ok": ok, "llm_note": note})

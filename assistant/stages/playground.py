@@ -12,6 +12,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
+from assistant.nodes import TRY_BACK, Node, routes
 from assistant.stages.prefer import DONE, counted, keep_pick, keep_rating, pick_answer
 from assistant.state import WizardState
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
@@ -37,13 +38,14 @@ def _stage(state: WizardState) -> tuple[str, list[str], bool]:
     return "deploy", list(QUICK_SKIPS), bool(state.get("quick_made"))
 
 
+@routes(asks=(Node.on_try,))
 def try_model(state: WizardState) -> Command[Any]:
     """Ask for a prompt to try."""
     where_now, skipped, finished = _stage(state)
     stage(where_now, skipped=tuple(skipped), finished=finished)
     ollama = _source(state)
     where = f"**{ollama}** in your Ollama" if ollama else "your tuned model (on this machine, before export)"
-    return ask(state, f"Type a prompt for {where} — what you would really ask it.", then="on_try", stage=where_now,
+    return ask(state, f"Type a prompt for {where} — what you would really ask it.", then=Node.on_try, stage=where_now,
                skipped=skipped, finished=finished, free_text=True, verbatim=True, choices={"done": "Done trying"},
                update={"try_last": {}})
 
@@ -85,6 +87,7 @@ async def _stream(pieces: Iterator[str], key: str, title: str) -> str:
     return text
 
 
+@routes(*TRY_BACK, Node.try_model, Node.listen, Node.ask_wanted, asks=(Node.on_try,))
 async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """A new prompt (answered by the tuned model), 'also show the base', a rating, or done."""
     from tools.evaluate.playground import rate, stream_ollama
@@ -93,7 +96,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     last = dict(state.get("try_last") or {})
     run_dir, ollama = str(state.get("run_dir") or ""), _source(state)
     if value == "done" or value.lower().strip(" .!") in DONE:
-        return go(state.get("try_back") or "choose_next", {"try_last": {}, "try_ollama": "", "try_back": ""})
+        return go(Node(state.get("try_back") or Node.choose_next), {"try_last": {}, "try_ollama": "", "try_back": ""})
     pair = dict(state.get("try_pair") or {})
     if value in RATINGS and last:
         kept = await asyncio.to_thread(rate, run_dir, last["prompt"], last["answer"], value, which=last["which"],
@@ -103,8 +106,8 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
             + (f" and as a judgement ({await asyncio.to_thread(counted, state)})" if judged else "")
             + "; round 2 uses your ratings.")
         if judged and value == "down":
-            return go("ask_wanted", {"wanted_for": {**last, "id": judged}, "try_pair": {}})
-        return go("try_model", {"try_pair": {}})
+            return go(Node.ask_wanted, {"wanted_for": {**last, "id": judged}, "try_pair": {}})
+        return go(Node.try_model, {"try_pair": {}})
     pick = value if value in ("first", "second") else pick_answer(value) if pair else ""
     if pair and pick:
         if await asyncio.to_thread(keep_pick, state, pair["first"], pair["second"], pick):
@@ -113,7 +116,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
                 "them.")
         else:
             say("Noted: neither is better, so there is nothing to learn from this pair.")
-        return go("try_model", {"try_pair": {}})
+        return go(Node.try_model, {"try_pair": {}})
     sample = 0
     if value == "again":
         which, prompt, sample = "tuned", last.get("prompt", ""), int(last.get("sample", 0)) + 1
@@ -123,7 +126,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
         which, prompt = "tuned", value
     if not prompt:
         say("Type a prompt first; then I can show the base model's answer to it too.")
-        return go("listen")
+        return go(Node.listen)
     try:
         if which == "base" and run_dir:
             tag = "" if not ollama else await asyncio.to_thread(_base_tag, run_dir)
@@ -139,14 +142,14 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
             pieces, source = model.stream(prompt, sample=sample), "local"
         else:
             say("There is no model to try yet: train one first (or make the styled model).")
-            return go(state.get("try_back") or "choose_data")
+            return go(Node(state.get("try_back") or Node.choose_data))
         title = "Base model" if which == "base" else f"**{ollama}**" if ollama and not run_dir else "Tuned model"
         if sample:
             title = f"{title}, another answer"
         answer = await _stream(pieces, f"try-{state.get('qid', 0)}-{which}-{sample}", title)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("listen")
+        return go(Node.listen)
     shown = {"prompt": prompt, "answer": answer, "which": which, "source": source, "sample": sample}
     # a second answer to the same prompt (the base's, or another of the tuned model's): "which is better?"
     second = value in ("base", "again") and last.get("prompt") == prompt and answer.strip() \
@@ -167,6 +170,6 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
                      "say you are done.)")
     # the answer stays in the chat as it was streamed: the question only says what can come next
     where_now, skipped, finished = _stage(state)
-    return ask(state, next_step, then="on_try", stage=where_now, skipped=skipped, finished=finished, free_text=True,
+    return ask(state, next_step, then=Node.on_try, stage=where_now, skipped=skipped, finished=finished, free_text=True,
                verbatim=True, choices=choices,
                update={"try_last": shown, "try_pair": {"first": last, "second": shown} if second else {}})

@@ -15,6 +15,7 @@ from langgraph.types import Command
 
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
+from assistant.nodes import TRY_BACK, Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import say, stage, table
 from tools.errors import MTWError
@@ -107,14 +108,16 @@ def counted(state: WizardState) -> str:
 # ---------------------------------------------------------------- "write the answer you wanted"
 
 
+@routes(asks=(Node.on_wanted,))
 def ask_wanted(state: WizardState) -> Command[Any]:
     """After a 👎: the answer the user wanted, which teaches twice (an example, and a pair over the bad answer)."""
     where, finished = after_training(state)
     return ask(state, "Write the answer you wanted instead (it becomes an example, and a judgement over this one), "
-                      "or skip.", then="on_wanted", stage=where, finished=finished, free_text=True, verbatim=True,
+                      "or skip.", then=Node.on_wanted, stage=where, finished=finished, free_text=True, verbatim=True,
                choices={"skip": "Skip"})
 
 
+@routes(*TRY_BACK, Node.try_model)
 def on_wanted(state: WizardState) -> Command[Any]:
     """Keep the written answer as an example and as the better half of a pair; then back to trying."""
     from assistant.stages.author import store_of
@@ -124,7 +127,7 @@ def on_wanted(state: WizardState) -> Command[Any]:
     wanted = str(state["intent"].get("value") or "").strip()
     bad = dict(state.get("wanted_for") or {})
     if wanted.lower().strip(" .!") in DONE:
-        return go(state.get("try_back") or "choose_next", {"wanted_for": {}, "try_last": {}, "try_back": ""})
+        return go(Node(state.get("try_back") or Node.choose_next), {"wanted_for": {}, "try_last": {}, "try_back": ""})
     if wanted and wanted != "skip" and bad:
         store = _judgements(state)
         row = pair(bad["prompt"], wanted, bad["answer"], chosen_by="you",
@@ -135,7 +138,7 @@ def on_wanted(state: WizardState) -> Command[Any]:
             store.add(row)
         store_of(state).add(Example.chat(("user", bad["prompt"]), ("assistant", wanted)))
         say(f"Kept your answer as an example for the next round, and as better than the model's ({counted(state)}).")
-    return go("try_model", {"wanted_for": {}})
+    return go(Node.try_model, {"wanted_for": {}})
 
 
 # ---------------------------------------------------------------- "which is better?" in the comparison
@@ -148,22 +151,24 @@ def _prompts(state: WizardState) -> list[dict[str, Any]]:
             and (p.get("tuned") or {}).get("answer")]
 
 
+@routes(Node.choose_next, asks=(Node.on_judge,))
 def judge_answers(state: WizardState) -> Command[Any]:
     """One test prompt of the comparison at a time: the base's answer (left) and the tuned one's (right)."""
     prompts, i = _prompts(state), int(state.get("judge_index") or 0)
     if i >= len(prompts):
         say(f"That was every answer of the comparison ({counted(state)}).")
-        return go("choose_next", {"judge_index": 0})
+        return go(Node.choose_next, {"judge_index": 0})
     item = prompts[i]
     left, right = str(item["base"]["answer"])[:1200], str(item["tuned"]["answer"])[:1200]
     where, finished = after_training(state)
     return ask(state, f"Prompt {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n**Left** (base model):\n> "
-                      f"{left}\n\n**Right** (tuned model):\n> {right}\n\nWhich is better?", then="on_judge",
+                      f"{left}\n\n**Right** (tuned model):\n> {right}\n\nWhich is better?", then=Node.on_judge,
                stage=where, finished=finished, free_text=True,
                choices={"left": "Left is better", "right": "Right is better", "same": "About the same",
                         "done": "Done judging"})
 
 
+@routes(Node.judge_answers, Node.choose_next, Node.listen)
 def on_judge(state: WizardState) -> Command[Any]:
     """Keep the pick (typed or clicked) and show the next prompt; done goes back to what next."""
     value = str(state["intent"].get("value") or "")
@@ -172,22 +177,23 @@ def on_judge(state: WizardState) -> Command[Any]:
     else:
         pick = pick_answer(value)
     if pick == "done":
-        return go("choose_next", {"judge_index": 0})
+        return go(Node.choose_next, {"judge_index": 0})
     if not pick:
         say("Say which answer is better — “left”, “the second one”, “the tuned one” — or “about the same”.")
-        return go("listen")
+        return go(Node.listen)
     i = int(state.get("judge_index") or 0)
     item = _prompts(state)[i]
     first = {"prompt": item["prompt"], "answer": item["base"]["answer"], "which": "base", "source": "local"}
     second = {"prompt": item["prompt"], "answer": item["tuned"]["answer"], "which": "tuned", "source": "local"}
     if keep_pick(state, first, second, pick):
         say(f"Kept ({counted(state)}).")
-    return go("judge_answers", {"judge_index": i + 1})
+    return go(Node.judge_answers, {"judge_index": i + 1})
 
 
 # ---------------------------------------------------------------- "Improve with my ratings"
 
 
+@routes(asks=(Node.on_ratings_round,))
 async def improve_with_ratings(state: WizardState) -> Command[Any]:
     """Say what a preference round on the judgements would be, or how many more judgements it needs."""
     from tools.dataset.collect import tally
@@ -201,29 +207,31 @@ async def improve_with_ratings(state: WizardState) -> Command[Any]:
         if state.get("evaluated"):
             choices["judge"] = "Pick the better answers of the comparison"
         choices["back"] = "Back"
-        return ask(state, f"{short} Shall we collect them?", then="on_ratings_round", stage=where, finished=finished,
+        return ask(state, f"{short} Shall we collect them?", then=Node.on_ratings_round, stage=where, finished=finished,
                    choices=choices)
     kind = ("pairs (which of two answers is better), so it uses DPO" if counts.method == "dpo" else
             "single ratings as well as pairs, so it uses KTO, which learns from both")
     say(f"**Preference round:** {counts.total} judgements on top of `{Path(state['run_dir']).name}`. Your judgements "
         f"are {kind}; the new version starts from this one and learns which of its answers you prefer.")
-    return ask(state, "Start it? It trains in the background like any run.", then="on_ratings_round", stage=where,
+    return ask(state, "Start it? It trains in the background like any run.", then=Node.on_ratings_round, stage=where,
                finished=finished, choices={"start": "Start the preference round", "back": "Not now"},
                effects=("start",))
 
 
+@routes(Node.choose_next, Node.start_preference_round, Node.try_model, Node.judge_answers)
 def on_ratings_round(state: WizardState) -> Command[Any]:
     """Start the round, go and collect more judgements, or back to what next."""
     picked = str(state["intent"].get("value"))
     if picked == "start":
-        return go("start_preference_round")
+        return go(Node.start_preference_round)
     if picked == "try":
-        return go("try_model", {"try_back": "choose_next"})
+        return go(Node.try_model, {"try_back": Node.choose_next.value})
     if picked == "judge":
-        return go("judge_answers", {"judge_index": 0})
-    return go("choose_next")
+        return go(Node.judge_answers, {"judge_index": 0})
+    return go(Node.choose_next)
 
 
+@routes(Node.watch_training, Node.choose_next)
 def start_preference_round(state: WizardState) -> Command[Any]:
     """Save the judgements as a version, check it, and launch `mtw train --method … --from-run …` in its own process."""
     from tools import jobs
@@ -242,7 +250,7 @@ def start_preference_round(state: WizardState) -> Command[Any]:
         errors = [i for i in report.issues if i.severity == "error" and i.code != "too_few_examples"]
         if errors:
             say(f"The judgements have a problem to fix first: {errors[0].message} {errors[0].fix}")
-            return go("choose_next")
+            return go(Node.choose_next)
         # contradicting judgements, repeats or private data: worth knowing before it trains on them
         warned = sorted((i for i in report.issues if i.severity == "warning"),
                         key=lambda i: FIRST_SAID.index(i.code) if i.code in FIRST_SAID else len(FIRST_SAID))
@@ -255,18 +263,19 @@ def start_preference_round(state: WizardState) -> Command[Any]:
                                      project=slugify(_project(state)), method=method, from_run=from_run)
     except (MTWError, OSError) as exc:
         say(f"The preference round could not start: {exc}")
-        return go("choose_next")
+        return go(Node.choose_next)
     stage("train")
     say(f"Preference round started ({method.upper()} on {version.examples} judgements, judgement set "
         f"`{version.version}`, run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
     fresh = {"evaluated": False, "exported_name": "", "checked_export": False, "export_name": ""}
-    return go("watch_training", {**fresh, "run_dir": str(run_dir), "pref_from": from_run,
-                                 "train_outcome": {"status": "running"}, "events_since": 0})
+    return go(Node.watch_training, {**fresh, "run_dir": str(run_dir), "pref_from": from_run,
+                                    "train_outcome": {"status": "running"}, "events_since": 0})
 
 
 # ---------------------------------------------------------------- the effect: v_n and v_n+1
 
 
+@routes(Node.choose_next)
 async def compare_round_versions(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """After a preference round's comparison with its base: the new version against the one it started from."""
     from tools.evaluate.rounds import JUDGED, compare_round
@@ -279,10 +288,10 @@ async def compare_round_versions(state: WizardState, runtime: Runtime[WizardCont
         report = await asyncio.to_thread(compare_round, state["run_dir"], judge_model=judge)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
-        return go("choose_next")
+        return go(Node.choose_next)
     rows = [["Your judged prompts" if cat == JUDGED else cat.replace("_", " ").capitalize(), str(t["after"]),
              str(t["before"]), str(t["tie"])] for cat, t in report["categories"].items()]
     table(f"New version vs {before}: wins per category ({report['judged_by']})",
           ["Category", "New version", before, "Tie"], rows)
     say(f"**Round verdict.** {report['verdict']}")
-    return go("choose_next")
+    return go(Node.choose_next)

@@ -12,6 +12,7 @@ from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
 from assistant.conversation import ask, go
+from assistant.nodes import Node, routes
 from assistant.state import WizardState
 from assistant.ui_events import progress_event, say, stage
 from tools.errors import MTWError, UsageError
@@ -55,6 +56,7 @@ def _base_for(spec: ProjectSpec) -> tuple[str, str]:
                         + (f" Passed over:{others}" if others else ""))
 
 
+@routes(Node.confirm_training, Node.offer_base_download, asks=(Node.on_confirm_training,))
 async def configure_training(state: WizardState) -> Command[Any]:
     """Explain the plan — base model, preset, memory and time — before anything starts; say what changed."""
     from tools.download import needs_download
@@ -74,7 +76,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
             if await asyncio.to_thread(needs_download, model):
                 offer = await asyncio.to_thread(_download_offer, model)
                 offer["held"] = await asyncio.to_thread(held_in_ollama, spec.task_type or "generation")
-                return go("offer_base_download", {"train_model": model, "base_offer": offer})
+                return go(Node.offer_base_download, {"train_model": model, "base_offer": offer})
             source = await asyncio.to_thread(_weights_note, model)
             if source:
                 say(source)
@@ -90,7 +92,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return ask(state, "Change a setting (say it, e.g. “batch size 2”), or go back to the dataset.",
-                   then="on_confirm_training", stage="configure",
+                   then=Node.on_confirm_training, stage="configure",
                    choices={"dataset": "Back to the dataset", "reset": "Use the preset's values"},
                    update={"train_model": model})
     changed = state.get("plan_changed")
@@ -109,7 +111,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
         + (f"{sized}\n\n" if sized else "") + f"{est.verdict}{changes}"
         "\n\n_Change anything by saying it: “use 1 epoch”, “learning rate 1e-4”, “batch size 2”, "
         "“pick qwen2.5-1.5b”, “smaller model”._")
-    return go("confirm_training", {"train_model": model, "plan_changed": ""})
+    return go(Node.confirm_training, {"train_model": model, "plan_changed": ""})
 
 
 def _passes(est: Any, cfg: Any) -> float:
@@ -169,6 +171,7 @@ def _download_offer(model: str) -> dict[str, Any]:
             "problem": ""}
 
 
+@routes(asks=(Node.on_base_offer,))
 def offer_base_download(state: WizardState) -> Command[Any]:
     """Offer to download the missing base model, or to try the steps on tiny-random."""
     from tools.download import human_bytes
@@ -193,9 +196,10 @@ def offer_base_download(state: WizardState) -> Command[Any]:
         choices["ollama"] = f"Train on the {held['tag']} already in your Ollama — nothing to download"
     choices |= {"download": f"Download {model}" + (f" (~{size})" if size else ""),
                 "tiny": "Use tiny-random to try the steps"}
-    return ask(state, text, then="on_base_offer", stage="configure", effects=("download",), choices=choices)
+    return ask(state, text, then=Node.on_base_offer, stage="configure", effects=("download",), choices=choices)
 
 
+@routes(Node.configure_training, Node.offer_base_download)
 async def on_base_offer(state: WizardState) -> Command[Any]:
     """Download with progress (then plan with the real model), or plan with tiny-random."""
     from tools.download import download
@@ -203,10 +207,10 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
 
     model = state["train_model"]
     if state["intent"].get("value") == "tiny":
-        return go("configure_training", {"train_model": TINY_RANDOM})
+        return go(Node.configure_training, {"train_model": TINY_RANDOM})
     if state["intent"].get("value") == "ollama":
         held = (state.get("base_offer") or {}).get("held") or {}
-        return go("configure_training", {"train_model": str(held.get("key") or model)})
+        return go(Node.configure_training, {"train_model": str(held.get("key") or model)})
     writer, loop = get_stream_writer(), asyncio.get_running_loop()
     shown = [-1]
 
@@ -222,11 +226,12 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
         folder = await asyncio.to_thread(download, model, report)
     except MTWError as exc:
         say(f"The download did not finish: {exc.message}\n\n**Fix:** {exc.fix}")
-        return go("offer_base_download", {"base_offer": {**state.get("base_offer", {}), "problem": ""}})
+        return go(Node.offer_base_download, {"base_offer": {**state.get("base_offer", {}), "problem": ""}})
     say(f"**{model}** is downloaded and ready (`{folder}`).")
-    return go("configure_training")
+    return go(Node.configure_training)
 
 
+@routes(asks=(Node.on_confirm_training,))
 def confirm_training(state: WizardState) -> Command[Any]:
     """Start only when the user says so."""
     from tools.train.catalog import TINY_RANDOM
@@ -237,21 +242,23 @@ def confirm_training(state: WizardState) -> Command[Any]:
         choices["tiny"] = "Try the workflow with tiny-random first"
     choices["dataset"] = "Back to the dataset"
     return ask(state, "Training runs in the background: you can close this page and come back.",
-               then="on_confirm_training", stage="configure", choices=choices, effects=("start", "tiny"))
+               then=Node.on_confirm_training, stage="configure", choices=choices, effects=("start", "tiny"))
 
 
+@routes(Node.start_training, Node.choose_data, Node.configure_training)
 def on_confirm_training(state: WizardState) -> Command[Any]:
     """Start, switch to tiny-random, or go back."""
     from tools.train.catalog import TINY_RANDOM
 
     picked = state["intent"].get("value")
     if picked == "dataset":
-        return go("choose_data")
+        return go(Node.choose_data)
     if picked == "reset":
-        return go("configure_training", {"train_sets": {}, "plan_changed": "back to the preset's values"})
-    return go("start_training", {"train_model": TINY_RANDOM} if picked == "tiny" else {})
+        return go(Node.configure_training, {"train_sets": {}, "plan_changed": "back to the preset's values"})
+    return go(Node.start_training, {"train_model": TINY_RANDOM} if picked == "tiny" else {})
 
 
+@routes(Node.watch_training, Node.confirm_training)
 def start_training(state: WizardState) -> Command[Any]:
     """Launch `mtw train` as its own process: a crash there cannot take the chat down."""
     from tools import jobs
@@ -266,17 +273,18 @@ def start_training(state: WizardState) -> Command[Any]:
                                      project=slugify(spec.name), sets=sets, max_steps=steps)
     except (MTWError, OSError) as exc:
         say(f"Training could not start: {exc}")
-        return go("confirm_training")
+        return go(Node.confirm_training)
     if model == TINY_RANDOM:
         say(f"**{TINY_RANDOM}** run: {steps} steps at a high learning rate — a quick demonstration of every step "
             "of the journey, not a useful model.")
     stage("train")
     say(f"Training started (run `{record.id}`). Live progress follows; the run folder is `{run_dir}`.")
     # a supervised run: what follows it (its comparison, a restart) is not a preference round's
-    return go("watch_training", {"run_dir": str(run_dir), "train_outcome": {"status": "running"}, "events_since": 0,
-                                 "pref_from": ""})
+    return go(Node.watch_training, {"run_dir": str(run_dir), "train_outcome": {"status": "running"}, "events_since": 0,
+                                    "pref_from": ""})
 
 
+@routes(Node.watch_training, Node.after_training)
 def resume_training(state: WizardState) -> Command[Any]:
     """Continue a stopped run where its last checkpoint left off (same data order and schedule)."""
     from tools import jobs
@@ -289,18 +297,20 @@ def resume_training(state: WizardState) -> Command[Any]:
                             project=slugify(_spec(state).name))
     except (MTWError, OSError) as exc:
         say(f"The run could not be resumed: {exc}")
-        return go("after_training")
+        return go(Node.after_training)
     stage("train")
     say(f"Resuming `{Path(run_dir).name}` from its last checkpoint.")
-    return go("watch_training", {"train_outcome": {"status": "running"}, "events_since": since})
+    return go(Node.watch_training, {"train_outcome": {"status": "running"}, "events_since": since})
 
 
+@routes(asks=(Node.on_training_input,))
 def watch_training(state: WizardState) -> Command[Any]:
     """Wait for the run to end while the chat shows it live; Stop (or saying "stop") ends it early."""
-    return ask(state, "Training is running.", then="on_training_input", stage="train", kind="training",
+    return ask(state, "Training is running.", then=Node.on_training_input, stage="train", kind="training",
                run_dir=state["run_dir"], since=state.get("events_since", 0), choices={"stop": "Stop"})
 
 
+@routes(Node.listen)
 def on_training_input(state: WizardState) -> Command[Any]:
     """A click or message while the run goes on: Stop checkpoints and ends it; anything else waits."""
     from tools.jobs import stop_run
@@ -313,9 +323,10 @@ def on_training_input(state: WizardState) -> Command[Any]:
     else:
         say("Training is running; its progress shows above. Say “stop” (or click **Stop**) to end it early, or ask "
             "me anything meanwhile.")
-    return go("listen")
+    return go(Node.listen)
 
 
+@routes(Node.choose_next, asks=(Node.on_after_run,))
 def after_training(state: WizardState) -> Command[Any]:
     """Say how the run ended and offer every way on: after done, stop and failure alike."""
     outcome = dict((state.get("intent") or {}).get("value") or state.get("train_outcome") or {})
@@ -327,11 +338,11 @@ def after_training(state: WizardState) -> Command[Any]:
         health = outcome.get("health") or {}
         if health.get("fix"):
             text = f"**Training finished**, but: {health.get('message', '')}\n\n**Fix:** {health.get('fix_text', '')}"
-            return ask(state, text, then="on_after_run", stage="evaluate", effects=("apply_fix",), update=update,
+            return ask(state, text, then=Node.on_after_run, stage="evaluate", effects=("apply_fix",), update=update,
                        choices={"apply_fix": f"Apply the fix and restart ({_setting_words(health['fix'])})",
                                 "keep": "Go on with this model"})
         say(f"**Training finished.** The adapter is in `{run_dir}/adapter`.")
-        return go("choose_next", update)
+        return go(Node.choose_next, update)
     if status == "stopped":
         step = f" at step {outcome['step']}" if outcome.get("step") else ""
         text = (f"Training was stopped{step}; its checkpoint is saved. What now? (You can also say a setting, "
@@ -340,7 +351,7 @@ def after_training(state: WizardState) -> Command[Any]:
         if outcome.get("can_evaluate"):
             choices["evaluate_checkpoint"] = "Evaluate the last checkpoint"
         choices["dataset"] = "Back to the dataset"
-        return ask(state, text, then="on_after_run", stage="train", choices=choices,
+        return ask(state, text, then=Node.on_after_run, stage="train", choices=choices,
                    effects=("resume", "evaluate_checkpoint"), update=update)
     message = outcome.get("message") or "the process ended unexpectedly"
     fix_text = outcome.get("fix_text") or outcome.get("fix") or ""
@@ -351,7 +362,7 @@ def after_training(state: WizardState) -> Command[Any]:
     if outcome.get("resumable"):
         choices = {"resume": "Resume training", **choices}
     return ask(state, f"Training did not finish: {message}" + (f"\n\n**Fix:** {fix_text}" if fix_text else ""),
-               then="on_after_run", stage="train", choices=choices, effects=("apply_fix", "resume"), update=update)
+               then=Node.on_after_run, stage="train", choices=choices, effects=("apply_fix", "resume"), update=update)
 
 
 def _setting_words(fix: dict[str, Any]) -> str:
@@ -360,23 +371,25 @@ def _setting_words(fix: dict[str, Any]) -> str:
                      for k, v in fix.items())
 
 
+@routes(Node.configure_training, Node.resume_training, Node.choose_next, Node.evaluate_model, Node.choose_data,
+        Node.improve_with_ratings)
 def on_after_run(state: WizardState) -> Command[Any]:
     """Resume, restart with a fix or a changed setting, evaluate the checkpoint, or go back to the dataset."""
     picked = state["intent"].get("value")
     outcome = state.get("train_outcome") or {}
     if picked == "resume":
-        return go("resume_training")
+        return go(Node.resume_training)
     if picked == "apply_fix":
         fix = outcome.get("fix_sets") or (outcome.get("health") or {}).get("fix") or {}
         sets = {**(state.get("train_sets") or {}), **{k: str(v) for k, v in fix.items()}}
-        return go("configure_training", {"train_sets": sets, "plan_changed": f"the fix — {_setting_words(fix)}"})
+        return go(Node.configure_training, {"train_sets": sets, "plan_changed": f"the fix — {_setting_words(fix)}"})
     if picked == "keep":
         say(f"The adapter is in `{state.get('run_dir', '')}/adapter`.")
-        return go("choose_next")
+        return go(Node.choose_next)
     if picked == "evaluate_checkpoint":
-        return go("evaluate_model")
+        return go(Node.evaluate_model)
     if picked == "dataset":
-        return go("choose_data")
+        return go(Node.choose_data)
     if state.get("pref_from"):  # a preference round is restarted as one: its judgements, not the SFT plan
-        return go("improve_with_ratings")
-    return go("configure_training")
+        return go(Node.improve_with_ratings)
+    return go(Node.configure_training)
