@@ -15,6 +15,7 @@ from tools.settings import get_settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MTW_STRICT_ROUTES", "1")  # a node going somewhere its @routes does not declare fails the test
 
 
 LONGEST_FIRST = ("tests/unit/export/test_real_model.py", "tests/e2e/", "tests/reliability/test_browser.py",
