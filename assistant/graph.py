@@ -64,7 +64,7 @@ NODES: list[Any] = [
 ANSWERED: list[str] = sorted({
     *(str(to) for found in ROUTES.values() for to, label in found.items() if label == ANSWER),
     *map(str, conversation.STEER.values()),
-    Node.after_training, Node.confirm_suggestion, Node.not_understood,
+    *map(str, (Node.after_training, Node.confirm_suggestion, Node.not_understood)),
 })
 """Where `understand` can send a reply: every question's handler (the `asks` of the nodes), explain and the steering
 nodes, and `after_training` for a run's outcome."""
