@@ -19,7 +19,7 @@ from assistant import routing
 from assistant.context import WizardContext
 from assistant.nodes import Node, check_route, routes
 from assistant.routing import Intent
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import STAGES, Question, say, thinking
 from tools.errors import LLMCancelled, LLMDropped, LLMServerError, ModelNotPulled, MTWError, OllamaUnavailable
 
@@ -183,9 +183,8 @@ async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Comman
 @routes(Node.listen)
 def where_we_are(state: WizardState) -> Command[Any]:
     """Say where the journey stands and what can be said here, then ask again."""
-    from tools.project import ProjectSpec
 
-    spec = ProjectSpec(**state.get("spec", {}))
+    spec = spec_of(state)
     question = state.get("question") or {}
     done = []
     if spec.name:

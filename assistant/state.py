@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from tools.project import ProjectSpec
+
 
 class WizardState(TypedDict, total=False):
     """What the graph remembers for one conversation (checkpointed after every node)."""
@@ -188,3 +190,8 @@ class WizardState(TypedDict, total=False):
 
     score_prompts: int
     """How many answers are being scored."""
+
+
+def spec_of(state: WizardState) -> ProjectSpec:
+    """The project spec so far, typed (empty fields until the interview fills them)."""
+    return ProjectSpec(**state.get("spec", {}))

@@ -15,7 +15,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import TABLE_BACK, Node, routes
 from assistant.routing import NO, YES
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import fenced, inert, progress_event, say, table, thinking
 from tools.dataset.model import Example
 from tools.dataset.store import DatasetStore
@@ -33,10 +33,6 @@ FIRST_WORDS = 8
 SHOW_TABLE = re.compile(r"\b(show|see|list|view|open)\b.*\b(data ?set|examples)\b", re.I)
 
 
-def _spec(state: WizardState) -> ProjectSpec:
-    return ProjectSpec(**state["spec"])
-
-
 def wants_table(text: str) -> bool:
     """'show my dataset', 'list the examples': a request to see the dataset as a table."""
     return bool(SHOW_TABLE.search(text))
@@ -51,7 +47,7 @@ def store_of(state: WizardState) -> DatasetStore:
     """The project's one dataset; the file it uses now is taken in first when the store is still empty."""
     from tools.dataset.readers import read_dataset
 
-    store = DatasetStore(_spec(state).name)
+    store = DatasetStore(spec_of(state).name)
     if not store.examples() and state.get("data_path"):
         for ex in read_dataset(state["data_path"]).examples:
             store.add(ex.model_copy(update={"line": None}))
@@ -119,7 +115,7 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     from assistant.stages.brain import offer_better_model
     from tools.dataset.draft import WeakModel, draft_examples
 
-    spec = _spec(state)
+    spec = spec_of(state)
     focus = state.get("draft_focus") or {}
     n = int(focus.get("n") or DRAFT_BATCH)
     store = await asyncio.to_thread(store_of, state)
@@ -190,7 +186,7 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
         return go(Node.edit_example, {"editing": {"id": "", "draft": i}})
     if wants_table(value):
         return go(Node.show_dataset, {"table_back": Node.review_draft.value})
-    spec, llm = _spec(state), runtime.context.llm
+    spec, llm = spec_of(state), runtime.context.llm
     if not can_draft(state):
         say("Rewriting needs the assistant model, which is not answering right now. Click **Edit** to change it "
             "yourself, or keep or drop it.")
@@ -272,7 +268,7 @@ def on_edit_example(state: WizardState) -> Command[Any]:
 @routes(asks=(Node.on_after_drafts,))
 def after_drafts(state: WizardState) -> Command[Any]:
     """Coverage per category after each batch, with the nudge as a choice; draft more, upload, see or check."""
-    spec = _spec(state)
+    spec = spec_of(state)
     examples = store_of(state).examples()
     nudge = coverage(spec, examples)
     choices: dict[str, str] = {}

@@ -11,20 +11,15 @@ from langgraph.types import Command
 
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import inert, say, stage
 from tools.errors import MTWError
-from tools.project import ProjectSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLES = {"classification": EXAMPLES / "pm_task_types.jsonl", "generation": EXAMPLES / "pm_dataset.jsonl"}
 ACCEPT = [".jsonl", ".json", ".csv", ".tsv", ".txt"]
 SHOWN_ISSUES = 8
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"%PDF")
-
-
-def _spec(state: WizardState) -> ProjectSpec:
-    return ProjectSpec(**state["spec"])
 
 
 def _plural(n: int, word: str) -> str:
@@ -40,7 +35,7 @@ def choose_data(state: WizardState) -> Command[Any]:
     intent = state.get("intent") or {}
     if intent.get("kind") == "navigate" and wants_table(str(intent.get("text", ""))):
         return go(Node.show_dataset, {"table_back": Node.choose_data.value, "intent": {}})
-    spec = _spec(state)
+    spec = spec_of(state)
     choices = {"upload": "Upload a file of examples"}
     if can_draft(state):
         choices["draft"] = "Draft examples with me"
@@ -128,12 +123,12 @@ async def receive_file(state: WizardState) -> Command[Any]:
     from tools.dataset.store import DatasetStore
 
     try:
-        dest = await asyncio.to_thread(keep_upload, _spec(state).name, src, name)
-        drafted = await asyncio.to_thread(lambda: bool(DatasetStore(_spec(state).name).examples()))
+        dest = await asyncio.to_thread(keep_upload, spec_of(state).name, src, name)
+        drafted = await asyncio.to_thread(lambda: bool(DatasetStore(spec_of(state).name).examples()))
         # the project has one dataset: an upload after drafting (or with "add more") joins it, never replaces it
         if (state.get("adding") and state.get("data_path")) or drafted:
             current = Path(state.get("data_path") or dest)
-            dest, added, already = await asyncio.to_thread(combine, _spec(state).name, current, dest)
+            dest, added, already = await asyncio.to_thread(combine, spec_of(state).name, current, dest)
             if not added:
                 say(f"Every example in **{name}** is in your dataset already, so nothing was added.")
             else:
@@ -181,8 +176,8 @@ def combine(project: str, current: Path, more: Path) -> tuple[Path, int, int]:
 @routes(Node.check_data)
 def use_sample(state: WizardState) -> Command[Any]:
     """Copy the sample dataset into the project so the user can try the whole journey."""
-    src = SAMPLES[_spec(state).task_type or "generation"]
-    dest = keep_upload(_spec(state).name, src, src.name)
+    src = SAMPLES[spec_of(state).task_type or "generation"]
+    dest = keep_upload(spec_of(state).name, src, src.name)
     say(f"Copied the sample dataset to `{dest}`.")
     return go(Node.check_data, {"data_path": str(dest)})
 
@@ -220,7 +215,7 @@ async def check_data(state: WizardState) -> Command[Any]:
         from tools.dataset.readers import read_dataset
 
         examples = (await asyncio.to_thread(read_dataset, path)).examples
-        nudge = coverage(_spec(state), examples)
+        nudge = coverage(spec_of(state), examples)
     too_few = bool(errors) and all(i.code == "too_few_examples" for i in errors)
     return go(Node.decide_after_check, {"data_ok": report.ok, "data_errors": len(errors), "too_few": too_few,
                                         "data_examples": report.examples, "nudge": nudge})
@@ -273,7 +268,7 @@ async def fix_data(state: WizardState) -> Command[Any]:
     from tools.dataset.store import DatasetStore
 
     src = Path(state["data_path"])
-    store = DatasetStore(_spec(state).name)
+    store = DatasetStore(spec_of(state).name)
     try:
         version, result = await asyncio.to_thread(store.fix, src.name.split(".")[0])
     except MTWError as exc:

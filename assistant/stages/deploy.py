@@ -16,7 +16,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go, not_done
 from assistant.nodes import Node, routes
 from assistant.routing import NO, YES
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec, project_dir, slugify
@@ -102,7 +102,7 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     from tools.registry import suggest_name
 
     stage("deploy", skipped=QUICK_SKIPS)
-    spec = ProjectSpec(**state["spec"])
+    spec = spec_of(state)
     name = str(state.get("quick_name") or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
     up, note, missing = await runtime.context.llm.status()
     ollama_up = up or missing

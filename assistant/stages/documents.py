@@ -13,18 +13,13 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
 from assistant.stages.author import store_of
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import inert, say
 from tools.dataset.model import Example
 from tools.errors import MTWError
-from tools.project import ProjectSpec
 
 DOC_PASSAGES = 3
 """Passages of a document drafted from per batch (two drafts each)."""
-
-
-def _spec(state: WizardState) -> ProjectSpec:
-    return ProjectSpec(**state["spec"])
 
 
 @routes(asks=(Node.receive_document,))
@@ -66,7 +61,7 @@ async def receive_document(state: WizardState) -> Command[Any]:
         say(f"**{name}** is not a document I can read. Attach a PDF, DOCX, Markdown, HTML or text file.")
         return go(Node.listen)
     try:
-        kept = await asyncio.to_thread(keep_document, _spec(state).name, src, name)
+        kept = await asyncio.to_thread(keep_document, spec_of(state).name, src, name)
         doc = await asyncio.to_thread(read_document, kept)
     except (MTWError, OSError) as exc:
         say(f"I could not read **{name}**: {getattr(exc, 'message', exc)} {getattr(exc, 'fix', '')}".strip())
@@ -110,7 +105,7 @@ async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) ->
     rejected: list[tuple[Example | None, str]] = []
     try:
         doc = await asyncio.to_thread(read_document, doc_state["path"])
-        grounded = await asyncio.to_thread(draft_from_document, doc, _spec(state), runtime.context.llm,
+        grounded = await asyncio.to_thread(draft_from_document, doc, spec_of(state), runtime.context.llm,
                                            passages=picked, include_flagged=bool(doc_state.get("include_flagged")),
                                            existing=store.examples(), rejected=rejected)
     except MTWError as exc:

@@ -13,9 +13,8 @@ from langgraph.types import Command
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
 from assistant.stages.author import can_draft, round_focus, store_of
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import say, stage, table
-from tools.project import ProjectSpec
 
 
 def _report(run_dir: str) -> dict[str, Any] | None:
@@ -30,7 +29,7 @@ async def plan_improvement(state: WizardState) -> Command[Any]:
     from tools.improve import plan_round
 
     stage("dataset")
-    spec = ProjectSpec(**state["spec"])
+    spec = spec_of(state)
     run_dir = str(state.get("run_dir") or "")
     store = await asyncio.to_thread(store_of, state)
     report = await asyncio.to_thread(_report, run_dir) if run_dir else None

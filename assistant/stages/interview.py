@@ -12,7 +12,7 @@ from assistant import prompts, slots
 from assistant.context import WizardContext
 from assistant.conversation import ask, call_model, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import say, stage, title
 from tools import sense
 from tools.errors import MTWError
@@ -42,15 +42,11 @@ LEAVABLE = ("audience", "house_style")
 cannot be."""
 
 
-def _spec(state: WizardState) -> ProjectSpec:
-    return ProjectSpec(**state["spec"])
-
-
 @routes(Node.confirm_spec, asks=(Node.fill_slot,))
 def ask_slot(state: WizardState) -> Command[Any]:
     """Ask the next open slot (or the one the user chose to change)."""
     stage("interview")
-    spec = _spec(state)
+    spec = spec_of(state)
     slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", []), state.get("left_open", []))
     if slot is None:
         return go(Node.confirm_spec)
@@ -72,7 +68,7 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     typed. 'not sure' or 'skip' fills nothing; a question asked again takes the typed answer as it stands."""
     slot = str(state["question"].get("slot"))
     answer = str((state.get("intent") or {}).get("value") or "").strip()
-    spec = _spec(state)
+    spec = spec_of(state)
     tries = state.get("attempts", {}).get(slot, 0) + 1
     update: dict[str, Any] = {"asked_slots": [*state.get("asked_slots", []), slot], "force_slot": "",
                               "attempts": {**state.get("attempts", {}), slot: tries}}
@@ -146,7 +142,7 @@ def _no_answer(state: WizardState, slot: str, skipped: bool, tries: int, update:
 def confirm_spec(state: WizardState) -> Command[Any]:
     """Show the spec and ask the user to confirm or change something."""
     stage("interview")
-    spec = _spec(state)
+    spec = spec_of(state)
     if not spec.name:
         spec = spec.model_copy(update={"name": short_name(spec.purpose) or "My model"})
     return ask(state, "Here is your project. Is this right?", then=Node.on_confirm, stage="interview", kind="confirm",
@@ -161,7 +157,7 @@ def on_confirm(state: WizardState) -> Command[Any]:
     value = state["intent"].get("value")
     if isinstance(value, dict):
         slot, text = str(value.get("slot")), str(value.get("text", "")).strip()
-        spec = _spec(state)
+        spec = spec_of(state)
         if slot == "name" and sense.control_word(text):
             say(f"“{text}” cannot be the project's name. Say “change the name to: …” with the name you want.")
             return go(Node.listen)
@@ -175,7 +171,7 @@ def on_confirm(state: WizardState) -> Command[Any]:
 @routes(asks=(Node.on_edit,))
 def choose_edit(state: WizardState) -> Command[Any]:
     """Ask which part to change; that slot is asked again next."""
-    spec = _spec(state)
+    spec = spec_of(state)
     options = {k: v for k, v in EDITABLE.items() if k not in ("labels", "entity_types") or getattr(spec, k)}
     return ask(state, "What would you like to change?", then=Node.on_edit, stage="interview", choices=options)
 
@@ -189,7 +185,7 @@ def on_edit(state: WizardState) -> Command[Any]:
 @routes(Node.draft_batch, Node.choose_data, asks=(Node.on_name_taken,))
 async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Save the confirmed spec; a name another conversation uses is never overwritten: continue it or rename."""
-    spec = _spec(state)
+    spec = spec_of(state)
     thread = runtime.context.thread_id or None
     exists, owner = await asyncio.to_thread(project_owner, spec.name)
     if exists and owner != thread and state.get("spec_path") != _path_of(spec.name):
@@ -219,7 +215,7 @@ def on_name_taken(state: WizardState) -> Command[Any]:
     if state["intent"].get("value") == "continue":
         from assistant.stages.dataset import current_dataset
 
-        spec = load_spec(_spec(state).name)
+        spec = load_spec(spec_of(state).name)
         title(spec.name)
         say(f"Continuing **{spec.name}** as it was saved.")
         # its dataset comes with it: offered to keep, never uploaded again into duplicates

@@ -16,10 +16,10 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.nodes import TRY_BACK, Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import say, stage, table
 from tools.errors import MTWError
-from tools.project import ProjectSpec, project_dir, slugify
+from tools.project import project_dir, slugify
 
 DONE = {"done", "done trying", "stop trying", "enough", "that's enough", "finished"}
 """What ends trying the model, typed at any of its questions."""
@@ -52,7 +52,7 @@ def pick_answer(text: str) -> str:
 
 
 def _project(state: WizardState) -> str:
-    return ProjectSpec(**state["spec"]).name
+    return spec_of(state).name
 
 
 def _judgements(state: WizardState) -> Any:

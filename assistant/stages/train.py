@@ -13,7 +13,7 @@ from langgraph.types import Command
 
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, spec_of
 from assistant.ui_events import progress_event, say, stage
 from tools.errors import MTWError, UsageError
 from tools.project import ProjectSpec, project_dir, slugify
@@ -24,10 +24,6 @@ TRY_SETS = {"learning_rate": "3e-3"}
 """A random model needs a bold learning rate to show learning within those few steps."""
 TINY_NOTE = ("the built-in **tiny-random** model: it trains in seconds and learns only the format of your data — "
              "good for trying the steps, not for real answers")
-
-
-def _spec(state: WizardState) -> ProjectSpec:
-    return ProjectSpec(**state["spec"])
 
 
 def run_settings(state: WizardState, model: str) -> tuple[list[str], int | None]:
@@ -65,7 +61,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
     from tools.train.estimate import estimate
 
     stage("configure")
-    spec = _spec(state)
+    spec = spec_of(state)
     model: str = state.get("train_model") or ""
     if not model:
         model, why = await asyncio.to_thread(_base_for, spec)
@@ -264,7 +260,7 @@ def start_training(state: WizardState) -> Command[Any]:
     from tools import jobs
     from tools.train.catalog import TINY_RANDOM
 
-    spec = _spec(state)
+    spec = spec_of(state)
     run_dir = project_dir(slugify(spec.name)) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     model = state["train_model"]
     sets, steps = run_settings(state, model)
@@ -294,7 +290,7 @@ def resume_training(state: WizardState) -> Command[Any]:
     since = events.stat().st_size if events.exists() else 0
     try:
         jobs.start_detached(state["data_path"], state["train_model"], run_dir, resume=True,
-                            project=slugify(_spec(state).name))
+                            project=slugify(spec_of(state).name))
     except (MTWError, OSError) as exc:
         say(f"The run could not be resumed: {exc}")
         return go(Node.after_training)
