@@ -14,10 +14,10 @@ import aiosqlite
 import chainlit as cl
 from chainlit.types import ThreadDict
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 
 from assistant.chat_store import ChatHistory, LocalFiles, auth_secret, checkpoint_db_path, ensure_chat_db
+from assistant.checkpoints import UpgradingSqliteSaver
 from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.llm import LLM
@@ -60,7 +60,7 @@ async def graph() -> Any:
         if _graph is None:
             path = checkpoint_db_path()
             try:
-                saver: Any = AsyncSqliteSaver(await aiosqlite.connect(private_file(path)))
+                saver: Any = UpgradingSqliteSaver(await aiosqlite.connect(private_file(path)))
                 await saver.setup()
             except (OSError, sqlite3.Error) as exc:
                 # keep the conversation going in memory and tell the user how to make it stick

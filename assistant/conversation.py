@@ -19,7 +19,7 @@ from assistant import routing
 from assistant.context import WizardContext
 from assistant.nodes import Node, check_route, routes
 from assistant.routing import Intent
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, deploy_of, evaluate_of, filed, interview_of, spec_of, train_of
 from assistant.ui_events import STAGES, Question, say, thinking
 from tools.errors import LLMCancelled, LLMDropped, LLMServerError, ModelNotPulled, MTWError, OllamaUnavailable
 
@@ -38,19 +38,21 @@ STEER: dict[str, Node] = {"question": Node.explain, "status": Node.where_we_are,
 def after_training(state: WizardState) -> tuple[str, bool]:
     """Where the Tasks panel stands once a model is trained: at Evaluate, or, with the model in Ollama, at Deploy with
     every stage of the round finished. Returns the stage and whether it is finished."""
-    return ("deploy", True) if state.get("exported_name") else ("evaluate", False)
+    return ("deploy", True) if deploy_of(state).get("exported_name") else ("evaluate", False)
 
 
 def not_done(state: WizardState) -> list[str]:
     """Stages of this round the Tasks panel must not tick: Evaluate, until a comparison has finished (a failed or
     skipped one is not done)."""
-    return [] if state.get("evaluated") or not state.get("run_dir") else ["evaluate"]
+    return [] if evaluate_of(state).get("evaluated") or not train_of(state).get("run_dir") else ["evaluate"]
 
 
 def ask(state: WizardState, text: str, *, then: Node, stage: str, choices: dict[str, str] | None = None,
         kind: str = "question", free_text: bool = False, optional: bool = False, slot: str = "",
         effects: tuple[str, ...] = (), update: dict[str, Any] | None = None, **extra: Any) -> Command[Any]:
-    """Ask the user something; the answer goes to the node `then` (declared in the asking node's `@routes`)."""
+    """Ask the user something; the answer goes to the node `then` (declared in the asking node's `@routes`).
+
+    `update` may name stage fields flat (`{"run_dir": ...}`) or by sub-state: `filed` files them under their stage."""
     check_route(then)
     qid = state.get("qid", 0) + 1
     if stage == "deploy" and "skipped" not in extra:
@@ -58,14 +60,14 @@ def ask(state: WizardState, text: str, *, then: Node, stage: str, choices: dict[
     question: dict[str, Any] = {"id": qid, "kind": kind, "text": text, "choices": dict(choices or {}),
                                 "free_text": free_text, "optional": optional, "then": str(then), "stage": stage,
                                 "slot": slot, "effects": list(effects), **extra}
-    return Command(update={**(update or {}), "question": question, "qid": qid, "suggested": ""},
+    return Command(update=filed({**(update or {}), "question": question, "qid": qid, "suggested": ""}),
                    goto=str(Node.listen))
 
 
 def go(node: Node, update: dict[str, Any] | None = None) -> Command[Any]:
-    """Move on to another node (one the running node's `@routes` declares)."""
+    """Move on to another node (one the running node's `@routes` declares), with `update` filed as in `ask`."""
     check_route(node)
-    return Command(update=update or {}, goto=str(node))
+    return Command(update=filed(update or {}), goto=str(node))
 
 
 def listen(state: WizardState) -> dict[str, Any]:
@@ -189,12 +191,13 @@ def where_we_are(state: WizardState) -> Command[Any]:
     done = []
     if spec.name:
         done.append(f"project **{spec.name}**")
-    if state.get("data_path"):
-        done.append(f"dataset `{state['data_path']}`")
-    if state.get("run_dir"):
-        done.append(f"run `{state['run_dir']}` ({(state.get('train_outcome') or {}).get('status', 'started')})")
-    if state.get("exported_name"):
-        done.append(f"model **{state['exported_name']}** in Ollama")
+    if dataset_of(state).get("data_path"):
+        done.append(f"dataset `{dataset_of(state)['data_path']}`")
+    if train_of(state).get("run_dir"):
+        status = (train_of(state).get("train_outcome") or {}).get("status", "started")
+        done.append(f"run `{train_of(state)['run_dir']}` ({status})")
+    if deploy_of(state).get("exported_name"):
+        done.append(f"model **{deploy_of(state)['exported_name']}** in Ollama")
     where = STAGES.get(str(question.get("stage", "")), "the start")
     say(f"We are at **{where}**." + (f" So far: {', '.join(done)}." if done else "")
         + "\n\nYou can click a button or type: an answer, a question (\"what is an epoch?\"), a setting "
@@ -257,16 +260,16 @@ def navigate(state: WizardState) -> Command[Any]:
         say("We are at your project's description. Click **Looks right** to go on, or say what to change "
             "(e.g. “change the audience to: executives”).")
         return go(Node.listen)
-    if target == "evaluate" and state.get("evaluated"):
+    if target == "evaluate" and evaluate_of(state).get("evaluated"):
         say("The comparison with the base model is done already — it is above. Here is what you can do next:")
         return go(Node.choose_next)
-    if target == "plan" and not state.get("data_path"):
+    if target == "plan" and not dataset_of(state).get("data_path"):
         say("The training plan needs a dataset first — let's build it.")
         target = "dataset"
-    if target in ("evaluate", "deploy") and (state.get("train_outcome") or {}).get("status") != "done":
+    if target in ("evaluate", "deploy") and (train_of(state).get("train_outcome") or {}).get("status") != "done":
         say("That needs a finished training run first.")
         return go(Node.listen)
-    if target in ("dataset", "plan") and not state.get("spec_path"):
+    if target in ("dataset", "plan") and not interview_of(state).get("spec_path"):
         say("Let's finish describing your model first.")
         return go(Node.listen)
     return go(ENTRY[target])
@@ -283,14 +286,14 @@ def change_setting(state: WizardState) -> Command[Any]:
         say("This run keeps its settings. Stop it (say \"stop\") and I'll restart it with the change.")
         return go(Node.listen)
     try:
-        sets, model, preset, said = apply_settings(wanted, sets=dict(state.get("train_sets") or {}),
-                                                   model=state.get("train_model", ""),
-                                                   preset=state.get("preset") or "")
+        sets, model, preset, said = apply_settings(wanted, sets=dict(train_of(state).get("train_sets") or {}),
+                                                   model=train_of(state).get("train_model", ""),
+                                                   preset=train_of(state).get("preset") or "")
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}".strip())
         return go(Node.listen)
     update = {"train_sets": sets, "train_model": model, "preset": preset, "plan_changed": said}
-    if not state.get("data_path") or not state.get("spec_path"):
+    if not dataset_of(state).get("data_path") or not interview_of(state).get("spec_path"):
         say(f"Noted: {said}. I'll use it when we get to training.")
         return go(Node.listen, update)
     return go(Node.configure_training, update)

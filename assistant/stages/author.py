@@ -15,7 +15,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import TABLE_BACK, Node, routes
 from assistant.routing import NO, YES
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, drafting_of, spec_of
 from assistant.ui_events import fenced, inert, progress_event, say, table, thinking
 from tools.dataset.model import Example
 from tools.dataset.store import DatasetStore
@@ -48,8 +48,8 @@ def store_of(state: WizardState) -> DatasetStore:
     from tools.dataset.readers import read_dataset
 
     store = DatasetStore(spec_of(state).name)
-    if not store.examples() and state.get("data_path"):
-        for ex in read_dataset(state["data_path"]).examples:
+    if not store.examples() and dataset_of(state).get("data_path"):
+        for ex in read_dataset(dataset_of(state)["data_path"]).examples:
             store.add(ex.model_copy(update={"line": None}))
     return store
 
@@ -116,7 +116,7 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
     from tools.dataset.draft import WeakModel, draft_examples
 
     spec = spec_of(state)
-    focus = state.get("draft_focus") or {}
+    focus = drafting_of(state).get("draft_focus") or {}
     n = int(focus.get("n") or DRAFT_BATCH)
     store = await asyncio.to_thread(store_of, state)
     what = str(focus.get("label", "")).removeprefix("Draft ").strip() or f"{n} examples"
@@ -151,11 +151,11 @@ async def draft_batch(state: WizardState, runtime: Runtime[WizardContext]) -> Co
 @routes(Node.after_drafts, asks=(Node.on_review,))
 def review_draft(state: WizardState) -> Command[Any]:
     """Show one draft (with its passage when it came from a document): keep, edit, drop, more like it, or rewrite."""
-    i, drafts = state.get("draft_index", 0), state.get("drafts", [])
+    i, drafts = drafting_of(state).get("draft_index", 0), drafting_of(state).get("drafts", [])
     if i >= len(drafts):
         return go(Node.after_drafts, {"drafts": [], "draft_index": 0, "draft_sources": []})
     ex = Example(**drafts[i])
-    source = (state.get("draft_sources") or [{}] * len(drafts))[i] or {}
+    source = (drafting_of(state).get("draft_sources") or [{}] * len(drafts))[i] or {}
     grounded = ""
     if source:
         quote = "\n> ".join(inert(line) for line in str(source["text"])[:700].splitlines())
@@ -171,8 +171,8 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     """Keep (into the project's dataset at once), edit, drop, more like this; other words are a rewrite instruction."""
     from tools.dataset.draft import more_like_this, rewrite
 
-    i, drafts = state.get("draft_index", 0), list(state.get("drafts", []))
-    sources = list(state.get("draft_sources") or [{}] * len(drafts))
+    i, drafts = drafting_of(state).get("draft_index", 0), list(drafting_of(state).get("drafts", []))
+    sources = list(drafting_of(state).get("draft_sources") or [{}] * len(drafts))
     ex = Example(**drafts[i])
     value = str(state["intent"].get("value") or "").strip()
     norm = value.lower().strip(" .!")
@@ -224,11 +224,11 @@ def edit_example(state: WizardState) -> Command[Any]:
     """Show the example as editable text; the user's next message is the edited example."""
     from tools.dataset.draft import example_to_text
 
-    editing = state.get("editing") or {}
+    editing = drafting_of(state).get("editing") or {}
     if editing.get("id"):
         ex = store_of(state).get(str(editing["id"]))
     else:
-        ex = Example(**state["drafts"][int(editing.get("draft", 0))])
+        ex = Example(**drafting_of(state)["drafts"][int(editing.get("draft", 0))])
     text = example_to_text(ex)
     labels = "`User:` and `Assistant:`" if ex.kind == "chat" else "`Text:` and `Label:`" if \
         ex.kind == "classification" else "`Text:` and `Entities:`"
@@ -242,14 +242,14 @@ def on_edit_example(state: WizardState) -> Command[Any]:
     """Check the edited text; keep it (a draft goes into the dataset, a table row is replaced) or say what is wrong."""
     from tools.dataset.draft import parse_example_text
 
-    editing = state.get("editing") or {}
+    editing = drafting_of(state).get("editing") or {}
     back = Node.show_dataset if editing.get("id") else Node.review_draft
     value = str(state["intent"].get("value") or "")
     if value == "cancel":
         return go(back, {"editing": {}})
     store = store_of(state)
     before = store.get(str(editing["id"])) if editing.get("id") else Example(
-        **state["drafts"][int(editing.get("draft", 0))])
+        **drafting_of(state)["drafts"][int(editing.get("draft", 0))])
     try:
         edited = parse_example_text(value, before.kind)
     except MTWError as exc:
@@ -274,10 +274,10 @@ def after_drafts(state: WizardState) -> Command[Any]:
     choices: dict[str, str] = {}
     if nudge and can_draft(state):
         choices["nudge"] = nudge["label"]
-    doc = state.get("document") or {}
+    doc = dataset_of(state).get("document") or {}
     if doc and doc.get("next", 0) < doc.get("passages", 0) and can_draft(state):
         choices["doc_more"] = f"Draft more from {doc['name']}"
-    areas = state.get("round_areas") or []
+    areas = drafting_of(state).get("round_areas") or []
     if areas and can_draft(state):
         choices["round"] = f"Draft {areas[0]['draft']} {areas[0]['name'].lower()} (next weak area)"
     if can_draft(state):
@@ -296,13 +296,13 @@ def on_after_drafts(state: WizardState) -> Command[Any]:
     """Draft (more, for the thin category, from the document), upload, see the table, or save and check."""
     picked = state["intent"]["value"]
     if picked == "nudge":
-        return go(Node.draft_batch, {"draft_focus": state.get("nudge") or {}})
+        return go(Node.draft_batch, {"draft_focus": drafting_of(state).get("nudge") or {}})
     if picked == "more":
         return go(Node.draft_batch, {"draft_focus": {}})
     if picked == "doc_more":
         return go(Node.draft_document)
     if picked == "round":
-        return go(Node.draft_batch, round_focus(state.get("round_areas") or []))
+        return go(Node.draft_batch, round_focus(drafting_of(state).get("round_areas") or []))
     if picked == "upload":
         return go(Node.ask_file, {"adding": True})
     if picked == "table":
@@ -320,7 +320,7 @@ def show_dataset(state: WizardState) -> Command[Any]:
     items = store_of(state).items()
     if not items:
         say("Your dataset has no examples yet.")
-        return go(Node(state.get("table_back") or Node.after_drafts))
+        return go(Node(dataset_of(state).get("table_back") or Node.after_drafts))
     rows = []
     for n, (_, ex) in enumerate(items[:SHOWN_ROWS], start=1):
         first = ex.prompt() if ex.kind == "chat" else ex.text
@@ -337,7 +337,7 @@ def on_table(state: WizardState) -> Command[Any]:
     """Open the example whose number was typed, or go back to where the table was asked for."""
     value = str(state["intent"].get("value") or "").strip()
     if value == "back":
-        return go(Node(state.get("table_back") or Node.after_drafts))
+        return go(Node(dataset_of(state).get("table_back") or Node.after_drafts))
     items = store_of(state).items()
     m = re.search(r"\d+", value)
     if not m or not 1 <= int(m.group()) <= len(items):
@@ -353,7 +353,7 @@ def on_table(state: WizardState) -> Command[Any]:
 def on_open(state: WizardState) -> Command[Any]:
     """Edit or remove the opened example (the change is saved as a new version), or back to the table."""
     picked = state["intent"]["value"]
-    example_id = str(state.get("opened", ""))
+    example_id = str(dataset_of(state).get("opened", ""))
     if picked == "edit":
         return go(Node.edit_example, {"editing": {"id": example_id}})
     if picked == "remove":

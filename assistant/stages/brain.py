@@ -13,7 +13,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, drafting_of
 from assistant.ui_events import progress_event, say
 from tools.errors import MTWError
 
@@ -53,7 +53,7 @@ async def switch_assistant_model(state: WizardState, runtime: Runtime[WizardCont
     """Download the bigger assistant model with progress and use it from the next message on."""
     from tools.settings import choose_assistant_model
 
-    name = str(state.get("better_model") or "")
+    name = str(drafting_of(state).get("better_model") or "")
     writer = get_stream_writer()
     other = runtime.context.llm.with_model(name)
     try:

@@ -11,7 +11,7 @@ from langgraph.types import Command
 
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, deploy_of, drafting_of, spec_of, train_of
 from assistant.ui_events import inert, say, stage
 from tools.errors import MTWError
 
@@ -43,10 +43,10 @@ def choose_data(state: WizardState) -> Command[Any]:
             choices["documents"] = "Draft from my documents"
     if spec.task_type in SAMPLES:
         choices["sample"] = "Start from the sample PM dataset"
-    if state.get("data_path"):
-        choices["keep"] = keep_label(spec.name, Path(state["data_path"]))
+    if dataset_of(state).get("data_path"):
+        choices["keep"] = keep_label(spec.name, Path(dataset_of(state)["data_path"]))
         choices["table"] = "Show my dataset"
-    elif spec.task_type in (None, "generation") and not state.get("quick_made"):
+    elif spec.task_type in (None, "generation") and not deploy_of(state).get("quick_made"):
         choices["quick"] = "Make a styled model without training (about a minute)"
     return ask(state, "**Now your training examples.** 50–100 good examples is a solid first round (10 is the "
                       "minimum). Where should they come from?", then=Node.on_data_choice, stage="dataset",
@@ -86,7 +86,7 @@ def on_data_choice(state: WizardState) -> Command[Any]:
 @routes(asks=(Node.receive_file,))
 def ask_file(state: WizardState) -> Command[Any]:
     """Ask for a file: attached to a message (the paperclip) or dropped on the chat; the chat stays free."""
-    adding = state.get("adding")
+    adding = dataset_of(state).get("adding")
     text = ("Attach the file with more examples" if adding else "Attach your examples file") + \
         " with the 📎 paperclip below (or drop it on the chat) and send — JSONL, JSON, CSV or TSV."
     return ask(state, text, then=Node.receive_file, stage="dataset", kind="file", accept=ACCEPT,
@@ -126,8 +126,8 @@ async def receive_file(state: WizardState) -> Command[Any]:
         dest = await asyncio.to_thread(keep_upload, spec_of(state).name, src, name)
         drafted = await asyncio.to_thread(lambda: bool(DatasetStore(spec_of(state).name).examples()))
         # the project has one dataset: an upload after drafting (or with "add more") joins it, never replaces it
-        if (state.get("adding") and state.get("data_path")) or drafted:
-            current = Path(state.get("data_path") or dest)
+        if (dataset_of(state).get("adding") and dataset_of(state).get("data_path")) or drafted:
+            current = Path(dataset_of(state).get("data_path") or dest)
             dest, added, already = await asyncio.to_thread(combine, spec_of(state).name, current, dest)
             if not added:
                 say(f"Every example in **{name}** is in your dataset already, so nothing was added.")
@@ -188,7 +188,7 @@ async def check_data(state: WizardState) -> Command[Any]:
     from tools.dataset.store import checked
 
     stage("check")
-    path = state["data_path"]
+    path = dataset_of(state)["data_path"]
     try:
         report = await asyncio.to_thread(checked, path)
     except MTWError as exc:
@@ -226,23 +226,24 @@ def decide_after_check(state: WizardState) -> Command[Any]:
     """Fix, add or upload, or go on: every outcome of the check has a way forward (and the coverage nudge)."""
     from assistant.stages.author import can_draft
 
-    nudge = state.get("nudge") or {}
-    if state.get("data_ok"):
+    nudge = drafting_of(state).get("nudge") or {}
+    if dataset_of(state).get("data_ok"):
         choices = {"continue": "Continue to training", "fix": "Clean it up (duplicates, validation split)",
                    "upload_more": "Add more examples from a file"}
         text = "Your data is ready to train on."
-    elif state.get("too_few"):
+    elif dataset_of(state).get("too_few"):
         choices = {"upload_more": "Upload more examples"}
         if can_draft(state):
             choices = {"draft_more": "Draft more with me", **choices}
-        if state.get("data_examples", 0) > 1:
+        if dataset_of(state).get("data_examples", 0) > 1:
             choices["anyway"] = "Continue anyway"
         text = ("That is too few examples for a useful model. Add more — or continue anyway to try the steps "
                 "(the model will learn little from so few).")
     else:
         choices = {"fix": "Fix what can be fixed", "upload": "Upload a corrected file"}
         text = "These problems would stop training. What would you like to do?"
-    if nudge and can_draft(state) and state.get("data_errors", 0) == int(bool(state.get("too_few"))):
+    if (nudge and can_draft(state)
+            and dataset_of(state).get("data_errors", 0) == int(bool(dataset_of(state).get("too_few")))):
         choices = {"nudge": str(nudge["label"]), **choices}
         text = f"{text}\n\nCoverage: {nudge['text']}"
     return ask(state, text, then=Node.on_checked, stage="check", choices=choices)
@@ -254,10 +255,11 @@ def on_checked(state: WizardState) -> Command[Any]:
     picked = state["intent"]["value"]
     if picked == "anyway":
         say("Going on with the examples you have: the run will show every step, but expect little learning.")
-        sets = {**(state.get("train_sets") or {}), "min_examples": "1"}
+        sets = {**(train_of(state).get("train_sets") or {}), "min_examples": "1"}
         return go(Node.configure_training, {"train_sets": sets})
     if picked in ("draft_more", "nudge"):
-        return go(Node.draft_batch, {"draft_focus": (state.get("nudge") or {}) if picked == "nudge" else {}})
+        return go(Node.draft_batch,
+                  {"draft_focus": (drafting_of(state).get("nudge") or {}) if picked == "nudge" else {}})
     return go({"fix": Node.fix_data, "upload": Node.ask_file, "upload_more": Node.ask_file,
                "continue": Node.configure_training}[str(picked)], {"adding": picked == "upload_more"})
 
@@ -267,7 +269,7 @@ async def fix_data(state: WizardState) -> Command[Any]:
     """Clean the current version into a new one (nothing is overwritten) and say what changed."""
     from tools.dataset.store import DatasetStore
 
-    src = Path(state["data_path"])
+    src = Path(dataset_of(state)["data_path"])
     store = DatasetStore(spec_of(state).name)
     try:
         version, result = await asyncio.to_thread(store.fix, src.name.split(".")[0])

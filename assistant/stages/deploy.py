@@ -16,7 +16,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go, not_done
 from assistant.nodes import Node, routes
 from assistant.routing import NO, YES
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, deploy_of, spec_of, train_of
 from assistant.ui_events import QUICK_SKIPS, inert, progress_event, say, stage
 from tools.errors import MTWError
 from tools.project import ProjectSpec, project_dir, slugify
@@ -29,10 +29,10 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
     from tools.export.pipeline import export_run
 
     stage("deploy", skipped=tuple(not_done(state)))
-    if not state.get("export_name"):
+    if not deploy_of(state).get("export_name"):
         return go(Node.ask_export_name)
-    name = str(state["export_name"])
-    quantize = str(state.get("export_quant") or "") or None
+    name = str(deploy_of(state)["export_name"])
+    quantize = str(deploy_of(state).get("export_quant") or "") or None
     up, note, missing = await runtime.context.llm.status()
     ok = up or missing  # the export needs Ollama, not the assistant model
     writer, loop = get_stream_writer(), asyncio.get_running_loop()
@@ -47,8 +47,8 @@ async def export_model(state: WizardState, runtime: Runtime[WizardContext]) -> C
 
     notes: list[str] = []
     try:
-        result = await asyncio.to_thread(export_run, Path(state["run_dir"]), name, dry_run=not ok, say=notes.append,
-                                         progress=report, quantize=quantize)
+        result = await asyncio.to_thread(export_run, Path(train_of(state)["run_dir"]), name, dry_run=not ok,
+                                         say=notes.append, progress=report, quantize=quantize)
     except MTWError as exc:
         return ask(state, f"The export did not work: {exc.message} {exc.fix}", then=Node.on_export_problem,
                    stage="deploy", choices={"again": "Try again", "back": "Back to what next"}, effects=("again",))
@@ -103,7 +103,8 @@ async def quick_model(state: WizardState, runtime: Runtime[WizardContext]) -> Co
 
     stage("deploy", skipped=QUICK_SKIPS)
     spec = spec_of(state)
-    name = str(state.get("quick_name") or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
+    name = str(deploy_of(state).get("quick_name")
+               or await asyncio.to_thread(suggest_name, model_stem(spec) + "-Styled"))
     up, note, missing = await runtime.context.llm.status()
     ollama_up = up or missing
     say(f"Making **{name}**: your project's description as its SYSTEM prompt, a few example conversations and the "
@@ -141,7 +142,8 @@ async def on_quick(state: WizardState, runtime: Runtime[WizardContext]) -> Comma
     """Try the styled model, try the quick path again once Ollama is back, or go on to training."""
     picked = state["intent"].get("value")
     if picked == "try":
-        return go(Node.try_model, {"try_ollama": state.get("quick_name", ""), "try_back": Node.choose_data.value})
+        return go(Node.try_model,
+                  {"try_ollama": deploy_of(state).get("quick_name", ""), "try_back": Node.choose_data.value})
     if picked == "again":
         up, note, missing = await runtime.context.llm.status()
         if not (up or missing):
@@ -193,10 +195,11 @@ async def on_export_name(state: WizardState) -> Command[Any]:
     if word in YES:
         value = "suggested"  # "yes" to "I suggest X" is X, never a model called "yes"
     elif control_word(value):
-        say(f"“{value}” cannot be a model name. Click **Use {state.get('export_suggested')}**, or type the name you "
-            "want (e.g. PM-UserStories-v2).")
+        say(f"“{value}” cannot be a model name. Click **Use {deploy_of(state).get('export_suggested')}**, or type "
+            "the name you want (e.g. PM-UserStories-v2).")
         return go(Node.listen)
-    name = str(state.get("export_suggested")) if value == "suggested" else value.removeprefix("ollama run ").strip()
+    name = (str(deploy_of(state).get("export_suggested")) if value == "suggested"
+            else value.removeprefix("ollama run ").strip())
     final = await asyncio.to_thread(suggest_name, name) if not name_problem(name) else name
     if why := name_problem(name) or name_problem(final):  # the version added may make it too long
         say(inert(why))
@@ -214,15 +217,16 @@ async def ask_quantize(state: WizardState) -> Command[Any]:
     from tools.export.pipeline import base_entry
     from tools.train.config import load_run_config
 
-    entry = await asyncio.to_thread(lambda: base_entry(load_run_config(state["run_dir"]).model))
+    entry = await asyncio.to_thread(lambda: base_entry(load_run_config(train_of(state)["run_dir"]).model))
     params = entry.params_b * 1e9 if entry else 0.0
 
     def size(key: str) -> str:
         return f" (~{human_bytes(params * QUANT_BYTES[key])})" if params else ""
 
-    return ask(state, f"How compact should **{state['export_name']}** be? Quantisation stores each weight in fewer "
-                      "bits: a smaller, faster model that answers almost as well (q4_K_M is what Ollama serves "
-                      "most models in; none keeps the trained weights exactly).", then=Node.on_quantize, stage="deploy",
+    return ask(state, f"How compact should **{deploy_of(state)['export_name']}** be? Quantisation stores each "
+                      "weight in fewer bits: a smaller, faster model that answers almost as well (q4_K_M is what "
+                      "Ollama serves most models in; none keeps the trained weights exactly).", then=Node.on_quantize,
+               stage="deploy",
                choices={"none": f"None — exact{size('none')}", "q8_0": f"q8_0 — nearly exact{size('q8_0')}",
                         "q4_K_M": f"q4_K_M — smallest{size('q4_K_M')}"}, effects=("none", "q8_0", "q4_K_M"),
                aliases=QUANT_ALIASES)
@@ -240,7 +244,7 @@ async def compare_versions(state: WizardState) -> Command[Any]:
     """After an export: the earlier version of the same model side by side, and the offer to promote the better."""
     from tools import registry
 
-    name = str(state.get("exported_name") or "")
+    name = str(deploy_of(state).get("exported_name") or "")
     try:
         record = await asyncio.to_thread(registry.get, name)
         others = [m for m in await asyncio.to_thread(registry.list_models) if m.stem == record.stem

@@ -13,7 +13,7 @@ from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
 from assistant.stages.author import store_of
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, spec_of
 from assistant.ui_events import inert, say
 from tools.dataset.model import Example
 from tools.errors import MTWError
@@ -85,7 +85,7 @@ async def receive_document(state: WizardState) -> Command[Any]:
 @routes(Node.draft_document)
 def on_privacy(state: WizardState) -> Command[Any]:
     """Draft without the flagged passages, or with them when the user says they may be used."""
-    doc = dict(state.get("document") or {})
+    doc = dict(dataset_of(state).get("document") or {})
     doc["include_flagged"] = state["intent"].get("value") == "include"
     return go(Node.draft_document, {"document": doc})
 
@@ -96,7 +96,7 @@ async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) ->
     from tools.dataset.documents import read_document
     from tools.dataset.draft import draft_from_document
 
-    doc_state = dict(state.get("document") or {})
+    doc_state = dict(dataset_of(state).get("document") or {})
     start = int(doc_state.get("next", 0))
     picked = list(range(start + 1, min(start + DOC_PASSAGES, int(doc_state["passages"])) + 1))
     which = f"passage {picked[0]}" if picked[0] == picked[-1] else f"passages {picked[0]}–{picked[-1]}"

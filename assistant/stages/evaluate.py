@@ -15,7 +15,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, deploy_of, evaluate_of, playground_of, train_of
 from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
 
@@ -27,18 +27,18 @@ SCORED_CRITERIA = ("format", "tone")
 @routes(asks=(Node.on_next,))
 def choose_next(state: WizardState) -> Command[Any]:
     """The hub after a run: compare, export, check, score, start again — the conversation never just ends."""
-    exported = state.get("exported_name")
+    exported = deploy_of(state).get("exported_name")
     where, finished = after_training(state)
     stage(where, finished=finished)
     choices: dict[str, str] = {}
-    if not state.get("evaluated"):
+    if not evaluate_of(state).get("evaluated"):
         choices["eval"] = "Compare it with the base model"
-    if exported and not state.get("checked_export"):
+    if exported and not evaluate_of(state).get("checked_export"):
         choices["check"] = f"Check {exported} as Ollama serves it"
     if not exported:
         choices["export"] = "Put it into Ollama"
     choices["try"] = "Try it"
-    if state.get("evaluated"):
+    if evaluate_of(state).get("evaluated"):
         choices["score"] = "Score a few answers myself"
         choices["judge"] = "Pick the better answers"
         choices["improve"] = "Improve it (next round)"
@@ -77,14 +77,14 @@ async def evaluate_model(state: WizardState, runtime: Runtime[WizardContext]) ->
 @routes(Node.compare_round_versions, Node.choose_next)
 async def check_export(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """The same comparison with the tuned answers coming from the model Ollama now serves."""
-    return await _evaluate(state, runtime, served=state.get("exported_name") or None)
+    return await _evaluate(state, runtime, served=deploy_of(state).get("exported_name") or None)
 
 
 async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served: str | None) -> Command[Any]:
     from tools.evaluate.run import evaluate_run
 
     stage("evaluate")
-    run_dir = Path(state["run_dir"])
+    run_dir = Path(train_of(state)["run_dir"])
     judge = runtime.context.llm.model if state.get("llm_ok") else None
     tuned = f"**{served}** as your Ollama serves it" if served else "the tuned model"
     say(f"Comparing {tuned} with its base on your held-out examples and the test prompts"
@@ -122,7 +122,8 @@ async def _evaluate(state: WizardState, runtime: Runtime[WizardContext], served:
             "judge: choose **Score a few answers myself** below.")
     say(f"The full report with every answer is `{run_dir / 'eval' / 'report.md'}`.")
     # after a preference round: also against the version it started from
-    return go(Node.compare_round_versions if state.get("pref_from") else Node.choose_next, {"evaluated": True})
+    return go(Node.compare_round_versions if playground_of(state).get("pref_from") else Node.choose_next,
+              {"evaluated": True})
 
 
 def in_words(exc: MTWError) -> str:
@@ -206,10 +207,10 @@ def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, An
 @routes(Node.report_agreement, asks=(Node.on_score,))
 def score_answer(state: WizardState) -> Command[Any]:
     """Ask the user to score the tuned model's answers (format, then tone) so the judge can be checked."""
-    run_dir = Path(state["run_dir"])
+    run_dir = Path(train_of(state)["run_dir"])
     report = json.loads((run_dir / "eval" / "report.json").read_text(encoding="utf-8"))
     prompts = report.get("prompts", [])[:SCORED_ANSWERS]
-    i, c = state.get("score_index", 0), state.get("score_criterion", 0)
+    i, c = evaluate_of(state).get("score_index", 0), evaluate_of(state).get("score_criterion", 0)
     if i >= len(prompts):
         return go(Node.report_agreement)
     item, criterion = prompts[i], SCORED_CRITERIA[c]
@@ -226,9 +227,9 @@ def on_score(state: WizardState) -> Command[Any]:
     """Save the score with the report, then the next criterion or answer."""
     from tools.evaluate.agreement import record_user_scores
 
-    run_dir = Path(state["run_dir"])
+    run_dir = Path(train_of(state)["run_dir"])
     report = json.loads((run_dir / "eval" / "report.json").read_text(encoding="utf-8"))
-    i, c = state.get("score_index", 0), state.get("score_criterion", 0)
+    i, c = evaluate_of(state).get("score_index", 0), evaluate_of(state).get("score_criterion", 0)
     item = report.get("prompts", [])[i]
     record_user_scores(run_dir, item["id"], "tuned", {SCORED_CRITERIA[c]: int(state["intent"]["value"])})
     c += 1
@@ -242,7 +243,7 @@ async def report_agreement(state: WizardState) -> Command[Any]:
     """Say how the judge's scores compare with the user's."""
     from tools.evaluate.run import refresh_agreement
 
-    agreed = await asyncio.to_thread(refresh_agreement, state["run_dir"])
+    agreed = await asyncio.to_thread(refresh_agreement, train_of(state)["run_dir"])
     if agreed:
         say(f"Thanks — saved. The judge model agrees with you within one point on {agreed['within_one']:.0%} of "
             f"{agreed['n']} scores (mean difference {agreed['mean_abs_diff']:.1f}).")
@@ -276,7 +277,7 @@ def on_models(state: WizardState) -> Command[Any]:
     """Pick the model(s) the action is for, or go back."""
     picked = str(state["intent"].get("value"))
     if picked == "back":
-        return go(Node.choose_next if state.get("train_outcome") else Node.choose_data)
+        return go(Node.choose_next if train_of(state).get("train_outcome") else Node.choose_data)
     return go(Node.pick_model, {"models_action": picked, "models_picked": []})
 
 
@@ -285,7 +286,7 @@ async def pick_model(state: WizardState) -> Command[Any]:
     """Ask which registered model (by its name as a button)."""
     from tools.registry import list_models as registered
 
-    action, done = str(state.get("models_action")), list(state.get("models_picked") or [])
+    action, done = str(evaluate_of(state).get("models_action")), list(evaluate_of(state).get("models_picked") or [])
     names = [m.name for m in await asyncio.to_thread(registered) if m.name not in done]
     text = {"compare": "Compare which model?" if not done else f"Compare {done[0]} with which?",
             "promote": "Promote which model (the one your team should use)?", "delete": "Delete which model?"}[action]
@@ -297,8 +298,8 @@ async def on_pick_model(state: WizardState) -> Command[Any]:
     """Compare (after the second pick), promote, or ask to confirm the deletion."""
     from tools import registry
 
-    action = str(state.get("models_action"))
-    picked = [*(state.get("models_picked") or []), str(state["intent"].get("value"))]
+    action = str(evaluate_of(state).get("models_action"))
+    picked = [*(evaluate_of(state).get("models_picked") or []), str(state["intent"].get("value"))]
     if action == "compare":
         if len(picked) < 2:
             return go(Node.pick_model, {"models_picked": picked})
@@ -323,7 +324,7 @@ async def on_delete(state: WizardState) -> Command[Any]:
     from tools import registry
     from tools.export.create import delete_model
 
-    picked, name = str(state["intent"].get("value")), str((state.get("models_picked") or [""])[0])
+    picked, name = str(state["intent"].get("value")), str((evaluate_of(state).get("models_picked") or [""])[0])
     if picked in ("yes", "ollama"):
         try:
             await asyncio.to_thread(registry.delete, name)
@@ -333,9 +334,10 @@ async def on_delete(state: WizardState) -> Command[Any]:
             return go(Node.list_models)
         say(f"Deleted **{name}** from your models" + (" and from Ollama." if gone else "."))
         # the menu after the run says what is in Ollama: a model taken out of it can be put back in
-        update = {"exported_name": "", "checked_export": False} if gone and name == state.get("exported_name") else {}
+        update = ({"exported_name": "", "checked_export": False}
+                  if gone and name == deploy_of(state).get("exported_name") else {})
         if not await asyncio.to_thread(registry.list_models):
-            return go(Node.choose_next if state.get("train_outcome") else Node.choose_data, update)
+            return go(Node.choose_next if train_of(state).get("train_outcome") else Node.choose_data, update)
         return go(Node.list_models, update)
     return go(Node.list_models)
 
@@ -349,7 +351,7 @@ async def show_comparison(state: WizardState) -> Command[Any]:
     """Two versions side by side (their eval reports), the better one named, and the offer to promote it."""
     from tools import registry
 
-    a, b = (str(n) for n in state.get("comparing") or ["", ""])
+    a, b = (str(n) for n in evaluate_of(state).get("comparing") or ["", ""])
     try:
         cmp = await asyncio.to_thread(registry.compare, a, b)
     except MTWError as exc:
@@ -384,7 +386,7 @@ async def on_promote_choice(state: WizardState) -> Command[Any]:
 
     picked = str(state["intent"].get("value"))
     if picked != "no":
-        name = str((state.get("comparing") or ["", ""])[0 if picked == "yes" else 1])
+        name = str((evaluate_of(state).get("comparing") or ["", ""])[0 if picked == "yes" else 1])
         try:
             record = await asyncio.to_thread(registry.promote, name)
             say(f"⭐ **{record.name}** is now the promoted version of {record.stem}.")

@@ -13,7 +13,7 @@ from langgraph.types import Command
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
 from assistant.stages.author import can_draft, round_focus, store_of
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, drafting_of, spec_of, train_of
 from assistant.ui_events import say, stage, table
 
 
@@ -30,7 +30,7 @@ async def plan_improvement(state: WizardState) -> Command[Any]:
 
     stage("dataset")
     spec = spec_of(state)
-    run_dir = str(state.get("run_dir") or "")
+    run_dir = str(train_of(state).get("run_dir") or "")
     store = await asyncio.to_thread(store_of, state)
     report = await asyncio.to_thread(_report, run_dir) if run_dir else None
     ratings = await asyncio.to_thread(load_ratings, run_dir) if run_dir else []
@@ -61,4 +61,4 @@ def on_improve(state: WizardState) -> Command[Any]:
     fresh = {"evaluated": False, "exported_name": "", "checked_export": False, "export_name": ""}
     if picked == "upload":
         return go(Node.ask_file, {**fresh, "adding": True})
-    return go(Node.draft_batch, {**fresh, **round_focus(state.get("round_areas") or [])})
+    return go(Node.draft_batch, {**fresh, **round_focus(drafting_of(state).get("round_areas") or [])})

@@ -12,7 +12,7 @@ from assistant import prompts, slots
 from assistant.context import WizardContext
 from assistant.conversation import ask, call_model, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, interview_of, spec_of, train_of
 from assistant.ui_events import say, stage, title
 from tools import sense
 from tools.errors import MTWError
@@ -47,14 +47,15 @@ def ask_slot(state: WizardState) -> Command[Any]:
     """Ask the next open slot (or the one the user chose to change)."""
     stage("interview")
     spec = spec_of(state)
-    slot = state.get("force_slot") or next_slot(spec, state.get("asked_slots", []), state.get("left_open", []))
+    slot = interview_of(state).get("force_slot") or next_slot(spec, interview_of(state).get("asked_slots", []),
+                                                               interview_of(state).get("left_open", []))
     if slot is None:
         return go(Node.confirm_spec)
     if slot == "name":
         return ask(state, "What should the project be called? (a short name, e.g. “Story writer”)", then=Node.fill_slot,
                    stage="interview", free_text=True, slot="name")
     q = prompts.questions()[slot]
-    tries = state.get("attempts", {}).get(slot, 0)
+    tries = interview_of(state).get("attempts", {}).get(slot, 0)
     text = q["follow_up"] if tries else q["question"]
     if tries and slot in LEAVABLE:
         text += " (Not sure yet? Say **skip** and fill it in later.)"
@@ -69,10 +70,10 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     slot = str(state["question"].get("slot"))
     answer = str((state.get("intent") or {}).get("value") or "").strip()
     spec = spec_of(state)
-    tries = state.get("attempts", {}).get(slot, 0) + 1
-    update: dict[str, Any] = {"asked_slots": [*state.get("asked_slots", []), slot], "force_slot": "",
-                              "attempts": {**state.get("attempts", {}), slot: tries}}
-    forced = state.get("force_slot") == slot
+    tries = interview_of(state).get("attempts", {}).get(slot, 0) + 1
+    update: dict[str, Any] = {"asked_slots": [*interview_of(state).get("asked_slots", []), slot], "force_slot": "",
+                              "attempts": {**interview_of(state).get("attempts", {}), slot: tries}}
+    forced = interview_of(state).get("force_slot") == slot
     if not answer:
         if state["question"].get("optional"):
             return go(Node.ask_slot, update)
@@ -108,7 +109,7 @@ async def fill_slot(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
     if slot == "task_type" and not spec.task_type:
         say("I could not tell which kind you meant; please click one of the buttons.")
     update["spec"] = spec.model_dump()
-    if state.get("spec_path") and forced:
+    if interview_of(state).get("spec_path") and forced:
         return go(Node.confirm_spec, update)
     return go(Node.ask_slot, update)
 
@@ -132,7 +133,7 @@ def _no_answer(state: WizardState, slot: str, skipped: bool, tries: int, update:
         return go(Node.ask_slot, update)
     if slot in LEAVABLE and (skipped or tries >= 2):
         say(f"Fine — I'll leave the {slot.replace('_', ' ')} open. You can fill it in when you check the project.")
-        return go(Node.ask_slot, {**update, "left_open": [*state.get("left_open", []), slot]})
+        return go(Node.ask_slot, {**update, "left_open": [*interview_of(state).get("left_open", []), slot]})
     if not skipped:
         say("No problem — a rough idea is enough, and you can change it later.")
     return go(Node.ask_slot, update)
@@ -188,7 +189,7 @@ async def save_project(state: WizardState, runtime: Runtime[WizardContext]) -> C
     spec = spec_of(state)
     thread = runtime.context.thread_id or None
     exists, owner = await asyncio.to_thread(project_owner, spec.name)
-    if exists and owner != thread and state.get("spec_path") != _path_of(spec.name):
+    if exists and owner != thread and interview_of(state).get("spec_path") != _path_of(spec.name):
         return ask(state, f"A project called **{spec.name}** already exists on this machine, with its own data and "
                           "runs. Continue that project, or give this one a new name?", then=Node.on_name_taken,
                    stage="interview", choices={"continue": f"Continue {spec.name}", "rename": "Give a new name"})
@@ -220,7 +221,7 @@ def on_name_taken(state: WizardState) -> Command[Any]:
         say(f"Continuing **{spec.name}** as it was saved.")
         # its dataset comes with it: offered to keep, never uploaded again into duplicates
         return go(Node.choose_data, {"spec": spec.model_dump(), "spec_path": _path_of(spec.name),
-                                     "data_path": current_dataset(spec.name) or state.get("data_path", "")})
+                                     "data_path": current_dataset(spec.name) or dataset_of(state).get("data_path", "")})
     return go(Node.ask_slot, {"force_slot": "name"})
 
 
@@ -236,8 +237,8 @@ def confirm_start_over(state: WizardState) -> Command[Any]:
 def on_start_over(state: WizardState) -> Command[Any]:
     """Reset the conversation's journey, or return to the question before."""
     if state["intent"].get("value") != "yes":
-        return go(Node.choose_next if state.get("train_outcome") else Node.choose_data if state.get("spec_path")
-                  else Node.ask_slot)
+        return go(Node.choose_next if train_of(state).get("train_outcome")
+                  else Node.choose_data if interview_of(state).get("spec_path") else Node.ask_slot)
     say("A fresh start — tell me about the new model.")
     return go(Node.ask_slot, {"spec": ProjectSpec().model_dump(), "asked_slots": [], "attempts": {}, "force_slot": "",
                               "spec_path": "", "data_path": "", "data_ok": False, "run_dir": "", "train_outcome": {},

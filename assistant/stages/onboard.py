@@ -12,7 +12,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState
+from assistant.state import WizardState, interview_of
 from assistant.ui_events import progress_event, say, stage, table
 from tools import doctor
 from tools.errors import MTWError
@@ -42,7 +42,8 @@ async def check_environment(state: WizardState, runtime: Runtime[WizardContext])
     elif not missing:
         say(f"{note}\n\n{GUIDED}")
     update = {"llm_ok": ok, "llm_note": note, "spec": state.get("spec") or ProjectSpec().model_dump(),
-              "asked_slots": state.get("asked_slots", []), "attempts": state.get("attempts", {})}
+              "asked_slots": interview_of(state).get("asked_slots", []),
+              "attempts": interview_of(state).get("attempts", {})}
     if missing:
         model = runtime.context.llm.model
         return ask(state, f"Ollama runs, but the assistant model **{model}** is not downloaded yet. Download it "

@@ -14,7 +14,7 @@ from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.nodes import TRY_BACK, Node, routes
 from assistant.stages.prefer import DONE, counted, keep_pick, keep_rating, pick_answer
-from assistant.state import WizardState
+from assistant.state import WizardState, deploy_of, playground_of, train_of
 from assistant.ui_events import QUICK_SKIPS, progress_event, say, stage
 from tools.errors import MTWError
 
@@ -26,16 +26,16 @@ SHOWN_EVERY = 4
 
 def _source(state: WizardState) -> str:
     """Where answers come from: an Ollama model (after export, or the quick path) or the run's adapter here."""
-    return str(state.get("try_ollama") or state.get("exported_name") or "")
+    return str(playground_of(state).get("try_ollama") or deploy_of(state).get("exported_name") or "")
 
 
 def _stage(state: WizardState) -> tuple[str, list[str], bool]:
     """The Tasks panel while trying: evaluation after training (deployment done once the model is in Ollama); the
     quick path's styled model skipped training and is deployed."""
-    if state.get("run_dir"):
+    if train_of(state).get("run_dir"):
         where, finished = after_training(state)
         return where, [], finished
-    return "deploy", list(QUICK_SKIPS), bool(state.get("quick_made"))
+    return "deploy", list(QUICK_SKIPS), bool(deploy_of(state).get("quick_made"))
 
 
 @routes(asks=(Node.on_try,))
@@ -93,11 +93,12 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
     from tools.evaluate.playground import rate, stream_ollama
 
     value = str(state["intent"].get("value") or "").strip()
-    last = dict(state.get("try_last") or {})
-    run_dir, ollama = str(state.get("run_dir") or ""), _source(state)
+    last = dict(playground_of(state).get("try_last") or {})
+    run_dir, ollama = str(train_of(state).get("run_dir") or ""), _source(state)
     if value == "done" or value.lower().strip(" .!") in DONE:
-        return go(Node(state.get("try_back") or Node.choose_next), {"try_last": {}, "try_ollama": "", "try_back": ""})
-    pair = dict(state.get("try_pair") or {})
+        return go(Node(playground_of(state).get("try_back") or Node.choose_next),
+                  {"try_last": {}, "try_ollama": "", "try_back": ""})
+    pair = dict(playground_of(state).get("try_pair") or {})
     if value in RATINGS and last:
         kept = await asyncio.to_thread(rate, run_dir, last["prompt"], last["answer"], value, which=last["which"],
                                        source=last["source"])
@@ -142,7 +143,7 @@ async def on_try(state: WizardState, runtime: Runtime[WizardContext]) -> Command
             pieces, source = model.stream(prompt, sample=sample), "local"
         else:
             say("There is no model to try yet: train one first (or make the styled model).")
-            return go(Node(state.get("try_back") or Node.choose_data))
+            return go(Node(playground_of(state).get("try_back") or Node.choose_data))
         title = "Base model" if which == "base" else f"**{ollama}**" if ollama and not run_dir else "Tuned model"
         if sample:
             title = f"{title}, another answer"

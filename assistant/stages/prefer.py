@@ -16,7 +16,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.conversation import after_training, ask, go
 from assistant.nodes import TRY_BACK, Node, routes
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, evaluate_of, playground_of, spec_of, train_of
 from assistant.ui_events import say, stage, table
 from tools.errors import MTWError
 from tools.project import project_dir, slugify
@@ -65,7 +65,7 @@ def writer_of(state: WizardState, which: str, source: str) -> str:
     """Who wrote an answer, as a judgement keeps it: the Ollama model, the run's adapter, or its base."""
     if source.startswith("ollama:"):
         return source
-    run_dir = str(state.get("run_dir") or "")
+    run_dir = str(train_of(state).get("run_dir") or "")
     if which == "base":
         from tools.train.config import load_run_config
 
@@ -125,9 +125,10 @@ def on_wanted(state: WizardState) -> Command[Any]:
     from tools.dataset.model import Example
 
     wanted = str(state["intent"].get("value") or "").strip()
-    bad = dict(state.get("wanted_for") or {})
+    bad = dict(playground_of(state).get("wanted_for") or {})
     if wanted.lower().strip(" .!") in DONE:
-        return go(Node(state.get("try_back") or Node.choose_next), {"wanted_for": {}, "try_last": {}, "try_back": ""})
+        return go(Node(playground_of(state).get("try_back") or Node.choose_next),
+                  {"wanted_for": {}, "try_last": {}, "try_back": ""})
     if wanted and wanted != "skip" and bad:
         store = _judgements(state)
         row = pair(bad["prompt"], wanted, bad["answer"], chosen_by="you",
@@ -145,7 +146,7 @@ def on_wanted(state: WizardState) -> Command[Any]:
 
 
 def _prompts(state: WizardState) -> list[dict[str, Any]]:
-    path = Path(state["run_dir"]) / "eval" / "report.json"
+    path = Path(train_of(state)["run_dir"]) / "eval" / "report.json"
     report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     return [p for p in report.get("prompts", []) if (p.get("base") or {}).get("answer")
             and (p.get("tuned") or {}).get("answer")]
@@ -154,7 +155,7 @@ def _prompts(state: WizardState) -> list[dict[str, Any]]:
 @routes(Node.choose_next, asks=(Node.on_judge,))
 def judge_answers(state: WizardState) -> Command[Any]:
     """One test prompt of the comparison at a time: the base's answer (left) and the tuned one's (right)."""
-    prompts, i = _prompts(state), int(state.get("judge_index") or 0)
+    prompts, i = _prompts(state), int(playground_of(state).get("judge_index") or 0)
     if i >= len(prompts):
         say(f"That was every answer of the comparison ({counted(state)}).")
         return go(Node.choose_next, {"judge_index": 0})
@@ -181,7 +182,7 @@ def on_judge(state: WizardState) -> Command[Any]:
     if not pick:
         say("Say which answer is better — “left”, “the second one”, “the tuned one” — or “about the same”.")
         return go(Node.listen)
-    i = int(state.get("judge_index") or 0)
+    i = int(playground_of(state).get("judge_index") or 0)
     item = _prompts(state)[i]
     first = {"prompt": item["prompt"], "answer": item["base"]["answer"], "which": "base", "source": "local"}
     second = {"prompt": item["prompt"], "answer": item["tuned"]["answer"], "which": "tuned", "source": "local"}
@@ -204,15 +205,15 @@ async def improve_with_ratings(state: WizardState) -> Command[Any]:
     short = counts.shortfall()
     if short:
         choices = {"try": "Rate answers in Try it"}
-        if state.get("evaluated"):
+        if evaluate_of(state).get("evaluated"):
             choices["judge"] = "Pick the better answers of the comparison"
         choices["back"] = "Back"
         return ask(state, f"{short} Shall we collect them?", then=Node.on_ratings_round, stage=where, finished=finished,
                    choices=choices)
     kind = ("pairs (which of two answers is better), so it uses DPO" if counts.method == "dpo" else
             "single ratings as well as pairs, so it uses KTO, which learns from both")
-    say(f"**Preference round:** {counts.total} judgements on top of `{Path(state['run_dir']).name}`. Your judgements "
-        f"are {kind}; the new version starts from this one and learns which of its answers you prefer.")
+    say(f"**Preference round:** {counts.total} judgements on top of `{Path(train_of(state)['run_dir']).name}`. "
+        f"Your judgements are {kind}; the new version starts from this one and learns which of its answers you prefer.")
     return ask(state, "Start it? It trains in the background like any run.", then=Node.on_ratings_round, stage=where,
                finished=finished, choices={"start": "Start the preference round", "back": "Not now"},
                effects=("start",))
@@ -241,7 +242,7 @@ def start_preference_round(state: WizardState) -> Command[Any]:
     from tools.train.config import load_run_config
 
     store = _judgements(state)
-    from_run = str(state["run_dir"])
+    from_run = str(train_of(state)["run_dir"])
     model = load_run_config(from_run).model
     method = tally(store).method
     try:
@@ -281,11 +282,11 @@ async def compare_round_versions(state: WizardState, runtime: Runtime[WizardCont
     from tools.evaluate.rounds import JUDGED, compare_round
 
     judge = runtime.context.llm.model if state.get("llm_ok") else None
-    before = Path(str(state.get("pref_from") or "")).name
+    before = Path(str(playground_of(state).get("pref_from") or "")).name
     say(f"And against `{before}`, the version this round started from: on the judgements it held out and on the "
         "test prompts.")
     try:
-        report = await asyncio.to_thread(compare_round, state["run_dir"], judge_model=judge)
+        report = await asyncio.to_thread(compare_round, train_of(state)["run_dir"], judge_model=judge)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go(Node.choose_next)

@@ -13,7 +13,7 @@ from langgraph.types import Command
 
 from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
-from assistant.state import WizardState, spec_of
+from assistant.state import WizardState, dataset_of, playground_of, spec_of, train_of
 from assistant.ui_events import progress_event, say, stage
 from tools.errors import MTWError, UsageError
 from tools.project import ProjectSpec, project_dir, slugify
@@ -30,7 +30,7 @@ def run_settings(state: WizardState, model: str) -> tuple[list[str], int | None]
     """The run's `--set` overrides and step cap: the user's changes over the quick-try defaults of tiny-random."""
     from tools.train.catalog import TINY_RANDOM
 
-    sets = {**(TRY_SETS if model == TINY_RANDOM else {}), **(state.get("train_sets") or {})}
+    sets = {**(TRY_SETS if model == TINY_RANDOM else {}), **(train_of(state).get("train_sets") or {})}
     steps = sets.pop("max_steps", None)
     max_steps = int(steps) if steps else (TRY_STEPS if model == TINY_RANDOM else None)
     return [f"{k}={v}" for k, v in sets.items()], max_steps
@@ -62,7 +62,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
 
     stage("configure")
     spec = spec_of(state)
-    model: str = state.get("train_model") or ""
+    model: str = train_of(state).get("train_model") or ""
     if not model:
         model, why = await asyncio.to_thread(_base_for, spec)
         if why:
@@ -80,10 +80,10 @@ async def configure_training(state: WizardState) -> Command[Any]:
         except MTWError as exc:
             say(f"{exc.message}\n\n**Fix:** {exc.fix}\n\nMeanwhile you can run the whole journey with {TINY_NOTE}.")
             model = TINY_RANDOM
-    preset = state.get("preset") or spec.preset
+    preset = train_of(state).get("preset") or spec.preset
     sets, steps = run_settings(state, model)
     try:
-        cfg = build_config(model, state["data_path"], preset=preset, sets=sets, max_steps=steps)
+        cfg = build_config(model, dataset_of(state)["data_path"], preset=preset, sets=sets, max_steps=steps)
         est = await asyncio.to_thread(estimate, cfg)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
@@ -91,7 +91,7 @@ async def configure_training(state: WizardState) -> Command[Any]:
                    then=Node.on_confirm_training, stage="configure",
                    choices={"dataset": "Back to the dataset", "reset": "Use the preset's values"},
                    update={"train_model": model})
-    changed = state.get("plan_changed")
+    changed = train_of(state).get("plan_changed")
     if changed:
         say(f"**Changed:** {changed}.")
     from tools.train.recipe import recipe_note
@@ -172,7 +172,7 @@ def offer_base_download(state: WizardState) -> Command[Any]:
     """Offer to download the missing base model, or to try the steps on tiny-random."""
     from tools.download import human_bytes
 
-    model, offer = state["train_model"], state.get("base_offer", {})
+    model, offer = train_of(state)["train_model"], train_of(state).get("base_offer", {})
     size = human_bytes(offer["bytes"]) if offer.get("bytes") else ""
     repo = offer.get("repo", model)
     where = f"about **{size}** of disk space in" if size else "space in"
@@ -201,11 +201,11 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
     from tools.download import download
     from tools.train.catalog import TINY_RANDOM
 
-    model = state["train_model"]
+    model = train_of(state)["train_model"]
     if state["intent"].get("value") == "tiny":
         return go(Node.configure_training, {"train_model": TINY_RANDOM})
     if state["intent"].get("value") == "ollama":
-        held = (state.get("base_offer") or {}).get("held") or {}
+        held = (train_of(state).get("base_offer") or {}).get("held") or {}
         return go(Node.configure_training, {"train_model": str(held.get("key") or model)})
     writer, loop = get_stream_writer(), asyncio.get_running_loop()
     shown = [-1]
@@ -222,7 +222,7 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
         folder = await asyncio.to_thread(download, model, report)
     except MTWError as exc:
         say(f"The download did not finish: {exc.message}\n\n**Fix:** {exc.fix}")
-        return go(Node.offer_base_download, {"base_offer": {**state.get("base_offer", {}), "problem": ""}})
+        return go(Node.offer_base_download, {"base_offer": {**train_of(state).get("base_offer", {}), "problem": ""}})
     say(f"**{model}** is downloaded and ready (`{folder}`).")
     return go(Node.configure_training)
 
@@ -232,7 +232,7 @@ def confirm_training(state: WizardState) -> Command[Any]:
     """Start only when the user says so."""
     from tools.train.catalog import TINY_RANDOM
 
-    model = state.get("train_model", "")
+    model = train_of(state).get("train_model", "")
     choices = {"start": "Start training"}
     if model not in (TINY_RANDOM, "minilm"):
         choices["tiny"] = "Try the workflow with tiny-random first"
@@ -262,10 +262,11 @@ def start_training(state: WizardState) -> Command[Any]:
 
     spec = spec_of(state)
     run_dir = project_dir(slugify(spec.name)) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    model = state["train_model"]
+    model = train_of(state)["train_model"]
     sets, steps = run_settings(state, model)
     try:
-        record = jobs.start_detached(state["data_path"], model, run_dir, preset=state.get("preset") or spec.preset,
+        record = jobs.start_detached(dataset_of(state)["data_path"], model, run_dir,
+                                     preset=train_of(state).get("preset") or spec.preset,
                                      project=slugify(spec.name), sets=sets, max_steps=steps)
     except (MTWError, OSError) as exc:
         say(f"Training could not start: {exc}")
@@ -285,11 +286,11 @@ def resume_training(state: WizardState) -> Command[Any]:
     """Continue a stopped run where its last checkpoint left off (same data order and schedule)."""
     from tools import jobs
 
-    run_dir = state["run_dir"]
+    run_dir = train_of(state)["run_dir"]
     events = Path(run_dir) / "events.jsonl"
     since = events.stat().st_size if events.exists() else 0
     try:
-        jobs.start_detached(state["data_path"], state["train_model"], run_dir, resume=True,
+        jobs.start_detached(dataset_of(state)["data_path"], train_of(state)["train_model"], run_dir, resume=True,
                             project=slugify(spec_of(state).name))
     except (MTWError, OSError) as exc:
         say(f"The run could not be resumed: {exc}")
@@ -303,7 +304,8 @@ def resume_training(state: WizardState) -> Command[Any]:
 def watch_training(state: WizardState) -> Command[Any]:
     """Wait for the run to end while the chat shows it live; Stop (or saying "stop") ends it early."""
     return ask(state, "Training is running.", then=Node.on_training_input, stage="train", kind="training",
-               run_dir=state["run_dir"], since=state.get("events_since", 0), choices={"stop": "Stop"})
+               run_dir=train_of(state)["run_dir"], since=train_of(state).get("events_since", 0),
+               choices={"stop": "Stop"})
 
 
 @routes(Node.listen)
@@ -312,7 +314,7 @@ def on_training_input(state: WizardState) -> Command[Any]:
     from tools.jobs import stop_run
 
     if state["intent"].get("value") == "stop":
-        if stop_run(state["run_dir"]):
+        if stop_run(train_of(state)["run_dir"]):
             say("Stopping — the run saves a checkpoint first, so nothing is lost.")
         else:
             say("That run is not running any more.")
@@ -325,9 +327,9 @@ def on_training_input(state: WizardState) -> Command[Any]:
 @routes(Node.choose_next, asks=(Node.on_after_run,))
 def after_training(state: WizardState) -> Command[Any]:
     """Say how the run ended and offer every way on: after done, stop and failure alike."""
-    outcome = dict((state.get("intent") or {}).get("value") or state.get("train_outcome") or {})
+    outcome = dict((state.get("intent") or {}).get("value") or train_of(state).get("train_outcome") or {})
     status = outcome.get("status")
-    run_dir = state.get("run_dir", "")
+    run_dir = train_of(state).get("run_dir", "")
     update = {"train_outcome": outcome}
     if status == "done":
         stage("evaluate")
@@ -372,20 +374,21 @@ def _setting_words(fix: dict[str, Any]) -> str:
 def on_after_run(state: WizardState) -> Command[Any]:
     """Resume, restart with a fix or a changed setting, evaluate the checkpoint, or go back to the dataset."""
     picked = state["intent"].get("value")
-    outcome = state.get("train_outcome") or {}
+    outcome = train_of(state).get("train_outcome") or {}
     if picked == "resume":
         return go(Node.resume_training)
     if picked == "apply_fix":
         fix = outcome.get("fix_sets") or (outcome.get("health") or {}).get("fix") or {}
-        sets = {**(state.get("train_sets") or {}), **{k: str(v) for k, v in fix.items()}}
+        sets = {**(train_of(state).get("train_sets") or {}), **{k: str(v) for k, v in fix.items()}}
         return go(Node.configure_training, {"train_sets": sets, "plan_changed": f"the fix — {_setting_words(fix)}"})
     if picked == "keep":
-        say(f"The adapter is in `{state.get('run_dir', '')}/adapter`.")
+        say(f"The adapter is in `{train_of(state).get('run_dir', '')}/adapter`.")
         return go(Node.choose_next)
     if picked == "evaluate_checkpoint":
         return go(Node.evaluate_model)
     if picked == "dataset":
         return go(Node.choose_data)
-    if state.get("pref_from"):  # a preference round is restarted as one: its judgements, not the SFT plan
+    # a preference round is restarted as one: its judgements, not the SFT plan
+    if playground_of(state).get("pref_from"):
         return go(Node.improve_with_ratings)
     return go(Node.configure_training)

@@ -14,6 +14,7 @@ from langgraph.types import Command
 from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.llm import Availability
+from assistant.state import flat
 from assistant.ui_events import is_ui_event
 from tools.settings import get_settings
 
@@ -120,4 +121,5 @@ class Session:
         return await self._run(Command(resume={"qid": q["id"], "value": key, "label": q["choices"].get(key, key)}))
 
     async def state(self) -> dict[str, Any]:
-        return (await self.graph.aget_state(self.cfg)).values
+        """The conversation's state as one flat dict of fields (each stage's sub-state spread beside the rest)."""
+        return flat((await self.graph.aget_state(self.cfg)).values)

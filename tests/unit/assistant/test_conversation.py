@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from assistant import routing
+from assistant.state import nest
 from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tools import jobs
 from tools.errors import LLMDropped, LLMServerError, StructuredOutputError
@@ -389,9 +390,9 @@ async def test_a_crash_between_two_steps_leaves_an_open_question():
 async def test_after_an_export_the_hub_always_offers_a_way_on():
     s = Session(ScriptedLLM(ok=False))
     await to_data_choice(s)
-    await s.graph.aupdate_state(s.cfg, {"run_dir": "/nowhere", "exported_name": "PM-X-v1", "evaluated": True,
-                                        "checked_export": True,
-                                        "reply": {"outcome": {"status": "done"}}}, as_node="listen")
+    await s.graph.aupdate_state(s.cfg, nest({"run_dir": "/nowhere", "exported_name": "PM-X-v1", "evaluated": True,
+                                             "checked_export": True,
+                                             "reply": {"outcome": {"status": "done"}}}), as_node="listen")
     q = await s.resume()
     assert "ollama run PM-X-v1" in q["text"]
     assert {"score", "models", "new"} <= set(q["choices"])

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from assistant.state import nest
 from tests.unit.assistant.helpers import ScriptedLLM, Session
 from tests.unit.assistant.test_stages import _finished_run
 from tools.evaluate.judge import CRITERIA
@@ -86,7 +87,7 @@ async def test_a_failed_evaluation_is_said_plainly_and_never_ticked_as_done(tmp_
     assert "score" not in q["choices"]  # there is nothing to score
     assert (q["stage"], q["finished"]) == ("evaluate", False)
     # once the model is in Ollama the round is at Deploy, but Evaluate stays unticked: it never finished
-    await s.graph.aupdate_state(s.cfg, {"exported_name": "PM-X-v1"}, as_node="listen")
+    await s.graph.aupdate_state(s.cfg, nest({"exported_name": "PM-X-v1"}), as_node="listen")
     q = await s.click("models")  # "My models" (none registered) comes back to what next, now at Deploy
     assert q["stage"] == "deploy"
     assert "evaluate" in q["skipped"]

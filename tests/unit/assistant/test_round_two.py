@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from assistant.state import nest
 from tests.unit.assistant.helpers import Session
 from tests.unit.assistant.test_journey import BENEFITS, CRITERIA, PERSONAS, DraftingLLM, to_data_choice
 from tests.unit.assistant.test_stages import done
@@ -70,7 +71,7 @@ async def run_training(s: Session, q: dict[str, Any], out: Path) -> dict[str, An
     assert q["kind"] == "training"
     jobs.stop_run(q["run_dir"])
     finished = train(str((await s.state())["data_path"]), out)
-    await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished), "reply": done(finished)}, as_node="listen")
+    await s.graph.aupdate_state(s.cfg, nest({"run_dir": str(finished), "reply": done(finished)}), as_node="listen")
     return await s.resume() or {}
 
 

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+from assistant.state import nest
 from assistant.watch import progress_text
 from tests.fakes.hf_hub_double import GATED, TINY_CHAT, tiny_chat_files
 from tests.unit.assistant.helpers import ScriptedLLM, Session
@@ -148,7 +149,7 @@ async def _finished_run(tmp_path: Path, s: Session) -> Path:
     q = await s.click("start")
     jobs.stop_run(q["run_dir"])
     # the live view hands back how the run ended: here, the run trained above
-    await s.graph.aupdate_state(s.cfg, {"run_dir": str(finished), "reply": done(finished)}, as_node="listen")
+    await s.graph.aupdate_state(s.cfg, nest({"run_dir": str(finished), "reply": done(finished)}), as_node="listen")
     return finished
 
 
