@@ -7,7 +7,8 @@ from typing import Any
 
 import chainlit as cl
 
-TERMINAL = ("done", "stopped", "failed")
+from tools.run_events import TERMINAL
+
 POLL_S = 1.0
 CHART_EVERY_S = 10.0
 

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from tools.errors import MTWError, storage_error
+from tools.run_events import TERMINAL, is_terminal
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
@@ -89,7 +90,7 @@ class Narrator:
             self._line(f"[yellow]! {ev['message']}[/] → {ev.get('fix_text') or ev.get('fix')}")
         elif kind == "checkpoint":
             self._line(f"checkpoint saved at step {ev['step']}", dim=True)
-        elif kind in ("done", "stopped", "failed"):
+        elif kind in TERMINAL:
             self.close()
 
     def _start(self, ev: dict[str, Any]) -> None:
@@ -180,7 +181,7 @@ def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) ->
         events, offset = tail_events(run_dir, offset)
         for ev in events:
             listener(ev)
-            if ev["type"] in ("done", "stopped", "failed"):
+            if is_terminal(ev):
                 final = ev
 
     while proc.poll() is None:
