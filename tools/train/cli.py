@@ -14,6 +14,7 @@ import typer
 
 from tools.errors import MTWError, storage_error
 from tools.run_events import TERMINAL, is_terminal
+from tools.vocabulary import PRESET_NAMES
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
@@ -244,7 +245,7 @@ def train(
     data: str = typer.Option(None, "--data", help="The dataset file (JSONL/CSV; chat, text+label or tokens+tags)."),
     model: str = typer.Option(None, "--model", help="Base model: catalog name, Hugging Face id, folder, tiny-random."),
     out: Path = typer.Option(..., "--out", help="The run folder to create (or to continue with --resume)."),
-    preset: str = typer.Option(None, "--preset", help="documents | communications | balanced."),
+    preset: str = typer.Option(None, "--preset", help=" | ".join(PRESET_NAMES) + "."),
     sets: list[str] = typer.Option([], "--set", help="Override one setting: --set key=value (repeatable)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
