@@ -9,7 +9,7 @@ file never comes here: only what the user typed as a message.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Required, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,21 +17,65 @@ from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
 from tools.vocabulary import DESTINATIONS, TARGETS, SettingName, Target, setting_patterns, settings_in_words
 
-IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome"]
 
+class _Reply(TypedDict, total=False):
+    """What every reply understood carries, whatever its kind."""
 
-class Intent(TypedDict, total=False):
-    """A reply, understood."""
-
-    kind: IntentKind
-    value: Any
-    """answer: a choice key or the typed text; setting: {name: value}; navigate: a Target; file: {path, name}."""
     text: str
     """The message as typed (for saying back)."""
     by: Literal["click", "parser", "model"]
     """Who decided: a button, the deterministic parser, or the assistant model (which only suggests effects)."""
+
+
+class AnswerIntent(_Reply, total=False):
+    """An answer to the open question."""
+
+    kind: Required[Literal["answer"]]
+    value: Required[str | dict[str, str]]
+    """A choice key or the typed text; at the project's confirmation a typed change ({"slot", "text"})."""
     partial: bool
     """The parser matched only part of a label: like the model's reading, it only suggests a choice with effects."""
+
+
+class SettingIntent(_Reply):
+    """Settings said in words or changed in the settings panel."""
+
+    kind: Required[Literal["setting"]]
+    value: Required[dict[str, str]]
+    """Setting name → the value as said ({"epochs": "1"}, {"base_model": "smaller"})."""
+
+
+class NavigateIntent(_Reply):
+    """A step to go to."""
+
+    kind: Required[Literal["navigate"]]
+    value: Required[Target | Literal["back"]]
+
+
+class FileIntent(_Reply):
+    """A file sent with the chat."""
+
+    kind: Required[Literal["file"]]
+    value: Required[dict[str, Any]]
+    """The upload: {path, name, …}."""
+
+
+class OutcomeIntent(_Reply):
+    """How a watched training run ended."""
+
+    kind: Required[Literal["outcome"]]
+    value: Required[dict[str, Any]]
+    """tools.jobs.run_outcome's answer: status, step, message, fix …"""
+
+
+class PlainIntent(_Reply):
+    """A reply that carries nothing more than its kind: a question, 'where are we', unclear, or a stale button."""
+
+    kind: Required[Literal["question", "status", "unclear", "stale"]]
+
+
+Intent = AnswerIntent | SettingIntent | NavigateIntent | FileIntent | OutcomeIntent | PlainIntent
+"""A reply, understood: one shape per kind."""
 
 
 YES = {"yes", "y", "yep", "yeah", "sure", "ok", "okay", "correct", "right", "go", "go ahead", "do it", "please",
@@ -122,7 +166,7 @@ def find_setting(text: str) -> dict[str, Any]:
 def parse(text: str, question: Question) -> Intent | None:
     """The deterministic reading of a typed message at `question`; None when it takes the assistant model."""
     t = text.strip()
-    base: Intent = {"text": t, "by": "parser"}
+    base: _Reply = {"text": t, "by": "parser"}
     if not t:
         return {**base, "kind": "unclear"}
     choices = question.get("choices") or {}
@@ -204,7 +248,7 @@ def interpretation_prompt(text: str, question: Question) -> str:
 def from_interpretation(ip: Interpretation, text: str, question: Question) -> Intent:
     """Check the model's reading against the open question and the message itself: an unknown choice key, a setting
     value the message does not contain, or a step it does not name is 'unclear' (a guess is never acted on)."""
-    base: Intent = {"text": text, "by": "model"}
+    base: _Reply = {"text": text, "by": "model"}
     said = text.lower()
     if ip.kind == "choice":
         if ip.choice in (question.get("choices") or {}):

@@ -3,6 +3,8 @@ panel and the trainer all take them from one definition, so a setting, preset or
 
 from __future__ import annotations
 
+from typing import get_args, get_type_hints
+
 import pytest
 
 from assistant import conversation, routing
@@ -84,3 +86,20 @@ def test_every_step_is_parsed_offered_to_the_model_believed_and_has_a_node():
     assert f"`target` ({', '.join(TARGETS)})" in PROMPT
     ip = routing.Interpretation(kind="navigate", target="deploy")
     assert routing.from_interpretation(ip, "what about the weather", OPEN)["kind"] == "unclear"
+
+
+def test_every_reading_has_the_shape_of_its_kind():
+    shapes = {kind: member for member in get_args(routing.Intent)
+              for kind in get_args(get_type_hints(member)["kind"])}
+    plan = {"id": 2, "kind": "question", "text": "Start?", "choices": {"start": "Start training", "edit": "Edit"}}
+    readings = [routing.parse(m, plan) for m in ("yes", "Start training", "edit", "ain", "use 2 epochs", "back",
+                                                 "back to the dataset", "what is lora?", "status", "")]
+    readings += [routing.from_interpretation(routing.Interpretation(kind=k, choice="edit", setting="epochs",
+                                                                    value="3", target="plan"), "3 more, plan", plan)
+                 for k in ("choice", "setting", "navigate", "question", "status", "unclear")]
+    readings += [routing.from_click({"qid": 2, "value": "start", "label": "Start training"}, plan),
+                 routing.from_click({"qid": 1, "value": "start"}, plan)]
+    assert {r["kind"] for r in readings} == set(shapes) - {"file", "outcome"}
+    for reading in readings:
+        shape = shapes[reading["kind"]]
+        assert shape.__required_keys__ <= set(reading) <= set(get_type_hints(shape))
