@@ -239,9 +239,9 @@ def interpretation_prompt(text: str, question: Question) -> str:
         f"The user's message: \"{text[:800]}\"\n\n"
         "Answer with JSON: kind=choice with `choice` set to one offered key when the message picks it; "
         f"kind=setting with `setting` and `value` when it changes a training setting ({settings_in_words()}); "
-        f"kind=navigate with `target` ({', '.join(TARGETS)}) when it asks "
-        "to go to another step; kind=question when it asks something; kind=status when it asks where things "
-        "stand; otherwise kind=unclear. Never invent a choice key."
+        f"kind=navigate with `target` ({', '.join(TARGETS)}) when it asks to go to another step; "
+        "kind=question when it asks something; kind=status when it asks where things stand; otherwise kind=unclear. "
+        "Never invent a choice key."
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tools.errors import UsageError
 from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog, resolve
-from tools.train.config import PRESETS, build_config
+from tools.train.config import PRESETS, TrainConfig, build_config
 from tools.vocabulary import DEFAULT_PRESET, PANEL, SETTINGS
 
 LABELS: dict[str, str] = {name: s.label for name, s in SETTINGS.items()}
@@ -109,7 +109,8 @@ def panel() -> list[dict[str, Any]]:
     values = {"preset": list(PRESETS), "base_model": ["automatic", *_ladder(), TINY_RANDOM]}
     initial = {"preset": DEFAULT_PRESET, "base_model": "automatic", "base_path": "", "epochs": base["epochs"],
                "learning_rate": f"{base['learning_rate']:g}", "max_steps": 0, "batch_size": str(base["batch_size"]),
-               "context": str(base["context"]), "lora_r": "16"}
+               "context": str(base["context"]),
+               "lora_r": str(TrainConfig.model_fields["lora_r"].default)}
     return [{"id": f.id, "label": f.label, "kind": f.kind,
              **({"values": list(f.values) or values[f.id]} if f.kind == "select" else {}),
              "initial": initial[f.id], "description": f.description} for f in PANEL]
