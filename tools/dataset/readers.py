@@ -765,22 +765,6 @@ def read_dataset(path: str | Path, format: str | None = None, *,
                       encoding=notes.encoding, records=notes.records)
 
 
-def columns_preview(path: str | Path, *, values: int = 3, width: int = 60) -> dict[str, list[str]]:
-    """Each column (or top-level key) of a file with its first few non-empty values, for asking which is which."""
-    out: dict[str, list[str]] = {}
-    for n, rec in enumerate(iter_records(path, raw_names=True)):
-        if n >= _DETECT_SAMPLE:
-            break
-        if not isinstance(rec.value, dict):
-            continue
-        for key, value in rec.value.items():
-            shown = out.setdefault(str(key), [])
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            if len(shown) < values and text.strip():
-                shown.append(text if len(text) <= width else text[: width - 1] + "…")
-    return out
-
-
 __all__ = ["bio_from_spans", "detect_format", "to_example"]
 """Re-exported: callers read formats through the reader."""
 
@@ -796,32 +780,6 @@ def to_record(ex: Example) -> dict[str, Any]:
     record: dict[str, Any] = {"messages": [m.openai() for m in ex.messages]}
     if ex.tools:
         record["tools"] = ex.tools
-    return record
-
-
-def to_alpaca(ex: Example) -> dict[str, Any]:
-    """An alpaca record; earlier turns of a multi-turn chat go to "history", a system turn to "system"."""
-    if ex.kind != "chat":
-        raise UsageError(f"Line {ex.line}: a {ex.kind} row cannot be written as alpaca.",
-                         "Write classification and entity rows with write_messages_jsonl instead.")
-    system = "\n".join(m.content for m in ex.messages if m.role == "system")
-    turns = [m for m in ex.messages if m.role != "system"]
-    pairs: list[list[str]] = []
-    pending: str | None = None
-    for m in turns:
-        if m.role == "user":
-            pending = m.content if pending is None else f"{pending}\n\n{m.content}"
-        else:
-            pairs.append([pending or "", m.content])
-            pending = None
-    if pending is not None:
-        pairs.append([pending, ""])
-    last = pairs.pop() if pairs else ["", ""]
-    record: dict[str, Any] = {"instruction": last[0], "input": "", "output": last[1]}
-    if system:
-        record["system"] = system
-    if pairs:
-        record["history"] = pairs
     return record
 
 
@@ -863,11 +821,6 @@ def record_line(ex: Example) -> str:
 def write_messages_jsonl(examples: Iterable[Example], path: str | Path) -> int:
     """Write rows as JSONL in their canonical form (OpenAI messages for chat); returns the row count."""
     return _write_jsonl((to_record(ex) for ex in examples), path)
-
-
-def write_alpaca(examples: Iterable[Example], path: str | Path) -> int:
-    """Write chat rows as alpaca JSONL (instruction / input / output); returns the row count."""
-    return _write_jsonl((to_alpaca(ex) for ex in examples), path)
 
 
 def dumps_jsonl(examples: Iterable[Example]) -> str:
