@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.dataset.model import DatasetReport, Example
-from tools.dataset.readers import dumps_jsonl, read_dataset
+from tools.dataset.readers import read_dataset
+from tools.dataset.writers import dumps_jsonl
 from tools.db import connect
 from tools.errors import UsageError
 from tools.fileio import append_jsonl, atomic_write_json, atomic_write_text, copy_private

@@ -10,7 +10,8 @@ import pytest
 
 from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.model import Example, Message
-from tools.dataset.readers import iter_examples, read_dataset, write_messages_jsonl
+from tools.dataset.readers import iter_examples, read_dataset
+from tools.dataset.writers import write_messages_jsonl
 from tools.errors import UsageError
 
 PAIR = [Message(role="user", content="Write a user story for dark mode"),
