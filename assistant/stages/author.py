@@ -48,13 +48,9 @@ def can_draft(state: WizardState) -> bool:
 
 def store_of(state: WizardState) -> DatasetStore:
     """The project's one dataset; the file it uses now is taken in first when the store is still empty."""
-    from tools.dataset.readers import read_dataset
+    from tools.dataset.intake import seed
 
-    store = DatasetStore(_spec(state).name)
-    if not store.examples() and state.get("data_path"):
-        for ex in read_dataset(state["data_path"]).examples:
-            store.add(ex.model_copy(update={"line": None}))
-    return store
+    return seed(DatasetStore(_spec(state).name), state.get("data_path"))
 
 
 def _first_words(text: str, n: int = FIRST_WORDS) -> str:

@@ -47,8 +47,12 @@ def validation_path_for(path: str | Path) -> Path | None:
 
 def check_file(path: str | Path, *, model: str | None = None, context: int | None = None,
                format: str | None = None, validation: str | Path | None = None,
-               use_embeddings: bool = False, column_map: dict[str, str] | None = None) -> DatasetReport:
-    """Check a dataset file while it streams past; a validation file next to it is checked for overlap too."""
+               use_embeddings: bool = False, column_map: dict[str, str] | None = None,
+               rows: list[Example] | None = None) -> DatasetReport:
+    """Check a dataset file while it streams past; a validation file next to it is checked for overlap too.
+
+    ROWS, when given, is filled with the rows read (for a caller that reads them next: the file is parsed once).
+    """
     from concurrent.futures.process import BrokenProcessPool
 
     from tools.dataset.notes import FileNotes
@@ -59,24 +63,27 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
         notes = FileNotes()
         detected: list[str] = []
         run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-        rows = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
-        return read_issues, notes, detected, run, judged.over(rows)
+        read = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
+        if rows is not None:
+            rows.clear()  # read again from the start
+            read = _kept(read, rows)
+        return read_issues, notes, detected, run, judged.over(read)
 
     judged = JudgementWatch()
-    read_issues, notes, detected, run, rows = start()
+    read_issues, notes, detected, run, examples = start()
     in_one_process = True
     if run.estimating and _worth_a_worker(Path(path)):
         try:
-            _add_in_worker(run, rows)
+            _add_in_worker(run, examples)
             in_one_process = False
         except BrokenProcessPool:
             # the second process died (killed, out of memory): the check reads nothing it cannot read again,
             # so it starts over in this process rather than failing
             log.warning("the second checking process stopped; checking %s again in one process", path)
             judged = JudgementWatch()
-            read_issues, notes, detected, run, rows = start()
+            read_issues, notes, detected, run, examples = start()
     if in_one_process:
-        for ex in rows:
+        for ex in examples:
             run.add(ex)
     fmt = detected[0] if detected else (format or "empty")
     val_path = Path(validation) if validation else validation_path_for(path)
@@ -102,6 +109,12 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
     all_issues = renumber(file_issues + issues, notes)
     return DatasetReport(format=fmt, examples=run.n, ok=not any(i.severity == "error" for i in all_issues),
                          issues=all_issues, stats=stats)
+
+
+def _kept(rows: Iterator[Example], into: list[Example]) -> Iterator[Example]:
+    for ex in rows:
+        into.append(ex)
+        yield ex
 
 
 def _worth_a_worker(path: Path) -> bool:
