@@ -137,7 +137,6 @@ def json_array_records(lines: Iterator[str], first: str, first_line: int, notes:
             pos = 0
 
 
-
 def json_document_records(lines: Iterator[str], first: str, first_line: int, size: int,
                            notes: FileNotes) -> Iterator[Record]:
     """A file that starts with `{` but whose first line is not a whole object: a wrapper, or one pretty JSON."""
@@ -168,7 +167,6 @@ def json_document_records(lines: Iterator[str], first: str, first_line: int, siz
         yield from jsonl_records(iter(whole.splitlines(keepends=True)), first_line, notes)
         return
     yield from jsonl_records(chain_all(head, lines), first_line, notes)
-
 
 
 def whole_line_json(text: str) -> bool:

@@ -20,7 +20,6 @@ class Record:
     issue: Issue | None = None
 
 
-
 @dataclass
 class FileNotes:
     """File-level observations gathered while streaming, turned into a few issues at the end."""

@@ -41,7 +41,6 @@ class ReadResult:
     """Records seen in the file, including the ones that could not be read."""
 
 
-
 # ---------------------------------------------------------------- the reader
 
 

@@ -62,7 +62,6 @@ def _text_lines(path: Path, notes: FileNotes) -> Iterator[str]:
                 yield raw.decode("cp1252", errors="replace")
 
 
-
 def _records(path: Path, notes: FileNotes, column_map: dict[str, str] | None) -> Iterator[Record]:
     container = None
     binary = binary_kind(path)
@@ -119,7 +118,6 @@ def _records(path: Path, notes: FileNotes, column_map: dict[str, str] | None) ->
             notes.crlf = True
         yield parse_json_line(first.strip(), n, notes)
         yield from jsonl_records(lines, n + 1, notes)
-
 
 
 def iter_records(path: str | Path, *, notes: FileNotes | None = None,

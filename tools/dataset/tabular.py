@@ -91,7 +91,6 @@ def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield from rest
 
 
-
 def looks_conll(first: str) -> bool:
     """One token per line with its tag last (`EU NNP B-NP B-ORG`), or CoNLL's -DOCSTART- line."""
     if first.startswith("-DOCSTART-"):
