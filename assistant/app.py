@@ -447,13 +447,13 @@ async def _store_once(upload: Any) -> None:
     from pathlib import Path
 
     from assistant.chat_store import files_dir
-    from assistant.uploads import project_copy, share_file
-    from tools.project import project_dir, slugify
+    from assistant.uploads import share_file
+    from tools.dataset.intake import kept_copy
 
     state = await (await graph()).aget_state(_config())
     name = (state.values.get("spec") or {}).get("name")
     scratch = Path(upload.path)
-    kept = await asyncio.to_thread(project_copy, project_dir(slugify(name)), scratch) if name else None
+    kept = await asyncio.to_thread(kept_copy, name, scratch) if name else None
     if kept is None:
         return  # not taken in (refused, or asked for again): chainlit drops its copy when the chat ends
     copies = [scratch]

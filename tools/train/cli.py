@@ -44,7 +44,8 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     """The dataset with its columns named by --map, written into the run folder as plain JSONL to train on."""
     from tools.dataset.checks import check_file
     from tools.dataset.mapping import parse_map
-    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset, write_messages_jsonl, write_preferences_jsonl
+    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset
+    from tools.dataset.writers import write_messages_jsonl, write_preferences_jsonl
 
     columns = parse_map(maps)
     report = check_file(data, column_map=columns)
