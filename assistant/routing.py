@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
 
-IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome"]
+IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome",
+                     "ended"]
 Target = Literal["interview", "dataset", "plan", "evaluate", "deploy", "models", "start_over"]
 SETTINGS = ("epochs", "learning_rate", "batch_size", "max_steps", "context", "lora_r", "preset", "base_model")
 """What a user may change by saying it (TrainConfig fields, the preset and the base model)."""
