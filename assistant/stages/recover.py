@@ -14,6 +14,7 @@ from langgraph.types import Command
 from assistant.conversation import go
 from assistant.state import WizardState
 from assistant.ui_events import say
+from tools.jobs import run_outcome
 
 LATE = "late"
 """The key of a reply that came while no question was open: {"late": what the user sent, "stopped": bool}."""
@@ -41,8 +42,6 @@ def misplaced_file(state: WizardState) -> Command[Any]:
 async def read_outcome(state: WizardState) -> Command[Any]:
     """A training run the chat was showing has ended: read how (done, stopped, failed) and go on from there. The end
     of a run that is no longer the one being waited for changes nothing: the open question stands."""
-    from tools.jobs import run_outcome
-
     run_dir = str((state.get("intent") or {}).get("value") or "")
     question = state.get("question") or {}
     if question.get("kind") != "training" or question.get("run_dir") != run_dir:
