@@ -188,12 +188,6 @@ def _marks(step: Any) -> dict[str, Any]:
 
 async def _welcome_back(marked: list[tuple[str, dict[str, Any]]]) -> None:
     await asyncio.sleep(0.5)
-    state = await (await turns.graph()).aget_state(turns.config())
-    if not state.values:
-        await cl.Message(content="I could not find where this conversation left off, so let's start again.").send()
-        async with turns.turn_lock():
-            await turns.step({})
-        return
     pending = await turns.open_question()
     # the open question's old copy, earlier welcomes and a live view left behind are replaced, not stacked
     for step_id, marks in marked:
@@ -202,9 +196,8 @@ async def _welcome_back(marked: list[tuple[str, dict[str, Any]]]) -> None:
             await cl.Message(id=step_id, content="").remove()
     await _settings_panel()
     if pending is None:
-        # the wizard stopped between two of its steps: it goes on from the step it had not finished
         async with turns.turn_lock():
-            await turns.step(None)
+            await turns.reopen()
         return
     await cl.Message(content="Welcome back! Here is where we were:", metadata={"mtw_welcome": True}).send()
     await turns.ask(pending)

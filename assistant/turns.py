@@ -21,7 +21,7 @@ from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.llm import LLM
 from assistant.server import signed_out
-from assistant.stages.recover import LATE
+from assistant.stages.recover import LATE, REOPENED
 from assistant.ui_events import is_ui_event
 from tools.errors import MTWError, storage_error
 from tools.fileio import private_file
@@ -99,6 +99,15 @@ async def run(reply: Any) -> None:
         return
     async with turn_lock():
         await give(reply)
+
+
+async def reopen() -> None:
+    """A reopened conversation with no question open: the wizard finishes the step it had not finished (it stopped
+    between two), and when that leaves nothing open either, it is told the conversation was reopened."""
+    if (await (await graph()).aget_state(config())).next:
+        await step(None)
+    if await open_question() is None:
+        await step({"reply": {REOPENED: True}})
 
 
 async def step(inp: Any) -> None:

@@ -1,5 +1,6 @@
-"""Input that comes outside a question's own answers: a turn begun with no question open, a file sent where none was
-asked for, and the end of a training run the chat was showing.
+"""Input that comes outside a question's own answers: a turn begun with no question open (a message after a stopped
+turn, a reopened conversation), a file sent where none was asked for, and the end of a training run the chat was
+showing.
 
 The chat hands every such input to the graph as it came; these nodes decide what it means, so the chat only renders.
 """
@@ -18,13 +19,21 @@ from tools.jobs import run_outcome
 
 LATE = "late"
 """The key of a reply that came while no question was open: {"late": what the user sent, "stopped": bool}."""
+REOPENED = "reopened"
+"""The key of the input a reopened conversation gives when it has no question open and no step left to finish."""
 
 
 def enter(state: WizardState) -> Command[Any]:
     """Where every turn that is not an answer to an open question begins: a new conversation starts with the machine
     check; a message that came while no question was open (its turn was stopped, or cut short by a failure) answers
-    the question asked last, in place of the answer that turn was working on."""
+    the question asked last, in place of the answer that turn was working on; a reopened conversation with nothing
+    open asks its last question again, or starts again when none was ever asked."""
     reply = state.get("reply")
+    if isinstance(reply, dict) and reply.get(REOPENED):
+        if state.get("question"):
+            return go("listen")
+        say("I could not find where this conversation left off, so let's start again.")
+        return go("check_environment", {"reply": None})
     late = reply.get(LATE) if isinstance(reply, dict) else None
     if late is None or not state.get("question"):
         return go("check_environment", {"reply": None})

@@ -85,3 +85,20 @@ async def test_the_end_of_a_run_no_longer_waited_for_leaves_the_open_question(tm
     assert again is not None
     assert (again["id"], again["then"]) == (q["id"], "on_data_choice")
     assert not (await s.state()).get("train_outcome")
+
+
+async def test_a_reopened_conversation_that_was_never_stored_starts_again_and_says_so():
+    s = Session(ScriptedLLM(ok=False))
+    q = await s._run({"reply": {"reopened": True}})
+    assert s.said[0] == "I could not find where this conversation left off, so let's start again."
+    assert q is not None
+    assert q["slot"] == "purpose"
+
+
+async def test_a_reopened_conversation_with_nothing_open_asks_its_last_question_again():
+    s = Session(ScriptedLLM(ok=False))
+    q = await to_data_choice(s)
+    again = await s._run({"reply": {"reopened": True}})
+    assert again is not None
+    assert (again["id"], again["then"]) == (q["id"], "on_data_choice")
+    assert not any("start again" in t for t in s.said)
