@@ -68,13 +68,21 @@ class OutcomeIntent(_Reply):
     """tools.jobs.run_outcome's answer: status, step, message, fix …"""
 
 
+class EndedIntent(_Reply):
+    """The live view saw a training run end: the graph reads how (tools.jobs.run_outcome)."""
+
+    kind: Required[Literal["ended"]]
+    value: Required[str]
+    """The run folder."""
+
+
 class PlainIntent(_Reply):
     """A reply that carries nothing more than its kind: a question, 'where are we', unclear, or a stale button."""
 
     kind: Required[Literal["question", "status", "unclear", "stale"]]
 
 
-Intent = AnswerIntent | SettingIntent | NavigateIntent | FileIntent | OutcomeIntent | PlainIntent
+Intent = AnswerIntent | SettingIntent | NavigateIntent | FileIntent | OutcomeIntent | EndedIntent | PlainIntent
 """A reply, understood: one shape per kind."""
 
 
