@@ -11,9 +11,8 @@ import plotly.graph_objects as go
 
 from tools import jobs
 from tools.evaluate.report import LEGEND_BELOW
-from tools.train.events import tail_events
-
 from tools.run_events import TERMINAL
+from tools.train.events import tail_events
 
 POLL_S = 1.0
 CHART_EVERY_S = 10.0
