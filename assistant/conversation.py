@@ -1,9 +1,10 @@
 """The conversation loop every question goes through: ask, listen, understand, then answer, explain or steer.
 
 A stage node that needs the user returns `ask(...)`: the question goes into the state and the graph moves to
-`listen`, the only node that interrupts. `understand` reads the reply (a click, a typed message, a file or a
-training outcome) and `route_intent` sends it on: an answer to the node named in the question, a question to
-`explain` (then the same question again), a setting to `change_setting`, navigation to the stage asked for.
+`listen`, the only node that interrupts. `understand` reads the reply (a click, a typed message, a file, a
+training outcome or the end of a run) and `route_intent` sends it on: an answer to the node named in the question,
+a question to `explain` (then the same question again), a setting to `change_setting`, navigation to the stage asked
+for.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ async def understand(state: WizardState, runtime: Runtime[WizardContext]) -> dic
         intent = routing.from_click(reply, question)
     elif isinstance(reply, dict) and reply.get("outcome"):
         intent = {"kind": "outcome", "value": reply["outcome"], "by": "click"}
+    elif isinstance(reply, dict) and reply.get("ended"):
+        intent = {"kind": "ended", "value": str(reply["ended"]), "by": "click"}
     elif isinstance(reply, dict) and reply.get("settings"):
         intent = {"kind": "setting", "value": dict(reply["settings"]), "text": "", "by": "click"}
     elif isinstance(reply, dict) and "path" in reply:
@@ -134,13 +137,15 @@ def route_intent(state: WizardState) -> str:
     question = state.get("question") or {}
     if kind == "outcome":
         return "after_training"
+    if kind == "file" and question.get("kind") != "file":
+        return "misplaced_file"
     if kind in ("answer", "file"):
         guessed = intent.get("by") == "model" or intent.get("partial")
         if kind == "answer" and guessed and intent.get("value") in question.get("effects", []):
             return "confirm_suggestion"
         return str(question.get("then"))
     return {"question": "explain", "status": "where_we_are", "setting": "change_setting", "navigate": "navigate",
-            "stale": "note_stale"}.get(str(kind), "not_understood")
+            "stale": "note_stale", "ended": "read_outcome"}.get(str(kind), "not_understood")
 
 
 async def explain(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:

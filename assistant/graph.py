@@ -25,6 +25,7 @@ from assistant.stages import (
     onboard,
     playground,
     prefer,
+    recover,
     train,
 )
 from assistant.state import WizardState
@@ -57,11 +58,12 @@ NODES: list[Any] = [
     playground.try_model, playground.on_try, improve.plan_improvement, improve.on_improve,
     prefer.ask_wanted, prefer.on_wanted, prefer.judge_answers, prefer.on_judge, prefer.improve_with_ratings,
     prefer.on_ratings_round, prefer.start_preference_round, prefer.compare_round_versions,
+    recover.enter, recover.misplaced_file, recover.read_outcome,
 ]
 
 builder = StateGraph(WizardState, context_schema=WizardContext)
 for node in NODES:
     builder.add_node(node)
-builder.add_edge(START, "check_environment")
+builder.add_edge(START, "enter")
 builder.add_edge("listen", "understand")
 builder.add_conditional_edges("understand", conversation.route_intent)

@@ -48,13 +48,9 @@ def can_draft(state: WizardState) -> bool:
 
 def store_of(state: WizardState) -> DatasetStore:
     """The project's one dataset; the file it uses now is taken in first when the store is still empty."""
-    from tools.dataset.readers import read_dataset
+    from tools.dataset.intake import seed
 
-    store = DatasetStore(_spec(state).name)
-    if not store.examples() and state.get("data_path"):
-        for ex in read_dataset(state["data_path"]).examples:
-            store.add(ex.model_copy(update={"line": None}))
-    return store
+    return seed(DatasetStore(_spec(state).name), state.get("data_path"))
 
 
 def _first_words(text: str, n: int = FIRST_WORDS) -> str:
@@ -64,7 +60,7 @@ def _first_words(text: str, n: int = FIRST_WORDS) -> str:
 
 def _category(ex: Example) -> str:
     from tools.dataset.coverage import category_name, classify_keywords
-    from tools.evaluate.metrics import bio_spans
+    from tools.dataset.spans import bio_spans
 
     if ex.kind == "classification":
         return str(ex.label)
@@ -76,7 +72,7 @@ def _category(ex: Example) -> str:
 
 def _shown(ex: Example) -> str:
     """An example as the chat shows it: each turn (or field) on its own, the role in bold."""
-    from tools.dataset.draft import example_to_text
+    from tools.dataset.example_text import example_to_text
 
     if ex.kind != "chat":
         return inert(example_to_text(ex))
@@ -221,7 +217,7 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
 
 def edit_example(state: WizardState) -> Command[Any]:
     """Show the example as editable text; the user's next message is the edited example."""
-    from tools.dataset.draft import example_to_text
+    from tools.dataset.example_text import example_to_text
 
     editing = state.get("editing") or {}
     if editing.get("id"):
@@ -238,7 +234,7 @@ def edit_example(state: WizardState) -> Command[Any]:
 
 def on_edit_example(state: WizardState) -> Command[Any]:
     """Check the edited text; keep it (a draft goes into the dataset, a table row is replaced) or say what is wrong."""
-    from tools.dataset.draft import parse_example_text
+    from tools.dataset.example_text import parse_example_text
 
     editing = state.get("editing") or {}
     back = "show_dataset" if editing.get("id") else "review_draft"
