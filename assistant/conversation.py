@@ -1,9 +1,10 @@
 """The conversation loop every question goes through: ask, listen, understand, then answer, explain or steer.
 
 A stage node that needs the user returns `ask(...)`: the question goes into the state and the graph moves to
-`listen`, the only node that interrupts. `understand` reads the reply (a click, a typed message, a file or a
-training outcome) and `route_intent` sends it on: an answer to the node named in the question, a question to
-`explain` (then the same question again), a setting to `change_setting`, navigation to the stage asked for.
+`listen`, the only node that interrupts. `understand` reads the reply (a click, a typed message, a file, a
+training outcome or the end of a run) and `route_intent` sends it on: an answer to the node named in the question,
+a question to `explain` (then the same question again), a setting to `change_setting`, navigation to the stage asked
+for.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ ENTRY: dict[str, Node] = {
 """Where navigation lands, by target."""
 
 STEER: dict[str, Node] = {"question": Node.explain, "status": Node.where_we_are, "setting": Node.change_setting,
-                          "navigate": Node.navigate, "stale": Node.note_stale}
+                          "navigate": Node.navigate, "stale": Node.note_stale, "ended": Node.read_outcome}
 """Where a reply that is not an answer goes, by the kind of intent (anything else: `not_understood`)."""
 
 
@@ -84,6 +85,8 @@ async def understand(state: WizardState, runtime: Runtime[WizardContext]) -> dic
         intent = routing.from_click(reply, question)
     elif isinstance(reply, dict) and reply.get("outcome"):
         intent = {"kind": "outcome", "value": reply["outcome"], "by": "click"}
+    elif isinstance(reply, dict) and reply.get("ended"):
+        intent = {"kind": "ended", "value": str(reply["ended"]), "by": "click"}
     elif isinstance(reply, dict) and reply.get("settings"):
         intent = {"kind": "setting", "value": dict(reply["settings"]), "text": "", "by": "click"}
     elif isinstance(reply, dict) and "path" in reply:
@@ -145,6 +148,8 @@ def route_intent(state: WizardState) -> str:
     question = state.get("question") or {}
     if kind == "outcome":
         return Node.after_training
+    if kind == "file" and question.get("kind") != "file":
+        return Node.misplaced_file
     if kind in ("answer", "file"):
         guessed = intent.get("by") == "model" or intent.get("partial")
         if kind == "answer" and guessed and intent.get("value") in question.get("effects", []):

@@ -27,6 +27,7 @@ from assistant.stages import (
     onboard,
     playground,
     prefer,
+    recover,
     train,
 )
 from assistant.state import WizardState
@@ -59,6 +60,7 @@ NODES: list[Any] = [
     playground.try_model, playground.on_try, improve.plan_improvement, improve.on_improve,
     prefer.ask_wanted, prefer.on_wanted, prefer.judge_answers, prefer.on_judge, prefer.improve_with_ratings,
     prefer.on_ratings_round, prefer.start_preference_round, prefer.compare_round_versions,
+    recover.enter, recover.misplaced_file, recover.read_outcome,
 ]
 
 ANSWERED: list[str] = sorted({
@@ -73,7 +75,7 @@ builder = StateGraph(WizardState, context_schema=WizardContext)
 for node in NODES:
     declared = ROUTES.get(Node(node.__name__), {})
     builder.add_node(node, destinations={str(to): label for to, label in declared.items()} or None)
-builder.add_edge(START, Node.check_environment.value)
+builder.add_edge(START, Node.enter.value)
 builder.add_edge(Node.listen.value, Node.understand.value)
 builder.add_conditional_edges(Node.understand.value, conversation.route_intent, ANSWERED)
 

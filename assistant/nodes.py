@@ -127,6 +127,10 @@ class Node(StrEnum):
     on_ratings_round = auto()
     start_preference_round = auto()
     compare_round_versions = auto()
+    # input outside a question's own answers: a turn begun with none open, a misplaced file, a run's end
+    enter = auto()
+    misplaced_file = auto()
+    read_outcome = auto()
 
 
 TABLE_BACK = (Node.review_draft, Node.after_drafts, Node.choose_data)

@@ -9,31 +9,81 @@ file never comes here: only what the user typed as a message.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Required, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.slots import DRAFT_TOGETHER, spec_change
 from assistant.ui_events import Question
-
-IntentKind = Literal["answer", "setting", "navigate", "question", "status", "unclear", "stale", "file", "outcome"]
-Target = Literal["interview", "dataset", "plan", "evaluate", "deploy", "models", "start_over"]
-SETTINGS = ("epochs", "learning_rate", "batch_size", "max_steps", "context", "lora_r", "preset", "base_model")
-"""What a user may change by saying it (TrainConfig fields, the preset and the base model)."""
+from tools.vocabulary import DESTINATIONS, TARGETS, SettingName, Target, setting_patterns, settings_in_words
 
 
-class Intent(TypedDict, total=False):
-    """A reply, understood."""
+class _Reply(TypedDict, total=False):
+    """What every reply understood carries, whatever its kind."""
 
-    kind: IntentKind
-    value: Any
-    """answer: a choice key or the typed text; setting: {name: value}; navigate: a Target; file: {path, name}."""
     text: str
     """The message as typed (for saying back)."""
     by: Literal["click", "parser", "model"]
     """Who decided: a button, the deterministic parser, or the assistant model (which only suggests effects)."""
+
+
+class AnswerIntent(_Reply, total=False):
+    """An answer to the open question."""
+
+    kind: Required[Literal["answer"]]
+    value: Required[str | dict[str, str]]
+    """A choice key or the typed text; at the project's confirmation a typed change ({"slot", "text"})."""
     partial: bool
     """The parser matched only part of a label: like the model's reading, it only suggests a choice with effects."""
+
+
+class SettingIntent(_Reply):
+    """Settings said in words or changed in the settings panel."""
+
+    kind: Required[Literal["setting"]]
+    value: Required[dict[str, str]]
+    """Setting name → the value as said ({"epochs": "1"}, {"base_model": "smaller"})."""
+
+
+class NavigateIntent(_Reply):
+    """A step to go to."""
+
+    kind: Required[Literal["navigate"]]
+    value: Required[Target | Literal["back"]]
+
+
+class FileIntent(_Reply):
+    """A file sent with the chat."""
+
+    kind: Required[Literal["file"]]
+    value: Required[dict[str, Any]]
+    """The upload: {path, name, …}."""
+
+
+class OutcomeIntent(_Reply):
+    """How a watched training run ended."""
+
+    kind: Required[Literal["outcome"]]
+    value: Required[dict[str, Any]]
+    """tools.jobs.run_outcome's answer: status, step, message, fix …"""
+
+
+class EndedIntent(_Reply):
+    """The live view saw a training run end: the graph reads how (tools.jobs.run_outcome)."""
+
+    kind: Required[Literal["ended"]]
+    value: Required[str]
+    """The run folder."""
+
+
+class PlainIntent(_Reply):
+    """A reply that carries nothing more than its kind: a question, 'where are we', unclear, or a stale button."""
+
+    kind: Required[Literal["question", "status", "unclear", "stale"]]
+
+
+Intent = AnswerIntent | SettingIntent | NavigateIntent | FileIntent | OutcomeIntent | EndedIntent | PlainIntent
+"""A reply, understood: one shape per kind."""
 
 
 YES = {"yes", "y", "yep", "yeah", "sure", "ok", "okay", "correct", "right", "go", "go ahead", "do it", "please",
@@ -41,33 +91,12 @@ YES = {"yes", "y", "yep", "yeah", "sure", "ok", "okay", "correct", "right", "go"
 NO = {"no", "n", "nope", "not now", "not yet", "cancel", "never mind"}
 QUESTION_START = re.compile(r"^(what|why|how|can|could|should|would|is|are|does|do|did|when|where|which|who|explain|"
                             r"tell me)\b", re.I)
-NAVIGATION: list[tuple[re.Pattern[str], Target]] = [
-    (re.compile(r"\b(start over|start again|from scratch|new (model|project)|another (model|project))\b", re.I),
-     "start_over"),
-    (re.compile(r"\b(my models|list (the |my )?models|registered models)\b", re.I), "models"),
-    (re.compile(r"\b(back to|go to|return to|change|redo|show)\b.*\b(data ?set|examples|data|upload)\b", re.I),
-     "dataset"),
-    (re.compile(r"\b(back to|go to|return to|redo|change)\b.*\b(interview|project|spec|purpose|audience|style)\b",
-                re.I), "interview"),
-    (re.compile(r"\b(back to|go to|return to|show)\b.*\b(plan|settings|configur\w*)\b", re.I), "plan"),
-    (re.compile(r"\b(back to|go to)\b.*\b(evaluat\w*|comparison|compare)\b", re.I), "evaluate"),
-    (re.compile(r"\b(back to|go to)\b.*\b(export|deploy\w*|ollama)\b", re.I), "deploy"),
-]
+NAVIGATION: list[tuple[re.Pattern[str], Target]] = [(re.compile(d.phrase, re.I), target)
+                                                  for target, d in DESTINATIONS.items()]
 STATUS = re.compile(r"^(where are we|where am i|status|what now|what's next|what next|help|what can i do|"
                     r"what can i say)\W*$", re.I)
-NUMBER = r"(\d+(?:\.\d+)?(?:e-?\d+)?)"
-SETTING_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(rf"\b{NUMBER}\s*epochs?\b", re.I), "epochs"),
-    (re.compile(rf"\bepochs?\s*(?:to|=|:|of)?\s*{NUMBER}\b", re.I), "epochs"),
-    (re.compile(rf"\b(?:learning[ _]rate|lr)\s*(?:to|=|:|of)?\s*{NUMBER}", re.I), "learning_rate"),
-    (re.compile(rf"\bbatch(?:[ _]size)?\s*(?:to|=|:|of)?\s*{NUMBER}\b", re.I), "batch_size"),
-    (re.compile(rf"\b(?:max(?:imum)?[ _])?steps?\s*(?:to|=|:|of)?\s*{NUMBER}\b", re.I), "max_steps"),
-    (re.compile(rf"\b{NUMBER}\s*steps\b", re.I), "max_steps"),
-    (re.compile(rf"\bcontext(?:[ _](?:length|window|size))?\s*(?:to|=|:|of)?\s*{NUMBER}\b", re.I), "context"),
-    (re.compile(rf"\b(?:lora[ _])?(?:rank|lora[ _]r)\s*(?:to|=|:|of)?\s*{NUMBER}\b", re.I), "lora_r"),
-    (re.compile(r"\b(documents|communications|balanced)\s+preset\b", re.I), "preset"),
-    (re.compile(r"\bpreset\s*(?:to|=|:)?\s*(documents|communications|balanced)\b", re.I), "preset"),
-]
+SETTING_PATTERNS: list[tuple[re.Pattern[str], SettingName]] = [(re.compile(p, re.I), name)
+                                                             for p, name in setting_patterns()]
 MODEL_VERB = re.compile(r"\b(?:use|pick|choose|switch to|train on|try|with|base(?: model)?(?: to| =|:)?)\s+"
                         r"([\w./:-]+)", re.I)
 MODEL_PATH = re.compile(r"(?:\bmodel\s+(?:in|at|from)|\b(?:use|pick|choose|train on|base(?: model)?(?: to| =|:)?))"
@@ -131,9 +160,9 @@ def find_setting(text: str) -> dict[str, Any]:
     if m and m.group(1).lower().strip(".,") in names:
         found["base_model"] = m.group(1).lower().strip(".,")
     else:
-        for name in names:
-            if re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", text.lower()):
-                found["base_model"] = name
+        for known in names:
+            if re.search(rf"(?<![\w.-]){re.escape(known)}(?![\w.-])", text.lower()):
+                found["base_model"] = known
                 break
     if "base_model" not in found:
         m2 = re.search(r"\b(smaller|faster|lighter|bigger|larger|better|stronger)\s+(?:base\s+)?model\b", text, re.I)
@@ -145,7 +174,7 @@ def find_setting(text: str) -> dict[str, Any]:
 def parse(text: str, question: Question) -> Intent | None:
     """The deterministic reading of a typed message at `question`; None when it takes the assistant model."""
     t = text.strip()
-    base: Intent = {"text": t, "by": "parser"}
+    base: _Reply = {"text": t, "by": "parser"}
     if not t:
         return {**base, "kind": "unclear"}
     choices = question.get("choices") or {}
@@ -203,11 +232,10 @@ class Interpretation(BaseModel):
     # short fields: a choice key or a setting's value is a word or two, and a bound keeps a looping model brief
     choice: str = Field(default="", max_length=40)
     """For kind=choice: the key of the offered choice the message means."""
-    setting: Literal["", "epochs", "learning_rate", "batch_size", "max_steps", "context", "lora_r", "preset",
-                     "base_model"] = ""
+    setting: Literal["", SettingName] = ""
     value: str = Field(default="", max_length=80)
     """For kind=setting: the new value as the user said it (a number, a preset, a model name, 'smaller')."""
-    target: Literal["", "interview", "dataset", "plan", "evaluate", "deploy", "models", "start_over"] = ""
+    target: Literal["", Target] = ""
 
 
 def interpretation_prompt(text: str, question: Question) -> str:
@@ -218,26 +246,17 @@ def interpretation_prompt(text: str, question: Question) -> str:
         f"\"{question.get('text', '')[:600]}\"\n\nOffered choices (key: label):\n{choices}\n\n"
         f"The user's message: \"{text[:800]}\"\n\n"
         "Answer with JSON: kind=choice with `choice` set to one offered key when the message picks it; "
-        "kind=setting with `setting` and `value` when it changes a training setting (epochs, learning_rate, "
-        "batch_size, max_steps, context, lora_r, preset documents|communications|balanced, base_model); "
-        "kind=navigate with `target` (interview, dataset, plan, evaluate, deploy, models, start_over) when it asks "
-        "to go to another step; kind=question when it asks something; kind=status when it asks where things "
-        "stand; otherwise kind=unclear. Never invent a choice key."
+        f"kind=setting with `setting` and `value` when it changes a training setting ({settings_in_words()}); "
+        f"kind=navigate with `target` ({', '.join(TARGETS)}) when it asks to go to another step; "
+        "kind=question when it asks something; kind=status when it asks where things stand; otherwise kind=unclear. "
+        "Never invent a choice key."
     )
-
-
-TARGET_WORDS: dict[str, tuple[str, ...]] = {
-    "interview": ("interview", "project", "spec", "purpose", "audience", "style", "describ", "rules"),
-    "dataset": ("data", "example", "upload", "file"), "plan": ("plan", "setting", "configur", "train"),
-    "evaluate": ("evaluat", "compar", "score", "test"), "deploy": ("export", "deploy", "ollama", "ship"),
-    "models": ("model",), "start_over": ("start", "over", "new", "again", "scratch", "fresh")}
-"""Words a message must contain for the model's reading "go to <target>" to be believed."""
 
 
 def from_interpretation(ip: Interpretation, text: str, question: Question) -> Intent:
     """Check the model's reading against the open question and the message itself: an unknown choice key, a setting
     value the message does not contain, or a step it does not name is 'unclear' (a guess is never acted on)."""
-    base: Intent = {"text": text, "by": "model"}
+    base: _Reply = {"text": text, "by": "model"}
     said = text.lower()
     if ip.kind == "choice":
         if ip.choice in (question.get("choices") or {}):
@@ -245,7 +264,7 @@ def from_interpretation(ip: Interpretation, text: str, question: Question) -> In
         return {**base, "kind": "unclear"}
     if ip.kind == "setting" and ip.setting and ip.value and ip.value.lower().strip() in said:
         return {**base, "kind": "setting", "value": {ip.setting: ip.value}}
-    if ip.kind == "navigate" and ip.target and any(w in said for w in TARGET_WORDS.get(ip.target, ())):
+    if ip.kind == "navigate" and ip.target and any(w in said for w in DESTINATIONS[ip.target].words):
         return {**base, "kind": "navigate", "value": ip.target}
     if ip.kind in ("question", "status"):
         return {**base, "kind": ip.kind}

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from assistant.access import Guard, Policy, origins, signed_in, ui_token
-from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, refusal, safe_name
+from assistant.uploads import DEFAULT_MAX_UPLOAD_MB, safe_name
+from tools.dataset.sniff import upload_refusal
 from tools.fileio import atomic_write_text, copy_private, private_process
 
 APP_FILE = Path(__file__).with_name("app.py")
@@ -227,7 +228,7 @@ def _routes(rules: Policy, chat_history: bool) -> Any:
         try:
             name = safe_name(file.filename or "")
             content = await file.read()
-            if why := refusal(name, content):
+            if why := upload_refusal(name, content):
                 raise HTTPException(status_code=400, detail=why)
             try:
                 validate_file_upload(file, spec=spec)

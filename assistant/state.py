@@ -219,7 +219,8 @@ class WizardState(TypedDict, total=False):
     """The id of the newest question; clicks carry it, so a click on an older one is ignored."""
 
     reply: Any
-    """What came back at `listen`: typed text, a click {qid, value}, a file {path, name}, or {outcome} of a run."""
+    """What came back at `listen`: typed text, a click {qid, value}, a file {path, name}, a run's {outcome} or
+    {ended: run_dir}; or, given at a turn's start while no question was open, {late: any of those, stopped}."""
 
     intent: dict[str, Any]
     """The reply understood (an assistant.routing.Intent): answer, setting, navigate, question, status …"""

@@ -1,4 +1,4 @@
-"""What the graph shows the user: a small typed union of UI events, emitted from nodes and rendered by app.py.
+"""What the graph shows the user: a small typed union of UI events, emitted from nodes and rendered by render.py.
 
 Nodes never touch Chainlit. They emit these events on LangGraph's custom stream (`say`, `table`, `figure`,
 `progress`, `stage`, `thinking`) and ask through an interrupt whose payload is a `Question`. The chat renders both;

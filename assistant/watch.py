@@ -1,15 +1,39 @@
-"""Live view of a training run in the chat: tails events.jsonl and renders progress, charts and diagnoses."""
+"""The live view of a training run, read: events.jsonl tailed into what the chat shows (the live line, warnings,
+the loss chart, the end). A pure reader: assistant/render.py renders what it yields."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Literal, TypedDict
 
-import chainlit as cl
+import plotly.graph_objects as go
 
-TERMINAL = ("done", "stopped", "failed")
+from tools import jobs
+from tools.evaluate.report import LEGEND_BELOW
+from tools.run_events import TERMINAL
+from tools.train.events import tail_events
+
 POLL_S = 1.0
 CHART_EVERY_S = 10.0
+STARTING = "Training is starting (loading the model)…"
+"""The live line before the run's first step."""
+LOST = "Training ended without saying why."
+
+
+class Live(TypedDict):
+    """One change to the live view: the line (`line`, or `end` when the run is over and its Stop button goes), a
+    warning under it (`note`), or the loss chart drawn again in place (`chart`, with its points)."""
+
+    live: Literal["line", "note", "chart", "end"]
+    text: str
+    steps: list[tuple[int, float]]
+    evals: list[tuple[int, float]]
+
+
+def _live(kind: Literal["line", "note", "chart", "end"], text: str = "", steps: list[tuple[int, float]] | None = None,
+          evals: list[tuple[int, float]] | None = None) -> Live:
+    return Live(live=kind, text=text, steps=list(steps or []), evals=list(evals or []))
 
 
 def progress_text(ev: dict[str, Any], total: int | None) -> str:
@@ -34,10 +58,6 @@ def final_text(kind: str, ev: dict[str, Any], steps: list[tuple[int, float]],
 
 def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) -> Any:
     """Training and validation loss as a Plotly figure."""
-    import plotly.graph_objects as go
-
-    from tools.evaluate.report import LEGEND_BELOW
-
     fig = go.Figure()
     fig.add_scatter(x=[s for s, _ in steps], y=[v for _, v in steps], name="training loss", mode="lines")
     if evals:
@@ -47,67 +67,40 @@ def loss_figure(steps: list[tuple[int, float]], evals: list[tuple[int, float]]) 
     return fig
 
 
-async def _draw(chart: cl.Message | None, steps: list[tuple[int, float]],
-                evals: list[tuple[int, float]]) -> cl.Message:
-    """One loss chart per run, redrawn in place (the old figure is removed, not stacked)."""
-    fig: Any = cl.Plotly(name="loss", figure=loss_figure(steps, evals), display="inline")
-    if chart is None:
-        chart = cl.Message(content="Loss (training and validation):", elements=[fig])
-        await chart.send()
-        return chart
-    for old in chart.elements:
-        await old.remove()
-    chart.elements = [fig]
-    await chart.update()
-    return chart
-
-
-async def watch_run(run_dir: str, qid: int, since: int = 0) -> None:
-    """Render the run until it ends (its Stop button answers question `qid`); the outcome is read afterwards."""
-    from tools import jobs
-    from tools.train.events import tail_events
-
+async def follow_run(run_dir: str, since: int = 0) -> AsyncIterator[Live]:
+    """What the live view shows of the run, from byte `since` of its events until it ends (its outcome is read by
+    the graph afterwards)."""
     offset, total = since, None
     steps: list[tuple[int, float]] = []
     evals: list[tuple[int, float]] = []
-    status = cl.Message(content="Training is starting (loading the model)…", metadata={"mtw_live": run_dir},
-                        actions=[cl.Action(name="answer", payload={"qid": qid, "value": "stop", "label": "Stop"},
-                                           label="Stop")])
-    await status.send()
-    chart: cl.Message | None = None
     last_chart = 0.0
     loop = asyncio.get_running_loop()
     while True:
         events, offset = await asyncio.to_thread(tail_events, run_dir, offset)
+        line = ""
         for ev in events:
             kind = ev.get("type")
             if kind == "start":
                 total = ev.get("total_steps") or ev.get("max_steps")
             elif kind == "step":
                 steps.append((ev["step"], ev["loss"]))
-                status.content = progress_text(ev, total)
+                line = progress_text(ev, total)
             elif kind == "eval" and ev.get("val_loss") is not None:
                 evals.append((ev["step"], ev["val_loss"]))
             elif kind == "diagnosis":
-                await cl.Message(content=f"⚠️ {ev['message']}\n\n**Fix:** {ev.get('fix_text') or ev.get('fix')}").send()
+                yield _live("note", f"⚠️ {ev['message']}\n\n**Fix:** {ev.get('fix_text') or ev.get('fix')}")
             elif kind in TERMINAL:
-                await status.remove_actions()
-                status.content = final_text(kind, ev, steps, evals)
-                status.metadata = {}
-                await status.update()
+                yield _live("end", final_text(kind, ev, steps, evals))
                 if steps:
-                    await _draw(chart, steps, evals)
+                    yield _live("chart", steps=steps, evals=evals)
                 return
-        if events:
-            await status.update()
+        if line:
+            yield _live("line", line)
         if steps and loop.time() - last_chart > CHART_EVERY_S:
             last_chart = loop.time()
-            chart = await _draw(chart, steps, evals)
+            yield _live("chart", steps=steps, evals=evals)
         record = await asyncio.to_thread(jobs.get_run, run_dir)
         if record.status == "lost":
-            await status.remove_actions()
-            status.content = "Training ended without saying why."
-            status.metadata = {}
-            await status.update()
+            yield _live("end", LOST)
             return
         await asyncio.sleep(POLL_S)

@@ -96,7 +96,8 @@ def baseline(cap_s: float) -> list[dict[str, Any]]:
     time limit. Read as they stream, and left at `cap_s` (the figure is then "more than cap_s")."""
     from assistant import prompts
     from tools import ollama_api
-    from tools.dataset.draft import SYSTEM, ChatBatch, _draft_prompt
+    from tools.dataset.draft import SYSTEM, _draft_prompt
+    from tools.dataset.drafted import ChatBatch
     from tools.project import ProjectSpec
     from tools.settings import assistant_model
 

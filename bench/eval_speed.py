@@ -8,8 +8,10 @@ requests), each answered by base and tuned:
   a fixed cap of 256 new tokens.
 - **pytorch**: the in-process path now: threads = the cores free at the moment, bf16 weights where the CPU
   multiplies bf16 natively, the cap from the sample dataset's answers (limits.answer_cap).
-- **llama.cpp**: one llama-server on the GGUF with the adapter converted to a GGUF adapter, scale 0 / 1 per
-  request, 4 slots, the same cap.
+- **llama.cpp one**: one llama-server on the GGUF with the adapter converted to a GGUF adapter, scale 0 / 1 per
+  request, 4 slots, the same cap: the sides one after the other (llama.cpp batches only requests of one scale).
+- **llama.cpp pair**: two llama-servers, the base's with no adapter and the tuned one's with it applied, half the
+  threads each, both sides at the same time (what `mtw eval` does with two or more free cores).
 
     python bench/eval_speed.py                      # 10 prompts, all three paths (the old one takes longest)
     python bench/eval_speed.py --skip old --json /tmp/eval_speed.json
@@ -88,7 +90,7 @@ def timed(name: str, answer: Any) -> dict[str, Any]:
 def main() -> None:
     import torch
 
-    from tools.evaluate.engine import SLOTS, LlamaAnswers, LlamaServer, adapter_gguf, find_llama_server, slot_context
+    from tools.evaluate.engine import LAYOUTS, adapter_gguf, answer_sides, find_llama_server
     from tools.evaluate.generate import generate, in_process_generator, variant
     from tools.evaluate.limits import answer_cap, answer_lengths, free_threads
     from tools.evaluate.suite import BUILTIN
@@ -119,11 +121,18 @@ def main() -> None:
             print("llama.cpp: skipped (set LLAMA_CPP_DIR)", flush=True)
         else:
             lora = adapter_gguf(run, gguf, converter)
-            slots = min(SLOTS, len(prompts))
-            need = slot_context([len(LlamaAnswers.render(tok, p)) for p in prompts], cap)
-            with LlamaServer(server, gguf, lora=lora, threads=free_threads(), slots=slots, slot_context=need) as srv:
-                answers = LlamaAnswers(srv, tok, max_new_tokens=cap, slots=slots)
-                results.append(timed("llama.cpp", lambda v: answers(prompts, v)))
+            threads = max(free_threads(), min(2, cores))
+            for layout in LAYOUTS:
+                # both sides in one call: a layout answers them one after the other or at the same time
+                made: dict[str, Any] = {}
+
+                def sides(which: str, layout: str = layout, made: dict[str, Any] = made) -> Any:
+                    if not made:
+                        made.update(answer_sides(server, gguf, lora, tok, prompts, cap, None, layout=layout,
+                                                 threads=threads))
+                    return made[which]
+
+                results.append(timed(f"llama.cpp {layout}", sides))
     if "old" not in args.skip:
         torch.set_num_threads(cores)
 

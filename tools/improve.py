@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +12,7 @@ from tools.dataset.coverage import category_name, classify_keywords
 from tools.dataset.draft import BATCH
 from tools.dataset.model import Example
 from tools.evaluate.playground import Rating
+from tools.evaluate.report_model import EvalReport
 from tools.project import ProjectSpec
 
 TARGET_SCORE = 4.0
@@ -62,20 +63,20 @@ def _area(areas: dict[str, WeakArea], key: str, name: str, focus: str) -> WeakAr
     return areas[key]
 
 
-def _judged(report: dict[str, Any], areas: dict[str, WeakArea], rows: dict[str, CategoryRow]) -> None:
+def _judged(report: EvalReport, areas: dict[str, WeakArea], rows: dict[str, CategoryRow]) -> None:
     """Judge scores of the tuned answers, grouped by the PM task kind of each test prompt."""
     scores: dict[str, list[float]] = defaultdict(list)
     criteria: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     texts: dict[str, str] = {}
-    for row in report.get("prompts") or []:
-        tuned = row.get("tuned") or {}
-        if tuned.get("judge_mean") is None:
+    for row in report.prompts:
+        tuned = row.tuned
+        if tuned.judge_mean is None:
             continue
-        key = classify_keywords(row.get("prompt", "")) or f"test:{row.get('category', 'other')}"
-        scores[key].append(float(tuned["judge_mean"]))
-        texts.setdefault(key, row.get("prompt", ""))
-        for c, v in (tuned.get("judge") or {}).items():
-            criteria[key][c].append(int(v["score"]))
+        key = classify_keywords(row.prompt) or f"test:{row.category}"
+        scores[key].append(tuned.judge_mean)
+        texts.setdefault(key, row.prompt)
+        for c, v in (tuned.judge or {}).items():
+            criteria[key][c].append(v.score)
     for key, vals in scores.items():
         mean = sum(vals) / len(vals)
         if mean >= TARGET_SCORE:
@@ -108,10 +109,9 @@ def _rated(ratings: Sequence[Rating], areas: dict[str, WeakArea], rows: dict[str
         area.severity = max(area.severity, (TARGET_SCORE - mean) / (TARGET_SCORE - 1))
 
 
-def _labels(report: dict[str, Any], areas: dict[str, WeakArea], rows: dict[str, CategoryRow]) -> None:
+def _labels(report: EvalReport, areas: dict[str, WeakArea], rows: dict[str, CategoryRow]) -> None:
     """A classifier's labels with a low F1 on the held-out texts."""
-    per_label = ((report.get("heldout") or {}).get("tuned") or {}).get("per_label") or {}
-    for label, prf in per_label.items():
+    for label, prf in report.held_out("tuned").per_label.items():
         f1 = float(prf.get("f1", 0.0))
         if f1 >= WEAK_F1:
             continue
@@ -139,18 +139,19 @@ def _allocate(areas: list[WeakArea], budget: int) -> None:
     areas[0].draft = max(BATCH, areas[0].draft + budget - sum(a.draft for a in areas))
 
 
-def plan_round(spec: ProjectSpec, examples: Sequence[Example], *, report: dict[str, Any] | None = None,
-               ratings: Sequence[Rating] = ()) -> RoundPlan:
+def plan_round(spec: ProjectSpec, examples: Sequence[Example], *,
+               report: EvalReport | Mapping[str, Any] | None = None, ratings: Sequence[Rating] = ()) -> RoundPlan:
     """The next round of the guide's iterative rounds: the weakest areas, each with its reasons and a draft count.
 
-    `report` is RUN_DIR/eval/report.json (judge scores per test prompt; a classifier's per-label F1),
-    `ratings` what the user rated while trying the model (tools/evaluate/playground.load_ratings), and
-    coverage comes from the dataset itself. Fewer than 50 examples is still the foundation round.
+    `report` is RUN_DIR/eval/report.json, as loaded or as its JSON (judge scores per test prompt; a classifier's
+    per-label F1), `ratings` what the user rated while trying the model (tools/evaluate/playground.load_ratings),
+    and coverage comes from the dataset itself. Fewer than 50 examples is still the foundation round.
     """
     cov = category_coverage(examples, spec)
     rows = {r.key: r for r in cov.rows}
     areas: dict[str, WeakArea] = {}
     if report:
+        report = report if isinstance(report, EvalReport) else EvalReport.model_validate(report)
         _judged(report, areas, rows)
         _labels(report, areas, rows)
     _rated(ratings, areas, rows)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tools.db import connect
 from tools.errors import UsageError
+from tools.run_events import TERMINAL, final_event
 from tools.settings import get_settings
 
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ def record_start(run_dir: Path | str, cfg: TrainConfig, *, dataset_version: str,
 
 def record_outcome(run_dir: Path | str, final: dict[str, Any]) -> None:
     """Store how a run ended, from its final event (done, stopped or failed)."""
-    status = {"done": "done", "stopped": "stopped"}.get(final.get("type", ""), "failed")
+    # a run's status is the word of the event that ended it; anything else there is a failure
+    status = t if (t := final.get("type", "")) in TERMINAL else "failed"
     message = final.get("message") or (f"adapter in {final['adapter']}" if final.get("adapter") else None)
     _upsert(Path(run_dir), status=status, ended=_now(), message=message,
             metrics=json.dumps(final.get("metrics") or {}))
@@ -233,7 +235,7 @@ def run_outcome(run_dir: Path | str) -> dict[str, Any]:
 
     run = Path(run_dir)
     events = read_events(run)
-    final = next((e for e in reversed(events) if e.get("type") in ("done", "stopped", "failed")), None)
+    final = final_event(events)
     steps = [e for e in events if e.get("type") == "step"]
     diagnosis = next((e for e in reversed(events) if e.get("type") == "diagnosis"), None)
     if final is None:

@@ -14,6 +14,7 @@ from tools.db import connect
 from tools.errors import UsageError, WorkspaceError
 from tools.fileio import atomic_write_json
 from tools.settings import get_settings
+from tools.vocabulary import DEFAULT_PRESET, PresetName
 
 TaskType = Literal["generation", "classification", "entity_extraction"]
 TASK_TYPES: tuple[TaskType, ...] = ("generation", "classification", "entity_extraction")
@@ -40,7 +41,7 @@ class ProjectSpec(BaseModel):
     entity_types: list[str] = Field(default_factory=list, description="Entity kinds (entity extraction only).")
     base_model: str = Field(default=DEFAULT_BASE, description="Catalog key, Hugging Face id or local folder; the "
                                                               "guide's base means 'the best for this machine'.")
-    preset: Literal["documents", "communications", "balanced"] = "balanced"
+    preset: PresetName = DEFAULT_PRESET
 
     def missing(self) -> list[str]:
         """The slots the interview still has to fill, in the order it asks them."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from tools.db import connect
 from tools.errors import UsageError
+from tools.evaluate.report_model import load_report
 
 _VERSIONED = re.compile(r"^(?P<stem>.+?)-v(?P<version>\d+)$", re.IGNORECASE)
 _COLUMNS = ("name", "stem", "version", "base_model", "route", "dataset_hash", "run_id", "run_dir", "eval_scores",
@@ -209,11 +210,11 @@ def run_judgements(run_dir: str | Path) -> int:
 
 def run_scores(run_dir: str | Path) -> dict[str, float]:
     """The tuned model's numbers from a run's eval report (RUN_DIR/eval/report.json); empty when it has none."""
-    path = Path(run_dir) / "eval" / "report.json"
     try:
-        return tuned_scores(flatten_scores(json.loads(path.read_text(encoding="utf-8"))))
+        report = load_report(run_dir)
     except (OSError, ValueError):
         return {}
+    return tuned_scores(flatten_scores(report.as_json())) if report else {}
 
 
 def eval_report(record: ModelRecord) -> dict[str, float]:

@@ -45,13 +45,9 @@ def can_draft(state: WizardState) -> bool:
 
 def store_of(state: WizardState) -> DatasetStore:
     """The project's one dataset; the file it uses now is taken in first when the store is still empty."""
-    from tools.dataset.readers import read_dataset
+    from tools.dataset.intake import seed
 
-    store = DatasetStore(spec_of(state).name)
-    if not store.examples() and dataset_of(state).get("data_path"):
-        for ex in read_dataset(dataset_of(state)["data_path"]).examples:
-            store.add(ex.model_copy(update={"line": None}))
-    return store
+    return seed(DatasetStore(spec_of(state).name), dataset_of(state).get("data_path"))
 
 
 def _first_words(text: str, n: int = FIRST_WORDS) -> str:
@@ -61,7 +57,7 @@ def _first_words(text: str, n: int = FIRST_WORDS) -> str:
 
 def _category(ex: Example) -> str:
     from tools.dataset.coverage import category_name, classify_keywords
-    from tools.evaluate.metrics import bio_spans
+    from tools.dataset.spans import bio_spans
 
     if ex.kind == "classification":
         return str(ex.label)
@@ -73,7 +69,7 @@ def _category(ex: Example) -> str:
 
 def _shown(ex: Example) -> str:
     """An example as the chat shows it: each turn (or field) on its own, the role in bold."""
-    from tools.dataset.draft import example_to_text
+    from tools.dataset.example_text import example_to_text
 
     if ex.kind != "chat":
         return inert(example_to_text(ex))
@@ -222,7 +218,7 @@ async def on_review(state: WizardState, runtime: Runtime[WizardContext]) -> Comm
 @routes(asks=(Node.on_edit_example,))
 def edit_example(state: WizardState) -> Command[Any]:
     """Show the example as editable text; the user's next message is the edited example."""
-    from tools.dataset.draft import example_to_text
+    from tools.dataset.example_text import example_to_text
 
     editing = drafting_of(state).get("editing") or {}
     if editing.get("id"):
@@ -240,7 +236,7 @@ def edit_example(state: WizardState) -> Command[Any]:
 @routes(Node.review_draft, Node.show_dataset, Node.listen)
 def on_edit_example(state: WizardState) -> Command[Any]:
     """Check the edited text; keep it (a draft goes into the dataset, a table row is replaced) or say what is wrong."""
-    from tools.dataset.draft import parse_example_text
+    from tools.dataset.example_text import parse_example_text
 
     editing = drafting_of(state).get("editing") or {}
     back = Node.show_dataset if editing.get("id") else Node.review_draft

@@ -13,13 +13,13 @@ from assistant.conversation import ask, go
 from assistant.nodes import Node, routes
 from assistant.state import WizardState, dataset_of, deploy_of, drafting_of, spec_of, train_of
 from assistant.ui_events import inert, say, stage
+from tools.dataset.sniff import DATASET_SUFFIXES
 from tools.errors import MTWError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLES = {"classification": EXAMPLES / "pm_task_types.jsonl", "generation": EXAMPLES / "pm_dataset.jsonl"}
-ACCEPT = [".jsonl", ".json", ".csv", ".tsv", ".txt"]
+ACCEPT = list(DATASET_SUFFIXES)
 SHOWN_ISSUES = 8
-IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"%PDF")
 
 
 def _plural(n: int, word: str) -> str:
@@ -93,91 +93,43 @@ def ask_file(state: WizardState) -> Command[Any]:
                choices={"back": "Choose another way"})
 
 
-def unreadable_upload(path: Path, name: str) -> str:
-    """Why an upload cannot be a dataset, in one sentence with the fix; "" when it may be one."""
-    try:
-        size = path.stat().st_size
-        head = path.open("rb").read(16)
-    except OSError as exc:
-        return f"I could not read {name} ({exc.strerror}). Please attach it again."
-    if size == 0:
-        return f"**{name}** is empty (0 bytes). Attach the file that has your examples in it."
-    if head.startswith(IMAGE_MAGIC):
-        return (f"**{name}** looks like an image or a PDF, not a file of examples. Attach a JSONL, JSON, CSV or "
-                "TSV file (one example per line or row).")
-    return ""
-
-
 @routes(Node.check_data, Node.choose_data, Node.listen)
 async def receive_file(state: WizardState) -> Command[Any]:
     """Take an uploaded file into the project as its own version (nothing is overwritten), then check it."""
+    from tools.dataset.intake import UploadRefused, take_upload
+
     intent = state["intent"]
     if intent.get("kind") != "file":
         return go(Node.choose_data)
     upload = intent["value"]
     src, name = Path(upload["path"]), Path(str(upload.get("name") or "upload")).name
-    problem = unreadable_upload(src, name)
-    if problem:
-        say(problem)
-        return go(Node.listen)
-    from tools.dataset.store import DatasetStore
-
+    data = dataset_of(state)
     try:
-        dest = await asyncio.to_thread(keep_upload, spec_of(state).name, src, name)
-        drafted = await asyncio.to_thread(lambda: bool(DatasetStore(spec_of(state).name).examples()))
-        # the project has one dataset: an upload after drafting (or with "add more") joins it, never replaces it
-        if (dataset_of(state).get("adding") and dataset_of(state).get("data_path")) or drafted:
-            current = Path(dataset_of(state).get("data_path") or dest)
-            dest, added, already = await asyncio.to_thread(combine, spec_of(state).name, current, dest)
-            if not added:
-                say(f"Every example in **{name}** is in your dataset already, so nothing was added.")
-            else:
-                say(f"Added {_plural(added, 'new example')} from **{name}** to your dataset"
-                    + (f" ({_plural(already, 'example')} of it {'was' if already == 1 else 'were'} in it already, "
-                       "so I left them out)." if already else "."))
+        taken = await asyncio.to_thread(take_upload, spec_of(state).name, src, name,
+                                        "add" if data.get("adding") else "new", data.get("data_path") or None)
+    except UploadRefused as exc:
+        say(exc.words(f"**{name}**"))
+        return go(Node.listen)
     except MTWError as exc:
         say(f"{exc.message} {exc.fix}")
         return go(Node.listen)
-    return go(Node.check_data, {"data_path": str(dest), "adding": False})
-
-
-def keep_upload(project: str, src: Path, name: str) -> Path:
-    """Take an upload into the project as its own version: same-name uploads never overwrite each other."""
-    from tools.dataset.store import DatasetStore
-
-    return DatasetStore(project).import_file(src, name=name).path
-
-
-def combine(project: str, current: Path, more: Path) -> tuple[Path, int, int]:
-    """A new version of the project's dataset: what it holds (or the current file) plus the new file's examples
-    that it does not hold yet (the same file uploaded twice adds nothing). Returns the version's file, how many
-    examples were added and how many were in it already."""
-    from tools.dataset.duplicates import fingerprint
-    from tools.dataset.readers import read_dataset
-    from tools.dataset.store import DatasetStore
-
-    store = DatasetStore(project)
-    if not store.examples():
-        for ex in read_dataset(current).examples:
-            store.add(ex.model_copy(update={"line": None}))
-    held = {fingerprint(ex) for ex in store.examples()}
-    added = already = 0
-    for ex in read_dataset(more).examples:
-        ex = ex.model_copy(update={"line": None})
-        if fingerprint(ex) in held:
-            already += 1
-            continue
-        held.add(fingerprint(ex))
-        store.add(ex)
-        added += 1
-    return store.save(note=f"added {more.name}").path, added, already
+    if taken.added == 0:
+        say(f"Every example in **{name}** is in your dataset already, so nothing was added.")
+    elif taken.added is not None:
+        already = taken.already
+        say(f"Added {_plural(taken.added, 'new example')} from **{name}** to your dataset"
+            + (f" ({_plural(already, 'example')} of it {'was' if already == 1 else 'were'} in it already, "
+               "so I left them out)." if already else "."))
+    return go(Node.check_data, {"data_path": str(taken.version.path), "adding": False})
 
 
 @routes(Node.check_data)
 def use_sample(state: WizardState) -> Command[Any]:
     """Copy the sample dataset into the project so the user can try the whole journey."""
+    from tools.dataset.store import DatasetStore
+
     src = SAMPLES[spec_of(state).task_type or "generation"]
-    dest = keep_upload(spec_of(state).name, src, src.name)
+    dest = DatasetStore(spec_of(state).name).import_file(src, name=src.name).path
     say(f"Copied the sample dataset to `{dest}`.")
     return go(Node.check_data, {"data_path": str(dest)})
 
@@ -212,9 +164,9 @@ async def check_data(state: WizardState) -> Command[Any]:
     nudge: dict[str, Any] = {}
     if report.examples:
         from assistant.stages.author import coverage
-        from tools.dataset.readers import read_dataset
+        from tools.dataset.parsed import rows_of
 
-        examples = (await asyncio.to_thread(read_dataset, path)).examples
+        examples = await asyncio.to_thread(rows_of, path)
         nudge = coverage(spec_of(state), examples)
     too_few = bool(errors) and all(i.code == "too_few_examples" for i in errors)
     return go(Node.decide_after_check, {"data_ok": report.ok, "data_errors": len(errors), "too_few": too_few,

@@ -94,7 +94,7 @@ def on_privacy(state: WizardState) -> Command[Any]:
 async def draft_document(state: WizardState, runtime: Runtime[WizardContext]) -> Command[Any]:
     """Draft from the next few passages of the document; each draft is reviewed with its passage."""
     from tools.dataset.documents import read_document
-    from tools.dataset.draft import draft_from_document
+    from tools.dataset.grounded import draft_from_document
 
     doc_state = dict(dataset_of(state).get("document") or {})
     start = int(doc_state.get("next", 0))

@@ -18,6 +18,7 @@ from assistant.nodes import Node, routes
 from assistant.state import WizardState, deploy_of, evaluate_of, playground_of, train_of
 from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
+from tools.evaluate.report_model import load_report
 
 SCORED_ANSWERS = 3
 SCORED_CRITERIA = ("format", "tone")
@@ -208,14 +209,14 @@ def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, An
 def score_answer(state: WizardState) -> Command[Any]:
     """Ask the user to score the tuned model's answers (format, then tone) so the judge can be checked."""
     run_dir = Path(train_of(state)["run_dir"])
-    report = json.loads((run_dir / "eval" / "report.json").read_text(encoding="utf-8"))
-    prompts = report.get("prompts", [])[:SCORED_ANSWERS]
+    report = load_report(run_dir)
+    prompts = report.prompts[:SCORED_ANSWERS] if report else []
     i, c = evaluate_of(state).get("score_index", 0), evaluate_of(state).get("score_criterion", 0)
     if i >= len(prompts):
         return go(Node.report_agreement)
     item, criterion = prompts[i], SCORED_CRITERIA[c]
-    answer = str((item.get("tuned") or {}).get("answer", ""))[:1200]
-    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(str(item['prompt']))}**\n\n"
+    answer = item.tuned.answer[:1200]
+    return ask(state, f"Answer {i + 1} of {len(prompts)} — **{inert(item.prompt)}**\n\n"
                       f"> {inert(answer) or '(empty answer)'}"
                       f"\n\nHow good is its **{criterion}**, 1 (poor) to 5 (exactly what you would write)?",
                then=Node.on_score, stage="evaluate", choices={str(n): str(n) for n in range(1, 6)},
@@ -228,10 +229,12 @@ def on_score(state: WizardState) -> Command[Any]:
     from tools.evaluate.agreement import record_user_scores
 
     run_dir = Path(train_of(state)["run_dir"])
-    report = json.loads((run_dir / "eval" / "report.json").read_text(encoding="utf-8"))
+    report = load_report(run_dir)
     i, c = evaluate_of(state).get("score_index", 0), evaluate_of(state).get("score_criterion", 0)
-    item = report.get("prompts", [])[i]
-    record_user_scores(run_dir, item["id"], "tuned", {SCORED_CRITERIA[c]: int(state["intent"]["value"])})
+    item = report.prompts[i] if report else None
+    if item is None:  # the report went away between the question and the answer: nothing to score
+        return go(Node.report_agreement)
+    record_user_scores(run_dir, item.id, "tuned", {SCORED_CRITERIA[c]: int(state["intent"]["value"])})
     c += 1
     if c == len(SCORED_CRITERIA):
         i, c = i + 1, 0

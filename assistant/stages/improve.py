@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
@@ -15,11 +13,7 @@ from assistant.nodes import Node, routes
 from assistant.stages.author import can_draft, round_focus, store_of
 from assistant.state import WizardState, drafting_of, spec_of, train_of
 from assistant.ui_events import say, stage, table
-
-
-def _report(run_dir: str) -> dict[str, Any] | None:
-    path = Path(run_dir) / "eval" / "report.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+from tools.evaluate.report_model import load_report
 
 
 @routes(Node.choose_next, asks=(Node.on_improve,))
@@ -32,7 +26,7 @@ async def plan_improvement(state: WizardState) -> Command[Any]:
     spec = spec_of(state)
     run_dir = str(train_of(state).get("run_dir") or "")
     store = await asyncio.to_thread(store_of, state)
-    report = await asyncio.to_thread(_report, run_dir) if run_dir else None
+    report = await asyncio.to_thread(load_report, run_dir) if run_dir else None
     ratings = await asyncio.to_thread(load_ratings, run_dir) if run_dir else []
     plan = await asyncio.to_thread(plan_round, spec, store.examples(), report=report, ratings=ratings)
     if not plan.areas:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from assistant.nodes import TRY_BACK, Node, routes
 from assistant.state import WizardState, evaluate_of, playground_of, spec_of, train_of
 from assistant.ui_events import say, stage, table
 from tools.errors import MTWError
+from tools.evaluate.report_model import PromptRow, load_report
 from tools.project import project_dir, slugify
 
 DONE = {"done", "done trying", "stop trying", "enough", "that's enough", "finished"}
@@ -145,11 +145,9 @@ def on_wanted(state: WizardState) -> Command[Any]:
 # ---------------------------------------------------------------- "which is better?" in the comparison
 
 
-def _prompts(state: WizardState) -> list[dict[str, Any]]:
-    path = Path(train_of(state)["run_dir"]) / "eval" / "report.json"
-    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return [p for p in report.get("prompts", []) if (p.get("base") or {}).get("answer")
-            and (p.get("tuned") or {}).get("answer")]
+def _prompts(state: WizardState) -> list[PromptRow]:
+    report = load_report(train_of(state)["run_dir"])
+    return report.answered() if report else []
 
 
 @routes(Node.choose_next, asks=(Node.on_judge,))
@@ -160,9 +158,9 @@ def judge_answers(state: WizardState) -> Command[Any]:
         say(f"That was every answer of the comparison ({counted(state)}).")
         return go(Node.choose_next, {"judge_index": 0})
     item = prompts[i]
-    left, right = str(item["base"]["answer"])[:1200], str(item["tuned"]["answer"])[:1200]
+    left, right = item.base.answer[:1200], item.tuned.answer[:1200]
     where, finished = after_training(state)
-    return ask(state, f"Prompt {i + 1} of {len(prompts)} — **{item['prompt']}**\n\n**Left** (base model):\n> "
+    return ask(state, f"Prompt {i + 1} of {len(prompts)} — **{item.prompt}**\n\n**Left** (base model):\n> "
                       f"{left}\n\n**Right** (tuned model):\n> {right}\n\nWhich is better?", then=Node.on_judge,
                stage=where, finished=finished, free_text=True,
                choices={"left": "Left is better", "right": "Right is better", "same": "About the same",
@@ -184,8 +182,8 @@ def on_judge(state: WizardState) -> Command[Any]:
         return go(Node.listen)
     i = int(playground_of(state).get("judge_index") or 0)
     item = _prompts(state)[i]
-    first = {"prompt": item["prompt"], "answer": item["base"]["answer"], "which": "base", "source": "local"}
-    second = {"prompt": item["prompt"], "answer": item["tuned"]["answer"], "which": "tuned", "source": "local"}
+    first = {"prompt": item.prompt, "answer": item.base.answer, "which": "base", "source": "local"}
+    second = {"prompt": item.prompt, "answer": item.tuned.answer, "which": "tuned", "source": "local"}
     if keep_pick(state, first, second, pick):
         say(f"Kept ({counted(state)}).")
     return go(Node.judge_answers, {"judge_index": i + 1})

@@ -12,9 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.uploads import MAX_NAME, project_copy, refusal, safe_name, share_file
+from assistant.uploads import MAX_NAME, safe_name, share_file
 from tests.reliability.chat import Chat, plain_interview
 from tests.reliability.conftest import cookie_header, signed_in_client, socket_session
+from tools.dataset.intake import kept_copy
+from tools.dataset.sniff import upload_refusal as refusal
+from tools.dataset.store import DatasetStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
@@ -193,21 +196,22 @@ async def test_an_upload_the_project_keeps_is_stored_once_and_still_shown_when_r
 
 
 def test_the_projects_copy_is_found_by_its_bytes_and_the_chats_copy_becomes_that_file(tmp_path: Path):
-    project = tmp_path / "project"
-    kept = project / "dataset" / "versions" / "0123abcd.jsonl"
-    kept.parent.mkdir(parents=True)
-    kept.write_bytes(STORIES)
-    (project / "same-size.jsonl").write_bytes(STORIES.replace(b"shopper", b"Shopper"))
+    sent = tmp_path / "sent"
+    sent.mkdir()
+    (sent / "stories.jsonl").write_bytes(STORIES)
+    (sent / "same-size.jsonl").write_bytes(STORIES.replace(b"shopper", b"Shopper"))
+    kept = DatasetStore("project").import_file(sent / "stories.jsonl", name="stories.jsonl").path
+    DatasetStore("project").import_file(sent / "same-size.jsonl", name="same-size.jsonl")
     upload = tmp_path / "chat" / "stories.jsonl"
     upload.parent.mkdir()
     upload.write_bytes(STORIES)
-    assert project_copy(project, upload) == kept
+    assert kept_copy("project", upload) == kept
     share_file(kept, upload)
     assert upload.samefile(kept)
     assert upload.read_bytes() == STORIES
     assert [p.name for p in upload.parent.iterdir()] == ["stories.jsonl"]  # no link left half made
-    assert project_copy(project, tmp_path / "gone.jsonl") is None
-    assert project_copy(tmp_path / "no-project", upload) is None
+    assert kept_copy("project", tmp_path / "gone.jsonl") is None
+    assert kept_copy("no-project", upload) is None
 
 
 @pytest.mark.reliability

@@ -11,7 +11,7 @@ from typing import Literal
 from tools.dataset.coverage import CATEGORIES, classify, classify_keywords
 from tools.dataset.draft import BATCH
 from tools.dataset.model import Example
-from tools.evaluate.metrics import bio_spans
+from tools.dataset.spans import bio_spans
 from tools.project import ProjectSpec
 
 ESSENTIAL_GROUPS = ("requirements", "planning", "communication", "analytics")

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 from tools import sense
 from tools.dataset.checks import NEAR_DUP_THRESHOLD, fingerprint, privacy_issues, row_issues, signature
-from tools.dataset.documents import Document, Passage
+from tools.dataset.drafted import (
+    ChatBatch,
+    Critique,
+    CritiqueReply,
+    DraftBatch,
+    DraftedChat,
+    DraftedEntities,
+    DraftedLabel,
+    EntityBatch,
+    LabelBatch,
+)
+from tools.dataset.example_text import example_to_text
 from tools.dataset.model import Example, Issue, Message
 from tools.dataset.readers import bio_from_spans
 from tools.errors import LLMTimeout, StructuredOutputError, UsageError
-from tools.evaluate.metrics import bio_spans
 from tools.llm_protocol import StructuredLLM
 from tools.project import ProjectSpec
 
@@ -28,96 +36,13 @@ MAX_ROUNDS = 3
 SHOWN_EXISTING = 8
 
 
-# ---------------------------------------------------------------- structured output schemas (one per task type)
-
-
-# lengths in characters: room for the dataset's own answers (800-1,200 characters), and a bound on a looping model
-REQUEST_CHARS = 600
-ANSWER_CHARS = 2400
-
-
-class DraftedChat(BaseModel):
-    """A request a user would type and the answer the tuned model should give."""
-
-    model_config = ConfigDict(extra="forbid")
-    request: str = Field(description="What the user asks, in their own words.", max_length=REQUEST_CHARS)
-    answer: str = Field(description="The ideal answer, in the house style.", max_length=ANSWER_CHARS)
-
-
-class DraftedLabel(BaseModel):
-    """A text and the class it belongs to."""
-
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(description="A realistic input text.", max_length=ANSWER_CHARS)
-    label: str = Field(description="Its class, exactly one of the allowed labels.", max_length=80)
-
-
-class DraftedEntity(BaseModel):
-    """One entity mention, copied exactly from the text."""
-
-    model_config = ConfigDict(extra="forbid")
-    mention: str = Field(description="The exact words from the text.", max_length=120)
-    label: str = Field(description="The entity type.", max_length=80)
-
-
-class DraftedEntities(BaseModel):
-    """A text and the entities in it."""
-
-    model_config = ConfigDict(extra="forbid")
-    text: str = Field(max_length=ANSWER_CHARS)
-    entities: list[DraftedEntity] = Field(default_factory=list, json_schema_extra={"maxItems": 12})
-
-
-class DraftBatch(BaseModel):
-    """A batch of drafted items; each task type narrows what an item is."""
-
-    model_config = ConfigDict(extra="forbid")
-    examples: list[Any]
-
-
-class ChatBatch(DraftBatch):
-    """Drafted chat examples."""
-
-    examples: list[DraftedChat]
-
-
-class LabelBatch(DraftBatch):
-    """Drafted classification examples."""
-
-    examples: list[DraftedLabel]
-
-
-class EntityBatch(DraftBatch):
-    """Drafted entity-extraction examples."""
-
-    examples: list[DraftedEntities]
-
-
-class CritiqueReply(BaseModel):
-    """The model's verdict on one example against the spec."""
-
-    model_config = ConfigDict(extra="forbid")
-    ok: bool = Field(description="True when the example follows the spec.")
-    problems: list[str] = Field(default_factory=list, description="Each way it breaks the spec, one sentence each.")
-    suggestion: str = Field(default="", description="How to fix it, in one or two sentences.")
-
-
-class Critique(BaseModel):
-    """Everything wrong with one example: format issues from the checks, spec problems from the model."""
-
-    ok: bool
-    problems: list[str]
-    suggestion: str = ""
-    issues: list[Issue] = Field(default_factory=list)
-
-
 # ---------------------------------------------------------------- prompts
 
 SYSTEM = ("You write training examples for a fine-tuned model. Follow the project brief exactly, write like a "
           "real person, and answer only with the requested JSON.")
 
 
-def _brief(spec: ProjectSpec) -> str:
+def project_brief(spec: ProjectSpec) -> str:
     lines = [f"Purpose: {spec.purpose or spec.name}"]
     if spec.audience:
         lines.append(f"Audience: {spec.audience}")
@@ -142,7 +67,7 @@ def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example], focus:
         kind = kind.replace("texts", "text").replace("pairs", "pair")
     avoid = "\n".join(f"- {ex.prompt()[:160]}" for ex in list(existing)[-SHOWN_EXISTING:])
     why = "; ".join(dict.fromkeys(turned_away))
-    return (f"{_brief(spec)}\n\nWrite {k} new {kind}."
+    return (f"{project_brief(spec)}\n\nWrite {k} new {kind}."
             + (f" Every one of them is of this kind: {focus}" if focus else "")
             + " Make each one different in topic and wording from the others"
             + (f" and from these existing ones:\n{avoid}" if avoid else ".")
@@ -153,7 +78,7 @@ def _draft_prompt(spec: ProjectSpec, k: int, existing: Sequence[Example], focus:
 # ---------------------------------------------------------------- conversion and gating
 
 
-def _to_examples(batch: DraftBatch, spec: ProjectSpec) -> list[Example | str]:
+def to_examples(batch: DraftBatch, spec: ProjectSpec) -> list[Example | str]:
     """Canonical rows from a drafted batch; a string in place of a row says why it was unusable."""
     return [_to_example(item, spec) for item in batch.examples]
 
@@ -187,7 +112,7 @@ def format_issues(ex: Example) -> list[Issue]:
     return row_issues(ex) + privacy_issues(ex)
 
 
-class _Pool:
+class Pool:
     """Rows already in the dataset or accepted so far, for duplicate and near-duplicate gating."""
 
     def __init__(self, rows: Sequence[Example]) -> None:
@@ -212,7 +137,7 @@ class _Pool:
         self._sigs = sig if self._sigs is None else np.vstack([self._sigs, sig])
 
 
-def _gate(candidates: list[Example | str], pool: _Pool, rejected: list[tuple[Example | None, str]] | None,
+def gate(candidates: list[Example | str], pool: Pool, rejected: list[tuple[Example | None, str]] | None,
           *, prompt: str = "", spec: ProjectSpec | None = None) -> list[Example]:
     accepted = []
     for cand in candidates:
@@ -251,11 +176,11 @@ def _batch_schema(spec: ProjectSpec, k: int = BATCH) -> type[DraftBatch]:
         base = LabelBatch
     elif spec.task_type == "entity_extraction":
         base = EntityBatch
-    return _sized(base, k)
+    return sized(base, k)
 
 
 @cache
-def _sized(base: type[DraftBatch], k: int) -> type[DraftBatch]:
+def sized(base: type[DraftBatch], k: int) -> type[DraftBatch]:
     item: Any = base.model_fields["examples"].annotation
     sized: type[DraftBatch] = create_model(base.__name__, __base__=base, __doc__=base.__doc__,
                                            examples=(item, Field(json_schema_extra={"maxItems": k, "minItems": 1})))
@@ -277,7 +202,7 @@ def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: S
     description, e.g. from tools/dataset/categories.py). No new call starts after `deadline` (time.monotonic());
     `progress(done, n)` follows the drafts kept. StructuredOutputError when not one call gave a usable draft.
     """
-    pool = _Pool(existing)
+    pool = Pool(existing)
     accepted: list[Example] = []
     rounds = MAX_ROUNDS * max(1, -(-n // BATCH))
     size = FIRST_BATCH
@@ -296,7 +221,7 @@ def draft_examples(spec: ProjectSpec, n: int, llm: StructuredLLM, *, existing: S
             turned_away.append("too long or repetitive")
             continue
         out: list[tuple[Example | None, str]] = []
-        kept = _gate(_to_examples(batch, spec), pool, out, prompt=_draft_prompt(spec, k, [], focus), spec=spec)
+        kept = gate(to_examples(batch, spec), pool, out, prompt=_draft_prompt(spec, k, [], focus), spec=spec)
         kept = kept[: n - len(accepted)]
         turned_away += [reason.split(":")[0] for _, reason in out]
         if rejected is not None:
@@ -342,7 +267,7 @@ def critique(example: Example, spec: ProjectSpec, llm: StructuredLLM) -> Critiqu
         shown += f"\nlabel: {example.label}"
     if example.tokens is not None:
         shown = " ".join(f"{t}/{g}" for t, g in zip(example.tokens, example.tags or [], strict=False))
-    prompt = (f"{_brief(spec)}\n\nDoes this training example follow the brief (purpose, audience, style, the "
+    prompt = (f"{project_brief(spec)}\n\nDoes this training example follow the brief (purpose, audience, style, the "
               f"never-do rules)? List every problem.\n\n{shown}")
     reply = llm.structured(prompt, CritiqueReply, system=SYSTEM)
     problems = [i.message for i in issues if i.severity != "info"] + reply.problems
@@ -359,7 +284,7 @@ def augment(examples: Sequence[Example], k: int, llm: StructuredLLM, *, spec: Pr
     Variations that copy `examples` or any of `existing` (the rest of the dataset) are turned away.
     """
     spec = spec or ProjectSpec()
-    pool = _Pool([*existing, *examples])
+    pool = Pool([*existing, *examples])
     out: list[Example] = []
     for ex in examples:
         if ex.kind == "classification":
@@ -374,9 +299,9 @@ def augment(examples: Sequence[Example], k: int, llm: StructuredLLM, *, spec: Pr
             ask = (f"Write {k} variations of this example: reword the request and change its details, and adapt "
                    f"the answer so it stays correct and in the same style.\n\nRequest: {ex.prompt()}\n\n"
                    f"Answer: {ex.answer()}")
-        brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
-        batch = llm.structured(brief + ask, _sized(schema, k), system=SYSTEM)
-        out += _gate(_to_examples(batch, spec_for), pool, rejected, prompt=brief, spec=spec)[:k]
+        brief = project_brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
+        batch = llm.structured(brief + ask, sized(schema, k), system=SYSTEM)
+        out += gate(to_examples(batch, spec_for), pool, rejected, prompt=brief, spec=spec)[:k]
     return out
 
 
@@ -418,10 +343,10 @@ def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: Structur
         raise UsageError("Say how to rewrite the example.", "For example: 'shorter', 'more formal', "
                                                              "'make the persona an admin'.")
     original = fingerprint(example)
-    pool = _Pool([ex for ex in existing if fingerprint(ex) != original])
+    pool = Pool([ex for ex in existing if fingerprint(ex) != original])
     schemas: dict[str, type[BaseModel]] = {"classification": DraftedLabel, "ner": DraftedEntities, "chat": DraftedChat}
     schema = schemas[example.kind]
-    brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
+    brief = project_brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
     prompt = (f"{brief}Rewrite this training example as the user asks: {instruction.strip()}\n"
               f"Change only what the instruction asks for; keep it correct, complete and in the house style."
               f"\n\n{_shown(example)}")
@@ -456,171 +381,3 @@ def rewrite(example: Example, instruction: str, spec: ProjectSpec, llm: Structur
             return cand
     raise StructuredOutputError(f"The assistant could not rewrite this example as asked ({reason}).",
                                 "Try a more specific instruction, or edit the example yourself.")
-
-
-# ---------------------------------------------------------------- editing an example as text
-
-_ROLE_LINE = re.compile(r"^(system|user|assistant)\s*:\s?(.*)$", re.IGNORECASE)
-_FIELD_LINE = re.compile(r"^(text|label|entities)\s*:\s?(.*)$", re.IGNORECASE)
-
-
-def example_to_text(ex: Example) -> str:
-    """The example as editable text: 'User: … / Assistant: …', 'Text: … / Label: …' or 'Text: … / Entities: …'."""
-    if ex.kind == "classification":
-        return f"Text: {ex.text}\nLabel: {ex.label}"
-    if ex.kind == "ner":
-        tokens = ex.tokens or []
-        spans = sorted(bio_spans(ex.tags or []))
-        ents = "; ".join(f"{' '.join(tokens[s:e])} = {t}" for s, e, t in spans)
-        return f"Text: {ex.text}\nEntities: {ents}"
-    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in ex.messages)
-
-
-def parse_example_text(text: str, kind: Literal["chat", "classification", "ner"] = "chat") -> Example:
-    """The edited text back as an example, checked; a UsageError names the line and what is wrong.
-
-    `kind` is the kind of the example being edited (Example.kind): a classifier row is edited as
-    'Text: …' and 'Label: …', an entity row as 'Text: …' and 'Entities: Ana = PERSON; Acme = ORG'.
-    """
-    if not text.strip():
-        raise UsageError("The edited example is empty.", "Write the example, or drop it instead of editing.")
-    ex = _parse_chat(text) if kind == "chat" else _parse_fields(text, kind)
-    errors = [i for i in row_issues(ex) if i.severity == "error"]
-    if errors:
-        raise UsageError(errors[0].message.replace("An example", "The edited example"), _edit_fix(errors[0], kind))
-    return ex
-
-
-_EDIT_FIXES = {
-    "no_assistant": "Add a line that starts with 'Assistant:' followed by the answer.",
-    "role_order": "Write a 'User:' line with the request, then an 'Assistant:' line with its answer, and end with "
-                  "the answer.",
-    "empty_field": "Write the text after each label, or remove the label that has none.",
-}
-
-
-def _edit_fix(issue: Issue, kind: str) -> str:
-    """The fix for an edited example in the chat's own terms (labels to write), not a file format's or a flag's."""
-    if kind == "chat" and issue.code in _EDIT_FIXES:
-        return _EDIT_FIXES[issue.code]
-    return re.sub(r";?\s*--fix [^.;]*[.;]?", ".", issue.fix).replace("..", ".").strip()
-
-
-def _parse_chat(text: str) -> Example:
-    turns: list[tuple[str, list[str]]] = []
-    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
-        hit = _ROLE_LINE.match(line.strip()) if not line[:1].isspace() else None
-        if hit:
-            turns.append((hit.group(1).lower(), [hit.group(2)]))
-        elif turns:
-            turns[-1][1].append(line)
-        elif line.strip():
-            raise UsageError(f"Line {n} ('{line.strip()[:40]}') comes before any 'User:' or 'Assistant:' label.",
-                             "Start the example with 'User:' followed by the request, then 'Assistant:' and the "
-                             "answer.")
-    messages = [Message.model_validate({"role": role, "content": "\n".join(lines).strip()}) for role, lines in turns]
-    return Example(messages=messages)
-
-
-def _parse_fields(text: str, kind: str) -> Example:
-    fields: dict[str, list[str]] = {}
-    current = ""
-    for n, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
-        hit = _FIELD_LINE.match(line.strip())
-        if hit:
-            current = hit.group(1).lower()
-            fields[current] = [hit.group(2)]
-        elif current:
-            fields[current].append(line)
-        elif line.strip():
-            raise UsageError(f"Line {n} ('{line.strip()[:40]}') comes before the 'Text:' label.",
-                             "Start with 'Text:' followed by the text.")
-    body = "\n".join(fields.get("text", [])).strip()
-    if not body:
-        raise UsageError("The edited example has no 'Text:' line (or the text after it is empty).",
-                         "Write 'Text:' followed by the text.")
-    if kind == "classification":
-        label = " ".join(fields.get("label", [])).strip()
-        if not label:
-            raise UsageError("The edited example has no 'Label:' line (or the label is empty).",
-                             "Write 'Label:' followed by one of the project's labels.")
-        return Example.classified(body, label)
-    spans: list[dict[str, Any]] = []
-    cursor = 0
-    for item in filter(None, (e.strip() for e in " ".join(fields.get("entities", [])).split(";"))):
-        mention, eq, label = (part.strip() for part in item.rpartition("="))
-        if not eq or not mention or not label:
-            raise UsageError(f"The entity '{item}' is not written as 'words = TYPE'.",
-                             "List entities as 'Ana = PERSON; Acme Corp = ORG'.")
-        start = body.find(mention, cursor)
-        if start < 0:
-            raise UsageError(f"The entity '{mention}' does not appear in the text (after the entities before it).",
-                             "Copy the words exactly from the text, in the order they appear.")
-        spans.append({"start": start, "end": start + len(mention), "label": label})
-        cursor = start + len(mention)
-    issues: list[Issue] = []
-    ex = bio_from_spans(body, spans, "entities", None, issues)
-    if ex is None:
-        raise UsageError(issues[0].message, issues[0].fix)
-    return ex
-
-
-# ---------------------------------------------------------------- examples from the user's documents
-
-
-@dataclass(frozen=True)
-class GroundedDraft:
-    """A draft written from one passage of a document; the passage is shown with it."""
-
-    example: Example
-    passage: Passage
-
-
-_DOC_ASKS = {
-    "qa": ("questions a reader of this document would ask, each answered from the passage alone",
-           "question"),
-    "instruction": ("instructions a user would give (summarise, draft, list, rewrite) about this passage, each "
-                    "carried out from the passage alone", "instruction"),
-}
-DocStyle = Literal["qa", "instruction"]
-
-
-def _passage_prompt(spec: ProjectSpec, passage: Passage, k: int, style: DocStyle) -> str:
-    what, word = _DOC_ASKS[style]
-    brief = _brief(spec) + "\n\n" if (spec.purpose or spec.name) else ""
-    return (f"{brief}Below is {passage.label}. Write {k} request / answer pairs: {what}. Each request must make "
-            f"sense without the passage in front of the reader (name the feature, project or decision it is "
-            f"about). Answers use only facts stated in the passage, in the house style; never invent names, "
-            f"numbers or dates. Each {word} differs from the others.\n\n--- passage ---\n{passage.text}\n--- end ---")
-
-
-def draft_from_document(doc: Document, spec: ProjectSpec, llm: StructuredLLM, *, per_passage: int = 2,
-                        style: DocStyle = "qa", passages: Sequence[int] | None = None, include_flagged: bool = False,
-                        existing: Sequence[Example] = (), rejected: list[tuple[Example | None, str]] | None = None
-                        ) -> list[GroundedDraft]:
-    """Question/answer (or instruction/answer) drafts grounded in the document's passages, each kept with it.
-
-    Passages with private data (`doc.privacy`) are skipped until the user says they may be used
-    (`include_flagged`); `passages` picks passage numbers (all by default). Every draft passes the same
-    checks and duplicate gate as any other draft.
-    """
-    if spec.task_type not in (None, "generation"):
-        raise UsageError("Drafting from documents writes request / answer pairs, for a model that writes text; "
-                         "this project picks labels or finds entities.",
-                         "Upload labelled examples (CSV or JSONL) instead, or draft them from the project brief.")
-    chosen = set(passages) if passages is not None else None
-    flagged = doc.flagged()
-    pool = _Pool(existing)
-    out: list[GroundedDraft] = []
-    for passage in doc.passages:
-        if chosen is not None and passage.index not in chosen:
-            continue
-        if passage.index in flagged and not include_flagged:
-            if rejected is not None:
-                rejected.append((None, f"{passage.label} was skipped: it holds private data"))
-            continue
-        batch = llm.structured(_passage_prompt(spec, passage, per_passage, style), _sized(ChatBatch, per_passage),
-                               system=SYSTEM)
-        for ex in _gate(_to_examples(batch, spec), pool, rejected, spec=spec)[:per_passage]:
-            out.append(GroundedDraft(example=ex, passage=passage))
-    return out

@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.dataset.checks import MIN_EXAMPLES, validation_path_for
+from tools.dataset.analysis import MIN_EXAMPLES
+from tools.dataset.checks import validation_path_for
 from tools.dataset.duplicates import fingerprint, near_pairs, signatures, word_sets
 from tools.dataset.lengths import MAX_EXAMPLE_CHARS, counter_for, default_context
 from tools.dataset.model import Example, Issue, Message
+from tools.dataset.notes import FileNotes
 from tools.dataset.privacy import redact_secrets
-from tools.dataset.readers import NOT_DATASETS, FileNotes, iter_examples, read_dataset, record_line
+from tools.dataset.readers import NOT_DATASETS, iter_examples, read_dataset
+from tools.dataset.writers import record_line
 from tools.errors import MTWError, UsageError
 from tools.fileio import atomic_writer
 

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from pydantic import ValidationError
 
-from tools.dataset.model import ROLES, Example, Issue, Message, ToolCall
+from tools.dataset.fields import MediaPart, issue, messages, require, text_field, tool_definitions
+from tools.dataset.model import Example, Issue, Message
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                    "system": "system", "bot": "assistant", "model": "assistant", "chatgpt": "assistant",
                    "function_call": "assistant", "observation": "tool", "function": "tool", "tool": "tool"}
-_ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant",
-                 "ai": "assistant", "chatgpt": "assistant", "customer": "user", "developer": "system",
-                 "function": "tool", "observation": "tool", "ipython": "tool"}
 _PROMPT_KEYS = ("prompt", "question", "input", "query")
 _COMPLETION_KEYS = ("completion", "response", "answer", "output")
 _MEDIA_KEYS = ("images", "image", "audios", "audio", "videos", "video")
-_TEXT_PART_TYPES = ("text", "input_text", "output_text")
-
-
-class MediaPart(Exception):
-    """A record carries an image, audio or video: this tool trains on text only."""
 
 
 def detect_format(value: Any) -> str | None:
@@ -56,165 +48,6 @@ def detect_format(value: Any) -> str | None:
     return None
 
 
-def issue(code: str, line: int | None, message: str, fix: str, severity: str = "error") -> Issue:
-    """An Issue from plain arguments (errors by default)."""
-    return Issue(code=code, severity=severity, line=line, message=message, fix=fix)  # type: ignore[arg-type]
-
-
-def _text(value: Any, where: str, line: int, issues: list[Issue]) -> str | None:
-    """A text field: strings pass, content parts are joined (media parts raise MediaPart), else a problem."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-        if any(p.get("type") not in _TEXT_PART_TYPES and "text" not in p for p in value):
-            raise MediaPart
-        # OpenAI writes a text part's text under "text", LLaMA-Factory's own demo files under "value"
-        texts = [p.get("text", p.get("value")) for p in value]
-        if all(isinstance(t, str) for t in texts):
-            return "\n".join(texts)  # type: ignore[arg-type]
-    if value is None:
-        issues.append(issue("missing_field", line, f"Line {line}: {where} is missing (null).",
-                            f"Add the text for {where}."))
-        return None
-    if isinstance(value, int | float | bool):
-        return str(value)
-    issues.append(issue("bad_type", line, f"Line {line}: {where} should be text but is a {type(value).__name__}.",
-                        f"Write {where} as a plain string in quotes."))
-    return None
-
-
-def _require(obj: dict[str, Any], key: str, fmt: str, line: int, issues: list[Issue]) -> bool:
-    if key in obj:
-        return True
-    issues.append(issue("missing_field", line,
-                        f"Line {line} has no \"{key}\" field, which every {fmt} record needs "
-                        f"(it has: {', '.join(sorted(map(str, obj))) or 'nothing'}).",
-                        f"Add \"{key}\" to this record, --map {key}=COLUMN to name the column that holds it, or "
-                        f"--format another format if the file is not {fmt}."))
-    return False
-
-
-def _role(raw: Any, line: int, turn: int, issues: list[Issue]) -> str | None:
-    role = str(raw).strip().lower() if raw is not None else ""
-    if role in ROLES:
-        return role
-    alias = _ROLE_ALIASES.get(role)
-    if alias:
-        issues.append(issue("bad_role", line, f"Line {line}, message {turn}: role \"{raw}\" is not one of "
-                                              f"system / user / assistant / tool; it was read as \"{alias}\".",
-                            f"Rename the role to \"{alias}\"; --fix does it for you.", "warning"))
-        return alias
-    issues.append(issue("bad_role", line,
-                        f"Line {line}, message {turn}: unknown role \"{raw}\" (allowed: system, user, assistant, "
-                        "tool).", "Use system, user, assistant or tool. --fix drops this record."))
-    return None
-
-
-def _arguments(raw: Any) -> str:
-    return raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
-
-
-def tool_calls(raw: Any, line: int, turn: int, issues: list[Issue]) -> list[ToolCall] | None:
-    """OpenAI `tool_calls` / `function_call`, or a ShareGPT function_call value (JSON text), as ToolCalls."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            issues.append(issue("bad_tool_call", line, f"Line {line}, message {turn}: the function call is not "
-                                                       f"JSON (`{raw[:40]}`).",
-                                "Write the call as {\"name\": \"tool_name\", \"arguments\": {...}}."))
-            return None
-    calls = raw if isinstance(raw, list) else [raw]
-    out = []
-    for call in calls:
-        fn = call.get("function", call) if isinstance(call, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            issues.append(issue("bad_tool_call", line, f"Line {line}, message {turn}: a tool call has no function "
-                                                       "name.",
-                                "Write each call as {\"type\": \"function\", \"function\": {\"name\": ..., "
-                                "\"arguments\": \"{...}\"}}."))
-            return None
-        args = fn.get("arguments", fn.get("parameters", {}))
-        out.append(ToolCall(name=fn["name"], arguments=_arguments(args),
-                            id=call.get("id") if isinstance(call.get("id"), str) else None))
-    return out
-
-
-def tool_definitions(raw: Any, line: int, issues: list[Issue]) -> list[dict[str, Any]] | None:
-    """The `tools` column (a list, or a JSON string of one) in OpenAI's shape {"type": "function", "function": …}."""
-    if raw is None or raw == "" or raw == []:
-        return None
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            issues.append(issue("bad_tool_call", line, f"Line {line}: \"tools\" is not valid JSON.",
-                                "Write the tool definitions as a JSON list of {\"name\", \"description\", "
-                                "\"parameters\"}."))
-            return None
-    items = raw if isinstance(raw, list) else [raw]
-    out = []
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("function"), dict):
-            out.append({"type": "function", "function": item["function"]})
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            out.append({"type": "function", "function": item})
-        else:
-            issues.append(issue("bad_tool_call", line, f"Line {line}: a tool definition has no name.",
-                                "Give each tool {\"name\", \"description\", \"parameters\"}."))
-            return None
-    return out
-
-
-def _weight(item: dict[str, Any]) -> float | None:
-    raw = item.get("weight", item.get("loss_weight"))
-    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
-
-
-def messages(items: Any, key_role: str, key_text: str, where: str, line: int,
-             issues: list[Issue], role_map: dict[str, str] | None = None) -> list[Message] | None:
-    """A list of turns as Messages (tool calls, tool results and turn weights kept); None after a problem."""
-    if not isinstance(items, list):
-        issues.append(issue("bad_type", line, f"Line {line}: \"{where}\" should be a list of turns but is a "
-                                              f"{type(items).__name__}.",
-                            f"Write \"{where}\" as a list: [{{\"{key_role}\": ..., \"{key_text}\": ...}}, ...]."))
-        return None
-    out: list[Message] = []
-    ok = True
-    for i, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            issues.append(issue("not_object", line, f"Line {line}, message {i} is not an object.",
-                                f"Write each turn as {{\"{key_role}\": ..., \"{key_text}\": ...}}."))
-            ok = False
-            continue
-        raw_role = item.get(key_role)
-        calls_raw = item.get("tool_calls") or item.get("function_call")
-        if role_map is not None and str(raw_role).strip().lower() == "function_call":
-            calls_raw = item.get(key_text)
-        missing = [k for k in (key_role, key_text) if k not in item and not (k == key_text and calls_raw)]
-        for key in missing:
-            issues.append(issue("missing_field", line, f"Line {line}, message {i} has no \"{key}\".",
-                                f"Add \"{key}\" to message {i}."))
-        if missing:
-            ok = False
-            continue
-        mapped = role_map.get(str(raw_role).strip().lower()) if role_map is not None else None
-        role = mapped or _role(raw_role, line, i, issues)
-        calls = tool_calls(calls_raw, line, i, issues) if calls_raw else None
-        text_raw = "" if calls_raw and (item.get(key_text) is None or calls_raw is item.get(key_text)) \
-            else item.get(key_text)
-        content = _text(text_raw, f"message {i}'s \"{key_text}\"", line, issues)
-        if role is None or content is None or (calls_raw and calls is None):
-            ok = False
-            continue
-        call_id = item.get("tool_call_id")
-        # every field was checked just above; a second validation per turn is what made reading slow
-        out.append(Message.model_construct(role=role, content=content, tool_calls=calls,  # type: ignore[arg-type]
-                                           tool_call_id=call_id if isinstance(call_id, str) else None,
-                                           weight=_weight(item)))
-    return out if ok else None
-
-
 def _system_first(msgs: list[Message], obj: dict[str, Any]) -> list[Message]:
     system = obj.get("system")
     if isinstance(system, str) and system.strip() and not any(m.role == "system" for m in msgs):
@@ -223,7 +56,7 @@ def _system_first(msgs: list[Message], obj: dict[str, Any]) -> list[Message]:
 
 
 def _from_messages(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not _require(obj, "messages", "messages", line, issues):
+    if not require(obj, "messages", "messages", line, issues):
         return None
     msgs = messages(obj["messages"], "role", "content", "messages", line, issues)
     if msgs is None:
@@ -233,7 +66,7 @@ def _from_messages(obj: dict[str, Any], line: int, issues: list[Issue]) -> Examp
 
 
 def _from_sharegpt(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not _require(obj, "conversations", "sharegpt", line, issues):
+    if not require(obj, "conversations", "sharegpt", line, issues):
         return None
     msgs = messages(obj["conversations"], "from", "value", "conversations", line, issues, _SHAREGPT_ROLES)
     if msgs is None:
@@ -258,12 +91,12 @@ def _history(obj: dict[str, Any], line: int, issues: list[Issue]) -> list[Messag
 def _from_alpaca(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
     """Alpaca and Dolly: the `input` / `context` passage goes into the user turn, `history` before it."""
     out_key = "output" if "output" in obj else "response"
-    if not (_require(obj, "instruction", "alpaca", line, issues) and _require(obj, out_key, "alpaca", line, issues)):
+    if not (require(obj, "instruction", "alpaca", line, issues) and require(obj, out_key, "alpaca", line, issues)):
         return None
-    instruction = _text(obj["instruction"], '"instruction"', line, issues)
+    instruction = text_field(obj["instruction"], '"instruction"', line, issues)
     extra_key = "input" if obj.get("input") else "context"
-    extra = _text(obj.get(extra_key) or "", f'"{extra_key}"', line, issues)
-    output = _text(obj[out_key], f'"{out_key}"', line, issues)
+    extra = text_field(obj.get(extra_key) or "", f'"{extra_key}"', line, issues)
+    output = text_field(obj[out_key], f'"{out_key}"', line, issues)
     history = _history(obj, line, issues)
     if instruction is None or extra is None or output is None or history is None:
         return None
@@ -275,12 +108,12 @@ def _from_alpaca(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example
 def _from_prompt_completion(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
     p_key = next((k for k in _PROMPT_KEYS if k in obj), "prompt")
     c_key = next((k for k in _COMPLETION_KEYS if k in obj and k != p_key), "completion")
-    if not (_require(obj, p_key, "prompt/completion", line, issues)
-            and _require(obj, c_key, "prompt/completion", line, issues)):
+    if not (require(obj, p_key, "prompt/completion", line, issues)
+            and require(obj, c_key, "prompt/completion", line, issues)):
         return None
-    prompt = _text(obj[p_key], f'"{p_key}"', line, issues)
-    completion = _text(obj[c_key], f'"{c_key}"', line, issues)
-    context = _text(obj.get("context") or "", '"context"', line, issues)
+    prompt = text_field(obj[p_key], f'"{p_key}"', line, issues)
+    completion = text_field(obj[c_key], f'"{c_key}"', line, issues)
+    context = text_field(obj.get("context") or "", '"context"', line, issues)
     if prompt is None or completion is None or context is None:
         return None
     user = prompt if not context.strip() else f"{prompt}\n\n{context}"
@@ -295,7 +128,7 @@ def _prompt_turns(obj: dict[str, Any], line: int, issues: list[Issue]) -> list[M
     prompt = obj.get("prompt", obj.get("messages", obj.get("instruction")))
     if isinstance(prompt, list):
         return messages(prompt, "role", "content", "prompt", line, issues)
-    text = _text(prompt if prompt is not None else "", '"prompt"', line, issues)
+    text = text_field(prompt if prompt is not None else "", '"prompt"', line, issues)
     extra = obj.get("input")
     if text is not None and isinstance(extra, str) and extra.strip():
         text = f"{text}\n\n{extra}"
@@ -312,7 +145,7 @@ def _answer_turns(raw: Any, key: str, line: int, issues: list[Issue]) -> list[Me
         role_key, text_key = ("from", "value") if raw and isinstance(raw[0], dict) and "from" in raw[0] \
             else ("role", "content")
         return messages(raw, role_key, text_key, key, line, issues, _SHAREGPT_ROLES)
-    text = _text(raw, f'"{key}"', line, issues)
+    text = text_field(raw, f'"{key}"', line, issues)
     return None if text is None else [Message(role="assistant", content=text)]
 
 
@@ -336,8 +169,8 @@ def _from_dpo(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
             shared += 1
         prompt = chosen[:shared]
     else:
-        if not (_require(obj, "chosen", "preference (DPO)", line, issues)
-                and _require(obj, "rejected", "preference (DPO)", line, issues)):
+        if not (require(obj, "chosen", "preference (DPO)", line, issues)
+                and require(obj, "rejected", "preference (DPO)", line, issues)):
             return None
         prompt = _prompt_turns(obj, line, issues)
         chosen = _answer_turns(obj["chosen"], "chosen", line, issues)
@@ -378,11 +211,11 @@ def _from_kto(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
 
 
 def _from_classification(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | None:
-    if not (_require(obj, "text", "classification", line, issues)
-            and _require(obj, "label", "classification", line, issues)):
+    if not (require(obj, "text", "classification", line, issues)
+            and require(obj, "label", "classification", line, issues)):
         return None
-    text = _text(obj["text"], '"text"', line, issues)
-    label = _text(obj["label"], '"label"', line, issues)
+    text = text_field(obj["text"], '"text"', line, issues)
+    label = text_field(obj["label"], '"label"', line, issues)
     if text is None or label is None:
         return None
     return Example.classified(text, label, line=line)
@@ -398,8 +231,8 @@ def _from_ner(obj: dict[str, Any], line: int, issues: list[Issue]) -> Example | 
             return None
         return Example(tokens=[str(t) for t in tokens], tags=[str(t) for t in tags], line=line)
     span_key = "spans" if "spans" in obj else "entities"
-    if not (_require(obj, "text", "entity extraction", line, issues)
-            and _require(obj, span_key, "entity extraction", line, issues)):
+    if not (require(obj, "text", "entity extraction", line, issues)
+            and require(obj, span_key, "entity extraction", line, issues)):
         return None
     text, spans = obj["text"], obj[span_key]
     if not isinstance(text, str) or not isinstance(spans, list):
@@ -456,3 +289,4 @@ def to_example(value: Any, fmt: str, line: int, issues: list[Issue]) -> Example 
         issues.append(issue("bad_type", line, f"Line {line} could not be read: {exc.errors()[0]['msg']}.",
                             "Check the field types of this record."))
         return None
+

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from tools.dataset.model import Example, Issue
-from tools.dataset.readers import MAX_EXAMPLE_CHARS
+from tools.dataset.notes import MAX_EXAMPLE_CHARS
 from tools.dataset.rows import at, make_issue
 from tools.dataset.text import mask_counts, word_mask
 from tools.errors import UsageError

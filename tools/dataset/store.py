@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.dataset.model import DatasetReport, Example
-from tools.dataset.readers import dumps_jsonl, read_dataset
+from tools.dataset.parsed import KEEP_BYTES, remember, rows_of
+from tools.dataset.sniff import DATASET_SUFFIXES
+from tools.dataset.writers import dumps_jsonl
 from tools.db import connect
 from tools.errors import UsageError
 from tools.fileio import append_jsonl, atomic_write_json, atomic_write_text, copy_private
@@ -31,8 +33,6 @@ if TYPE_CHECKING:
     from tools.dataset.fix import FixResult
 
 HASH_CHARS = 12
-UPLOAD_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt")
-"""File types an upload keeps (the readers tell CSV / TSV from JSON by the suffix)."""
 VALIDATION_SEPARATOR = b"\0validation\0"
 
 
@@ -144,7 +144,7 @@ class DatasetStore:
 
     def load(self, version: str) -> list[Example]:
         """The examples of a saved version (a prefix of its hash is enough)."""
-        return read_dataset(self.version(version).path).examples
+        return rows_of(self.version(version).path)
 
     # ------------------------------------------------------------ edits (journaled first)
 
@@ -193,9 +193,9 @@ class DatasetStore:
         suffix = Path(shown).suffix.lower()
         if not src.is_file():
             raise UsageError(f"No file at {src} to take in.", "Upload the file again.")
-        if suffix not in UPLOAD_SUFFIXES:
+        if suffix not in DATASET_SUFFIXES:
             raise UsageError(f"'{shown}' is not a dataset file this tool reads.",
-                             f"Upload one of: {', '.join(UPLOAD_SUFFIXES)}.")
+                             f"Upload one of: {', '.join(DATASET_SUFFIXES)}.")
         staged = self._staging() / f"upload{suffix}"
         copy_private(src, staged)
         return self._add_version(staged, source=f"upload:{shown}", note=note or f"uploaded {shown}")
@@ -225,7 +225,7 @@ class DatasetStore:
     def restore(self, version: str) -> list[Example]:
         """Make a saved version the working copy again (the journal keeps everything since, too)."""
         path = self.version(version).path
-        rows = read_dataset(path).examples
+        rows = rows_of(path)
         ids = [uuid.uuid4().hex[:10] for _ in rows]
         name = self.version(version).version
         self._log({"op": "restore", "version": name, "ids": ids})
@@ -310,7 +310,7 @@ class DatasetStore:
         elif op == "restore":
             known = next((v for v in self._versions if v.version == entry["version"]), None)
             path = known.path if known else self.versions_dir / f"{entry['version']}.jsonl"
-            rows = read_dataset(path).examples if path.is_file() else []
+            rows = rows_of(path) if path.is_file() else []
             self._rows = dict(zip(entry["ids"], (_clean(r) for r in rows), strict=False))
             self.head = entry["version"]
             self._current = entry["version"]
@@ -362,6 +362,13 @@ def _checks_fingerprint() -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
+def _small(path: str | Path) -> bool:
+    try:
+        return Path(path).stat().st_size <= KEEP_BYTES
+    except OSError:
+        return False
+
+
 def report_cache_path(path: str | Path, *, model: str | None, context: int | None, format: str | None) -> Path:
     """Where the report of this dataset version, checked with these settings, is kept in MTW_HOME."""
     key = json.dumps([dataset_hash(path), str(Path(path).resolve()), model, context, format, _checks_fingerprint()])
@@ -378,7 +385,11 @@ def checked(path: str | Path, *, model: str | None = None, context: int | None =
         return DatasetReport.model_validate_json(cache.read_bytes())
     except (OSError, ValueError):
         pass  # not made yet, or cut short: check again
-    report = check_file(path, model=model, context=context, format=format)
+    # the rows the check reads are kept for whoever reads this version next in this process (one parse)
+    rows: list[Example] | None = [] if format is None and _small(path) else None
+    report = check_file(path, model=model, context=context, format=format, rows=rows)
+    if rows is not None:
+        remember(path, rows)
     with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: checked again next time, nothing lost
         atomic_write_json(cache, report.model_dump(mode="json"))
     return report

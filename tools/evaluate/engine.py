@@ -1,8 +1,11 @@
 """Base and tuned answers from llama.cpp: one llama-server on the run's base GGUF with its adapter, scale 0 or 1.
 
 When the run trained on a GGUF file and llama.cpp's `llama-server` is on this machine (LLAMA_CPP_DIR/bin, or
-PATH), the adapter is converted once to a GGUF adapter (llama.cpp's convert_lora_to_gguf.py) and one server
-answers both sides: each request sets the adapter's scale (0 = the base, 1 = the tuned model). Prompts are
+PATH), the adapter is converted once to a GGUF adapter (llama.cpp's convert_lora_to_gguf.py). With two or more
+free cores two servers answer the two sides at the same time, the base's with no adapter and the tuned one's with
+it applied (llama.cpp batches only requests with the same adapter scale, so one server would answer one side
+after the other); on one free core one server answers both, each request setting the adapter's scale (0 = the
+base, 1 = the tuned model). Prompts are
 rendered with the run's own chat template and sent as token ids, so the model reads exactly what it was trained
 on. This is the engine Ollama runs, on the very weights the run trained on, and far faster than PyTorch on a CPU.
 """
@@ -15,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +40,8 @@ START_TIMEOUT_S = 120.0
 ANSWER_TIMEOUT_S = 900.0
 """One answer of up to 1,024 tokens on a slow, busy CPU; a server that takes longer has hung."""
 SCALES = {"base": 0.0, "tuned": 1.0}
+LAYOUTS = ("pair", "one")
+"""`pair`: one server per side, both at once; `one`: one server, the sides one after the other."""
 
 
 def find_llama_server(env: Mapping[str, str] | None = None) -> Path | None:
@@ -97,15 +103,16 @@ class LlamaServer:
     """One llama-server on 127.0.0.1 for the length of an evaluation (a context manager that always stops it)."""
 
     def __init__(self, server: Path, model: Path, *, lora: Path | None, threads: int, slots: int,
-                 slot_context: int) -> None:
+                 slot_context: int, applied: bool = False) -> None:
         self.port = _free_port()
+        self.lora = lora
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port), "--no-webui",
                "--offline", "-t", str(threads), "-tb", str(threads), "-np", str(slots),
                "-c", str(slots * slot_context)]
         if lora is not None:
-            # loaded at scale 0; every request sets the scale it wants
-            cmd += ["--lora", str(lora), "--lora-init-without-apply"]
+            # loaded at scale 0 (every request sets the scale it wants) unless it is to be applied throughout
+            cmd += ["--lora", str(lora)] + ([] if applied else ["--lora-init-without-apply"])
         self.cmd = cmd
         self.process: subprocess.Popen[bytes] | None = None
         # its log goes to a file: a pipe nobody reads fills up and stalls the server
@@ -175,9 +182,11 @@ class LlamaAnswers:
 
     def answer(self, prompt: str, which: str) -> Generation:
         """One answer; it stopped when the model ended its turn (an end-of-generation token), not at the cap."""
-        out = self.server.completion({
-            "prompt": self.render(self.tokenizer, prompt), "n_predict": self.max_new_tokens, "temperature": 0,
-            "seed": 0, "lora": [{"id": 0, "scale": SCALES[which]}], "cache_prompt": True, "return_tokens": True})
+        body: dict[str, Any] = {"prompt": self.render(self.tokenizer, prompt), "n_predict": self.max_new_tokens,
+                                "temperature": 0, "seed": 0, "cache_prompt": True, "return_tokens": True}
+        if self.server.lora is not None:
+            body["lora"] = [{"id": 0, "scale": SCALES[which]}]
+        out = self.server.completion(body)
         tokens = [t for t in out.get("tokens") or [] if t not in self.stops]
         return Generation(str(out.get("content", "")).strip(), out.get("stop_type") in ("eos", "word"),
                           len(tokens) if out.get("tokens") is not None else int(out.get("tokens_predicted", 0)))
@@ -199,7 +208,8 @@ class LlamaAnswers:
 
 
 def llama_answers(run_dir: Path, tokenizer: Any, prompts: list[TestPrompt], max_new_tokens: int,
-                  progress: Progress | None, notes: list[str]) -> dict[str, list[Generation]] | None:
+                  progress: Progress | None, notes: list[str], layout: str | None = None
+                  ) -> dict[str, list[Generation]] | None:
     """Base and tuned answers from llama.cpp, or None when it cannot give them here (then PyTorch answers).
 
     None without a note when the base is not a GGUF or llama-server is not installed; with a note when it was
@@ -220,15 +230,53 @@ def llama_answers(run_dir: Path, tokenizer: Any, prompts: list[TestPrompt], max_
         if progress is not None:
             progress("converting the adapter for llama.cpp", 0, 0)
         lora = adapter_gguf(run_dir, gguf, converter)
-        slots = max(1, min(SLOTS, len(prompts)))
-        lengths = [len(LlamaAnswers.render(tokenizer, p.prompt)) for p in prompts]
-        with LlamaServer(server, gguf, lora=lora, threads=free_threads(), slots=slots,
-                         slot_context=slot_context(lengths, max_new_tokens)) as running:
-            answers = LlamaAnswers(running, tokenizer, max_new_tokens=max_new_tokens, slots=slots, progress=progress)
-            return {v: answers([p.prompt for p in prompts], v) for v in SCALES}
+        texts = [p.prompt for p in prompts]
+        return answer_sides(server, gguf, lora, tokenizer, texts, max_new_tokens, progress,
+                            layout=layout or ("pair" if free_threads() >= 2 else "one"))
     except (MTWError, OSError, ValueError, KeyError) as exc:
         # a GGUF transformers cannot read, a converter that fails: the evaluation goes on without llama.cpp
         why = exc.message if isinstance(exc, MTWError) else str(exc)
         notes.append(f"llama.cpp could not give the answers ({why}), so they come from PyTorch on this machine, "
                      "which is slower.")
         return None
+
+
+def answer_sides(server: Path, gguf: Path, lora: Path, tokenizer: Any, prompts: list[str], max_new_tokens: int,
+                 progress: Progress | None, *, layout: str = "pair",
+                 threads: int | None = None) -> dict[str, list[Generation]]:
+    """Every prompt answered by base and tuned, laid out as `layout` says (LAYOUTS)."""
+    from tools.evaluate.limits import free_threads
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: one of {', '.join(LAYOUTS)}")
+    slots = max(1, min(SLOTS, len(prompts)))
+    context = slot_context([len(LlamaAnswers.render(tokenizer, p)) for p in prompts], max_new_tokens)
+    free = threads or free_threads()
+    if layout == "one":
+        with LlamaServer(server, gguf, lora=lora, threads=free, slots=slots, slot_context=context) as running:
+            answers = LlamaAnswers(running, tokenizer, max_new_tokens=max_new_tokens, slots=slots, progress=progress)
+            return {v: answers(prompts, v) for v in SCALES}
+    both = _both_sides(progress, len(prompts))
+    each = max(1, free // 2)
+    with LlamaServer(server, gguf, lora=None, threads=each, slots=slots, slot_context=context) as plain, \
+            LlamaServer(server, gguf, lora=lora, threads=each, slots=slots, slot_context=context,
+                        applied=True) as tuned, ThreadPoolExecutor(max_workers=2) as pool:
+        sides = {"base": plain, "tuned": tuned}
+        futures = {v: pool.submit(LlamaAnswers(sides[v], tokenizer, max_new_tokens=max_new_tokens, slots=slots,
+                                               progress=both), prompts, v) for v in SCALES}
+        return {v: f.result() for v, f in futures.items()}
+
+
+def _both_sides(progress: Progress | None, n: int) -> Progress | None:
+    """One progress line for two sides answered at once: 'base and tuned answers', done of 2 × n."""
+    if progress is None:
+        return None
+    done = {"base answers": 0, "tuned answers": 0}
+    lock = threading.Lock()
+
+    def report(what: str, count: int, total: int) -> None:
+        with lock:
+            done[what] = count
+            progress("base and tuned answers", sum(done.values()), 2 * n)
+
+    return report

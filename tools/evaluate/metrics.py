@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tools.dataset.spans import bio_spans
+
 
 @dataclass(frozen=True)
 class PRF:
@@ -76,21 +78,6 @@ def confusion_matrix(gold: Sequence[str], pred: Sequence[str], labels: Sequence[
         if g in index and p in index:
             m[index[g]][index[p]] += 1
     return m
-
-
-def bio_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
-    """Entity spans (start, end exclusive, type) from BIO tags; a stray I- starts a new span (conlleval's rule)."""
-    spans = set()
-    start, kind = None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, t = tag.partition("-")
-        continues = prefix == "I" and kind == t
-        if start is not None and not continues:
-            spans.add((start, i, kind or ""))
-            start, kind = None, None
-        if prefix in ("B", "I") and not continues:
-            start, kind = i, t
-    return spans
 
 
 def span_prf(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> PRF:

@@ -32,6 +32,7 @@ from tools.evaluate.suite import (
 )
 from tools.evaluate.verdict import verdict
 from tools.llm_protocol import StructuredLLM
+from tools.run_events import finished
 
 if TYPE_CHECKING:
     from tools.dataset.model import Example
@@ -119,7 +120,7 @@ def training_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     evals = [e for e in events if e.get("type") == "eval"]
     return {"steps": steps[-1].get("step") if steps else 0, "final_loss": steps[-1].get("loss") if steps else None,
             "final_val_loss": evals[-1].get("val_loss") if evals else None,
-            "finished": any(e.get("type") == "done" for e in events)}
+            "finished": finished(events)}
 
 
 def build_report(run_dir: str | Path, *, model: str, task: str, events: list[dict[str, Any]],

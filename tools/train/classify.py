@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory
+from tools.run_events import finished
 from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events
@@ -161,7 +162,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     run.mkdir(parents=True, exist_ok=True)
     events = EventWriter(run, listener)
     prior = read_events(run) if resume else []
-    if any(e.get("type") == "done" for e in prior):
+    if finished(prior):
         raise UsageError(f"{run} has already finished; its adapter is in {run / 'adapter'}.",
                          fix="To train again, start a new run with another --out.")
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -13,6 +13,8 @@ from typing import Any
 import typer
 
 from tools.errors import MTWError, storage_error
+from tools.run_events import TERMINAL, is_terminal
+from tools.vocabulary import PRESET_NAMES
 
 PLAIN_EVERY = 10
 """In plain (non-terminal) output, print one line per this many steps."""
@@ -42,7 +44,8 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     """The dataset with its columns named by --map, written into the run folder as plain JSONL to train on."""
     from tools.dataset.checks import check_file
     from tools.dataset.mapping import parse_map
-    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset, write_messages_jsonl, write_preferences_jsonl
+    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset
+    from tools.dataset.writers import write_messages_jsonl, write_preferences_jsonl
 
     columns = parse_map(maps)
     report = check_file(data, column_map=columns)
@@ -89,7 +92,7 @@ class Narrator:
             self._line(f"[yellow]! {ev['message']}[/] → {ev.get('fix_text') or ev.get('fix')}")
         elif kind == "checkpoint":
             self._line(f"checkpoint saved at step {ev['step']}", dim=True)
-        elif kind in ("done", "stopped", "failed"):
+        elif kind in TERMINAL:
             self.close()
 
     def _start(self, ev: dict[str, Any]) -> None:
@@ -180,7 +183,7 @@ def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) ->
         events, offset = tail_events(run_dir, offset)
         for ev in events:
             listener(ev)
-            if ev["type"] in ("done", "stopped", "failed"):
+            if is_terminal(ev):
                 final = ev
 
     while proc.poll() is None:
@@ -243,7 +246,7 @@ def train(
     data: str = typer.Option(None, "--data", help="The dataset file (JSONL/CSV; chat, text+label or tokens+tags)."),
     model: str = typer.Option(None, "--model", help="Base model: catalog name, Hugging Face id, folder, tiny-random."),
     out: Path = typer.Option(..., "--out", help="The run folder to create (or to continue with --resume)."),
-    preset: str = typer.Option(None, "--preset", help="documents | communications | balanced."),
+    preset: str = typer.Option(None, "--preset", help=" | ".join(PRESET_NAMES) + "."),
     sets: list[str] = typer.Option([], "--set", help="Override one setting: --set key=value (repeatable)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),

@@ -13,8 +13,7 @@ from pydantic_core import ErrorDetails
 
 from tools.errors import UsageError
 from tools.fileio import atomic_write_text
-
-PresetName = Literal["documents", "communications", "balanced"]
+from tools.vocabulary import PresetName
 
 COMPILE_MIN_STEPS = 200
 """Compiling costs tens of seconds once; shorter runs would not earn it back."""

@@ -24,6 +24,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.run_events import finished
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events
 
@@ -111,7 +112,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     run.mkdir(parents=True, exist_ok=True)
     events = EventWriter(run, listener)
     prior = read_events(run) if resume else []
-    if any(e.get("type") == "done" for e in prior):
+    if finished(prior):
         raise UsageError(f"{run} has already finished; its adapter is in {run / 'adapter'}.",
                          fix="To train again, start a new run with another --out.")
     if not resume:

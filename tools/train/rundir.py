@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tools.errors import UsageError
+from tools.run_events import finished
 
 if TYPE_CHECKING:
     from tools.train.config import TrainConfig
@@ -37,7 +38,7 @@ def with_max_steps(out: Path, cfg: TrainConfig, max_steps: int) -> TrainConfig:
     from tools.train.events import read_events
 
     events = read_events(out)
-    if any(e.get("type") == "done" for e in events):
+    if finished(events):
         raise UsageError(f"{out} has already finished, so --max-steps {max_steps} cannot make it longer.",
                          "To train more, start a new run with another --out (the same data and settings).")
     reached = max((int(e["step"]) for e in events if e.get("type") == "checkpoint"), default=0)

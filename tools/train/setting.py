@@ -8,10 +8,11 @@ from typing import Any
 
 from tools.errors import UsageError
 from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog, resolve
-from tools.train.config import PRESETS, build_config
+from tools.train.config import PRESETS, TrainConfig, build_config
+from tools.vocabulary import DEFAULT_PRESET, PANEL, SETTINGS
 
-LABELS = {"epochs": "epochs", "learning_rate": "learning rate", "batch_size": "batch size", "max_steps": "max steps",
-          "context": "context", "lora_r": "LoRA rank", "preset": "preset", "base_model": "base model"}
+LABELS: dict[str, str] = {name: s.label for name, s in SETTINGS.items()}
+"""Each setting's name in sentences."""
 CLASSIFIER_BASE = "minilm"
 
 
@@ -104,31 +105,15 @@ def apply_settings(wanted: dict[str, Any], *, sets: dict[str, str], model: str, 
 
 def panel() -> list[dict[str, Any]]:
     """The settings a user may change in the chat's settings panel, each with a one-sentence explanation."""
-    base = PRESETS["balanced"]
-    return [
-        {"id": "preset", "label": "Preset", "kind": "select", "values": list(PRESETS), "initial": "balanced",
-         "description": "Starting values from the guide: documents (PRDs, specs), communications (emails, updates), "
-                        "balanced (mixed)."},
-        {"id": "base_model", "label": "Base model", "kind": "select", "values": ["automatic", *_ladder(), TINY_RANDOM],
-         "initial": "automatic",
-         "description": "The model you fine-tune; automatic picks the best one this machine trains in time."},
-        {"id": "base_path", "label": "Or a model you already have", "kind": "text", "initial": "",
-         "description": "A model folder or .gguf file on this machine (its path), or a model in your Ollama (its "
-                        "name, e.g. smollm2:135m): nothing to download."},
-        {"id": "epochs", "label": "Epochs", "kind": "number", "initial": base["epochs"],
-         "description": "Passes over your examples: 1–2 for tiny data, 3 usual, 5–10 for large or complex data."},
-        {"id": "learning_rate", "label": "Learning rate", "kind": "text", "initial": f"{base['learning_rate']:g}",
-         "description": "Step size: 1e-4 careful, 2e-4 usual, 5e-4 fast with a risk of overfitting."},
-        {"id": "max_steps", "label": "Max steps (0 = whole epochs)", "kind": "number", "initial": 0,
-         "description": "Stop after this many steps, whatever the epochs say — for a quick try."},
-        {"id": "batch_size", "label": "Batch size", "kind": "select", "values": ["1", "2", "4", "8", "16"],
-         "initial": str(base["batch_size"]),
-         "description": "Examples per step: 1–2 on little memory, 8–16 with more."},
-        {"id": "context", "label": "Context (tokens)", "kind": "select", "values": ["1024", "2048", "4096", "8192"],
-         "initial": str(base["context"]), "description": "The longest example in tokens; longer ones are cut."},
-        {"id": "lora_r", "label": "LoRA rank", "kind": "select", "values": ["4", "8", "16", "32", "64"],
-         "initial": "16", "description": "Size of what the model learns: higher learns more and needs more memory."},
-    ]
+    base = PRESETS[DEFAULT_PRESET]
+    values = {"preset": list(PRESETS), "base_model": ["automatic", *_ladder(), TINY_RANDOM]}
+    initial = {"preset": DEFAULT_PRESET, "base_model": "automatic", "base_path": "", "epochs": base["epochs"],
+               "learning_rate": f"{base['learning_rate']:g}", "max_steps": 0, "batch_size": str(base["batch_size"]),
+               "context": str(base["context"]),
+               "lora_r": str(TrainConfig.model_fields["lora_r"].default)}
+    return [{"id": f.id, "label": f.label, "kind": f.kind,
+             **({"values": list(f.values) or values[f.id]} if f.kind == "select" else {}),
+             "initial": initial[f.id], "description": f.description} for f in PANEL]
 
 
 def panel_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, str]:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.run_events import EventType, finished
 from tools.train.bases import record_base, weights_source
 from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
 from tools.train.catalog import resolve
@@ -244,7 +245,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
     run.mkdir(parents=True, exist_ok=True)
     events = EventWriter(run, listener, enabled=dist.main)
     prior = read_events(run) if resume else []
-    if any(e.get("type") == "done" for e in prior):
+    if finished(prior):
         raise UsageError(f"{run} has already finished; its adapter is in {run / 'adapter'}.",
                          fix="To train again, start a new run with another --out.")
     if dist.main and not resume:
@@ -556,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     estimate_s = float(args[args.index("--estimate-s") + 1]) if "--estimate-s" in args else None
     run_dir = Path(args[0])
     final = train(load_run_config(run_dir), run_dir, resume=resume, estimate_s=estimate_s)
-    return 0 if final["type"] in ("done", "stopped") else 1
+    return 0 if final["type"] != EventType.FAILED else 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.dataset.conftest import stories, story
-from tools.dataset.checks import analyse, check_file, privacy_issues, row_issues, size_issues
+from tools.dataset.analysis import size_issues
+from tools.dataset.checks import analyse, check_file, privacy_issues, row_issues
 from tools.dataset.coverage import classify, classify_keywords
 from tools.dataset.model import Example, Message
 
@@ -212,7 +213,7 @@ def test_embeddings_place_requests_keywords_miss():
 
 
 def test_check_file_reports_format_and_ok(tmp_path):
-    from tools.dataset.readers import write_messages_jsonl
+    from tools.dataset.writers import write_messages_jsonl
 
     write_messages_jsonl(stories(12), tmp_path / "d.jsonl")
     report = check_file(tmp_path / "d.jsonl")
@@ -223,7 +224,7 @@ def test_check_file_reports_format_and_ok(tmp_path):
 
 
 def test_check_file_finds_validation_next_to_it(tmp_path):
-    from tools.dataset.readers import write_messages_jsonl
+    from tools.dataset.writers import write_messages_jsonl
 
     write_messages_jsonl(stories(12), tmp_path / "train.jsonl")
     write_messages_jsonl([story(2)], tmp_path / "validation.jsonl")

@@ -11,7 +11,8 @@ from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.checks import check_file
 from tools.dataset.fix import fix_dataset, repair, split_positions
 from tools.dataset.model import Example
-from tools.dataset.readers import read_dataset, write_messages_jsonl
+from tools.dataset.readers import read_dataset
+from tools.dataset.writers import write_messages_jsonl
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.dataset.test_draft import SPEC, OllamaStructured, ScriptedLLM
 from tools.dataset.documents import extract_blocks, read_document, split_passages
-from tools.dataset.draft import draft_from_document
+from tools.dataset.grounded import draft_from_document
 from tools.dataset.model import Example
 from tools.errors import UsageError
 

@@ -16,11 +16,10 @@ from tools.dataset.draft import (
     augment,
     critique,
     draft_examples,
-    example_to_text,
     more_like_this,
-    parse_example_text,
     rewrite,
 )
+from tools.dataset.example_text import example_to_text, parse_example_text
 from tools.dataset.model import Example
 from tools.errors import StructuredOutputError, UsageError
 from tools.project import ProjectSpec

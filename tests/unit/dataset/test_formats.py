@@ -10,7 +10,7 @@ from assistant.cli import app
 from tests.unit.dataset.conftest import jsonl
 from tools.dataset.checks import check_file
 from tools.dataset.fix import fix_dataset
-from tools.dataset.readers import columns_preview, read_dataset
+from tools.dataset.readers import read_dataset
 
 runner = CliRunner()
 
@@ -209,12 +209,6 @@ def test_data_wrapper_and_one_line_array_name_records(write):
     empty = next(i for i in report.issues if i.code == "empty_field")
     assert empty.line == 5
     assert empty.message.startswith("Record 5")
-
-
-def test_columns_preview_lists_columns_with_values(write):
-    path = write("spam.tsv", "Label\tSMS\nham\tSee you at lunch\nspam\tWIN a prize now\nham\tOk\n")
-    preview = columns_preview(path)
-    assert preview == {"Label": ["ham", "spam", "ham"], "SMS": ["See you at lunch", "WIN a prize now", "Ok"]}
 
 
 def test_map_names_columns_for_check_and_train_data(write):

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from assistant.cli import app
 from tests.unit.dataset.conftest import jsonl
 from tools.dataset.checks import check_file
-from tools.dataset.readers import read_dataset, write_preferences_jsonl
+from tools.dataset.readers import read_dataset
+from tools.dataset.writers import write_preferences_jsonl
 
 runner = CliRunner()
 

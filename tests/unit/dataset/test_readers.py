@@ -10,7 +10,8 @@ import pytest
 
 from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.model import Example, Message
-from tools.dataset.readers import iter_examples, read_dataset, write_alpaca, write_messages_jsonl
+from tools.dataset.readers import iter_examples, read_dataset
+from tools.dataset.writers import write_messages_jsonl
 from tools.errors import UsageError
 
 PAIR = [Message(role="user", content="Write a user story for dark mode"),
@@ -155,13 +156,12 @@ def test_missing_file_is_a_usage_error(tmp_path):
         read_dataset(tmp_path / "nope.jsonl")
 
 
-@pytest.mark.parametrize("writer", ["messages", "alpaca"])
-def test_writers_round_trip(tmp_path, writer):
+def test_writers_round_trip(tmp_path):
     rows = stories(3) + [Example(messages=[Message(role="system", content="Be brief."), *PAIR, *PAIR])]
-    path = tmp_path / f"out.{writer}.jsonl"
-    (write_messages_jsonl if writer == "messages" else write_alpaca)(rows, path)
+    path = tmp_path / "out.messages.jsonl"
+    write_messages_jsonl(rows, path)
     back = read_dataset(path)
-    assert back.format == writer
+    assert back.format == "messages"
     assert [ex.messages for ex in back.examples] == [ex.messages for ex in rows]
 
 

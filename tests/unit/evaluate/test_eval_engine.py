@@ -11,7 +11,14 @@ import pytest
 
 from tests.fakes.llama_engine import llama_cpp_dir
 from tests.fakes.real_model import require_smollm2
-from tools.evaluate.engine import LlamaAnswers, LlamaServer, adapter_gguf, find_llama_server, slot_context
+from tools.evaluate.engine import (
+    LlamaAnswers,
+    LlamaServer,
+    adapter_gguf,
+    answer_sides,
+    find_llama_server,
+    slot_context,
+)
 
 pytestmark = [
     pytest.mark.engine,
@@ -86,6 +93,23 @@ def test_scale_zero_is_the_base_and_scale_one_the_tuned_model(smollm2):
     assert all(g.tokens <= 48 and (g.stopped or g.tokens == 48) for g in base + tuned)
     assert seen[-1] == ("tuned answers", 2, 2)
     assert ("base answers", 0, 2) in seen
+
+
+def test_two_servers_answering_at_once_give_each_side_its_own_answers(smollm2):
+    """Base from a server with no adapter, tuned from one with it applied: the same answers as the one server whose
+    requests set the adapter's scale, with one progress line counting both sides."""
+    gguf, tok = smollm2["gguf"], smollm2["tokenizer"]
+    lora = adapter_gguf(smollm2["run"], gguf, converter())
+    server = find_llama_server()
+    assert server is not None
+    seen: list[tuple[str, int, int]] = []
+    pair = answer_sides(server, gguf, lora, tok, PROMPTS, 48, lambda *s: seen.append(s), layout="pair", threads=2)
+    one = answer_sides(server, gguf, lora, tok, PROMPTS, 48, None, layout="one", threads=1)
+    assert [g.text for g in pair["base"]] == [g.text for g in one["base"]]
+    assert [g.text for g in pair["tuned"]] == [g.text for g in one["tuned"]]
+    assert [g.text for g in pair["tuned"]] != [g.text for g in pair["base"]]
+    assert seen[-1] == ("base and tuned answers", 4, 4)
+    assert {what for what, _, _ in seen} == {"base and tuned answers"}
 
 
 @pytest.fixture(scope="module")
