@@ -66,10 +66,10 @@ NODES: list[Any] = [
 ANSWERED: list[str] = sorted({
     *(str(to) for found in ROUTES.values() for to, label in found.items() if label == ANSWER),
     *map(str, conversation.STEER.values()),
-    *map(str, (Node.after_training, Node.confirm_suggestion, Node.not_understood)),
+    *map(str, (Node.after_training, Node.confirm_suggestion, Node.not_understood, Node.misplaced_file)),
 })
 """Where `understand` can send a reply: every question's handler (the `asks` of the nodes), explain and the steering
-nodes, and `after_training` for a run's outcome."""
+nodes, `after_training` for a run's outcome, and `misplaced_file` for a file sent where none was asked for."""
 
 builder = StateGraph(WizardState, context_schema=WizardContext)
 for node in NODES:

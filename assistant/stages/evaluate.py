@@ -18,6 +18,7 @@ from assistant.nodes import Node, routes
 from assistant.state import WizardState, deploy_of, evaluate_of, playground_of, train_of
 from assistant.ui_events import figure, inert, progress_event, say, stage, table
 from tools.errors import MTWError
+from tools.evaluate.report import confusion_figure
 from tools.evaluate.report_model import load_report
 
 SCORED_ANSWERS = 3
@@ -196,15 +197,6 @@ def baseline_sentence(report: dict[str, Any]) -> str:
     return f"{line}. The tuned classifier is **{verdict}** that baseline."
 
 
-def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, Any]:
-    """The confusion matrix as a Plotly heatmap: true labels down, predicted across."""
-    return {"data": [{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues",
-                      "text": matrix, "texttemplate": "%{text}"}],
-            "layout": {"title": {"text": "Confusion matrix (held-out texts)"},
-                       "xaxis": {"title": {"text": "predicted"}},
-                       "yaxis": {"title": {"text": "true label"}, "autorange": "reversed"}}}
-
-
 @routes(Node.report_agreement, asks=(Node.on_score,))
 def score_answer(state: WizardState) -> Command[Any]:
     """Ask the user to score the tuned model's answers (format, then tone) so the judge can be checked."""
@@ -223,7 +215,7 @@ def score_answer(state: WizardState) -> Command[Any]:
                update={"score_prompts": len(prompts)})
 
 
-@routes(Node.score_answer)
+@routes(Node.score_answer, Node.report_agreement)
 def on_score(state: WizardState) -> Command[Any]:
     """Save the score with the report, then the next criterion or answer."""
     from tools.evaluate.agreement import record_user_scores

@@ -278,3 +278,12 @@ def write_report(run_dir: str | Path, report: dict[str, Any], events: list[dict[
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", render_markdown(report))
     return out
+
+
+def confusion_figure(labels: list[str], matrix: list[list[int]]) -> dict[str, Any]:
+    """The confusion matrix as a Plotly heatmap: true labels down, predicted across."""
+    return {"data": [{"type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": "Blues",
+                      "text": matrix, "texttemplate": "%{text}"}],
+            "layout": {"title": {"text": "Confusion matrix (held-out texts)"},
+                       "xaxis": {"title": {"text": "predicted"}},
+                       "yaxis": {"title": {"text": "true label"}, "autorange": "reversed"}}}

@@ -287,7 +287,8 @@ async def test_after_training_compare_try_rate_ship_list_and_plan_round_two(tmp_
 
 
 def test_the_classifier_comparison_names_the_majority_baseline():
-    from assistant.stages.evaluate import baseline_sentence, confusion_figure
+    from assistant.stages.evaluate import baseline_sentence
+    from tools.evaluate.report import confusion_figure
 
     report = {"heldout": {"base": {"accuracy": 0.4}, "tuned": {"accuracy": 0.8, "labels": ["bug", "idea"],
                                                                "confusion": [[5, 1], [1, 3]]}}}
