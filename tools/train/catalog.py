@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from tools.errors import UsageError
 from tools.hub_cache import local_snapshot
 from tools.train import tiny
+from tools.train.gguf_file import companion, is_gguf, read_info
+from tools.train.tiny import tiny_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -183,8 +185,6 @@ def resolve(model: str, *, ask_ollama: bool = True) -> CatalogEntry:
     A catalog model whose Hugging Face weights are not on this machine but which the user's Ollama holds is read
     from Ollama's own GGUF file: nothing to download. `ask_ollama=False` contacts nothing (a dry run).
     """
-    from tools.train.gguf_file import is_gguf
-
     name = model.strip()
     path = Path(name).expanduser()
     if path.is_file() and is_gguf(path):
@@ -229,8 +229,6 @@ def _in_ollama(tag: str) -> Any:
 
 def entry_from_gguf(path: Path, *, key: str | None = None, ollama_tag: str | None = None) -> CatalogEntry:
     """Describe a model from its GGUF file's own metadata: architecture, sizes, chat template and end of turn."""
-    from tools.train.gguf_file import read_info
-
     info = read_info(path)
     family = _family_from_template(info.chat_template) or _FAMILY_BY_TYPE.get(info.arch, "chatml")
     stops = _STOPS[family]
@@ -256,7 +254,6 @@ def local_source(entry: CatalogEntry) -> str:
     """Where `from_pretrained` reads the entry: its folder, its snapshot in the hub cache, or (not here) its id; for a
     GGUF, the folder of its config and tokenizer files (tools/train/gguf_file.companion)."""
     if entry.gguf:
-        from tools.train.gguf_file import companion, read_info
 
         return str(companion(read_info(entry.gguf)))
     if Path(entry.hf_id).is_dir():
@@ -371,8 +368,6 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
 def tiny_random_tokenizer() -> PreTrainedTokenizerBase:
     """tiny-random's character vocabulary with ChatML turn markers (see tools/train/tiny.py)."""
-    from tools.train.tiny import tiny_tokenizer
-
     tok = tiny_tokenizer(CATALOG[TINY_RANDOM].context)
     tok.chat_template = CHAT_TEMPLATES["chatml"]
     return tok

@@ -423,8 +423,9 @@ def _quiet_libraries() -> None:
 def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
     """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
     batch shape) and return the time shown, which the run's start event carries."""
-    from tools.train.estimate import cached_calibration, calibration_key, dataset_lengths, estimate, process_started
-    from tools.train.estimate import step_tokens as largest_step
+    from tools.train.estimate import dataset_lengths, estimate
+    from tools.train.memory import step_tokens as largest_step
+    from tools.train.timing import cached_calibration, calibration_key, process_started
 
     start = process_started()
     lengths = dataset_lengths(cfg)

@@ -100,7 +100,7 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
           command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
     """Run (or resume) a DPO / KTO round into RUN_DIR; returns the final event (done / stopped / failed)."""
     from tools import jobs
-    from tools.train.sft import Health, crashed_event, failed_event
+    from tools.train.loop import Health, crashed_event, failed_event
 
     run = Path(run_dir)
     if resume:
@@ -206,8 +206,8 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
 
     from tools.train.checkpoint import StopRequest
     from tools.train.inputs import load_split, read_training_data, save_split
+    from tools.train.loop import save_adapter
     from tools.train.pairs import dpo_rows, kto_rows
-    from tools.train.sft import save_adapter
 
     # ---- data: checked before any model is loaded; a resumed round keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
@@ -281,7 +281,7 @@ def _progress(checkpoint: Path | None) -> dict[str, Any]:
 
 def _estimate(cfg: TrainConfig, tok: Any, rows: list[dict[str, Any]], device: str) -> float:
     """The whole round's time: the supervised estimate for the same tokens, times what a preference step adds."""
-    from tools.train.estimate import in_run_seconds, process_started
+    from tools.train.timing import in_run_seconds, process_started
 
     def tokens(turns: list[dict[str, str]]) -> int:
         return sum(len(tok(t["content"], add_special_tokens=False)["input_ids"]) + 4 for t in turns)
@@ -303,7 +303,7 @@ class Narration(TrainerCallback):
     def __init__(self, cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]],
                  data: Any, n_train: int, n_val: int, estimate_s: float, resume_note: str | None,
                  before: dict[str, Any]) -> None:
-        from tools.train.sft import Health, LiveEta
+        from tools.train.loop import Health, LiveEta
 
         self.cfg, self.run, self.device, self.events, self.data = cfg, run, device, events, data
         self.n_train, self.n_val, self.estimate_s, self.resume_note = n_train, n_val, estimate_s, resume_note
@@ -346,7 +346,7 @@ class Narration(TrainerCallback):
             control.should_training_stop = True
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-        from tools.train.sft import DIAGNOSE_EVERY, peak_memory_mb
+        from tools.train.loop import DIAGNOSE_EVERY, peak_memory_mb
 
         logs = logs or {}
         step = state.global_step

@@ -144,7 +144,7 @@ def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path)
 
     from tools.train.catalog import model_shape
     from tools.train.classify import ENCODER_DEFAULTS, STEP_BUDGET_S, planned_steps, sized_steps
-    from tools.train.estimate import rough_calibration
+    from tools.train.timing import rough_calibration
 
     # SMS-sized texts, 5,000 rows, on a CPU
     texts = [f"Hey, are we still on for dinner at {i % 12} tonight? Call me when you are free, thanks!"

@@ -10,7 +10,8 @@ from tools.train.config import build_config, load_run_config
 from tools.train.data import IGNORE, tokenize_chat
 from tools.train.events import read_events
 from tools.train.modeling import apply_lora, load_base, load_tuned, lora_settings
-from tools.train.sft import evaluate, tokenize_rows, train
+from tools.train.planning import tokenize_rows
+from tools.train.sft import evaluate, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -18,9 +18,9 @@ from tools.train.batching import pack, round_up_row
 from tools.train.catalog import TINY_RANDOM_VOCAB, build_tiny_random
 from tools.train.config import COMPILE_MIN_STEPS, build_config, reproduce_command, save_run_config
 from tools.train.data import IGNORE, TokenizedExample
-from tools.train.estimate import step_memory
 from tools.train.events import read_events
 from tools.train.loss import lm_loss
+from tools.train.memory import step_memory
 from tools.train.modeling import apply_lora, compile_layers, pick_dtype
 from tools.train.sft import train
 from tools.train.speed import BF16_MIN_HIDDEN, AutoCheckpointing, Speed, cpu_flags, speed_settings
