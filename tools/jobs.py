@@ -201,7 +201,7 @@ def start_detached(data: str, model: str, out: str | Path, *, preset: str | None
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = train_argv(data, model, str(run_dir), preset=preset, sets=sets, max_steps=max_steps, resume=resume,
                       nproc=nproc, method="sft" if resume else method, from_run=None if resume else from_run)
-    cmd = [sys.executable, "-c", "from assistant.cli import main; main()", *argv]
+    cmd = [sys.executable, "-m", "tools.cli", *argv]
     # registered before the process starts, so the process's own "running" can never be overwritten
     _upsert(run_dir, status="starting", pid=None, started=_now(), ended=None, project=project,
             message="mtw " + " ".join(argv))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.fakes.hf_hub_double import DECOYS, GATED, TINY_CHAT, TOKEN, tiny_chat_files
 from tests.unit.train.conftest import FEATURES, write_chat
 from tools import download as dl

@@ -7,6 +7,7 @@ deferred into a function still ties the two modules together, it only hides the 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,15 @@ def test_tools_never_reach_the_chat(name: str) -> None:
         if imported.split(".")[0] in {"assistant", "mtw", "chainlit", "langgraph"}
     )
     assert reached == [], f"{SOURCES[name].relative_to(ROOT)} imports {reached}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SOURCES if n.startswith("tools")))
+def test_tools_start_no_process_of_the_chat(name: str) -> None:
+    # a command line built as text (`python -c "from assistant… import main"`) reaches the chat all the same
+    tree = ast.parse(SOURCES[name].read_text(encoding="utf-8"))
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    started = [t for t in texts if re.search(r"\b(from|import) (assistant|mtw)\b|^(assistant|mtw)\.cli$", t)]
+    assert started == [], f"{SOURCES[name].relative_to(ROOT)} runs {started}"
 
 
 def _lines(rel: str) -> int:

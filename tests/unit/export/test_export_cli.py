@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.fakes.ollama_double import OllamaDouble
 from tests.unit.export.conftest import write_dataset
 from tools.export.modelfile import parse_modelfile

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools.dataset.store import DatasetStore, dataset_hash
 from tools.train.config import TrainConfig, save_run_config
 from tools.train.inputs import DataChanged, load_split, read_training_data, save_split

@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.train.conftest import FEATURES, story, write_chat
 from tools.dataset.model import Example
 from tools.settings import get_settings

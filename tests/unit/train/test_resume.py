@@ -8,7 +8,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools.jobs import get_run, list_runs, start_detached, stop_run
 from tools.train.config import build_config
 from tools.train.events import read_events

@@ -345,7 +345,7 @@ def test_mtw_train_says_which_speed_settings_it_chose(tmp_path: Path, chat_file:
                                                       monkeypatch: pytest.MonkeyPatch):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from mtw.cli import app
 
     monkeypatch.setenv("MTW_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools.troubleshoot.kb import entry_for_code, load_entries, parse_entry, search
 from tools.troubleshoot.monitor import diagnose
 
