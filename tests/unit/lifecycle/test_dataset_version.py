@@ -167,7 +167,8 @@ def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path)
 
 def test_mtw_train_says_when_it_caps_a_classifier_run(tmp_path, monkeypatch):
     import tools.train.classify as classify
-    from tools.train.cli import Narrator, _size_classifier
+    from tools.train.cli import _size_classifier
+    from tools.train.narrate import Narrator
 
     data = write_tickets(tmp_path / "tickets.jsonl", n=400)
     monkeypatch.setattr(classify, "STEP_BUDGET_S", 1.0)  # a machine where ten minutes buy almost nothing

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mtw.cli import app
-from tools.train.cli import launch_argv
 from tools.train.events import read_events
+from tools.train.launch import launch_argv
 from tools.train.modeling import load_tuned
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -358,7 +358,7 @@ def test_mtw_train_says_which_speed_settings_it_chose(tmp_path: Path, chat_file:
 
 
 def test_speed_line_names_each_choice():
-    from tools.train.cli import describe_speed
+    from tools.train.narrate import describe_speed
 
     line = describe_speed({"compile": True, "row_multiple": 512, "checkpointing": True, "memory_budget_mb": 1024,
                            "autocast": True, "fused_adamw": True})
