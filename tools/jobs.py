@@ -140,20 +140,6 @@ def _row(row: Any) -> RunRecord:
                      metrics=json.loads(row["metrics"] or "{}"), message=row["message"])
 
 
-def list_runs(project: str | None = None) -> list[RunRecord]:
-    """Every registered run, newest first (optionally of one project)."""
-    conn = _db()
-    try:
-        if project is None:
-            rows = conn.execute("SELECT * FROM runs ORDER BY started DESC, rowid DESC").fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM runs WHERE project = ? ORDER BY started DESC, rowid DESC",
-                                (project,)).fetchall()
-    finally:
-        conn.close()
-    return [_row(r) for r in rows]
-
-
 def get_run(run: str | Path) -> RunRecord:
     """One run, by id or by its folder."""
     conn = _db()
