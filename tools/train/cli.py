@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,13 +21,16 @@ from tools.train.recipe import recipe_note
 from tools.train.rundir import check_out, with_max_steps
 from tools.train.timing import cached_calibration, calibration_key, process_started
 
+if TYPE_CHECKING:
+    from tools.dataset.model import Example
+    from tools.dataset.readers import ReadResult
 
-def _detect_task(data: str, method: str = "sft") -> tuple[str, list[str]]:
+
+def _detect_task(result: ReadResult, data: str, method: str = "sft") -> tuple[str, list[str]]:
     """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names.
 
     A preference `method` is refused for labelled data in one sentence: it needs a text generator.
     """
-    result = dataset_rows(data)
     if result.format in ("classification", "ner") and method != "sft":
         kind = "labelled text (text + label)" if result.format == "classification" else "tagged words (tokens + tags)"
         raise MTWError(f"--method {method} teaches a text generator from judgements, and {data} holds {kind}.",
@@ -94,6 +97,7 @@ def train(
     model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
+    read: ReadResult | None = None
     try:
         if resume:
             cfg = load_run_config(out)
@@ -119,7 +123,9 @@ def train(
                                code="usage")
             if maps:
                 data = _mapped_copy(data, maps, out)
-            task, labels = _detect_task(data, method)
+            # the file is read once here; the task, the checks below, the estimate and the run share that read
+            read = dataset_rows(data)
+            task, labels = _detect_task(read, data, method)
             # the presets are the guide's values for generators; an encoder has its own (--set still wins)
             encoder: dict[str, Any] = {}
             if task != "causal" and preset is None:
@@ -129,13 +135,10 @@ def train(
             cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels,
                                **encoder, **round_fields)
             if task == "causal":
-
-                rows = dataset_rows(data)
-                refuse_for_method(data, cfg.method, rows.format, len(rows.examples), cfg.min_examples)
+                refuse_for_method(data, cfg.method, read.format, len(read.examples), cfg.min_examples)
             if task != "causal" and cfg.max_steps is None and not {"epochs", "max_steps"} & _set_keys(sets):
-                cfg = _size_classifier(cfg, narrator)
+                cfg = _size_classifier(cfg, narrator, read.examples)
         if cfg.task == "causal":
-
             entry = resolve(cfg.model)  # an unknown model is a usage error, found before the run folder is made
             if cfg.context > entry.context and not resume:
                 narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
@@ -170,7 +173,8 @@ def train(
     world = nproc * nnodes
     try:
         # a preference round estimates its own time at its start, from the pairs it will train on
-        estimate_s = None if resume or node_rank or cfg.method != "sft" else _print_estimate(cfg, narrator, world)
+        estimate_s = (None if resume or node_rank or cfg.method != "sft"
+                      else _print_estimate(cfg, narrator, world, read.examples if read else None))
         if world > 1:
             argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
                                estimate_s=estimate_s)
@@ -217,12 +221,14 @@ def _set_keys(sets: list[str]) -> set[str]:
     return {pair.partition("=")[0].strip() for pair in sets}
 
 
-def _size_classifier(cfg: Any, narrator: Narrator) -> Any:
-    """Cap a default classifier run to what this machine trains in about ten minutes, and say so."""
+def _size_classifier(cfg: Any, narrator: Narrator, rows: list[Example] | None = None) -> Any:
+    """Cap a default classifier run to what this machine trains in about ten minutes, and say so (`rows`: the
+    dataset's, when already read)."""
     import torch
 
     from tools.train.classify import STEP_BUDGET_S, sized_steps
-    rows = dataset_rows(cfg.data).examples
+    if rows is None:
+        rows = dataset_rows(cfg.data).examples
     texts = [r.text if cfg.task == "classification" else " ".join(r.tokens or []) for r in rows]
     steps = sized_steps(cfg, texts, cuda=torch.cuda.is_available())
     if steps is None:
@@ -240,11 +246,12 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
+def _print_estimate(cfg: Any, narrator: Narrator, nproc: int, rows: list[Example] | None = None) -> float | None:
     """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
-    batch shape) and return the time shown, which the run's start event carries."""
+    batch shape) and return the time shown, which the run's start event carries (`rows`: the dataset's, when
+    already read)."""
     start = process_started()
-    lengths = dataset_lengths(cfg)
+    lengths = dataset_lengths(cfg, rows)
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
