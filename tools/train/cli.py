@@ -10,16 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from tools.errors import MTWError, storage_error
-from tools.train.catalog import resolve
-from tools.train.config import build_config, load_run_config, reproduce_command
-from tools.train.estimate import dataset_lengths, estimate
-from tools.train.inputs import dataset_rows, refuse_for_method
-from tools.train.launch import launch_argv, run_nproc, split_master
-from tools.train.memory import step_tokens as largest_step
 from tools.train.narrate import Narrator
-from tools.train.recipe import recipe_note
-from tools.train.rundir import check_out, with_max_steps
-from tools.train.timing import cached_calibration, calibration_key, process_started
 
 if TYPE_CHECKING:
     from tools.dataset.model import Example
@@ -96,6 +87,13 @@ def train(
     smollm2-135m/360m/1.7b, any downloaded Hugging Face id or model folder, a .gguf file, or a
     model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
+    # the engine's modules are read when a run starts, not for `mtw --help`
+    from tools.train.catalog import resolve
+    from tools.train.config import build_config, load_run_config, reproduce_command
+    from tools.train.inputs import dataset_rows, refuse_for_method
+    from tools.train.launch import launch_argv, run_nproc, split_master
+    from tools.train.rundir import check_out, with_max_steps
+
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
     read: ReadResult | None = None
     try:
@@ -228,6 +226,8 @@ def _size_classifier(cfg: Any, narrator: Narrator, rows: list[Example] | None = 
 
     from tools.train.classify import STEP_BUDGET_S, sized_steps
     if rows is None:
+        from tools.train.inputs import dataset_rows
+
         rows = dataset_rows(cfg.data).examples
     texts = [r.text if cfg.task == "classification" else " ".join(r.tokens or []) for r in rows]
     steps = sized_steps(cfg, texts, cuda=torch.cuda.is_available())
@@ -250,6 +250,11 @@ def _print_estimate(cfg: Any, narrator: Narrator, nproc: int, rows: list[Example
     """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
     batch shape) and return the time shown, which the run's start event carries (`rows`: the dataset's, when
     already read)."""
+    from tools.train.estimate import dataset_lengths, estimate
+    from tools.train.memory import step_tokens as largest_step
+    from tools.train.recipe import recipe_note
+    from tools.train.timing import cached_calibration, calibration_key, process_started
+
     start = process_started()
     lengths = dataset_lengths(cfg, rows)
     import torch
