@@ -37,7 +37,7 @@ golang:
 	@command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang-go >/dev/null; }
 
 lint: install
-	$(VENV)/bin/ruff check assistant tools tests bench
+	$(VENV)/bin/ruff check assistant tools mtw tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy

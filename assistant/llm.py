@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -88,19 +88,6 @@ class LLM:
             async for part in await self._aclient.pull(self.model, stream=True):
                 if on_progress:
                     on_progress(part.status or "", int(part.completed or 0), int(part.total or 0))
-        except Exception as exc:
-            raise ollama_api.translate(exc, self.model) from exc
-
-    # chat ---------------------------------------------------------------------------------
-    async def stream_chat(self, messages: list[dict[str, str]], **options: Any) -> AsyncIterator[str]:
-        """Yield the reply piece by piece; a dropped connection mid-stream becomes a plain MTWError."""
-        try:
-            stream = await self._aclient.chat(self.model, messages=messages, stream=True, options=options or None)
-            async for part in stream:
-                if part.message and part.message.content:
-                    yield part.message.content
-        except MTWError:
-            raise
         except Exception as exc:
             raise ollama_api.translate(exc, self.model) from exc
 

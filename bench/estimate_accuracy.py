@@ -71,7 +71,7 @@ def run_case(name: str, data: Path, model: str, steps: int, work: Path, sets: li
     run = work / name
     env = {**os.environ, "MTW_HOME": str(work / f"home-{name}"), "MTW_PLAIN_PROGRESS": "1",
            "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", "from assistant.cli import main; main()", "train", "--data", str(data),
+    cmd = [sys.executable, "-c", "from mtw.cli import main; main()", "train", "--data", str(data),
            "--model", model, "--out", str(run), "--max-steps", str(steps), "--set", "eval_every=10", *sets]
     t0 = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)

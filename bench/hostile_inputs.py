@@ -98,7 +98,7 @@ _CHILD = """
 import io, json, resource, sys, time, traceback
 from contextlib import redirect_stdout, redirect_stderr
 sys.setrecursionlimit(1000)
-from assistant.cli import app
+from mtw.cli import app
 out, err = io.StringIO(), io.StringIO()
 t0, c0 = time.perf_counter(), time.process_time()
 code = None

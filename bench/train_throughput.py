@@ -46,8 +46,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, Trainer, TrainerCallb
 
 from tools.train.batching import packed_batches, padded_batch, round_up_row  # noqa: E402
 from tools.train.data import TokenizedExample  # noqa: E402
-from tools.train.estimate import step_memory  # noqa: E402
 from tools.train.loss import lm_loss  # noqa: E402
+from tools.train.memory import step_memory  # noqa: E402
 from tools.train.modeling import compile_layers  # noqa: E402
 from tools.train.speed import AutoCheckpointing, Speed, precision  # noqa: E402
 

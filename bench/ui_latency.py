@@ -55,7 +55,7 @@ def mtw_command() -> list[str]:
     script = Path(sys.executable).with_name("mtw")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from assistant.cli import main; main()"]
+    return [sys.executable, "-c", "from mtw.cli import main; main()"]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -142,20 +142,6 @@ def _row(row: Any) -> RunRecord:
                      metrics=json.loads(row["metrics"] or "{}"), message=row["message"])
 
 
-def list_runs(project: str | None = None) -> list[RunRecord]:
-    """Every registered run, newest first (optionally of one project)."""
-    conn = _db()
-    try:
-        if project is None:
-            rows = conn.execute("SELECT * FROM runs ORDER BY started DESC, rowid DESC").fetchall()
-        else:
-            rows = conn.execute("SELECT * FROM runs WHERE project = ? ORDER BY started DESC, rowid DESC",
-                                (project,)).fetchall()
-    finally:
-        conn.close()
-    return [_row(r) for r in rows]
-
-
 def get_run(run: str | Path) -> RunRecord:
     """One run, by id or by its folder."""
     conn = _db()
@@ -203,7 +189,7 @@ def start_detached(data: str, model: str, out: str | Path, *, preset: str | None
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = train_argv(data, model, str(run_dir), preset=preset, sets=sets, max_steps=max_steps, resume=resume,
                       nproc=nproc, method="sft" if resume else method, from_run=None if resume else from_run)
-    cmd = [sys.executable, "-c", "from assistant.cli import main; main()", *argv]
+    cmd = [sys.executable, "-m", "tools.cli", *argv]
     # registered before the process starts, so the process's own "running" can never be overwritten
     _upsert(run_dir, status="starting", pid=None, started=_now(), ended=None, project=project,
             message="mtw " + " ".join(argv))

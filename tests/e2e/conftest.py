@@ -31,7 +31,7 @@ class Wizard:
     """A running `mtw ui` process and where it keeps its data."""
 
     def __init__(self, home: Path, ollama_host: str, logs: Path, args: tuple[str, ...] = (),
-                 port: int | None = None, module: str = "assistant.cli", env: dict[str, str] | None = None) -> None:
+                 port: int | None = None, module: str = "mtw.cli", env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"

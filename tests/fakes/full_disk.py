@@ -32,6 +32,6 @@ def install(home: Path, flag: Path) -> None:
 
 if __name__ == "__main__":
     install(Path(os.environ["MTW_HOME"]), Path(os.environ[FLAG]))
-    from assistant.cli import main
+    from mtw.cli import main
 
     main()

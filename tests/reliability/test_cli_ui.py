@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from assistant import passwords
-from assistant.cli import app
 from assistant.passwords import Throttle, check_password, set_password, sign_in
+from mtw.cli import app
 
 runner = CliRunner()
 

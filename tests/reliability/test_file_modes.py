@@ -50,7 +50,7 @@ async def test_after_a_chat_with_an_upload_and_a_training_run_nothing_in_mtw_hom
         await chat.wait_text("**12 examples**")
         [version] = home.glob("projects/*/dataset/versions/*.jsonl")
         run = version.parents[2] / "runs" / "r1"
-        trained = subprocess.run([sys.executable, "-m", "assistant.cli", "train", "--data", str(version), "--model",
+        trained = subprocess.run([sys.executable, "-m", "mtw.cli", "train", "--data", str(version), "--model",
                                   "tiny-random", "--out", str(run), "--max-steps", "1", "--set", "val_share=0"],
                                  cwd=ROOT, env={**os.environ, "MTW_HOME": str(home)}, capture_output=True, text=True,
                                  timeout=300)

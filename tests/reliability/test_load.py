@@ -30,7 +30,7 @@ def started(run: Path) -> bool:
 async def test_five_chats_at_once_during_training_all_reach_the_spec_without_an_error(launch, tmp_path):
     w = launch()
     run = tmp_path / "run"
-    train = subprocess.Popen([sys.executable, "-m", "assistant.cli", "train", "--data",
+    train = subprocess.Popen([sys.executable, "-m", "mtw.cli", "train", "--data",
                               str(ROOT / "examples" / "pm_dataset.jsonl"), "--model", "tiny-random", "--out", str(run),
                               "--max-steps", "100000"], env={**os.environ, "MTW_HOME": str(w.home)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -42,7 +42,7 @@ def test_mtw_ui_starts_again_at_once_on_the_same_port_after_a_crash(launch):
     # the stale folder of the killed wizard is cleared by the next start
     assert not (first.home / "ui" / str(first.proc.pid)).exists()
 
-    busy = subprocess.run([sys.executable, "-m", "assistant.cli", "ui", "--port", str(first.port), "--no-browser"],
+    busy = subprocess.run([sys.executable, "-m", "mtw.cli", "ui", "--port", str(first.port), "--no-browser"],
                           env={**os.environ, "MTW_HOME": str(first.home)}, capture_output=True, text=True,
                           timeout=120)
     assert busy.returncode == 2

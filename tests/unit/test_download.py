@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.fakes.hf_hub_double import DECOYS, GATED, TINY_CHAT, TOKEN, tiny_chat_files
 from tests.unit.train.conftest import FEATURES, write_chat
 from tools import download as dl
+from tools import download_resume
 from tools.errors import UsageError
 from tools.train.catalog import load_tokenizer, resolve
 from tools.units import human_bytes
@@ -117,7 +118,7 @@ def test_a_connection_cut_mid_file_is_resumed_where_it_broke(hub, hf_home):
 def test_a_download_cut_off_for_good_keeps_its_partial_file_and_the_next_run_fetches_only_the_rest(
         hub, hf_home, monkeypatch):
     weights = tiny_chat_files()[WEIGHTS]
-    monkeypatch.setattr(dl, "RETRY_WAITS_S", (0.0, 0.0))
+    monkeypatch.setattr(download_resume, "RETRY_WAITS_S", (0.0, 0.0))
     for after in (12_000_000, 0, 0):  # some bytes arrive, then the network stays down through both retries
         hub.cut_once(WEIGHTS, after)
     result = mtw("download", TINY_CHAT)
@@ -151,7 +152,7 @@ def test_ctrl_c_keeps_the_partial_file_and_the_next_run_starts_its_progress_ther
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(dl, "_append_rest", ctrl_c)
+        m.setattr(download_resume, "append_rest", ctrl_c)
         result = mtw("download", TINY_CHAT)
     assert result.exit_code == 130
     assert (f"run `mtw download {TINY_CHAT}` again to continue from {dl.human_bytes(small + kept)}"
@@ -213,7 +214,8 @@ def test_a_damaged_partial_file_is_caught_by_its_checksum_and_downloaded_again(h
 
 
 def test_a_file_that_arrives_damaged_twice_stops_with_a_plain_error(hub, monkeypatch):
-    monkeypatch.setattr(dl._Partial, "problem", lambda self, size: "its sha256 checksum does not match the Hub's")
+    monkeypatch.setattr(download_resume.Partial, "problem",
+                        lambda self, size: "its sha256 checksum does not match the Hub's")
     result = mtw("download", TINY_CHAT)
     assert result.exit_code == 1
     assert f"{WEIGHTS} of {TINY_CHAT} arrived damaged twice" in result.output

@@ -101,13 +101,6 @@ def group_plan(lengths: Sequence[int], batch_size: int, seed: int, group_factor:
     return plan
 
 
-def grouped_batches(examples: Sequence[TokenizedExample], batch_size: int, pad_id: int, seed: int,
-                    group_factor: int = 50) -> list[dict[str, torch.Tensor]]:
-    """Pad-to-longest batches of similar lengths (the layout when packing is off)."""
-    plan = group_plan([len(e) for e in examples], batch_size, seed, group_factor)
-    return [padded_batch([examples[i] for i in idx], pad_id) for idx in plan]
-
-
 def label_tokens(batch: dict[str, torch.Tensor]) -> int:
     """Tokens in the batch that count towards the loss."""
     return int((batch["labels"] != IGNORE).sum())

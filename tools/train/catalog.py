@@ -6,17 +6,26 @@ import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from tools.errors import UsageError
 from tools.hub_cache import local_snapshot
 from tools.train import tiny
+from tools.train.chat_templates import (
+    CHAT_TEMPLATES,
+    FAMILY_BY_TYPE,
+    STOPS,
+    TemplateFamily,
+    TemplateVariant,
+    chat_template_text,
+    family_from_template,
+    variant_from_template,
+)
+from tools.train.gguf_file import companion, is_gguf, read_info
+from tools.train.tiny import tiny_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-TemplateFamily = Literal["phi3", "llama3", "chatml", "gemma"]
-TemplateVariant = Literal["", "qwen2.5", "smollm2", "llama3.2"]
 
 TINY_RANDOM = "tiny-random"
 TINY_RANDOM_NOTE = "for trying the workflow and for tests: it learns the format of a dataset, nothing more"
@@ -117,53 +126,6 @@ CATALOG: dict[str, CatalogEntry] = {e.key: e for e in (
                  ModelShape(64, 2, 30524, 128, params_b=0.002)),
 )}
 
-# Go's JSON encoder (Ollama's `json`) escapes <, > and &; the training side writes tool JSON the same way
-_GO_JSON = ("| tojson(separators=(',', ':'), sort_keys=True) | replace('<', '\\\\u003c') | replace('>', '\\\\u003e') "
-            "| replace('&', '\\\\u0026')")
-_CHATML = (
-    "{%- set sys = messages[0]['content'] if messages and messages[0]['role'] == 'system' else '' %}"
-    "{%- if sys or tools %}<|im_start|>system\n{{ sys }}{% if tools %}{% if sys %}{{ '\\n\\n' }}{% endif %}# Tools\n\n"
-    "You may call one or more functions to assist with the user query.\n\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
-    "{% for t in tools %}{{ '\\n' }}{\"type\": \"function\", \"function\": {{ t['function'] " + _GO_JSON + " }}}"
-    "{% endfor %}"
-    "{{ '\\n' }}</tools>\n\nFor each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}"
-    "\n</tool_call>{% endif %}<|im_end|>\n{% endif %}"
-    "{% for m in messages %}{% if m['role'] == 'system' and loop.first %}"
-    "{% elif m['role'] == 'tool' %}{% if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}"
-    "<|im_start|>user{% endif %}{{ '\\n' }}<tool_response>\n{{ m['content'] }}\n</tool_response>"
-    "{% if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}<|im_end|>\n{% endif %}"
-    "{% elif m['role'] == 'assistant' and m['tool_calls'] %}<|im_start|>assistant"
-    "{% if m['content'] %}{{ '\\n' }}{{ m['content'] }}{% endif %}"
-    "{% for c in m['tool_calls'] %}{{ '\\n' }}<tool_call>\n"
-    "{\"name\": \"{{ c['function']['name'] }}\", \"arguments\": {{ c['function']['arguments'] " + _GO_JSON + " }}}"
-    "\n</tool_call>{% endfor %}<|im_end|>\n"
-    "{% else %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-"""ChatML with Qwen2.5's tool format, written the way the exported Ollama TEMPLATE writes it (tools/export)."""
-
-CHAT_TEMPLATES: dict[str, str] = {
-    "chatml": _CHATML,
-    "llama3": ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-               "{{ m['content'] | trim }}<|eot_id|>{% endfor %}"
-               "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
-    "phi3": ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
-             "{% if add_generation_prompt %}<|assistant|>{% endif %}"),
-    "gemma": ("{{ bos_token }}{% for m in messages %}<start_of_turn>"
-              "{{ 'model' if m['role'] == 'assistant' else 'user' }}\n{{ m['content'] | trim }}<end_of_turn>\n"
-              "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"),
-}
-"""Our own rendering of each family, used only when a tokenizer ships without a chat template."""
-
-_FAMILY_MARKERS: tuple[tuple[str, TemplateFamily], ...] = (
-    ("<|eot_id|>", "llama3"), ("<|im_start|>", "chatml"), ("<end_of_turn>", "gemma"), ("<|end|>", "phi3"))
-_FAMILY_BY_TYPE: dict[str, TemplateFamily] = {"llama": "llama3", "phi3": "phi3", "gemma": "gemma",
-                                               "gemma2": "gemma", "gemma3": "gemma", "gemma3_text": "gemma"}
-_STOPS: dict[str, tuple[str, ...]] = {"phi3": ("<|end|>", "<|endoftext|>"), "llama3": ("<|eot_id|>",),
-                                      "chatml": ("<|im_end|>",), "gemma": ("<end_of_turn>",)}
-
-
 def find_in_catalog(model: str) -> CatalogEntry | None:
     """The catalog entry named by its key, its Hugging Face id or its Ollama tag; None when it is not listed."""
     name = model.strip()
@@ -183,8 +145,6 @@ def resolve(model: str, *, ask_ollama: bool = True) -> CatalogEntry:
     A catalog model whose Hugging Face weights are not on this machine but which the user's Ollama holds is read
     from Ollama's own GGUF file: nothing to download. `ask_ollama=False` contacts nothing (a dry run).
     """
-    from tools.train.gguf_file import is_gguf
-
     name = model.strip()
     path = Path(name).expanduser()
     if path.is_file() and is_gguf(path):
@@ -229,11 +189,9 @@ def _in_ollama(tag: str) -> Any:
 
 def entry_from_gguf(path: Path, *, key: str | None = None, ollama_tag: str | None = None) -> CatalogEntry:
     """Describe a model from its GGUF file's own metadata: architecture, sizes, chat template and end of turn."""
-    from tools.train.gguf_file import read_info
-
     info = read_info(path)
-    family = _family_from_template(info.chat_template) or _FAMILY_BY_TYPE.get(info.arch, "chatml")
-    stops = _STOPS[family]
+    family = family_from_template(info.chat_template) or FAMILY_BY_TYPE.get(info.arch, "chatml")
+    stops = STOPS[family]
     if info.eos_token and info.eos_token not in stops and info.eos_token in info.chat_template:
         stops = (info.eos_token, *stops)
     targets = PHI3_TARGETS if info.architecture == "Phi3ForCausalLM" else ATTENTION_MLP
@@ -242,7 +200,7 @@ def entry_from_gguf(path: Path, *, key: str | None = None, ollama_tag: str | Non
     return CatalogEntry(key or info.path.stem, str(info.path), ollama_tag, info.architecture, family, stops, targets,
                         info.context, info.architecture in ("LlamaForCausalLM", "Gemma2ForCausalLM"),
                         shape.params_b, f"Read from {where} ({info.quantization} GGUF, dequantized for training).",
-                        shape, _variant_from_template(info.chat_template), gguf=str(info.path),
+                        shape, variant_from_template(info.chat_template), gguf=str(info.path),
                         quantization=info.quantization)
 
 
@@ -256,7 +214,6 @@ def local_source(entry: CatalogEntry) -> str:
     """Where `from_pretrained` reads the entry: its folder, its snapshot in the hub cache, or (not here) its id; for a
     GGUF, the folder of its config and tokenizer files (tools/train/gguf_file.companion)."""
     if entry.gguf:
-        from tools.train.gguf_file import companion, read_info
 
         return str(companion(read_info(entry.gguf)))
     if Path(entry.hf_id).is_dir():
@@ -274,8 +231,8 @@ def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
                          fix="Point --model at a complete model folder (config.json, weights, tokenizer).") from exc
     arch = (config.get("architectures") or ["unknown"])[0]
     model_type = str(config.get("model_type", ""))
-    template_text = _chat_template_text(folder)
-    family = _family_from_template(template_text) or _FAMILY_BY_TYPE.get(model_type, "chatml")
+    template_text = chat_template_text(folder)
+    family = family_from_template(template_text) or FAMILY_BY_TYPE.get(model_type, "chatml")
     targets: tuple[str, ...]
     if model_type == "bert" or arch.startswith("Bert"):
         targets = BERT_TARGETS
@@ -286,9 +243,9 @@ def _entry_from_folder(folder: Path, key: str | None = None) -> CatalogEntry:
     context = int(config.get("max_position_embeddings") or 2048)
     ok = arch in ("LlamaForCausalLM", "Gemma2ForCausalLM")
     shape = shape_from_config(config)
-    return CatalogEntry(key or folder.name, str(folder), None, arch, family, _STOPS[family], targets, context, ok,
+    return CatalogEntry(key or folder.name, str(folder), None, arch, family, STOPS[family], targets, context, ok,
                         shape.params_b if shape else 0.0, f"Read from {folder}.", shape,
-                        _variant_from_template(template_text))
+                        variant_from_template(template_text))
 
 
 def shape_from_config(config: dict[str, Any]) -> ModelShape | None:
@@ -317,34 +274,6 @@ def model_shape(model: str) -> ModelShape:
     return entry.shape
 
 
-def _chat_template_text(folder: Path) -> str:
-    jinja = folder / "chat_template.jinja"
-    if jinja.is_file():
-        return jinja.read_text(encoding="utf-8")
-    try:
-        tok_cfg = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return ""
-    template = tok_cfg.get("chat_template") or ""
-    return template if isinstance(template, str) else json.dumps(template)
-
-
-_VARIANT_MARKERS: tuple[tuple[str, TemplateVariant], ...] = (
-    ("You are Qwen, created by Alibaba Cloud", "qwen2.5"), ("Cutting Knowledge Date", "llama3.2"),
-    ("named SmolLM", "smollm2"))
-
-
-def _variant_from_template(template: str) -> TemplateVariant:
-    return next((variant for marker, variant in _VARIANT_MARKERS if marker in template), "")
-
-
-def _family_from_template(template: str) -> TemplateFamily | None:
-    for marker, family in _FAMILY_MARKERS:
-        if marker in template:
-            return family
-    return None
-
-
 def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     """The model's tokenizer, offline, with a chat template, an end-of-turn token and a pad token set."""
     entry = resolve(model)
@@ -371,8 +300,6 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
 def tiny_random_tokenizer() -> PreTrainedTokenizerBase:
     """tiny-random's character vocabulary with ChatML turn markers (see tools/train/tiny.py)."""
-    from tools.train.tiny import tiny_tokenizer
-
     tok = tiny_tokenizer(CATALOG[TINY_RANDOM].context)
     tok.chat_template = CHAT_TEMPLATES["chatml"]
     return tok

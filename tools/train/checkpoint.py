@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from tools.errors import UsageError, storage_error
+
 KEEP = 2
 """Checkpoints kept on disk; older ones are deleted once a newer one is complete."""
 STATE, CHECKSUM = "state.pt", "checksum.json"
@@ -31,8 +33,6 @@ def save_checkpoint(run_dir: Path | str, step: int, model: torch.nn.Module, opti
 
     A full or read-only disk raises one plain MTWError; the checkpoints already there stay usable.
     """
-    from tools.errors import storage_error
-
     root = Path(run_dir) / "checkpoints"
     final = root / f"step-{step:06d}"
     tmp = root / f".tmp-step-{step:06d}"
@@ -134,8 +134,6 @@ def restore(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
             dataset_version: str, data: str) -> dict:
     """Restore a checkpoint for `--resume` and return its state; refuse when the dataset changed, since the data
     order would not match."""
-    from tools.errors import UsageError
-
     state = load_checkpoint(path, model, optimizer, scheduler)
     saved = state["extra"].get("dataset_version")
     if saved and saved != dataset_version:

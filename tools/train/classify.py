@@ -16,14 +16,20 @@ from typing import Any
 
 import torch
 
+from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory
 from tools.run_events import finished
+from tools.train.catalog import model_shape
 from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
+from tools.train.data import IGNORE
 from tools.train.events import EventWriter, Listener, read_events
-from tools.train.sft import DIAGNOSE_EVERY, Health, crashed_event, lr_lambda, peak_memory_mb, save_adapter
+from tools.train.inputs import load_split, read_training_data, save_split
+from tools.train.loop import DIAGNOSE_EVERY, Health, crashed_event, lr_lambda, peak_memory_mb, save_adapter
+from tools.train.modeling import apply_lora, load_base, lora_settings
+from tools.train.planning import collate, encode_rows
+from tools.train.timing import cached_calibration, calibration_key, rough_calibration
 
-IGNORE = -100
 ENCODER_DEFAULTS: dict[str, Any] = {"learning_rate": 1e-3, "epochs": 3, "batch_size": 16}
 """A small encoder with a fresh head learns at a higher rate than the generators' presets, over a few passes, in
 larger batches of short texts (the common recipe for BERT-sized classifiers)."""
@@ -46,9 +52,6 @@ def planned_steps(n_train: int, *, batch_size: int, grad_accum: int, epochs: flo
 
 def sized_steps(cfg: TrainConfig, texts: list[str], *, cuda: bool) -> int | None:
     """`planned_steps` for this data on this machine, timed with the estimate's speed model."""
-    from tools.train.catalog import model_shape
-    from tools.train.estimate import cached_calibration, calibration_key, rough_calibration
-
     # about 4 characters a token: the same rough count the dataset check uses without a tokenizer
     lengths = [max(1, len(t) // 4) + 2 for t in texts]
     step_tokens = cfg.batch_size * cfg.grad_accum * max(1, sum(lengths) // max(1, len(lengths)))
@@ -85,45 +88,6 @@ def classification_metrics(truth: list[int], predicted: list[int], n_labels: int
     return {"accuracy": round(accuracy, 4), "precision": mean(precisions), "recall": mean(recalls), "f1": mean(f1s)}
 
 
-def encode_rows(rows: list[Any], cfg: TrainConfig, tokenizer: Any, max_len: int) -> list[dict[str, Any]]:
-    """Rows → {input_ids, label(s)}: one class id per text, or one tag id per word on its first word piece."""
-    index = {name: i for i, name in enumerate(cfg.labels)}
-    out: list[dict[str, Any]] = []
-    for r in rows:
-        if cfg.task == "classification":
-            if r.label not in index:
-                raise UsageError(f"Line {r.line}: label '{r.label}' is not one of the run's labels ({cfg.labels}).",
-                                 fix="Fix the label, or start a new run so the labels are read from the data.")
-            ids = tokenizer(r.text, truncation=True, max_length=max_len)["input_ids"]
-            out.append({"input_ids": ids, "labels": index[r.label]})
-            continue
-        enc = tokenizer(r.tokens, is_split_into_words=True, truncation=True, max_length=max_len)
-        labels, previous = [], None
-        for word in enc.word_ids():
-            labels.append(index[r.tags[word]] if word is not None and word != previous else IGNORE)
-            previous = word
-        out.append({"input_ids": enc["input_ids"], "labels": labels})
-    return out
-
-
-def collate(items: list[dict[str, Any]], pad_id: int, token_task: bool, device: str) -> dict[str, torch.Tensor]:
-    """Pad a batch to its longest row."""
-    width = max(len(i["input_ids"]) for i in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE, dtype=torch.long) if token_task else torch.zeros(
-        len(items), dtype=torch.long)
-    for row, item in enumerate(items):
-        n = len(item["input_ids"])
-        ids[row, :n] = torch.tensor(item["input_ids"])
-        mask[row, :n] = 1
-        if token_task:
-            labels[row, :n] = torch.tensor(item["labels"])
-        else:
-            labels[row] = item["labels"]
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-
-
 @torch.no_grad()
 def evaluate(model: Any, items: list[dict[str, Any]], cfg: TrainConfig, pad_id: int, device: str) -> dict[str, float]:
     """Validation loss and accuracy / precision / recall / F1."""
@@ -151,8 +115,6 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
     `estimate_s`: the whole run's time as the plan showed it to the user (carried by the start event).
     """
-    from tools import jobs
-
     run = Path(run_dir)
     if resume:
         cfg = load_run_config(run)
@@ -182,10 +144,6 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]], resume: bool,
          command: str | None, estimate_s: float | None = None) -> dict[str, Any]:
-    from tools import jobs
-    from tools.train.inputs import load_split, read_training_data, save_split
-    from tools.train.modeling import apply_lora, load_base, lora_settings
-
     # ---- data: checked first; the label names come from the data when the config has none
     data = read_training_data(cfg.data, model=None, context=cfg.context, val_share=cfg.val_share, seed=cfg.seed,
                               check_model=False, min_examples=cfg.min_examples,

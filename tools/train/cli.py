@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tools.errors import MTWError, storage_error
-from tools.run_events import TERMINAL, is_terminal
+from tools.train.narrate import Narrator
 from tools.vocabulary import PRESET_NAMES
 
-PLAIN_EVERY = 10
-"""In plain (non-terminal) output, print one line per this many steps."""
+if TYPE_CHECKING:
+    from tools.dataset.model import Example
+    from tools.dataset.readers import ReadResult
 
 
-def _detect_task(data: str, method: str = "sft") -> tuple[str, list[str]]:
+def _detect_task(result: ReadResult, data: str, method: str = "sft") -> tuple[str, list[str]]:
     """causal for chat-like files, classification for text+label, token for tokens+tags; with the label names.
 
     A preference `method` is refused for labelled data in one sentence: it needs a text generator.
     """
-    from tools.train.inputs import dataset_rows
-
-    result = dataset_rows(data)
     if result.format in ("classification", "ner") and method != "sft":
         kind = "labelled text (text + label)" if result.format == "classification" else "tagged words (tokens + tags)"
         raise MTWError(f"--method {method} teaches a text generator from judgements, and {data} holds {kind}.",
@@ -67,181 +62,6 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     return str(copy)
 
 
-class Narrator:
-    """Renders events: a rich progress bar on a terminal, one plain line per event otherwise (logs, the UI)."""
-
-    def __init__(self, plain: bool) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=False)
-        self.plain = plain or not self.console.is_terminal
-        self.progress: Any = None
-        self.task: Any = None
-
-    def __call__(self, ev: dict[str, Any]) -> None:
-        kind = ev["type"]
-        if kind == "start":
-            self._start(ev)
-        elif kind == "step":
-            self._step(ev)
-        elif kind == "eval":
-            extra = "".join(f", {k.replace('_', ' ')} {ev[k]:.3f}" for k in ("accuracy", "f1", "reward_accuracy",
-                                                                             "reward_margin") if k in ev)
-            self._line(f"step {ev['step']}: validation loss {ev['val_loss']:.4f}{extra}")
-        elif kind == "diagnosis":
-            self._line(f"[yellow]! {ev['message']}[/] → {ev.get('fix_text') or ev.get('fix')}")
-        elif kind == "checkpoint":
-            self._line(f"checkpoint saved at step {ev['step']}", dim=True)
-        elif kind in TERMINAL:
-            self.close()
-
-    def _start(self, ev: dict[str, Any]) -> None:
-        resumed = f", resuming at step {ev['resumed_from']}" if ev.get("resumed_from") else ""
-        if ev.get("method") in ("dpo", "kto"):
-            since = f" from {ev['from_run']}" if ev.get("from_run") else ""
-            self._line(f"{ev['method'].upper()} round on {ev['config']['model']}{since}: {ev['n_examples']} "
-                       f"judgements ({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on "
-                       f"{ev['device']}{resumed}")
-        else:
-            self._line(f"training {ev['config']['model']} on {ev['n_examples']} examples "
-                       f"({ev.get('n_validation', 0)} held out) for {ev['total_steps']} steps on "
-                       f"{ev['device']}{resumed}")
-        if ev.get("held_out_duplicates"):
-            self._line(f"{ev['held_out_duplicates']} held-out row(s) left out: the very same row is in the training "
-                       "data, so it would measure memory, not skill", dim=True)
-        if ev.get("resume_note"):
-            self._line(f"[yellow]! {ev['resume_note']}[/]")
-        if ev.get("sharding") == "fsdp":
-            self._line(f"the base model is sharded across the {ev['world_size']} processes (FSDP); each holds "
-                       "its share of the weights and the whole adapter", dim=True)
-        speed = describe_speed(ev.get("speed") or {})
-        if speed:
-            self._line(speed, dim=True)
-        if self.plain:
-            return
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]} tok/s"),
-                                 TextColumn("ETA {task.fields[eta]}"), console=self.console)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=ev["total_steps"], completed=ev.get("resumed_from", 0),
-                                           loss="…", speed="…", eta="…")
-
-    def _step(self, ev: dict[str, Any]) -> None:
-        if self.progress is not None:
-            eta = ev.get("eta_s")
-            self.progress.update(self.task, completed=ev["step"], loss=f"{ev['loss']:.4f}",
-                                 speed=f"{ev['tokens_per_s']:.0f}",
-                                 eta=time.strftime("%H:%M:%S", time.gmtime(eta)) if eta is not None else "…")
-        elif ev["step"] % PLAIN_EVERY == 0 or ev["step"] == 1:
-            eta = ev.get("eta_s")
-            self.console.print(f"step {ev['step']}  loss {ev['loss']:.4f}  {ev['tokens_per_s']:.0f} tok/s"
-                               + (f"  about {eta:.0f}s left" if eta is not None else ""), highlight=False)
-
-    def _line(self, text: str, dim: bool = False) -> None:
-        target = self.progress.console if self.progress is not None else self.console
-        target.print(f"[dim]{text}[/]" if dim else text, highlight=False)
-
-    def close(self) -> None:
-        """Stop the live bar (before the summary is printed)."""
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-def describe_speed(speed: dict[str, Any]) -> str:
-    """The start event's speed settings in one line ("" when there are none, as for a classifier)."""
-    if not speed:
-        return ""
-    parts = ["compiled layers"] if speed.get("compile") else []
-    if speed.get("row_multiple"):
-        parts.append(f"rows rounded to {speed['row_multiple']} tokens")
-    ckpt = speed.get("checkpointing")
-    budget = speed.get("memory_budget_mb", 0) / 1024
-    if ckpt == "auto":
-        parts.append(f"gradient checkpointing where a step would exceed {budget:.1f} GB")
-    elif ckpt is True:
-        parts.append("gradient checkpointing on every step")
-    if speed.get("autocast"):
-        parts.append("bf16 arithmetic")
-    if speed.get("fused_adamw"):
-        parts.append("fused AdamW")
-    return "speed: " + ", ".join(parts) if parts else ""
-
-
-def _follow(proc: subprocess.Popen[bytes], run_dir: Path, listener: Narrator) -> dict[str, Any]:
-    """Render a child run's events as they are appended, until it exits; return its last final event."""
-    from tools.train.events import tail_events
-
-    events_path = run_dir / "events.jsonl"
-    offset = events_path.stat().st_size if events_path.exists() else 0
-    final: dict[str, Any] = {}
-
-    def drain() -> None:
-        nonlocal offset, final
-        events, offset = tail_events(run_dir, offset)
-        for ev in events:
-            listener(ev)
-            if is_terminal(ev):
-                final = ev
-
-    while proc.poll() is None:
-        drain()
-        time.sleep(0.5)
-    drain()
-    return final or {"type": "failed", "code": "crash", "message": f"the training processes exited ({proc.returncode})",
-                     "fix": f"See {run_dir / 'train.log'} or the output above."}
-
-
-def launch_argv(run_dir: Path, nproc: int, *, nnodes: int = 1, node_rank: int = 0, master: str | None = None,
-                resume: bool = False, estimate_s: float | None = None) -> list[str]:
-    """The torchrun command that starts this machine's `nproc` training processes: on their own (one machine),
-    or joining the other machines at `master` (static rendezvous: machine 0 holds rank 0, which writes the run)."""
-    if nnodes > 1:
-        host, port = split_master(master or "")
-        where = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={host}", f"--master_port={port}"]
-    else:
-        where = ["--standalone"]
-    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={nproc}",
-            "-m", "tools.train.sft", str(run_dir), *(["--resume"] if resume else []),
-            *(["--estimate-s", str(estimate_s)] if estimate_s is not None else [])]
-
-
-def split_master(master: str) -> tuple[str, int]:
-    """ADDR:PORT of the first machine, checked (a usage error names what is wrong)."""
-    host, _, port = master.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise MTWError(f"--master '{master}' is not ADDR:PORT.",
-                       fix="Give the first machine's address and a free port, e.g. --master 10.0.0.1:29500.",
-                       code="usage")
-    return host, int(port)
-
-
-def _run_nproc(cfg: Any, run_dir: Path, argv: list[str], resume: bool, command: str, listener: Narrator,
-               main_node: bool) -> dict[str, Any]:
-    """Start this machine's training processes under torchrun (data parallel) and follow the run."""
-    from tools.train.config import save_run_config
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        save_run_config(run_dir, cfg, command)
-    proc = subprocess.Popen(argv, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if not main_node:
-        listener.console.print("this machine trains its share; the first machine (--node-rank 0) writes the "
-                               "events, checkpoints and adapter", highlight=False)
-    try:
-        final = _follow(proc, run_dir, listener)
-    except KeyboardInterrupt:
-        # torchrun passes the interrupt to its workers, which checkpoint and stop; wait for them
-        final = _follow(proc, run_dir, listener)
-    if not main_node and proc.returncode == 0 and final.get("code") == "crash":
-        # a machine whose run folder is not shared sees no events of its own: its processes' exit says it all
-        return {"type": "stopped", "message": "this machine's share of the training finished; the adapter is on "
-                                              "the first machine (--node-rank 0)"}
-    return final
-
-
 def train(
     data: str = typer.Option(None, "--data", help="The dataset file (JSONL/CSV; chat, text+label or tokens+tags)."),
     model: str = typer.Option(None, "--model", help="Base model: catalog name, Hugging Face id, folder, tiny-random."),
@@ -269,10 +89,15 @@ def train(
     smollm2-135m/360m/1.7b, any downloaded Hugging Face id or model folder, a .gguf file, or a
     model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
+    # the engine's modules are read when a run starts, not for `mtw --help`
+    from tools.train.catalog import resolve
     from tools.train.config import build_config, load_run_config, reproduce_command
+    from tools.train.inputs import dataset_rows, refuse_for_method
+    from tools.train.launch import launch_argv, run_nproc, split_master
     from tools.train.rundir import check_out, with_max_steps
 
     narrator = Narrator(plain=os.environ.get("MTW_PLAIN_PROGRESS") == "1")
+    read: ReadResult | None = None
     try:
         if resume:
             cfg = load_run_config(out)
@@ -298,7 +123,9 @@ def train(
                                code="usage")
             if maps:
                 data = _mapped_copy(data, maps, out)
-            task, labels = _detect_task(data, method)
+            # the file is read once here; the task, the checks below, the estimate and the run share that read
+            read = dataset_rows(data)
+            task, labels = _detect_task(read, data, method)
             # the presets are the guide's values for generators; an encoder has its own (--set still wins)
             encoder: dict[str, Any] = {}
             if task != "causal" and preset is None:
@@ -308,15 +135,10 @@ def train(
             cfg = build_config(model, data, preset=preset, sets=sets, max_steps=max_steps, task=task, labels=labels,
                                **encoder, **round_fields)
             if task == "causal":
-                from tools.train.inputs import dataset_rows, refuse_for_method
-
-                rows = dataset_rows(data)
-                refuse_for_method(data, cfg.method, rows.format, len(rows.examples), cfg.min_examples)
+                refuse_for_method(data, cfg.method, read.format, len(read.examples), cfg.min_examples)
             if task != "causal" and cfg.max_steps is None and not {"epochs", "max_steps"} & _set_keys(sets):
-                cfg = _size_classifier(cfg, narrator)
+                cfg = _size_classifier(cfg, narrator, read.examples)
         if cfg.task == "causal":
-            from tools.train.catalog import resolve
-
             entry = resolve(cfg.model)  # an unknown model is a usage error, found before the run folder is made
             if cfg.context > entry.context and not resume:
                 narrator.console.print(f"context lowered from {cfg.context} to {entry.context} tokens, the most "
@@ -351,11 +173,12 @@ def train(
     world = nproc * nnodes
     try:
         # a preference round estimates its own time at its start, from the pairs it will train on
-        estimate_s = None if resume or node_rank or cfg.method != "sft" else _print_estimate(cfg, narrator, world)
+        estimate_s = (None if resume or node_rank or cfg.method != "sft"
+                      else _print_estimate(cfg, narrator, world, read.examples if read else None))
         if world > 1:
             argv = launch_argv(out, nproc, nnodes=nnodes, node_rank=node_rank, master=master, resume=resume,
                                estimate_s=estimate_s)
-            final = _run_nproc(cfg, out, argv, resume, command, narrator, main_node=node_rank == 0)
+            final = run_nproc(cfg, out, argv, resume, command, narrator, main_node=node_rank == 0)
         elif cfg.task == "causal" and cfg.method != "sft":
             from tools.train.preference import train as run_round
 
@@ -398,14 +221,16 @@ def _set_keys(sets: list[str]) -> set[str]:
     return {pair.partition("=")[0].strip() for pair in sets}
 
 
-def _size_classifier(cfg: Any, narrator: Narrator) -> Any:
-    """Cap a default classifier run to what this machine trains in about ten minutes, and say so."""
+def _size_classifier(cfg: Any, narrator: Narrator, rows: list[Example] | None = None) -> Any:
+    """Cap a default classifier run to what this machine trains in about ten minutes, and say so (`rows`: the
+    dataset's, when already read)."""
     import torch
 
     from tools.train.classify import STEP_BUDGET_S, sized_steps
-    from tools.train.inputs import dataset_rows
+    if rows is None:
+        from tools.train.inputs import dataset_rows
 
-    rows = dataset_rows(cfg.data).examples
+        rows = dataset_rows(cfg.data).examples
     texts = [r.text if cfg.task == "classification" else " ".join(r.tokens or []) for r in rows]
     steps = sized_steps(cfg, texts, cuda=torch.cuda.is_available())
     if steps is None:
@@ -423,14 +248,17 @@ def _quiet_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
+def _print_estimate(cfg: Any, narrator: Narrator, nproc: int, rows: list[Example] | None = None) -> float | None:
     """Print the plan's verdict (memory and the whole run's time, this machine measured once per model and
-    batch shape) and return the time shown, which the run's start event carries."""
-    from tools.train.estimate import cached_calibration, calibration_key, dataset_lengths, estimate, process_started
-    from tools.train.estimate import step_tokens as largest_step
+    batch shape) and return the time shown, which the run's start event carries (`rows`: the dataset's, when
+    already read)."""
+    from tools.train.estimate import dataset_lengths, estimate
+    from tools.train.memory import step_tokens as largest_step
+    from tools.train.recipe import recipe_note
+    from tools.train.timing import cached_calibration, calibration_key, process_started
 
     start = process_started()
-    lengths = dataset_lengths(cfg)
+    lengths = dataset_lengths(cfg, rows)
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -438,8 +266,6 @@ def _print_estimate(cfg: Any, narrator: Narrator, nproc: int) -> float | None:
         narrator.console.print(f"measuring this machine's speed with {cfg.model} (once for this model and batch "
                                "size)…", highlight=False)
     e = estimate(cfg, device=device, measure=True, lengths=lengths, world=nproc, process_start=start)
-    from tools.train.recipe import recipe_note
-
     sized = recipe_note(cfg, e.passes)
     if sized:
         narrator.console.print(f"recipe: {sized} (--set learning_rate=… or --set epochs=… to choose yourself)",

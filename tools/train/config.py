@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 
 from tools.errors import UsageError
 from tools.fileio import atomic_write_text
+from tools.train.recipe import sized_recipe
 from tools.vocabulary import PresetName
 
 COMPILE_MIN_STEPS = 200
@@ -118,6 +119,13 @@ class TrainConfig(BaseModel):
     """With several processes (--nproc): fsdp = split the frozen base's weights across them (PyTorch FSDP), for
     a base that does not fit one device; none = each holds the whole base. auto = fsdp when the memory estimate
     says a step with the whole base would not fit one process's memory."""
+
+    @property
+    def preset_learning_rate(self) -> float:
+        """The learning rate of the run's preset (the default one without a preset), before any sizing."""
+        if self.preset:
+            return float(PRESETS[self.preset]["learning_rate"])
+        return float(type(self).model_fields["learning_rate"].default)
 
 
 _EXPECTED = {"bool_parsing": "true or false", "bool_type": "true or false", "int_parsing": "a whole number",
@@ -252,10 +260,9 @@ def build_config(model: str, data: str, *, preset: str | None = None, sets: list
     overrides, bad = parse_sets(sets or [])
     problems += bad
     values.update(overrides)
-    from tools.train.recipe import sized_recipe
-
     # the presets are set for a 3.8B base: a smaller one gets larger steps and enough of them, unless the user chose
-    values.update(sized_recipe(values, chosen={*fields, *overrides, *(["max_steps"] if max_steps is not None else [])}))
+    chosen = {*fields, *overrides, *(["max_steps"] if max_steps is not None else [])}
+    values.update(sized_recipe(values, chosen, default_learning_rate=TrainConfig.model_fields["learning_rate"].default))
     cfg: TrainConfig | None = None
     try:
         cfg = TrainConfig(**values)

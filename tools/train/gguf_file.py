@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.errors import UsageError
+from tools.settings import get_settings
 
 MAGIC = b"GGUF"
 
@@ -131,8 +132,6 @@ def companion(info: GGUFInfo) -> Path:
     import hashlib
     import shutil
     import tempfile
-
-    from tools.settings import get_settings
 
     stat = info.path.stat()
     key = hashlib.sha1(f"{info.path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]

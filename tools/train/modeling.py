@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import UsageError
+from tools.train.bases import weights_source
 from tools.train.catalog import TINY_RANDOM, build_tiny_random, load_tokenizer, local_source, resolve
+from tools.train.config import load_run_config
 
 if TYPE_CHECKING:
     import torch
@@ -201,8 +203,6 @@ def load_tuned(run_dir: Path | str, device: str = "cpu") -> tuple[Any, PreTraine
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from tools.train.config import load_run_config
-
     run = Path(run_dir)
     cfg = load_run_config(run)
     adapter = run / "adapter"
@@ -210,7 +210,6 @@ def load_tuned(run_dir: Path | str, device: str = "cpu") -> tuple[Any, PreTraine
         raise UsageError(f"{run} has no finished adapter ({adapter}/adapter_config.json is missing).",
                          fix=f"Let the training finish, or resume it: mtw train --data {cfg.data} --model {cfg.model} "
                              f"--out {run} --resume")
-    from tools.train.bases import weights_source
 
     source = weights_source(run, cfg.model) if cfg.task == "causal" else cfg.model
     base, _ = load_base(source, cfg.task, labels=cfg.labels, precision="fp32" if device == "cpu" else "auto",

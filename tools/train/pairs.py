@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tools.dataset.model import Example, Message, Preference
+from tools.train.data import tokenize_example
 
 
 def _turns(messages: list[Message]) -> list[dict[str, str]]:
@@ -37,7 +38,6 @@ def answer_logprob(model: Any, tokenizer: Any, prompt: list[Message], answer: li
     """log p(answer | prompt) under `model`, in the base model's chat template (the answer's tokens only)."""
     import torch
 
-    from tools.train.data import tokenize_example
     from tools.train.loss import lm_loss
 
     # earlier answers in the prompt are read, not scored

@@ -14,23 +14,27 @@ base model itself). Only the trained adapter is saved.
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
+from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
 from tools.run_events import finished
+from tools.train.bases import record_base, run_entry, weights_source
+from tools.train.catalog import resolve
+from tools.train.checkpoint import StopRequest
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events
+from tools.train.inputs import load_split, read_training_data, save_split
+from tools.train.loop import Health, crashed_event, failed_event, save_adapter
+from tools.train.modeling import apply_lora, load_base, lora_settings, pick_dtype
+from tools.train.pairs import dpo_rows, kto_rows
+from tools.train.preference_narration import PROGRESS, Narration
+from tools.train.timing import in_run_seconds, process_started
 
 CHECKPOINTS = "checkpoints"
-PROGRESS = "mtw-progress.json"
-"""In each checkpoint: the tokens, seconds and last losses so far, so a resumed run's totals cover the whole run."""
 KEEP = 2
 """Checkpoints kept, as for supervised runs."""
 # a preference step costs more than a supervised step on the same tokens: DPO runs the reference (a forward
@@ -100,9 +104,6 @@ def pick_checkpoint(run: Path) -> tuple[Path | None, str | None]:
 def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listener: Listener | None = None,
           command: str | None = None, estimate_s: float | None = None) -> dict[str, Any]:
     """Run (or resume) a DPO / KTO round into RUN_DIR; returns the final event (done / stopped / failed)."""
-    from tools import jobs
-    from tools.train.sft import Health, crashed_event, failed_event
-
     run = Path(run_dir)
     if resume:
         cfg = load_run_config(run)
@@ -156,10 +157,6 @@ def _model(cfg: TrainConfig, device: str, run: Path, resume: bool) -> tuple[Any,
 
     The base is the very weights the --from-run run trained on (its base.json), recorded for this round too.
     """
-    from tools.train.bases import record_base, run_entry, weights_source
-    from tools.train.catalog import resolve
-    from tools.train.modeling import apply_lora, load_base, lora_settings
-
     if resume:
         source = weights_source(run, cfg.model)
     else:
@@ -177,8 +174,6 @@ def _model(cfg: TrainConfig, device: str, run: Path, resume: bool) -> tuple[Any,
 
 def _arguments(cfg: TrainConfig, run: Path, device: str, validating: bool, **extra: Any) -> Any:
     """TRL's config for the round, from ours: the same schedule, batches, checkpoints and evaluations."""
-    from tools.train.modeling import pick_dtype
-
     dtype = str(pick_dtype(cfg.precision, device)).removeprefix("torch.")
     common: dict[str, Any] = dict(
         output_dir=str(run / CHECKPOINTS), learning_rate=cfg.learning_rate, per_device_train_batch_size=cfg.batch_size,
@@ -204,11 +199,6 @@ def _fit(cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: l
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
     from transformers.trainer_callback import PrinterCallback
-
-    from tools.train.checkpoint import StopRequest
-    from tools.train.inputs import load_split, read_training_data, save_split
-    from tools.train.pairs import dpo_rows, kto_rows
-    from tools.train.sft import save_adapter
 
     # ---- data: checked before any model is loaded; a resumed round keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
@@ -282,8 +272,6 @@ def _progress(checkpoint: Path | None) -> dict[str, Any]:
 
 def _estimate(cfg: TrainConfig, tok: Any, rows: list[dict[str, Any]], device: str) -> float:
     """The whole round's time: the supervised estimate for the same tokens, times what a preference step adds."""
-    from tools.train.estimate import in_run_seconds, process_started
-
     def tokens(turns: list[dict[str, str]]) -> int:
         return sum(len(tok(t["content"], add_special_tokens=False)["input_ids"]) + 4 for t in turns)
 
@@ -293,117 +281,3 @@ def _estimate(cfg: TrainConfig, tok: Any, rows: list[dict[str, Any]], device: st
     seconds = in_run_seconds(cfg, lengths, device, world=1, process_start=started)
     since = time.time() - started
     return round(since + (seconds - since) * STEP_COST[cfg.method], 1)
-
-
-# ---------------------------------------------------------------- train: the Trainer's steps as our events
-
-
-class Narration(TrainerCallback):
-    """The Trainer's run told as events.jsonl: start, step, eval, checkpoint, diagnosis; stops on request."""
-
-    def __init__(self, cfg: TrainConfig, run: Path, device: str, events: EventWriter, prior: list[dict[str, Any]],
-                 data: Any, n_train: int, n_val: int, estimate_s: float, resume_note: str | None,
-                 before: dict[str, Any]) -> None:
-        from tools.train.sft import Health, LiveEta
-
-        self.cfg, self.run, self.device, self.events, self.data = cfg, run, device, events, data
-        self.n_train, self.n_val, self.estimate_s, self.resume_note = n_train, n_val, estimate_s, resume_note
-        self.health = Health(events, prior, n_train, device)
-        self.eta = LiveEta(cfg.eval_every if n_val else 0, cfg.checkpoint_every)
-        self.stop: Any = None
-        self.stopped = False
-        self.nan_at: int | None = None
-        self.started = time.monotonic() - float(before.get("seconds", 0.0))
-        self.tokens = int(before.get("tokens", 0))
-        self.last: dict[str, Any] = dict(before.get("last") or {})
-        self.seen_tokens: float | None = None
-        self.t_step = time.monotonic()
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
-        from tools import jobs
-
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        self.total_steps = state.max_steps
-        self.events.emit("start", estimate_s=self.estimate_s, config=self.cfg.model_dump(mode="json"),
-                         n_examples=self.n_train, n_validation=self.n_val, total_steps=state.max_steps,
-                         device=self.device, world_size=1, sharding="none", resumed_from=state.global_step,
-                         trainable_params=trainable, total_params=total, dataset_version=self.data.version,
-                         held_out_duplicates=len(self.data.dropped_rows), pid=os.getpid(), speed={},
-                         method=self.cfg.method, judgements=self.n_train + self.n_val,
-                         from_run=self.cfg.from_run, **({"resume_note": self.resume_note} if self.resume_note else {}))
-        jobs.record_start(self.run, self.cfg, dataset_version=self.data.version, pid=os.getpid())
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self.t_step = time.monotonic()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        last = state.global_step >= state.max_steps
-        if last and self.n_val:
-            control.should_evaluate = True  # the final numbers, like a supervised run's last evaluation
-        if self.stop is not None and self.stop.requested and not last:
-            self.stopped = True
-            control.should_save = True
-            control.should_training_stop = True
-
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
-        from tools.train.sft import DIAGNOSE_EVERY, peak_memory_mb
-
-        logs = logs or {}
-        step = state.global_step
-        if "eval_loss" in logs:
-            extra = _preference_metrics(logs, "eval_")
-            self.last.update({"val_loss": logs["eval_loss"], **extra})
-            self.events.emit("eval", step=step, val_loss=round(float(logs["eval_loss"]), 5), **extra)
-            self.health.check()
-            return
-        if "loss" not in logs:
-            return  # the Trainer's closing summary
-        elapsed = time.monotonic() - self.t_step
-        seen = float(logs.get("num_tokens", 0.0))
-        # TRL counts tokens from zero in each process; a resumed run starts counting again
-        tokens = int(seen - self.seen_tokens) if self.seen_tokens is not None and seen >= self.seen_tokens \
-            else int(seen)
-        self.seen_tokens = seen
-        self.tokens += tokens
-        loss = float(logs["loss"])
-        extra = _preference_metrics(logs, "")
-        self.last.update({"train_loss": loss, **extra})
-        if not math.isfinite(loss):
-            self.nan_at = step
-            control.should_training_stop = True
-        self.events.emit("step", step=step, epoch=round(float(logs.get("epoch", state.epoch or 0.0)), 3),
-                         loss=round(loss, 5) if math.isfinite(loss) else loss,
-                         lr=float(logs.get("learning_rate", 0.0)),
-                         tokens_per_s=round(tokens / max(elapsed, 1e-9), 1),
-                         eta_s=self.eta.after_step(elapsed, step, state.max_steps, tokens),
-                         peak_mem_mb=peak_memory_mb(self.device), **extra)
-        if step % DIAGNOSE_EVERY == 0:
-            self.health.check()
-
-    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        from tools.fileio import atomic_write_json
-
-        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        atomic_write_json(path / PROGRESS, {"tokens": self.tokens, "seconds": time.monotonic() - self.started,
-                                            "last": self.last})
-        self.events.emit("checkpoint", step=state.global_step, path=str(path))
-
-    def metrics(self, step: int, epoch: float) -> dict[str, Any]:
-        """The done event's numbers: the supervised ones, then the preference ones from the last evaluation."""
-        def num(key: str) -> float | None:
-            value = self.last.get(key)
-            return None if value is None else round(float(value), 5)
-
-        return {"train_loss": num("train_loss"), "val_loss": num("val_loss"), "steps": step, "epochs": round(epoch, 3),
-                "tokens": self.tokens, "seconds": round(time.monotonic() - self.started, 1),
-                "reward_accuracy": num("reward_accuracy"), "reward_margin": num("reward_margin"),
-                "judgements": self.n_train + self.n_val, "method": self.cfg.method}
-
-
-def _preference_metrics(logs: dict[str, Any], prefix: str) -> dict[str, float]:
-    """TRL's reward numbers under plain names: how often the chosen answer wins and by how much."""
-    names = {"rewards/accuracies": "reward_accuracy", "rewards/margins": "reward_margin",
-             "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected", "kl": "kl"}
-    return {ours: round(float(logs[prefix + theirs]), 5) for theirs, ours in names.items()
-            if isinstance(logs.get(prefix + theirs), int | float) and math.isfinite(logs[prefix + theirs])}

@@ -24,6 +24,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from tools.errors import MTWError
+from tools.train.catalog import TINY_RANDOM, resolve
+
 REFERENCE_PARAMS_B = 3.8
 """phi-4-mini, the guide's base: its presets' learning rates are right for a model of this size."""
 MAX_SCALE = 5.0
@@ -47,9 +50,6 @@ def sized_learning_rate(learning_rate: float, params_b: float) -> float:
 def base_size_b(model: str) -> float | None:
     """The base's parameters in billions (catalog, folder config or GGUF), or None when it cannot be told without
     asking anything (an unknown name, a model only in Ollama) or is the workflow's tiny-random."""
-    from tools.errors import MTWError
-    from tools.train.catalog import TINY_RANDOM, resolve
-
     if model.strip() == TINY_RANDOM:
         return None  # built to show the workflow, not to learn; its runs choose their own rate
     try:
@@ -58,13 +58,11 @@ def base_size_b(model: str) -> float | None:
         return None
 
 
-def sized_recipe(values: dict[str, Any], chosen: Collection[str] = ()) -> dict[str, Any]:
-    """The settings to change in `values` (defaults + preset + the user's own) for the base's size; `chosen` names
-    the settings the user gave, which are never changed. Empty for a generator of the guide's size or larger, a
-    classifier, a preference round, or tiny-random."""
-    from tools.train.config import TrainConfig
-
-    defaults = TrainConfig.model_fields
+def sized_recipe(values: dict[str, Any], chosen: Collection[str] = (), *,
+                 default_learning_rate: float) -> dict[str, Any]:
+    """The settings to change in `values` (the preset + the user's own) for the base's size; `chosen` names
+    the settings the user gave, which are never changed; `default_learning_rate` is the rate when `values` sets
+    none. Empty for a generator of the guide's size or larger, a classifier, a preference round, or tiny-random."""
     if values.get("method", "sft") != "sft" or values.get("task", "causal") != "causal":
         return {}
     size = base_size_b(str(values.get("model", "")))
@@ -72,7 +70,7 @@ def sized_recipe(values: dict[str, Any], chosen: Collection[str] = ()) -> dict[s
         return {}
     out: dict[str, Any] = {}
     if "learning_rate" not in chosen:
-        lr = float(values.get("learning_rate", defaults["learning_rate"].default))
+        lr = float(values.get("learning_rate", default_learning_rate))
         out["learning_rate"] = sized_learning_rate(lr, size)
     if not {"epochs", "max_steps", "min_steps"} & set(chosen) and not values.get("max_steps"):
         out["min_steps"] = max(MIN_STEPS, int(values.get("min_steps") or 0))
@@ -82,13 +80,10 @@ def sized_recipe(values: dict[str, Any], chosen: Collection[str] = ()) -> dict[s
 def recipe_note(cfg: Any, passes: float) -> str:
     """One plain sentence on what the sized recipe changed in `cfg` ("" when it changed nothing); `passes` is how
     many times the run's plan goes over the examples (tools.train.estimate.Estimate.passes)."""
-    from tools.train.config import PRESETS, TrainConfig
-
     size = base_size_b(cfg.model)
     if size is None or lr_scale(size) == 1.0 or cfg.method != "sft" or cfg.task != "causal":
         return ""
-    preset_lr = float(PRESETS[cfg.preset]["learning_rate"] if cfg.preset
-                      else TrainConfig.model_fields["learning_rate"].default)
+    preset_lr = cfg.preset_learning_rate
     parts = []
     if abs(cfg.learning_rate - sized_learning_rate(preset_lr, size)) < 1e-12 and cfg.learning_rate != preset_lr:
         parts.append(f"learning rate {cfg.learning_rate:g} (the preset's {preset_lr:g} × "

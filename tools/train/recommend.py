@@ -11,15 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tools.train.estimate import (
-    CHECKPOINT_SLOWDOWN,
-    RUNTIME_MB_CPU,
-    lora_params,
-    machine_cores,
-    memory_parts,
-    tokens_per_second,
-    total_mb,
-)
+from tools.train.catalog import CATALOG, model_shape
+from tools.train.memory import RUNTIME_MB_CPU, lora_params, memory_parts, total_mb
+from tools.train.timing import CHECKPOINT_SLOWDOWN, machine_cores, tokens_per_second
 from tools.units import human_duration
 
 PREFERENCE = ("phi-4-mini", "qwen2.5-3b", "qwen2.5-1.5b", "qwen2.5-0.5b")
@@ -51,8 +45,6 @@ class Recommendation:
 
 def training_memory_mb(model: str, *, cuda: bool, checkpointing: bool = False) -> float:
     """Peak memory of a typical step of `model`, as the training estimate computes it."""
-    from tools.train.catalog import model_shape
-
     shape = model_shape(model)
     lora = lora_params(shape, r=16)
     parts = memory_parts(params=shape.params_b * 1e9, hidden=shape.hidden, layers=shape.layers, vocab=shape.vocab,
@@ -67,8 +59,6 @@ def recommend_base(*, cuda: bool, memory_mb: float, cores: int, task: str = "gen
 
     When none is fast enough, the fastest that fits; classifiers and entity taggers get the built-in MiniLM.
     """
-    from tools.train.catalog import CATALOG
-
     if task in ("classification", "entity_extraction"):
         return Recommendation("minilm", "labels and entities are learned by the built-in MiniLM encoder: small, "
                                         "already on this machine, and quick to train", 0.0, 0.0)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from tools.errors import UsageError
 from tools.run_events import finished
+from tools.train.config import reproduce_command, save_run_config
+from tools.train.events import read_events
 
 if TYPE_CHECKING:
     from tools.train.config import TrainConfig
@@ -34,9 +36,6 @@ def is_run(folder: Path) -> bool:
 def with_max_steps(out: Path, cfg: TrainConfig, max_steps: int) -> TrainConfig:
     """`--resume --max-steps N`: the run goes on to step N, and its config.yaml says so from now on (the schedule
     stretches to the new end). Refused in a sentence when the run has finished or is already past N."""
-    from tools.train.config import reproduce_command, save_run_config
-    from tools.train.events import read_events
-
     events = read_events(out)
     if finished(events):
         raise UsageError(f"{out} has already finished, so --max-steps {max_steps} cannot make it longer.",

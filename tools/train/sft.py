@@ -17,68 +17,45 @@ from __future__ import annotations
 
 import math
 import os
-import resource
-import shutil
 import sys
 import time
-import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
 from tools.run_events import EventType, finished
 from tools.train.bases import record_base, weights_source
-from tools.train.batching import label_tokens, pack, pack_plan, padded_batch, real_tokens, round_up_row
+from tools.train.batching import label_tokens, pack_plan
 from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
-from tools.train.data import TokenizedExample, tokenize_example
+from tools.train.data import TokenizedExample
+from tools.train.distributed import Dist, agree, all_reduce_grads, setup_distributed, start_like_main
+from tools.train.estimate import estimate
 from tools.train.events import EventWriter, Listener, read_events
+from tools.train.inputs import load_split, read_training_data, save_split
+from tools.train.loop import (
+    DIAGNOSE_EVERY,
+    Health,
+    LiveEta,
+    crashed_event,
+    failed_event,
+    lr_lambda,
+    peak_memory_mb,
+    save_adapter,
+)
 from tools.train.loss import lm_loss
+from tools.train.memory import memory_budget_mb
+from tools.train.modeling import apply_lora, compile_layers, load_base, lora_settings
+from tools.train.planning import materialise, plan_batches, token_budget, tokenize_rows
 from tools.train.sharding import FSDP, NONE, pick_sharding, shard_base
 from tools.train.speed import AutoCheckpointing, Speed, precision, speed_settings
-
-DIAGNOSE_EVERY = 10
-"""Steps between health checks (also run at each evaluation)."""
-
+from tools.train.timing import in_run_seconds, process_started
 
 # ---------------------------------------------------------------- setup
-
-
-@dataclass
-class Dist:
-    """Where this process sits in a multi-process run (world 1 = a plain single-process run)."""
-
-    rank: int = 0
-    world: int = 1
-    device: str = "cpu"
-
-    @property
-    def main(self) -> bool:
-        """Only the main process writes events, checkpoints and the adapter."""
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    """Join the torchrun process group when launched by it (gloo on CPU, nccl on GPUs)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world == 1:
-        return Dist(device="cuda" if cuda else "cpu")
-    import torch.distributed as dist
-
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if cuda:
-        torch.cuda.set_device(local)
-    else:
-        # processes share the cores: without this each would start a thread per core and thrash
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    return Dist(rank=dist.get_rank(), world=world, device=f"cuda:{local}" if cuda else "cpu")
 
 
 def choose_sharding(cfg: TrainConfig, dist: Dist) -> str:
@@ -92,8 +69,6 @@ def choose_sharding(cfg: TrainConfig, dist: Dist) -> str:
     if dist.main:
         need, budget = 0.0, 1.0
         if cfg.sharding == "auto":
-            from tools.train.estimate import estimate, memory_budget_mb
-
             e = estimate(cfg, device=dist.device, world=dist.world)
             # on a CPU the processes of one machine share its RAM; each GPU is its own
             share = 1 if dist.device.startswith("cuda") else int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -101,91 +76,6 @@ def choose_sharding(cfg: TrainConfig, dist: Dist) -> str:
         choice = [pick_sharding(cfg.sharding, world=dist.world, need_mb=need, budget_mb=budget)]
     tdist.broadcast_object_list(choice, src=0)
     return str(choice[0])
-
-
-def tokenize_rows(rows: list[Any], tokenizer: Any, context: int) -> list[TokenizedExample]:
-    """Chat rows → token ids with assistant-only labels; rows that teach nothing (no assistant token) are dropped."""
-    out = [tokenize_example(tokenizer, r, context) for r in rows]
-    return [e for e in out if e.n_label_tokens > 0]
-
-
-def token_budget(lengths: list[int], cfg: TrainConfig) -> int:
-    """Tokens per packed row: about `batch_size` examples of average length, never less than the longest one."""
-    mean = sum(lengths) / max(1, len(lengths))
-    return int(min(cfg.context * cfg.batch_size, max(max(lengths, default=1), math.ceil(cfg.batch_size * mean))))
-
-
-def plan_batches(lengths: list[int], cfg: TrainConfig, world: int) -> tuple[list[list[int]], int, int]:
-    """Every micro-batch of the run in order (epoch after epoch, each shuffled by seed + epoch), from the
-    examples' token counts.
-
-    Returns (plan, optimizer steps, micro-batches per epoch). The plan is a pure function of the
-    data and the config, which is what lets `--resume` continue with the same data order (and the
-    time estimate count the very batches the run will train on).
-    """
-    budget = token_budget(lengths, cfg)
-
-    def epoch(e: int) -> list[list[int]]:
-        if cfg.packing:
-            return pack_plan(lengths, budget, cfg.seed + e)
-        from tools.train.batching import group_plan
-
-        return group_plan(lengths, cfg.batch_size, cfg.seed + e)
-
-    per_step = cfg.grad_accum * world
-    first = epoch(0)
-    per_epoch = len(first)
-    wanted = (cfg.max_steps * per_step if cfg.max_steps
-              else max(math.ceil(per_epoch * cfg.epochs), cfg.min_steps * per_step))
-    plan = list(first)
-    e = 1
-    while len(plan) < wanted:
-        plan += epoch(e)
-        e += 1
-    plan = plan[:wanted]
-    steps = cfg.max_steps or math.ceil(len(plan) / per_step)
-    return plan, steps, per_epoch
-
-
-def materialise(examples: list[TokenizedExample], idx: list[int], cfg: TrainConfig, pad_id: int,
-                device: str, row_multiple: int = 0) -> tuple[dict[str, torch.Tensor], int]:
-    """One micro-batch on the device, and its real (non-padding) token count.
-
-    Labels stay on the host: the loss picks the label positions there without waiting for the GPU.
-    On a GPU the inputs go through pinned memory, so the copy overlaps the previous step's work.
-    """
-    rows = [examples[i] for i in idx]
-    batch = pack(rows) if cfg.packing else padded_batch(rows, pad_id)
-    real = real_tokens(batch)
-    if cfg.packing:
-        batch = round_up_row(batch, row_multiple, pad_id)
-    cuda = device.startswith("cuda")
-
-    def move(name: str, t: torch.Tensor) -> torch.Tensor:
-        if name == "labels":
-            return t
-        return t.pin_memory().to(device, non_blocking=True) if cuda else t.to(device)
-
-    return {k: move(k, v) for k, v in batch.items()}, real
-
-
-def lr_lambda(total: int, warmup: int):  # noqa: ANN201 - a closure for LambdaLR
-    """Linear warm-up, then cosine decay to zero over the rest of the run."""
-
-    def at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return at
-
-
-def peak_memory_mb(device: str) -> float:
-    """Peak memory of this process: GPU allocations on CUDA, resident set size on CPU."""
-    if device.startswith("cuda"):
-        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 @torch.no_grad()
@@ -205,25 +95,6 @@ def evaluate(model: Any, examples: list[TokenizedExample], cfg: TrainConfig, pad
         count += n
     model.train()
     return total.item() / max(1, count)
-
-
-class Health:
-    """Runs the health monitor on the events so far and emits each new diagnosis once per run."""
-
-    def __init__(self, events: EventWriter, prior: list[dict[str, Any]], n_examples: int | None,
-                 device: str) -> None:
-        self.events, self.prior, self.n, self.device = events, prior, n_examples, device
-
-    def check(self) -> None:
-        """Emit the diagnoses not yet reported (in this session or before a resume)."""
-        from tools.troubleshoot.monitor import diagnose
-
-        so_far = self.prior + self.events.history
-        seen = {e.get("code") for e in so_far if e.get("type") == "diagnosis"}
-        for d in diagnose(so_far, n_examples=self.n, device=self.device.split(":")[0]):
-            if d.code not in seen:
-                seen.add(d.code)
-                self.events.emit("diagnosis", **{k: v for k, v in d.as_event().items() if k != "type"})
 
 
 # ---------------------------------------------------------------- train
@@ -250,8 +121,6 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
                          fix="To train again, start a new run with another --out.")
     if dist.main and not resume:
         save_run_config(run, cfg, command)
-    from tools import jobs
-
     try:
         final = _fit(cfg, run, dist, events, prior, resume, estimate_s)
     except MTWError as exc:
@@ -279,10 +148,6 @@ def train(cfg: TrainConfig, run_dir: Path | str, *, resume: bool = False, listen
 
 def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: list[dict[str, Any]],
          resume: bool, estimate_s: float | None = None) -> dict[str, Any]:
-    from tools import jobs
-    from tools.train.inputs import load_split, read_training_data, save_split
-    from tools.train.modeling import apply_lora, load_base, lora_settings
-
     # ---- data: checked before any model is loaded, so a bad file fails in seconds; a resumed run keeps its split
     data = read_training_data(cfg.data, model=cfg.model, context=cfg.context, val_share=cfg.val_share,
                               seed=cfg.seed, min_examples=cfg.min_examples, method="sft",
@@ -321,8 +186,6 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     plan, total_steps, per_epoch = plan_batches([len(e) for e in train_ex], cfg, dist.world)
     speed = speed_settings(cfg, dist.device, total_steps, model)
     if speed.compile:
-        from tools.train.modeling import compile_layers
-
         compile_layers(model)
     memory = AutoCheckpointing(model, speed, cfg.loss_chunk, dist.device)
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
@@ -337,12 +200,10 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
         state = restore(checkpoint, model, optimizer, scheduler, data.version, cfg.data)
         step, before = int(state["step"]), state["extra"]
     if dist.world > 1:
-        step = _start_like_main(model, optimizer, scheduler, step, dist)
+        step = start_like_main(model, optimizer, scheduler, step, dist)
 
     n_params = sum(p.numel() for p in model.parameters())
     if estimate_s is None:
-        from tools.train.estimate import in_run_seconds, process_started
-
         estimate_s = in_run_seconds(cfg, [len(e) for e in train_ex + val_ex], dist.device, world=dist.world,
                                     process_start=process_started())
     events.emit("start", estimate_s=estimate_s, config=cfg.model_dump(mode="json"), n_examples=len(train_ex),
@@ -383,7 +244,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                 label_sum += n
                 tokens += real
             if dist.world > 1:
-                _all_reduce_grads(trainable, dist.world)
+                all_reduce_grads(trainable, dist.world)
             torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -412,7 +273,7 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                 health.check()
             elif step % DIAGNOSE_EVERY == 0:
                 health.check()
-            stop_now = _agree(stop.requested, dist)
+            stop_now = agree(stop.requested, dist)
             if (step % cfg.checkpoint_every == 0 or stop_now) and dist.main:
                 t_save = time.monotonic()
                 path = save_checkpoint(run, step, model, optimizer, scheduler,
@@ -440,113 +301,6 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                "steps": step, "epochs": round(step * per_step / per_epoch, 3), "tokens": tokens_done,
                "seconds": round(time.monotonic() - started, 1)}
     return events.emit("done", adapter=str(adapter), metrics=metrics)
-
-
-def failed_event(events: EventWriter, exc: MTWError) -> dict[str, Any]:
-    """The `failed` event for EXC; when even that cannot be written (a full disk), it goes to stderr instead."""
-    try:
-        return events.emit("failed", code=exc.code, message=exc.message, fix=exc.fix)
-    except OSError:
-        print(f"{exc.message} {exc.fix}", file=sys.stderr)
-        return {"type": "failed", "code": exc.code, "message": exc.message, "fix": exc.fix}
-
-
-class LiveEta:
-    """Time left, from this run's own measured steps: the mean step after the first (which pays one-off
-    costs such as compilation), plus the evaluations and checkpoints still to come at their measured cost.
-
-    Until the first evaluation is measured, its cost is guessed from the steps' time per token: an evaluation
-    of `val_tokens` runs the forward pass only, about a third of a training step's work per token.
-    """
-
-    FORWARD_SHARE = 1 / 3
-
-    def __init__(self, eval_every: int, checkpoint_every: int, val_tokens: int = 0) -> None:
-        self.eval_every, self.checkpoint_every, self.val_tokens = eval_every, checkpoint_every, val_tokens
-        self.times: list[float] = []
-        self.tokens: list[int] = []
-        self.eval_s: float | None = None
-        self.save_s = 0.0
-
-    def after_step(self, seconds: float, step: int, total: int, tokens: int = 0) -> float:
-        """Seconds left after `step` of `total`, given that step took `seconds` for `tokens` tokens."""
-        self.times.append(seconds)
-        self.tokens.append(tokens)
-        steady = self.times[1:] or self.times
-        eval_s = self.eval_s
-        if eval_s is None:
-            steady_tokens = self.tokens[1:] or self.tokens
-            eval_s = self.val_tokens * sum(steady) / max(1, sum(steady_tokens)) * self.FORWARD_SHARE
-        left = total - step
-        # evaluations at each multiple of eval_every still to come and at the last step; checkpoints likewise,
-        # then the adapter
-        evals = (total // self.eval_every - step // self.eval_every + (1 if total % self.eval_every else 0)
-                 if self.eval_every else 0)
-        saves = total // self.checkpoint_every - step // self.checkpoint_every + 1
-        return round(sum(steady) / len(steady) * left + evals * eval_s + saves * self.save_s, 1)
-
-
-def crashed_event(events: EventWriter, exc: BaseException, run: Path) -> dict[str, Any]:
-    """An unforeseen error: the details go to the log (stderr), the event says what to do."""
-    traceback.print_exc(file=sys.stderr)
-    return events.emit("failed", code="crash", message=f"Training stopped unexpectedly: {exc}.",
-                       fix=f"See {run / 'train.log'} (for a background run) or the output above for details; "
-                           "--resume continues from the last checkpoint.")
-
-
-def _agree(flag: bool, dist: Dist) -> bool:
-    """In a multi-process run all processes stop at the same step if any one was asked to."""
-    if dist.world == 1:
-        return flag
-    import torch.distributed as tdist
-
-    t = torch.tensor([1.0 if flag else 0.0])
-    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def _start_like_main(model: Any, optimizer: torch.optim.Optimizer, scheduler: Any, step: int, dist: Dist) -> int:
-    """Every process starts from the main process's adapter, optimizer state and step: after a resume the other
-    machines may have no checkpoint of their own (a run folder that is not shared)."""
-    import torch.distributed as tdist
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
-    state: list[Any] = [None]
-    if dist.main:
-        state = [{"step": step, "adapter": {k: v.cpu() for k, v in get_peft_model_state_dict(model).items()},
-                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}]
-    tdist.broadcast_object_list(state, src=0)
-    if not dist.main:
-        set_peft_model_state_dict(model, state[0]["adapter"])
-        optimizer.load_state_dict(state[0]["optimizer"])
-        scheduler.load_state_dict(state[0]["scheduler"])
-    return int(state[0]["step"])
-
-
-def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
-    """Average the (small) LoRA gradients across processes: data-parallel training without a DDP wrapper."""
-    import torch.distributed as tdist
-
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-        tdist.all_reduce(p.grad)
-        p.grad /= world
-
-
-def save_adapter(model: Any, tokenizer: Any, adapter: Path, adapters: list[str] | None = None) -> None:
-    """Write adapter_model.safetensors, adapter_config.json and the tokenizer files, replacing any older adapter.
-
-    `adapters`: only these of the model's adapters (a preference round also holds a frozen reference copy).
-    """
-
-    tmp = adapter.with_name(".adapter.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True,
-                          **({"selected_adapters": adapters} if adapters is not None else {}))
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(adapter, ignore_errors=True)
-    os.replace(tmp, adapter)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import torch
 
 from tools.errors import UsageError
 from tools.train.config import COMPILE_MIN_STEPS, TrainConfig
+from tools.train.memory import checkpointed_layers, memory_budget_mb, row_multiple, step_memory
 
 
 @dataclass
@@ -102,8 +103,6 @@ def autocast_on(precision: str, device: str, model: Any) -> bool:
 def speed_settings(cfg: TrainConfig, device: str, total_steps: int, model: Any) -> Speed:
     """Resolve the speed settings for this device, run length and (LoRA-wrapped) model (plain error for what
     cannot work here)."""
-    from tools.train.estimate import memory_budget_mb, row_multiple
-
     cuda = device.startswith("cuda")
     if cfg.compile == "auto":
         compile_layers = cuda and total_steps >= COMPILE_MIN_STEPS
@@ -145,8 +144,6 @@ class AutoCheckpointing:
     """
 
     def __init__(self, model: Any, speed: Speed, chunk: int, device: str) -> None:
-        from tools.train.estimate import step_memory
-
         self.speed = speed
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.base = base
@@ -172,8 +169,6 @@ class AutoCheckpointing:
 
     def before_step(self, tokens: int) -> int:
         """Set checkpointing for the coming step; returns how many layers it recomputes."""
-        from tools.train.estimate import checkpointed_layers
-
         want = self.choose(tokens)
         if want != self.every_n:
             # drop the input hook a previous switch left, so hooks do not pile up over a long run

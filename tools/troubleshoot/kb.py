@@ -82,11 +82,6 @@ def load_entries(folder: Path = KB_DIR) -> tuple[Entry, ...]:
     return tuple(parse_entry(p.stem, p.read_text(encoding="utf-8")) for p in sorted(Path(folder).glob("*.md")))
 
 
-def entry_for_code(code: str, entries: tuple[Entry, ...] | None = None) -> Entry | None:
-    """The entry that explains a diagnosis code (so the UI can link a diagnosis to its page)."""
-    return next((e for e in entries or load_entries() if e.code == code), None)
-
-
 def _stem(word: str) -> str:
     """A crude suffix stripper: enough to match 'memorising' with 'memorise' and 'examples' with 'example'."""
     for suffix in ("ization", "isation", "izing", "ising", "ing", "ed", "ly", "es", "s"):

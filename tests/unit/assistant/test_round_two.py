@@ -58,7 +58,7 @@ def train(data: str, out: Path) -> Path:
     """A real tiny-random run of `mtw train` on DATA (two steps), as the run the chat just started would be."""
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from mtw.cli import app
 
     res = CliRunner().invoke(app, ["train", "--data", data, "--model", "tiny-random", "--out", str(out),
                                    "--max-steps", "2"])

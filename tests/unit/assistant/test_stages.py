@@ -135,7 +135,7 @@ async def _finished_run(tmp_path: Path, s: Session) -> Path:
     """A tiny-random run trained through `mtw train`, handed to the wizard as the run it just finished."""
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from mtw.cli import app
 
     data = write_chat(tmp_path / "stories.jsonl", FEATURES)
     finished = tmp_path / "run"

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.dataset.conftest import chat_record, jsonl, stories
 from tools.dataset.checks import check_file
 from tools.dataset.fix import fix_dataset, repair, split_positions

@@ -10,7 +10,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.dataset.conftest import chat_record
 
 runner = CliRunner()

@@ -7,7 +7,7 @@ import json
 
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.dataset.conftest import jsonl
 from tools.dataset.checks import check_file
 from tools.dataset.readers import read_dataset

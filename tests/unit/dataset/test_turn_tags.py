@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.dataset.conftest import jsonl
 from tools.dataset.checks import check_file
 from tools.dataset.mapping import column_map, parse_map

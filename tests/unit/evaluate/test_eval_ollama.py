@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools import registry
 from tools.errors import UsageError
 from tools.evaluate.cli import _print

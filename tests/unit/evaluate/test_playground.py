@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -11,6 +13,8 @@ from tools.evaluate.generate import generate, variant
 from tools.evaluate.playground import RATINGS, LocalModel, load_ratings, rate, stream_ollama
 
 PROMPT = "Write a user story for dark mode."
+MANY = 120
+"""Tokens a generation would write if nothing stopped it."""
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +43,34 @@ def test_the_base_answer_comes_from_the_same_model_with_its_adapter_off(local):
     assert base != "".join("".join(local.stream(PROMPT, max_new_tokens=24)).split())  # the adapter changes it
 
 
-def test_stopping_early_stops_the_generation_and_leaves_the_model_usable(local):
-    stream = local.stream(PROMPT, max_new_tokens=200)
-    next(stream)
-    stream.close()  # the user pressed stop after the first piece
-    assert len("".join(local.stream(PROMPT, max_new_tokens=8))) > 0
+def test_stopping_early_stops_the_generation_and_leaves_the_model_usable(local, monkeypatch):
+    made: list[int] = []
+    real = local.model.generate
+
+    def generate_counting(**kw):
+        out = real(**kw)
+        made.append(out.shape[1] - kw["input_ids"].shape[1])  # the tokens this generation wrote
+        return out
+
+    def a_little_slow(*args):
+        time.sleep(0.002)  # a step takes time, as on a real model: a generation left running would still be going
+
+    hook = local.model.get_base_model().register_forward_hook(a_little_slow)
+    monkeypatch.setattr(local.model, "generate", generate_counting)
+    try:
+        full = "".join(local.stream(PROMPT, max_new_tokens=MANY))
+        assert made == [MANY], "this prompt makes the model write all MANY tokens when nobody stops it"
+        before = set(threading.enumerate())
+        stream = local.stream(PROMPT, max_new_tokens=MANY)
+        next(stream)
+        stream.close()  # the user pressed stop after the first piece
+        # the generation itself ended, long before its MANY tokens, and no worker is left running
+        assert made[1] < MANY // 2, made
+        assert [t.name for t in set(threading.enumerate()) - before if t.is_alive()] == []
+    finally:
+        hook.remove()
+    again = "".join(local.stream(PROMPT, max_new_tokens=MANY))
+    assert again == full  # the model answers as before
 
 
 def test_an_empty_prompt_and_a_classifier_run_get_plain_messages(local, tmp_path):

@@ -136,7 +136,7 @@ def test_eval_answers_the_test_prompts_from_the_exported_model(stopping_run: Pat
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from mtw.cli import app
 
     done = _export("merged", stopping_run, exports, engine, tmp_path, monkeypatch)
     name = done.result.name

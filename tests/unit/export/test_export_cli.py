@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.fakes.ollama_double import OllamaDouble
 from tests.unit.export.conftest import write_dataset
-from tools.export.modelfile import parse_modelfile
+from tests.unit.export.modelfile_reader import parse_modelfile
 from tools.export.templates import TEMPLATES, VARIANT_TEMPLATES
 from tools.export.verify import PROBES
 

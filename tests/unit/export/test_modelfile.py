@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.export.modelfile_reader import parse_modelfile
 from tools.errors import UsageError
-from tools.export.modelfile import ModelfileSpec, clean_text, parse_modelfile, render_modelfile
+from tools.export.modelfile import ModelfileSpec, clean_text, render_modelfile
 from tools.export.templates import FAMILIES, TEMPLATES, stops_for, template_for
 
 GOLDEN = Path(__file__).with_name("golden")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.fakes.ollama_double import OllamaDouble
 from tools import registry
 from tools.errors import UsageError

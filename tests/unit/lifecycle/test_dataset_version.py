@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools.dataset.store import DatasetStore, dataset_hash
 from tools.train.config import TrainConfig, save_run_config
 from tools.train.inputs import DataChanged, load_split, read_training_data, save_split
@@ -144,7 +144,7 @@ def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path)
 
     from tools.train.catalog import model_shape
     from tools.train.classify import ENCODER_DEFAULTS, STEP_BUDGET_S, planned_steps, sized_steps
-    from tools.train.estimate import rough_calibration
+    from tools.train.timing import rough_calibration
 
     # SMS-sized texts, 5,000 rows, on a CPU
     texts = [f"Hey, are we still on for dinner at {i % 12} tonight? Call me when you are free, thanks!"
@@ -167,7 +167,8 @@ def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path)
 
 def test_mtw_train_says_when_it_caps_a_classifier_run(tmp_path, monkeypatch):
     import tools.train.classify as classify
-    from tools.train.cli import Narrator, _size_classifier
+    from tools.train.cli import _size_classifier
+    from tools.train.narrate import Narrator
 
     data = write_tickets(tmp_path / "tickets.jsonl", n=400)
     monkeypatch.setattr(classify, "STEP_BUDGET_S", 1.0)  # a machine where ten minutes buy almost nothing

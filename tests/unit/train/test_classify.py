@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.train.conftest import DATA
 from tools.train.classify import classification_metrics
 from tools.train.events import read_events

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tools.train.batching import grouped_batches, pack, packed_batches, padded_batch
+from tools.train.batching import group_plan, pack, packed_batches, padded_batch
 from tools.train.catalog import build_tiny_random, load_tokenizer
 from tools.train.data import IGNORE, tokenize_chat
 from tools.train.loss import lm_loss
@@ -74,14 +74,16 @@ def test_packing_keeps_every_token_and_respects_the_budget(tok):
     assert all(b["input_ids"].shape[1] <= 200 for b in batches)
     again = packed_batches(examples, 200, 0)
     assert [b["input_ids"].tolist() for b in batches] == [b["input_ids"].tolist() for b in again]
-    grouped = grouped_batches(examples, batch_size=2, pad_id=tok.pad_token_id, seed=0)
+    grouped = [padded_batch([examples[i] for i in idx], tok.pad_token_id)
+               for idx in group_plan([len(e) for e in examples], 2, seed=0)]
     assert sorted(int(b["attention_mask"].sum()) for b in grouped) == sorted(
         len(examples[i]) + len(examples[i + 1]) for i in (0, 2, 4))
 
 
 @pytest.mark.parametrize("family", ["llama3", "phi3", "gemma", "chatml"])
 def test_each_template_family_teaches_its_own_end_of_turn(family):
-    from tools.train.catalog import CATALOG, CHAT_TEMPLATES, tiny_random_tokenizer
+    from tools.train.catalog import CATALOG, tiny_random_tokenizer
+    from tools.train.chat_templates import CHAT_TEMPLATES
 
     entry = next(e for e in CATALOG.values() if e.template_family == family)
     tok = tiny_random_tokenizer()

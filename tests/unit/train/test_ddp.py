@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
-from tools.train.cli import launch_argv
+from mtw.cli import app
 from tools.train.events import read_events
+from tools.train.launch import launch_argv
 from tools.train.modeling import load_tuned
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,7 +74,7 @@ def _free_port() -> int:
 def _machines(chat_file: Path, runs: list[Path], port: int, *extra: str) -> list[subprocess.Popen[str]]:
     """Two `mtw train` processes meeting on 127.0.0.1, each with its own run folder (nothing shared)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MTW_PLAIN_PROGRESS": "1"}
-    return [subprocess.Popen([sys.executable, "-c", "from assistant.cli import main; main()", "train",
+    return [subprocess.Popen([sys.executable, "-c", "from mtw.cli import main; main()", "train",
                               "--data", str(chat_file), "--model", "tiny-random", "--out", str(run),
                               "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
                               "--master", f"127.0.0.1:{port}", *extra],

@@ -3,6 +3,9 @@ from pathlib import Path
 import pytest
 
 import tools.train.estimate as est
+import tools.train.memory as mem
+import tools.train.planning as planning
+import tools.train.timing as timing
 from tools.train.config import build_config
 from tools.units import human_mb
 
@@ -12,31 +15,31 @@ BENCH = Path(__file__).resolve().parents[3] / "bench"
 def test_memory_parts_add_up_and_checkpointing_saves_activation_memory():
     common = dict(params=1e9, hidden=2048, layers=16, vocab=128256, lora=11_000_000, batch_tokens=4 * 400,
                   chunk=1024, weight_bytes=2, act_bytes=2, intermediate=8192)
-    plain = est.memory_parts(**common, grad_ckpt=False)
-    ckpt = est.memory_parts(**common, grad_ckpt=True)
+    plain = mem.memory_parts(**common, grad_ckpt=False)
+    ckpt = mem.memory_parts(**common, grad_ckpt=True)
     assert plain["weights"] == pytest.approx(1e9 * 2 / 2**20, rel=1e-3)
     assert plain["lora"] == pytest.approx(11e6 * 16 / 2**20, rel=1e-3)
     assert ckpt["activations"] < plain["activations"] / 5
-    assert plain["output_layer"] == pytest.approx(1024 * 128256 * 4 * est.OUTPUT_COPIES / 2**20, rel=1e-3)
+    assert plain["output_layer"] == pytest.approx(1024 * 128256 * 4 * mem.OUTPUT_COPIES / 2**20, rel=1e-3)
     assert "runtime" not in plain
-    assert est.total_mb(plain) == pytest.approx(sum(plain.values()) * est.OVERHEAD, rel=1e-3)
+    assert mem.total_mb(plain) == pytest.approx(sum(plain.values()) * mem.OVERHEAD, rel=1e-3)
 
 
 def test_a_wider_mlp_needs_more_activation_memory():
     common = dict(params=5e8, hidden=896, layers=24, vocab=151936, lora=8_800_000, batch_tokens=16384, chunk=3533,
                   weight_bytes=2, act_bytes=2, grad_ckpt=False)
-    narrow = est.memory_parts(**common, intermediate=4 * 896)
-    wide = est.memory_parts(**common, intermediate=4864)
+    narrow = mem.memory_parts(**common, intermediate=4 * 896)
+    wide = mem.memory_parts(**common, intermediate=4864)
     assert wide["activations"] > narrow["activations"] * 1.2
-    assert est.memory_parts(**common)["activations"] == narrow["activations"]  # 4 × hidden when not known
+    assert mem.memory_parts(**common)["activations"] == narrow["activations"]  # 4 × hidden when not known
 
 
 def test_cpu_runs_count_the_runtime_without_overhead():
-    parts = est.memory_parts(params=1e6, hidden=64, layers=2, vocab=1000, lora=1000, batch_tokens=100, chunk=100,
-                             weight_bytes=4, act_bytes=4, grad_ckpt=False, runtime_mb=est.RUNTIME_MB_CPU)
-    assert parts["runtime"] == est.RUNTIME_MB_CPU
+    parts = mem.memory_parts(params=1e6, hidden=64, layers=2, vocab=1000, lora=1000, batch_tokens=100, chunk=100,
+                             weight_bytes=4, act_bytes=4, grad_ckpt=False, runtime_mb=mem.RUNTIME_MB_CPU)
+    assert parts["runtime"] == mem.RUNTIME_MB_CPU
     rest = sum(v for k, v in parts.items() if k != "runtime")
-    assert est.total_mb(parts) == pytest.approx(rest * est.OVERHEAD + est.RUNTIME_MB_CPU, abs=0.2)
+    assert mem.total_mb(parts) == pytest.approx(rest * mem.OVERHEAD + mem.RUNTIME_MB_CPU, abs=0.2)
 
 
 def _recorded_peaks() -> list[tuple[str, str, int, float, float, bool]]:
@@ -69,10 +72,10 @@ def _recorded_peaks() -> list[tuple[str, str, int, float, float, bool]]:
                          for row in packed_batches(step, settings["max_tokens"], seed=0))
         for run, tokens in (("ours", mix_tokens), ("ours_full_length", tt.BATCH * tt.GPU_MIX.max_len)):
             ckpt = r[run]["checkpointed_steps"] > 0
-            parts = est.memory_parts(params=params, hidden=h, layers=layers, vocab=vocab, lora=lora,
+            parts = mem.memory_parts(params=params, hidden=h, layers=layers, vocab=vocab, lora=lora,
                                      batch_tokens=tokens, chunk=settings["chunk_size"], weight_bytes=2, act_bytes=2,
                                      grad_ckpt=ckpt, intermediate=inter)
-            out.append((shape, run, tokens, r[run]["peak_mem_mb"], est.total_mb(parts), ckpt))
+            out.append((shape, run, tokens, r[run]["peak_mem_mb"], mem.total_mb(parts), ckpt))
     return out
 
 
@@ -158,16 +161,16 @@ def test_automatic_checkpointing_makes_a_long_step_fit_and_says_so(chat_file: Pa
 def test_the_estimate_is_for_the_largest_step_the_engine_builds(chat_file: Path):
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
     lengths = [100] * 30 + [900]
-    assert est.step_tokens(cfg, lengths, cuda=False) == 900  # one long example fills a row on its own
-    assert est.step_tokens(cfg, lengths, cuda=True) == 1024  # rounded up to the GPU's row multiple
-    assert est.step_tokens(cfg, [100] * 30, cuda=False) == 400
+    assert mem.step_tokens(cfg, lengths, cuda=False) == 900  # one long example fills a row on its own
+    assert mem.step_tokens(cfg, lengths, cuda=True) == 1024  # rounded up to the GPU's row multiple
+    assert mem.step_tokens(cfg, [100] * 30, cuda=False) == 400
     padded = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "packing=false"])
-    assert est.step_tokens(padded, lengths, cuda=True) == 3600
+    assert mem.step_tokens(padded, lengths, cuda=True) == 3600
 
 
 def test_rough_time_follows_model_size_and_machine(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(est, "available_mb", lambda device: 64 * 1024)
-    monkeypatch.setattr(est, "machine_cores", lambda: 2)
+    monkeypatch.setattr(timing, "machine_cores", lambda: 2)
     lengths = [400] * 60
     # the same length for both (epochs set, so the recipe sized to the smaller base keeps it): only size differs
     small = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced", sets=["epochs=3"]),
@@ -178,13 +181,13 @@ def test_rough_time_follows_model_size_and_machine(chat_file: Path, monkeypatch:
     tiny = est.estimate(build_config("tiny-random", str(chat_file), preset="balanced"), device="cpu", lengths=lengths)
     # a toy model still waits for the process to start and the model to load: those are most of its run
     assert tiny.time_parts["startup"] + tiny.time_parts["load"] > tiny.time_parts["steps"]
-    monkeypatch.setattr(est, "machine_cores", lambda: 8)
+    monkeypatch.setattr(timing, "machine_cores", lambda: 8)
     faster = est.estimate(build_config("qwen2.5-0.5b", str(chat_file), preset="balanced", sets=["epochs=3"]),
                           device="cpu", lengths=lengths)
     assert faster.time_parts["steps"] < small.time_parts["steps"] / 3
 
 
-CALIB = est.Calibration(startup_s=5.0, data_s_per_example=0.01, load_s=2.0, tokenize_s_per_example=0.001,
+CALIB = timing.Calibration(startup_s=5.0, data_s_per_example=0.01, load_s=2.0, tokenize_s_per_example=0.001,
                         first_step_extra_s=1.0, step_s_per_token=0.001, save_s=0.5)
 """Figures as a calibration would measure them (a stand-in: these tests check the arithmetic over them)."""
 
@@ -193,28 +196,28 @@ def test_the_whole_run_counts_start_up_load_steps_evaluation_and_saving(chat_fil
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "eval_every=5", "checkpoint_every=10",
                                                              "epochs=2"])
     lengths = [100] * 50
-    t = est.run_time(cfg, lengths, CALIB, cuda=False)
-    micro = est.micro_batch_tokens(cfg, lengths[5:], cuda=False)
+    t = timing.run_time(cfg, lengths, CALIB, cuda=False)
+    micro = planning.micro_batch_tokens(cfg, lengths[5:], cuda=False)
     assert t.steps == pytest.approx(sum(micro) * CALIB.step_s_per_token + CALIB.first_step_extra_s)
     assert t.startup == CALIB.startup_s
     assert t.load == CALIB.load_s
     assert t.data == pytest.approx(50 * CALIB.data_s_per_example)
     assert t.n_steps == 24  # 45 training examples, 4 to a packed row: 12 rows an epoch, 2 epochs
     evals = 5  # steps 5, 10, 15, 20 and 24
-    assert t.evaluation == pytest.approx(evals * 5 * 100 * CALIB.step_s_per_token * est.EVAL_COST)
+    assert t.evaluation == pytest.approx(evals * 5 * 100 * CALIB.step_s_per_token * timing.EVAL_COST)
     assert t.saving == pytest.approx(3 * CALIB.save_s)  # checkpoints at 10 and 20, then the adapter
     assert t.total == pytest.approx(t.startup + t.data + t.load + t.tokenize + t.steps + t.evaluation + t.saving)
-    inside = est.run_time(cfg, lengths, CALIB, cuda=False, since_start=30.0)
+    inside = timing.run_time(cfg, lengths, CALIB, cuda=False, since_start=30.0)
     assert inside.total == pytest.approx(t.total - CALIB.startup_s + 30.0)
 
 
 def test_the_estimate_plans_the_batches_the_engine_trains(chat_file: Path):
-    from tools.train.sft import plan_batches
+    from tools.train.planning import plan_batches
 
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=3", "epochs=2"])
     lengths = [40 + 7 * (i % 9) for i in range(30)]
     plan, steps, _ = plan_batches(lengths, cfg, 1)
-    micro = est.micro_batch_tokens(cfg, lengths, cuda=False)
+    micro = planning.micro_batch_tokens(cfg, lengths, cuda=False)
     assert len(micro) == len(plan)
     assert micro == [sum(lengths[i] for i in idx) for idx in plan]
     assert sum(micro) == 2 * sum(lengths)
@@ -222,28 +225,28 @@ def test_the_estimate_plans_the_batches_the_engine_trains(chat_file: Path):
 
 def test_calibration_is_kept_per_model_and_batch_shape(chat_file: Path):
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
-    key = est.calibration_key(cfg, "cpu", 400)
-    assert est.cached_calibration(key) is None
-    est.store_calibration(key, CALIB)
-    assert est.cached_calibration(key) == CALIB
+    key = timing.calibration_key(cfg, "cpu", 400)
+    assert timing.cached_calibration(key) is None
+    timing.store_calibration(key, CALIB)
+    assert timing.cached_calibration(key) == CALIB
     other = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "lora_r=64"])
-    assert est.calibration_key(other, "cpu", 400) != key
-    assert est.calibration_key(cfg, "cpu", 5000) != key
-    assert est.calibration_key(cfg, "cpu", 380) == key  # the same size class shares one measurement
+    assert timing.calibration_key(other, "cpu", 400) != key
+    assert timing.calibration_key(cfg, "cpu", 5000) != key
+    assert timing.calibration_key(cfg, "cpu", 380) == key  # the same size class shares one measurement
 
 
 def test_a_bf16_run_does_not_reuse_an_fp32_calibration(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     """`auto` computes in fp32 on one CPU and in bf16 on another: measured apart (and precision=fp32 apart too)."""
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
     monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f"}))
-    fp32 = est.calibration_key(cfg, "cpu", 400)
-    est.store_calibration(fp32, CALIB)
+    fp32 = timing.calibration_key(cfg, "cpu", 400)
+    timing.store_calibration(fp32, CALIB)
     monkeypatch.setattr("tools.train.speed.cpu_flags", lambda *a: frozenset({"avx512f", "amx_bf16"}))
-    bf16 = est.calibration_key(cfg, "cpu", 400)
+    bf16 = timing.calibration_key(cfg, "cpu", 400)
     assert bf16 != fp32
-    assert est.cached_calibration(bf16) is None
+    assert timing.cached_calibration(bf16) is None
     told_fp32 = build_config("tiny-random", str(chat_file), sets=["batch_size=4", "precision=fp32"])
-    assert est.calibration_key(told_fp32, "cpu", 400) != bf16
+    assert timing.calibration_key(told_fp32, "cpu", 400) != bf16
 
 
 def test_cpu_bf16_counts_the_bf16_copies_of_the_weights(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
@@ -265,7 +268,7 @@ def test_a_measured_plan_says_it_covers_the_whole_run(chat_file: Path, monkeypat
     monkeypatch.setattr(est, "available_mb", lambda device: 16 * 1024)
     cfg = build_config("tiny-random", str(chat_file), sets=["batch_size=4"])
     lengths = [100] * 20
-    est.store_calibration(est.calibration_key(cfg, "cpu", est.step_tokens(cfg, lengths, cuda=False)), CALIB)
+    timing.store_calibration(timing.calibration_key(cfg, "cpu", mem.step_tokens(cfg, lengths, cuda=False)), CALIB)
     e = est.estimate(cfg, device="cpu", lengths=lengths)
     assert e.measured
     assert "start-up to saved adapter" in e.verdict
@@ -273,7 +276,7 @@ def test_a_measured_plan_says_it_covers_the_whole_run(chat_file: Path, monkeypat
 
 
 def test_time_left_comes_from_the_steps_measured_so_far_not_the_slow_first_one():
-    from tools.train.sft import LiveEta
+    from tools.train.loop import LiveEta
 
     eta = LiveEta(eval_every=0, checkpoint_every=1000)
     assert eta.after_step(10.0, 1, 11) == pytest.approx(100.0)  # only the first step is known yet
@@ -286,7 +289,7 @@ def test_time_left_comes_from_the_steps_measured_so_far_not_the_slow_first_one()
 
 
 def test_before_the_first_evaluation_the_eta_counts_it_at_the_steps_speed():
-    from tools.train.sft import LiveEta
+    from tools.train.loop import LiveEta
 
     # 100 tokens a second in training; 300 held-out tokens forward only: about a second per evaluation
     eta = LiveEta(eval_every=2, checkpoint_every=1000, val_tokens=300)

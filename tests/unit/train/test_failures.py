@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 import tools.train.sft as sft
-from assistant.cli import app
+from mtw.cli import app
 from tools.train.events import read_events
 
 RUNNER = CliRunner()

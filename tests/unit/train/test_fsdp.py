@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tools.errors import UsageError
 from tools.train.catalog import build_tiny_random
 from tools.train.config import build_config
@@ -97,7 +97,7 @@ def test_two_sharded_processes_train_one_adapter_that_resumes(tmp_path: Path, ch
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MTW_PLAIN_PROGRESS": "1"}
 
     def mtw_train(*extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([sys.executable, "-c", "from assistant.cli import main; main()", "train",
+        return subprocess.Popen([sys.executable, "-c", "from mtw.cli import main; main()", "train",
                                  "--data", str(chat_file), "--model", "tiny-random", "--out", str(run),
                                  "--nproc", "2", *extra],
                                 env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 
 pytestmark = pytest.mark.gpu
 

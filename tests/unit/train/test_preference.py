@@ -13,7 +13,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from assistant.cli import app
+from mtw.cli import app
 from tests.unit.train.conftest import FEATURES, story, write_chat
 from tools.dataset.model import Example
 from tools.settings import get_settings
@@ -80,9 +80,9 @@ def rounds(tmp_path_factory: pytest.TempPathFactory):
             cfg = build_config("tiny-random", str(data), sets=SETS, max_steps=STEPS, method=method,
                                from_run=str(sft), lora_r=8)
             out[method] = (root / method, cfg, train(cfg, root / method))
-        from tools.jobs import list_runs
+        from tools.jobs import get_run
 
-        out["runs"] = {Path(r.run_dir).name: r for r in list_runs()}
+        out["runs"] = {name: get_run(root / name) for name in ("v1", "dpo", "kto")}
     get_settings.cache_clear()
     return out
 

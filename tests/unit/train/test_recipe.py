@@ -49,7 +49,7 @@ def test_the_reproduce_command_carries_the_sized_values():
 
 
 def test_min_steps_repeats_a_small_dataset_in_the_plan():
-    from tools.train.sft import plan_batches
+    from tools.train.planning import plan_batches
 
     lengths = [100] * 40
     plain = build_config("tiny-random", DATA, batch_size=4, packing=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.train.estimate import tokens_per_second
 from tools.train.recommend import MAX_FIRST_RUN_S, recommend_base, training_memory_mb
+from tools.train.timing import tokens_per_second
 
 GB = 1024
 
@@ -38,9 +38,9 @@ def test_each_better_model_passed_over_says_why():
 
 
 def test_too_slow_everywhere_picks_the_quickest_and_too_small_offers_tiny_random(monkeypatch):
-    from tools.train import estimate
+    from tools.train import timing
 
-    monkeypatch.setattr(estimate, "CPU_FLOPS_PER_CORE", 10e9)  # an old single-core machine
+    monkeypatch.setattr(timing, "CPU_FLOPS_PER_CORE", 10e9)  # an old single-core machine
     slow = recommend_base(cuda=False, memory_mb=64 * GB, cores=1)
     assert slow.model == "qwen2.5-0.5b"
     assert slow.reason.startswith("it is the quickest that fits")

@@ -10,7 +10,8 @@ from tools.train.config import build_config, load_run_config
 from tools.train.data import IGNORE, tokenize_chat
 from tools.train.events import read_events
 from tools.train.modeling import apply_lora, load_base, load_tuned, lora_settings
-from tools.train.sft import evaluate, tokenize_rows, train
+from tools.train.planning import tokenize_rows
+from tools.train.sft import evaluate, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -26,9 +27,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
         cfg = build_config("tiny-random", str(data), sets=["learning_rate=5e-3", "batch_size=3", "val_share=0.25",
                                                            "eval_every=4", "checkpoint_every=4"], max_steps=8)
         final = train(cfg, root / "run")
-        from tools.jobs import list_runs
+        from tools.jobs import get_run
 
-        runs = list_runs()
+        runs = [get_run(root / "run")]
     get_settings.cache_clear()
     return root / "run", final, runs
 

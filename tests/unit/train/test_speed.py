@@ -18,9 +18,9 @@ from tools.train.batching import pack, round_up_row
 from tools.train.catalog import TINY_RANDOM_VOCAB, build_tiny_random
 from tools.train.config import COMPILE_MIN_STEPS, build_config, reproduce_command, save_run_config
 from tools.train.data import IGNORE, TokenizedExample
-from tools.train.estimate import step_memory
 from tools.train.events import read_events
 from tools.train.loss import lm_loss
+from tools.train.memory import step_memory
 from tools.train.modeling import apply_lora, compile_layers, pick_dtype
 from tools.train.sft import train
 from tools.train.speed import BF16_MIN_HIDDEN, AutoCheckpointing, Speed, cpu_flags, speed_settings
@@ -345,7 +345,7 @@ def test_mtw_train_says_which_speed_settings_it_chose(tmp_path: Path, chat_file:
                                                       monkeypatch: pytest.MonkeyPatch):
     from typer.testing import CliRunner
 
-    from assistant.cli import app
+    from mtw.cli import app
 
     monkeypatch.setenv("MTW_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()
@@ -358,7 +358,7 @@ def test_mtw_train_says_which_speed_settings_it_chose(tmp_path: Path, chat_file:
 
 
 def test_speed_line_names_each_choice():
-    from tools.train.cli import describe_speed
+    from tools.train.narrate import describe_speed
 
     line = describe_speed({"compile": True, "row_multiple": 512, "checkpointing": True, "memory_budget_mb": 1024,
                            "autocast": True, "fused_adamw": True})

@@ -1,9 +1,7 @@
-"""The `mtw` command line: the wizard, the doctor, and the engine's commands (thin edge over tools/)."""
+"""The `mtw` command line: the wizard (`mtw ui`) and the engine's commands (tools/cli.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import sys
@@ -11,26 +9,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from assistant.uploads import DEFAULT_MAX_UPLOAD_MB
-from tools.dataset.cli import check
-from tools.download_cli import download
-from tools.evaluate.cli import eval_run
-from tools.export.cli import export, models
+from tools.cli import new_app, register, run
 from tools.settings import get_settings
-from tools.train.cli import train
-from tools.troubleshoot.cli import explain
 
-app = typer.Typer(
-    help="Model Training Wizard: fine-tune a model on your own examples and run it in Ollama.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-)
+app = new_app()
 console = Console()
-
-_MARK = {"ok": "[green]✔ ok[/]", "warning": "[yellow]! warning[/]", "problem": "[red]✘ problem[/]"}
 
 
 @app.command()
@@ -117,41 +102,13 @@ def _store_password(home: Path, user: str, prompt: str) -> None:
         raise typer.Exit(2) from None
 
 
-@app.command()
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
-    """Check this machine: Ollama, models, memory, disk, GPU."""
-    from tools.doctor import run_checks
 
-    checks = run_checks(get_settings())
-    if as_json:
-        typer.echo(json.dumps({"ok": all(c.status != "problem" for c in checks),
-                               "checks": [c.as_dict() for c in checks]}, indent=2))
-    else:
-        table = Table(box=None, show_header=False, padding=(0, 1))
-        for c in checks:
-            table.add_row(_MARK[c.status], f"[bold]{c.name}[/]", c.detail + (f"\n[dim]→ {c.fix}[/]" if c.fix else ""))
-        console.print(table)
-    raise typer.Exit(1 if any(c.status == "problem" for c in checks) else 0)
-
-
-app.command()(check)
-app.command()(download)
-app.command()(train)
-app.command("eval")(eval_run)
-app.command()(export)
-app.command()(models)
-app.command()(explain)
+register(app)
 
 
 def main() -> None:
     """Console-script entry point: everything `mtw` makes is readable by you only (folders 0700, files 0600)."""
-    from tools.fileio import private_home, private_process
-
-    private_process()
-    # a read-only or foreign MTW_HOME: the command that needs it says so in its own words
-    with contextlib.suppress(OSError):
-        private_home(get_settings().home)
-    app()
+    run(app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The `mtw` command: the chat wizard and the engine's commands in one command line."""
