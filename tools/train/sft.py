@@ -32,6 +32,7 @@ from tools.train.batching import label_tokens, pack_plan
 from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
+from tools.train.cores import CoreShare
 from tools.train.data import TokenizedExample
 from tools.train.distributed import Dist, agree, all_reduce_grads, setup_distributed, start_like_main
 from tools.train.estimate import estimate
@@ -223,6 +224,9 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
     train_loss = float("nan") if before.get("train_loss") is None else float(before["train_loss"])
     val_loss: float | None = before.get("val_loss")
     eta = LiveEta(cfg.eval_every if val_ex else 0, cfg.checkpoint_every, sum(len(e) for e in val_ex))
+    # one process on a CPU: as many threads as the cores other programs leave free (tools/train/cores.py)
+    share = CoreShare(torch.set_num_threads, torch.get_num_threads()) if dist.device == "cpu" and dist.world == 1 \
+        else None
 
     with StopRequest() as stop:
         while step < total_steps:
@@ -260,7 +264,10 @@ def _fit(cfg: TrainConfig, run: Path, dist: Dist, events: EventWriter, prior: li
                                    "and check the data with `mtw check`.", code="nan_loss")
             elapsed = time.monotonic() - t0
             tokens_done += tokens * dist.world
-            extra = {"checkpointed_layers": recomputed} if recomputed else {}
+            extra: dict[str, Any] = {"checkpointed_layers": recomputed} if recomputed else {}
+            threads = share.after_step(step) if share is not None else None
+            if threads is not None:
+                extra["threads"] = threads
             events.emit("step", step=step, epoch=round(step * per_step / per_epoch, 3), loss=round(train_loss, 5),
                         lr=scheduler.get_last_lr()[0], tokens_per_s=round(tokens * dist.world / max(elapsed, 1e-9), 1),
                         eta_s=eta.after_step(elapsed, step, total_steps, tokens),
