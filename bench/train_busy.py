@@ -42,8 +42,11 @@ def run(model: Path, steps: int, threads: str, hog: bool) -> dict[str, Any]:
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines() if line.strip()]
     steps_ev = [e for e in events if e.get("type") == "step"]
     gaps = [b["ts"] - a["ts"] for a, b in zip(steps_ev, steps_ev[1:], strict=False)]
+    changed = max((i for i, e in enumerate(steps_ev) if "threads" in e), default=0)
+    settled = gaps[changed:]
     return {"threads": threads, "other_program": hog, "steps": len(steps_ev),
             "s_per_step": round(sum(gaps) / max(1, len(gaps)), 2),
+            "s_per_step_after_last_change": round(sum(settled) / max(1, len(settled)), 2),
             "thread_changes": [(e["step"], e["threads"]) for e in steps_ev if "threads" in e]}
 
 

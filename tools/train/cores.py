@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ENV = "MTW_TRAIN_THREADS"
-EVERY = 4
-"""Steps between two looks: a step takes seconds on a CPU, so the count follows a change within a few of them."""
+EVERY = 2
+"""Steps between two looks: a step takes seconds on a CPU, so the count follows a change within two of them."""
 
 
 def busy_seconds(stat: Path = Path("/proc/stat")) -> float | None:
