@@ -52,7 +52,8 @@ e2e: install chromium
 screenshots: install chromium
 	@# the pictures show emoji (✅ 👍 🏆); without a colour emoji font chromium draws empty boxes
 	@fc-list | grep -qi "color emoji" || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-noto-color-emoji >/dev/null; }
-	MTW_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e
+	@# the pictures of training, comparing, trying and shipping come from the real SmolLM2 (slow, needs LLAMA_CPP_DIR)
+	MTW_UPDATE_SCREENSHOTS=1 LLAMA_CPP_DIR=$${LLAMA_CPP_DIR:-../shared/engines/llama.cpp} $(VENV)/bin/pytest -m 'not gpu and not ollama' tests/e2e
 
 # what CI needs (pyproject's addopts leave out the slow, gpu and ollama tests) on both cores: the browser tests
 # share one worker, one at a time, and the other reliability tests and the unit files fill the other (see

@@ -224,8 +224,6 @@ def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the
     page.get_by_text("Training: step").last.wait_for(timeout=120_000)
     page.get_by_text("Training finished.").last.wait_for(timeout=600_000)
     wait_text(page, "Loss (training and validation)")
-    page.wait_for_timeout(2000)  # let the chart draw
-    screenshot("training.png")
     runs = list((wizard.home / "projects").glob("*/runs/*/adapter/adapter_model.safetensors"))
     assert len(runs) == 1
 
@@ -234,7 +232,6 @@ def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the
     page.get_by_text("Verdict.").last.wait_for(timeout=400_000)
     wait_text(page, "What next?")
     page.wait_for_timeout(2000)
-    screenshot("evaluation.png")
     compared = page.locator("table").filter(has=page.get_by_role("columnheader", name="Judge (base→tuned)"))
     assert compared.count() >= 1
     first = compared.first
@@ -261,7 +258,6 @@ def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the
     wait_text(page, "Rate it")
     page.get_by_text("Tuned model:").last.wait_for()
     page.get_by_role("button", name="Also show the base").last.wait_for()
-    screenshot("try-it.png")
     say(page, "done trying")
 
     # ship it: the name asked (the next version suggested), the size chosen; Ollama stops answering just then, so
@@ -283,7 +279,6 @@ def test_a_trained_model_is_compared_tried_shipped_improved_and_retrained_in_the
     page.get_by_text("ollama run PM-Stories-v1").last.wait_for(timeout=300_000)
     assert "PM-Stories-v1" in ollama.created
     wait_text(page, "PM-Stories-v1 is in your Ollama")
-    screenshot("ship.png")
 
     # improve it: round 2's plan, the weakest areas with why, and drafting for the first one offered
     page.get_by_role("button", name="Improve it (next round)").last.click()
