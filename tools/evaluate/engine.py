@@ -3,7 +3,7 @@
 When the run trained on a GGUF file and llama.cpp's `llama-server` is on this machine (LLAMA_CPP_DIR/bin, or
 PATH), the adapter is converted once to a GGUF adapter (llama.cpp's convert_lora_to_gguf.py). With two or more
 free cores two servers answer the two sides at the same time, the base's with no adapter and the tuned one's with
-it applied (llama.cpp batches only requests with the same adapter scale, so one server would answer one side
+it at scale 1 (llama.cpp batches only requests with the same adapter scale, so one server would answer one side
 after the other); on one free core one server answers both, each request setting the adapter's scale (0 = the
 base, 1 = the tuned model). Prompts are
 rendered with the run's own chat template and sent as token ids, so the model reads exactly what it was trained
@@ -242,14 +242,16 @@ def llama_answers(run_dir: Path, tokenizer: Any, prompts: list[TestPrompt], max_
 
 
 def answer_sides(server: Path, gguf: Path, lora: Path, tokenizer: Any, prompts: list[str], max_new_tokens: int,
-                 progress: Progress | None, *, layout: str = "pair",
-                 threads: int | None = None) -> dict[str, list[Generation]]:
-    """Every prompt answered by base and tuned, laid out as `layout` says (LAYOUTS)."""
+                 progress: Progress | None, *, layout: str = "pair", threads: int | None = None,
+                 slots: int | None = None) -> dict[str, list[Generation]]:
+    """Every prompt answered by base and tuned, laid out as `layout` says (LAYOUTS), `slots` answers side by side
+    in each server (SLOTS by default; llama.cpp's batches change a few late tokens, so one slot is the way to get
+    answers that do not depend on which prompts shared a batch)."""
     from tools.evaluate.limits import free_threads
 
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: one of {', '.join(LAYOUTS)}")
-    slots = max(1, min(SLOTS, len(prompts)))
+    slots = max(1, min(slots or SLOTS, len(prompts)))
     context = slot_context([len(LlamaAnswers.render(tokenizer, p)) for p in prompts], max_new_tokens)
     free = threads or free_threads()
     if layout == "one":
@@ -259,8 +261,9 @@ def answer_sides(server: Path, gguf: Path, lora: Path, tokenizer: Any, prompts: 
     both = _both_sides(progress, len(prompts))
     each = max(1, free // 2)
     with LlamaServer(server, gguf, lora=None, threads=each, slots=slots, slot_context=context) as plain, \
-            LlamaServer(server, gguf, lora=lora, threads=each, slots=slots, slot_context=context,
-                        applied=True) as tuned, ThreadPoolExecutor(max_workers=2) as pool:
+            LlamaServer(server, gguf, lora=lora, threads=each, slots=slots, slot_context=context) as tuned, \
+            ThreadPoolExecutor(max_workers=2) as pool:
+        # the tuned server sets the adapter's scale per request, as the one server does: the same answers
         sides = {"base": plain, "tuned": tuned}
         futures = {v: pool.submit(LlamaAnswers(sides[v], tokenizer, max_new_tokens=max_new_tokens, slots=slots,
                                                progress=both), prompts, v) for v in SCALES}
