@@ -85,6 +85,7 @@ def start_wizard(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
     def _start(ollama_host: str, home: Path | None = None) -> Wizard:
         w = Wizard(home or tmp_path / "home", ollama_host, tmp_path)
         started.append(w)
+        request.node.mtw_wizards = started
         if "page" in request.fixturenames:
             w.sign_in(request.getfixturevalue("page"))
         return w
@@ -92,6 +93,25 @@ def start_wizard(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
     yield _start
     for w in started:
         w.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """A failed browser test shows what the page said last and what the wizard logged: on a busy CI machine that is
+    all there is to tell a lost click from a wizard that stopped answering."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    page = getattr(item, "funcargs", {}).get("page")
+    if page is not None:
+        try:
+            report.sections.append(("page text (last 3000 characters)", page.inner_text("body")[-3000:]))
+        except Exception as exc:  # noqa: BLE001 - a closed page must not hide the failure itself
+            report.sections.append(("page text", f"unavailable: {exc}"))
+    for w in getattr(item, "mtw_wizards", []):
+        w.log.flush()
+        report.sections.append((f"wizard log {w.port} (last 4000 characters)", Path(w.log.name).read_text()[-4000:]))
 
 
 # module scope: the sync API runs its own event loop, which must be gone before async tests run

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_wizard import attach, plain_interview, say, wait_text
+from tests.e2e.test_wizard import attach, click_for, plain_interview, say, wait_text
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +23,8 @@ def test_a_question_at_a_free_text_question_is_answered_not_stored(start_wizard,
     wait_text(page, "Paste one or two real samples")
     say(page, "what is an epoch?")
     wait_text(page, "Now, back to where we were")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    click_for(page, "Skip", "must never do")
+    click_for(page, "Skip", "Here is your project")
     # a burst of clicks on one button answers one question
     page.get_by_role("button", name="Looks right").click(click_count=3)
     wait_text(page, "Now your training examples")
@@ -108,10 +106,8 @@ def test_stopping_a_slow_assistant_model_takes_the_next_message_instead(ollama, 
     wait_text(page, "How should it sound and look?")
     say(page, "plain")
     wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    click_for(page, "Skip", "must never do")
+    click_for(page, "Skip", "Here is your project")
     page.get_by_role("button", name="Looks right").last.click()
     wait_text(page, "Saved your project")
     spec = json.loads(next((wizard.home / "projects").glob("*/spec.json")).read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_wizard import attach, say, wait_text
+from tests.e2e.test_wizard import attach, click_for, say, wait_text
 from tests.fakes.llama_engine import llama_cpp_dir
 from tests.fakes.ollama_double import OllamaDouble
 from tests.fakes.real_model import SMOLLM2_TAG, real_model_double
@@ -71,8 +71,7 @@ def test_a_newcomer_reaches_ollama_with_a_real_small_assistant_model(real, start
     page.get_by_text("How should it sound and look?").last.wait_for(timeout=MODEL_WAIT)
     say(page, TYPED["house_style"])
     page.get_by_text("Paste one or two real samples").last.wait_for(timeout=MODEL_WAIT)
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
+    click_for(page, "Skip", "must never do")
     say(page, TYPED["never_do"])
     wait_text(page, "Here is your project")
     screenshot("real-model-spec.png")

@@ -74,10 +74,8 @@ def attach(page, path) -> None:
 def skip_optional_questions(page) -> None:
     """Skip the samples and never-do questions; the spec is then shown for confirmation."""
     wait_text(page, "Paste one or two real samples")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "must never do")
-    page.get_by_role("button", name="Skip").last.click()
-    wait_text(page, "Here is your project")
+    click_for(page, "Skip", "must never do")
+    click_for(page, "Skip", "Here is your project")
 
 
 def train_tiny_on_the_sample(page) -> None:
