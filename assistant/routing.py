@@ -136,7 +136,7 @@ def is_question(text: str) -> bool:
 
 
 def _model_names() -> list[str]:
-    from tools.train.catalog import CATALOG
+    from tools.models.catalog import CATALOG
 
     names = []
     for entry in CATALOG.values():

@@ -5,10 +5,9 @@ Nodes never touch Chainlit. They emit these events on LangGraph's custom stream 
 the graph tests read the very same events.
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations` here: which keys of a Question are Required is read at run time
 import re
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, Required, TypedDict
 
 from langgraph.config import get_stream_writer
 
@@ -28,14 +27,18 @@ QUICK_SKIPS = ("dataset", "check", "configure", "train", "evaluate")
 """The stages the quick path (a styled model without training) goes past: nothing was built, checked or trained."""
 
 
-class Question(TypedDict, total=False):
-    """What the wizard is asking now (the interrupt payload); answered by a click, a typed message or a file."""
+class _Asked(TypedDict, total=False):
+    """What every question the wizard asks carries (the interrupt payload); answered by a click, a typed message or a
+    file. `Question` is the union of the four kinds, told apart by `kind`."""
 
-    id: int
+    id: Required[int]
     """Grows with every question; a click carries it, so a click on an older question's button is ignored."""
-    kind: Literal["question", "confirm", "file", "training"]
-    text: str
-    choices: dict[str, str]
+    text: Required[str]
+    then: Required[str]
+    """The node that handles the answer."""
+    stage: Required[str]
+    """The journey stage the question belongs to."""
+    choices: Required[dict[str, str]]
     """Button value -> label; a typed message may name a label, or say it in other words."""
     free_text: bool
     """A typed message is the answer itself (interview questions), unless it is a question or a command."""
@@ -43,10 +46,6 @@ class Question(TypedDict, total=False):
     """Typed text is the answer as it stands, even when it reads like a question (a prompt to try, an edit)."""
     optional: bool
     """A Skip button is added; skipping answers with an empty value."""
-    then: str
-    """The node that handles the answer."""
-    stage: str
-    """The journey stage the question belongs to."""
     skipped: list[str]
     """Earlier stages the path to this question did not go through (not ticked as done in the Tasks panel)."""
     finished: bool
@@ -55,13 +54,43 @@ class Question(TypedDict, total=False):
     """The spec slot asked about (interview questions) or a name for the choice."""
     effects: list[str]
     """Choices that start something (training, export, download, delete): a typed message only suggests them."""
-    spec_md: str
-    run_dir: str
-    since: int
-    """For a training question: the byte offset in events.jsonl where this attempt of the run begins."""
-    accept: list[str]
     aliases: dict[str, str]
     """What people type for a choice besides its key and label ("q8" for q8_0)."""
+
+
+class AskQuestion(_Asked):
+    """A question answered by a click or in words."""
+
+    kind: Required[Literal["question"]]
+
+
+class ConfirmQuestion(_Asked):
+    """The project's spec shown for a yes, or for the change to make."""
+
+    kind: Required[Literal["confirm"]]
+    spec_md: Required[str]
+    """The spec as Markdown, shown under the question."""
+
+
+class FileQuestion(_Asked):
+    """A question a file answers (the paperclip), or one of its buttons."""
+
+    kind: Required[Literal["file"]]
+    accept: list[str]
+    """The file types offered in the picker."""
+
+
+class TrainingQuestion(_Asked):
+    """A run in progress: its live view shows the question, with the Stop button; the run's end answers it."""
+
+    kind: Required[Literal["training"]]
+    run_dir: Required[str]
+    since: Required[int]
+    """The byte offset in events.jsonl where this attempt of the run begins."""
+
+
+Question = AskQuestion | ConfirmQuestion | FileQuestion | TrainingQuestion
+"""What the wizard is asking now, by kind."""
 
 
 class Say(TypedDict):

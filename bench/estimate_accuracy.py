@@ -40,7 +40,7 @@ def build_small_model(folder: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tools.train.catalog import tiny_random_tokenizer
+    from tools.models.catalog import tiny_random_tokenizer
 
     tok = tiny_random_tokenizer()
     config = LlamaConfig(**SMALL, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=0,

@@ -361,7 +361,7 @@ def run_trl(shape: str, batches: list[list[TokenizedExample]], device: torch.dev
     installed, the same LoRA adapters, learning rate and examples per optimizer step; `cast` as for stock."""
     from trl import SFTConfig, SFTTrainer
 
-    from tools.train.catalog import tiny_random_tokenizer
+    from tools.models.catalog import tiny_random_tokenizer
 
     release(device)
     model = build_model(shape, device)

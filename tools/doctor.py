@@ -147,7 +147,7 @@ def _no_gpu() -> Check:
 def check_base_models() -> Check:
     """Which catalog base models are complete on this machine, so training can start offline (no network)."""
     from tools.download import estimated_bytes, human_bytes, needs_download
-    from tools.train.catalog import CATALOG, TINY_RANDOM
+    from tools.models.catalog import CATALOG, TINY_RANDOM
 
     here = [key for key, entry in CATALOG.items() if key != TINY_RANDOM and entry.hf_id and not needs_download(key)]
     if here:

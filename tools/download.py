@@ -47,7 +47,7 @@ BIN_INDEX = "pytorch_model.bin.index.json"
 
 def repo_for(model: str) -> str:
     """The Hub repo behind a catalog key, an Ollama-style name or a Hugging Face id."""
-    from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog
+    from tools.models.catalog import CATALOG, TINY_RANDOM, find_in_catalog
 
     name = model.strip()
     if name.lower() in BUILT_IN:
@@ -120,7 +120,7 @@ def needs_download(model: str) -> bool:
     folder = local_snapshot(repo)
     if folder is not None and not missing_in_folder(folder):
         return False
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     try:
         return not resolve(model).gguf
@@ -253,7 +253,7 @@ def check_disk_space(plan: DownloadPlan) -> None:
 
 def estimated_bytes(model: str) -> int:
     """A catalog model's download size from its parameter count (bf16 weights), for when the Hub is away."""
-    from tools.train.catalog import find_in_catalog
+    from tools.models.catalog import find_in_catalog
 
     entry = find_in_catalog(model)
     return int(entry.params_b * 2e9) if entry is not None else 0

@@ -52,7 +52,7 @@ def download(
 
 def _ollama_note(console: Any, model: str) -> None:
     """Say so when training would not need this download: the user's Ollama already holds the model."""
-    from tools.train.catalog import find_in_catalog
+    from tools.models.catalog import find_in_catalog
 
     entry = find_in_catalog(model)
     if entry is None or not entry.ollama_tag:

@@ -171,7 +171,7 @@ def gguf_blob(name: str, timeout: float = 3.0) -> OllamaGGUF | None:
     Ollama's `/api/show` answers with a modelfile whose FROM line is the model's weights file; a model pulled into a
     local Ollama is a GGUF there, which training can read without downloading anything.
     """
-    from tools.train.gguf_file import is_gguf
+    from tools.models.gguf_file import is_gguf
 
     try:
         r = httpx.post(f"{host()}/api/show", json={"model": name}, timeout=timeout)

@@ -230,7 +230,7 @@ def edit_example(state: WizardState) -> Command[Any]:
         ex.kind == "classification" else "`Text:` and `Entities:`"
     return ask(state, f"Copy this, change what you like and send it back as your message (keep the {labels} "
                       f"labels):\n\n{fenced(text)}", then=Node.on_edit_example, stage="dataset", free_text=True,
-               choices={"cancel": "Cancel editing"}, prefill=text, verbatim=True)
+               choices={"cancel": "Cancel editing"}, verbatim=True)
 
 
 @routes(Node.review_draft, Node.show_dataset, Node.listen)

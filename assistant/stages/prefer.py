@@ -236,7 +236,7 @@ def start_preference_round(state: WizardState) -> Command[Any]:
     from tools import jobs
     from tools.dataset.collect import tally, training_version
     from tools.dataset.store import checked
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
     from tools.train.config import load_run_config
 
     store = _judgements(state)

@@ -28,7 +28,7 @@ TINY_NOTE = ("the built-in **tiny-random** model: it trains in seconds and learn
 
 def run_settings(state: WizardState, model: str) -> tuple[list[str], int | None]:
     """The run's `--set` overrides and step cap: the user's changes over the quick-try defaults of tiny-random."""
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     sets = {**(TRY_SETS if model == TINY_RANDOM else {}), **(train_of(state).get("train_sets") or {})}
     steps = sets.pop("max_steps", None)
@@ -56,7 +56,7 @@ def _base_for(spec: ProjectSpec) -> tuple[str, str]:
 async def configure_training(state: WizardState) -> Command[Any]:
     """Explain the plan — base model, preset, memory and time — before anything starts; say what changed."""
     from tools.download import needs_download
-    from tools.train.catalog import TINY_RANDOM, load_tokenizer
+    from tools.models.catalog import TINY_RANDOM, load_tokenizer
     from tools.train.config import build_config
     from tools.train.estimate import estimate
 
@@ -117,7 +117,7 @@ def _passes(est: Any, cfg: Any) -> float:
 
 def _weights_note(model: str) -> str:
     """Where the base's weights come from when it is not a Hugging Face download: the user's Ollama, or a file."""
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     entry = resolve(model)
     if entry.gguf and entry.ollama_tag:
@@ -135,7 +135,7 @@ def held_in_ollama(task: str = "generation") -> dict[str, str]:
     import httpx
 
     from tools import ollama_api
-    from tools.train.catalog import CATALOG, TINY_RANDOM
+    from tools.models.catalog import CATALOG, TINY_RANDOM
 
     if task != "generation":
         return {}
@@ -199,7 +199,7 @@ def offer_base_download(state: WizardState) -> Command[Any]:
 async def on_base_offer(state: WizardState) -> Command[Any]:
     """Download with progress (then plan with the real model), or plan with tiny-random."""
     from tools.download import download
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     model = train_of(state)["train_model"]
     if state["intent"].get("value") == "tiny":
@@ -230,7 +230,7 @@ async def on_base_offer(state: WizardState) -> Command[Any]:
 @routes(asks=(Node.on_confirm_training,))
 def confirm_training(state: WizardState) -> Command[Any]:
     """Start only when the user says so."""
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     model = train_of(state).get("train_model", "")
     choices = {"start": "Start training"}
@@ -244,7 +244,7 @@ def confirm_training(state: WizardState) -> Command[Any]:
 @routes(Node.start_training, Node.choose_data, Node.configure_training)
 def on_confirm_training(state: WizardState) -> Command[Any]:
     """Start, switch to tiny-random, or go back."""
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     picked = state["intent"].get("value")
     if picked == "dataset":
@@ -258,7 +258,7 @@ def on_confirm_training(state: WizardState) -> Command[Any]:
 def start_training(state: WizardState) -> Command[Any]:
     """Launch `mtw train` as its own process: a crash there cannot take the chat down."""
     from tools import jobs
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     spec = spec_of(state)
     run_dir = project_dir(slugify(spec.name)) / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -52,7 +52,7 @@ DECOYS = {
 @lru_cache(maxsize=1)
 def tiny_chat_files() -> dict[str, bytes]:
     """A small real model repo: the built-in tiny-random model and its tokenizer, saved as transformers saves them."""
-    from tools.train.catalog import build_tiny_random, tiny_random_tokenizer
+    from tools.models.catalog import build_tiny_random, tiny_random_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         # wide enough that its weights file is some megabytes, so a download can be cut off part way through

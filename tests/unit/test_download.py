@@ -14,7 +14,7 @@ from tests.unit.train.conftest import FEATURES, write_chat
 from tools import download as dl
 from tools import download_resume
 from tools.errors import UsageError
-from tools.train.catalog import load_tokenizer, resolve
+from tools.models.catalog import load_tokenizer, resolve
 from tools.units import human_bytes
 
 RUNNER = CliRunner()

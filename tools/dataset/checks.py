@@ -51,10 +51,12 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
                rows: list[Example] | None = None) -> DatasetReport:
     """Check a dataset file while it streams past; a validation file next to it is checked for overlap too.
 
-    ROWS, when given, is filled with the rows read (for a caller that reads them next: the file is parsed once).
+    ROWS, when given, is filled with the rows read. A file read as it stands is parsed once per process
+    (tools/dataset/parsed.py): a check after training's read, or a read after the check, does not parse it again.
     """
     from concurrent.futures.process import BrokenProcessPool
 
+    from tools.dataset import parsed
     from tools.dataset.notes import FileNotes
     from tools.dataset.readers import FORMATS, NOT_DATASETS, iter_examples, read_dataset, renumber
 
@@ -63,7 +65,16 @@ def check_file(path: str | Path, *, model: str | None = None, context: int | Non
         notes = FileNotes()
         detected: list[str] = []
         run = Analysis(model=model, context=context, use_embeddings=use_embeddings)
-        read = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected, column_map=column_map)
+        read: Iterator[Example]
+        as_it_stands = format is None and column_map is None
+        found = parsed.kept(path) if as_it_stands else None
+        if found is not None:  # read already in this process (training's read, the chat's upload): not parsed again
+            read, read_issues, notes, detected = iter(found.rows), found.issues, found.notes, found.detected
+        elif as_it_stands:
+            read = parsed.streamed(path, [], read_issues, notes, detected)
+        else:
+            read = iter_examples(path, format, issues=read_issues, notes=notes, detected=detected,
+                                 column_map=column_map)
         if rows is not None:
             rows.clear()  # read again from the start
             read = _kept(read, rows)

@@ -74,7 +74,7 @@ def estimate_counter(examples: Sequence[Example]) -> list[int]:
 
 def tokenizer_counter(model: str) -> TokenCounter:
     """Exact counts with `model`'s tokenizer and chat template (loaded offline; UsageError when it is not here)."""
-    from tools.train.catalog import load_tokenizer
+    from tools.models.catalog import load_tokenizer
 
     tok = load_tokenizer(model)
 
@@ -99,7 +99,7 @@ def counter_for(model: str | None) -> tuple[TokenCounter, str]:
     try:
         return tokenizer_counter(model), f"tokenizer of {model}"
     except UsageError:
-        from tools.train.catalog import resolve
+        from tools.models.catalog import resolve
 
         resolve(model)  # an unknown name is still an error; only a tokenizer not downloaded falls back
         return estimate_counter, f"{estimate} (the tokenizer of {model} is not on this machine)"
@@ -109,7 +109,7 @@ def default_context(model: str | None) -> int:
     """The context to check against: 4096 (the training default), or less when the model supports less."""
     if not model:
         return DEFAULT_CONTEXT
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     return min(DEFAULT_CONTEXT, resolve(model).context)
 

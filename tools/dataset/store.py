@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.dataset.model import DatasetReport, Example
-from tools.dataset.parsed import KEEP_BYTES, remember, rows_of
+from tools.dataset.parsed import rows_of
 from tools.dataset.sniff import DATASET_SUFFIXES
 from tools.dataset.writers import dumps_jsonl
 from tools.db import connect
@@ -362,13 +362,6 @@ def _checks_fingerprint() -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
-def _small(path: str | Path) -> bool:
-    try:
-        return Path(path).stat().st_size <= KEEP_BYTES
-    except OSError:
-        return False
-
-
 def report_cache_path(path: str | Path, *, model: str | None, context: int | None, format: str | None) -> Path:
     """Where the report of this dataset version, checked with these settings, is kept in MTW_HOME."""
     key = json.dumps([dataset_hash(path), str(Path(path).resolve()), model, context, format, _checks_fingerprint()])
@@ -385,11 +378,8 @@ def checked(path: str | Path, *, model: str | None = None, context: int | None =
         return DatasetReport.model_validate_json(cache.read_bytes())
     except (OSError, ValueError):
         pass  # not made yet, or cut short: check again
-    # the rows the check reads are kept for whoever reads this version next in this process (one parse)
-    rows: list[Example] | None = [] if format is None and _small(path) else None
-    report = check_file(path, model=model, context=context, format=format, rows=rows)
-    if rows is not None:
-        remember(path, rows)
+    # the check parses the file once per process (tools/dataset/parsed.py): whoever reads this version next does not
+    report = check_file(path, model=model, context=context, format=format)
     with contextlib.suppress(OSError):  # a read-only or full MTW_HOME: checked again next time, nothing lost
         atomic_write_json(cache, report.model_dump(mode="json"))
     return report

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tools.errors import MTWError, UsageError
 
 if TYPE_CHECKING:
-    from tools.train.catalog import CatalogEntry
+    from tools.models.catalog import CatalogEntry
 
 CONVERTER = "convert_hf_to_gguf.py"
 LORA_CONVERTER = "convert_lora_to_gguf.py"
@@ -91,8 +91,8 @@ def base_sentencepiece(entry: CatalogEntry) -> bytes | None:
     transformers no longer writes it on save, and both Ollama's and llama.cpp's converters read a SentencePiece
     vocabulary only from this file.
     """
-    from tools.train.catalog import TINY_RANDOM, local_source
-    from tools.train.tiny import SENTENCEPIECE_FILE, sentencepiece_model
+    from tools.models.catalog import TINY_RANDOM, local_source
+    from tools.models.tiny import SENTENCEPIECE_FILE, sentencepiece_model
 
     if entry.key == TINY_RANDOM:
         return sentencepiece_model()
@@ -105,7 +105,7 @@ def save_merged(model: Any, tokenizer: Any, out_dir: Path, sentencepiece: bytes 
     from transformers.utils import logging
 
     from tools.fileio import atomic_write_bytes
-    from tools.train.tiny import SENTENCEPIECE_FILE
+    from tools.models.tiny import SENTENCEPIECE_FILE
 
     out_dir.mkdir(parents=True, exist_ok=True)
     # our own progress bar is already on screen; a second one from transformers would garble it
@@ -227,7 +227,7 @@ def convert_adapter_to_gguf(converter: Path, adapter_dir: Path, base_dir: Path, 
 def base_config_dir(entry: CatalogEntry, out_dir: Path) -> Path:
     """A folder with the base's config.json, which the LoRA converter reads (tiny-random's is written here; a GGUF
     base's comes from its companion folder)."""
-    from tools.train.catalog import TINY_RANDOM, build_tiny_random, local_source
+    from tools.models.catalog import TINY_RANDOM, build_tiny_random, local_source
 
     if entry.key != TINY_RANDOM:
         return Path(local_source(entry))

@@ -27,7 +27,7 @@ from tools.export.verify import PROBES, Check, ask_ollama, stop_budget, verify_r
 from tools.fileio import atomic_write_text
 
 if TYPE_CHECKING:
-    from tools.train.catalog import CatalogEntry
+    from tools.models.catalog import CatalogEntry
 
 Say = Callable[[str], None]
 
@@ -89,7 +89,7 @@ def _gguf_base(entry: CatalogEntry, dry_run: bool) -> str:
 
 def base_entry(model: str, *, ask_ollama: bool = True) -> CatalogEntry | None:
     """The catalog entry for a model named by key, Hugging Face id, folder or Ollama tag; None when unknown."""
-    from tools.train.catalog import CATALOG, resolve
+    from tools.models.catalog import CATALOG, resolve
 
     try:
         return resolve(model, ask_ollama=ask_ollama)
@@ -127,7 +127,7 @@ what it learned at 0.7."""
 
 def tuned_temperature(entry: CatalogEntry) -> float:
     """The exported model's temperature: the guide's 0.7, or 0.3 for a tuned base under 1B parameters."""
-    from tools.train.catalog import TINY_RANDOM
+    from tools.models.catalog import TINY_RANDOM
 
     small = entry.key != TINY_RANDOM and 0 < entry.params_b < SMALL_BASE_B
     return SMALL_TEMPERATURE if small else float(GUIDE_PARAMETERS["temperature"])
@@ -288,7 +288,7 @@ def export_from_spec(project: str, name: str, *, dry_run: bool = False, data: Pa
     spec = load_spec(project)
     entry = base_entry(spec.base_model)
     if entry is not None and not entry.ollama_tag:
-        from tools.train.catalog import CATALOG
+        from tools.models.catalog import CATALOG
 
         tagged = ", ".join(e.key for e in CATALOG.values() if e.ollama_tag)
         raise UsageError(f"The quick path builds on a model in Ollama, and the project's base '{spec.base_model}' "

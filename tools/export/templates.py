@@ -214,7 +214,7 @@ _GEMMA = """\
 
 TEMPLATES: dict[Family, str] = {"phi3": _PHI3, "llama3": _llama3(dated=False), "chatml": _chatml("", tools=True),
                                 "gemma": _GEMMA}
-"""Each family as its plain chat template writes it (our own training templates, tools/train/catalog.py)."""
+"""Each family as its plain chat template writes it (our own training templates, tools/models/catalog.py)."""
 
 VARIANT_TEMPLATES: dict[Variant, str] = {
     "qwen2.5": _chatml(QWEN_SYSTEM, tools=True),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tools.errors import UsageError
 from tools.fileio import atomic_write_json
-from tools.train.catalog import CatalogEntry, entry_from_gguf, resolve
+from tools.models.catalog import CatalogEntry, entry_from_gguf, resolve
 
 BASE_FILE = "base.json"
 

@@ -18,8 +18,8 @@ import torch
 
 from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory
+from tools.models.catalog import model_shape
 from tools.run_events import finished
-from tools.train.catalog import model_shape
 from tools.train.checkpoint import StopRequest, latest_checkpoint, resume_from, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.data import IGNORE

@@ -39,11 +39,12 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
     """The dataset with its columns named by --map, written into the run folder as plain JSONL to train on."""
     from tools.dataset.checks import check_file
     from tools.dataset.mapping import parse_map
-    from tools.dataset.readers import PREFERENCE_FORMATS, read_dataset
+    from tools.dataset.readers import PREFERENCE_FORMATS
     from tools.dataset.writers import write_messages_jsonl, write_preferences_jsonl
 
     columns = parse_map(maps)
-    report = check_file(data, column_map=columns)
+    rows: list[Any] = []  # the rows the check reads: the copy is written from them (the file is parsed once)
+    report = check_file(data, column_map=columns, rows=rows)
     errors = [i for i in report.issues if i.severity == "error"]
     if errors:
         # each message already names its line
@@ -54,11 +55,10 @@ def _mapped_copy(data: str, maps: list[str], out: Path) -> str:
                        code="dataset_errors")
     out.mkdir(parents=True, exist_ok=True)
     copy = out / "dataset.jsonl"
-    read = read_dataset(data, column_map=columns)
-    if read.format in PREFERENCE_FORMATS:
-        write_preferences_jsonl(read.examples, copy)  # both answers of every pair, and every label
+    if report.format in PREFERENCE_FORMATS:
+        write_preferences_jsonl(rows, copy)  # both answers of every pair, and every label
     else:
-        write_messages_jsonl(read.examples, copy)
+        write_messages_jsonl(rows, copy)
     return str(copy)
 
 
@@ -90,7 +90,7 @@ def train(
     model in your Ollama (trained on Ollama's own weights: nothing to download).
     """
     # the engine's modules are read when a run starts, not for `mtw --help`
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
     from tools.train.config import build_config, load_run_config, reproduce_command
     from tools.train.inputs import dataset_rows, refuse_for_method
     from tools.train.launch import launch_argv, run_nproc, split_master

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import MTWError
-from tools.train.catalog import load_tokenizer, model_shape
+from tools.models.catalog import load_tokenizer, model_shape
 from tools.train.inputs import dataset_rows
 from tools.train.memory import (
     CPU_AUTOCAST_COPY,

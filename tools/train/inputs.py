@@ -60,14 +60,15 @@ _last_read: dict[tuple[str, str], ReadResult] = {}
 
 def dataset_rows(path: str | Path, version: str | None = None) -> ReadResult:
     """The file read once per process and version: the task detection, the estimate and training share it."""
-    from tools.dataset.readers import read_dataset
+    from tools.dataset.parsed import parse
     from tools.dataset.store import dataset_hash
 
     key = (str(Path(path).resolve()), version or dataset_hash(path))
     if key not in _last_read:
-        # one dataset in memory at a time: a process trains on one file
+        # one dataset in memory at a time: a process trains on one file; the check before training reads the same
+        # parse (a file the check read first is not parsed again either)
         _last_read.clear()
-        _last_read[key] = read_dataset(path)
+        _last_read[key] = parse(path).result()
     return _last_read[key]
 
 

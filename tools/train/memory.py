@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tools.train.catalog import ModelShape
+    from tools.models.catalog import ModelShape
     from tools.train.config import TrainConfig
 
 

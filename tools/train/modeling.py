@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.errors import UsageError
+from tools.models.catalog import TINY_RANDOM, build_tiny_random, load_tokenizer, local_source, resolve
 from tools.train.bases import weights_source
-from tools.train.catalog import TINY_RANDOM, build_tiny_random, load_tokenizer, local_source, resolve
 from tools.train.config import load_run_config
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from typing import Any
 
 from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.models.catalog import resolve
 from tools.run_events import finished
 from tools.train.bases import record_base, run_entry, weights_source
-from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.events import EventWriter, Listener, read_events

@@ -25,7 +25,7 @@ from collections.abc import Collection
 from typing import Any
 
 from tools.errors import MTWError
-from tools.train.catalog import TINY_RANDOM, resolve
+from tools.models.catalog import TINY_RANDOM, resolve
 
 REFERENCE_PARAMS_B = 3.8
 """phi-4-mini, the guide's base: its presets' learning rates are right for a model of this size."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tools.train.catalog import CATALOG, model_shape
+from tools.models.catalog import CATALOG, model_shape
 from tools.train.memory import RUNTIME_MB_CPU, lora_params, memory_parts, total_mb
 from tools.train.timing import CHECKPOINT_SLOWDOWN, machine_cores, tokens_per_second
 from tools.units import human_duration

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.errors import UsageError
-from tools.train.catalog import CATALOG, TINY_RANDOM, find_in_catalog, resolve
+from tools.models.catalog import CATALOG, TINY_RANDOM, find_in_catalog, resolve
 from tools.train.config import PRESETS, TrainConfig, build_config
 from tools.vocabulary import DEFAULT_PRESET, PANEL, SETTINGS
 

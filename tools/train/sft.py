@@ -26,10 +26,10 @@ import torch
 
 from tools import jobs
 from tools.errors import MTWError, UsageError, is_out_of_memory, storage_error
+from tools.models.catalog import resolve
 from tools.run_events import EventType, finished
 from tools.train.bases import record_base, weights_source
 from tools.train.batching import label_tokens, pack_plan
-from tools.train.catalog import resolve
 from tools.train.checkpoint import StopRequest, pick_checkpoint, restore, save_checkpoint
 from tools.train.config import TrainConfig, load_run_config, reproduce_command, save_run_config
 from tools.train.cores import CoreShare

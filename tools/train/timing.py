@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.fileio import atomic_write_json
+from tools.models.catalog import model_shape
 from tools.settings import get_settings
-from tools.train.catalog import model_shape
 from tools.train.memory import step_tokens
 
 if TYPE_CHECKING:

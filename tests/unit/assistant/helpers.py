@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
@@ -15,8 +15,22 @@ from assistant.context import WizardContext
 from assistant.graph import builder
 from assistant.llm import Availability
 from assistant.state import flat
-from assistant.ui_events import is_ui_event
+from assistant.ui_events import Question, is_ui_event
 from tools.settings import get_settings
+
+# each kind of question by the word in its `kind`
+QUESTION_KINDS = {get_args(get_type_hints(variant)["kind"])[0]: variant for variant in get_args(Question)}
+
+
+def check_question(q: dict[str, Any]) -> None:
+    """The question the graph asks is one of the kinds `Question` declares, with that kind's keys and no others."""
+    assert q.get("kind") in QUESTION_KINDS, f"a question of no declared kind: {q}"
+    variant = QUESTION_KINDS[q["kind"]]
+    missing = set(variant.__required_keys__) - set(q)
+    unknown = set(q) - set(variant.__required_keys__) - set(variant.__optional_keys__)
+    said = f"{q['kind']} question {q.get('text', '')[:60]!r}"
+    assert not missing, f"{said}: missing {missing}"
+    assert not unknown, f"{said}: undeclared {unknown}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Session:
                 self.events.append(chunk)
             if mode == "updates" and "__interrupt__" in chunk:
                 self.question = chunk["__interrupt__"][0].value
+                check_question(self.question)
         return self.question
 
     async def send(self, value: Any = None) -> dict[str, Any] | None:

@@ -77,7 +77,7 @@ async def test_a_draft_is_kept_edited_rewritten_dropped_or_varied_by_click_and_b
         "keep", "edit", "drop", "more"}
     # Edit: the draft as "User: … / Assistant: …" text; the edited text is checked before it is kept
     q = await s.click("edit")
-    assert "User: Write a user story about saved carts" in q["prefill"]
+    assert "User: Write a user story about saved carts" in q["text"]  # shown to copy and change
     assert "Assistant: As a shopper" in q["text"]
     q = await s.send("Assistant: As a shopper I want it.")
     assert "no user" in s.said[-1].lower() or "user" in s.said[-1].lower()

@@ -52,7 +52,7 @@ async def test_a_gguf_file_typed_at_the_plan_is_the_base(ollama: OllamaDouble):
 
 
 async def test_a_folder_typed_at_the_plan_is_the_base_and_a_wrong_path_says_so(tmp_path: Path):
-    from tools.train.catalog import build_tiny_random, tiny_random_tokenizer
+    from tools.models.catalog import build_tiny_random, tiny_random_tokenizer
 
     folder = tmp_path / "My Model"
     build_tiny_random(seed=0).save_pretrained(folder)

@@ -215,3 +215,16 @@ def test_a_run_without_spaces_is_kept_whole_in_its_cell() -> None:
 def test_new_lines_do_not_break_the_table() -> None:
     md = table_markdown(Table(ui="table", title="T", columns=["A", "B"], rows=[["a\nc", "short"]]))
     assert md.splitlines()[4] == "| a c | short |"
+
+
+def test_a_question_of_an_undeclared_shape_is_caught() -> None:
+    from tests.unit.assistant.helpers import check_question
+
+    base = {"id": 1, "text": "Ready?", "then": "x", "stage": "train", "choices": {}}
+    check_question({**base, "kind": "training", "run_dir": "/r", "since": 0})
+    with pytest.raises(AssertionError, match="missing"):
+        check_question({**base, "kind": "training"})  # a training question names its run
+    with pytest.raises(AssertionError, match="undeclared"):
+        check_question({**base, "kind": "question", "run_dir": "/r"})
+    with pytest.raises(AssertionError, match="no declared kind"):
+        check_question({**base, "kind": "poll"})

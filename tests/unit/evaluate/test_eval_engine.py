@@ -117,9 +117,9 @@ def test_two_servers_answering_at_once_give_each_side_its_own_answers(smollm2):
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tiny-random's base weights as a GGUF file (what a run that trained on a GGUF would name)."""
     from tools.export.merge import convert_to_gguf, require_converter, save_merged
-    from tools.train.catalog import build_tiny_random
+    from tools.models.catalog import build_tiny_random
+    from tools.models.tiny import sentencepiece_model
     from tools.train.modeling import load_tokenizer
-    from tools.train.tiny import sentencepiece_model
 
     folder = tmp_path_factory.mktemp("tiny-gguf")
     save_merged(build_tiny_random(seed=0), load_tokenizer("tiny-random"), folder / "hf", sentencepiece_model())

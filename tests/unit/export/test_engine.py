@@ -104,7 +104,7 @@ def _base_in_ollama(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tools import ollama_api
     from tools.export import merge
     from tools.export.create import CreateJob, create
-    from tools.train import catalog
+    from tools.models import catalog
 
     folder = tmp_path / "base"
     merge.save_merged(catalog.build_tiny_random(seed=0), catalog.tiny_random_tokenizer(), folder,

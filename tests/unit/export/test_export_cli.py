@@ -299,7 +299,7 @@ def test_an_export_into_a_read_only_run_folder_is_one_sentence(tiny_run: Path, m
 
 def test_a_tuned_small_base_answers_cooler_than_the_guides_default():
     from tools.export.pipeline import SMALL_TEMPERATURE, tuned_temperature
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     assert tuned_temperature(resolve("smollm2-135m", ask_ollama=False)) == SMALL_TEMPERATURE
     assert tuned_temperature(resolve("qwen2.5-0.5b", ask_ollama=False)) == SMALL_TEMPERATURE

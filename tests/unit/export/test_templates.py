@@ -10,7 +10,7 @@ import pytest
 
 from tests.unit.export.gotemplate import canonical_json, ollama_values, render
 from tools.export.templates import TEMPLATES, VARIANT_TEMPLATES, template_for
-from tools.train.catalog import CATALOG, TINY_RANDOM
+from tools.models.catalog import CATALOG, TINY_RANDOM
 
 PROMPTS = Path(__file__).with_name("golden") / "prompts"
 CONVERSATIONS: dict[str, dict[str, Any]] = json.loads((PROMPTS / "conversations.json").read_text(encoding="utf-8"))
@@ -58,7 +58,7 @@ def test_a_tiny_random_export_stays_plain_chatml() -> None:
 def training_prompt(conversation: dict[str, Any]) -> str:
     """The prompt tiny-random trains on for `conversation`: tools/train/data.py's messages in its chat template."""
     from tools.dataset.model import Example, Message, ToolCall
-    from tools.train.catalog import tiny_random_tokenizer
+    from tools.models.catalog import tiny_random_tokenizer
     from tools.train.data import chat_messages, supports_tools
 
     tok = tiny_random_tokenizer()
@@ -129,7 +129,7 @@ def test_an_unfinished_assistant_turn_is_left_open() -> None:
 ])
 def test_a_downloaded_base_gets_the_template_its_own_chat_template_shows(tmp_path: Path, marker: str, family: str,
                                                                          variant: str) -> None:
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"chat_template": f"{{{{ bos_token }}}}{marker}"}))

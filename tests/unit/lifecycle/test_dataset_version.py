@@ -142,7 +142,7 @@ def test_the_file_is_parsed_at_most_twice_before_the_first_step(tmp_path, monkey
 def test_a_default_classifier_run_is_sized_to_the_data_and_the_machine(tmp_path):
     import math
 
-    from tools.train.catalog import model_shape
+    from tools.models.catalog import model_shape
     from tools.train.classify import ENCODER_DEFAULTS, STEP_BUDGET_S, planned_steps, sized_steps
     from tools.train.timing import rough_calibration
 

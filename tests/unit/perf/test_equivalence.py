@@ -10,8 +10,8 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+from tools.models.catalog import build_tiny_random
 from tools.train.batching import packed_batches, padded_batch, round_up_row
-from tools.train.catalog import build_tiny_random
 from tools.train.data import IGNORE, TokenizedExample
 from tools.train.loss import lm_loss
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tools.errors import UsageError
-from tools.train.catalog import CATALOG, build_tiny_random, load_tokenizer, resolve
+from tools.models.catalog import CATALOG, build_tiny_random, load_tokenizer, resolve
 
 
 def test_catalog_entries_carry_what_export_needs():
@@ -63,7 +63,7 @@ def test_tiny_random_is_deterministic_and_matches_its_tokenizer():
 
 
 def test_every_model_the_estimate_plans_for_has_its_sizes_in_the_catalog(tmp_path: Path):
-    from tools.train.catalog import CATALOG, model_shape
+    from tools.models.catalog import CATALOG, model_shape
 
     for key, entry in CATALOG.items():
         shape = model_shape(key)

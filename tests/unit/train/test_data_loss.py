@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from tools.models.catalog import build_tiny_random, load_tokenizer
 from tools.train.batching import group_plan, pack, packed_batches, padded_batch
-from tools.train.catalog import build_tiny_random, load_tokenizer
 from tools.train.data import IGNORE, tokenize_chat
 from tools.train.loss import lm_loss
 
@@ -82,8 +82,8 @@ def test_packing_keeps_every_token_and_respects_the_budget(tok):
 
 @pytest.mark.parametrize("family", ["llama3", "phi3", "gemma", "chatml"])
 def test_each_template_family_teaches_its_own_end_of_turn(family):
-    from tools.train.catalog import CATALOG, tiny_random_tokenizer
-    from tools.train.chat_templates import CHAT_TEMPLATES
+    from tools.models.catalog import CATALOG, tiny_random_tokenizer
+    from tools.models.chat_templates import CHAT_TEMPLATES
 
     entry = next(e for e in CATALOG.values() if e.template_family == family)
     tok = tiny_random_tokenizer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tools.dataset.model import Example, Message, ToolCall
-from tools.train.catalog import load_tokenizer
+from tools.models.catalog import load_tokenizer
 from tools.train.data import IGNORE, supports_tools, tokenize_example
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",

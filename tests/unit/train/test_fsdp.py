@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mtw.cli import app
 from tools.errors import UsageError
-from tools.train.catalog import build_tiny_random
+from tools.models.catalog import build_tiny_random
 from tools.train.config import build_config
 from tools.train.events import read_events
 from tools.train.loss import lm_loss

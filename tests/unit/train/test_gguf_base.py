@@ -27,7 +27,7 @@ def holding(ollama: OllamaDouble, gguf: Path) -> OllamaDouble:
 
 
 def test_a_gguf_file_is_described_by_its_own_metadata(gguf: Path) -> None:
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     entry = resolve(str(gguf))
     assert entry.gguf == str(gguf.resolve())
@@ -44,7 +44,7 @@ def test_a_gguf_file_is_described_by_its_own_metadata(gguf: Path) -> None:
 
 def test_a_catalog_model_comes_from_ollama_when_its_hub_weights_are_absent(holding: OllamaDouble, gguf: Path) -> None:
     from tools.download import needs_download
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     entry = resolve("smollm2-135m")
     assert entry.gguf == str(gguf)
@@ -57,7 +57,7 @@ def test_a_catalog_model_comes_from_ollama_when_its_hub_weights_are_absent(holdi
 
 def test_without_ollama_the_same_name_still_asks_for_a_download() -> None:
     from tools.download import needs_download
-    from tools.train.catalog import load_tokenizer, resolve
+    from tools.models.catalog import load_tokenizer, resolve
 
     entry = resolve("smollm2-135m")
     assert not entry.gguf
@@ -68,7 +68,7 @@ def test_without_ollama_the_same_name_still_asks_for_a_download() -> None:
 
 
 def test_a_model_only_ollama_knows_is_found_by_its_ollama_name(ollama: OllamaDouble, gguf: Path) -> None:
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     ollama.pull_gguf("team/tiny-writer:v2", gguf)
     entry = resolve("team/tiny-writer:v2")
@@ -80,7 +80,7 @@ def test_a_model_only_ollama_knows_is_found_by_its_ollama_name(ollama: OllamaDou
 
 def test_a_model_ollama_holds_in_a_file_this_machine_cannot_read_is_not_taken(ollama: OllamaDouble,
                                                                                tmp_path: Path) -> None:
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     ollama.pull_gguf(SMOLLM2_TAG, tmp_path / "blobs" / "sha256-gone")  # Ollama on another machine, say
     assert not resolve("smollm2-135m").gguf
@@ -89,7 +89,7 @@ def test_a_model_ollama_holds_in_a_file_this_machine_cannot_read_is_not_taken(ol
 def test_a_lora_adapter_gguf_is_refused_as_a_base(tmp_path: Path, gguf: Path) -> None:
     from gguf import GGUFWriter
 
-    from tools.train.catalog import resolve
+    from tools.models.catalog import resolve
 
     path = tmp_path / "adapter.gguf"
     writer = GGUFWriter(str(path), "llama")
@@ -103,7 +103,7 @@ def test_a_lora_adapter_gguf_is_refused_as_a_base(tmp_path: Path, gguf: Path) ->
 
 
 def test_the_tokenizer_comes_from_the_gguf_and_is_kept_beside_the_cache(gguf: Path, mtw_home: Path) -> None:
-    from tools.train.catalog import load_tokenizer
+    from tools.models.catalog import load_tokenizer
 
     tok = load_tokenizer(str(gguf))
     text = tok.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from tests.unit.train.conftest import FEATURES, story, write_chat
+from tools.models.catalog import build_tiny_random
 from tools.settings import get_settings
-from tools.train.catalog import build_tiny_random
 from tools.train.config import build_config, load_run_config
 from tools.train.data import IGNORE, tokenize_chat
 from tools.train.events import read_events

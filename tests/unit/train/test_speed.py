@@ -13,9 +13,9 @@ import torch
 
 from tests.unit.train.conftest import FEATURES, story, write_chat
 from tools.errors import UsageError
+from tools.models.catalog import TINY_RANDOM_VOCAB, build_tiny_random
 from tools.settings import get_settings
 from tools.train.batching import pack, round_up_row
-from tools.train.catalog import TINY_RANDOM_VOCAB, build_tiny_random
 from tools.train.config import COMPILE_MIN_STEPS, build_config, reproduce_command, save_run_config
 from tools.train.data import IGNORE, TokenizedExample
 from tools.train.events import read_events
@@ -298,7 +298,7 @@ def test_a_bf16_cpu_run_says_so_and_learns_like_fp32(runs):
 def test_validation_and_held_out_loss_use_the_runs_bf16_choice(chat_file: Path, monkeypatch: pytest.MonkeyPatch):
     """The loss shown during training and the held-out loss of `mtw eval` run in the arithmetic training chose."""
     from tools.evaluate.heldout import causal_loss
-    from tools.train.catalog import load_tokenizer
+    from tools.models.catalog import load_tokenizer
     from tools.train.data import tokenize_chat
     from tools.train.sft import evaluate
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from tools.errors import UsageError
 from tools.hub_cache import local_snapshot
-from tools.train import tiny
-from tools.train.chat_templates import (
+from tools.models import tiny
+from tools.models.chat_templates import (
     CHAT_TEMPLATES,
     FAMILY_BY_TYPE,
     STOPS,
@@ -21,8 +21,8 @@ from tools.train.chat_templates import (
     family_from_template,
     variant_from_template,
 )
-from tools.train.gguf_file import companion, is_gguf, read_info
-from tools.train.tiny import tiny_tokenizer
+from tools.models.gguf_file import companion, is_gguf, read_info
+from tools.models.tiny import tiny_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -299,7 +299,7 @@ def load_tokenizer(model: str) -> PreTrainedTokenizerBase:
 
 
 def tiny_random_tokenizer() -> PreTrainedTokenizerBase:
-    """tiny-random's character vocabulary with ChatML turn markers (see tools/train/tiny.py)."""
+    """tiny-random's character vocabulary with ChatML turn markers (see tools/models/tiny.py)."""
     tok = tiny_tokenizer(CATALOG[TINY_RANDOM].context)
     tok.chat_template = CHAT_TEMPLATES["chatml"]
     return tok
