@@ -148,6 +148,8 @@ def screenshot(page, tmp_path: Path) -> Callable[[str], Path]:
 
     def _save(name: str) -> Path:
         path = folder / name
+        page.mouse.move(1, 1)  # a pointer left over a chart would show its toolbar in the picture
+        page.wait_for_timeout(300)
         page.screenshot(path=str(path), full_page=False)
         return path
 
